@@ -1,0 +1,92 @@
+"""ferryml side of benchmarks/tracking.py, in a fresh interpreter of the repo's venv.
+
+Usage: FERRY_HOME=TMPDIR python _ferry_worker.py TMPDIR CONFIG_JSON
+Prints one JSON object per workload on stdout as soon as it is done, so a failure part way
+still leaves the earlier figures. Mirrors _mlflow_worker.py step for step; keep them in step.
+"""
+
+import json
+import random
+import statistics
+import sys
+import time
+
+import ferryml as ferry
+
+cfg = json.loads(sys.argv[2])  # argv[1] is $FERRY_HOME, where the store lives
+out, sys.stdout = sys.stdout, sys.stderr  # stray prints must not corrupt the JSON on stdout
+now = time.perf_counter
+
+
+def emit(key: str, value: object) -> None:
+    print(json.dumps({key: value}), file=out, flush=True)
+    print(f"[ferryml] {key}: {value}", file=sys.stderr, flush=True)
+
+
+emit("version", ferry.__version__)
+# The first use of a new store creates its database: timed apart from the workloads.
+t = now()
+ferry.set_experiment("log")
+emit("first_use_s", now() - t)
+
+# 1. log_metric one call at a time in one run. total_s adds the `with` exit, which flushes
+# everything to the store.
+n = cfg["n_log_metric"]
+t0 = now()
+with ferry.start_run() as run:
+    for i in range(n):
+        ferry.log_metric("loss", float(i), step=i)
+    t1 = now()
+t2 = now()
+logged = ferry.search_runs(experiment_names=["log"], filter_string="metrics.loss >= 0")
+latest = logged[0].data.metrics.get("loss") if len(logged) == 1 else None
+emit("log_metric", {"loop_s": t1 - t0, "total_s": t2 - t0, "latest_ok": latest == n - 1})
+
+# 2. log_batch in chunks, then flush (timed). The Metric objects are built before timing,
+# as on the MLflow side, so the figure is the library's own work.
+total, chunk = cfg["n_batch_values"], cfg["batch_chunk"]
+ts = int(time.time() * 1000)
+chunks = [
+    [
+        ferry.Metric(key=f"b{i % 10}", value=float(i), timestamp=ts, step=i // 10)
+        for i in range(s, min(s + chunk, total))
+    ]
+    for s in range(0, total, chunk)
+]
+client = ferry.FerryClient()
+with ferry.start_run() as run:
+    t0 = now()
+    for metrics in chunks:
+        client.log_batch(run.info.run_id, metrics=metrics)
+    client.flush()
+    emit("log_batch_s", now() - t0)
+
+# 3. Search. Its own experiment holds exactly the seeded runs, so counts compare.
+ferry.set_experiment("bench")
+rng = random.Random(0)  # same seed and draw order as the MLflow worker
+expected = 0
+t0 = now()
+for _ in range(cfg["n_runs"]):
+    params = {f"p{k}": str(rng.randint(0, 1000)) for k in range(10)}
+    metrics = {f"m{k}": rng.random() for k in range(10)}
+    expected += metrics["m0"] > 0.5
+    with ferry.start_run():
+        ferry.log_params(params)
+        ferry.log_metrics(metrics)
+emit("populate_s", now() - t0)
+emit("filter_expected", expected)
+
+for name, kw in (
+    ("filter", {"filter_string": "metrics.m0 > 0.5"}),
+    ("order", {"order_by": ["metrics.m1 DESC"]}),
+):
+    times = []
+    for _ in range(cfg["search_repeats"]):
+        t = now()
+        runs = ferry.search_runs(experiment_names=["bench"], max_results=1000, **kw)
+        times.append(now() - t)
+    result = {"s": statistics.median(times), "count": len(runs), "path": "ferry.search_runs"}
+    if name == "order":
+        m1 = [r.data.metrics["m1"] for r in runs]
+        result["sorted_ok"] = m1 == sorted(m1, reverse=True)
+    emit(name, result)

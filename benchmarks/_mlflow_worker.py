@@ -1,0 +1,101 @@
+"""MLflow side of benchmarks/tracking.py, run with MLflow's own venv: mlflow and stdlib only.
+
+Usage: python _mlflow_worker.py TMPDIR CONFIG_JSON   (SQLite store at TMPDIR/mlflow.db)
+Prints one JSON object per workload on stdout as soon as it is done. Mirrors
+_ferry_worker.py step for step; keep them in step.
+"""
+
+import json
+import random
+import statistics
+import sys
+import time
+
+import mlflow
+from mlflow import MlflowClient
+from mlflow.entities import Metric
+
+tmp, cfg = sys.argv[1], json.loads(sys.argv[2])
+out, sys.stdout = sys.stdout, sys.stderr  # stray prints must not corrupt the JSON on stdout
+now = time.perf_counter
+
+
+def emit(key: str, value: object) -> None:
+    print(json.dumps({key: value}), file=out, flush=True)
+    print(f"[mlflow] {key}: {value}", file=sys.stderr, flush=True)
+
+
+emit("version", mlflow.__version__)
+mlflow.set_tracking_uri(f"sqlite:///{tmp}/mlflow.db")
+# The first use of a new store creates and migrates its database: timed apart.
+t = now()
+mlflow.set_experiment("log")
+emit("first_use_s", now() - t)
+client = MlflowClient()
+
+# 1. log_metric one call at a time in one run (MLflow writes each call synchronously;
+# total_s adds the end of the run).
+n = cfg["n_log_metric"]
+t0 = now()
+with mlflow.start_run() as run:
+    for i in range(n):
+        mlflow.log_metric("loss", float(i), step=i)
+    t1 = now()
+t2 = now()
+latest = client.get_run(run.info.run_id).data.metrics.get("loss")
+emit("log_metric", {"loop_s": t1 - t0, "total_s": t2 - t0, "latest_ok": latest == n - 1})
+
+# 2. log_batch in chunks. The Metric objects are built before timing, as on the ferryml
+# side, so the figure is the library's own work.
+total, chunk = cfg["n_batch_values"], cfg["batch_chunk"]
+ts = int(time.time() * 1000)
+chunks = [
+    [Metric(f"b{i % 10}", float(i), ts, i // 10) for i in range(s, min(s + chunk, total))]
+    for s in range(0, total, chunk)
+]
+with mlflow.start_run() as run:
+    t0 = now()
+    for metrics in chunks:
+        client.log_batch(run.info.run_id, metrics=metrics)
+    emit("log_batch_s", now() - t0)
+
+# 3. Search. Its own experiment holds exactly the seeded runs, so counts compare.
+exp_id = mlflow.set_experiment("bench").experiment_id
+rng = random.Random(0)  # same seed and draw order as the ferryml worker
+expected = 0
+t0 = now()
+for _ in range(cfg["n_runs"]):
+    params = {f"p{k}": str(rng.randint(0, 1000)) for k in range(10)}
+    metrics = {f"m{k}": rng.random() for k in range(10)}
+    expected += metrics["m0"] > 0.5
+    with mlflow.start_run():
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+emit("populate_s", now() - t0)
+emit("filter_expected", expected)
+
+# MLflow has two public paths to Run objects; time both and quote the faster.
+paths = {
+    "MlflowClient().search_runs": lambda **kw: client.search_runs([exp_id], **kw),
+    "mlflow.search_runs": lambda **kw: mlflow.search_runs(
+        experiment_ids=[exp_id], output_format="list", **kw
+    ),
+}
+for name, kw in (
+    ("filter", {"filter_string": "metrics.m0 > 0.5"}),
+    ("order", {"order_by": ["metrics.m1 DESC"]}),
+):
+    medians = {}
+    for path, search in paths.items():
+        times = []
+        for _ in range(cfg["search_repeats"]):
+            t = now()
+            runs = search(max_results=1000, **kw)
+            times.append(now() - t)
+        medians[path] = statistics.median(times)
+    best = min(medians, key=medians.get)
+    result = {"s": medians[best], "count": len(runs), "path": best, "paths": medians}
+    if name == "order":
+        m1 = [r.data.metrics["m1"] for r in runs]
+        result["sorted_ok"] = m1 == sorted(m1, reverse=True)
+    emit(name, result)

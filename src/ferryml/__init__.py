@@ -1,0 +1,119 @@
+"""ferryml: carry a model from a notebook to production and keep it healthy there.
+
+Example:
+    >>> import ferryml as ferry
+    >>> ferry.set_experiment("churn")
+    >>> with ferry.start_run(run_name="baseline"):
+    ...     ferry.log_param("model", "rf")
+    ...     ferry.log_metric("auc", 0.91)
+
+Names are imported on first use, so ``import ferryml`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    # tracking, fluent
+    "configure": "ferryml.tracking.fluent",
+    "start_run": "ferryml.tracking.fluent",
+    "end_run": "ferryml.tracking.fluent",
+    "active_run": "ferryml.tracking.fluent",
+    "ActiveRun": "ferryml.tracking.fluent",
+    "set_experiment": "ferryml.tracking.fluent",
+    "create_experiment": "ferryml.tracking.fluent",
+    "get_experiment_by_name": "ferryml.tracking.fluent",
+    "log_param": "ferryml.tracking.fluent",
+    "log_params": "ferryml.tracking.fluent",
+    "log_metric": "ferryml.tracking.fluent",
+    "log_metrics": "ferryml.tracking.fluent",
+    "set_tag": "ferryml.tracking.fluent",
+    "set_tags": "ferryml.tracking.fluent",
+    "log_artifact": "ferryml.tracking.fluent",
+    "log_artifacts": "ferryml.tracking.fluent",
+    "log_text": "ferryml.tracking.fluent",
+    "log_dict": "ferryml.tracking.fluent",
+    "log_figure": "ferryml.tracking.fluent",
+    "log_input": "ferryml.tracking.fluent",
+    "get_run": "ferryml.tracking.fluent",
+    "search_runs": "ferryml.tracking.fluent",
+    # tracking, by run id
+    "FerryClient": "ferryml.tracking.client",
+    "Param": "ferryml.tracking.client",
+    "RunTag": "ferryml.tracking.client",
+    # entities
+    "Experiment": "ferryml.store.entities",
+    "Metric": "ferryml.store.entities",
+    "Run": "ferryml.store.entities",
+    "RunInfo": "ferryml.store.entities",
+    "RunStatus": "ferryml.store.entities",
+    # settings and errors
+    "Settings": "ferryml.config",
+    "FerryError": "ferryml.errors",
+    "NotFound": "ferryml.errors",
+    "AlreadyExists": "ferryml.errors",
+    "InvalidArgument": "ferryml.errors",
+    "Conflict": "ferryml.errors",
+    "IntegrityError": "ferryml.errors",
+    "StoreUnavailable": "ferryml.errors",
+    "IncompatibleStore": "ferryml.errors",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ferryml' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])
+
+
+if TYPE_CHECKING:
+    from ferryml.config import Settings
+    from ferryml.errors import (
+        AlreadyExists,
+        Conflict,
+        FerryError,
+        IncompatibleStore,
+        IntegrityError,
+        InvalidArgument,
+        NotFound,
+        StoreUnavailable,
+    )
+    from ferryml.store.entities import Experiment, Metric, Run, RunInfo, RunStatus
+    from ferryml.tracking.client import FerryClient, Param, RunTag
+    from ferryml.tracking.fluent import (
+        ActiveRun,
+        active_run,
+        configure,
+        create_experiment,
+        end_run,
+        get_experiment_by_name,
+        get_run,
+        log_artifact,
+        log_artifacts,
+        log_dict,
+        log_figure,
+        log_input,
+        log_metric,
+        log_metrics,
+        log_param,
+        log_params,
+        log_text,
+        search_runs,
+        set_experiment,
+        set_tag,
+        set_tags,
+        start_run,
+    )

@@ -1,0 +1,77 @@
+"""The root ``ferry`` command: global options and the one place errors become exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from typer.exceptions import TyperException
+
+from ferryml.cli import tracking
+from ferryml.config import Settings
+from ferryml.errors import FerryError
+
+app = typer.Typer(
+    name="ferry",
+    help="ferryml: versioned data, tracked experiments, a model registry, serving and "
+    "monitoring, in one loop.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(tracking.experiments, name="experiments")
+app.add_typer(tracking.runs, name="runs")
+app.command("init")(tracking.init)
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    home: Annotated[
+        Path | None, typer.Option(help="Local ferryml folder (default: ./.ferry, or FERRY_HOME).")
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="Metadata store URL (default: FERRY_STORE or SQLite).")
+    ] = None,
+    artifacts: Annotated[
+        str | None, typer.Option(help="Artifact store URL (default: FERRY_ARTIFACTS).")
+    ] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    ctx.obj = Settings.resolve(home=home, store=store, artifacts=artifacts)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run ``ferry``: exit 0 on success, 1 on failure, 2 on bad usage; one line per error."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=args, prog_name="ferry", standalone_mode=False)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except TyperException as e:  # bad usage: typer prints it with the command's help hint
+        show = getattr(e, "show", None)
+        if show is not None:
+            show()
+        else:
+            print(f"Error: {e.format_message()}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        print("Aborted.", file=sys.stderr)
+        sys.exit(1)
+    except FerryError as e:
+        _fail(str(e), "--debug" in args)
+    except Exception as e:  # an unexpected failure still gets one line, not a traceback
+        _fail(f"unexpected {type(e).__name__}: {e} (run with --debug to see where)",
+              "--debug" in args)
+
+
+def _fail(message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(1)

@@ -1,0 +1,60 @@
+"""Errors raised by ferryml.
+
+Every error derives from ``FerryError``; the subclass names what the caller does next::
+
+    FerryError
+    ├── NotFound (LookupError)        the thing named does not exist: check the name or id
+    ├── AlreadyExists                 pick another name, or get the existing one
+    ├── InvalidArgument (ValueError)  fix the value passed in
+    ├── Conflict                      the value clashes with what is recorded (e.g. a param)
+    ├── IntegrityError                stored bytes do not match their recorded digest
+    └── StoreUnavailable              the store cannot be reached, created or written
+        └── IncompatibleStore         the store was written by a newer ferryml: upgrade
+
+Callers branch on these types, never on message text.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExists",
+    "Conflict",
+    "FerryError",
+    "IncompatibleStore",
+    "IntegrityError",
+    "InvalidArgument",
+    "NotFound",
+    "StoreUnavailable",
+]
+
+
+class FerryError(Exception):
+    """Root of every error ferryml raises on purpose."""
+
+
+class NotFound(FerryError, LookupError):
+    """The experiment, run, artifact or other object named does not exist."""
+
+
+class AlreadyExists(FerryError):
+    """An object with this name already exists."""
+
+
+class InvalidArgument(FerryError, ValueError):
+    """A value passed in is malformed or out of range."""
+
+
+class Conflict(FerryError):
+    """The request clashes with recorded state, such as a param logged with another value."""
+
+
+class IntegrityError(FerryError):
+    """Stored content does not match the digest recorded for it."""
+
+
+class StoreUnavailable(FerryError):
+    """The metadata or artifact store cannot be reached, created or written."""
+
+
+class IncompatibleStore(StoreUnavailable):
+    """The store's schema was written by a newer version of ferryml."""

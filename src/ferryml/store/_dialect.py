@@ -1,0 +1,162 @@
+"""Everything that differs between SQLite and PostgreSQL lives here."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+
+from ferryml.errors import InvalidArgument, StoreUnavailable
+
+T = TypeVar("T")
+
+_LOCK_ADVISORY_KEY = 0x66657272  # "ferr": serializes migrations across PostgreSQL clients
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with the settings each backend needs for concurrent writers."""
+    try:
+        parsed = make_url(url)
+    except Exception as e:  # sqlalchemy raises ArgumentError with a terse message
+        raise InvalidArgument(
+            f"Store URL {url!r} is not a database URL. Use sqlite:///path/to/ferry.db "
+            "or postgresql+psycopg://user@host:5432/db."
+        ) from e
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, parsed.database)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    raise InvalidArgument(
+        f"Store URL {url!r} names backend {backend!r}; ferryml supports sqlite and postgresql."
+    )
+
+
+def _sqlite_engine(url: str, database: str | None) -> Engine:
+    if database and database != ":memory:":
+        folder = Path(database).parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreUnavailable(
+                f"Cannot create the store folder {folder}: {e.strerror or e}. "
+                "Set FERRY_HOME (or FERRY_STORE) to a writable location."
+            ) from e
+    engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Manage transactions ourselves so that writers can take the lock up front.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # IMMEDIATE takes the write lock at BEGIN, where busy_timeout applies, instead of
+        # failing with "database is locked" when a reader later upgrades to a writer.
+        if conn.get_execution_options().get("ferry_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+@contextlib.contextmanager
+def migration_lock(engine: Engine) -> Iterator[None]:
+    """Hold a lock across processes while the schema is checked and upgraded."""
+    if is_sqlite(engine):
+        database = engine.url.database
+        if not database or database == ":memory:":
+            yield
+            return
+        with open(f"{database}.lock", "a+b") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+        return
+    with engine.connect() as conn:
+        conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_ADVISORY_KEY})
+        conn.commit()
+        try:
+            yield
+        finally:
+            conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _LOCK_ADVISORY_KEY})
+            conn.commit()
+
+
+def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows, skipping any whose primary key exists already (idempotent replays)."""
+    if not rows:
+        return
+    stmt = _insert(conn)(table).on_conflict_do_nothing()
+    conn.execute(stmt, list(rows))
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    keys: Sequence[str],
+    where: Callable[[Any, Any], Any] | None = None,
+) -> None:
+    """Insert rows or overwrite the non-key columns; ``where(table, excluded)`` may limit
+    which existing rows are overwritten."""
+    if not rows:
+        return
+    stmt = _insert(conn)(table)
+    updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
+    condition = where(table, stmt.excluded) if where is not None else None
+    conn.execute(
+        stmt.on_conflict_do_update(index_elements=list(keys), set_=updates, where=condition),
+        list(rows),
+    )
+
+
+def _insert(conn: Connection) -> Any:
+    if conn.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    return insert
+
+
+def is_lock_error(error: BaseException) -> bool:
+    if not isinstance(error, OperationalError):
+        return False
+    message = str(error.orig).lower()
+    return "database is locked" in message or "database is busy" in message
+
+
+def retry_locked(operation: Callable[[], T], *, attempts: int = 20) -> T:
+    """Run ``operation``, retrying while SQLite reports the database locked past its timeout."""
+    delay = 0.05
+    for attempt in range(attempts):
+        try:
+            return operation()
+        except OperationalError as e:
+            if not is_lock_error(e) or attempt == attempts - 1:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+    raise AssertionError("unreachable")

@@ -1,0 +1,128 @@
+"""Table definitions of the metadata store. Migrations in ``migrations/`` create them."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("experiment_id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(256), nullable=False),
+    Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    UniqueConstraint("name", name="uq_experiments_name"),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("experiment_id", "key", name="pk_experiment_tags"),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("run_id", String(32), primary_key=True),
+    Column("experiment_id", Integer, ForeignKey("experiments.experiment_id"), nullable=False),
+    Column("run_name", String(250), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger, nullable=True),
+    Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
+    Column("parent_run_id", String(32), nullable=True),
+    Column("user_id", String(256), nullable=False, server_default=""),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("failure", Text, nullable=True),
+    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_id", "key", name="pk_params"),
+    Index("ix_params_key_value", "key", "value"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("run_id", "key", name="pk_tags"),
+)
+
+# Every logged value. The key spans all columns so that replaying a journal is idempotent.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float(precision=53), nullable=False),
+    # SQLite cannot store NaN in a REAL column; NaN is stored as 0 with is_nan set.
+    Column("is_nan", Boolean, nullable=False),
+    PrimaryKeyConstraint(
+        "run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"
+    ),
+)
+
+# The value at the highest (step, timestamp) per run and key: what search filters on.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+    Column("key", String(250), nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float(precision=53), nullable=False),
+    Column("is_nan", Boolean, nullable=False),
+    PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+run_artifacts = Table(
+    "run_artifacts",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+    Column("path", String(1000), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    PrimaryKeyConstraint("run_id", "path", name="pk_run_artifacts"),
+)
+
+run_inputs = Table(
+    "run_inputs",
+    metadata,
+    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("digest", String(80), nullable=False, server_default=""),
+    Column("context", String(64), nullable=False, server_default=""),
+    PrimaryKeyConstraint("run_id", "name", "version", "context", name="pk_run_inputs"),
+)

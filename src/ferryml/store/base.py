@@ -1,0 +1,58 @@
+"""The store interfaces. Client code depends on these, never on an implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from ferryml.store.entities import ArtifactEntry, Experiment, Metric, Run, RunInfo
+from ferryml.store.records import Record
+
+__all__ = ["TrackingStore"]
+
+
+class TrackingStore(Protocol):
+    """Experiments and runs, with their params, metrics, tags, artifacts and inputs."""
+
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str: ...
+
+    def get_experiment(self, experiment_id: str) -> Experiment: ...
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None: ...
+
+    def list_experiments(self) -> list[Experiment]: ...
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str,
+        start_time: int,
+        user: str,
+        description: str = "",
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+    ) -> RunInfo: ...
+
+    def get_run(self, run_id: str) -> Run: ...
+
+    def get_run_info(self, run_id: str) -> RunInfo: ...
+
+    def get_params(self, run_id: str) -> dict[str, str]: ...
+
+    def write_records(self, records: Sequence[Record]) -> None: ...
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]: ...
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> tuple[list[Run], int | None]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,81 @@
+"""What a client writes to the store in batches: one small tuple per logged value.
+
+The same tuples are the lines of the local journal, so a batch can be replayed after a
+crash; applying a batch twice leaves the store as applying it once.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+__all__ = [
+    "ArtifactRecord",
+    "EndRecord",
+    "InputRecord",
+    "MetricRecord",
+    "ParamRecord",
+    "Record",
+    "StartRecord",
+    "TagRecord",
+]
+
+
+class MetricRecord(NamedTuple):
+    run_id: str
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+class ParamRecord(NamedTuple):
+    run_id: str
+    key: str
+    value: str
+
+
+class TagRecord(NamedTuple):
+    run_id: str
+    key: str
+    value: str
+
+
+class ArtifactRecord(NamedTuple):
+    run_id: str
+    path: str
+    digest: str
+    size: int
+
+
+class InputRecord(NamedTuple):
+    run_id: str
+    name: str
+    version: str
+    digest: str
+    context: str
+
+
+class StartRecord(NamedTuple):
+    """A run this process started; if the process dies before ending it, it was KILLED."""
+
+    run_id: str
+
+
+class EndRecord(NamedTuple):
+    """A run's status change: ended, or RUNNING again (with no end time) when resumed."""
+
+    run_id: str
+    status: str
+    end_time: int | None
+    failure: str | None
+
+
+Record = (
+    MetricRecord
+    | ParamRecord
+    | TagRecord
+    | ArtifactRecord
+    | InputRecord
+    | StartRecord
+    | EndRecord
+)

@@ -1,0 +1,507 @@
+"""The SQL metadata store: SQLite (embedded default) and PostgreSQL, one implementation."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, or_, select, text, update
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from ferryml.errors import (
+    AlreadyExists,
+    IncompatibleStore,
+    InvalidArgument,
+    NotFound,
+    StoreUnavailable,
+)
+from ferryml.store import _dialect
+from ferryml.store import _schema as t
+from ferryml.store.entities import (
+    ArtifactEntry,
+    Experiment,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+    RunInput,
+    RunStatus,
+)
+from ferryml.store.records import (
+    ArtifactRecord,
+    EndRecord,
+    InputRecord,
+    MetricRecord,
+    ParamRecord,
+    Record,
+    StartRecord,
+    TagRecord,
+)
+
+__all__ = ["SCHEMA_HEAD", "SqlStore"]
+
+# The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
+SCHEMA_HEAD = "0001"
+_KNOWN_REVISIONS = ("0001",)
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class SqlStore:
+    """``TrackingStore`` over SQLAlchemy Core.
+
+    Example:
+        >>> store = SqlStore("sqlite:///.ferry/ferry.db").open()
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._engine: Engine | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> SqlStore:
+        """Connect, and create or upgrade the schema.
+
+        Raises:
+            StoreUnavailable: the database cannot be reached or created.
+            IncompatibleStore: the store was written by a newer ferryml.
+        """
+        engine = _dialect.make_engine(self.url)
+        try:
+            with _dialect.migration_lock(engine):
+                revision = _current_revision(engine)
+                if revision != SCHEMA_HEAD:
+                    if revision is not None and revision not in _KNOWN_REVISIONS:
+                        raise IncompatibleStore(
+                            f"The store at {engine.url.render_as_string()} has schema "
+                            f"revision {revision!r}, written by a newer version of ferryml "
+                            f"(this one knows up to {SCHEMA_HEAD!r}). Upgrade ferryml: "
+                            "pip install -U ferryml."
+                        )
+                    _upgrade(engine)
+        except OperationalError as e:
+            engine.dispose()
+            raise StoreUnavailable(
+                f"Cannot open the store {engine.url.render_as_string()}: {e.orig}. "
+                "Check that the database is running and the location is writable "
+                "(FERRY_STORE, FERRY_HOME)."
+            ) from e
+        except IncompatibleStore:
+            engine.dispose()
+            raise
+        self._engine = engine
+        return self
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            raise StoreUnavailable("The store is not open; call open() first.")
+        return self._engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def _write(self) -> Any:
+        return self.engine.execution_options(ferry_write=True).begin()
+
+    # -- experiments -------------------------------------------------------------------
+
+    def create_experiment(self, name: str, tags: Mapping[str, str] | None = None) -> str:
+        now = _now_ms()
+
+        def create() -> str:
+            with self._write() as conn:
+                result = conn.execute(
+                    t.experiments.insert().values(
+                        name=name, creation_time=now, last_update_time=now
+                    )
+                )
+                experiment_id = int(result.inserted_primary_key[0])
+                if tags:
+                    rows = [
+                        {"experiment_id": experiment_id, "key": k, "value": v}
+                        for k, v in tags.items()
+                    ]
+                    conn.execute(t.experiment_tags.insert(), rows)
+                return str(experiment_id)
+
+        try:
+            return _dialect.retry_locked(create)
+        except SAIntegrityError as e:
+            raise AlreadyExists(
+                f"Experiment {name!r} already exists. Use it with set_experiment({name!r}) "
+                "or pick another name."
+            ) from e
+
+    def get_experiment(self, experiment_id: str) -> Experiment:
+        found = self._experiments(t.experiments.c.experiment_id == _experiment_int(experiment_id))
+        if not found:
+            raise NotFound(
+                f"Experiment id {experiment_id!r} not found. See `ferry experiments list`."
+            )
+        return found[0]
+
+    def get_experiment_by_name(self, name: str) -> Experiment | None:
+        found = self._experiments(t.experiments.c.name == name)
+        return found[0] if found else None
+
+    def list_experiments(self) -> list[Experiment]:
+        return self._experiments(t.experiments.c.lifecycle_stage == "active")
+
+    def _experiments(self, condition: Any) -> list[Experiment]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.experiments).where(condition).order_by(t.experiments.c.experiment_id)
+            ).all()
+            ids = [r.experiment_id for r in rows]
+            tag_rows = conn.execute(
+                select(t.experiment_tags).where(t.experiment_tags.c.experiment_id.in_(ids))
+            ).all()
+        tags: dict[int, dict[str, str]] = defaultdict(dict)
+        for tag in tag_rows:
+            tags[tag.experiment_id][tag.key] = tag.value
+        return [
+            Experiment(
+                experiment_id=str(r.experiment_id),
+                name=r.name,
+                lifecycle_stage=r.lifecycle_stage,
+                creation_time=r.creation_time,
+                last_update_time=r.last_update_time,
+                tags=tags[r.experiment_id],
+            )
+            for r in rows
+        ]
+
+    # -- runs --------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        experiment_id: str,
+        *,
+        run_name: str,
+        start_time: int,
+        user: str,
+        description: str = "",
+        parent_run_id: str | None = None,
+        tags: Mapping[str, str] | None = None,
+        run_id: str | None = None,
+    ) -> RunInfo:
+        import uuid
+
+        self.get_experiment(experiment_id)
+        if parent_run_id is not None:
+            self.get_run_info(parent_run_id)
+        info = RunInfo(
+            run_id=run_id or uuid.uuid4().hex,
+            experiment_id=str(experiment_id),
+            run_name=run_name,
+            status=RunStatus.RUNNING,
+            start_time=start_time,
+            end_time=None,
+            lifecycle_stage="active",
+            parent_run_id=parent_run_id,
+            user=user,
+            description=description,
+            failure=None,
+        )
+
+        def create() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    t.runs.insert().values(
+                        run_id=info.run_id,
+                        experiment_id=_experiment_int(experiment_id),
+                        run_name=run_name,
+                        status=info.status.value,
+                        start_time=start_time,
+                        parent_run_id=parent_run_id,
+                        user_id=user,
+                        description=description,
+                    )
+                )
+                if tags:
+                    rows = [{"run_id": info.run_id, "key": k, "value": v} for k, v in tags.items()]
+                    conn.execute(t.tags.insert(), rows)
+
+        _dialect.retry_locked(create)
+        return info
+
+    def get_run_info(self, run_id: str) -> RunInfo:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
+        if row is None:
+            raise NotFound(f"Run {run_id!r} not found. See `ferry runs list`.")
+        return _run_info(row)
+
+    def get_run(self, run_id: str) -> Run:
+        with self.engine.connect() as conn:
+            found = _load_runs(conn, [run_id])
+        if not found:
+            raise NotFound(f"Run {run_id!r} not found. See `ferry runs list`.")
+        return found[0]
+
+    def get_params(self, run_id: str) -> dict[str, str]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.params.c.key, t.params.c.value).where(t.params.c.run_id == run_id)
+            ).all()
+        return {r.key: r.value for r in rows}
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        self.get_run_info(run_id)
+        m = t.metrics.c
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(m.key, m.value, m.is_nan, m.timestamp, m.step)
+                .where(m.run_id == run_id, m.key == key)
+                .order_by(m.step, m.timestamp)
+            ).all()
+        return [
+            Metric(r.key, math.nan if r.is_nan else r.value, r.timestamp, r.step) for r in rows
+        ]
+
+    def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
+        self.get_run_info(run_id)
+        a = t.run_artifacts.c
+        stmt = select(a.path, a.digest, a.size).where(a.run_id == run_id).order_by(a.path)
+        if prefix:
+            stmt = stmt.where(or_(a.path == prefix, a.path.startswith(prefix.rstrip("/") + "/")))
+        with self.engine.connect() as conn:
+            return [ArtifactEntry(r.path, r.digest, r.size) for r in conn.execute(stmt)]
+
+    def search_runs(
+        self,
+        experiment_ids: Sequence[str],
+        filter_string: str = "",
+        order_by: Sequence[str] = (),
+        max_results: int = 1000,
+        offset: int = 0,
+    ) -> tuple[list[Run], int | None]:
+        from ferryml.store._search_sql import apply_order, where_clause
+        from ferryml.tracking._search import parse_filter, parse_order_by
+
+        if max_results < 1 or max_results > 50_000:
+            raise InvalidArgument(
+                f"max_results must be between 1 and 50000; got {max_results}."
+            )
+        expr = parse_filter(filter_string)
+        keys = parse_order_by(order_by)
+        stmt = select(t.runs.c.run_id).where(
+            t.runs.c.experiment_id.in_([_experiment_int(e) for e in experiment_ids]),
+            t.runs.c.lifecycle_stage == "active",
+        )
+        if expr is not None:
+            stmt = stmt.where(where_clause(expr, self.dialect))
+        stmt = apply_order(stmt, keys, self.dialect).limit(max_results + 1).offset(offset)
+        with self.engine.connect() as conn:
+            ids = [row[0] for row in conn.execute(stmt)]
+            more = len(ids) > max_results
+            ids = ids[:max_results]
+            by_id = {run.info.run_id: run for run in _load_runs(conn, ids)}
+        runs = [by_id[i] for i in ids if i in by_id]
+        return runs, (offset + max_results if more else None)
+
+    # -- batched writes ----------------------------------------------------------------
+
+    def write_records(self, records: Sequence[Record]) -> None:
+        """Apply a batch of records in one transaction; applying it again changes nothing.
+
+        Records naming a run that does not exist are dropped: there is nothing to attach
+        them to, and keeping them would block every later batch.
+        """
+        if records:
+            _dialect.retry_locked(lambda: self._write_records(records))
+
+    def _write_records(self, records: Sequence[Record]) -> None:
+        grouped: dict[type, list[Any]] = defaultdict(list)
+        for record in records:
+            grouped[type(record)].append(record)
+        with self._write() as conn:
+            known = _existing_runs(conn, {r.run_id for r in records})
+            metric_rows = [
+                _metric_row(r) for r in grouped[MetricRecord] if r.run_id in known
+            ]
+            _dialect.insert_ignore(conn, t.metrics, metric_rows)
+            _dialect.upsert(
+                conn,
+                t.latest_metrics,
+                _latest(metric_rows),
+                ("run_id", "key"),
+                where=lambda tbl, new: or_(
+                    new.step > tbl.c.step,
+                    and_(new.step == tbl.c.step, new.timestamp >= tbl.c.timestamp),
+                ),
+            )
+            _dialect.insert_ignore(conn, t.params, _rows(grouped[ParamRecord], known))
+            _dialect.upsert(conn, t.tags, _rows(grouped[TagRecord], known), ("run_id", "key"))
+            _dialect.upsert(
+                conn, t.run_artifacts, _rows(grouped[ArtifactRecord], known), ("run_id", "path")
+            )
+            _dialect.insert_ignore(conn, t.run_inputs, _rows(grouped[InputRecord], known))
+            for end in grouped[EndRecord]:
+                conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.run_id == end.run_id)
+                    .values(status=end.status, end_time=end.end_time, failure=end.failure)
+                )
+
+    def mark_killed(self, run_ids: Iterable[str]) -> None:
+        """Mark runs still RUNNING as KILLED: their process died without ending them."""
+        ids = list(run_ids)
+        if not ids:
+            return
+
+        def mark() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.run_id.in_(ids), t.runs.c.status == RunStatus.RUNNING.value)
+                    .values(
+                        status=RunStatus.KILLED.value,
+                        end_time=_now_ms(),
+                        failure="The process running it stopped without ending the run.",
+                    )
+                )
+
+        _dialect.retry_locked(mark)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _experiment_int(experiment_id: str | int) -> int:
+    try:
+        return int(experiment_id)
+    except (TypeError, ValueError) as e:
+        raise NotFound(
+            f"Experiment id {experiment_id!r} not found: ids are whole numbers. "
+            "See `ferry experiments list`."
+        ) from e
+
+
+def _current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        try:
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        except (OperationalError, ProgrammingError) as e:
+            if "alembic_version" not in str(e.orig) and "no such table" not in str(e.orig):
+                raise
+            return None
+
+
+def _upgrade(engine: Engine) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.connect() as conn:
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        conn.commit()
+
+
+def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
+    if not run_ids:
+        return set()
+    rows = conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id.in_(run_ids)))
+    return {r[0] for r in rows}
+
+
+def _metric_row(r: MetricRecord) -> dict[str, Any]:
+    nan = math.isnan(r.value)
+    return {
+        "run_id": r.run_id,
+        "key": r.key,
+        "step": r.step,
+        "timestamp": r.timestamp,
+        "value": 0.0 if nan else r.value,
+        "is_nan": nan,
+    }
+
+
+def _latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    best: dict[tuple[str, str], dict[str, Any]] = {}
+    for row in rows:
+        key = (row["run_id"], row["key"])
+        current = best.get(key)
+        if current is None or (row["step"], row["timestamp"]) >= (
+            current["step"],
+            current["timestamp"],
+        ):
+            best[key] = row
+    return list(best.values())
+
+
+def _rows(records: list[Any], known: set[str]) -> list[dict[str, Any]]:
+    return [r._asdict() for r in records if r.run_id in known]
+
+
+def _run_info(row: Any) -> RunInfo:
+    return RunInfo(
+        run_id=row.run_id,
+        experiment_id=str(row.experiment_id),
+        run_name=row.run_name,
+        status=RunStatus(row.status),
+        start_time=row.start_time,
+        end_time=row.end_time,
+        lifecycle_stage=row.lifecycle_stage,
+        parent_run_id=row.parent_run_id,
+        user=row.user_id,
+        description=row.description,
+        failure=row.failure,
+    )
+
+
+def _load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
+    """Load runs with all their data in five queries, whatever their number."""
+    if not run_ids:
+        return []
+    params: dict[str, dict[str, str]] = defaultdict(dict)
+    tags: dict[str, dict[str, str]] = defaultdict(dict)
+    metrics: dict[str, dict[str, float]] = defaultdict(dict)
+    inputs: dict[str, list[RunInput]] = defaultdict(list)
+    infos = []
+    for start in range(0, len(run_ids), 5000):
+        chunk = list(run_ids[start : start + 5000])
+        infos += conn.execute(select(t.runs).where(t.runs.c.run_id.in_(chunk))).all()
+        for table, target in ((t.params, params), (t.tags, tags)):
+            rows = conn.execute(
+                select(table.c.run_id, table.c.key, table.c.value).where(
+                    table.c.run_id.in_(chunk)
+                )
+            )
+            for run_id, key, value in rows:
+                target[run_id][key] = value
+        lm = t.latest_metrics.c
+        rows = conn.execute(
+            select(lm.run_id, lm.key, lm.value, lm.is_nan).where(lm.run_id.in_(chunk))
+        )
+        for run_id, key, value, is_nan in rows:
+            metrics[run_id][key] = math.nan if is_nan else value
+        ri = t.run_inputs.c
+        for r in conn.execute(select(t.run_inputs).where(ri.run_id.in_(chunk))):
+            inputs[r.run_id].append(RunInput(r.name, r.version, r.digest, r.context))
+    return [
+        Run(
+            info=_run_info(row),
+            data=RunData(params=params[row.run_id], metrics=metrics[row.run_id], tags=tags[row.run_id]),
+            inputs=tuple(inputs[row.run_id]),
+        )
+        for row in infos
+    ]

@@ -1,0 +1,94 @@
+"""What a run records about where it ran: code version, interpreter, packages, command."""
+
+from __future__ import annotations
+
+import getpass
+import platform
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import metadata
+from pathlib import Path
+
+import blake3
+
+__all__ = ["Environment", "capture"]
+
+PACKAGES_ARTIFACT = "environment/packages.txt"
+
+
+@dataclass(frozen=True)
+class Environment:
+    tags: dict[str, str]
+    packages: str  # one "name==version" a line, sorted
+
+
+def capture(cwd: Path) -> Environment:
+    """The environment of a run started now in ``cwd``."""
+    packages = _packages()
+    tags = {
+        "ferry.python": platform.python_version(),
+        "ferry.platform": platform.platform(),
+        "ferry.command": " ".join([Path(sys.argv[0]).name if sys.argv else "", *sys.argv[1:]])
+        .strip()[:8000],
+        "ferry.user": _user(),
+        "ferry.packages.digest": blake3.blake3(packages.encode()).hexdigest(),
+    }
+    tags.update(_git(cwd))
+    return Environment(tags=tags, packages=packages)
+
+
+@lru_cache(maxsize=1)  # installed packages rarely change while a process runs
+def _packages() -> str:
+    names = {
+        f"{dist.metadata['Name']}=={dist.version}"
+        for dist in metadata.distributions()
+        if dist.metadata["Name"]
+    }
+    return "\n".join(sorted(names, key=str.lower)) + "\n"
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def _git(cwd: Path) -> dict[str, str]:
+    """Commit, dirty flag and a digest of the uncommitted diff, when ``cwd`` is in git."""
+    status = _run_git(cwd, "status", "--porcelain=v2", "--branch", "--untracked-files=no")
+    if status is None:
+        return {}
+    commit = ""
+    dirty = False
+    for line in status.splitlines():
+        if line.startswith("# branch.oid "):
+            commit = line.split(" ", 2)[2]
+        elif line and not line.startswith("#"):
+            dirty = True
+    tags = {"ferry.git.commit": commit, "ferry.git.dirty": str(dirty).lower()}
+    if dirty:
+        diff = _run_git(cwd, "diff", "HEAD", "--binary") or ""
+        tags["ferry.git.diff_digest"] = blake3.blake3(diff.encode()).hexdigest()
+    return tags
+
+
+def _run_git(cwd: Path, *args: str) -> str | None:
+    if _git_missing():
+        return None
+    try:
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout if done.returncode == 0 else None
+
+
+@lru_cache(maxsize=1)
+def _git_missing() -> bool:
+    import shutil
+
+    return shutil.which("git") is None

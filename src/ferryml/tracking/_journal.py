@@ -1,0 +1,303 @@
+"""The write-ahead journal: every accepted value is appended to a local file before the
+``log_*`` call returns, and a background thread applies the values to the store in batches.
+
+A value therefore survives a SIGKILL of the process right after the call (the kernel holds
+the appended bytes), logging costs microseconds, and concurrent writers share the store's
+write lock per batch rather than per value. The next process to open the journal folder
+replays the journals of dead processes; replaying is idempotent.
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import json
+import logging
+import os
+import threading
+import uuid
+import weakref
+from collections.abc import Iterable, Iterator, Sequence
+from pathlib import Path
+
+from ferryml.errors import StoreUnavailable
+from ferryml.store.base import TrackingStore
+from ferryml.store.records import (
+    ArtifactRecord,
+    EndRecord,
+    InputRecord,
+    MetricRecord,
+    ParamRecord,
+    Record,
+    StartRecord,
+    TagRecord,
+)
+
+__all__ = ["Journal"]
+
+log = logging.getLogger("ferryml.journal")
+
+_KINDS: dict[type, str] = {
+    MetricRecord: "m",
+    ParamRecord: "p",
+    TagRecord: "t",
+    ArtifactRecord: "a",
+    InputRecord: "i",
+    StartRecord: "r",
+    EndRecord: "e",
+}
+_TYPES = {kind: cls for cls, kind in _KINDS.items()}
+_SUFFIX = ".journal"
+_REPLAY_CHUNK = 20_000
+
+
+def encode(record: Record) -> bytes:
+    return (json.dumps([_KINDS[type(record)], *record]) + "\n").encode()
+
+
+def decode(lines: Iterable[bytes]) -> Iterator[Record]:
+    """Records of a journal file; a torn last line (a full disk) is skipped."""
+    for line in lines:
+        try:
+            kind, *fields = json.loads(line)
+            yield _TYPES[kind](*fields)
+        except (ValueError, KeyError, TypeError):
+            log.warning("skipping an unreadable journal line: %r", line[:200])
+
+
+class Journal:
+    """One process's journal over one store.
+
+    Args:
+        folder: where journal files live (``<FERRY_HOME>/journal``).
+        store: where batches are applied.
+        interval: seconds between background flushes.
+        batch: pending records that trigger a flush before the interval ends.
+    """
+
+    def __init__(
+        self,
+        folder: Path,
+        store: TrackingStore,
+        *,
+        interval: float = 0.5,
+        batch: int = 20_000,
+        rotate_bytes: int = 64 << 20,
+    ) -> None:
+        self._folder = folder
+        self._store = store
+        self._interval = interval
+        self._batch = batch
+        self._rotate_bytes = rotate_bytes
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._pending: list[Record] = []
+        self._open_runs: set[str] = set()
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._written = 0
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self._pid = os.getpid()
+        self.last_error: BaseException | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def open(self) -> Journal:
+        """Replay journals that dead processes left, then start this process's own."""
+        try:
+            self._folder.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise StoreUnavailable(
+                f"Cannot create the journal folder {self._folder}: {e.strerror or e}. "
+                "Set FERRY_HOME to a writable folder."
+            ) from e
+        self.recover()
+        self._start()
+        ref = weakref.ref(self)
+        atexit.register(_close_ref, ref)
+        os.register_at_fork(after_in_child=lambda: _forked(ref))
+        return self
+
+    def _start(self) -> None:
+        self._path = self._folder / f"{os.getpid()}-{uuid.uuid4().hex[:12]}{_SUFFIX}"
+        self._fd = os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # The lock marks the file as owned by a live process; the kernel drops it on death.
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+        self._written = 0
+        self._thread = threading.Thread(target=self._loop, name="ferryml-journal", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Apply what is pending and remove this process's journal file."""
+        if self._closed or self._fd is None:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            self.flush()
+        except Exception as e:  # keep the file: the next process replays it
+            log.warning("ferryml could not apply logged values before exit (%s); "
+                        "they stay in %s and are applied on the next start", e, self._path)
+            os.close(self._fd)
+            self._fd = None
+            return
+        os.close(self._fd)
+        self._fd = None
+        if self._path is not None:
+            self._path.unlink(missing_ok=True)
+
+    # -- writing -----------------------------------------------------------------------
+
+    def append_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
+        """The hot path: one metric, one ``write`` call, no JSON encoder."""
+        if value != value or value in (_INF, _NINF):
+            line = encode(MetricRecord(run_id, key, value, timestamp, step))
+        else:
+            # Keys are validated to letters, digits and _-./: and space: nothing to escape.
+            line = f'["m","{run_id}","{key}",{value!r},{timestamp},{step}]\n'.encode()
+        self._append(line, MetricRecord(run_id, key, value, timestamp, step))
+
+    def append(self, records: Sequence[Record]) -> None:
+        if records:
+            self._append(b"".join(encode(r) for r in records), *records)
+
+    def _append(self, data: bytes, *records: Record) -> None:
+        if self._pid != os.getpid():
+            self._reopen_in_child()
+        if self._fd is None:
+            raise StoreUnavailable("The journal is closed; values can no longer be logged.")
+        with self._lock:
+            os.write(self._fd, data)
+            self._written += len(data)
+            self._pending.extend(records)
+            for record in records:
+                if type(record) is StartRecord:
+                    self._open_runs.add(record.run_id)
+                elif type(record) is EndRecord:
+                    self._open_runs.discard(record.run_id)
+            size = len(self._pending)
+        if size >= self._batch:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Apply every pending record to the store now.
+
+        Raises:
+            StoreUnavailable: the store refused the batch; the values stay journaled.
+        """
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return
+            try:
+                self._store.write_records(batch)
+            except Exception as e:
+                with self._lock:
+                    self._pending[:0] = batch
+                self.last_error = e
+                raise StoreUnavailable(
+                    f"Could not write {len(batch)} logged values to the store: {e}. They are "
+                    "kept in the local journal and written when the store is reachable."
+                ) from e
+            self.last_error = None
+            self._maybe_rotate()
+
+    def _maybe_rotate(self) -> None:
+        with self._lock:
+            if self._pending or self._written < self._rotate_bytes or self._fd is None:
+                return
+            os.ftruncate(self._fd, 0)
+            keep = b"".join(encode(StartRecord(r)) for r in sorted(self._open_runs))
+            os.write(self._fd, keep)
+            self._written = len(keep)
+
+    def _loop(self) -> None:
+        delay = self._interval
+        while not self._closed:
+            self._wake.wait(delay)
+            self._wake.clear()
+            if self._closed:
+                return
+            try:
+                self.flush()
+                delay = self._interval
+            except StoreUnavailable as e:
+                log.warning("%s Retrying in %.1f s.", e, delay)
+                delay = min(delay * 2, 30.0)
+
+    # -- recovery ----------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Replay the journals of processes that died; returns how many records."""
+        replayed = 0
+        for path in sorted(self._folder.glob(f"*{_SUFFIX}")):
+            if path == self._path:
+                continue
+            try:
+                fd = os.open(path, os.O_RDWR)
+            except FileNotFoundError:
+                continue
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # its process is alive
+                if not path.exists():
+                    continue  # another process replayed it while we waited
+                replayed += self._replay(fd)
+                path.unlink(missing_ok=True)
+            finally:
+                os.close(fd)
+        return replayed
+
+    def _replay(self, fd: int) -> int:
+        with os.fdopen(os.dup(fd), "rb") as handle:
+            records = list(decode(handle))
+        started = {r.run_id for r in records if type(r) is StartRecord}
+        ended = {r.run_id for r in records if type(r) is EndRecord}
+        for start in range(0, len(records), _REPLAY_CHUNK):
+            self._store.write_records(records[start : start + _REPLAY_CHUNK])
+        mark_killed = getattr(self._store, "mark_killed", None)
+        if mark_killed is not None:
+            mark_killed(started - ended)
+        return len(records)
+
+    def _reopen_in_child(self) -> None:
+        # A forked child shares the parent's file and lock; it needs a journal of its own.
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._pid = os.getpid()
+            self._pending = []
+            self._open_runs = set()
+            self._closed = False
+            self._start()
+
+
+_INF = float("inf")
+_NINF = float("-inf")
+
+
+def _close_ref(ref: weakref.ref[Journal]) -> None:
+    journal = ref()
+    if journal is not None:
+        journal.close()
+
+
+def _forked(ref: weakref.ref[Journal]) -> None:
+    journal = ref()
+    if journal is None:
+        return
+    # Another thread may have held these at the fork; the child gets fresh ones.
+    journal._lock = threading.Lock()
+    journal._flush_lock = threading.Lock()
+    journal._wake = threading.Event()
+    if journal._fd is not None:
+        os.close(journal._fd)
+        journal._fd = None
+        journal._pid = -1  # the next append reopens

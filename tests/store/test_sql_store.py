@@ -1,0 +1,193 @@
+"""The SQL store's contract, on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from ferryml.errors import AlreadyExists, IncompatibleStore, InvalidArgument, NotFound, \
+    StoreUnavailable
+from ferryml.store.entities import RunStatus
+from ferryml.store.records import (
+    ArtifactRecord,
+    EndRecord,
+    InputRecord,
+    MetricRecord,
+    ParamRecord,
+    TagRecord,
+)
+from ferryml.store.sql import SCHEMA_HEAD, SqlStore
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[SqlStore]:
+    s = SqlStore(store_url).open()
+    yield s
+    s.close()
+
+
+def _run(store: SqlStore, name: str = "r") -> str:
+    experiment_id = store.get_experiment_by_name("e") or None
+    eid = experiment_id.experiment_id if experiment_id else store.create_experiment("e")
+    return store.create_run(eid, run_name=name, start_time=1000, user="u").run_id
+
+
+def test_experiment_round_trip_with_tags(store: SqlStore) -> None:
+    eid = store.create_experiment("churn", {"team": "ml"})
+    experiment = store.get_experiment(eid)
+    assert (experiment.name, dict(experiment.tags)) == ("churn", {"team": "ml"})
+    assert store.get_experiment_by_name("churn") == experiment
+    assert [e.name for e in store.list_experiments()] == ["churn"]
+
+
+def test_duplicate_experiment_name_is_already_exists(store: SqlStore) -> None:
+    store.create_experiment("churn")
+    with pytest.raises(AlreadyExists, match="Experiment 'churn' already exists"):
+        store.create_experiment("churn")
+
+
+def test_unknown_experiment_and_run_are_not_found(store: SqlStore) -> None:
+    with pytest.raises(NotFound, match="Experiment id '42' not found"):
+        store.get_experiment("42")
+    with pytest.raises(NotFound, match="Run '0+' not found. See `ferry runs list`"):
+        store.get_run("0" * 32)
+    with pytest.raises(NotFound, match="whole numbers"):
+        store.get_experiment("abc")
+
+
+def test_records_are_applied_and_replaying_them_changes_nothing(store: SqlStore) -> None:
+    run_id = _run(store)
+    batch = [
+        MetricRecord(run_id, "loss", 0.9, 10, 0),
+        MetricRecord(run_id, "loss", 0.5, 20, 1),
+        ParamRecord(run_id, "lr", "0.1"),
+        TagRecord(run_id, "team", "ml"),
+        ArtifactRecord(run_id, "model/model.pkl", "ab" * 32, 10),
+        InputRecord(run_id, "iris", "3", "cd" * 32, "training"),
+        EndRecord(run_id, "FINISHED", 99, None),
+    ]
+    store.write_records(batch)
+    store.write_records(batch)
+    run = store.get_run(run_id)
+    assert run.info.status is RunStatus.FINISHED and run.info.end_time == 99
+    assert dict(run.data.params) == {"lr": "0.1"}
+    assert dict(run.data.tags) == {"team": "ml"}
+    assert dict(run.data.metrics) == {"loss": 0.5}
+    assert [(m.step, m.value) for m in store.get_metric_history(run_id, "loss")] == [
+        (0, 0.9), (1, 0.5)]
+    assert [a.path for a in store.list_artifacts(run_id)] == ["model/model.pkl"]
+    assert [(i.name, i.version) for i in run.inputs] == [("iris", "3")]
+
+
+def test_latest_metric_is_the_highest_step_even_when_logged_out_of_order(
+    store: SqlStore,
+) -> None:
+    run_id = _run(store)
+    store.write_records([MetricRecord(run_id, "acc", 0.8, 50, 5)])
+    store.write_records([MetricRecord(run_id, "acc", 0.1, 60, 2)])
+    assert store.get_run(run_id).data.metrics["acc"] == 0.8
+    store.write_records([MetricRecord(run_id, "acc", 0.9, 70, 5)])
+    assert store.get_run(run_id).data.metrics["acc"] == 0.9
+
+
+def test_nan_and_infinite_metrics_round_trip(store: SqlStore) -> None:
+    run_id = _run(store)
+    store.write_records([
+        MetricRecord(run_id, "a", math.nan, 1, 0),
+        MetricRecord(run_id, "b", math.inf, 1, 0),
+        MetricRecord(run_id, "c", -math.inf, 1, 0),
+    ])
+    metrics = store.get_run(run_id).data.metrics
+    assert math.isnan(metrics["a"]) and metrics["b"] == math.inf and metrics["c"] == -math.inf
+
+
+def test_records_for_a_missing_run_are_dropped_and_the_rest_applied(store: SqlStore) -> None:
+    run_id = _run(store)
+    store.write_records([MetricRecord("f" * 32, "x", 1.0, 1, 0),
+                         MetricRecord(run_id, "x", 2.0, 1, 0)])
+    assert store.get_run(run_id).data.metrics == {"x": 2.0}
+
+
+def test_mark_killed_changes_only_running_runs(store: SqlStore) -> None:
+    running, finished = _run(store, "a"), _run(store, "b")
+    store.write_records([EndRecord(finished, "FINISHED", 5, None)])
+    store.mark_killed([running, finished])
+    assert store.get_run_info(running).status is RunStatus.KILLED
+    assert store.get_run_info(finished).status is RunStatus.FINISHED
+
+
+def test_artifacts_are_listed_under_a_folder_prefix(store: SqlStore) -> None:
+    run_id = _run(store)
+    store.write_records([ArtifactRecord(run_id, p, "ab" * 32, 1)
+                         for p in ("plots/a.png", "plots/b.png", "plotsx.txt", "m.pkl")])
+    assert [a.path for a in store.list_artifacts(run_id, "plots")] == [
+        "plots/a.png", "plots/b.png"]
+    assert [a.path for a in store.list_artifacts(run_id, "m.pkl")] == ["m.pkl"]
+
+
+def test_search_pages_through_all_runs_in_order(store: SqlStore) -> None:
+    ids = [_run(store, f"r{i}") for i in range(5)]
+    store.write_records([MetricRecord(r, "acc", i / 10, 1, 0) for i, r in enumerate(ids)])
+    eid = store.get_experiment_by_name("e").experiment_id  # type: ignore[union-attr]
+    first, offset = store.search_runs([eid], "metrics.acc >= 0.1", ["metrics.acc DESC"], 2)
+    assert offset == 2
+    second, offset = store.search_runs([eid], "metrics.acc >= 0.1", ["metrics.acc DESC"], 2,
+                                       offset)
+    assert offset is None
+    assert [r.info.run_id for r in first + second] == ids[:0:-1]
+
+
+def test_search_rejects_out_of_range_max_results(store: SqlStore) -> None:
+    with pytest.raises(InvalidArgument, match="max_results must be between 1 and 50000"):
+        store.search_runs(["1"], max_results=0)
+
+
+def test_new_store_is_at_the_newest_schema(store: SqlStore) -> None:
+    with store.engine.connect() as conn:
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == \
+            SCHEMA_HEAD
+
+
+def test_schema_head_is_the_newest_migration() -> None:
+    from alembic.script import ScriptDirectory
+
+    from ferryml.store import sql
+
+    scripts = ScriptDirectory(str(sql._MIGRATIONS))
+    assert scripts.get_current_head() == SCHEMA_HEAD
+    assert set(sql._KNOWN_REVISIONS) == {s.revision for s in scripts.walk_revisions()}
+
+
+def test_store_written_by_a_newer_ferryml_is_refused_and_left_alone(store_url: str) -> None:
+    store = SqlStore(store_url).open()
+    with store.engine.begin() as conn:
+        conn.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    store.close()
+    with pytest.raises(IncompatibleStore, match="newer version of ferryml.*Upgrade ferryml"):
+        SqlStore(store_url).open()
+    reopened = SqlStore(store_url)
+    with pytest.raises(IncompatibleStore):
+        reopened.open()
+
+
+def test_unwritable_store_location_is_store_unavailable(tmp_path: Path) -> None:
+    blocker = tmp_path / "file.txt"
+    blocker.write_text("not a folder")
+    with pytest.raises(StoreUnavailable, match="Cannot create the store folder.*FERRY_HOME"):
+        SqlStore(f"sqlite:///{blocker}/sub/ferry.db").open()
+
+
+def test_unreachable_postgres_is_store_unavailable() -> None:
+    with pytest.raises(StoreUnavailable, match="Cannot open the store"):
+        SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2").open()
+
+
+def test_malformed_store_url_is_invalid_argument() -> None:
+    with pytest.raises(InvalidArgument, match="not a database URL"):
+        SqlStore("not a url").open()
+    with pytest.raises(InvalidArgument, match="supports sqlite and postgresql"):
+        SqlStore("mysql://localhost/x").open()
