@@ -19,6 +19,8 @@ demo: install
 	$(BIN)/python examples/demo.py
 
 test: install
+	$(BIN)/ruff check src tests examples
+	$(BIN)/mypy src
 	$(BIN)/python -m pytest
 
 lint: install

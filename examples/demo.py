@@ -27,12 +27,18 @@ import ferryml as ferry
 console = Console()
 
 CANDIDATES = {
-    "logreg": (make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500)),
-               {"C": 1.0, "max_iter": 500}),
-    "forest": (RandomForestClassifier(n_estimators=200, max_depth=6, random_state=0),
-               {"n_estimators": 200, "max_depth": 6}),
-    "boosting": (GradientBoostingClassifier(n_estimators=150, learning_rate=0.1, random_state=0),
-                 {"n_estimators": 150, "learning_rate": 0.1}),
+    "logreg": (
+        make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=500)),
+        {"C": 1.0, "max_iter": 500},
+    ),
+    "forest": (
+        RandomForestClassifier(n_estimators=200, max_depth=6, random_state=0),
+        {"n_estimators": 200, "max_depth": 6},
+    ),
+    "boosting": (
+        GradientBoostingClassifier(n_estimators=150, learning_rate=0.1, random_state=0),
+        {"n_estimators": 150, "learning_rate": 0.1},
+    ),
 }
 
 
@@ -42,9 +48,13 @@ def main() -> None:
         data.data, data.target, test_size=0.25, random_state=0, stratify=data.target
     )
     experiment = ferry.set_experiment("demo-breast-cancer")
-    console.print(f"[bold]ferryml demo[/bold]: experiment {experiment.name!r} "
-                  f"in {ferry.Settings.resolve().store_url}")
-    with ferry.start_run(run_name="model-selection", description="Pick the best of three.") as parent:
+    console.print(
+        f"[bold]ferryml demo[/bold]: experiment {experiment.name!r} "
+        f"in {ferry.Settings.resolve().store_url}"
+    )
+    with ferry.start_run(
+        run_name="model-selection", description="Pick the best of three."
+    ) as parent:
         for name, (model, params) in CANDIDATES.items():
             with ferry.start_run(run_name=name, nested=True) as run:
                 ferry.log_params({"model": name, **params})
@@ -52,11 +62,13 @@ def main() -> None:
                 model.fit(X_train, y_train)
                 scores = model.predict_proba(X_test)[:, 1]
                 predicted = model.predict(X_test)
-                ferry.log_metrics({
-                    "accuracy": accuracy_score(y_test, predicted),
-                    "f1": f1_score(y_test, predicted),
-                    "roc_auc": roc_auc_score(y_test, scores),
-                })
+                ferry.log_metrics(
+                    {
+                        "accuracy": accuracy_score(y_test, predicted),
+                        "f1": f1_score(y_test, predicted),
+                        "roc_auc": roc_auc_score(y_test, scores),
+                    }
+                )
                 if name == "boosting":  # a learning curve: one value per boosting stage
                     for step, stage in enumerate(model.staged_predict(X_test)):
                         ferry.log_metric("test_accuracy", accuracy_score(y_test, stage), step=step)
@@ -77,12 +89,20 @@ def main() -> None:
         table.add_column(column)
     for r in runs:
         m, tags = r.data.metrics, r.data.tags
-        table.add_row(r.info.run_name, r.data.params["model"], f"{m['accuracy']:.4f}",
-                      f"{m['f1']:.4f}", f"{m['roc_auc']:.4f}",
-                      tags.get("ferry.git.commit", "-")[:10], tags["ferry.python"])
+        table.add_row(
+            r.info.run_name,
+            r.data.params["model"],
+            f"{m['accuracy']:.4f}",
+            f"{m['f1']:.4f}",
+            f"{m['roc_auc']:.4f}",
+            tags.get("ferry.git.commit", "-")[:10],
+            tags["ferry.python"],
+        )
     console.print(table)
-    console.print(f"Best: [bold]{runs[0].data.params['model']}[/bold]. "
-                  f"Try: ferry runs list -e {experiment.name} -o 'metrics.roc_auc DESC'")
+    console.print(
+        f"Best: [bold]{runs[0].data.params['model']}[/bold]. "
+        f"Try: ferry runs list -e {experiment.name} -o 'metrics.roc_auc DESC'"
+    )
 
 
 if __name__ == "__main__":

@@ -82,10 +82,10 @@ def client(settings: Settings) -> Iterator[FerryClient]:
 @pytest.fixture
 def fluent(settings: Settings) -> Iterator[Settings]:
     """The fluent API pointed at this test's store."""
-    ferry.configure(home=settings.home, store=settings.store_url,
-                    artifacts=settings.artifacts_url)
+    ferry.configure(home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url)
     yield settings
     while ferry.active_run() is not None:
         ferry.end_run()
-    ferry.configure(home=settings.home, store=settings.store_url,
-                    artifacts=settings.artifacts_url)  # closes the client and its journal
+    ferry.configure(
+        home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url
+    )  # closes the client and its journal

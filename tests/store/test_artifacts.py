@@ -82,9 +82,7 @@ def test_blob_is_the_blake3_digest_and_size_of_the_content(
     assert digest_file(path) == expected
 
 
-def test_content_larger_than_one_chunk_round_trips(
-    store: ArtifactStore, tmp_path: Path
-) -> None:
+def test_content_larger_than_one_chunk_round_trips(store: ArtifactStore, tmp_path: Path) -> None:
     data = bytes(range(256)) * (5 * 4096 + 17)  # a little over 5 MiB: several 1 MiB chunks
     blob = store.put_file(_write(tmp_path / "big.bin", data))
     assert blob == Blob(blake3.blake3(data).hexdigest(), len(data))
@@ -105,8 +103,8 @@ def test_get_of_an_unknown_digest_raises_not_found_naming_it(
     with pytest.raises(NotFound, match=absent):
         store.get_bytes(absent)
     with pytest.raises(NotFound, match=absent):
-        store.get_file(absent, tmp_path / "out.bin")
-    assert list(tmp_path.iterdir()) == []
+        store.get_file(absent, tmp_path / "out" / "model.bin")
+    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(
@@ -137,9 +135,7 @@ def test_put_file_of_a_missing_file_raises_not_found_naming_the_path(
         store.put_file(missing)
 
 
-def test_put_file_of_a_folder_raises_invalid_argument(
-    store: ArtifactStore, tmp_path: Path
-) -> None:
+def test_put_file_of_a_folder_raises_invalid_argument(store: ArtifactStore, tmp_path: Path) -> None:
     with pytest.raises(InvalidArgument, match="is a folder"):
         store.put_file(tmp_path)
 
@@ -243,6 +239,12 @@ def test_open_raises_store_unavailable_when_root_cannot_be_created(tmp_path: Pat
     assert f"file://{root}" in str(raised.value)
 
 
+def test_put_into_an_unwritable_root_raises_store_unavailable(tmp_path: Path) -> None:
+    store = ArtifactStore(str(_write(tmp_path / "file.txt", b"") / "sub"))
+    with pytest.raises(StoreUnavailable, match="file.txt/sub"):
+        store.put_bytes(CONTENT)
+
+
 def test_constructor_does_no_io(tmp_path: Path) -> None:
     ArtifactStore(str(tmp_path / "artifacts"))
     assert list(tmp_path.iterdir()) == []
@@ -259,6 +261,11 @@ def test_plain_absolute_path_is_a_local_store(tmp_path: Path) -> None:
 def test_url_that_is_neither_absolute_nor_a_store_raises_invalid_argument(url: str) -> None:
     with pytest.raises(InvalidArgument):
         ArtifactStore(url)
+
+
+def test_unknown_protocol_raises_invalid_argument() -> None:
+    with pytest.raises(InvalidArgument, match="nosuchproto"):
+        ArtifactStore("nosuchproto://bucket/prefix").open()
 
 
 def test_blob_is_immutable() -> None:
@@ -317,17 +324,31 @@ def test_open_raises_store_unavailable_for_a_missing_bucket(s3_options: dict[str
         store.open()
 
 
-def test_open_raises_store_unavailable_for_an_unreachable_endpoint() -> None:
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda store: store.open(),
+        lambda store: store.put_bytes(CONTENT),
+        lambda store: store.get_bytes(digest_bytes(CONTENT).digest),
+    ],
+    ids=["open", "put_bytes", "get_bytes"],
+)
+def test_unreachable_s3_endpoint_raises_store_unavailable_naming_it(
+    call: Callable[[ArtifactStore], object],
+) -> None:
     # A socket bound but not listening refuses connections, and holds the port meanwhile.
     with socket.socket() as closed:
         closed.bind(("127.0.0.1", 0))
         port = closed.getsockname()[1]
         options = {
-            "client_kwargs": {"endpoint_url": f"http://127.0.0.1:{port}", "region_name": "us-east-1"},
+            "client_kwargs": {
+                "endpoint_url": f"http://127.0.0.1:{port}",
+                "region_name": "us-east-1",
+            },
             "config_kwargs": {"retries": {"max_attempts": 1}},  # fail fast, no backoff
             "key": "testing",
             "secret": "testing",
         }
         store = ArtifactStore("s3://bucket/prefix", storage_options=options)
         with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
-            store.open()
+            call(store)

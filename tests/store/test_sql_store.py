@@ -9,8 +9,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from ferryml.errors import AlreadyExists, IncompatibleStore, InvalidArgument, NotFound, \
-    StoreUnavailable
+from ferryml.errors import (
+    AlreadyExists,
+    IncompatibleStore,
+    InvalidArgument,
+    NotFound,
+    StoreUnavailable,
+)
 from ferryml.store.entities import RunStatus
 from ferryml.store.records import (
     ArtifactRecord,
@@ -78,7 +83,9 @@ def test_records_are_applied_and_replaying_them_changes_nothing(store: SqlStore)
     assert dict(run.data.tags) == {"team": "ml"}
     assert dict(run.data.metrics) == {"loss": 0.5}
     assert [(m.step, m.value) for m in store.get_metric_history(run_id, "loss")] == [
-        (0, 0.9), (1, 0.5)]
+        (0, 0.9),
+        (1, 0.5),
+    ]
     assert [a.path for a in store.list_artifacts(run_id)] == ["model/model.pkl"]
     assert [(i.name, i.version) for i in run.inputs] == [("iris", "3")]
 
@@ -96,19 +103,22 @@ def test_latest_metric_is_the_highest_step_even_when_logged_out_of_order(
 
 def test_nan_and_infinite_metrics_round_trip(store: SqlStore) -> None:
     run_id = _run(store)
-    store.write_records([
-        MetricRecord(run_id, "a", math.nan, 1, 0),
-        MetricRecord(run_id, "b", math.inf, 1, 0),
-        MetricRecord(run_id, "c", -math.inf, 1, 0),
-    ])
+    store.write_records(
+        [
+            MetricRecord(run_id, "a", math.nan, 1, 0),
+            MetricRecord(run_id, "b", math.inf, 1, 0),
+            MetricRecord(run_id, "c", -math.inf, 1, 0),
+        ]
+    )
     metrics = store.get_run(run_id).data.metrics
     assert math.isnan(metrics["a"]) and metrics["b"] == math.inf and metrics["c"] == -math.inf
 
 
 def test_records_for_a_missing_run_are_dropped_and_the_rest_applied(store: SqlStore) -> None:
     run_id = _run(store)
-    store.write_records([MetricRecord("f" * 32, "x", 1.0, 1, 0),
-                         MetricRecord(run_id, "x", 2.0, 1, 0)])
+    store.write_records(
+        [MetricRecord("f" * 32, "x", 1.0, 1, 0), MetricRecord(run_id, "x", 2.0, 1, 0)]
+    )
     assert store.get_run(run_id).data.metrics == {"x": 2.0}
 
 
@@ -122,10 +132,13 @@ def test_mark_killed_changes_only_running_runs(store: SqlStore) -> None:
 
 def test_artifacts_are_listed_under_a_folder_prefix(store: SqlStore) -> None:
     run_id = _run(store)
-    store.write_records([ArtifactRecord(run_id, p, "ab" * 32, 1)
-                         for p in ("plots/a.png", "plots/b.png", "plotsx.txt", "m.pkl")])
-    assert [a.path for a in store.list_artifacts(run_id, "plots")] == [
-        "plots/a.png", "plots/b.png"]
+    store.write_records(
+        [
+            ArtifactRecord(run_id, p, "ab" * 32, 1)
+            for p in ("plots/a.png", "plots/b.png", "plotsx.txt", "m.pkl")
+        ]
+    )
+    assert [a.path for a in store.list_artifacts(run_id, "plots")] == ["plots/a.png", "plots/b.png"]
     assert [a.path for a in store.list_artifacts(run_id, "m.pkl")] == ["m.pkl"]
 
 
@@ -135,8 +148,7 @@ def test_search_pages_through_all_runs_in_order(store: SqlStore) -> None:
     eid = store.get_experiment_by_name("e").experiment_id  # type: ignore[union-attr]
     first, offset = store.search_runs([eid], "metrics.acc >= 0.1", ["metrics.acc DESC"], 2)
     assert offset == 2
-    second, offset = store.search_runs([eid], "metrics.acc >= 0.1", ["metrics.acc DESC"], 2,
-                                       offset)
+    second, offset = store.search_runs([eid], "metrics.acc >= 0.1", ["metrics.acc DESC"], 2, offset)
     assert offset is None
     assert [r.info.run_id for r in first + second] == ids[:0:-1]
 
@@ -148,8 +160,7 @@ def test_search_rejects_out_of_range_max_results(store: SqlStore) -> None:
 
 def test_new_store_is_at_the_newest_schema(store: SqlStore) -> None:
     with store.engine.connect() as conn:
-        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == \
-            SCHEMA_HEAD
+        assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
 
 
 def test_schema_head_is_the_newest_migration() -> None:

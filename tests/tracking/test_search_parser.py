@@ -176,7 +176,9 @@ def test_and_binds_tighter_than_or() -> None:
 
 
 def test_parentheses_override_precedence() -> None:
-    assert parse_filter("(metrics.a > 1 or metrics.b > 2) and metrics.c > 3") == And((Or((A, B)), C))
+    assert parse_filter("(metrics.a > 1 or metrics.b > 2) and metrics.c > 3") == And(
+        (Or((A, B)), C)
+    )
 
 
 def test_chains_of_the_same_connective_are_flattened() -> None:
@@ -241,7 +243,11 @@ def test_unknown_bare_identifier_suggests_prefixes() -> None:
 
 @pytest.mark.parametrize(
     ("text", "column", "token"),
-    [("and metrics.a > 1", 1, "'and'"), ("metrics.a > 1 and 'x'", 19, "string 'x'"), ("> 1", 1, "'>'")],
+    [
+        ("and metrics.a > 1", 1, "'and'"),
+        ("metrics.a > 1 and 'x'", 19, "string 'x'"),
+        ("> 1", 1, "'>'"),
+    ],
 )
 def test_missing_identifier_is_reported(text: str, column: int, token: str) -> None:
     fails(
@@ -260,11 +266,15 @@ def test_missing_operator_is_reported_with_the_operators_that_apply() -> None:
 
 
 def test_not_must_be_followed_by_like_or_in() -> None:
-    fails("params.a NOT ILIKE 'x'", "unexpected 'ILIKE' at column 14; expected LIKE or IN after NOT.")
+    fails(
+        "params.a NOT ILIKE 'x'", "unexpected 'ILIKE' at column 14; expected LIKE or IN after NOT."
+    )
 
 
 def test_is_must_be_followed_by_null_or_not_null() -> None:
-    fails("tags.a IS 'x'", "unexpected string 'x' at column 11; expected NULL or NOT NULL after IS.")
+    fails(
+        "tags.a IS 'x'", "unexpected string 'x' at column 11; expected NULL or NOT NULL after IS."
+    )
     fails("tags.a IS NOT 'x'", "unexpected string 'x' at column 15; expected NULL after IS NOT.")
 
 
@@ -273,27 +283,33 @@ def test_is_must_be_followed_by_null_or_not_null() -> None:
     [
         (
             "metrics.a LIKE '1'",
-            "operator LIKE does not apply to metrics at column 11; "
-            "expected one of =, !=, <, <=, >, >=, IS NULL, IS NOT NULL.",
+            (
+                "operator LIKE does not apply to metrics at column 11; "
+                "expected one of =, !=, <, <=, >, >=, IS NULL, IS NOT NULL."
+            ),
         ),
         (
             "params.lr < '0.1'",
-            "operator < does not apply to params at column 11; "
-            "expected one of =, !=, LIKE, ILIKE, NOT LIKE, IN, NOT IN, IS NULL, IS NOT NULL.",
+            (
+                "operator < does not apply to params at column 11; "
+                "expected one of =, !=, LIKE, ILIKE, NOT LIKE, IN, NOT IN, IS NULL, IS NOT NULL."
+            ),
         ),
         ("status LIKE 'R%'", "operator LIKE does not apply to attribute status at column 8"),
         ("start_time IN (1)", "operator IN does not apply to attribute start_time at column 12"),
         ("run_id IS NULL", "operator IS NULL does not apply to attribute run_id at column 8"),
     ],
 )
-def test_operator_that_does_not_apply_to_the_identifier_is_reported(text: str, message: str) -> None:
+def test_operator_that_does_not_apply_to_the_identifier_is_reported(
+    text: str, message: str
+) -> None:
     fails(text, message)
 
 
 def test_metrics_compare_with_numbers_only() -> None:
     fails(
         "metrics.acc > '0.9'",
-        "unexpected string '0.9' at column 15; expected a number, since metrics compare with numbers.",
+        "unexpected string '0.9' at column 15; expected a number, since metrics compare with numbers.",  # noqa: E501
     )
 
 
@@ -347,7 +363,9 @@ def test_unclosed_parenthesis_is_reported() -> None:
 
 
 def test_unbalanced_closing_parenthesis_is_reported() -> None:
-    fails("metrics.a > 1)", "unexpected ')' at column 14; expected AND, OR or the end of the filter.")
+    fails(
+        "metrics.a > 1)", "unexpected ')' at column 14; expected AND, OR or the end of the filter."
+    )
 
 
 def test_comparisons_without_connective_are_reported() -> None:
@@ -362,7 +380,9 @@ def test_unexpected_character_is_reported() -> None:
 
 
 def test_deep_nesting_is_rejected_without_recursion_error() -> None:
-    fails("(" * 500 + "metrics.a > 1" + ")" * 500, "parentheses nested more than 50 deep at column 51")
+    fails(
+        "(" * 500 + "metrics.a > 1" + ")" * 500, "parentheses nested more than 50 deep at column 51"
+    )
 
 
 def test_column_counts_from_the_start_of_the_filter_including_spaces() -> None:
@@ -373,7 +393,9 @@ def test_column_counts_from_the_start_of_the_filter_including_spaces() -> None:
 
 
 def test_order_by_parses_direction_and_defaults_to_ascending() -> None:
-    assert parse_order_by(["metrics.acc DESC", "params.lr", "attributes.start_time ASC", "end_time"]) == [
+    assert parse_order_by(
+        ["metrics.acc DESC", "params.lr", "attributes.start_time ASC", "end_time"]
+    ) == [
         OrderKey("metric", "acc", ascending=False),
         OrderKey("param", "lr", ascending=True),
         OrderKey("attribute", "start_time", ascending=True),
@@ -421,11 +443,15 @@ def test_order_by_rejects_an_unknown_attribute() -> None:
 def test_order_by_rejects_a_plain_string() -> None:
     with pytest.raises(
         InvalidArgument,
-        match=re.escape("order_by must be a list of strings such as ['metrics.acc DESC'], not the string 'start_time'."),
+        match=re.escape(
+            "order_by must be a list of strings such as ['metrics.acc DESC'], not the string 'start_time'."  # noqa: E501
+        ),
     ):
         parse_order_by("start_time")
 
 
 def test_order_by_rejects_items_that_are_not_strings() -> None:
-    with pytest.raises(InvalidArgument, match="order_by items must be strings such as 'metrics.acc DESC', not 3"):
+    with pytest.raises(
+        InvalidArgument, match="order_by items must be strings such as 'metrics.acc DESC', not 3"
+    ):
         parse_order_by([3])  # type: ignore[list-item]

@@ -65,9 +65,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
     except FerryError as e:
         _fail(str(e), "--debug" in args)
-    except Exception as e:  # an unexpected failure still gets one line, not a traceback
-        _fail(f"unexpected {type(e).__name__}: {e} (run with --debug to see where)",
-              "--debug" in args)
+    except Exception as e:  # noqa: BLE001 - an unexpected failure still gets one line
+        _fail(
+            f"unexpected {type(e).__name__}: {e} (run with --debug to see where)", "--debug" in args
+        )
 
 
 def _fail(message: str, debug: bool) -> None:

@@ -42,8 +42,11 @@ def experiments_list(ctx: typer.Context, json: JsonFlag = False) -> None:
     if json:
         render.print_json(found)
         return
-    render.table(None, ["id", "name", "created"],
-                 [(e.experiment_id, e.name, render.when(e.creation_time)) for e in found])
+    render.table(
+        None,
+        ["id", "name", "created"],
+        [(e.experiment_id, e.name, render.when(e.creation_time)) for e in found],
+    )
 
 
 @experiments.command("create")
@@ -59,12 +62,18 @@ def experiments_create(ctx: typer.Context, name: str, json: JsonFlag = False) ->
 @runs.command("list")
 def runs_list(
     ctx: typer.Context,
-    experiment: Annotated[list[str] | None, typer.Option("--experiment", "-e",
-                          help="Experiment name (repeatable; default: all).")] = None,
-    filter_string: Annotated[str, typer.Option("--filter", "-f",
-                             help="e.g. \"metrics.acc > 0.9 and params.model = 'rf'\"")] = "",
-    order_by: Annotated[list[str] | None, typer.Option("--order-by", "-o",
-                        help="e.g. 'metrics.acc DESC' (repeatable).")] = None,
+    experiment: Annotated[
+        list[str] | None,
+        typer.Option("--experiment", "-e", help="Experiment name (repeatable; default: all)."),
+    ] = None,
+    filter_string: Annotated[
+        str,
+        typer.Option("--filter", "-f", help="e.g. \"metrics.acc > 0.9 and params.model = 'rf'\""),
+    ] = "",
+    order_by: Annotated[
+        list[str] | None,
+        typer.Option("--order-by", "-o", help="e.g. 'metrics.acc DESC' (repeatable)."),
+    ] = None,
     max_results: Annotated[int, typer.Option("--max-results", "-n")] = 100,
     page_token: Annotated[str | None, typer.Option(help="Token printed by the last page.")] = None,
     json: JsonFlag = False,
@@ -81,9 +90,17 @@ def runs_list(
         None,
         ["run_id", "name", "status", "started", "duration", *metric_keys],
         [
-            (r.info.run_id, r.info.run_name, r.info.status.value, render.when(r.info.start_time),
-             render.duration(r.info.start_time, r.info.end_time),
-             *(render.number(r.data.metrics[k]) if k in r.data.metrics else "" for k in metric_keys))
+            (
+                r.info.run_id,
+                r.info.run_name,
+                r.info.status.value,
+                render.when(r.info.start_time),
+                render.duration(r.info.start_time, r.info.end_time),
+                *(
+                    render.number(r.data.metrics[k]) if k in r.data.metrics else ""
+                    for k in metric_keys
+                ),
+            )
             for r in page.runs
         ],
     )
@@ -120,14 +137,23 @@ def runs_show(ctx: typer.Context, run_id: str, json: JsonFlag = False) -> None:
     if i.failure:
         render.console.print(f"failure: {i.failure.strip().splitlines()[-1]}")
     render.table("params", ["key", "value"], sorted(run.data.params.items()))
-    render.table("metrics", ["key", "value"],
-                 [(k, render.number(v)) for k, v in sorted(run.data.metrics.items())])
+    render.table(
+        "metrics",
+        ["key", "value"],
+        [(k, render.number(v)) for k, v in sorted(run.data.metrics.items())],
+    )
     render.table("tags", ["key", "value"], sorted(run.data.tags.items()))
     if run.inputs:
-        render.table("inputs", ["dataset", "version", "context"],
-                     [(x.name, x.version, x.context) for x in run.inputs])
-    render.table("artifacts", ["path", "size", "digest"],
-                 [(a.path, a.size, a.digest[:12]) for a in artifacts])
+        render.table(
+            "inputs",
+            ["dataset", "version", "context"],
+            [(x.name, x.version, x.context) for x in run.inputs],
+        )
+    render.table(
+        "artifacts",
+        ["path", "size", "digest"],
+        [(a.path, a.size, a.digest[:12]) for a in artifacts],
+    )
 
 
 @runs.command("compare")
@@ -144,9 +170,14 @@ def runs_compare(ctx: typer.Context, run_ids: list[str], json: JsonFlag = False)
         None,
         ["", "key", *comparison.run_names],
         [
-            ("*" if row.differs else "", f"{row.kind}s.{row.key}",
-             *("" if v is None else render.number(v) if isinstance(v, float) else v
-               for v in row.values))
+            (
+                "*" if row.differs else "",
+                f"{row.kind}s.{row.key}",
+                *(
+                    "" if v is None else render.number(v) if isinstance(v, float) else v
+                    for v in row.values
+                ),
+            )
             for row in comparison.rows
         ],
     )
@@ -159,5 +190,8 @@ def runs_history(ctx: typer.Context, run_id: str, key: str, json: JsonFlag = Fal
     if json:
         render.print_json(history)
         return
-    render.table(f"{key} of {run_id}", ["step", "value", "time"],
-                 [(m.step, render.number(m.value), render.when(m.timestamp)) for m in history])
+    render.table(
+        f"{key} of {run_id}",
+        ["step", "value", "time"],
+        [(m.step, render.number(m.value), render.when(m.timestamp)) for m in history],
+    )

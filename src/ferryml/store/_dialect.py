@@ -113,6 +113,25 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     conn.execute(stmt, list(rows))
 
 
+def insert_ignore_fast(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
+    """``insert_ignore`` of tuples in column order through the driver's ``executemany``, for
+    large batches: building SQLAlchemy parameters costs more than SQLite's insert itself."""
+    if not rows:
+        return
+    names = [c.name for c in table.columns]
+    if conn.dialect.name == "sqlite":
+        sql = (
+            f"INSERT OR IGNORE INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join('?' * len(names))})"
+        )
+    else:
+        sql = (
+            f"INSERT INTO {table.name} ({', '.join(names)}) "
+            f"VALUES ({', '.join(['%s'] * len(names))}) ON CONFLICT DO NOTHING"
+        )
+    conn.exec_driver_sql(sql, list(rows))
+
+
 def upsert(
     conn: Connection,
     table: Table,
@@ -135,10 +154,12 @@ def upsert(
 
 def _insert(conn: Connection) -> Any:
     if conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    return insert
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.insert
 
 
 def is_lock_error(error: BaseException) -> bool:

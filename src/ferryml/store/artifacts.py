@@ -1,5 +1,5 @@
 """Content-addressed artifact store: blobs named by their blake3 digest, written
-atomically, stored once, on a local folder or any fsspec URL.
+atomically, stored once, in a local folder or at any fsspec URL.
 
 Layout under the root: ``blobs/<digest[:2]>/<digest[2:]>``.
 """
@@ -10,7 +10,7 @@ import io
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +24,6 @@ __all__ = ["ArtifactStore", "Blob", "digest_bytes", "digest_file"]
 
 _CHUNK = 1 << 20
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-_WHAT_TO_DO = "Set FERRY_ARTIFACTS to a writable location."
 
 
 @dataclass(frozen=True)
@@ -51,38 +50,28 @@ def digest_file(path: str | os.PathLike[str]) -> Blob:
 
 class ArtifactStore:
     """Blobs addressed by digest under ``url``: ``file:///abs/path`` (or a plain absolute
-    path) or any fsspec URL such as ``s3://bucket/prefix``.
-
-    The constructor does no I/O; call ``open()`` to create and check the store.
+    path) or any fsspec URL such as ``s3://bucket/prefix``. The constructor does no I/O.
 
     >>> store = ArtifactStore("/tmp/ferry-artifacts").open()
-    >>> blob = store.put_bytes(b"weights")
-    >>> store.get_bytes(blob.digest)
+    >>> store.get_bytes(store.put_bytes(b"weights").digest)
     b'weights'
     """
 
     def __init__(self, url: str, *, storage_options: dict[str, Any] | None = None) -> None:
         self._url = url
-        self._options = dict(storage_options or {})
         # A cached listing would make exists() miss blobs written by other clients.
-        self._options.setdefault("use_listings_cache", False)
+        self._options = {"use_listings_cache": False, **(storage_options or {})}
         self._fs: Any = None
         protocol, sep, rest = url.partition("://")
-        if not sep:
-            protocol, rest = "file", url
-        if protocol == "file":
-            if not os.path.isabs(rest):
-                raise InvalidArgument(
-                    f"Artifact store URL {url!r} is neither an absolute path nor a URL. "
-                    "Use file:///abs/path, /abs/path or s3://bucket/prefix."
-                )
-            self._local: Path | None = Path(rest)
-        elif rest.strip("/"):
-            self._local = None
-        else:
-            raise InvalidArgument(f"Artifact store URL {url!r} names no bucket or folder.")
-        self._protocol = protocol
-        self._root = rest.rstrip("/")
+        self._protocol, self._root = (protocol, rest.rstrip("/")) if sep else ("file", url)
+        self._local = Path(self._root or "/") if self._protocol == "file" else None
+        if self._local is not None and not os.path.isabs(self._root or "/"):
+            raise InvalidArgument(
+                f"Artifact store URL {url!r} is neither an absolute path nor a URL. "
+                "Use /abs/path, file:///abs/path or s3://bucket/prefix."
+            )
+        if self._local is None and not self._root.strip("/"):
+            raise InvalidArgument(f"Artifact store URL {url!r} names no bucket.")
 
     @property
     def url(self) -> str:
@@ -99,57 +88,48 @@ class ArtifactStore:
             try:
                 blobs.mkdir(parents=True, exist_ok=True)
                 # Only a real write proves writability: permission bits do not stop root,
-                # and a read-only mount passes every access() check but this one.
+                # and a read-only mount passes access() checks.
                 probe, out = _create_temp(blobs / "probe", 0o666)
                 out.close()
                 probe.unlink()
             except OSError as e:
                 raise StoreUnavailable(
-                    f"Artifact store {self._url!r} is not writable: creating {blobs} "
-                    f"failed ({e.strerror or e}). {_WHAT_TO_DO}"
+                    f"Artifact store {self._url!r} is not writable: creating {blobs} failed "
+                    f"({e.strerror or e}). Set FERRY_ARTIFACTS to a writable location."
                 ) from e
             return self
-        bucket = self._root.split("/")[0]
+        bucket = self._root.strip("/").split("/")[0]
         fs = self._filesystem()
         try:
             fs.info(bucket)
-        # Connection, credential and HTTP errors of the many fsspec backends share no base.
-        except Exception as e:
+        except Exception as e:  # backends' connection and credential errors share no base
             reason = "it does not exist" if isinstance(e, FileNotFoundError) else repr(e)
             raise StoreUnavailable(
-                f"Artifact store {self._url!r} is unreachable: bucket {bucket!r} failed a "
-                f"check ({reason}). Check the bucket, endpoint and credentials, or "
+                f"Artifact store {self._url!r} is unreachable: checking bucket {bucket!r} "
+                f"failed ({reason}). Check the bucket name, endpoint and credentials, or "
                 "set FERRY_ARTIFACTS to another location."
             ) from e
         return self
 
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
-        """Store the file at ``path`` (once per content) and return its blob.
+        """Store the file at ``path`` unless its content is stored already; return its blob.
 
-        Raises NotFound if the file does not exist, StoreUnavailable if the store fails.
+        Raises NotFound if there is no such file, StoreUnavailable if the store fails.
         """
         with _open_source(path) as src:
-            # Hash before writing: content already stored costs one read and no write.
+            # Hash before writing: content stored already costs one read and no write.
             blob = _copy(src, None)
             if self._stored_size(blob.digest) == blob.size:
                 return blob
-            if self._local is None:
-                with self._io(f"Uploading {path}"):
-                    self._filesystem().put_file(os.fspath(path), self._key(blob.digest))
-                return blob
             src.seek(0)
-            return self._write_local(blob.digest, src)
+            return self._write(blob, src, lambda fs, key: fs.put_file(os.fspath(path), key))
 
     def put_bytes(self, data: bytes) -> Blob:
-        """Store ``data`` (once per content) and return its blob."""
+        """Store ``data`` unless it is stored already; return its blob."""
         blob = digest_bytes(data)
         if self._stored_size(blob.digest) == blob.size:
             return blob
-        if self._local is None:
-            with self._io("Uploading bytes"):
-                self._filesystem().pipe_file(self._key(blob.digest), data)
-            return blob
-        return self._write_local(blob.digest, io.BytesIO(data))
+        return self._write(blob, io.BytesIO(data), lambda fs, key: fs.pipe_file(key, data))
 
     def exists(self, digest: str) -> bool:
         """Whether a blob with this digest is stored."""
@@ -166,34 +146,37 @@ class ArtifactStore:
             self._check(digest, digest_bytes(data))
         return data
 
-    def get_file(
-        self, digest: str, dest: str | os.PathLike[str], *, verify: bool = True
-    ) -> Path:
-        """Write the blob to ``dest`` atomically (creating folders) and return its path.
+    def get_file(self, digest: str, dest: str | os.PathLike[str], *, verify: bool = True) -> Path:
+        """Write the blob to ``dest`` atomically, creating folders; return dest's path.
 
         Raises NotFound if absent, IntegrityError if the content does not match; either
-        way ``dest`` is left untouched.
+        way ``dest`` is left as it was.
         """
-        _check_digest(digest)
         dest = Path(dest)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp, out = _create_temp(dest, 0o666)
-        try:
-            with out, self._io(f"Reading blob {digest}", digest), self._open_blob(digest) as src:
-                blob = _copy(src, out)
-            if verify:
-                self._check(digest, blob)
-            os.replace(tmp, dest)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        # Open the blob first, so a missing one leaves no folders behind.
+        with self._io(f"Reading blob {digest}", digest):
+            src = self._open_blob(digest)
+        with src:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp, out = _create_temp(dest, 0o666)
+            try:
+                with out, self._io(f"Reading blob {digest}", digest):
+                    blob = _copy(src, out)
+                if verify:
+                    self._check(digest, blob)
+                os.replace(tmp, dest)
+            except BaseException:
+                tmp.unlink(missing_ok=True)
+                raise
         return dest
 
     def local_path(self, digest: str) -> Path | None:
-        """The blob's path (present or not) in a file:// store, else None."""
+        """The blob's path (stored yet or not) in a file:// store, else None."""
         _check_digest(digest)
-        if self._local is None:
-            return None
+        return None if self._local is None else self._path(digest)
+
+    def _path(self, digest: str) -> Path:
+        assert self._local is not None
         return self._local / "blobs" / digest[:2] / digest[2:]
 
     def _key(self, digest: str) -> str:
@@ -207,8 +190,8 @@ class ArtifactStore:
                 self._fs = fsspec.filesystem(self._protocol, **self._options)
             except ImportError as e:
                 raise StoreUnavailable(
-                    f"Artifact store {self._url!r} needs a package that is missing ({e}). "
-                    "For s3:// install it with: pip install 'ferryml[s3]'."
+                    f"Artifact store {self._url!r} needs a missing package ({e}). "
+                    "For s3:// run: pip install 'ferryml[s3]'."
                 ) from e
             except (ValueError, TypeError) as e:  # unknown protocol, bad storage_options
                 raise InvalidArgument(f"Artifact store {self._url!r} cannot be set up: {e}") from e
@@ -216,8 +199,7 @@ class ArtifactStore:
 
     @contextmanager
     def _io(self, what: str, digest: str | None = None) -> Iterator[None]:
-        """Map storage errors to ferryml's: a missing blob to NotFound, the rest to
-        StoreUnavailable (any exception for remote stores, whose clients raise their own)."""
+        # Remote clients raise their own types (botocore, aiohttp), not only OSError.
         failure = OSError if self._local is not None else Exception
         try:
             yield
@@ -225,7 +207,7 @@ class ArtifactStore:
             raise
         except FileNotFoundError as e:
             if digest is None:
-                raise StoreUnavailable(f"{what} to {self._url!r} failed: {e}.") from e
+                raise StoreUnavailable(f"{what} in {self._url!r} failed: {e}.") from e
             raise NotFound(f"Blob {digest} not found in artifact store {self._url!r}.") from e
         except failure as e:
             raise StoreUnavailable(
@@ -236,17 +218,17 @@ class ArtifactStore:
     def _open_blob(self, digest: str) -> Any:
         _check_digest(digest)
         if self._local is not None:
-            return open(self._local / "blobs" / digest[:2] / digest[2:], "rb")
+            return open(self._path(digest), "rb")
         return self._filesystem().open(self._key(digest), "rb")
 
     def _stored_size(self, digest: str) -> int | None:
         _check_digest(digest)
         try:
-            if self._local is not None:
-                return (self._local / "blobs" / digest[:2] / digest[2:]).stat().st_size
             with self._io(f"Checking blob {digest}", digest):
+                if self._local is not None:
+                    return self._path(digest).stat().st_size
                 return int(self._filesystem().info(self._key(digest))["size"])
-        except (FileNotFoundError, NotADirectoryError, NotFound):
+        except NotFound:
             return None
 
     def _check(self, digest: str, actual: Blob) -> None:
@@ -256,25 +238,29 @@ class ArtifactStore:
                 f"hashes to {actual.digest}. Delete it and store the original content again."
             )
 
-    def _write_local(self, digest: str, src: io.BufferedIOBase) -> Blob:
-        assert self._local is not None
-        folder = self._local / "blobs" / digest[:2]
-        with self._io(f"Writing blob {digest}"):
+    def _write(
+        self, blob: Blob, src: io.BufferedIOBase, upload: Callable[[Any, str], object]
+    ) -> Blob:
+        with self._io(f"Writing blob {blob.digest}"):
+            if self._local is None:
+                upload(self._filesystem(), self._key(blob.digest))  # a PUT is atomic
+                return blob
+            folder = self._path(blob.digest).parent
             if not folder.is_dir():
                 folder.mkdir(parents=True, exist_ok=True)
                 _fsync_dir(folder.parent)
-            # Read-only, so a hard link handed out by local_path() cannot be edited in place.
-            tmp, out = _create_temp(folder / digest[2:], 0o444)
+            # Read-only, so a hard link to the blob cannot be edited in place by mistake.
+            tmp, out = _create_temp(folder / blob.digest[2:], 0o444)
             try:
                 with out:
-                    # Name the blob by the bytes actually written, not by the earlier hash:
-                    # a source file changed in between must not yield a blob that lies.
+                    # Name the blob by the bytes written, not the earlier hash: if the
+                    # source changed in between, the store must still never lie.
                     blob = _copy(src, out)
                     out.flush()
-                    # Durable before visible: metadata (SQLite, PostgreSQL) commits with
-                    # fsync, and a torn blob behind a committed digest would be data lost.
+                    # Durable before visible: the metadata store commits with fsync, and a
+                    # torn blob behind a committed digest would be data lost.
                     os.fsync(out.fileno())
-                final = self._local / "blobs" / blob.digest[:2] / blob.digest[2:]
+                final = self._path(blob.digest)
                 final.parent.mkdir(exist_ok=True)
                 os.replace(tmp, final)
             except BaseException:
@@ -286,9 +272,7 @@ class ArtifactStore:
 
 def _check_digest(digest: str) -> None:
     if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
-        raise InvalidArgument(
-            f"Malformed digest {digest!r}: expected 64 lowercase hex characters (blake3)."
-        )
+        raise InvalidArgument(f"Malformed digest {digest!r}: expected 64 lowercase hex characters.")
 
 
 def _open_source(path: str | os.PathLike[str]) -> io.BufferedReader:
@@ -301,8 +285,7 @@ def _open_source(path: str | os.PathLike[str]) -> io.BufferedReader:
 
 
 def _copy(src: io.BufferedIOBase, dst: io.BufferedIOBase | None) -> Blob:
-    hasher, size = blake3.blake3(), 0
-    buf = bytearray(_CHUNK)
+    hasher, size, buf = blake3.blake3(), 0, bytearray(_CHUNK)
     view = memoryview(buf)
     while n := src.readinto(buf):
         hasher.update(view[:n])
@@ -313,15 +296,14 @@ def _copy(src: io.BufferedIOBase, dst: io.BufferedIOBase | None) -> Blob:
 
 
 def _create_temp(beside: Path, mode: int) -> tuple[Path, io.BufferedWriter]:
-    # Same folder as the target so os.replace is a rename; O_EXCL and a random name so
-    # concurrent writers and leftovers of crashed ones never collide.
+    # Same folder as the target, so os.replace is a rename; O_EXCL and a random name, so
+    # concurrent writers and the leftovers of crashed ones never collide.
     tmp = beside.with_name(f".{beside.name}.{secrets.token_hex(8)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-    return tmp, os.fdopen(fd, "wb")
+    return tmp, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb")
 
 
 def _fsync_dir(path: Path) -> None:
-    # A rename or new folder is durable only once the folder holding its entry is synced.
+    # A rename or a new folder is durable only once the folder holding its entry is.
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

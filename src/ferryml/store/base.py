@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
 from ferryml.store.entities import ArtifactEntry, Experiment, Metric, Run, RunInfo
@@ -41,6 +41,8 @@ class TrackingStore(Protocol):
     def get_params(self, run_id: str) -> dict[str, str]: ...
 
     def write_records(self, records: Sequence[Record]) -> None: ...
+
+    def mark_killed(self, run_ids: Iterable[str]) -> None: ...
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]: ...
 

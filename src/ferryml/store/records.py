@@ -71,11 +71,5 @@ class EndRecord(NamedTuple):
 
 
 Record = (
-    MetricRecord
-    | ParamRecord
-    | TagRecord
-    | ArtifactRecord
-    | InputRecord
-    | StartRecord
-    | EndRecord
+    MetricRecord | ParamRecord | TagRecord | ArtifactRecord | InputRecord | StartRecord | EndRecord
 )

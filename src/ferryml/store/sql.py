@@ -39,7 +39,6 @@ from ferryml.store.records import (
     MetricRecord,
     ParamRecord,
     Record,
-    StartRecord,
     TagRecord,
 )
 
@@ -271,9 +270,7 @@ class SqlStore:
                 .where(m.run_id == run_id, m.key == key)
                 .order_by(m.step, m.timestamp)
             ).all()
-        return [
-            Metric(r.key, math.nan if r.is_nan else r.value, r.timestamp, r.step) for r in rows
-        ]
+        return [Metric(r.key, math.nan if r.is_nan else r.value, r.timestamp, r.step) for r in rows]
 
     def list_artifacts(self, run_id: str, prefix: str = "") -> list[ArtifactEntry]:
         self.get_run_info(run_id)
@@ -296,9 +293,7 @@ class SqlStore:
         from ferryml.tracking._search import parse_filter, parse_order_by
 
         if max_results < 1 or max_results > 50_000:
-            raise InvalidArgument(
-                f"max_results must be between 1 and 50000; got {max_results}."
-            )
+            raise InvalidArgument(f"max_results must be between 1 and 50000; got {max_results}.")
         expr = parse_filter(filter_string)
         keys = parse_order_by(order_by)
         stmt = select(t.runs.c.run_id).where(
@@ -333,10 +328,8 @@ class SqlStore:
             grouped[type(record)].append(record)
         with self._write() as conn:
             known = _existing_runs(conn, {r.run_id for r in records})
-            metric_rows = [
-                _metric_row(r) for r in grouped[MetricRecord] if r.run_id in known
-            ]
-            _dialect.insert_ignore(conn, t.metrics, metric_rows)
+            metric_rows = [_metric_row(*r) for r in grouped[MetricRecord] if r.run_id in known]
+            _dialect.insert_ignore_fast(conn, t.metrics, metric_rows)
             _dialect.upsert(
                 conn,
                 t.latest_metrics,
@@ -423,29 +416,22 @@ def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _metric_row(r: MetricRecord) -> dict[str, Any]:
-    nan = math.isnan(r.value)
-    return {
-        "run_id": r.run_id,
-        "key": r.key,
-        "step": r.step,
-        "timestamp": r.timestamp,
-        "value": 0.0 if nan else r.value,
-        "is_nan": nan,
-    }
+def _metric_row(run_id: str, key: str, value: float, timestamp: int, step: int) -> tuple[Any, ...]:
+    """A row of ``metrics``, in column order."""
+    if value != value:
+        return (run_id, key, step, timestamp, 0.0, True)
+    return (run_id, key, step, timestamp, value, False)
 
 
-def _latest(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    best: dict[tuple[str, str], dict[str, Any]] = {}
+def _latest(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    best: dict[tuple[str, str], tuple[Any, ...]] = {}
     for row in rows:
-        key = (row["run_id"], row["key"])
+        key = (row[0], row[1])
         current = best.get(key)
-        if current is None or (row["step"], row["timestamp"]) >= (
-            current["step"],
-            current["timestamp"],
-        ):
+        if current is None or (row[2], row[3]) >= (current[2], current[3]):
             best[key] = row
-    return list(best.values())
+    names = [c.name for c in t.metrics.columns]
+    return [dict(zip(names, row, strict=True)) for row in best.values()]
 
 
 def _rows(records: list[Any], known: set[str]) -> list[dict[str, Any]]:
@@ -476,23 +462,21 @@ def _load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     tags: dict[str, dict[str, str]] = defaultdict(dict)
     metrics: dict[str, dict[str, float]] = defaultdict(dict)
     inputs: dict[str, list[RunInput]] = defaultdict(list)
-    infos = []
+    infos: list[Any] = []
     for start in range(0, len(run_ids), 5000):
         chunk = list(run_ids[start : start + 5000])
         infos += conn.execute(select(t.runs).where(t.runs.c.run_id.in_(chunk))).all()
         for table, target in ((t.params, params), (t.tags, tags)):
             rows = conn.execute(
-                select(table.c.run_id, table.c.key, table.c.value).where(
-                    table.c.run_id.in_(chunk)
-                )
+                select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(chunk))
             )
             for run_id, key, value in rows:
                 target[run_id][key] = value
         lm = t.latest_metrics.c
-        rows = conn.execute(
+        latest = conn.execute(
             select(lm.run_id, lm.key, lm.value, lm.is_nan).where(lm.run_id.in_(chunk))
         )
-        for run_id, key, value, is_nan in rows:
+        for run_id, key, value, is_nan in latest:
             metrics[run_id][key] = math.nan if is_nan else value
         ri = t.run_inputs.c
         for r in conn.execute(select(t.run_inputs).where(ri.run_id.in_(chunk))):
@@ -500,7 +484,9 @@ def _load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
     return [
         Run(
             info=_run_info(row),
-            data=RunData(params=params[row.run_id], metrics=metrics[row.run_id], tags=tags[row.run_id]),
+            data=RunData(
+                params=params[row.run_id], metrics=metrics[row.run_id], tags=tags[row.run_id]
+            ),
             inputs=tuple(inputs[row.run_id]),
         )
         for row in infos

@@ -30,8 +30,9 @@ def capture(cwd: Path) -> Environment:
     tags = {
         "ferry.python": platform.python_version(),
         "ferry.platform": platform.platform(),
-        "ferry.command": " ".join([Path(sys.argv[0]).name if sys.argv else "", *sys.argv[1:]])
-        .strip()[:8000],
+        "ferry.command": " ".join(
+            [Path(sys.argv[0]).name if sys.argv else "", *sys.argv[1:]]
+        ).strip()[:8000],
         "ferry.user": _user(),
         "ferry.packages.digest": blake3.blake3(packages.encode()).hexdigest(),
     }

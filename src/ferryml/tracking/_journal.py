@@ -52,7 +52,16 @@ _REPLAY_CHUNK = 20_000
 
 
 def encode(record: Record) -> bytes:
+    if type(record) is MetricRecord:
+        return _metric_line(*record)
     return (json.dumps([_KINDS[type(record)], *record]) + "\n").encode()
+
+
+def _metric_line(run_id: str, key: str, value: float, timestamp: int, step: int) -> bytes:
+    if value != value or value in (_INF, _NINF):
+        return (json.dumps(["m", run_id, key, value, timestamp, step]) + "\n").encode()
+    # Keys are validated to letters, digits and _-./: and space: nothing to escape.
+    return f'["m","{run_id}","{key}",{value!r},{timestamp},{step}]\n'.encode()
 
 
 def decode(lines: Iterable[bytes]) -> Iterator[Record]:
@@ -139,9 +148,13 @@ class Journal:
             self._thread.join(timeout=5)
         try:
             self.flush()
-        except Exception as e:  # keep the file: the next process replays it
-            log.warning("ferryml could not apply logged values before exit (%s); "
-                        "they stay in %s and are applied on the next start", e, self._path)
+        except StoreUnavailable as e:  # keep the file: the next process replays it
+            log.warning(
+                "ferryml could not apply logged values before exit (%s); "
+                "they stay in %s and are applied on the next start",
+                e,
+                self._path,
+            )
             os.close(self._fd)
             self._fd = None
             return
@@ -154,12 +167,10 @@ class Journal:
 
     def append_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
         """The hot path: one metric, one ``write`` call, no JSON encoder."""
-        if value != value or value in (_INF, _NINF):
-            line = encode(MetricRecord(run_id, key, value, timestamp, step))
-        else:
-            # Keys are validated to letters, digits and _-./: and space: nothing to escape.
-            line = f'["m","{run_id}","{key}",{value!r},{timestamp},{step}]\n'.encode()
-        self._append(line, MetricRecord(run_id, key, value, timestamp, step))
+        self._append(
+            _metric_line(run_id, key, value, timestamp, step),
+            MetricRecord(run_id, key, value, timestamp, step),
+        )
 
     def append(self, records: Sequence[Record]) -> None:
         if records:
@@ -262,9 +273,7 @@ class Journal:
         ended = {r.run_id for r in records if type(r) is EndRecord}
         for start in range(0, len(records), _REPLAY_CHUNK):
             self._store.write_records(records[start : start + _REPLAY_CHUNK])
-        mark_killed = getattr(self._store, "mark_killed", None)
-        if mark_killed is not None:
-            mark_killed(started - ended)
+        self._store.mark_killed(started - ended)
         return len(records)
 
     def _reopen_in_child(self) -> None:

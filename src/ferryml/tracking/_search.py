@@ -185,7 +185,7 @@ def _tokenize(text: str) -> list[_Token]:
         elif word := _WORD.match(text, i):
             end = word.end()
             if text[end : end + 1] != ".":
-                tokens.append(_Token("WORD", word.group(), i))
+                tokens.append(_Token("WORD", word.group(), i, word.group()))
                 i = end
                 continue
             kind = _PREFIXES.get(word.group().lower())
@@ -272,22 +272,16 @@ class _Parser:
         token = self.advance()
         if token.kind == "IDENT" and token.ident_kind != "attribute":
             return token.ident_kind, str(token.value)
+        if token.kind not in ("IDENT", "WORD") or self.keyword(token) in _KEYWORDS:
+            self.fail(token, _IDENTIFIER)
+        name = str(token.value)
+        if name.lower() in _ATTRIBUTE_ALIASES:
+            return "attribute", _ATTRIBUTE_ALIASES[name.lower()]
+        names = ", ".join(ATTRIBUTES)
         if token.kind == "IDENT":
-            name = str(token.value)
-            if name.lower() not in _ATTRIBUTE_ALIASES:
-                self.fail(token, f"one of {', '.join(ATTRIBUTES)}", f"unknown attribute '{name}'")
-            return "attribute", _ATTRIBUTE_ALIASES[name.lower()]
-        if token.kind == "WORD" and self.keyword(token) not in _KEYWORDS:
-            name = token.text
-            if name.lower() not in _ATTRIBUTE_ALIASES:
-                self.fail(
-                    token,
-                    f"metrics.{name}, params.{name}, tags.{name} "
-                    f"or an attribute ({', '.join(ATTRIBUTES)})",
-                    f"unknown identifier '{name}'",
-                )
-            return "attribute", _ATTRIBUTE_ALIASES[name.lower()]
-        self.fail(token, _IDENTIFIER)
+            self.fail(token, f"one of {names}", f"unknown attribute '{name}'")
+        hint = f"metrics.{name}, params.{name}, tags.{name} or an attribute ({names})"
+        self.fail(token, hint, f"unknown identifier '{name}'")
 
     def parse_operator(self, allowed: tuple[str, ...]) -> tuple[str, _Token]:
         token = self.advance()
@@ -327,17 +321,19 @@ class _Parser:
             subject = _PLURAL[kind]
         op, op_token = self.parse_operator(allowed)
         if op not in allowed:
-            self.fail(
-                op_token,
-                f"one of {', '.join(allowed)}",
-                f"operator {op} does not apply to {subject}",
-            )
+            problem = f"operator {op} does not apply to {subject}"
+            self.fail(op_token, f"one of {', '.join(allowed)}", problem)
         if op in _NULLS:
             return Comparison(kind, key, op, None)
         if op not in ("IN", "NOT IN"):
             value = self.parse_value(value_type, subject)
-            if "LIKE" in op:
-                self.check_pattern(str(value))
+            escapes = str(value)[len(str(value).rstrip("\\")) :]
+            if "LIKE" in op and len(escapes) % 2:
+                token = self.tokens[self.index - 1]
+                problem = f"LIKE pattern {token.text} ends with the escape character \\"
+                self.fail(
+                    token, "a character after it, or two backslashes for a literal one", problem
+                )
             return Comparison(kind, key, op, value)
         if self.peek().kind != "(":
             self.fail(self.peek(), f"'(' after {op}")
@@ -375,25 +371,11 @@ class _Parser:
                 f"a quoted string such as '{token.text}', since {subject} compare with strings",
             )
         if value_type == "status":
-            status = str(token.value).upper()
-            if status not in _STATUSES:
-                self.fail(
-                    token,
-                    f"one of {', '.join(repr(s) for s in _STATUSES)}",
-                    f"unknown status {token.text}",
-                )
-            return status
+            if str(token.value).upper() not in _STATUSES:
+                statuses = ", ".join(repr(status) for status in _STATUSES)
+                self.fail(token, f"one of {statuses}", f"unknown status {token.text}")
+            return str(token.value).upper()
         return str(token.value)
-
-    def check_pattern(self, pattern: str) -> None:
-        trailing = len(pattern) - len(pattern.rstrip("\\"))
-        if trailing % 2:
-            token = self.tokens[self.index - 1]
-            self.fail(
-                token,
-                "a character after it, or two backslashes for a literal one",
-                f"LIKE pattern {token.text} ends with the escape character \\",
-            )
 
 
 def _combine(node: type[And | Or], items: list[Expr]) -> Expr:
@@ -447,17 +429,15 @@ def _parse_order_item(item: str) -> OrderKey:
         if not item.strip():
             raise _SyntaxError(0, "empty item", _IDENTIFIER)
         kind, key = parser.parse_identifier()
-        ascending, direction = True, parser.keyword()
+        direction = parser.keyword()
+        expected = "the end" if direction in ("ASC", "DESC") else "ASC, DESC or the end"
         if direction in ("ASC", "DESC"):
-            ascending = direction == "ASC"
             parser.advance()
         if parser.peek().kind != "END":
-            parser.fail(
-                parser.peek(), "the end" if direction in ("ASC", "DESC") else "ASC, DESC or the end"
-            )
+            parser.fail(parser.peek(), expected)
     except _SyntaxError as e:
         raise InvalidArgument(_message("order_by item", item, e, _ORDER_EXAMPLE)) from e
-    return OrderKey(kind, key, ascending)
+    return OrderKey(kind, key, ascending=direction != "DESC")
 
 
 def _message(what: str, text: str, error: _SyntaxError, example: str) -> str:

@@ -45,7 +45,7 @@ def _check_key(key: str, what: str) -> str:
 def check_metric_value(key: str, value: Any) -> float:
     kind = type(value)
     if kind is float:
-        return value  # type: ignore[no-any-return]
+        return float(value)
     if kind is int:
         return float(value)
     if isinstance(value, numbers.Real) and not isinstance(value, bool):

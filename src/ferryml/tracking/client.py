@@ -10,16 +10,16 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferryml.config import Settings
-from ferryml.errors import InvalidArgument, NotFound, StoreUnavailable
+from ferryml.errors import InvalidArgument, NotFound
+from ferryml.store.base import TrackingStore
 from ferryml.store.entities import (
     ArtifactEntry,
     Experiment,
     Metric,
     Run,
-    RunInfo,
     RunStatus,
 )
 from ferryml.store.records import (
@@ -32,6 +32,10 @@ from ferryml.store.records import (
     TagRecord,
 )
 from ferryml.tracking import _validation as check
+
+if TYPE_CHECKING:
+    from ferryml.store.artifacts import ArtifactStore
+    from ferryml.tracking._journal import Journal
 
 __all__ = ["FerryClient", "Param", "RunTag", "SearchPage"]
 
@@ -77,9 +81,9 @@ class FerryClient:
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
-        self._store: Any = None
-        self._artifacts: Any = None
-        self._journal: Any = None
+        self._store: TrackingStore | None = None
+        self._artifacts: ArtifactStore | None = None
+        self._journal: Journal | None = None
         self._runs: dict[str, _RunState] = {}
 
     # -- plumbing ----------------------------------------------------------------------
@@ -91,7 +95,7 @@ class FerryClient:
         return self._settings
 
     @property
-    def store(self) -> Any:
+    def store(self) -> TrackingStore:
         if self._store is None:
             from ferryml.store.sql import SqlStore
             from ferryml.tracking._journal import Journal
@@ -102,7 +106,7 @@ class FerryClient:
         return self._store
 
     @property
-    def artifacts(self) -> Any:
+    def artifacts(self) -> ArtifactStore:
         if self._artifacts is None:
             from ferryml.store.artifacts import ArtifactStore
 
@@ -134,8 +138,15 @@ class FerryClient:
             self._runs[run_id] = state
         return state
 
+    @property
+    def journal(self) -> Journal:
+        if self._journal is None:
+            self.store  # noqa: B018 - opening the store opens its journal
+        assert self._journal is not None
+        return self._journal
+
     def _append(self, records: Sequence[Record]) -> None:
-        self._journal.append(records)
+        self.journal.append(records)
 
     # -- experiments -------------------------------------------------------------------
 
@@ -147,21 +158,21 @@ class FerryClient:
             InvalidArgument: the name is empty or too long.
         """
         if not isinstance(name, str) or not name.strip() or len(name) > 256:
-            raise InvalidArgument(
-                f"Experiment name {name!r} is invalid: use 1 to 256 characters."
-            )
-        clean = {check.check_key(k, "tag"): check.check_value(k, v, "Tag", check.MAX_TAG_VALUE)
-                 for k, v in (tags or {}).items()}
+            raise InvalidArgument(f"Experiment name {name!r} is invalid: use 1 to 256 characters.")
+        clean = {
+            check.check_key(k, "tag"): check.check_value(k, v, "Tag", check.MAX_TAG_VALUE)
+            for k, v in (tags or {}).items()
+        }
         return str(self.store.create_experiment(name, clean))
 
     def get_experiment(self, experiment_id: str) -> Experiment:
-        return self.store.get_experiment(experiment_id)  # type: ignore[no-any-return]
+        return self.store.get_experiment(experiment_id)
 
     def get_experiment_by_name(self, name: str) -> Experiment | None:
-        return self.store.get_experiment_by_name(name)  # type: ignore[no-any-return]
+        return self.store.get_experiment_by_name(name)
 
     def list_experiments(self) -> list[Experiment]:
-        return self.store.list_experiments()  # type: ignore[no-any-return]
+        return self.store.list_experiments()
 
     # -- runs --------------------------------------------------------------------------
 
@@ -222,7 +233,9 @@ class FerryClient:
                 f"Run status {status!r} is not one of FINISHED, FAILED, KILLED."
             ) from e
         if final is RunStatus.RUNNING:
-            raise InvalidArgument("A run cannot be ended as RUNNING; use FINISHED, FAILED or KILLED.")
+            raise InvalidArgument(
+                "A run cannot be ended as RUNNING; use FINISHED, FAILED or KILLED."
+            )
         state = self._run_state(run_id)
         self._append([EndRecord(run_id, final.value, end_time or _now_ms(), failure)])
         state.ended = True
@@ -231,20 +244,19 @@ class FerryClient:
     def resume_run(self, run_id: str) -> None:
         """Mark an ended run RUNNING again, to log more to it."""
         state = self._run_state(run_id)
-        self._append([EndRecord(run_id, RunStatus.RUNNING.value, None, None),
-                      StartRecord(run_id)])
+        self._append([EndRecord(run_id, RunStatus.RUNNING.value, None, None), StartRecord(run_id)])
         state.ended = False
         self.flush()
 
     def get_run(self, run_id: str) -> Run:
         check.check_run_id(run_id)
         self.flush()
-        return self.store.get_run(run_id)  # type: ignore[no-any-return]
+        return self.store.get_run(run_id)
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         check.check_run_id(run_id)
         self.flush()
-        return self.store.get_metric_history(run_id, key)  # type: ignore[no-any-return]
+        return self.store.get_metric_history(run_id, key)
 
     def search_runs(
         self,
@@ -260,7 +272,10 @@ class FerryClient:
             order_by = [order_by]
         self.flush()
         runs, next_offset = self.store.search_runs(
-            list(experiment_ids), filter_string or "", list(order_by), max_results,
+            list(experiment_ids),
+            filter_string or "",
+            list(order_by),
+            max_results,
             _decode_token(page_token),
         )
         return SearchPage(runs, _encode_token(next_offset))
@@ -281,7 +296,7 @@ class FerryClient:
         number = check.check_metric_value(key, value)
         when = _now_ms() if timestamp is None else check.check_timestamp(key, timestamp)
         at = 0 if step is None else check.check_step(key, step)
-        self._journal.append_metric(run_id, key, number, when, at)
+        self.journal.append_metric(run_id, key, number, when, at)
 
     def log_param(self, run_id: str, key: str, value: Any) -> None:
         self.log_batch(run_id, params={key: value})
@@ -308,10 +323,18 @@ class FerryClient:
         now = _now_ms()
         records: list[Record] = []
         for m in metrics:
-            key = check.check_key(m.key, "metric")
-            value = check.check_metric_value(key, m.value)
-            ts = now if m.timestamp is None else check.check_timestamp(key, m.timestamp)
-            records.append(MetricRecord(run_id, key, value, ts, check.check_step(key, m.step)))
+            # Checked inline: batches of thousands of values are the common case.
+            key, value, ts, step = m.key, m.value, m.timestamp, m.step
+            check.check_key(key, "metric")
+            if type(value) is not float:
+                value = check.check_metric_value(key, value)
+            if ts is None:
+                ts = now
+            elif type(ts) is not int:
+                ts = check.check_timestamp(key, ts)
+            if type(step) is not int:
+                step = check.check_step(key, step)
+            records.append(MetricRecord(run_id, key, value, ts, step))
         new_params: dict[str, str] = {}
         for key, value in _pairs(params):
             check.check_key(key, "param")
@@ -329,15 +352,17 @@ class FerryClient:
                 records.append(ParamRecord(run_id, key, text))
         for key, value in _pairs(tags):
             check.check_key(key, "tag")
-            records.append(TagRecord(run_id, key, check.check_value(key, value, "Tag",
-                                                                     check.MAX_TAG_VALUE)))
+            records.append(
+                TagRecord(run_id, key, check.check_value(key, value, "Tag", check.MAX_TAG_VALUE))
+            )
         self._append(records)
         state.params.update(new_params)
 
     # -- artifacts and inputs ----------------------------------------------------------
 
-    def log_artifact(self, run_id: str, local_path: str | os.PathLike[str],
-                     artifact_path: str | None = None) -> None:
+    def log_artifact(
+        self, run_id: str, local_path: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
         """Store a file (or every file of a folder) as artifacts of the run."""
         path = Path(local_path)
         if path.is_dir():
@@ -348,11 +373,13 @@ class FerryClient:
         self._run_state(run_id)
         target = f"{artifact_path.rstrip('/')}/{path.name}" if artifact_path else path.name
         blob = self.artifacts.put_file(path)
-        self._append([ArtifactRecord(run_id, check.check_artifact_path(target), blob.digest,
-                                     blob.size)])
+        self._append(
+            [ArtifactRecord(run_id, check.check_artifact_path(target), blob.digest, blob.size)]
+        )
 
-    def log_artifacts(self, run_id: str, local_dir: str | os.PathLike[str],
-                      artifact_path: str | None = None) -> None:
+    def log_artifacts(
+        self, run_id: str, local_dir: str | os.PathLike[str], artifact_path: str | None = None
+    ) -> None:
         folder = Path(local_dir)
         if not folder.is_dir():
             raise NotFound(f"Cannot log artifacts from {str(folder)!r}: no such folder.")
@@ -362,8 +389,9 @@ class FerryClient:
             relative = file.relative_to(folder).as_posix()
             target = f"{artifact_path.rstrip('/')}/{relative}" if artifact_path else relative
             blob = self.artifacts.put_file(file)
-            records.append(ArtifactRecord(run_id, check.check_artifact_path(target),
-                                          blob.digest, blob.size))
+            records.append(
+                ArtifactRecord(run_id, check.check_artifact_path(target), blob.digest, blob.size)
+            )
         self._append(records)
 
     def log_bytes(self, run_id: str, data: bytes, artifact_file: str) -> None:
@@ -399,8 +427,14 @@ class FerryClient:
         figure.savefig(buffer, format=fmt)
         self.log_bytes(run_id, buffer.getvalue(), artifact_file)
 
-    def log_input(self, run_id: str, name: str, version: str | int, digest: str = "",
-                  context: str = "training") -> None:
+    def log_input(
+        self,
+        run_id: str,
+        name: str,
+        version: str | int,
+        digest: str = "",
+        context: str = "training",
+    ) -> None:
         """Record that the run read version ``version`` of dataset ``name``."""
         self._run_state(run_id)
         check.check_key(name, "dataset")
@@ -409,10 +443,9 @@ class FerryClient:
     def list_artifacts(self, run_id: str, path: str = "") -> list[ArtifactEntry]:
         check.check_run_id(run_id)
         self.flush()
-        return self.store.list_artifacts(run_id, path)  # type: ignore[no-any-return]
+        return self.store.list_artifacts(run_id, path)
 
-    def download_artifacts(self, run_id: str, path: str, dst_path: str | os.PathLike[str]
-                           ) -> Path:
+    def download_artifacts(self, run_id: str, path: str, dst_path: str | os.PathLike[str]) -> Path:
         """Copy an artifact (or every artifact under a folder path) to ``dst_path``."""
         entries = self.list_artifacts(run_id, path)
         if not entries:
@@ -422,17 +455,27 @@ class FerryClient:
         root = Path(dst_path)
         base = path.rstrip("/").rpartition("/")[0]
         for entry in entries:
-            relative = entry.path[len(base) + 1:] if base else entry.path
+            relative = entry.path[len(base) + 1 :] if base else entry.path
             self.artifacts.get_file(entry.digest, root / relative)
         first = entries[0].path
-        return root / (first[len(base) + 1:] if base else first) if len(entries) == 1 \
+        return (
+            root / (first[len(base) + 1 :] if base else first)
+            if len(entries) == 1
             else root / path.rstrip("/").rpartition("/")[2]
+        )
 
 
 def _pairs(values: Mapping[str, Any] | Iterable[Any]) -> Iterable[tuple[Any, Any]]:
     if isinstance(values, Mapping):
         return values.items()
-    return ((v.key, v.value) for v in values)
+    pairs = []
+    for item in values:
+        if not hasattr(item, "key") or not hasattr(item, "value"):
+            raise InvalidArgument(
+                f"Expected a mapping or Param/RunTag objects; got {type(item).__name__} {item!r}."
+            )
+        pairs.append((item.key, item.value))
+    return pairs
 
 
 def _encode_token(offset: int | None) -> str | None:
@@ -453,4 +496,3 @@ def _decode_token(token: str | None) -> int:
     raise InvalidArgument(
         f"Page token {token!r} is invalid; pass the token a previous search returned."
     )
-

@@ -6,11 +6,13 @@ one process-wide ``FerryClient``, created on first use from the resolved setting
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import traceback
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 
@@ -73,8 +75,10 @@ class ActiveRun:
         elif issubclass(exc_type, KeyboardInterrupt):
             end_run(RunStatus.KILLED, failure="Interrupted (KeyboardInterrupt).")
         else:
-            end_run(RunStatus.FAILED,
-                    failure="".join(traceback.format_exception(exc_type, exc, tb))[-8000:])
+            end_run(
+                RunStatus.FAILED,
+                failure="".join(traceback.format_exception(exc_type, exc, tb))[-8000:],
+            )
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.run_id} name={self.info.run_name!r}>"
@@ -82,7 +86,7 @@ class ActiveRun:
 
 def configure(
     *,
-    home: str | os.PathLike[str] | None = None,
+    home: str | Path | None = None,
     store: str | None = None,
     artifacts: str | None = None,
 ) -> Settings:
@@ -108,10 +112,9 @@ def set_experiment(name: str) -> Experiment:
     if experiment is None:
         from ferryml.errors import AlreadyExists
 
-        try:
+        # Another process may create it between our look-up and our insert.
+        with contextlib.suppress(AlreadyExists):
             client.create_experiment(name)
-        except AlreadyExists:
-            pass  # another process created it between our look-up and our insert
         experiment = client.get_experiment_by_name(name)
         assert experiment is not None
     if experiment.lifecycle_stage != "active":
@@ -200,19 +203,24 @@ def _run_id() -> str:
     return start_run().run_id
 
 
-def log_metric(key: str, value: float, step: int | None = None,
-               timestamp: int | None = None) -> None:
+def log_metric(
+    key: str, value: float, step: int | None = None, timestamp: int | None = None
+) -> None:
     """Log a metric value of the active run (at ``step``, default 0)."""
     stack = _active.get()
     run_id = stack[-1].run_id if stack else _run_id()
     _fluent.get_client().log_metric(run_id, key, value, timestamp, step)
 
 
-def log_metrics(metrics: Mapping[str, float], step: int | None = None,
-                timestamp: int | None = None) -> None:
+def log_metrics(
+    metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+) -> None:
     _fluent.get_client().log_batch(
-        _run_id(), metrics=[Metric(k, v, timestamp, step or 0)  # type: ignore[arg-type]
-                            for k, v in metrics.items()]
+        _run_id(),
+        metrics=[
+            Metric(k, v, timestamp, step or 0)  # type: ignore[arg-type]
+            for k, v in metrics.items()
+        ],
     )
 
 
@@ -290,8 +298,9 @@ def search_runs(
     runs: list[Run] = []
     token = None
     while len(runs) < max_results:
-        page = client.search_runs(ids, filter_string, order_by,
-                                  min(max_results - len(runs), 50_000), token)
+        page = client.search_runs(
+            ids, filter_string, order_by, min(max_results - len(runs), 50_000), token
+        )
         runs += page.runs
         token = page.token
         if token is None:

@@ -1,0 +1,93 @@
+"""The package's promises: public names, a light import, a README that runs as written."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import ferryml
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = [
+    "ferryml",
+    "ferryml.errors",
+    "ferryml.config",
+    "ferryml.store.entities",
+    "ferryml.store.records",
+    "ferryml.store.base",
+    "ferryml.store.sql",
+    "ferryml.store.artifacts",
+    "ferryml.tracking",
+    "ferryml.tracking.client",
+    "ferryml.tracking.compare",
+    "ferryml.cli",
+]
+
+
+@pytest.mark.parametrize("name", PACKAGES)
+def test_public_names_in_all_exist(name: str) -> None:
+    module = importlib.import_module(name)
+    assert module.__all__, f"{name} lists no public names"
+    for public in module.__all__:
+        assert getattr(module, public) is not None
+
+
+def test_top_level_api_resolves_every_export() -> None:
+    for name in ferryml.__all__:
+        assert getattr(ferryml, name) is not None
+    with pytest.raises(AttributeError, match="has no attribute 'nope'"):
+        ferryml.nope  # noqa: B018
+
+
+def test_import_ferryml_loads_no_heavy_module() -> None:
+    code = (
+        "import sys, ferryml; heavy = [m for m in ('sqlalchemy', 'alembic', 'pandas', "
+        "'numpy', 'typer', 'rich', 'fsspec') if m in sys.modules]; print(heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+
+
+def _readme_blocks(language: str) -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    return re.findall(rf"```{language}\n(.*?)```", text, flags=re.S)
+
+
+@pytest.mark.e2e
+def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
+    python = _readme_blocks("python")
+    shell = _readme_blocks("bash")
+    assert python and shell
+    env = {**os.environ}
+    for key in ("FERRY_HOME", "FERRY_STORE", "FERRY_ARTIFACTS"):
+        env.pop(key, None)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
+    script = tmp_path / "quickstart.py"
+    script.write_text(python[0])
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for block in shell:
+        if "ferry " not in block or "make " in block:
+            continue
+        done = subprocess.run(
+            ["bash", "-euo", "pipefail", "-c", block],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{block}\n{done.stderr}"
