@@ -202,3 +202,14 @@ def test_malformed_store_url_is_invalid_argument() -> None:
         SqlStore("not a url").open()
     with pytest.raises(InvalidArgument, match="supports sqlite and postgresql"):
         SqlStore("mysql://localhost/x").open()
+
+
+def test_migrations_build_exactly_the_tables_the_code_uses(store: SqlStore) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from ferryml.store._schema import metadata
+
+    with store.engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    assert differences == []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -57,36 +59,40 @@ runs = Table(
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
 )
 
-params = Table(
-    "params",
-    metadata,
-    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
-    Column("key", String(250), nullable=False),
-    Column("value", Text, nullable=False),
-    PrimaryKeyConstraint("run_id", "key", name="pk_params"),
-    Index("ix_params_key_value", "key", "value"),
-)
 
-tags = Table(
-    "tags",
-    metadata,
-    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
-    Column("key", String(250), nullable=False),
-    Column("value", Text, nullable=False),
-    PrimaryKeyConstraint("run_id", "key", name="pk_tags"),
-)
+def _key_value(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+        Column("key", String(250), nullable=False),
+        Column("value", Text, nullable=False),
+        PrimaryKeyConstraint("run_id", "key", name=f"pk_{name}"),
+    )
+
+
+params = _key_value("params")
+Index("ix_params_key_value", params.c.key, params.c.value)
+tags = _key_value("tags")
+
+
+def _metric_columns() -> list[Column[Any]]:
+    return [
+        Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
+        Column("key", String(250), nullable=False),
+        Column("step", BigInteger, nullable=False),
+        Column("timestamp", BigInteger, nullable=False),
+        Column("value", Float(precision=53), nullable=False),
+        # SQLite cannot store NaN in a REAL column; NaN is stored as 0 with is_nan set.
+        Column("is_nan", Boolean, nullable=False),
+    ]
+
 
 # Every logged value. The key spans all columns so that replaying a journal is idempotent.
 metrics = Table(
     "metrics",
     metadata,
-    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
-    Column("key", String(250), nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("value", Float(precision=53), nullable=False),
-    # SQLite cannot store NaN in a REAL column; NaN is stored as 0 with is_nan set.
-    Column("is_nan", Boolean, nullable=False),
+    *_metric_columns(),
     PrimaryKeyConstraint(
         "run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"
     ),
@@ -96,12 +102,7 @@ metrics = Table(
 latest_metrics = Table(
     "latest_metrics",
     metadata,
-    Column("run_id", String(32), ForeignKey("runs.run_id"), nullable=False),
-    Column("key", String(250), nullable=False),
-    Column("step", BigInteger, nullable=False),
-    Column("timestamp", BigInteger, nullable=False),
-    Column("value", Float(precision=53), nullable=False),
-    Column("is_nan", Boolean, nullable=False),
+    *_metric_columns(),
     PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
