@@ -1,0 +1,42 @@
+"""`make demo` runs examples/demo.py: it must keep working as the loop grows."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ferryml.config import Settings
+from ferryml.store.entities import RunStatus
+from ferryml.tracking.client import FerryClient
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.e2e
+def test_demo_trains_three_models_and_prints_the_comparison(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "demo.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Runs, best ROC AUC first" in done.stdout
+    client = FerryClient(Settings.resolve(cwd=tmp_path, environ={}))
+    experiment = client.get_experiment_by_name("demo-breast-cancer")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "params.model != ''").runs
+    assert sorted(r.data.params["model"] for r in runs) == ["boosting", "forest", "logreg"]
+    assert all(
+        r.info.status is RunStatus.FINISHED and r.data.metrics["roc_auc"] > 0.9 for r in runs
+    )
+    boosting = next(r for r in runs if r.data.params["model"] == "boosting")
+    assert len(client.get_metric_history(boosting.info.run_id, "test_accuracy")) == 150
+    client.close()
