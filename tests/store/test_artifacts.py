@@ -352,3 +352,10 @@ def test_unreachable_s3_endpoint_raises_store_unavailable_naming_it(
         store = ArtifactStore("s3://bucket/prefix", storage_options=options)
         with pytest.raises(StoreUnavailable, match=f"127.0.0.1:{port}"):
             call(store)
+
+
+def test_fsync_store_round_trips_and_dedups(tmp_path: Path) -> None:
+    store = ArtifactStore((tmp_path / "durable").as_uri(), fsync=True).open()
+    first = store.put_bytes(b"power-loss safe")
+    assert store.put_bytes(b"power-loss safe") == first
+    assert store.get_bytes(first.digest) == b"power-loss safe"
