@@ -1,5 +1,6 @@
-"""Tracking benchmark: the same workloads through ferryml and MLflow, in one run on this
-machine, each figure with the ratio (how many times faster ferryml is) against its target.
+"""Tracking benchmark: ferryml against MLflow on the same workloads, in one run.
+
+Each figure comes with the ratio (how many times faster ferryml is) and its target.
 
     python benchmarks/tracking.py [--quick] [--json]
 

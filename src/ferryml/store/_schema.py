@@ -127,3 +127,29 @@ run_inputs = Table(
     Column("context", String(64), nullable=False, server_default=""),
     PrimaryKeyConstraint("run_id", "name", "version", "context", name="pk_run_inputs"),
 )
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("creation_time", BigInteger, nullable=False),
+)
+
+dataset_versions = Table(
+    "dataset_versions",
+    metadata,
+    Column("name", String(256), ForeignKey("datasets.name"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # file | folder | table
+    Column("manifest_digest", String(80), nullable=False),
+    Column("files", BigInteger, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("source", Text, nullable=False, server_default=""),
+    Column("rows", BigInteger, nullable=True),
+    Column("schema", Text, nullable=True),  # JSON, for tables
+    Column("profile_digest", String(80), nullable=True),  # a JSON blob, for tables
+    Column("run_id", String(32), nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("name", "version", name="pk_dataset_versions"),
+    Index("ix_dataset_versions_manifest", "name", "manifest_digest"),
+)

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 __all__ = [
     "ArtifactEntry",
+    "DatasetVersion",
     "Experiment",
     "Metric",
     "Run",
@@ -96,3 +97,25 @@ class Run:
     @property
     def run_id(self) -> str:
         return self.info.run_id
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One content-addressed snapshot of a file, a folder or a table."""
+
+    name: str
+    version: int
+    kind: str  # "file" | "folder" | "table"
+    manifest_digest: str
+    files: int
+    size: int
+    source: str
+    rows: int | None
+    schema: str | None  # JSON of ferryml.data.validation.Schema, for tables
+    profile_digest: str | None
+    run_id: str | None
+    creation_time: int
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}@{self.version}"

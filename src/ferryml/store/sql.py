@@ -45,8 +45,8 @@ from ferryml.store.records import (
 __all__ = ["SCHEMA_HEAD", "SqlStore"]
 
 # The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0001"
-_KNOWN_REVISIONS = ("0001",)
+SCHEMA_HEAD = "0002"
+_KNOWN_REVISIONS = ("0001", "0002")
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
