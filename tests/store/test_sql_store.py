@@ -21,9 +21,9 @@ from ferryml.store.records import (
     ArtifactRecord,
     EndRecord,
     InputRecord,
-    MetricRecord,
     ParamRecord,
     TagRecord,
+    metric_record,
 )
 from ferryml.store.sql import SCHEMA_HEAD, SqlStore
 
@@ -67,8 +67,8 @@ def test_unknown_experiment_and_run_are_not_found(store: SqlStore) -> None:
 def test_records_are_applied_and_replaying_them_changes_nothing(store: SqlStore) -> None:
     run_id = _run(store)
     batch = [
-        MetricRecord(run_id, "loss", 0.9, 10, 0),
-        MetricRecord(run_id, "loss", 0.5, 20, 1),
+        metric_record(run_id, "loss", 0.9, 10, 0),
+        metric_record(run_id, "loss", 0.5, 20, 1),
         ParamRecord(run_id, "lr", "0.1"),
         TagRecord(run_id, "team", "ml"),
         ArtifactRecord(run_id, "model/model.pkl", "ab" * 32, 10),
@@ -94,10 +94,10 @@ def test_latest_metric_is_the_highest_step_even_when_logged_out_of_order(
     store: SqlStore,
 ) -> None:
     run_id = _run(store)
-    store.write_records([MetricRecord(run_id, "acc", 0.8, 50, 5)])
-    store.write_records([MetricRecord(run_id, "acc", 0.1, 60, 2)])
+    store.write_records([metric_record(run_id, "acc", 0.8, 50, 5)])
+    store.write_records([metric_record(run_id, "acc", 0.1, 60, 2)])
     assert store.get_run(run_id).data.metrics["acc"] == 0.8
-    store.write_records([MetricRecord(run_id, "acc", 0.9, 70, 5)])
+    store.write_records([metric_record(run_id, "acc", 0.9, 70, 5)])
     assert store.get_run(run_id).data.metrics["acc"] == 0.9
 
 
@@ -105,19 +105,21 @@ def test_nan_and_infinite_metrics_round_trip(store: SqlStore) -> None:
     run_id = _run(store)
     store.write_records(
         [
-            MetricRecord(run_id, "a", math.nan, 1, 0),
-            MetricRecord(run_id, "b", math.inf, 1, 0),
-            MetricRecord(run_id, "c", -math.inf, 1, 0),
+            metric_record(run_id, "a", math.nan, 1, 0),
+            metric_record(run_id, "b", math.inf, 1, 0),
+            metric_record(run_id, "c", -math.inf, 1, 0),
+            metric_record(run_id, "d", 0.1 + 0.2, 1, 0),
         ]
     )
     metrics = store.get_run(run_id).data.metrics
     assert math.isnan(metrics["a"]) and metrics["b"] == math.inf and metrics["c"] == -math.inf
+    assert metrics["d"] == 0.1 + 0.2  # full precision, not a 15-digit rendering
 
 
 def test_records_for_a_missing_run_are_dropped_and_the_rest_applied(store: SqlStore) -> None:
     run_id = _run(store)
     store.write_records(
-        [MetricRecord("f" * 32, "x", 1.0, 1, 0), MetricRecord(run_id, "x", 2.0, 1, 0)]
+        [metric_record("f" * 32, "x", 1.0, 1, 0), metric_record(run_id, "x", 2.0, 1, 0)]
     )
     assert store.get_run(run_id).data.metrics == {"x": 2.0}
 
@@ -144,7 +146,7 @@ def test_artifacts_are_listed_under_a_folder_prefix(store: SqlStore) -> None:
 
 def test_search_pages_through_all_runs_in_order(store: SqlStore) -> None:
     ids = [_run(store, f"r{i}") for i in range(5)]
-    store.write_records([MetricRecord(r, "acc", i / 10, 1, 0) for i, r in enumerate(ids)])
+    store.write_records([metric_record(r, "acc", i / 10, 1, 0) for i, r in enumerate(ids)])
     eid = store.get_experiment_by_name("e").experiment_id  # type: ignore[union-attr]
     first, offset = store.search_runs([eid], "metrics.acc >= 0.1", ["metrics.acc DESC"], 2)
     assert offset == 2

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, func, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 
@@ -61,6 +62,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=60000")
+        cursor.execute("PRAGMA wal_autocheckpoint=8192")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -181,3 +183,38 @@ def retry_locked(operation: Callable[[], T], *, attempts: int = 20) -> T:
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
     raise AssertionError("unreachable")
+
+
+def json_object_agg(dialect: str, key: Any, value: Any) -> Any:
+    """An aggregate building ``{key: value}`` of the grouped rows, as JSON."""
+    if dialect == "sqlite":
+        return func.json_group_object(key, value)
+    return func.json_object_agg(key, value)
+
+
+def json_rows_agg(dialect: str, *columns: Any) -> Any:
+    """An aggregate building ``[[col, …], …]`` of the grouped rows, as JSON."""
+    if dialect == "sqlite":
+        return func.json_group_array(func.json_array(*columns))
+    return func.json_agg(func.json_build_array(*columns))
+
+
+def json_bundle(dialect: str, *values: Any) -> Any:
+    """``[value, …]`` of JSON values as one JSON array: one document to decode per row."""
+    if dialect == "sqlite":
+        return func.json_array(*(func.json(v) for v in values))
+    return func.json_build_array(*values)
+
+
+def load_json(value: Any) -> Any:
+    """A JSON value from the database: SQLite returns text, psycopg decodes it already."""
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def json_float(dialect: str, value: Any) -> Any:
+    """A float for a JSON aggregate, read back exactly with ``float()``. SQLite's JSON keeps
+    only 15 digits and writes infinity as ``Inf`` (not JSON), so there the float goes as
+    text with 17 digits; PostgreSQL keeps every digit and writes "Infinity" itself."""
+    if dialect != "sqlite":
+        return value
+    return func.printf("%!.17g", value)

@@ -96,6 +96,7 @@ metrics = Table(
     PrimaryKeyConstraint(
         "run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"
     ),
+    sqlite_with_rowid=False,
 )
 
 # The value at the highest (step, timestamp) per run and key: what search filters on.

@@ -17,15 +17,27 @@ __all__ = [
     "Record",
     "StartRecord",
     "TagRecord",
+    "metric_record",
 ]
 
 
 class MetricRecord(NamedTuple):
+    """A metric value, with its fields in the order of the ``metrics`` table's columns so a
+    batch goes to the database as it is. NaN is stored as ``value=0.0, is_nan=True``: SQLite
+    cannot store NaN. Build one with ``metric_record``."""
+
     run_id: str
     key: str
-    value: float
-    timestamp: int
     step: int
+    timestamp: int
+    value: float
+    is_nan: bool
+
+
+def metric_record(run_id: str, key: str, value: float, timestamp: int, step: int) -> MetricRecord:
+    if value != value:
+        return MetricRecord(run_id, key, step, timestamp, 0.0, True)
+    return MetricRecord(run_id, key, step, timestamp, value, False)
 
 
 class ParamRecord(NamedTuple):

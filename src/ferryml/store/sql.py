@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, text, update
+from sqlalchemy import Connection, Engine, Select, Table, and_, case, or_, select, text, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
@@ -249,7 +249,9 @@ class SqlStore:
 
     def get_run(self, run_id: str) -> Run:
         with self.engine.connect() as conn:
-            found = _load_runs(conn, [run_id])
+            found = _runs_from_rows(
+                conn.execute(_select_runs(self.dialect).where(t.runs.c.run_id == run_id))
+            )
         if not found:
             raise NotFound(f"Run {run_id!r} not found. See `ferry runs list`.")
         return found[0]
@@ -296,7 +298,7 @@ class SqlStore:
             raise InvalidArgument(f"max_results must be between 1 and 50000; got {max_results}.")
         expr = parse_filter(filter_string)
         keys = parse_order_by(order_by)
-        stmt = select(t.runs.c.run_id).where(
+        stmt = _select_runs(self.dialect).where(
             t.runs.c.experiment_id.in_([_experiment_int(e) for e in experiment_ids]),
             t.runs.c.lifecycle_stage == "active",
         )
@@ -304,12 +306,9 @@ class SqlStore:
             stmt = stmt.where(where_clause(expr, self.dialect))
         stmt = apply_order(stmt, keys, self.dialect).limit(max_results + 1).offset(offset)
         with self.engine.connect() as conn:
-            ids = [row[0] for row in conn.execute(stmt)]
-            more = len(ids) > max_results
-            ids = ids[:max_results]
-            by_id = {run.info.run_id: run for run in _load_runs(conn, ids)}
-        runs = [by_id[i] for i in ids if i in by_id]
-        return runs, (offset + max_results if more else None)
+            runs = _runs_from_rows(conn.execute(stmt))
+        more = len(runs) > max_results
+        return runs[:max_results], (offset + max_results if more else None)
 
     # -- batched writes ----------------------------------------------------------------
 
@@ -323,12 +322,18 @@ class SqlStore:
             _dialect.retry_locked(lambda: self._write_records(records))
 
     def _write_records(self, records: Sequence[Record]) -> None:
-        grouped: dict[type, list[Any]] = defaultdict(list)
+        metric_rows: list[Record] = []
+        others: dict[type, list[Any]] = defaultdict(list)
         for record in records:
-            grouped[type(record)].append(record)
+            if type(record) is MetricRecord:
+                metric_rows.append(record)
+            else:
+                others[type(record)].append(record)
         with self._write() as conn:
-            known = _existing_runs(conn, {r.run_id for r in records})
-            metric_rows = [_metric_row(*r) for r in grouped[MetricRecord] if r.run_id in known]
+            run_ids = {r.run_id for r in records}
+            known = _existing_runs(conn, run_ids)
+            if known != run_ids:
+                metric_rows = [r for r in metric_rows if r.run_id in known]
             _dialect.insert_ignore_fast(conn, t.metrics, metric_rows)
             _dialect.upsert(
                 conn,
@@ -340,13 +345,13 @@ class SqlStore:
                     and_(new.step == tbl.c.step, new.timestamp >= tbl.c.timestamp),
                 ),
             )
-            _dialect.insert_ignore(conn, t.params, _rows(grouped[ParamRecord], known))
-            _dialect.upsert(conn, t.tags, _rows(grouped[TagRecord], known), ("run_id", "key"))
+            _dialect.insert_ignore(conn, t.params, _rows(others[ParamRecord], known))
+            _dialect.upsert(conn, t.tags, _rows(others[TagRecord], known), ("run_id", "key"))
             _dialect.upsert(
-                conn, t.run_artifacts, _rows(grouped[ArtifactRecord], known), ("run_id", "path")
+                conn, t.run_artifacts, _rows(others[ArtifactRecord], known), ("run_id", "path")
             )
-            _dialect.insert_ignore(conn, t.run_inputs, _rows(grouped[InputRecord], known))
-            for end in grouped[EndRecord]:
+            _dialect.insert_ignore(conn, t.run_inputs, _rows(others[InputRecord], known))
+            for end in others[EndRecord]:
                 conn.execute(
                     update(t.runs)
                     .where(t.runs.c.run_id == end.run_id)
@@ -416,22 +421,15 @@ def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
     return {r[0] for r in rows}
 
 
-def _metric_row(run_id: str, key: str, value: float, timestamp: int, step: int) -> tuple[Any, ...]:
-    """A row of ``metrics``, in column order."""
-    if value != value:
-        return (run_id, key, step, timestamp, 0.0, True)
-    return (run_id, key, step, timestamp, value, False)
-
-
-def _latest(rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
-    best: dict[tuple[str, str], tuple[Any, ...]] = {}
+def _latest(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Per run and key, the row with the highest (step, timestamp)."""
+    best: dict[tuple[str, str], Any] = {}
     for row in rows:
         key = (row[0], row[1])
         current = best.get(key)
         if current is None or (row[2], row[3]) >= (current[2], current[3]):
             best[key] = row
-    names = [c.name for c in t.metrics.columns]
-    return [dict(zip(names, row, strict=True)) for row in best.values()]
+    return [row._asdict() for row in best.values()]
 
 
 def _rows(records: list[Any], known: set[str]) -> list[dict[str, Any]]:
@@ -454,40 +452,59 @@ def _run_info(row: Any) -> RunInfo:
     )
 
 
-def _load_runs(conn: Connection, run_ids: Sequence[str]) -> list[Run]:
-    """Load runs with all their data in five queries, whatever their number."""
-    if not run_ids:
-        return []
-    params: dict[str, dict[str, str]] = defaultdict(dict)
-    tags: dict[str, dict[str, str]] = defaultdict(dict)
-    metrics: dict[str, dict[str, float]] = defaultdict(dict)
-    inputs: dict[str, list[RunInput]] = defaultdict(list)
-    infos: list[Any] = []
-    for start in range(0, len(run_ids), 5000):
-        chunk = list(run_ids[start : start + 5000])
-        infos += conn.execute(select(t.runs).where(t.runs.c.run_id.in_(chunk))).all()
-        for table, target in ((t.params, params), (t.tags, tags)):
-            rows = conn.execute(
-                select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(chunk))
+def _select_runs(dialect: str) -> Select[Any]:
+    """Runs with their params, tags, latest metrics and inputs, one row per run: the child
+    rows are folded into one JSON document per run by the database, so 1,000 runs are
+    1,000 rows and 1,000 decodes."""
+    r = t.runs.c
+
+    def folded(table: Table, aggregate: Any) -> Any:
+        return select(aggregate).where(table.c.run_id == r.run_id).scalar_subquery()
+
+    p, g, m, i = t.params.c, t.tags.c, t.latest_metrics.c, t.run_inputs.c
+    metric = case((m.is_nan, None), else_=_dialect.json_float(dialect, m.value))
+    children = _dialect.json_bundle(
+        dialect,
+        folded(t.params, _dialect.json_object_agg(dialect, p.key, p.value)),
+        folded(t.tags, _dialect.json_object_agg(dialect, g.key, g.value)),
+        folded(t.latest_metrics, _dialect.json_object_agg(dialect, m.key, metric)),
+        folded(
+            t.run_inputs, _dialect.json_rows_agg(dialect, i.name, i.version, i.digest, i.context)
+        ),
+    )
+    return select(*t.runs.c, children.label("children"))
+
+
+_STATUSES = {s.value: s for s in RunStatus}
+
+
+def _runs_from_rows(rows: Iterable[Any]) -> list[Run]:
+    runs = []
+    for row in rows:
+        params, tags, metrics, inputs = _dialect.load_json(row[-1])
+        runs.append(
+            Run(
+                info=RunInfo(
+                    run_id=row[0],
+                    experiment_id=str(row[1]),
+                    run_name=row[2],
+                    status=_STATUSES[row[3]],
+                    start_time=row[4],
+                    end_time=row[5],
+                    lifecycle_stage=row[6],
+                    parent_run_id=row[7],
+                    user=row[8],
+                    description=row[9],
+                    failure=row[10],
+                ),
+                data=RunData(
+                    params=params or {},
+                    metrics={
+                        k: math.nan if v is None else float(v) for k, v in (metrics or {}).items()
+                    },
+                    tags=tags or {},
+                ),
+                inputs=tuple(RunInput(*x) for x in inputs or ()),
             )
-            for run_id, key, value in rows:
-                target[run_id][key] = value
-        lm = t.latest_metrics.c
-        latest = conn.execute(
-            select(lm.run_id, lm.key, lm.value, lm.is_nan).where(lm.run_id.in_(chunk))
         )
-        for run_id, key, value, is_nan in latest:
-            metrics[run_id][key] = math.nan if is_nan else value
-        ri = t.run_inputs.c
-        for r in conn.execute(select(t.run_inputs).where(ri.run_id.in_(chunk))):
-            inputs[r.run_id].append(RunInput(r.name, r.version, r.digest, r.context))
-    return [
-        Run(
-            info=_run_info(row),
-            data=RunData(
-                params=params[row.run_id], metrics=metrics[row.run_id], tags=tags[row.run_id]
-            ),
-            inputs=tuple(inputs[row.run_id]),
-        )
-        for row in infos
-    ]
+    return runs

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import getpass
+import os
 import platform
 import subprocess
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import metadata
 from pathlib import Path
 
 import blake3
@@ -42,12 +42,19 @@ def capture(cwd: Path) -> Environment:
 
 @lru_cache(maxsize=1)  # installed packages rarely change while a process runs
 def _packages() -> str:
-    names = {
-        f"{dist.metadata['Name']}=={dist.version}"
-        for dist in metadata.distributions()
-        if dist.metadata["Name"]
-    }
-    return "\n".join(sorted(names, key=str.lower)) + "\n"
+    # Names and versions from the *.dist-info folder names: parsing every METADATA file
+    # costs ~70 ms for a few hundred packages, the folder listing ~1 ms.
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info") and "-" in name:
+                package, _, version = name[: -len(".dist-info")].partition("-")
+                found.setdefault(package.lower().replace("_", "-"), f"{package}=={version}")
+    return "\n".join(sorted(found.values(), key=str.lower)) + "\n"
 
 
 def _user() -> str:

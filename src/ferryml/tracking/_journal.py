@@ -31,6 +31,7 @@ from ferryml.store.records import (
     Record,
     StartRecord,
     TagRecord,
+    metric_record,
 )
 
 __all__ = ["Journal"]
@@ -52,16 +53,22 @@ _REPLAY_CHUNK = 20_000
 
 
 def encode(record: Record) -> bytes:
+    return _line(record).encode()
+
+
+def _line(record: Record) -> str:
     if type(record) is MetricRecord:
         return _metric_line(*record)
-    return (json.dumps([_KINDS[type(record)], *record]) + "\n").encode()
+    return json.dumps([_KINDS[type(record)], *record]) + "\n"
 
 
-def _metric_line(run_id: str, key: str, value: float, timestamp: int, step: int) -> bytes:
-    if value != value or value in (_INF, _NINF):
-        return (json.dumps(["m", run_id, key, value, timestamp, step]) + "\n").encode()
+def _metric_line(
+    run_id: str, key: str, step: int, timestamp: int, value: float, is_nan: bool
+) -> str:
+    if is_nan or value - value != 0:  # NaN or infinite: JSON's spelling, via the encoder
+        return json.dumps(["m", run_id, key, step, timestamp, value, is_nan]) + "\n"
     # Keys are validated to letters, digits and _-./: and space: nothing to escape.
-    return f'["m","{run_id}","{key}",{value!r},{timestamp},{step}]\n'.encode()
+    return f'["m","{run_id}","{key}",{step},{timestamp},{value!r},false]\n'
 
 
 def decode(lines: Iterable[bytes]) -> Iterator[Record]:
@@ -90,7 +97,7 @@ class Journal:
         store: TrackingStore,
         *,
         interval: float = 0.5,
-        batch: int = 20_000,
+        batch: int = 4_000,
         rotate_bytes: int = 64 << 20,
     ) -> None:
         self._folder = folder
@@ -167,16 +174,14 @@ class Journal:
 
     def append_metric(self, run_id: str, key: str, value: float, timestamp: int, step: int) -> None:
         """The hot path: one metric, one ``write`` call, no JSON encoder."""
-        self._append(
-            _metric_line(run_id, key, value, timestamp, step),
-            MetricRecord(run_id, key, value, timestamp, step),
-        )
+        record = metric_record(run_id, key, value, timestamp, step)
+        self._append(_metric_line(*record).encode(), (record,))
 
     def append(self, records: Sequence[Record]) -> None:
         if records:
-            self._append(b"".join(encode(r) for r in records), *records)
+            self._append("".join(map(_line, records)).encode(), records)
 
-    def _append(self, data: bytes, *records: Record) -> None:
+    def _append(self, data: bytes, records: Sequence[Record]) -> None:
         if self._pid != os.getpid():
             self._reopen_in_child()
         if self._fd is None:
@@ -286,10 +291,6 @@ class Journal:
             self._open_runs = set()
             self._closed = False
             self._start()
-
-
-_INF = float("inf")
-_NINF = float("-inf")
 
 
 def _close_ref(ref: weakref.ref[Journal]) -> None:

@@ -334,7 +334,10 @@ class FerryClient:
                 ts = check.check_timestamp(key, ts)
             if type(step) is not int:
                 step = check.check_step(key, step)
-            records.append(MetricRecord(run_id, key, value, ts, step))
+            if value == value:
+                records.append(MetricRecord(run_id, key, step, ts, value, False))
+            else:
+                records.append(MetricRecord(run_id, key, step, ts, 0.0, True))
         new_params: dict[str, str] = {}
         for key, value in _pairs(params):
             check.check_key(key, "param")

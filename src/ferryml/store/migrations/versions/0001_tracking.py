@@ -79,6 +79,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "run_id", "key", "step", "timestamp", "value", "is_nan", name="pk_metrics"
         ),
+        # One B-tree instead of a table and its key: a third less work per logged value.
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "latest_metrics",

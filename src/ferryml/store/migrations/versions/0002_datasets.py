@@ -35,9 +35,7 @@ def upgrade() -> None:
         sa.Column("creation_time", sa.BigInteger, nullable=False),
         sa.PrimaryKeyConstraint("name", "version", name="pk_dataset_versions"),
     )
-    op.create_index(
-        "ix_dataset_versions_manifest", "dataset_versions", ["name", "manifest_digest"]
-    )
+    op.create_index("ix_dataset_versions_manifest", "dataset_versions", ["name", "manifest_digest"])
 
 
 def downgrade() -> None:
