@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ferryml.errors import InvalidArgument
 
-__all__ = ["CONFIG_FILE", "Settings"]
+__all__ = ["CONFIG_FILE", "Settings", "config_section"]
 
 CONFIG_FILE = "ferry.yaml"
-_KEYS = ("home", "store", "artifacts", "server")
+_KEYS = ("home", "store", "artifacts", "server", "remote")
 
 
 @dataclass(frozen=True)
@@ -27,12 +27,16 @@ class Settings:
             ``postgresql+psycopg://…``).
         artifacts_url: fsspec URL of the artifact store (``file://…``, ``s3://…``).
         server: URL of a ferryml server, when one is used.
+        root: the project folder, whose data ferryml versions (the working directory).
+        remote: fsspec URL of the artifact store that ``ferry data push``/``pull`` use.
     """
 
     home: Path
     store_url: str
     artifacts_url: str
     server: str | None = None
+    root: Path = field(default_factory=Path.cwd)
+    remote: str | None = None
 
     @property
     def journal_dir(self) -> Path:
@@ -46,6 +50,7 @@ class Settings:
         store: str | None = None,
         artifacts: str | None = None,
         server: str | None = None,
+        remote: str | None = None,
         cwd: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
@@ -57,7 +62,13 @@ class Settings:
         env = os.environ if environ is None else environ
         base = Path(cwd) if cwd is not None else Path.cwd()
         file_values = _read_config_file(base / CONFIG_FILE)
-        explicit = {"home": home, "store": store, "artifacts": artifacts, "server": server}
+        explicit = {
+            "home": home,
+            "store": store,
+            "artifacts": artifacts,
+            "server": server,
+            "remote": remote,
+        }
 
         def pick(key: str) -> Any:
             if explicit[key] is not None:
@@ -77,6 +88,8 @@ class Settings:
             store_url=str(store_url),
             artifacts_url=str(artifacts_url),
             server=pick("server"),
+            root=base.resolve(),
+            remote=pick("remote"),
         )
 
 
@@ -102,3 +115,24 @@ def _read_config_file(path: Path) -> dict[str, Any]:
             f"known keys are {', '.join(_KEYS)}."
         )
     return {k: v for k, v in data.items() if k in _KEYS and v is not None}
+
+
+def config_section(root: Path, name: str) -> dict[str, Any]:
+    """A top-level section of ``ferry.yaml`` (such as ``data``) as a mapping; {} if absent.
+
+    Raises:
+        InvalidArgument: the section is not a mapping.
+    """
+    path = root / CONFIG_FILE
+    if not path.is_file():
+        return {}
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise InvalidArgument(f"{path} is not valid YAML: {e}. Fix the file.") from e
+    section = data.get(name, {}) if isinstance(data, dict) else {}
+    if not isinstance(section, dict):
+        raise InvalidArgument(f"Section {name!r} of {path} must be a mapping.")
+    return section

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from ferryml.cli import tracking
+from ferryml.cli import data, tracking
 from ferryml.config import Settings
 from ferryml.errors import FerryError
 
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(tracking.experiments, name="experiments")
 app.add_typer(tracking.runs, name="runs")
+app.add_typer(data.data, name="data")
 app.command("init")(tracking.init)
 
 

@@ -129,6 +129,39 @@ class ArtifactStore:
             src.seek(0)
             return self._write(blob, src, lambda fs, key: fs.put_file(os.fspath(path), key))
 
+    def ingest_file(self, path: str | os.PathLike[str]) -> Blob:
+        """``put_file`` for content that is probably new: one pass reads, hashes and writes
+        it, where ``put_file`` reads it twice to skip the write of stored content."""
+        if self._local is None:
+            return self.put_file(path)
+        with _open_source(path) as src:
+            return self._write(Blob("0" * 64, -1), src, lambda fs, key: None)
+
+    def list_digests(self) -> set[str]:
+        """Every stored blob's digest, from one listing (for transfers between stores)."""
+        with self._io("Listing blobs"):
+            if self._local is not None:
+                blobs = self._local / "blobs"
+                return {
+                    fan.name + name
+                    for fan in blobs.iterdir()
+                    if fan.is_dir() and len(fan.name) == 2
+                    for name in os.listdir(fan)
+                    if len(name) == 62 and not name.startswith(".")
+                }
+            fs = self._filesystem()
+            prefix = f"{self._root}/blobs/"
+            try:
+                keys = fs.find(prefix)
+            except FileNotFoundError:
+                return set()
+        found = set()
+        for key in keys:
+            fan, _, rest = key.partition(prefix)[2].partition("/")
+            if _DIGEST.fullmatch(fan + rest):
+                found.add(fan + rest)
+        return found
+
     def put_bytes(self, data: bytes) -> Blob:
         """Store ``data`` unless it is stored already; return its blob."""
         blob = digest_bytes(data)
@@ -267,7 +300,10 @@ class ArtifactStore:
                         os.fsync(out.fileno())
                 final = self._path(blob.digest)
                 final.parent.mkdir(exist_ok=True)
-                os.replace(tmp, final)
+                if final.exists() and final.stat().st_size == blob.size:
+                    tmp.unlink()  # stored already: ingest_file learns that only now
+                else:
+                    os.replace(tmp, final)
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise

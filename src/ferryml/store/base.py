@@ -5,10 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Protocol
 
-from ferryml.store.entities import ArtifactEntry, Experiment, Metric, Run, RunInfo
+from ferryml.store.entities import (
+    ArtifactEntry,
+    DatasetVersion,
+    Experiment,
+    Metric,
+    Run,
+    RunInfo,
+)
 from ferryml.store.records import Record
 
-__all__ = ["TrackingStore"]
+__all__ = ["DatasetStore", "TrackingStore"]
 
 
 class TrackingStore(Protocol):
@@ -58,3 +65,28 @@ class TrackingStore(Protocol):
     ) -> tuple[list[Run], int | None]: ...
 
     def close(self) -> None: ...
+
+
+class DatasetStore(Protocol):
+    """Named datasets and their numbered, content-addressed versions."""
+
+    def create_dataset_version(
+        self,
+        name: str,
+        *,
+        kind: str,
+        manifest_digest: str,
+        files: int,
+        size: int,
+        source: str = "",
+        rows: int | None = None,
+        schema: str | None = None,
+        profile_digest: str | None = None,
+        run_id: str | None = None,
+    ) -> DatasetVersion: ...
+
+    def get_dataset_version(self, name: str, version: int | None = None) -> DatasetVersion: ...
+
+    def list_dataset_versions(self, name: str) -> list[DatasetVersion]: ...
+
+    def list_datasets(self) -> list[DatasetVersion]: ...

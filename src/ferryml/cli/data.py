@@ -1,0 +1,251 @@
+"""``ferry data …``: version, restore, compare, move and validate data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ferryml.cli import _render as render
+from ferryml.config import Settings
+from ferryml.data.workspace import Workspace
+
+data = typer.Typer(
+    help="Version data: add, status, checkout, diff, push, pull, validate.", no_args_is_help=True
+)
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+RemoteOption = Annotated[
+    str | None,
+    typer.Option(
+        "--remote", "-r", help="Remote store URL, e.g. s3://bucket/prefix (default: FERRY_REMOTE)."
+    ),
+]
+
+
+def _workspace(ctx: typer.Context) -> Workspace:
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    return Workspace(settings)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
+@data.command("add")
+def add(
+    ctx: typer.Context,
+    path: Path,
+    name: Annotated[str | None, typer.Option(help="Dataset name (default: the path).")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Version a file or folder; writes PATH.ferry to commit with your code."""
+    version = _workspace(ctx).add(path, name)
+    if json:
+        render.print_json(version)
+        return
+    render.console.print(
+        f"{version.ref}: {version.files} files, {_size(version.size)} -> {path}.ferry"
+    )
+
+
+@data.command("status")
+def status(
+    ctx: typer.Context,
+    paths: Annotated[list[str] | None, typer.Argument()] = None,
+    json: JsonFlag = False,
+) -> None:
+    """What changed in tracked paths since their pointer files were written."""
+    found = _workspace(ctx).status(paths)
+    if json:
+        render.print_json(found)
+        return
+    if not found:
+        render.console.print("No tracked data. Track a path with `ferry data add PATH`.")
+    for s in found:
+        if s.clean:
+            render.console.print(f"{s.path}: up to date with {s.name}@{s.version}")
+        elif s.missing:
+            render.console.print(f"{s.path}: missing; restore it with `ferry data checkout`")
+        else:
+            render.console.print(
+                f"{s.path}: changed since {s.name}@{s.version}: "
+                f"{len(s.added)} added, {len(s.removed)} removed, "
+                f"{len(s.modified)} modified"
+            )
+            for label, items in (
+                ("added", s.added),
+                ("removed", s.removed),
+                ("modified", s.modified),
+            ):
+                for item in items[:10]:
+                    render.console.print(f"  {label}: {item}")
+
+
+@data.command("checkout")
+def checkout(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None,
+        typer.Argument(help="NAME@VERSION or a tracked path (default: every pointer file)."),
+    ] = None,
+    to: Annotated[Path | None, typer.Option(help="Restore to this path instead.")] = None,
+    json: JsonFlag = False,
+) -> None:
+    """Restore data as a pointer file or a version names it."""
+    done = _workspace(ctx).checkout(target, to=to)
+    if json:
+        render.print_json([{"path": p, "version": v, "written": n} for p, v, n in done])
+        return
+    for path, version, written in done:
+        render.console.print(f"{path}: version {version}, {written} files written")
+
+
+@data.command("diff")
+def diff(ctx: typer.Context, a: str, b: str, json: JsonFlag = False) -> None:
+    """Compare two versions (NAME@3 NAME@4): files, and for tables schema, rows and columns."""
+    from ferryml.data.compare import diff_versions
+
+    result = diff_versions(_workspace(ctx), a, b)
+    if json:
+        render.print_json(result)
+        return
+    render.console.print(
+        f"{result.a} -> {result.b}: {len(result.added)} added, "
+        f"{len(result.removed)} removed, {len(result.modified)} modified"
+    )
+    if result.rows != (None, None):
+        render.console.print(f"rows: {result.rows[0]} -> {result.rows[1]}")
+    if result.schema is not None and result.schema.changed:
+        render.print_json(result.schema)
+    if result.shifts:
+        render.table(
+            "columns",
+            ["column", "statistic", "before", "after"],
+            [(s.column, s.statistic, _cell(s.before), _cell(s.after)) for s in result.shifts],
+        )
+
+
+def _cell(value: float | str | None) -> str:
+    return render.number(value) if isinstance(value, float) else str(value)
+
+
+@data.command("ls")
+def ls(ctx: typer.Context, json: JsonFlag = False) -> None:
+    """List datasets with their latest version."""
+    found = _workspace(ctx).list_datasets()
+    if json:
+        render.print_json(found)
+        return
+    render.table(
+        None,
+        ["name", "latest", "kind", "files", "size", "rows", "added"],
+        [
+            (
+                v.name,
+                v.version,
+                v.kind,
+                v.files,
+                _size(v.size),
+                "" if v.rows is None else v.rows,
+                render.when(v.creation_time),
+            )
+            for v in found
+        ],
+    )
+
+
+@data.command("log")
+def log(ctx: typer.Context, name: str, json: JsonFlag = False) -> None:
+    """List every version of a dataset."""
+    found = _workspace(ctx).log(name)
+    if json:
+        render.print_json(found)
+        return
+    render.table(
+        name,
+        ["version", "kind", "files", "size", "rows", "added", "run"],
+        [
+            (
+                v.version,
+                v.kind,
+                v.files,
+                _size(v.size),
+                "" if v.rows is None else v.rows,
+                render.when(v.creation_time),
+                v.run_id or "",
+            )
+            for v in found
+        ],
+    )
+
+
+@data.command("push")
+def push(
+    ctx: typer.Context,
+    refs: Annotated[list[str] | None, typer.Argument()] = None,
+    remote: RemoteOption = None,
+    json: JsonFlag = False,
+) -> None:
+    """Upload the blobs of versions (default: all in use) missing on the remote."""
+    from ferryml.data.transfer import push as push_blobs
+
+    report = push_blobs(_workspace(ctx), remote, refs)
+    if json:
+        render.print_json(report)
+        return
+    render.console.print(
+        f"pushed {report.copied} blobs ({_size(report.bytes)}) to "
+        f"{report.remote}; {report.present} were there already"
+    )
+
+
+@data.command("pull")
+def pull(
+    ctx: typer.Context,
+    refs: Annotated[list[str] | None, typer.Argument()] = None,
+    remote: RemoteOption = None,
+    json: JsonFlag = False,
+) -> None:
+    """Download the blobs of versions (default: all in use) missing locally."""
+    from ferryml.data.transfer import pull as pull_blobs
+
+    report = pull_blobs(_workspace(ctx), remote, refs)
+    if json:
+        render.print_json(report)
+        return
+    render.console.print(
+        f"pulled {report.copied} blobs ({_size(report.bytes)}) from "
+        f"{report.remote}; {report.present} were here already"
+    )
+
+
+@data.command("validate")
+def validate(
+    ctx: typer.Context,
+    ref: str,
+    json: JsonFlag = False,
+    html: Annotated[Path | None, typer.Option(help="Also write an HTML report.")] = None,
+) -> None:
+    """Check a table version against the expectations in ferry.yaml; exit 1 on failure."""
+    report = _workspace(ctx).validate(ref)
+    if html is not None:
+        html.write_text(report.to_html(title=f"Validation of {ref}"), encoding="utf-8")
+    if json:
+        render.print_json(report.to_dict())
+    else:
+        render.table(
+            f"validation of {ref}",
+            ["", "expectation", "column", "observed", "message"],
+            [
+                ("ok" if r.passed else "FAIL", r.expectation, r.column or "", r.observed, r.message)
+                for r in report.results
+            ],
+        )
+    if not report.passed:
+        raise typer.Exit(1)

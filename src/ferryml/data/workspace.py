@@ -1,0 +1,419 @@
+"""Data versioning: add files, folders and tables as content-addressed versions, restore
+them, and see what changed. ``Workspace`` is the project folder with its pointer files
+and the stores behind them."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ferryml.config import Settings
+from ferryml.data import _files
+from ferryml.data._hashcache import HashCache
+from ferryml.data._manifest import FileEntry, Manifest
+from ferryml.data._pointer import SUFFIX, Pointer, pointer_file
+from ferryml.errors import InvalidArgument, NotFound
+from ferryml.store.entities import DatasetVersion
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ferryml.data.profile import Profile
+    from ferryml.data.validation import Expectation, ValidationReport
+    from ferryml.store.artifacts import ArtifactStore
+    from ferryml.store.sql_data import SqlDatasetStore
+
+__all__ = ["DataStatus", "Workspace", "parse_ref"]
+
+TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
+_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
+
+
+@dataclass(frozen=True)
+class DataStatus:
+    """How a tracked path differs from the version its pointer file names."""
+
+    name: str
+    version: int
+    path: str
+    added: tuple[str, ...]
+    removed: tuple[str, ...]
+    modified: tuple[str, ...]
+    missing: bool  # the path is gone from the workspace
+
+    @property
+    def clean(self) -> bool:
+        return not (self.added or self.removed or self.modified or self.missing)
+
+
+def parse_ref(ref: str) -> tuple[str, int | None]:
+    """``"name@3"`` -> ("name", 3); ``"name"`` -> ("name", None) for the latest."""
+    name, at, version = ref.rpartition("@") if "@" in ref else (ref, "", "")
+    if not at:
+        return check_name(ref), None
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidArgument(
+            f"Version {version!r} in {ref!r} is not a positive whole number: use NAME@3."
+        )
+    return check_name(name), int(version)
+
+
+def check_name(name: str) -> str:
+    if not _NAME.fullmatch(name or "") or ".." in name.split("/") or name.startswith("/"):
+        raise InvalidArgument(
+            f"Dataset name {name!r} is invalid: use letters, digits and _ - . /, "
+            "e.g. 'customers' or 'images/train'."
+        )
+    return name
+
+
+class Workspace:
+    """The project's data. The constructor does no I/O; stores open on first use.
+
+    Example:
+        >>> ws = Workspace()
+        >>> version = ws.add("data/images")
+        >>> ws.checkout("data/images@1")
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.resolve()
+        self.root = self.settings.root
+        self._datasets: SqlDatasetStore | None = None
+        self._artifacts: ArtifactStore | None = None
+        self._cache: HashCache | None = None
+
+    @property
+    def datasets(self) -> SqlDatasetStore:
+        if self._datasets is None:
+            from ferryml.store.sql import SqlStore
+            from ferryml.store.sql_data import SqlDatasetStore
+
+            self._datasets = SqlDatasetStore(SqlStore(self.settings.store_url).open())
+        return self._datasets
+
+    @property
+    def artifacts(self) -> ArtifactStore:
+        if self._artifacts is None:
+            from ferryml.store.artifacts import ArtifactStore
+
+            self._artifacts = ArtifactStore(self.settings.artifacts_url).open()
+        return self._artifacts
+
+    @property
+    def cache(self) -> HashCache:
+        if self._cache is None:
+            self._cache = HashCache(self.settings.home / "cache", self.settings.artifacts_url)
+        return self._cache
+
+    def close(self) -> None:
+        if self._cache is not None:
+            self._cache.close()
+
+    # -- adding ------------------------------------------------------------------------
+
+    def add(
+        self, path: str | os.PathLike[str], name: str | None = None, *, run_id: str | None = None
+    ) -> DatasetVersion:
+        """Version a file or folder of the project and write its pointer file.
+
+        Only what changed since the last ``add`` is read and stored. Adding unchanged
+        content returns the existing version.
+
+        Raises:
+            NotFound: the path does not exist.
+            InvalidArgument: the path is outside the project, or is the store itself.
+        """
+        absolute = self._inside(path)
+        relative = absolute.relative_to(self.root).as_posix()
+        dataset = check_name(name or relative)
+        if absolute.is_dir():
+            files = list(_files.walk(absolute))
+            kind = "folder"
+        else:
+            files = [("", str(absolute), absolute.stat())]
+            kind = "table" if absolute.suffix.lower() in TABLE_SUFFIXES else "file"
+        cached = self.cache.lookup(absolute)
+        entries = _files.store_files(files, self.artifacts, self.cache, cached)
+        table = self._table_facts(absolute) if kind == "table" else {}
+        version = self._record(dataset, Manifest.build(kind, entries), relative, run_id, table)
+        Pointer(
+            version.name,
+            version.version,
+            kind,
+            relative,
+            version.manifest_digest,
+            version.files,
+            version.size,
+        ).write(pointer_file(absolute))
+        return version
+
+    def add_frame(
+        self, frame: pd.DataFrame, name: str, *, run_id: str | None = None
+    ) -> DatasetVersion:
+        """Version a DataFrame as a Parquet table."""
+        import pandas as pd
+
+        if not isinstance(frame, pd.DataFrame):
+            raise InvalidArgument(
+                f"add_frame needs a pandas DataFrame; got {type(frame).__name__}. "
+                "For files and folders use add(path)."
+            )
+        check_name(name)
+        with tempfile.TemporaryDirectory(prefix="ferry-") as tmp:
+            file = Path(tmp) / "data.parquet"
+            frame.to_parquet(file, index=False)
+            blob = self.artifacts.ingest_file(file)
+        manifest = Manifest.build("table", [FileEntry("", blob.digest, blob.size)])
+        return self._record(name, manifest, "", run_id, _table_facts_of(frame, self.artifacts))
+
+    def _record(
+        self, name: str, manifest: Manifest, source: str, run_id: str | None, table: dict[str, Any]
+    ) -> DatasetVersion:
+        digest = self.artifacts.put_bytes(manifest.to_bytes()).digest
+        try:
+            latest = self.datasets.get_dataset_version(name)
+        except NotFound:
+            latest = None
+        if latest is not None and latest.manifest_digest == digest:
+            return latest
+        return self.datasets.create_dataset_version(
+            name,
+            kind=manifest.kind,
+            manifest_digest=digest,
+            files=len(manifest.entries),
+            size=manifest.size,
+            source=source,
+            run_id=run_id,
+            **table,
+        )
+
+    def _table_facts(self, file: Path) -> dict[str, Any]:
+        return _table_facts_of(read_table(file), self.artifacts)
+
+    # -- reading -----------------------------------------------------------------------
+
+    def version(self, ref: str) -> DatasetVersion:
+        name, number = parse_ref(ref)
+        return self.datasets.get_dataset_version(name, number)
+
+    def manifest(self, version: DatasetVersion | Pointer) -> Manifest:
+        digest = (
+            version.manifest_digest if isinstance(version, DatasetVersion) else (version.manifest)
+        )
+        try:
+            data = self.artifacts.get_bytes(digest)
+        except NotFound as e:
+            raise NotFound(
+                f"The files of {version.name}@{version.version} are not in the local store "
+                f"{self.settings.artifacts_url}. Fetch them with `ferry data pull --remote URL`."
+            ) from e
+        return Manifest.from_bytes(data, digest)
+
+    def profile(self, ref: str | DatasetVersion) -> Profile:
+        """The stored reference profile of a table version."""
+        import json
+
+        from ferryml.data.profile import Profile
+
+        version = self.version(ref) if isinstance(ref, str) else ref
+        if version.profile_digest is None:
+            raise InvalidArgument(
+                f"{version.ref} is a {version.kind}, not a table: only tables have profiles."
+            )
+        return Profile.from_dict(json.loads(self.artifacts.get_bytes(version.profile_digest)))
+
+    def load(self, ref: str) -> pd.DataFrame | Path:
+        """A table version as a DataFrame; a file or folder version as a local path
+        (restored once into the cache folder)."""
+        version = self.version(ref)
+        manifest = self.manifest(version)
+        if version.kind == "table":
+            entry = manifest.entries[0]
+            local = self.artifacts.local_path(entry.digest)
+            if local is None:
+                local = self._materialize(version, manifest)
+            return read_table(local, suffix=Path(version.source).suffix or ".parquet")
+        return self._materialize(version, manifest)
+
+    def _materialize(self, version: DatasetVersion, manifest: Manifest) -> Path:
+        base = self.settings.home / "cache" / "data" / version.name / str(version.version)
+        target = base / (Path(version.source).name or "data") if version.kind != "folder" else base
+        _files.restore_files(target, list(manifest.entries), self.artifacts, self.cache)
+        return target
+
+    def validate(self, ref: str, expectations: list[Expectation] | None = None) -> ValidationReport:
+        """Check a table version against ``expectations``, or against those listed for its
+        dataset in ``ferry.yaml`` (``data: {NAME: {expectations: [...]}}``).
+
+        Raises:
+            InvalidArgument: the version is not a table, or no expectations are given.
+        """
+        from ferryml.config import config_section
+        from ferryml.data.validation import expectations_from_config, validate
+
+        version = self.version(ref)
+        if version.kind != "table":
+            raise InvalidArgument(
+                f"{version.ref} is a {version.kind}; only tables (CSV, Parquet, DataFrames) "
+                "can be validated."
+            )
+        if expectations is None:
+            entry = config_section(self.root, "data").get(version.name) or {}
+            listed = entry.get("expectations") if isinstance(entry, dict) else None
+            if not listed:
+                raise InvalidArgument(
+                    f"No expectations for {version.name!r} in ferry.yaml; add some, e.g. "
+                    f"data: {{{version.name}: {{expectations: [{{not_null: id}}]}}}}"
+                )
+            expectations = expectations_from_config(listed)
+        frame = self.load(version.ref)
+        assert not isinstance(frame, Path)
+        return validate(frame, expectations)
+
+    def list_datasets(self) -> list[DatasetVersion]:
+        return self.datasets.list_datasets()
+
+    def log(self, name: str) -> list[DatasetVersion]:
+        return self.datasets.list_dataset_versions(check_name(name))
+
+    # -- the workspace -----------------------------------------------------------------
+
+    def pointers(self, targets: list[str] | None = None) -> list[tuple[Path, Pointer]]:
+        """Pointer files named by ``targets`` (paths or pointer files), or all of them."""
+        if not targets:
+            files = sorted(
+                p
+                for p in self.root.rglob(f"*{SUFFIX}")
+                if ".ferry" not in p.relative_to(self.root).parts[:-1] and p.is_file()
+            )
+        else:
+            files = []
+            for target in targets:
+                path = self._inside(target, must_exist=False)
+                file = path if path.name.endswith(SUFFIX) else pointer_file(path)
+                if not file.is_file():
+                    raise NotFound(
+                        f"No pointer file {file.relative_to(self.root)}: "
+                        f"{target!r} is not tracked. Track it with `ferry data add {target}`."
+                    )
+                files.append(file)
+        return [(f, Pointer.read(f)) for f in files]
+
+    def status(self, targets: list[str] | None = None) -> list[DataStatus]:
+        """What changed under each tracked path since its pointer file was written."""
+        results = []
+        for _, pointer in self.pointers(targets):
+            path = self.root / pointer.path
+            expected = {e.path: e.digest for e in self.manifest(pointer).entries}
+            if not path.exists():
+                results.append(
+                    DataStatus(pointer.name, pointer.version, pointer.path, (), (), (), True)
+                )
+                continue
+            files = list(_files.walk(path)) if path.is_dir() else [("", str(path), path.stat())]
+            actual = _files.hash_files(files, self.cache)
+            results.append(
+                DataStatus(
+                    pointer.name,
+                    pointer.version,
+                    pointer.path,
+                    added=tuple(sorted(set(actual) - set(expected))),
+                    removed=tuple(sorted(set(expected) - set(actual))),
+                    modified=tuple(
+                        sorted(p for p in set(actual) & set(expected) if actual[p] != expected[p])
+                    ),
+                    missing=False,
+                )
+            )
+        return results
+
+    def checkout(
+        self, target: str | None = None, *, to: str | os.PathLike[str] | None = None
+    ) -> list[tuple[str, int, int]]:
+        """Restore data: ``NAME@VERSION`` (to its original path, or ``to``), a tracked path,
+        or, with no target, every pointer file's version. Returns (path, version, files
+        written) per restored path; files already matching are not rewritten."""
+        jobs: list[tuple[Path, str, int, Manifest]] = []
+        if target is not None and not _looks_like_path(self.root, target):
+            version = self.version(target)
+            if not version.source and to is None:
+                raise InvalidArgument(
+                    f"{version.ref} was added from Python, not from a path: "
+                    "pass a destination (`--to PATH`) or use ferryml.data.load."
+                )
+            dest = self._inside(to or version.source, must_exist=False)
+            jobs.append((dest, version.name, version.version, self.manifest(version)))
+        else:
+            for _, pointer in self.pointers([target] if target else None):
+                jobs.append(
+                    (
+                        self.root / pointer.path,
+                        pointer.name,
+                        pointer.version,
+                        self.manifest(pointer),
+                    )
+                )
+        done = []
+        for dest, _name, number, manifest in jobs:
+            written = _files.restore_files(dest, list(manifest.entries), self.artifacts, self.cache)
+            done.append((dest.relative_to(self.root).as_posix(), number, written))
+        return done
+
+    def _inside(self, path: str | os.PathLike[str], *, must_exist: bool = True) -> Path:
+        absolute = (
+            (self.root / path).resolve() if not Path(path).is_absolute() else (Path(path).resolve())
+        )
+        if must_exist and not absolute.exists():
+            raise NotFound(f"Path {os.fspath(path)!r} does not exist. Check the path.")
+        if absolute != self.root and self.root not in absolute.parents:
+            raise InvalidArgument(
+                f"Path {os.fspath(path)!r} is outside the project {self.root}; "
+                "ferryml versions data inside the project folder."
+            )
+        home = self.settings.home.resolve()
+        if absolute == self.root or absolute == home or home in absolute.parents:
+            raise InvalidArgument(
+                f"Path {os.fspath(path)!r} is the project or ferryml's own folder; "
+                "add a data file or folder inside the project instead."
+            )
+        return absolute
+
+
+def _looks_like_path(root: Path, target: str) -> bool:
+    return (
+        target.endswith(SUFFIX)
+        or (root / target).exists()
+        or ("@" not in target and pointer_file(root / target).exists())
+    )
+
+
+def read_table(file: Path, suffix: str | None = None) -> pd.DataFrame:
+    import pandas as pd
+
+    kind = (suffix or file.suffix).lower()
+    try:
+        if kind == ".csv":
+            return pd.read_csv(file)
+        return pd.read_parquet(file)
+    except (ValueError, OSError) as e:
+        raise InvalidArgument(f"Table {file.name} cannot be read as {kind}: {e}") from e
+
+
+def _table_facts_of(frame: pd.DataFrame, artifacts: ArtifactStore) -> dict[str, Any]:
+    import json
+
+    from ferryml.data.profile import profile_frame
+    from ferryml.data.validation import infer_schema
+
+    profile = profile_frame(frame)
+    blob = artifacts.put_bytes(json.dumps(profile.to_dict()).encode())
+    return {
+        "rows": len(frame),
+        "schema": json.dumps(infer_schema(frame).to_dict()),
+        "profile_digest": blob.digest,
+    }
