@@ -1,4 +1,5 @@
-"""Shared fixtures: a fresh store per test, on SQLite and on the PostgreSQL server."""
+"""Shared fixtures: a fresh store per test, on SQLite and on the PostgreSQL server, and an
+S3 emulator (moto's server mode) on 127.0.0.1."""
 
 from __future__ import annotations
 
@@ -6,8 +7,11 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import boto3
 import pytest
+from moto.server import ThreadedMotoServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -89,3 +93,65 @@ def fluent(settings: Settings) -> Iterator[Settings]:
     ferry.configure(
         home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url
     )  # closes the client and its journal
+
+
+S3_BUCKET = "ferry-test-artifacts"
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """URL of a moto S3 server holding an empty bucket, ``s3_bucket``."""
+    # Port 0: the OS picks a free port while binding, so no other process can take it
+    # in between (and moto's start() would wait forever after a failed bind).
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    try:
+        _client(url).create_bucket(Bucket=S3_BUCKET)
+        yield url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_bucket(s3_endpoint: str) -> str:
+    """Name of the emulator's bucket."""
+    return S3_BUCKET
+
+
+@pytest.fixture(scope="session")
+def s3_client(s3_endpoint: str) -> Any:
+    """A boto3 client for the emulator, to look at the bucket from outside the store."""
+    return _client(s3_endpoint)
+
+
+@pytest.fixture(scope="session")
+def s3_options(s3_endpoint: str) -> dict[str, Any]:
+    """``storage_options`` that point s3fs at the emulator."""
+    return {
+        "client_kwargs": {"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+        "key": "testing",
+        "secret": "testing",
+    }
+
+
+def _client(endpoint: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
+
+
+@pytest.fixture
+def s3_env(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Environment variables that point any S3 client (s3fs included) at the emulator, as
+    a user points ferryml at their own S3-compatible store; returns the endpoint."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    return s3_endpoint

@@ -27,6 +27,14 @@ PACKAGES = [
     "ferryml.tracking.client",
     "ferryml.tracking.compare",
     "ferryml.cli",
+    "ferryml.data",
+    "ferryml.data.api",
+    "ferryml.data.compare",
+    "ferryml.data.profile",
+    "ferryml.data.transfer",
+    "ferryml.data.validation",
+    "ferryml.data.workspace",
+    "ferryml.store.sql_data",
 ]
 
 

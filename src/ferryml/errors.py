@@ -6,6 +6,7 @@ Every error derives from ``FerryError``; the subclass names what the caller does
     ├── NotFound (LookupError)        the thing named does not exist: check the name or id
     ├── AlreadyExists                 pick another name, or get the existing one
     ├── InvalidArgument (ValueError)  fix the value passed in
+    │   └── ValidationFailed          the data broke its expectations: fix the data or them
     ├── Conflict                      the value clashes with what is recorded (e.g. a param)
     ├── IntegrityError                stored bytes do not match their recorded digest
     └── StoreUnavailable              the store cannot be reached, created or written
@@ -25,6 +26,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "StoreUnavailable",
+    "ValidationFailed",
 ]
 
 
@@ -42,6 +44,18 @@ class AlreadyExists(FerryError):
 
 class InvalidArgument(FerryError, ValueError):
     """A value passed in is malformed or out of range."""
+
+
+class ValidationFailed(InvalidArgument):
+    """Data did not meet its expectations; ``report`` holds every result, when known."""
+
+    def __init__(self, message: str, report: object | None = None) -> None:
+        super().__init__(message)
+        self.report = report
+
+    def __reduce__(self) -> tuple[type[ValidationFailed], tuple[str, object | None]]:
+        # keeps the report when the error crosses a process boundary (Dask, multiprocessing)
+        return type(self), (str(self), self.report)
 
 
 class Conflict(FerryError):

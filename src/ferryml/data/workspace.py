@@ -113,6 +113,9 @@ class Workspace:
     def close(self) -> None:
         if self._cache is not None:
             self._cache.close()
+        if self._datasets is not None:
+            self._datasets.close()
+            self._datasets = None
 
     # -- adding ------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ class SqlDatasetStore:
     def __init__(self, store: SqlStore) -> None:
         self._store = store
 
+    def close(self) -> None:
+        self._store.close()
+
     def create_dataset_version(
         self,
         name: str,

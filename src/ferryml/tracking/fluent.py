@@ -18,7 +18,15 @@ from typing import Any
 
 from ferryml.config import Settings
 from ferryml.errors import Conflict, InvalidArgument, NotFound
-from ferryml.store.entities import Experiment, Metric, Run, RunData, RunInfo, RunStatus
+from ferryml.store.entities import (
+    DatasetVersion,
+    Experiment,
+    Metric,
+    Run,
+    RunData,
+    RunInfo,
+    RunStatus,
+)
 from ferryml.tracking.client import FerryClient
 
 DEFAULT_EXPERIMENT = "Default"
@@ -261,8 +269,21 @@ def log_figure(figure: Any, artifact_file: str) -> None:
     _fluent.get_client().log_figure(_run_id(), figure, artifact_file)
 
 
-def log_input(name: str, version: str | int, digest: str = "", context: str = "training") -> None:
-    _fluent.get_client().log_input(_run_id(), name, version, digest, context)
+def log_input(
+    name: str | DatasetVersion,
+    version: str | int | None = None,
+    digest: str = "",
+    context: str = "training",
+) -> None:
+    """Record that the active run read a dataset version: a ``DatasetVersion`` (from
+    ``ferryml.data.add``) or a name and version."""
+    if isinstance(name, DatasetVersion):
+        dataset, version, digest = name.name, name.version, name.manifest_digest
+    else:
+        dataset = name
+    if version is None:
+        raise InvalidArgument(f"log_input({dataset!r}) needs the version that was read.")
+    _fluent.get_client().log_input(_run_id(), dataset, version, digest, context)
 
 
 def get_run(run_id: str) -> Run:

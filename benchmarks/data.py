@@ -1,0 +1,432 @@
+"""Data versioning benchmark: ferryml against DVC on the same workloads, in one run.
+
+Each figure comes with the ratio (how many times faster ferryml is) and its target.
+
+    python benchmarks/data.py [--quick] [--json]
+
+Both sides are driven through their command lines as a user would (`ferry data add PATH`,
+`ferry data checkout`; `dvc add PATH`, `dvc checkout`), in fresh project folders (git
+repos; `dvc init` for DVC), timed from outside: the wall clock of the subprocess. DVC gets
+its own venv (benchmarks/.cache/dvc-venv, made on first use). Every file the run makes
+lives under one temp folder, removed at the end, also on failure. Stdlib only.
+
+Workloads: add a file of random bytes (1 GiB); first add of a folder of small files
+(20,000 of 4 KiB in 100 subfolders); add again after changing one file; delete the folder
+and check it out again, checking every file's bytes afterwards. Each repeat of a workload
+starts from a fresh project; the sides take turns going first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import venv
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+VENV = HERE / ".cache" / "dvc-venv"
+DVC_PY = str(VENV / "bin" / "python")
+DVC = str(VENV / "bin" / "dvc")
+FERRY_PY = sys.executable  # this script runs from the repo's .venv
+FERRY = str(Path(sys.executable).parent / "ferry")
+DVC_PIN = "3.67.1"  # the version PEERS.md measured
+FULL = {"big_mib": 1024, "n_files": 20000, "file_kib": 4, "n_dirs": 100, "repeats": 3}
+QUICK = {"big_mib": 128, "n_files": 2000, "file_kib": 4, "n_dirs": 20, "repeats": 1}
+READD_SHARE_TARGET = 0.10  # ferryml's add after a one-file change, share of its first add
+# key, label, target: ferryml this many times faster (None: shown only)
+ROWS = [
+    ("big_add", "add {big} file", 4),
+    ("tree_add", "add {n} files, first", 5),
+    ("tree_readd", "add again, one file changed", None),  # target: READD_SHARE_TARGET
+    ("checkout", "checkout {n} files, folder deleted", 5),
+]
+# Used only while `ferry data` is missing from the CLI: the same calls through the Python
+# API, in a fresh interpreter per command like the CLI's.
+API_DRIVER = """
+import sys
+from ferryml.data.workspace import Workspace
+ws = Workspace()
+try:
+    ws.add(sys.argv[2]) if sys.argv[1] == "add" else ws.checkout()
+finally:
+    ws.close()
+"""
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def ensure_dvc() -> str:
+    """Make the DVC venv if missing; return the installed DVC version."""
+    marker = VENV / ".installed"  # written last, so a half-made venv is made again
+    if not marker.exists():
+        shutil.rmtree(VENV, ignore_errors=True)
+        log(f"creating {VENV} (once) ...")
+        venv.create(VENV, with_pip=True)
+        for spec in (f"dvc=={DVC_PIN}", "dvc>=3.67,<3.68", "dvc>=3,<4"):
+            log(f"pip install {spec}")
+            pip = [DVC_PY, "-m", "pip", "install", "--quiet", spec]
+            if subprocess.run(pip, check=False, stdout=sys.stderr).returncode == 0:
+                break
+        else:
+            sys.exit(f"could not install dvc into {VENV}")
+        code = "import importlib.metadata as m; print(m.version('dvc'))"
+        out = subprocess.run([DVC_PY, "-c", code], capture_output=True, text=True, check=True)
+        marker.write_text(out.stdout.strip())
+    version = marker.read_text().strip()
+    if version != DVC_PIN:
+        log(f"note: dvc {DVC_PIN} was not available; using dvc {version}")
+    return version
+
+
+def ferry_cli_ready() -> bool:
+    """Whether `ferry data add` and `ferry data checkout` exist yet."""
+    for sub in (["data", "add", "--help"], ["data", "checkout", "--help"]):
+        p = subprocess.run([FERRY, *sub], capture_output=True, text=True, check=False)
+        if p.returncode != 0:
+            return False
+    return True
+
+
+class Failed(Exception):
+    """A side's command failed, or gave a wrong result (``key``: the workload's row)."""
+
+    def __init__(self, msg: str, key: str = "") -> None:
+        super().__init__(msg)
+        self.key = key
+
+
+class Side:
+    """One tool: how to set a project up, add a path and check everything out."""
+
+    def __init__(self, name: str, env: dict[str, str], add: list[str], checkout: list[str],
+                 setup: list[list[str]], pointer_suffix: str) -> None:  # fmt: skip
+        self.name, self.env, self.setup = name, env, setup
+        self.add_cmd, self.checkout_cmd, self.pointer_suffix = add, checkout, pointer_suffix
+
+    def project(self, parent: Path, label: str) -> Path:
+        folder = Path(tempfile.mkdtemp(prefix=f"{self.name}-{label}-", dir=parent))
+        (folder / "data").mkdir()
+        for cmd in [["git", "init", "-q"], *self.setup]:
+            self.run(cmd, folder)
+        return folder
+
+    def run(self, cmd: list[str], cwd: Path) -> float:
+        """Run a command in the project; its wall clock in seconds. Raises Failed."""
+        t = time.perf_counter()
+        p = subprocess.run(cmd, cwd=cwd, env=self.env, capture_output=True, text=True)
+        elapsed = time.perf_counter() - t
+        if p.returncode != 0:
+            text = (p.stderr.strip() or p.stdout.strip())[-2000:]
+            raise Failed(f"`{' '.join(cmd[-3:])}` exit {p.returncode}: {text}")
+        return elapsed
+
+    def add(self, project: Path, rel: str) -> float:
+        os.sync()  # earlier writes (the copy of the data) must not be flushed on its clock
+        pointer = project / (rel + self.pointer_suffix)
+        before = pointer.read_bytes() if pointer.exists() else None
+        took = self.run([*self.add_cmd, rel], project)
+        if not pointer.is_file() or pointer.read_bytes() == before:  # a no-op cannot PASS
+            raise Failed(f"add {rel}: pointer file {pointer.name} not written or unchanged")
+        return took
+
+    def checkout(self, project: Path) -> float:
+        os.sync()
+        return self.run(self.checkout_cmd, project)
+
+
+def make_sides(tmp: Path, api: bool) -> tuple[Side, Side]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FERRY_", "DVC_"))}
+    # DVC's analytics would reach for a network this machine lacks (it runs after the
+    # command, detached); its per-machine state goes under the temp folder, not /var/tmp.
+    dvc_env = {**base, "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(tmp / "dvc-site"),
+               "DVC_GLOBAL_CONFIG_DIR": str(tmp / "dvc-global"),
+               "DVC_SYSTEM_CONFIG_DIR": str(tmp / "dvc-system")}  # fmt: skip
+    dvc = Side("dvc", dvc_env, [DVC, "add", "-q"], [DVC, "checkout", "-q"],
+               [[DVC, "init", "-q"]], ".dvc")  # fmt: skip
+    if api:
+        add, checkout = [FERRY_PY, "-c", API_DRIVER, "add"], [FERRY_PY, "-c", API_DRIVER, "co"]
+    else:
+        add, checkout = [FERRY, "data", "add"], [FERRY, "data", "checkout"]
+    return Side("ferryml", base, add, checkout, [], ".ferry"), dvc
+
+
+# -- data ------------------------------------------------------------------------------
+
+
+def make_big(path: Path, mib: int) -> None:
+    with open(path, "wb") as f:
+        for _ in range(mib):
+            f.write(os.urandom(1 << 20))
+
+
+def make_tree(folder: Path, n_files: int, n_dirs: int, size: int) -> None:
+    for i in range(n_files):
+        sub = folder / f"d{i % n_dirs:03d}"
+        if i < n_dirs:
+            sub.mkdir(parents=True)
+        (sub / f"f{i:05d}.bin").write_bytes(os.urandom(size))
+
+
+def tree_digests(folder: Path) -> dict[str, str]:
+    """Every regular file under ``folder`` (relative path -> blake2b of its bytes)."""
+    out = {}
+    for dirpath, _, names in os.walk(folder):
+        for name in names:
+            path = os.path.join(dirpath, name)
+            with open(path, "rb") as f:
+                out[os.path.relpath(path, folder)] = hashlib.blake2b(f.read()).hexdigest()
+    return out
+
+
+def verify_tree(folder: Path, expected: dict[str, str]) -> None:
+    """Raise Failed unless ``folder`` holds exactly the expected files and bytes."""
+    actual = tree_digests(folder) if folder.is_dir() else {}
+    if actual == expected:
+        return
+    missing = sorted(set(expected) - set(actual))
+    extra = sorted(set(actual) - set(expected))
+    wrong = sorted(p for p in set(actual) & set(expected) if actual[p] != expected[p])
+    raise Failed(
+        f"checkout gave {len(actual)} files, expected {len(expected)}: {len(missing)} missing "
+        f"{missing[:3]}, {len(extra)} extra {extra[:3]}, {len(wrong)} wrong {wrong[:3]}"
+    )
+
+
+# -- workloads -------------------------------------------------------------------------
+
+
+def big_add(side: Side, tmp: Path, big: Path, res: dict) -> None:
+    project = side.project(tmp, "big")
+    try:
+        shutil.copyfile(big, project / "data" / "big.bin")
+        res.setdefault("big_add", []).append(step("big_add", side.add, project, "data/big.bin"))
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
+
+
+def tree_round(
+    side: Side, tmp: Path, tree: Path, digests: dict[str, str], cfg: dict, rep: int, res: dict
+) -> None:
+    """First add, add after a one-file change, delete and checkout: one fresh project."""
+    project = side.project(tmp, "tree")
+    try:
+        folder = project / "data" / "files"
+        shutil.copytree(tree, folder)
+        res.setdefault("tree_add", []).append(step("tree_add", side.add, project, "data/files"))
+        changed = sorted(digests)[(rep * 7919 + 4242) % len(digests)]  # a different one each time
+        new = os.urandom(cfg["file_kib"] * 1024)
+        (folder / changed).write_bytes(new)
+        expected = {**digests, changed: hashlib.blake2b(new).hexdigest()}
+        res.setdefault("tree_readd", []).append(step("tree_readd", side.add, project, "data/files"))
+        shutil.rmtree(folder)
+        took = step("checkout", side.checkout, project)
+        step("checkout", verify_tree, folder, expected)  # a wrong result is no figure
+        res.setdefault("checkout", []).append(took)
+        res["checkout_verified"] = res.get("checkout_verified", 0) + 1
+    finally:
+        shutil.rmtree(project, ignore_errors=True)
+
+
+def step(key: str, fn: Callable[..., Any], *args: Any) -> Any:
+    """Call ``fn``; a failure names the workload ``key``."""
+    try:
+        return fn(*args)
+    except Failed as e:
+        raise Failed(str(e), key) from e
+
+
+def attempt(side: Side, res: dict, group: str, fn: Callable[..., None], *args: Any) -> None:
+    """Run one repeat; a failure is recorded against its workload, and the group's later
+    repeats are skipped."""
+    if group in res.setdefault("failed", []):
+        return
+    try:
+        fn(side, *args, res)
+    except Failed as e:
+        log(f"[{side.name}] {e.key} FAILED: {e}")
+        res.setdefault("errors", {}).setdefault(e.key, str(e))
+        res["failed"].append(group)
+
+
+def floors(tmp: Path, big: Path, tree: Path, repeats: int) -> dict[str, float]:
+    """This machine's floors: cp -r of the folder, cp and in-process hashes of the file."""
+    out: dict[str, float] = {}
+
+    def timed(cmd: list[str], dest: Path) -> float:
+        os.sync()
+        t = time.perf_counter()
+        subprocess.run(cmd, check=True)
+        took = time.perf_counter() - t
+        shutil.rmtree(dest) if dest.is_dir() else dest.unlink()
+        return took
+
+    out["cp_r_tree_s"] = statistics.median(
+        timed(["cp", "-r", str(tree), str(tmp / "cp-tree")], tmp / "cp-tree")
+        for _ in range(repeats)
+    )
+    out["cp_big_s"] = statistics.median(
+        timed(["cp", str(big), str(tmp / "cp-big")], tmp / "cp-big") for _ in range(repeats)
+    )
+    hashers: dict[str, Callable[[], Any]] = {"md5": hashlib.md5}  # DVC's hash
+    try:
+        import blake3  # ferryml's hash (in the repo's venv)
+
+        hashers["blake3"] = blake3.blake3
+    except ImportError:
+        pass
+    buf = bytearray(1 << 20)
+    view = memoryview(buf)
+    for name, make in hashers.items():
+        times = []
+        for _ in range(repeats):
+            t = time.perf_counter()
+            h = make()
+            with open(big, "rb", buffering=0) as f:
+                while n := f.readinto(buf):
+                    h.update(view[:n])
+            h.hexdigest()
+            times.append(time.perf_counter() - t)
+        out[f"{name}_big_s"] = statistics.median(times)
+    return out
+
+
+# -- report ----------------------------------------------------------------------------
+
+
+def report(f: dict, d: dict, cfg: dict) -> list[dict]:
+    big = f"{cfg['big_mib'] / 1024:g} GiB" if cfg["big_mib"] >= 1024 else f"{cfg['big_mib']} MiB"
+    rows = []
+    for key, label, target in ROWS:
+        fv = statistics.median(f[key]) if f.get(key) else None
+        dv = statistics.median(d[key]) if d.get(key) else None
+        ratio = dv / fv if fv and dv else None
+        notes = []
+        if key == "tree_readd":  # the one target against ferryml's own figure
+            first = statistics.median(f["tree_add"]) if f.get("tree_add") else None
+            share = fv / first if fv and first else None
+            shown = f"<{READD_SHARE_TARGET:.0%} of own first add"
+            ok = share is not None and share < READD_SHARE_TARGET
+            missing = share is None
+            if share is not None:
+                notes.append(f"ferryml {share:.1%} of its first add")
+        else:
+            shown, missing = (f">={target}x" if target else ""), ratio is None
+            ok = ratio is not None and target is not None and ratio >= target
+        if key == "checkout":
+            notes.append(
+                f"bytes of all files checked: ferryml {f.get('checkout_verified', 0)}/"
+                f"{len(f.get('checkout', []))}, DVC {d.get('checkout_verified', 0)}/"
+                f"{len(d.get('checkout', []))} runs right"
+            )
+        for side, res in (("ferryml", f), ("DVC", d)):
+            if key in res.get("errors", {}):
+                ok = False
+                notes.append(f"{side} FAILED: {res['errors'][key][:300]}")
+        samples = f"ferryml {_samples(f.get(key))}, DVC {_samples(d.get(key))}"
+        status = "" if not shown else "n/a" if missing else "PASS" if ok else "MISS"
+        rows.append({"key": key, "workload": label.format(big=big, n=f"{cfg['n_files']:,}"),
+                     "unit": "s", "ferryml": fv, "dvc": dv, "ratio": ratio, "target": shown,
+                     "status": status, "samples": samples, "note": "; ".join(notes)})  # fmt: skip
+    return rows
+
+
+def _samples(values: list[float] | None) -> str:
+    return "[" + ", ".join(f"{v:.2f}" for v in values or []) + "]"
+
+
+def fmt(v: float | None) -> str:
+    return "—" if v is None else f"{v:,.2f}" if v < 10 else f"{v:,.1f}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small data, for a smoke test")
+    ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--api", action="store_true",
+                    help="drive ferryml through its Python API (used anyway while the "
+                         "`ferry data` commands are missing)")  # fmt: skip
+    args = ap.parse_args()
+    cfg = QUICK if args.quick else FULL
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the temp folder too
+
+    version = ensure_dvc()
+    api = args.api or not ferry_cli_ready()
+    driver = "Python API in a subprocess" if api else "ferry CLI"
+    if api and not args.api:
+        log("note: `ferry data add/checkout` not found; driving ferryml through its Python API")
+    ferry_version = importlib.metadata.version("ferryml")
+    f: dict[str, Any] = {}
+    d: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-data-", dir="/tmp") as tmp_:
+        tmp = Path(tmp_)
+        ferry_side, dvc_side = make_sides(tmp, api)
+        sides = [(ferry_side, f), (dvc_side, d)]
+        log(f"making the data under {tmp} ...")
+        big, tree = tmp / "big.bin", tmp / "tree"
+        make_big(big, cfg["big_mib"])
+        make_tree(tree, cfg["n_files"], cfg["n_dirs"], cfg["file_kib"] * 1024)
+        digests = tree_digests(tree)
+        for rep in range(cfg["repeats"]):  # sides take turns going first
+            for side, res in sides if rep % 2 == 0 else sides[::-1]:
+                log(f"[{side.name}] add {cfg['big_mib']} MiB file, repeat {rep + 1}")
+                attempt(side, res, "big", big_add, tmp, big)
+        for rep in range(cfg["repeats"]):
+            for side, res in sides if rep % 2 == 0 else sides[::-1]:
+                log(f"[{side.name}] folder: add, change one, add, checkout; repeat {rep + 1}")
+                attempt(side, res, "tree", tree_round, tmp, tree, digests, cfg, rep)
+        log("floors ...")
+        floor = floors(tmp, big, tree, cfg["repeats"])
+    rows = report(f, d, cfg)
+
+    if args.json:
+        doc = {"config": cfg, "dvc_version": version, "ferryml_version": ferry_version,
+               "ferryml_driver": driver, "ferryml": f, "dvc": d, "floors": floor,
+               "rows": rows}  # fmt: skip
+        print(json.dumps(doc, indent=2))
+        return
+    print(f"ferryml {ferry_version} ({driver}) vs DVC {version} (own venv); data: {cfg}")
+    for r in rows:
+        line = f"{r['workload']}: ferryml {fmt(r['ferryml'])} s, DVC {fmt(r['dvc'])} s"
+        if r["ratio"]:
+            r_ = r["ratio"]
+            line += f"; ferryml {r_:.1f}x faster" if r_ >= 1 else f"; ferryml {1 / r_:.1f}x SLOWER"
+        if r["target"]:
+            line += f" (target {r['target']}: {r['status']})"
+        print(line + f" — runs {r['samples']}" + (f"; {r['note']}" if r["note"] else ""))
+    floor_text = [f"cp -r of the folder {floor['cp_r_tree_s']:.2f} s",
+                  f"cp of the file {floor['cp_big_s']:.2f} s"]  # fmt: skip
+    for name in ("blake3", "md5"):
+        if f"{name}_big_s" in floor:
+            gbs = cfg["big_mib"] * (1 << 20) / floor[f"{name}_big_s"] / 1e9
+            floor_text.append(f"{name} of the file in-process {floor[f'{name}_big_s']:.2f} s "
+                              f"({gbs:.1f} GB/s)")  # fmt: skip
+    print("floors: " + "; ".join(floor_text))
+    table: list[tuple[str, ...]] = [("workload", "ferryml", "DVC", "unit", "ratio", "target",
+                                     "result")]  # fmt: skip
+    for r in rows:
+        ratio = f"{r['ratio']:.1f}x" if r["ratio"] else "—"
+        table.append((r["workload"], fmt(r["ferryml"]), fmt(r["dvc"]), r["unit"], ratio,
+                      r["target"], r["status"]))  # fmt: skip
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    table.insert(1, tuple("-" * w for w in widths))
+    print()
+    for row in table:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
+
+
+if __name__ == "__main__":
+    main()

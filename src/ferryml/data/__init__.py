@@ -1,0 +1,84 @@
+"""Data: versions of files, folders and tables; reference profiles (mergeable summaries);
+schemas and declarative expectations."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from ferryml._lazy import lazy_exports
+
+_PROFILE = "ferryml.data.profile"
+_VALIDATION = "ferryml.data.validation"
+_EXPORTS = {
+    "add": "ferryml.data.api",
+    "load": "ferryml.data.api",
+    "Workspace": "ferryml.data.workspace",
+    "DataStatus": "ferryml.data.workspace",
+    "DataDiff": "ferryml.data.compare",
+    "diff_versions": "ferryml.data.compare",
+    "TransferReport": "ferryml.data.transfer",
+    "push": "ferryml.data.transfer",
+    "pull": "ferryml.data.transfer",
+    "CategoricalProfile": _PROFILE,
+    "ColumnProfile": _PROFILE,
+    "NumericProfile": _PROFILE,
+    "Profile": _PROFILE,
+    "merge": _PROFILE,
+    "profile_chunks": _PROFILE,
+    "profile_frame": _PROFILE,
+    "AllowedValues": _VALIDATION,
+    "ColumnChange": _VALIDATION,
+    "ColumnSchema": _VALIDATION,
+    "Custom": _VALIDATION,
+    "Expectation": _VALIDATION,
+    "ExpectationResult": _VALIDATION,
+    "Fresh": _VALIDATION,
+    "InRange": _VALIDATION,
+    "Matches": _VALIDATION,
+    "NotNull": _VALIDATION,
+    "RowCount": _VALIDATION,
+    "Schema": _VALIDATION,
+    "SchemaDiff": _VALIDATION,
+    "Unique": _VALIDATION,
+    "ValidationReport": _VALIDATION,
+    "expectations_from_config": _VALIDATION,
+    "infer_schema": _VALIDATION,
+    "validate": _VALIDATION,
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+
+if TYPE_CHECKING:
+    from ferryml.data.api import add, load
+    from ferryml.data.compare import DataDiff, diff_versions
+    from ferryml.data.profile import (
+        CategoricalProfile,
+        ColumnProfile,
+        NumericProfile,
+        Profile,
+        merge,
+        profile_chunks,
+        profile_frame,
+    )
+    from ferryml.data.transfer import TransferReport, pull, push
+    from ferryml.data.validation import (
+        AllowedValues,
+        ColumnChange,
+        ColumnSchema,
+        Custom,
+        Expectation,
+        ExpectationResult,
+        Fresh,
+        InRange,
+        Matches,
+        NotNull,
+        RowCount,
+        Schema,
+        SchemaDiff,
+        Unique,
+        ValidationReport,
+        expectations_from_config,
+        infer_schema,
+        validate,
+    )
+    from ferryml.data.workspace import DataStatus, Workspace
