@@ -1,8 +1,10 @@
 """The ferryml demo: the loop on the embedded default store (./.ferry).
 
-Today: experiment tracking. Three scikit-learn models are trained on a dataset that
-scikit-learn ships; each run logs its params, metrics (with a learning curve), artifacts
-and environment, and the runs are then compared side by side.
+1. Data: the dataset is versioned (content-addressed, with a reference profile), checked
+   against expectations, and a second batch is compared with the first.
+2. Tracking: three scikit-learn models are trained on that data version; each run logs
+   its params, metrics (with a learning curve), artifacts, environment and the data
+   version it read, and the runs are compared side by side.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import ferryml as ferry
+import ferryml.data
+from ferryml.data import AllowedValues, InRange, NotNull, RowCount, Workspace, diff_versions
 
 console = Console()
 
@@ -42,14 +46,48 @@ CANDIDATES = {
 }
 
 
-def main() -> None:
+def version_data() -> str:
+    """Version the dataset, validate it, and compare a drifted second batch with it."""
     data = load_breast_cancer(as_frame=True)
-    X_train, X_test, y_train, y_test = train_test_split(
-        data.data, data.target, test_size=0.25, random_state=0, stratify=data.target
+    frame = data.frame
+    version = ferryml.data.add(frame, name="breast-cancer")
+    report = ferryml.data.validate(
+        frame,
+        [
+            NotNull("mean radius"),
+            InRange("mean radius", 0, 50),
+            AllowedValues("target", [0, 1]),
+            RowCount(min=500),
+        ],
     )
+    console.print(
+        f"[bold]data[/bold]: {version.ref}, {version.rows} rows, "
+        f"{len(frame.columns)} columns; validation "
+        f"{'passed' if report.passed else 'FAILED'} ({len(report.results)} checks)"
+    )
+    # A later batch where one feature drifted: a new version, and what moved.
+    later = frame.sample(frac=0.5, random_state=1).assign(
+        **{"mean radius": lambda f: f["mean radius"] * 1.3}
+    )
+    second = ferryml.data.add(later, name="breast-cancer-batch")
+    ferryml.data.add(frame.sample(frac=0.5, random_state=2), name="breast-cancer-batch")
+    workspace = Workspace()
+    changes = diff_versions(workspace, second.ref, f"{second.name}@{second.version + 1}")
+    workspace.close()
+    radius = [s for s in changes.shifts if s.column == "mean radius" and s.statistic == "mean"]
+    if radius:
+        console.print(
+            f"  {changes.a} -> {changes.b}: rows {changes.rows[0]} -> {changes.rows[1]}, "
+            f"mean radius {radius[0].before:.2f} -> {radius[0].after:.2f}"
+        )
+    return version.ref
+
+
+def main() -> None:
+    data_ref = version_data()
     experiment = ferry.set_experiment("demo-breast-cancer")
     console.print(
-        f"[bold]ferryml demo[/bold]: experiment {experiment.name!r} "
+        f"[bold]tracking[/bold]: experiment {experiment.name!r} "
         f"in {ferry.Settings.resolve().store_url}"
     )
     with ferry.start_run(
@@ -57,8 +95,15 @@ def main() -> None:
     ) as parent:
         for name, (model, params) in CANDIDATES.items():
             with ferry.start_run(run_name=name, nested=True) as run:
+                frame = ferryml.data.load(data_ref)  # records the data version as the input
+                X_train, X_test, y_train, y_test = train_test_split(
+                    frame.drop(columns="target"),
+                    frame["target"],
+                    test_size=0.25,
+                    random_state=0,
+                    stratify=frame["target"],
+                )
                 ferry.log_params({"model": name, **params})
-                ferry.log_input("breast_cancer", version=1, context="training")
                 model.fit(X_train, y_train)
                 scores = model.predict_proba(X_test)[:, 1]
                 predicted = model.predict(X_test)
@@ -76,7 +121,7 @@ def main() -> None:
                 ConfusionMatrixDisplay.from_predictions(y_test, predicted, ax=axes)
                 ferry.log_figure(figure, "confusion_matrix.png")
                 plt.close(figure)
-                ferry.log_dict({"features": list(data.feature_names)}, "features.json")
+                ferry.log_dict({"features": list(X_train.columns)}, "features.json")
                 console.print(f"  trained {name:<9} run {run.run_id}")
 
     runs = ferry.search_runs(
@@ -85,16 +130,18 @@ def main() -> None:
         order_by=["metrics.roc_auc DESC"],
     )
     table = Table(title="Runs, best ROC AUC first", title_justify="left")
-    for column in ("run", "model", "accuracy", "f1", "roc_auc", "git commit", "python"):
+    for column in ("run", "model", "accuracy", "f1", "roc_auc", "data", "git commit", "python"):
         table.add_column(column)
     for r in runs:
         m, tags = r.data.metrics, r.data.tags
+        data = ", ".join(f"{i.name}@{i.version}" for i in r.inputs)
         table.add_row(
             r.info.run_name,
             r.data.params["model"],
             f"{m['accuracy']:.4f}",
             f"{m['f1']:.4f}",
             f"{m['roc_auc']:.4f}",
+            data,
             tags.get("ferry.git.commit", "-")[:10],
             tags["ferry.python"],
         )

@@ -51,7 +51,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     try:
-        command.main(args=args, prog_name="ferry", standalone_mode=False)
+        code = command.main(args=args, prog_name="ferry", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)  # a command's typer.Exit(n): returned, not raised, here
     except typer.Exit as e:
         sys.exit(e.exit_code)
     except TyperException as e:  # bad usage: typer prints it with the command's help hint
