@@ -31,6 +31,7 @@ PACKAGES = [
     "ferryml.data.api",
     "ferryml.data.compare",
     "ferryml.data.profile",
+    "ferryml.data.schema",
     "ferryml.data.transfer",
     "ferryml.data.validation",
     "ferryml.data.workspace",

@@ -13,10 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ferryml.data.schema import ColumnChange, ColumnSchema, Schema, infer_schema
 from ferryml.data.validation import (
     AllowedValues,
-    ColumnChange,
-    ColumnSchema,
     Custom,
     ExpectationResult,
     Fresh,
@@ -24,11 +23,9 @@ from ferryml.data.validation import (
     Matches,
     NotNull,
     RowCount,
-    Schema,
     Unique,
     ValidationReport,
     expectations_from_config,
-    infer_schema,
     validate,
 )
 from ferryml.errors import InvalidArgument, ValidationFailed

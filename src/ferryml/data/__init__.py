@@ -27,8 +27,8 @@ _EXPORTS = {
     "profile_chunks": _PROFILE,
     "profile_frame": _PROFILE,
     "AllowedValues": _VALIDATION,
-    "ColumnChange": _VALIDATION,
-    "ColumnSchema": _VALIDATION,
+    "ColumnChange": "ferryml.data.schema",
+    "ColumnSchema": "ferryml.data.schema",
     "Custom": _VALIDATION,
     "Expectation": _VALIDATION,
     "ExpectationResult": _VALIDATION,
@@ -37,12 +37,12 @@ _EXPORTS = {
     "Matches": _VALIDATION,
     "NotNull": _VALIDATION,
     "RowCount": _VALIDATION,
-    "Schema": _VALIDATION,
-    "SchemaDiff": _VALIDATION,
+    "Schema": "ferryml.data.schema",
+    "SchemaDiff": "ferryml.data.schema",
     "Unique": _VALIDATION,
     "ValidationReport": _VALIDATION,
     "expectations_from_config": _VALIDATION,
-    "infer_schema": _VALIDATION,
+    "infer_schema": "ferryml.data.schema",
     "validate": _VALIDATION,
 }
 __all__ = sorted(_EXPORTS)
@@ -60,11 +60,10 @@ if TYPE_CHECKING:
         profile_chunks,
         profile_frame,
     )
+    from ferryml.data.schema import ColumnChange, ColumnSchema, Schema, SchemaDiff, infer_schema
     from ferryml.data.transfer import TransferReport, pull, push
     from ferryml.data.validation import (
         AllowedValues,
-        ColumnChange,
-        ColumnSchema,
         Custom,
         Expectation,
         ExpectationResult,
@@ -73,12 +72,9 @@ if TYPE_CHECKING:
         Matches,
         NotNull,
         RowCount,
-        Schema,
-        SchemaDiff,
         Unique,
         ValidationReport,
         expectations_from_config,
-        infer_schema,
         validate,
     )
     from ferryml.data.workspace import DataStatus, Workspace

@@ -7,7 +7,7 @@ import json
 from dataclasses import dataclass
 
 from ferryml.data.profile import CategoricalProfile, NumericProfile, Profile
-from ferryml.data.validation import Schema, SchemaDiff
+from ferryml.data.schema import Schema, SchemaDiff
 from ferryml.data.workspace import Workspace
 
 __all__ = ["ColumnShift", "DataDiff", "diff_versions"]

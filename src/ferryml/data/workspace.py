@@ -411,7 +411,7 @@ def _table_facts_of(frame: pd.DataFrame, artifacts: ArtifactStore) -> dict[str, 
     import json
 
     from ferryml.data.profile import profile_frame
-    from ferryml.data.validation import infer_schema
+    from ferryml.data.schema import infer_schema
 
     profile = profile_frame(frame)
     blob = artifacts.put_bytes(json.dumps(profile.to_dict()).encode())
