@@ -70,24 +70,25 @@ def _readme_blocks(language: str) -> list[str]:
 
 @pytest.mark.e2e
 def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
+    """Every python and bash block of the README, in order, in a fresh git project."""
     python = _readme_blocks("python")
     shell = _readme_blocks("bash")
     assert python and shell
-    env = {**os.environ}
-    for key in ("FERRY_HOME", "FERRY_STORE", "FERRY_ARTIFACTS"):
-        env.pop(key, None)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    script = tmp_path / "quickstart.py"
-    script.write_text(python[0])
-    done = subprocess.run(
-        [sys.executable, str(script)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    for n, block in enumerate(python):
+        script = tmp_path / f"block{n}.py"
+        script.write_text(block)
+        done = subprocess.run(
+            [sys.executable, str(script)],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert done.returncode == 0, f"{block}\n{done.stderr}"
     for block in shell:
         if "ferry " not in block or "make " in block:
             continue
