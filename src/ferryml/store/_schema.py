@@ -154,3 +154,29 @@ dataset_versions = Table(
     PrimaryKeyConstraint("name", "version", name="pk_dataset_versions"),
     Index("ix_dataset_versions_manifest", "name", "manifest_digest"),
 )
+
+# A finished step's output by cache key: digest(code, inputs, params, dependencies).
+step_cache = Table(
+    "step_cache",
+    metadata,
+    Column("cache_key", String(80), primary_key=True),
+    Column("step", String(250), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("format", String(16), nullable=False),
+    Column("run_id", String(32), nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+)
+
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("target", String(1000), nullable=False),  # module:pipeline
+    Column("cron", String(250), nullable=False),
+    Column("params", Text, nullable=False, server_default="{}"),  # JSON
+    Column("next_run_time", BigInteger, nullable=False),  # ms; claimed by compare-and-set
+    Column("last_run_time", BigInteger, nullable=True),
+    Column("last_run_id", String(32), nullable=True),
+    Column("last_status", String(16), nullable=True),
+    Column("creation_time", BigInteger, nullable=False),
+)

@@ -17,6 +17,7 @@ __all__ = [
     "RunInfo",
     "RunInput",
     "RunStatus",
+    "Schedule",
 ]
 
 
@@ -119,3 +120,22 @@ class DatasetVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A pipeline run on a cron schedule, in UTC; times are milliseconds since the epoch.
+
+    ``last_status`` is RUNNING from the moment a scheduler claims an occurrence until it
+    records the run's FINISHED or FAILED.
+    """
+
+    name: str
+    target: str  # "module:pipeline"
+    cron: str
+    params: Mapping[str, str]
+    next_run_time: int
+    last_run_time: int | None
+    last_run_id: str | None
+    last_status: str | None
+    creation_time: int

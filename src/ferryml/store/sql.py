@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+import os
 import time
+import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -45,8 +47,8 @@ from ferryml.store.records import (
 __all__ = ["SCHEMA_HEAD", "SqlStore"]
 
 # The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0002"
-_KNOWN_REVISIONS = ("0001", "0002")
+SCHEMA_HEAD = "0003"
+_KNOWN_REVISIONS = ("0001", "0002", "0003")
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -98,6 +100,9 @@ class SqlStore:
             engine.dispose()
             raise
         self._engine = engine
+        # A forked child must not use the parent's pooled connections; it opens its own.
+        ref = weakref.ref(engine)
+        os.register_at_fork(after_in_child=lambda: _dispose_in_child(ref))
         return self
 
     def close(self) -> None:
@@ -380,6 +385,12 @@ class SqlStore:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+def _dispose_in_child(ref: weakref.ref[Engine]) -> None:
+    engine = ref()
+    if engine is not None:
+        engine.dispose(close=False)
 
 
 def _experiment_int(experiment_id: str | int) -> int:

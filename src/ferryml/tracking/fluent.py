@@ -7,10 +7,11 @@ one process-wide ``FerryClient``, created on first use from the resolved setting
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import threading
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from types import TracebackType
@@ -32,6 +33,30 @@ from ferryml.tracking.client import FerryClient
 DEFAULT_EXPERIMENT = "Default"
 
 
+_override: ContextVar[FerryClient | None] = ContextVar("ferryml_client", default=None)
+
+
+@functools.lru_cache(maxsize=8)
+def _client_for(settings: Settings) -> FerryClient:
+    return FerryClient(settings)
+
+
+@contextlib.contextmanager
+def bound_run(run_id: str, settings: Settings) -> Iterator[None]:
+    """Make ``run_id`` the active run of this thread, on the store of ``settings``, for
+    the code inside: a pipeline step's ``ferryml.log_metric`` goes to the step's run."""
+    client = _client_for(settings)
+    active = ActiveRun(client.get_run(run_id), client)
+    client_token = _override.set(client)
+    run_token = _active.set((active,))
+    try:
+        yield
+    finally:
+        client.flush()
+        _active.reset(run_token)
+        _override.reset(client_token)
+
+
 class _Fluent:
     """The fluent API's process state: its client and the chosen experiment."""
 
@@ -41,6 +66,9 @@ class _Fluent:
         self.experiment_id: str | None = None
 
     def get_client(self) -> FerryClient:
+        override = _override.get()
+        if override is not None:
+            return override
         if self.client is None:
             with self.lock:
                 if self.client is None:

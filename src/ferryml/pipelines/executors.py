@@ -1,0 +1,155 @@
+"""Where step attempts run: in this process one at a time, in a pool of processes, or on a
+Dask cluster. All three run the same ``execute`` on the same tasks, so outputs, caching,
+failures and retries behave alike."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import multiprocessing
+import os
+import time
+from typing import Any, Protocol
+
+from ferryml.errors import InvalidArgument, StoreUnavailable
+from ferryml.pipelines._task import StepOutcome, StepTask, execute
+
+__all__ = ["DaskExecutor", "Executor", "LocalExecutor", "ProcessExecutor", "make_executor"]
+
+
+class Executor(Protocol):
+    name: str
+
+    def submit(self, task: StepTask) -> Any: ...
+
+    def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        """The handles among ``handles`` that are done (waits for at least one, or timeout)."""
+        ...
+
+    def outcome(self, handle: Any) -> StepOutcome: ...
+
+    def abandon(self, handle: Any) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class LocalExecutor:
+    """Steps one after another, in this process (the default: no start-up cost)."""
+
+    name = "local"
+
+    def submit(self, task: StepTask) -> cf.Future[StepOutcome]:
+        future: cf.Future[StepOutcome] = cf.Future()
+        future.set_result(execute(task))
+        return future
+
+    def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        return list(handles)
+
+    def outcome(self, handle: Any) -> StepOutcome:
+        return handle.result()
+
+    def abandon(self, handle: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class ProcessExecutor(LocalExecutor):
+    """Independent steps at the same time, in a pool of worker processes."""
+
+    name = "process"
+
+    def __init__(self, workers: int | None = None) -> None:
+        self.workers = workers or os.cpu_count() or 1
+        # fork: workers start in milliseconds and see the pipeline's module as loaded.
+        self._pool = cf.ProcessPoolExecutor(
+            self.workers, mp_context=multiprocessing.get_context("fork")
+        )
+
+    def submit(self, task: StepTask) -> cf.Future[StepOutcome]:
+        return self._pool.submit(execute, task)
+
+    def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        done, _ = cf.wait(handles, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return list(done)
+
+    def abandon(self, handle: Any) -> None:
+        handle.cancel()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor:
+    """Steps on a Dask cluster: the scheduler at ``address``, or a LocalCluster started for
+    the run. Workers read and write artifacts through the artifact store, so workers on
+    other machines work the same way when the store is shared (S3, a shared folder)."""
+
+    name = "dask"
+
+    def __init__(self, address: str | None = None, workers: int | None = None) -> None:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as e:
+            raise InvalidArgument(
+                "The dask executor needs Dask: pip install 'ferryml[dask]'."
+            ) from e
+        self._cluster = None
+        try:
+            if address:
+                self._client = Client(address, timeout="10s")
+            else:
+                self._cluster = LocalCluster(
+                    n_workers=workers or 2,
+                    threads_per_worker=1,
+                    processes=True,
+                    dashboard_address=None,
+                    host="127.0.0.1",
+                )
+                self._client = Client(self._cluster)
+        except (OSError, TimeoutError) as e:
+            raise StoreUnavailable(
+                f"Cannot reach the Dask scheduler at {address}: {e}. Check the address "
+                "(tcp://host:8786) and that the scheduler is running."
+            ) from e
+
+    def submit(self, task: StepTask) -> Any:
+        return self._client.submit(execute, task, pure=False)
+
+    def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
+        from distributed import wait
+
+        try:
+            done, _ = wait(handles, timeout=timeout, return_when="FIRST_COMPLETED")
+        except TimeoutError:
+            return []
+        return list(done)
+
+    def outcome(self, handle: Any) -> StepOutcome:
+        return handle.result()
+
+    def abandon(self, handle: Any) -> None:
+        handle.cancel()
+
+    def close(self) -> None:
+        self._client.close()
+        if self._cluster is not None:
+            self._cluster.close()
+
+
+def make_executor(
+    kind: str = "local", *, workers: int | None = None, address: str | None = None
+) -> Executor:
+    """``local`` (in-process, one at a time), ``process`` or ``dask``."""
+    if kind == "local":
+        return LocalExecutor()
+    if kind == "process":
+        return ProcessExecutor(workers)
+    if kind == "dask":
+        return DaskExecutor(address, workers)
+    raise InvalidArgument(f"Unknown executor {kind!r}: use local, process or dask.")
+
+
+def now() -> float:
+    return time.monotonic()
