@@ -18,6 +18,8 @@ _EXPORTS = {
     "StepState": "ferryml.pipelines.engine",
     "run_pipeline": "ferryml.pipelines.engine",
     "run_target": "ferryml.pipelines.engine",
+    "SweepResult": "ferryml.pipelines.sweep",
+    "sweep": "ferryml.pipelines.sweep",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -31,3 +33,4 @@ if TYPE_CHECKING:
         run_pipeline,
         run_target,
     )
+    from ferryml.pipelines.sweep import SweepResult, sweep
