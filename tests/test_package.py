@@ -36,6 +36,14 @@ PACKAGES = [
     "ferryml.data.validation",
     "ferryml.data.workspace",
     "ferryml.store.sql_data",
+    "ferryml.store.sql_pipelines",
+    "ferryml.store.sql_schedules",
+    "ferryml.pipelines",
+    "ferryml.pipelines.engine",
+    "ferryml.pipelines.executors",
+    "ferryml.pipelines.history",
+    "ferryml.pipelines.schedule",
+    "ferryml.pipelines.sweep",
 ]
 
 

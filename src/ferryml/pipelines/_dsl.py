@@ -7,6 +7,8 @@ from __future__ import annotations
 import functools
 import importlib
 import inspect
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -265,6 +267,9 @@ def load_target(target: str) -> Pipeline:
         raise InvalidArgument(
             f"Pipeline target {target!r} must look like module:pipeline, e.g. train:training."
         )
+    # Like `python -m`: modules of the folder the command runs in are importable.
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ImportError as e:
@@ -277,7 +282,8 @@ def load_target(target: str) -> Pipeline:
         raise NotFound(f"Module {module_name!r} has no {attr!r}. Check the pipeline name.")
     if not isinstance(found, Pipeline):
         raise InvalidArgument(
-            f"{target!r} is a {type(found).__name__}, not a pipeline: mark it with @pipeline."
+            f"{target!r} is not a pipeline (it is of type {type(found).__name__}): "
+            "mark the function with @pipeline."
         )
     return found
 

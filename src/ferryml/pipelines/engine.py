@@ -5,9 +5,10 @@ run with one child run per step."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,14 @@ from ferryml.pipelines.executors import Executor, LocalExecutor, make_executor
 from ferryml.store.entities import RunStatus
 from ferryml.tracking.client import FerryClient
 
-__all__ = ["PipelineResult", "StepEvent", "StepState", "run_pipeline", "run_target"]
+__all__ = [
+    "PipelineResult",
+    "StepEvent",
+    "StepState",
+    "coerce_params",
+    "run_pipeline",
+    "run_target",
+]
 
 DEFAULT_EXPERIMENT = "pipelines"
 
@@ -137,20 +145,11 @@ def run_pipeline(
         if resume is not None:
             params = _resumed_params(client, pipeline, resume)
             cache = True
-        plans = [
-            _start_plan(
-                client,
-                pipeline,
-                params,
-                cache,
-                experiment,
-                None,
-                {"ferry.resumed_from": resume} if resume else {},
-            )
-        ]
-        run_plans(
-            client, settings, plans, executor, workers=workers, address=address, on_event=on_event
-        )
+        pipeline.trace(params)  # bad params fail here, before anything is recorded
+        with opened(executor, workers, address) as pool:
+            resumed = {"ferry.resumed_from": resume} if resume else {}
+            plans = [_start_plan(client, pipeline, params, cache, experiment, None, resumed)]
+            run_plans(client, settings, plans, pool, on_event=on_event)
         return _result(plans[0], settings)
     finally:
         client.close()
@@ -257,35 +256,48 @@ def _text(value: Any) -> str:
 # -- the scheduler loop -------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def opened(
+    executor: str | Executor, workers: int | None = None, address: str | None = None
+) -> Iterator[Executor]:
+    """The executor named (started now, stopped after), or the one given (left running)."""
+    if not isinstance(executor, str):
+        yield executor
+        return
+    pool = make_executor(executor, workers=workers, address=address)
+    try:
+        yield pool
+    finally:
+        pool.close()
+
+
 def run_plans(
     client: FerryClient,
     settings: Settings,
     plans: list[_Plan],
-    executor: str | Executor = "local",
+    pool: Executor,
     *,
-    workers: int | None = None,
-    address: str | None = None,
     on_event: Callable[[StepEvent], None] | None = None,
 ) -> None:
-    """Drive every plan to its end on one executor (a sweep runs its trials side by side)."""
+    """Drive every plan to its end on one executor (a sweep runs its trials side by side).
+    Whatever happens, every plan's run ends: FAILED if it could not finish."""
     from ferryml.store.sql import SqlStore
     from ferryml.store.sql_pipelines import SqlStepCache
 
-    pool = (
-        make_executor(executor, workers=workers, address=address)
-        if isinstance(executor, str)
-        else executor
-    )
     store = SqlStore(settings.store_url).open()
     loop = _Loop(client, settings, SqlStepCache(store), pool, on_event or (lambda e: None))
     try:
         loop.drive(plans)
+    except BaseException as e:
+        for plan in plans:
+            for state in plan.states.values():
+                if state.status in ("PENDING", "RUNNING"):
+                    state.status, state.error = "FAILED", f"interrupted: {type(e).__name__}"
+        raise
     finally:
-        if isinstance(executor, str):
-            pool.close()
         store.close()
-    for plan in plans:
-        _finish_plan(client, plan)
+        for plan in plans:
+            _finish_plan(client, plan)
 
 
 class _Loop:

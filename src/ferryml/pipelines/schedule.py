@@ -92,8 +92,10 @@ def add_schedule(
                 f"with `ferry schedule remove {name}`."
             )
         from ferryml.pipelines import load_target
+        from ferryml.pipelines.engine import coerce_params
 
-        load_target(target).bind(params)
+        pipeline = load_target(target)
+        coerce_params(pipeline, pipeline.bind(params))  # a wrong type fails now, not at 3 am
         return store.create_schedule(name, target=target, cron=cron, params=params)
 
 

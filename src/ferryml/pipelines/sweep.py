@@ -19,6 +19,7 @@ from ferryml.pipelines.engine import (
     _experiment,
     _result,
     _start_plan,
+    opened,
     run_plans,
 )
 from ferryml.pipelines.executors import Executor
@@ -73,38 +74,34 @@ def sweep(
     settings = settings or Settings.resolve()
     client = FerryClient(settings)
     try:
-        parent = client.create_run(
-            _experiment(client, experiment or DEFAULT_EXPERIMENT),
-            run_name=f"sweep-{pipeline.name}",
-            tags={
-                "ferry.kind": "sweep",
-                "ferry.pipeline": pipeline.name,
-                "ferry.sweep.metric": metric,
-                "ferry.sweep.mode": mode,
-            },
-        ).info.run_id
-        client.log_dict(
-            parent,
-            {
-                "grid": dict(grid or {}),
-                "random": {k: list(v) for k, v in (random or {}).items()},
-                "trials": combos,
-            },
-            "sweep.json",
-        )
-        plans = [
-            _start_plan(
-                client,
-                pipeline,
-                {**(params or {}), **combo},
-                True,
-                experiment,
-                parent,
-                {"ferry.sweep": parent},
+        with opened(executor, workers, address) as pool:  # fails before anything is recorded
+            parent = client.create_run(
+                _experiment(client, experiment or DEFAULT_EXPERIMENT),
+                run_name=f"sweep-{pipeline.name}",
+                tags={
+                    "ferry.kind": "sweep",
+                    "ferry.pipeline": pipeline.name,
+                    "ferry.sweep.metric": metric,
+                    "ferry.sweep.mode": mode,
+                },
+            ).info.run_id
+            spaces = {k: list(v) for k, v in (random or {}).items()}
+            client.log_dict(
+                parent, {"grid": dict(grid or {}), "random": spaces, "trials": combos}, "sweep.json"
             )
-            for combo in combos
-        ]
-        run_plans(client, settings, plans, executor, workers=workers, address=address)
+            plans = [
+                _start_plan(
+                    client,
+                    pipeline,
+                    {**(params or {}), **combo},
+                    True,
+                    experiment,
+                    parent,
+                    {"ferry.sweep": parent},
+                )
+                for combo in combos
+            ]
+            run_plans(client, settings, plans, pool)
         results = [
             (combo, _result(plan, settings)) for combo, plan in zip(combos, plans, strict=True)
         ]

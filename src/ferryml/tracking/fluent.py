@@ -6,6 +6,7 @@ one process-wide ``FerryClient``, created on first use from the resolved setting
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import os
@@ -38,7 +39,9 @@ _override: ContextVar[FerryClient | None] = ContextVar("ferryml_client", default
 
 @functools.lru_cache(maxsize=8)
 def _client_for(settings: Settings) -> FerryClient:
-    return FerryClient(settings)
+    client = FerryClient(settings)
+    atexit.register(client.close)  # write what is pending and release the connections
+    return client
 
 
 @contextlib.contextmanager
