@@ -41,4 +41,5 @@ def test_demo_trains_three_models_and_prints_the_comparison(tmp_path: Path) -> N
     assert len(client.get_metric_history(boosting.info.run_id, "test_accuracy")) == 150
     assert [(i.name, i.version) for i in boosting.inputs] == [("breast-cancer", "1")]
     assert "validation passed" in done.stdout
+    assert "re-run: 3 of 3 steps from the cache" in done.stdout
     client.close()
