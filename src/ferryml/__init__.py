@@ -42,6 +42,13 @@ _EXPORTS = {
     "log_input": "ferryml.tracking.fluent",
     "get_run": "ferryml.tracking.fluent",
     "search_runs": "ferryml.tracking.fluent",
+    # models
+    "log_model": "ferryml.registry.api",
+    "load_model": "ferryml.registry.api",
+    "register_model": "ferryml.registry.api",
+    "set_registered_model_alias": "ferryml.registry.api",
+    "evaluate": "ferryml.registry.api",
+    "promote": "ferryml.registry.api",
     # tracking, by run id
     "FerryClient": "ferryml.tracking.client",
     "Param": "ferryml.tracking.client",
@@ -79,6 +86,14 @@ if TYPE_CHECKING:
         InvalidArgument,
         NotFound,
         StoreUnavailable,
+    )
+    from ferryml.registry.api import (
+        evaluate,
+        load_model,
+        log_model,
+        promote,
+        register_model,
+        set_registered_model_alias,
     )
     from ferryml.store.entities import Experiment, Metric, Run, RunInfo, RunStatus
     from ferryml.tracking.client import FerryClient, Param, RunTag

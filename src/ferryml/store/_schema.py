@@ -180,3 +180,69 @@ schedules = Table(
     Column("last_status", String(16), nullable=True),
     Column("creation_time", BigInteger, nullable=False),
 )
+
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("name", String(256), ForeignKey("registered_models.name"), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("package_digest", String(80), nullable=False),  # the package's metadata blob
+    Column("flavor", String(32), nullable=False),
+    Column("source", Text, nullable=False),  # runs:/<id>/<path>
+    Column("run_id", String(32), nullable=True),
+    Column("status", String(16), nullable=False, server_default="READY"),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("signature", Text, nullable=True),  # JSON
+    Column("data_versions", Text, nullable=False, server_default="[]"),  # JSON refs
+    Column("profile_digest", String(80), nullable=True),  # reference profile, for monitoring
+    Column("metrics", Text, nullable=False, server_default="{}"),  # JSON, latest evaluation
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    PrimaryKeyConstraint("name", "version", name="pk_model_versions"),
+)
+
+model_tags = Table(
+    "model_tags",
+    metadata,
+    Column("name", String(256), nullable=False),
+    Column("version", Integer, nullable=False),  # 0: the registered model itself
+    Column("key", String(250), nullable=False),
+    Column("value", Text, nullable=False),
+    PrimaryKeyConstraint("name", "version", "key", name="pk_model_tags"),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("name", String(256), ForeignKey("registered_models.name"), nullable=False),
+    Column("alias", String(250), nullable=False),
+    Column("version", Integer, nullable=False),
+    PrimaryKeyConstraint("name", "alias", name="pk_model_aliases"),
+)
+
+# Every alias move and state change: who, when, from, to, why, and the evidence.
+registry_events = Table(
+    "registry_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", BigInteger, nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("name", String(256), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("version", Integer, nullable=True),
+    Column("alias", String(250), nullable=True),
+    Column("from_version", Integer, nullable=True),
+    Column("to_version", Integer, nullable=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Column("evidence", Text, nullable=False, server_default="{}"),
+    Index("ix_registry_events_name", "name", "id"),
+)

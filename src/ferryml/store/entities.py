@@ -12,6 +12,9 @@ __all__ = [
     "DatasetVersion",
     "Experiment",
     "Metric",
+    "ModelVersion",
+    "RegisteredModel",
+    "RegistryEvent",
     "Run",
     "RunData",
     "RunInfo",
@@ -139,3 +142,56 @@ class Schedule:
     last_run_id: str | None
     last_status: str | None
     creation_time: int
+
+
+@dataclass(frozen=True)
+class RegisteredModel:
+    name: str
+    description: str
+    creation_time: int
+    last_update_time: int
+    aliases: Mapping[str, int] = field(default_factory=dict)
+    tags: Mapping[str, str] = field(default_factory=dict)
+    latest_version: int | None = None
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    """A numbered version of a registered model: a package (by digest) and its lineage."""
+
+    name: str
+    version: int
+    package_digest: str
+    flavor: str
+    source: str
+    run_id: str | None
+    status: str
+    description: str
+    signature: str | None  # JSON of ferryml.registry.signature.Signature
+    data_versions: tuple[str, ...]  # NAME@V the training run read
+    profile_digest: str | None
+    metrics: Mapping[str, float]
+    creation_time: int
+    aliases: tuple[str, ...] = ()
+    tags: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def ref(self) -> str:
+        return f"{self.name}/{self.version}"
+
+
+@dataclass(frozen=True)
+class RegistryEvent:
+    """One entry of the audit trail: an alias moved, a version created or changed."""
+
+    id: int
+    time: int
+    user: str
+    name: str
+    action: str
+    version: int | None
+    alias: str | None
+    from_version: int | None
+    to_version: int | None
+    reason: str
+    evidence: Mapping[str, object]

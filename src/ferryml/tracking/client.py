@@ -403,6 +403,12 @@ class FerryClient:
         blob = self.artifacts.put_bytes(data)
         self._append([ArtifactRecord(run_id, target, blob.digest, blob.size)])
 
+    def log_blob(self, run_id: str, artifact_file: str, digest: str, size: int) -> None:
+        """Record content already in the artifact store as an artifact of the run."""
+        self._run_state(run_id)
+        target = check.check_artifact_path(artifact_file)
+        self._append([ArtifactRecord(run_id, target, digest, size)])
+
     def log_text(self, run_id: str, text: str, artifact_file: str) -> None:
         self.log_bytes(run_id, text.encode("utf-8"), artifact_file)
 

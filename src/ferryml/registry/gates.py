@@ -1,0 +1,294 @@
+"""Promotion gates: evaluate a candidate and the current holder of an alias on the same
+data, and move the alias only if the candidate passes. The decision, with its evidence,
+goes into the audit trail whether it passes or not."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ferryml.errors import InvalidArgument
+from ferryml.registry.models import Registry, _user, check_model_name
+
+__all__ = ["Check", "Decision", "Gate", "evaluate_version", "promote"]
+
+LOWER_IS_BETTER = {"mae", "rmse", "log_loss", "mse"}
+
+
+@dataclass(frozen=True)
+class Gate:
+    """What a candidate must show. ``metric`` must beat the champion's by ``min_delta``
+    (lower for error metrics); no slice may be worse than the champion's by more than
+    ``max_slice_drop``; latency per row under ``max_latency_ms``; ``floors`` are absolute
+    minimums (maximums for error metrics); the signature must still accept the champion's
+    inputs."""
+
+    metric: str = "roc_auc"
+    min_delta: float = 0.0
+    max_slice_drop: float | None = None
+    max_latency_ms: float | None = None
+    floors: Mapping[str, float] = field(default_factory=dict)
+    compatible_signature: bool = True
+
+    @classmethod
+    def from_config(cls, data: Mapping[str, Any]) -> Gate:
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise InvalidArgument(
+                f"Gate setting(s) {', '.join(unknown)} unknown; use {', '.join(sorted(known))}."
+            )
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass(frozen=True)
+class Decision:
+    name: str
+    candidate: int
+    alias: str
+    champion: int | None
+    passed: bool
+    forced: bool
+    moved: bool
+    checks: tuple[Check, ...]
+    candidate_metrics: Mapping[str, float]
+    champion_metrics: Mapping[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def evaluate_version(
+    registry: Registry,
+    ref: str,
+    data: Any,
+    *,
+    target: str,
+    task: str,
+    slices: Sequence[str] = (),
+    business_metrics: Mapping[str, Callable[..., float]] | None = None,
+    plots: bool = False,
+) -> Any:
+    """Evaluate a registered version and store its metrics on it."""
+    from ferryml.registry.evaluation import evaluate_predictor
+
+    version = registry.version(ref)
+    model = registry.load(f"models:/{version.name}/{version.version}")
+    evaluation = evaluate_predictor(
+        _Prepared(model),
+        data,
+        target=target,
+        task=task,  # type: ignore[arg-type]
+        slices=slices,
+        business_metrics=business_metrics,
+        plots=plots,
+        importance=plots,
+    )
+    metrics = {**evaluation.metrics, "latency_ms_per_row": evaluation.latency_ms_per_row}
+    registry.store.update_model_version(
+        version.name, version.version, user=_user(), metrics=metrics
+    )
+    return evaluation
+
+
+class _Prepared:
+    """A loaded model seen as a predictor that takes the evaluation frame (with the target
+    and any other extra columns) and keeps to the signature's columns."""
+
+    def __init__(self, model: Any) -> None:
+        self._model = model
+        if model.has_proba:
+            self.predict_proba = model.predict_proba
+
+    def predict(self, data: Any) -> Any:
+        return self._model.predict(data)
+
+
+def promote(
+    registry: Registry,
+    name: str,
+    candidate: int,
+    *,
+    alias: str = "champion",
+    data: Any,
+    target: str,
+    task: str,
+    gate: Gate | None = None,
+    force: bool = False,
+    reason: str = "",
+    slices: Sequence[str] = (),
+    business_metrics: Mapping[str, Callable[..., float]] | None = None,
+) -> Decision:
+    """Evaluate ``candidate`` and the version holding ``alias`` on ``data``; move the alias
+    to the candidate if the gate passes (or ``force``); record the decision either way."""
+    check_model_name(name)
+    gate = gate or Gate(metric="roc_auc" if task == "classification" else "rmse")
+    version = registry.store.get_model_version(name, int(candidate))
+    try:
+        champion = registry.store.resolve_alias(name, alias)
+    except Exception:  # noqa: BLE001 - no holder yet: the first version passes
+        champion = None
+    if champion == version.version:
+        raise InvalidArgument(f"Version {candidate} of {name!r} holds {alias!r} already.")
+    kwargs = {
+        "target": target,
+        "task": task,
+        "slices": slices,
+        "business_metrics": business_metrics,
+    }
+    new = evaluate_version(registry, f"{name}/{candidate}", data, **kwargs)  # type: ignore[arg-type]
+    old = evaluate_version(registry, f"{name}/{champion}", data, **kwargs) if champion else None  # type: ignore[arg-type]
+    checks = _checks(gate, new, old, registry, name, candidate, champion)
+    passed = all(c.passed for c in checks)
+    moved = passed or force
+    evidence = {
+        "gate": asdict(gate),
+        "checks": [asdict(c) for c in checks],
+        "candidate": new.to_dict(),
+        "champion": old.to_dict() if old else None,
+        "forced": force and not passed,
+    }
+    note = reason or ("gate passed" if passed else "gate failed")
+    if moved:
+        registry.store.set_alias(
+            name,
+            alias,
+            version.version,
+            user=_user(),
+            reason=("FORCED: " if force and not passed else "") + note,
+            evidence=evidence,
+            action="promote",
+        )
+    else:
+        _record_refusal(registry, name, alias, version.version, champion, note, evidence)
+    return Decision(
+        name,
+        version.version,
+        alias,
+        champion,
+        passed,
+        force and not passed,
+        moved,
+        tuple(checks),
+        dict(new.metrics),
+        dict(old.metrics) if old else {},
+    )
+
+
+def _record_refusal(
+    registry: Registry,
+    name: str,
+    alias: str,
+    candidate: int,
+    champion: int | None,
+    reason: str,
+    evidence: dict[str, Any],
+) -> None:
+    from ferryml.store import _dialect
+    from ferryml.store.sql_registry import _event
+
+    def write() -> None:
+        with registry.store._write() as conn:
+            _event(
+                conn,
+                name,
+                "promotion_refused",
+                _user(),
+                version=candidate,
+                alias=alias,
+                from_version=champion,
+                to_version=champion,
+                reason=reason,
+                evidence=json.loads(json.dumps(evidence, default=str)),
+            )
+
+    _dialect.retry_locked(write)
+
+
+def _checks(
+    gate: Gate,
+    new: Any,
+    old: Any,
+    registry: Registry,
+    name: str,
+    candidate: int,
+    champion: int | None,
+) -> list[Check]:
+    lower = gate.metric in LOWER_IS_BETTER
+    checks = []
+    value = new.metrics.get(gate.metric)
+    if value is None:
+        raise InvalidArgument(
+            f"Gate metric {gate.metric!r} was not computed; available: "
+            f"{', '.join(sorted(new.metrics))}."
+        )
+    if old is not None:
+        base = old.metrics[gate.metric]
+        bar = base - gate.min_delta if lower else base + gate.min_delta
+        ok = value <= bar if lower else value >= bar
+        checks.append(
+            Check(
+                gate.metric,
+                ok,
+                f"candidate {value:.6g} vs champion {base:.6g} "
+                f"{'-' if lower else '+'} {gate.min_delta:g} = {bar:.6g}",
+            )
+        )
+        if gate.max_slice_drop is not None:
+            theirs = {(s.column, s.value): s.metrics for s in old.slices}
+            for s in new.slices:
+                if gate.metric in s.metrics and gate.metric in theirs.get((s.column, s.value), {}):
+                    before = theirs[(s.column, s.value)][gate.metric]
+                    drop = (
+                        (s.metrics[gate.metric] - before)
+                        if lower
+                        else (before - s.metrics[gate.metric])
+                    )
+                    checks.append(
+                        Check(
+                            f"slice {s.value}",
+                            drop <= gate.max_slice_drop,
+                            f"{gate.metric} {s.metrics[gate.metric]:.6g} vs "
+                            f"{before:.6g} (worse by {max(drop, 0):.6g}, bound "
+                            f"{gate.max_slice_drop:g})",
+                        )
+                    )
+        if gate.compatible_signature:
+            checks.append(_signature_check(registry, name, candidate, champion))
+    else:
+        checks.append(Check("champion", True, "no champion yet: the first version passes"))
+    for metric, floor in gate.floors.items():
+        got = new.metrics.get(metric)
+        ok = got is not None and (got <= floor if metric in LOWER_IS_BETTER else got >= floor)
+        checks.append(Check(f"floor {metric}", ok, f"{got} vs {floor:g}"))
+    if gate.max_latency_ms is not None:
+        checks.append(
+            Check(
+                "latency",
+                new.latency_ms_per_row <= gate.max_latency_ms,
+                f"{new.latency_ms_per_row:.4f} ms per row, bound {gate.max_latency_ms:g}",
+            )
+        )
+    return checks
+
+
+def _signature_check(registry: Registry, name: str, candidate: int, champion: int | None) -> Check:
+    from ferryml.registry.signature import Signature
+
+    new = registry.store.get_model_version(name, candidate).signature
+    old = registry.store.get_model_version(name, champion).signature if champion else None
+    if not new or not old:
+        return Check("signature", True, "no signature to compare")
+    problems = Signature.from_dict(json.loads(new)).compatible_with(
+        Signature.from_dict(json.loads(old))
+    )
+    return Check("signature", not problems, "; ".join(problems) or "accepts the champion's inputs")

@@ -1,0 +1,269 @@
+"""The registry's core: log and register models, resolve ``models:/`` and ``runs:/`` URIs,
+load with every digest checked, point aliases (each move audited), and trace lineage."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from ferryml.config import Settings
+from ferryml.errors import InvalidArgument, NotFound
+from ferryml.registry.package import METADATA, LoadedModel, PackageMeta, load_package
+from ferryml.store.entities import ModelVersion, Run
+
+__all__ = ["Lineage", "Registry"]
+
+_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
+_URI_HELP = (
+    "Use models:/NAME@ALIAS, models:/NAME/VERSION, models:/NAME/latest or runs:/RUN_ID/PATH."
+)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def check_model_name(name: str) -> str:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > 256:
+        raise InvalidArgument(
+            f"Model name {name!r} is invalid: use letters, digits and _ . -, e.g. 'churn'."
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a version came from: its run's params and metrics, the data versions the run
+    read, the code commit and the environment."""
+
+    version: ModelVersion
+    run: Run | None
+    data_versions: tuple[str, ...]
+    commit: str | None
+    dirty: bool | None
+    environment: dict[str, str]
+
+
+class Registry:
+    """Registered models over the configured stores. The constructor does no I/O."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.resolve()
+        self._store: Any = None
+        self._artifacts: Any = None
+        self._client: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from ferryml.store.sql import SqlStore
+            from ferryml.store.sql_registry import SqlRegistryStore
+
+            self._store = SqlRegistryStore(SqlStore(self.settings.store_url).open())
+        return self._store
+
+    @property
+    def artifacts(self) -> Any:
+        if self._artifacts is None:
+            from ferryml.store.artifacts import ArtifactStore
+
+            self._artifacts = ArtifactStore(self.settings.artifacts_url).open()
+        return self._artifacts
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            from ferryml.tracking.client import FerryClient
+
+            self._client = FerryClient(self.settings)
+        return self._client
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    # -- URIs ----------------------------------------------------------------------------
+
+    def resolve(self, uri: str) -> tuple[str, ModelVersion | None]:
+        """The package digest a URI names, and the registry version when it names one."""
+        if not isinstance(uri, str):
+            raise InvalidArgument(f"Model URI {uri!r} is not a string. {_URI_HELP}")
+        if uri.startswith("models:/"):
+            version = self.version(uri[len("models:/") :])
+            return version.package_digest, version
+        if uri.startswith("runs:/"):
+            run_id, _, path = uri[len("runs:/") :].partition("/")
+            path = path.strip("/") or "model"
+            found = [
+                a
+                for a in self.client.list_artifacts(run_id, path)
+                if a.path == f"{path}/{METADATA}"
+            ]
+            if not found:
+                raise NotFound(
+                    f"Run {run_id} has no model at {path!r}. Log one with "
+                    "ferryml.log_model(model, name=...)."
+                )
+            return found[0].digest, None
+        raise InvalidArgument(f"Model URI {uri!r} is not understood. {_URI_HELP}")
+
+    def version(self, ref: str) -> ModelVersion:
+        """``NAME@ALIAS``, ``NAME/VERSION``, ``NAME/latest`` or ``NAME`` (the latest)."""
+        if "@" in ref:
+            name, alias = ref.split("@", 1)
+            check_model_name(name)
+            return self.store.get_model_version(name, self.store.resolve_alias(name, alias))
+        name, _, number = ref.partition("/")
+        check_model_name(name)
+        if number in ("", "latest"):
+            latest = self.store.get_registered_model(name).latest_version
+            if latest is None:
+                raise NotFound(f"Model {name!r} has no versions yet.")
+            return self.store.get_model_version(name, latest)
+        if not number.isdigit():
+            raise InvalidArgument(f"Version {number!r} in {ref!r} is not a number. {_URI_HELP}")
+        return self.store.get_model_version(name, int(number))
+
+    # -- logging and registering --------------------------------------------------------
+
+    def log_model(
+        self,
+        run_id: str,
+        model: Any,
+        name: str = "model",
+        *,
+        signature: Any = None,
+        input_example: Any = None,
+        training_data: Any = None,
+        flavor: str | None = None,
+    ) -> tuple[str, PackageMeta]:
+        """Store a model package as artifacts ``<name>/…`` of the run; returns its digest."""
+        from ferryml.registry.flavors import flavor_for, get_flavor
+        from ferryml.registry.package import save_package
+        from ferryml.registry.signature import Signature, infer_signature
+        from ferryml.tracking._validation import check_artifact_path
+
+        check_artifact_path(name)
+        chosen = get_flavor(flavor) if flavor else flavor_for(model)
+        if signature is not None and not isinstance(signature, Signature):
+            signature = infer_signature(signature)
+        if signature is None and input_example is not None:
+            signature = infer_signature(input_example)
+        if signature is None and training_data is not None:
+            features = training_data
+            signature = infer_signature(features)
+        profile = None
+        if training_data is not None:
+            from ferryml.data.profile import profile_frame
+            from ferryml.registry.signature import as_frame
+
+            text = json.dumps(profile_frame(as_frame(training_data, None)).to_dict())
+            profile = self.artifacts.put_bytes(text.encode()).digest
+        digest, meta = save_package(
+            model,
+            self.artifacts,
+            flavor=chosen,
+            signature=signature,
+            input_example=input_example,
+            profile=profile,
+        )
+        for relative, file_digest in meta.files.items():
+            self.client.log_blob(run_id, f"{name}/{relative}", file_digest, meta.sizes[relative])
+        self.client.log_blob(run_id, f"{name}/{METADATA}", digest, len(meta.to_bytes()))
+        self.client.flush()
+        return digest, meta
+
+    def register(self, uri: str, name: str, *, description: str = "") -> ModelVersion:
+        """Make the model at ``uri`` (``runs:/ID/PATH``) the next version of ``name``."""
+        check_model_name(name)
+        digest, _ = self.resolve(uri)
+        meta = PackageMeta.from_bytes(self.artifacts.get_bytes(digest), digest)
+        run_id = uri[len("runs:/") :].split("/", 1)[0] if uri.startswith("runs:/") else None
+        data_versions: tuple[str, ...] = ()
+        profile = meta.profile
+        if run_id is not None:
+            run = self.client.get_run(run_id)
+            data_versions = tuple(f"{i.name}@{i.version}" for i in run.inputs)
+            profile = profile or self._input_profile(run)
+        return self.store.create_model_version(
+            name,
+            package_digest=digest,
+            flavor=meta.flavor,
+            source=uri,
+            run_id=run_id,
+            user=_user(),
+            signature=json.dumps(meta.signature) if meta.signature else None,
+            data_versions=data_versions,
+            profile_digest=profile,
+            description=description,
+        )
+
+    def _input_profile(self, run: Run) -> str | None:
+        """The reference profile of the first table the training run read."""
+        from ferryml.store.sql import SqlStore
+        from ferryml.store.sql_data import SqlDatasetStore
+
+        datasets = SqlDatasetStore(SqlStore(self.settings.store_url).open())
+        try:
+            for item in run.inputs:
+                try:
+                    version = datasets.get_dataset_version(item.name, int(item.version))
+                except (NotFound, ValueError):
+                    continue
+                if version.profile_digest:
+                    return version.profile_digest
+        finally:
+            datasets.close()
+        return None
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load(self, uri: str) -> LoadedModel:
+        """Load a model, checking every file against the digests in the registry first.
+
+        Raises:
+            IntegrityError: a stored file was changed; it was not deserialized.
+        """
+        digest, version = self.resolve(uri)
+        meta, predictor = load_package(self.artifacts, digest)
+        return LoadedModel(meta, predictor, uri, version)
+
+    # -- aliases and lineage -------------------------------------------------------------
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str = "") -> int | None:
+        check_model_name(name)
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_\-]*", alias or "") or alias == "latest":
+            raise InvalidArgument(
+                f"Alias {alias!r} is invalid: start with a letter; letters, digits, _ and -; "
+                "'latest' is reserved."
+            )
+        return self.store.set_alias(name, alias, int(version), user=_user(), reason=reason)
+
+    def lineage(self, ref: str) -> Lineage:
+        version = self.version(ref)
+        run = self.client.get_run(version.run_id) if version.run_id else None
+        tags = dict(run.data.tags) if run else {}
+        environment = {
+            k: v
+            for k, v in tags.items()
+            if k.startswith("ferry.") and not k.startswith("ferry.git.")
+        }
+        dirty = tags.get("ferry.git.dirty")
+        return Lineage(
+            version,
+            run,
+            version.data_versions,
+            tags.get("ferry.git.commit"),
+            None if dirty is None else dirty == "true",
+            environment,
+        )
