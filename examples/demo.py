@@ -35,6 +35,7 @@ from ferryml.data import AllowedValues, InRange, NotNull, RowCount, Workspace, d
 from ferryml.pipelines import run_pipeline, sweep
 
 console = Console()
+MODEL = "breast-cancer-classifier"
 
 CANDIDATES = {
     "logreg": (
@@ -92,6 +93,7 @@ def version_data() -> str:
 def main() -> None:
     data_ref = version_data()
     run_pipelines(data_ref)
+    versions: dict[str, int] = {}
     experiment = ferry.set_experiment("demo-breast-cancer")
     console.print(
         f"[bold]tracking[/bold]: experiment {experiment.name!r} "
@@ -129,7 +131,17 @@ def main() -> None:
                 ferry.log_figure(figure, "confusion_matrix.png")
                 plt.close(figure)
                 ferry.log_dict({"features": list(X_train.columns)}, "features.json")
-                console.print(f"  trained {name:<9} run {run.run_id}")
+                info = ferry.log_model(
+                    model,
+                    input_example=X_train.head(),
+                    training_data=X_train,
+                    registered_model_name=MODEL,
+                )
+                versions[name] = info.registered_version.version
+                holdout = X_test.assign(target=y_test)
+                console.print(
+                    f"  trained {name:<9} run {run.run_id} -> {MODEL} version {versions[name]}"
+                )
 
     runs = ferry.search_runs(
         experiment_names=[experiment.name],
@@ -157,6 +169,7 @@ def main() -> None:
         f"Best: [bold]{runs[0].data.params['model']}[/bold]. "
         f"Try: ferry runs list -e {experiment.name} -o 'metrics.roc_auc DESC'"
     )
+    promote_models(versions, holdout)
 
 
 def run_pipelines(data_ref: str) -> None:
@@ -180,6 +193,30 @@ def run_pipelines(data_ref: str) -> None:
     console.print(
         f"  re-run: {hits} of {len(again.steps)} steps from the cache in "
         f"{time.perf_counter() - started:.2f} s. Try: ferry pipeline show {again.run_id}"
+    )
+
+
+def promote_models(versions: dict[str, int], holdout: object) -> None:
+    """Gate each candidate against the champion on the same holdout, in training order."""
+    console.print(f"[bold]models[/bold]: promotion to {MODEL}@champion, gated on ROC AUC")
+    for name, version in versions.items():
+        decision = ferry.promote(
+            MODEL,
+            version,
+            data=holdout,
+            target="target",
+            gate={"metric": "roc_auc", "min_delta": 0.001},
+        )
+        against = f"vs version {decision.champion}" if decision.champion else "(no champion)"
+        console.print(
+            f"  version {version} ({name}) {against}: roc_auc "
+            f"{decision.candidate_metrics['roc_auc']:.4f} -> "
+            f"{'promoted' if decision.moved else 'kept out'}"
+        )
+    champion = ferry.load_model(f"models:/{MODEL}@champion")
+    console.print(
+        f"  champion is version {champion.version.version}. "
+        f"Try: ferry models lineage {MODEL}@champion; ferry models history {MODEL}"
     )
 
 

@@ -30,7 +30,7 @@ def add(data: pd.DataFrame | str | os.PathLike[str], name: str | None = None) ->
     from ferryml.tracking.fluent import active_run
 
     run = active_run()
-    workspace = Workspace()
+    workspace = Workspace(_settings())
     try:
         if isinstance(data, (str, os.PathLike)):
             return workspace.add(data, name, run_id=run.run_id if run else None)
@@ -48,7 +48,7 @@ def load(ref: str, *, context: str = "training") -> pd.DataFrame | Path:
     for a table, a local path for a file or folder."""
     from ferryml.tracking.fluent import active_run, log_input
 
-    workspace = Workspace()
+    workspace = Workspace(_settings())
     try:
         version = workspace.version(ref)
         loaded: Any = workspace.load(version.ref)
@@ -57,3 +57,10 @@ def load(ref: str, *, context: str = "training") -> pd.DataFrame | Path:
     if active_run() is not None:
         log_input(version, context=context)
     return loaded
+
+
+def _settings() -> Any:
+    """The settings of the fluent tracking API, so data and runs share one store."""
+    from ferryml.tracking.fluent import _fluent
+
+    return _fluent.get_client().settings

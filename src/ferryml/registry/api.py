@@ -39,7 +39,7 @@ class ModelInfo:
 def _registry() -> Iterator[Registry]:
     from ferryml.tracking.fluent import _fluent
 
-    registry = Registry(_fluent.get_client().settings)
+    registry = Registry(client=_fluent.get_client())  # sees what the script logged
     try:
         yield registry
     finally:

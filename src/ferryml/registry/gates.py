@@ -108,6 +108,9 @@ class _Prepared:
         self._model = model
         if model.has_proba:
             self.predict_proba = model.predict_proba
+        classes = getattr(model.raw, "classes_", None)
+        if classes is not None:  # which probability column is which class
+            self.classes_ = classes
 
     def predict(self, data: Any) -> Any:
         return self._model.predict(data)

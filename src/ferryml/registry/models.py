@@ -53,11 +53,12 @@ class Lineage:
 class Registry:
     """Registered models over the configured stores. The constructor does no I/O."""
 
-    def __init__(self, settings: Settings | None = None) -> None:
-        self.settings = settings or Settings.resolve()
+    def __init__(self, settings: Settings | None = None, *, client: Any = None) -> None:
+        self.settings = settings or (client.settings if client else Settings.resolve())
         self._store: Any = None
         self._artifacts: Any = None
-        self._client: Any = None
+        self._client: Any = client
+        self._owns_client = client is None
 
     @property
     def store(self) -> Any:
@@ -88,7 +89,7 @@ class Registry:
         if self._store is not None:
             self._store.close()
             self._store = None
-        if self._client is not None:
+        if self._client is not None and self._owns_client:
             self._client.close()
             self._client = None
 
