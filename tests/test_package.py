@@ -44,6 +44,15 @@ PACKAGES = [
     "ferryml.pipelines.history",
     "ferryml.pipelines.schedule",
     "ferryml.pipelines.sweep",
+    "ferryml.registry",
+    "ferryml.registry.api",
+    "ferryml.registry.evaluation",
+    "ferryml.registry.flavors",
+    "ferryml.registry.gates",
+    "ferryml.registry.models",
+    "ferryml.registry.package",
+    "ferryml.registry.signature",
+    "ferryml.store.sql_registry",
 ]
 
 
