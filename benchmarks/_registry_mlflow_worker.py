@@ -10,6 +10,7 @@ measured. Mirrors _registry_ferry_worker.py step for step; keep them in step.
 """
 
 import json
+import pickle
 import sys
 import time
 from pathlib import Path
@@ -61,6 +62,8 @@ if cfg["phase"] == "log":
 
     X, y = load_data()
     model = fit(cfg["model"], X, y)
+    with open(Path(tmp, "model.pkl"), "wb") as f:  # for the driver's floor: a plain unpickle
+        pickle.dump(model, f, protocol=5)
     emit("model_predictions", [int(v) for v in model.predict(X)])
     # The first use of a new store creates and migrates its database: timed apart.
     t = now()
