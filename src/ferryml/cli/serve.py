@@ -1,0 +1,59 @@
+"""``ferry serve``: start the model server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ferryml.config import Settings
+from ferryml.errors import InvalidArgument
+
+
+def serve(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None, typer.Argument(help="NAME@ALIAS or NAME/VERSION from the registry.")
+    ] = None,
+    package: Annotated[
+        Path | None,
+        typer.Option(help="Serve an exported model folder (ferry deploy docker) instead."),
+    ] = None,
+    deployment: Annotated[
+        str | None, typer.Option(help="Serve a deployment's routes (ferry deploy create).")
+    ] = None,
+    host: Annotated[str, typer.Option()] = "127.0.0.1",
+    port: Annotated[int, typer.Option()] = 8080,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    batch: Annotated[bool, typer.Option(help="Gather concurrent requests into batches.")] = False,
+    max_batch: Annotated[int, typer.Option(help="Rows per batch at most.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(help="Longest wait to fill a batch.")] = 2.0,
+    log_predictions: Annotated[
+        bool,
+        typer.Option("--log/--no-log", help="Log every prediction (for monitoring and feedback)."),
+    ] = True,
+) -> None:
+    """Serve a model over HTTP: ferryml JSON, Open Inference Protocol (V2), MLflow
+    /invocations, /metrics, /health, /ready and an OpenAPI document at /docs."""
+    from ferryml.server.main import serve as run
+    from ferryml.serving.service import BatchOptions
+
+    given = [x for x in (target, package, deployment) if x is not None]
+    if len(given) != 1:
+        raise InvalidArgument("Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME.")
+    if workers < 1 or max_batch < 1 or max_wait_ms < 0:
+        raise InvalidArgument("--workers and --max-batch must be at least 1, --max-wait-ms >= 0.")
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    run(
+        settings,
+        target,
+        package=str(package) if package else None,
+        deployment=deployment,
+        host=host,
+        port=port,
+        workers=workers,
+        batching=BatchOptions(max_batch, max_wait_ms) if batch else None,
+        log_predictions=log_predictions,
+    )

@@ -1,0 +1,1 @@
+"""The ferryml HTTP server: model serving and its REST API."""

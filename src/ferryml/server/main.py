@@ -1,0 +1,146 @@
+"""Starting the server: one process, or several behind one socket, each answering with
+TCP_NODELAY set (uvicorn's multi-worker mode otherwise leaves small keep-alive answers
+waiting ~40 ms for the client's delayed acknowledgement)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+from dataclasses import asdict
+from typing import Any
+
+from fastapi import FastAPI
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from ferryml.config import Settings
+from ferryml.serving.service import BatchOptions
+
+__all__ = ["NoDelayHttp", "app_from_env", "build_app", "serve"]
+
+_ENV = "FERRY_SERVE_CONFIG"
+
+
+class NoDelayHttp(HttpToolsProtocol):
+    """uvicorn's httptools protocol, with Nagle's algorithm off on every connection."""
+
+    def connection_made(self, transport: Any) -> None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):  # a Unix socket has no Nagle to turn off
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+def build_app(
+    settings: Settings,
+    target: str | None = None,
+    *,
+    package: str | None = None,
+    deployment: str | None = None,
+    batching: BatchOptions | None = None,
+    log_predictions: bool = True,
+    poll_seconds: float = 2.0,
+) -> FastAPI:
+    """The app serving a model (``NAME@ALIAS``, ``NAME/VERSION``), an exported package, or
+    a deployment's routes."""
+    from ferryml.server._metrics import ServerMetrics
+    from ferryml.server.app import create_app
+    from ferryml.serving.runtime import ServedModel
+    from ferryml.serving.service import PredictionService, RouteState
+
+    log = None
+    if log_predictions:
+        from ferryml.serving.predlog import PredictionLog
+
+        log = PredictionLog(settings).open()
+    if deployment is not None:
+        from ferryml.serving.deployments import deployment_service
+
+        service = deployment_service(
+            settings,
+            deployment,
+            batching=batching,
+            log=log,
+            metrics=ServerMetrics(),
+            poll_seconds=poll_seconds,
+        )
+    else:
+        served = ServedModel(settings, target, package=package, poll_seconds=poll_seconds)
+        served.load()
+        service = PredictionService(
+            settings,
+            served.name,
+            [RouteState("primary", served)],
+            batching=batching,
+            log=log,
+            metrics=ServerMetrics(),
+        )
+    return create_app(service)
+
+
+def app_from_env() -> FastAPI:
+    """The app of a worker process, configured by ``serve`` through the environment."""
+    config = json.loads(os.environ[_ENV])
+    settings = Settings.resolve(
+        home=config["home"],
+        store=config["store"],
+        artifacts=config["artifacts"],
+        cwd=config["root"],
+    )
+    batching = BatchOptions(**config["batching"]) if config["batching"] else None
+    return build_app(
+        settings,
+        config["target"],
+        package=config["package"],
+        deployment=config["deployment"],
+        batching=batching,
+        log_predictions=config["log"],
+    )
+
+
+def serve(
+    settings: Settings,
+    target: str | None = None,
+    *,
+    package: str | None = None,
+    deployment: str | None = None,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    workers: int = 1,
+    batching: BatchOptions | None = None,
+    log_predictions: bool = True,
+) -> None:
+    """Run the server until SIGTERM or Ctrl-C (which flush the prediction log)."""
+    import uvicorn
+
+    os.environ[_ENV] = json.dumps(
+        {
+            "home": str(settings.home),
+            "store": settings.store_url,
+            "artifacts": settings.artifacts_url,
+            "root": str(settings.root),
+            "target": target,
+            "package": package,
+            "deployment": deployment,
+            "log": log_predictions,
+            "batching": asdict(batching) if batching else None,
+        }
+    )
+    if workers == 1:
+        app: Any = app_from_env()  # load before listening: errors surface here, not later
+    else:
+        app = "ferryml.server.main:app_from_env"
+    uvicorn.run(
+        app,
+        factory=workers > 1,
+        host=host,
+        port=port,
+        workers=workers,
+        http=NoDelayHttp,
+        loop="uvloop",
+        log_level="warning",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

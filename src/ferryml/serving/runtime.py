@@ -1,0 +1,194 @@
+"""The model runtime: a served model resolved from the registry (following its alias) or
+from an exported package, with input parsing that builds the model's input directly."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ferryml.config import Settings
+from ferryml.errors import FerryError, InvalidArgument
+from ferryml.registry.package import LoadedModel
+
+__all__ = ["Loaded", "ServedModel", "frame_from_columns", "frame_from_records", "to_jsonable"]
+
+log = logging.getLogger("ferryml.serving")
+_FAST_FLAVORS = {"sklearn", "xgboost", "lightgbm"}
+
+
+@dataclass(frozen=True)
+class Loaded:
+    """One loaded version; swapped whole when the alias moves, so a request sees one."""
+
+    name: str
+    version: int
+    model: LoadedModel
+    columns: tuple[str, ...]
+    numeric: bool  # every input is a number: the array fast path applies
+
+    def predict(self, frame: pd.DataFrame) -> list[Any]:
+        prepared = self.model.prepare(frame)
+        _check_finite(prepared, self)
+        try:
+            if self.numeric and self.model.flavor in _FAST_FLAVORS:
+                with warnings.catch_warnings():
+                    # Fitted on a DataFrame, given the same columns as an array: fine.
+                    warnings.simplefilter("ignore", UserWarning)
+                    out = self.model.raw.predict(prepared.to_numpy(dtype=np.float64))
+            else:
+                out = self.model.raw.predict(prepared)
+        except FerryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the model refused this input: a client error
+            raise InvalidArgument(f"The model could not predict this input: {e}") from e
+        return to_jsonable(out)
+
+
+def _check_finite(frame: pd.DataFrame, loaded: Loaded) -> None:
+    signature = loaded.model.signature
+    if signature is None:
+        return
+    for spec in signature.inputs:
+        if spec.type == "float" and not spec.optional:
+            values = frame[spec.name].to_numpy(dtype=np.float64, na_value=np.nan)
+            if not np.isfinite(values).all():
+                raise InvalidArgument(
+                    f"Column {spec.name!r} has a missing or non-finite value (NaN or infinity); "
+                    "the model needs a finite number in every row."
+                )
+
+
+def to_jsonable(values: Any) -> list[Any]:
+    if isinstance(values, pd.DataFrame):
+        values = values.to_numpy()
+    if isinstance(values, (pd.Series, pd.Index)):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        if values.dtype.kind == "f":
+            return [
+                None if isinstance(v, float) and not math.isfinite(v) else v
+                for v in values.tolist()
+            ]
+        return values.tolist()  # type: ignore[no-any-return]
+    return list(values)
+
+
+def frame_from_records(records: Any, columns: Sequence[str] | None) -> pd.DataFrame:
+    if isinstance(records, Mapping):
+        records = [records]
+    if not isinstance(records, list) or not records:
+        raise InvalidArgument("Send one record (an object) or a non-empty list of records.")
+    if not all(isinstance(r, Mapping) for r in records):
+        raise InvalidArgument("Every record must be an object of column: value.")
+    if columns and all(len(r) == len(columns) for r in records):
+        try:  # the common case: exactly the model's columns; build the frame directly
+            return pd.DataFrame([[r[c] for c in columns] for r in records], columns=list(columns))
+        except KeyError:
+            pass
+    return pd.DataFrame.from_records(records)
+
+
+def frame_from_columns(columns: Any) -> pd.DataFrame:
+    if not isinstance(columns, Mapping) or not columns:
+        raise InvalidArgument("'columns' must be an object of column: [values].")
+    lengths = {len(v) if isinstance(v, list) else 1 for v in columns.values()}
+    if len(lengths) != 1:
+        raise InvalidArgument("Every column must have the same number of values.")
+    return pd.DataFrame({k: v if isinstance(v, list) else [v] for k, v in columns.items()})
+
+
+class ServedModel:
+    """A model served by name: ``NAME@ALIAS`` (reloaded in the background when the alias
+    moves), ``NAME/VERSION``, or an exported package folder."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ref: str | None = None,
+        *,
+        package: str | None = None,
+        poll_seconds: float = 2.0,
+    ) -> None:
+        self.settings = settings
+        self.ref = ref
+        self.package = package
+        self.poll_seconds = poll_seconds
+        self.current: Loaded | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.on_switch: Callable[[Loaded, Loaded], None] | None = None
+
+    @property
+    def name(self) -> str:
+        if self.current is not None:
+            return self.current.name
+        assert self.ref is not None
+        return self.ref.split("@")[0].split("/")[0]
+
+    def load(self) -> Loaded:
+        """Load what the reference names now (the first time, or after a move)."""
+        if self.package is not None:
+            from ferryml.serving.packaging import load_exported
+
+            model = load_exported(self.package)
+            version = model.version
+            name, number = (version.name, version.version) if version is not None else ("model", 0)
+        else:
+            from ferryml.registry.models import Registry
+
+            registry = Registry(self.settings)
+            try:
+                assert self.ref is not None
+                found = registry.version(self.ref)
+                if self.current is not None and found.version == self.current.version:
+                    return self.current
+                model = registry.load(f"models:/{found.name}/{found.version}")
+            finally:
+                registry.close()
+            name, number = found.name, found.version
+        signature = model.signature
+        columns = tuple(signature.columns) if signature else ()
+        numeric = bool(signature) and all(
+            c.type in ("integer", "float", "boolean") for c in signature.inputs
+        )  # type: ignore[union-attr]
+        loaded = Loaded(name, number, model, columns, numeric)
+        before, self.current = self.current, loaded
+        if before is not None and before.version != loaded.version and self.on_switch:
+            self.on_switch(before, loaded)
+        return loaded
+
+    def start_following(self) -> None:
+        """Poll the registry; when the alias moves, load the new version and switch: requests
+        in flight finish on the old one, new ones get the new one, none fails."""
+        if self.package is not None or self.ref is None or "@" not in self.ref:
+            return
+        self._thread = threading.Thread(target=self._follow, name="ferryml-follow", daemon=True)
+        self._thread.start()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.poll_seconds):
+            try:
+                self.load()
+            except FerryError as e:
+                log.warning(
+                    "could not reload %s: %s; still serving version %s",
+                    self.ref,
+                    e,
+                    self.current.version if self.current else "-",
+                )
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+def now_ms() -> float:
+    return time.perf_counter() * 1000

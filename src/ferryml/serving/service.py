@@ -1,0 +1,216 @@
+"""What the server does with a request, apart from HTTP: pick the route (weights, sticky
+keys, shadows), predict (micro-batched when asked), log the prediction, count it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import random
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ferryml.config import Settings
+from ferryml.errors import FerryError, NotFound
+from ferryml.serving.runtime import Loaded, ServedModel
+
+__all__ = ["Answer", "BatchOptions", "PredictionService", "RouteState"]
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    max_rows: int = 64
+    max_wait_ms: float = 2.0
+
+
+@dataclass(frozen=True)
+class Answer:
+    model: str
+    version: int
+    route: str
+    ids: list[str]
+    predictions: list[Any]
+
+
+@dataclass
+class RouteState:
+    """A route of the endpoint: a served model, its share of traffic and its record."""
+
+    name: str
+    served: ServedModel
+    weight: float = 100.0
+    role: str = "primary"  # primary | canary | shadow
+    batcher: Any = None
+    requests: int = 0
+    errors: int = 0
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+
+    def p99(self) -> float:
+        if not self.latencies:
+            return 0.0
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+    @property
+    def error_rate(self) -> float:
+        return self.errors / self.requests if self.requests else 0.0
+
+
+class PredictionService:
+    """One endpoint (a model or a deployment) and its routes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        endpoint: str,
+        routes: list[RouteState],
+        *,
+        batching: BatchOptions | None = None,
+        log: Any = None,
+        metrics: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.endpoint = endpoint
+        self.routes = routes
+        self.batching = batching
+        self.log = log
+        self.metrics = metrics
+        self.on_request: Callable[[RouteState, bool, float], None] | None = None
+        self._shadow_tasks: set[asyncio.Task[Any]] = set()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> None:
+        for route in self.routes:
+            if route.served.current is None:
+                route.served.load()
+            route.served.start_following()
+            if self.batching is not None and route.batcher is None:
+                route.batcher = self._batcher(route)
+
+    def _batcher(self, route: RouteState) -> Any:
+        from ferryml.serving.batching import MicroBatcher
+
+        def predict(frame: pd.DataFrame) -> list[Any]:
+            loaded = route.served.current
+            assert loaded is not None
+            return loaded.predict(frame)
+
+        assert self.batching is not None
+        on_batch = self.metrics.observe_batch if self.metrics is not None else None
+        return MicroBatcher(
+            predict,
+            max_batch_rows=self.batching.max_rows,
+            max_wait_ms=self.batching.max_wait_ms,
+            on_batch=on_batch,
+        )
+
+    async def close(self) -> None:
+        for route in self.routes:
+            route.served.stop()
+            if route.batcher is not None:
+                await route.batcher.close()
+        if self._shadow_tasks:
+            await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+        if self.log is not None:
+            self.log.close()
+
+    @property
+    def ready(self) -> bool:
+        return all(r.served.current is not None for r in self.routes)
+
+    def primary(self) -> Loaded:
+        for route in self.routes:
+            if route.role == "primary" and route.served.current is not None:
+                return route.served.current
+        raise NotFound(f"Endpoint {self.endpoint!r} has no loaded primary model yet.")
+
+    # -- requests ------------------------------------------------------------------------
+
+    def choose(self, key: str | None) -> RouteState:
+        """A route by weight; the same key always lands on the same route."""
+        live = [r for r in self.routes if r.role != "shadow" and r.weight > 0]
+        if not live:
+            raise NotFound(f"Endpoint {self.endpoint!r} has no route with traffic.")
+        if len(live) == 1:
+            return live[0]
+        total = sum(r.weight for r in live)
+        if key is None:
+            point = random.random() * total
+        else:
+            digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
+            point = int.from_bytes(digest, "big") / 2**64 * total
+        for route in live:
+            point -= route.weight
+            if point < 0:
+                return route
+        return live[-1]
+
+    async def predict(
+        self, frame: pd.DataFrame, *, key: str | None = None, endpoint: str = "v1"
+    ) -> Answer:
+        route = self.choose(key)
+        answer = await self._run(route, frame, endpoint)
+        for shadow in (r for r in self.routes if r.role == "shadow"):
+            task = asyncio.get_running_loop().create_task(self._shadow(shadow, frame, endpoint))
+            self._shadow_tasks.add(task)
+            task.add_done_callback(self._shadow_tasks.discard)
+        return answer
+
+    async def _shadow(self, route: RouteState, frame: pd.DataFrame, endpoint: str) -> None:
+        # A copy of the traffic: logged and counted, never returned.
+        with contextlib.suppress(FerryError):
+            await self._run(route, frame, endpoint)
+
+    async def _run(self, route: RouteState, frame: pd.DataFrame, endpoint: str) -> Answer:
+        loaded = route.served.current
+        if loaded is None:
+            raise NotFound(f"Route {route.name!r} has no model loaded yet.")
+        started = time.perf_counter()
+        ok = False
+        try:
+            if route.batcher is not None:
+                predictions = await route.batcher.submit(frame)
+            else:
+                predictions = loaded.predict(frame)
+            ok = True
+        finally:
+            seconds = time.perf_counter() - started
+            route.requests += 1
+            route.errors += 0 if ok else 1
+            route.latencies.append(seconds)
+            if self.metrics is not None:
+                self.metrics.observe(
+                    self.endpoint, route.name, loaded.version, endpoint, ok, seconds, len(frame)
+                )
+            if self.on_request is not None:
+                self.on_request(route, ok, seconds)
+        ids = [new_id() for _ in range(len(frame))]
+        if self.log is not None:
+            self.log.record(
+                self.endpoint,
+                route.name,
+                loaded.name,
+                loaded.version,
+                ids,
+                frame,
+                predictions,
+                seconds * 1000,
+            )
+        return Answer(loaded.name, loaded.version, route.name, ids, predictions)
+
+
+def new_id() -> str:
+    """A time-ordered prediction id: milliseconds, then randomness."""
+    try:
+        from ferryml.serving.predlog import new_prediction_id
+
+        return new_prediction_id()
+    except ImportError:
+        return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"
