@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from ferryml.cli import data, models, pipeline, schedule, serve, tracking
+from ferryml.cli import data, deploy, models, pipeline, schedule, serve, tracking
 from ferryml.config import Settings
 from ferryml.errors import FerryError
 
@@ -28,6 +28,7 @@ app.add_typer(tracking.runs, name="runs")
 app.add_typer(data.data, name="data")
 app.add_typer(pipeline.pipelines, name="pipeline")
 app.add_typer(models.models, name="models")
+app.add_typer(deploy.deploy, name="deploy")
 app.add_typer(schedule.schedules, name="schedule")
 app.command("init")(tracking.init)
 app.command("serve")(serve.serve)

@@ -247,6 +247,55 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
             }
         )
 
+    # -- deployments: the REST face of `ferry deploy` ------------------------------------
+
+    def deployments() -> Any:
+        from ferryml.serving.deployments import Deployments
+
+        return Deployments(service.settings)
+
+    def spec_body(name: str, spec: Any) -> Response:
+        return json_response({"name": name, **spec.to_dict()})
+
+    @app.get("/api/v1/deployments/{name}")
+    async def deployment_get(name: str) -> Response:
+        manager = deployments()
+        try:
+            return spec_body(name, manager.get(name))
+        finally:
+            manager.close()
+
+    @app.post("/api/v1/deployments/{name}/{action}", openapi_extra=_OBJECT_BODY)
+    async def deployment_change(name: str, action: str, request: Request) -> Response:
+        body = await body_of(request)
+        if not isinstance(body, dict):
+            raise InvalidArgument('Send a JSON object, e.g. {"reason": "..."}.')
+        reason = str(body.get("reason", ""))
+        manager = deployments()
+        try:
+            if action == "weights":
+                weights = body.get("weights")
+                if not isinstance(weights, dict) or not all(
+                    isinstance(v, (int, float)) for v in weights.values()
+                ):
+                    raise InvalidArgument('Send {"weights": {"v3": 90, "v4": 10}}.')
+                return spec_body(name, manager.set_weights(name, weights, reason=reason))
+            if action == "promote":
+                return spec_body(name, manager.promote(name, reason=reason))
+            if action == "rollback":
+                return spec_body(name, manager.rollback(name, reason=reason))
+            raise NotFound(f"No deployment action {action!r}: use weights, promote or rollback.")
+        finally:
+            manager.close()
+
+    @app.get("/api/v1/deployments/{name}/history")
+    async def deployment_history(name: str) -> Response:
+        manager = deployments()
+        try:
+            return json_response([e.__dict__ for e in manager.history(name)])
+        finally:
+            manager.close()
+
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Reached only by a bug: logged with its traceback, answered without one.

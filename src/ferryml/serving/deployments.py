@@ -1,0 +1,349 @@
+"""Deployments: an endpoint whose requests are split over model versions by weight
+(primary, canary), sticky on a key, with shadows that get a copy of the traffic; promote,
+roll back (by hand, or automatically when the canary does worse than the primary), and a
+history of every change with who and why."""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import re
+import threading
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ferryml.config import Settings
+from ferryml.errors import InvalidArgument, NotFound
+from ferryml.serving.runtime import ServedModel
+from ferryml.serving.service import BatchOptions, PredictionService, RouteState
+
+__all__ = ["Deployments", "Route", "RollbackPolicy", "Spec", "deployment_service"]
+
+log = logging.getLogger("ferryml.deployments")
+_NAME = re.compile(r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?")
+
+
+@dataclass(frozen=True)
+class Route:
+    version: int
+    weight: float
+    role: str  # primary | canary | shadow
+
+    @property
+    def name(self) -> str:
+        return f"v{self.version}"
+
+
+@dataclass(frozen=True)
+class RollbackPolicy:
+    """The canary is rolled back when, over at least ``min_requests`` of its requests, its
+    error rate exceeds the primary's by ``error_margin``, or its p99 latency exceeds the
+    primary's by ``latency_margin`` (a fraction: 0.5 is 50% slower)."""
+
+    error_margin: float = 0.05
+    latency_margin: float = 1.0
+    min_requests: int = 50
+
+
+@dataclass(frozen=True)
+class Spec:
+    model: str
+    routes: tuple[Route, ...]
+    policy: RollbackPolicy = field(default_factory=RollbackPolicy)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "routes": [asdict(r) for r in self.routes],
+            "policy": asdict(self.policy),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Spec:
+        return cls(
+            data["model"],
+            tuple(Route(**r) for r in data["routes"]),
+            RollbackPolicy(**data.get("policy", {})),
+        )
+
+    def route(self, role: str) -> Route | None:
+        return next((r for r in self.routes if r.role == role), None)
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+class Deployments:
+    """Create and change deployments. The constructor does no I/O."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from ferryml.store.sql import SqlStore
+            from ferryml.store.sql_deployments import SqlDeploymentStore
+
+            self._store = SqlDeploymentStore(SqlStore(self.settings.store_url).open())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def get(self, name: str) -> Spec:
+        return Spec.from_dict(self.store.get(name))
+
+    def create(
+        self,
+        name: str,
+        model: str,
+        version: int,
+        *,
+        canary: int | None = None,
+        canary_weight: float = 10.0,
+        shadow: int | None = None,
+        policy: RollbackPolicy | None = None,
+        reason: str = "",
+    ) -> Spec:
+        if not _NAME.fullmatch(name):
+            raise InvalidArgument(
+                f"Deployment name {name!r} is invalid: lowercase letters, digits and -, "
+                "at most 63, e.g. 'churn-api'."
+            )
+        routes = [Route(version, 100.0 - (canary_weight if canary else 0.0), "primary")]
+        if canary is not None:
+            routes.append(Route(canary, canary_weight, "canary"))
+        if shadow is not None:
+            routes.append(Route(shadow, 0.0, "shadow"))
+        spec = Spec(model, tuple(routes), policy or RollbackPolicy())
+        self._check(spec)
+        self.store.create(name, spec.to_dict(), user=_user(), reason=reason)
+        return spec
+
+    def _check(self, spec: Spec) -> None:
+        from ferryml.registry.models import Registry
+
+        registry = Registry(self.settings)
+        try:
+            for route in spec.routes:
+                registry.store.get_model_version(spec.model, route.version)
+        finally:
+            registry.close()
+        versions = [r.version for r in spec.routes]
+        if len(set(versions)) != len(versions):
+            raise InvalidArgument("A version can take only one route in a deployment.")
+        if (
+            any(r.weight < 0 for r in spec.routes)
+            or sum(r.weight for r in spec.routes if r.role != "shadow") <= 0
+        ):
+            raise InvalidArgument("Weights must be >= 0, and the routes must carry traffic.")
+        if sum(r.role == "primary" for r in spec.routes) != 1:
+            raise InvalidArgument("A deployment has exactly one primary route.")
+
+    def set_weights(self, name: str, weights: dict[str, float], *, reason: str = "") -> Spec:
+        """Set route weights by route name (``v3``), e.g. {"v3": 90, "v4": 10}."""
+        spec = self.get(name)
+        known = {r.name for r in spec.routes}
+        unknown = sorted(set(weights) - known)
+        if unknown:
+            raise NotFound(
+                f"Deployment {name!r} has no route {', '.join(unknown)}; its routes "
+                f"are {', '.join(sorted(known))}."
+            )
+        routes = tuple(
+            Route(r.version, float(weights.get(r.name, r.weight)), r.role) for r in spec.routes
+        )
+        new = Spec(spec.model, routes, spec.policy)
+        self._check(new)
+        self.store.update(name, new.to_dict(), action="set_weights", user=_user(), reason=reason)
+        return new
+
+    def add_route(
+        self,
+        name: str,
+        version: int,
+        *,
+        role: str = "canary",
+        weight: float = 10.0,
+        reason: str = "",
+    ) -> Spec:
+        if role not in ("canary", "shadow"):
+            raise InvalidArgument(f"Role {role!r} is not canary or shadow.")
+        spec = self.get(name)
+        kept = tuple(r for r in spec.routes if r.role != role)
+        primary = spec.route("primary")
+        assert primary is not None
+        weight = 0.0 if role == "shadow" else weight
+        kept = tuple(
+            Route(r.version, max(0.0, 100.0 - weight), r.role) if r.role == "primary" else r
+            for r in kept
+        )
+        new = Spec(spec.model, (*kept, Route(version, weight, role)), spec.policy)
+        self._check(new)
+        self.store.update(name, new.to_dict(), action=f"add_{role}", user=_user(), reason=reason)
+        return new
+
+    def promote(self, name: str, *, reason: str = "") -> Spec:
+        """The canary becomes the primary, with all the traffic."""
+        spec = self.get(name)
+        canary = spec.route("canary")
+        if canary is None:
+            raise InvalidArgument(f"Deployment {name!r} has no canary to promote.")
+        routes = (
+            Route(canary.version, 100.0, "primary"),
+            *(r for r in spec.routes if r.role == "shadow"),
+        )
+        new = Spec(spec.model, routes, spec.policy)
+        self.store.update(name, new.to_dict(), action="promote", user=_user(), reason=reason)
+        return new
+
+    def rollback(self, name: str, *, reason: str = "", automatic: bool = False) -> Spec:
+        """Take the canary's traffic away; with no canary, go back to the previous primary."""
+        spec = self.get(name)
+        canary = spec.route("canary")
+        if canary is not None:
+            routes = tuple(
+                Route(r.version, 100.0 if r.role == "primary" else 0.0, r.role)
+                if r.role != "shadow"
+                else r
+                for r in spec.routes
+            )
+            new = Spec(spec.model, routes, spec.policy)
+        else:
+            previous = next(
+                (
+                    e.before
+                    for e in reversed(self.store.events(name))
+                    if e.action == "promote" and e.before
+                ),
+                None,
+            )
+            if previous is None:
+                raise InvalidArgument(f"Deployment {name!r} has nothing to roll back to.")
+            new = Spec.from_dict(previous)
+        self.store.update(
+            name,
+            new.to_dict(),
+            action="auto_rollback" if automatic else "rollback",
+            user="ferryml" if automatic else _user(),
+            reason=reason,
+        )
+        return new
+
+    def history(self, name: str) -> list[Any]:
+        self.get(name)
+        return self.store.events(name)
+
+
+def deployment_service(
+    settings: Settings,
+    name: str,
+    *,
+    batching: BatchOptions | None,
+    log: Any,
+    metrics: Any,
+    poll_seconds: float = 2.0,
+    on_rollback: Callable[[str, str], None] | None = None,
+) -> PredictionService:
+    """The prediction service of a deployment: its routes, kept in step with the stored
+    spec, and the canary watched for automatic rollback."""
+    manager = Deployments(settings)
+    spec = manager.get(name)
+    routes = [_route_state(settings, spec, r, poll_seconds) for r in spec.routes]
+    service = PredictionService(settings, name, routes, batching=batching, log=log, metrics=metrics)
+    watcher = _Watcher(manager, service, spec, poll_seconds, on_rollback)
+    service.on_request = watcher.check
+    threading.Thread(target=watcher.run, name="ferryml-deployment", daemon=True).start()
+    return service
+
+
+def _route_state(settings: Settings, spec: Spec, route: Route, poll: float) -> RouteState:
+    served = ServedModel(settings, f"{spec.model}/{route.version}", poll_seconds=poll)
+    return RouteState(route.name, served, route.weight, route.role)
+
+
+class _Watcher:
+    def __init__(
+        self,
+        manager: Deployments,
+        service: PredictionService,
+        spec: Spec,
+        poll: float,
+        on_rollback: Callable[[str, str], None] | None,
+    ) -> None:
+        self.manager, self.service, self.spec, self.poll = manager, service, spec, poll
+        self.on_rollback = on_rollback
+        self.rolled_back = False
+        self._lock = threading.Lock()
+
+    def run(self) -> None:
+        stop = threading.Event()
+        while not stop.wait(self.poll):
+            try:
+                self.apply(self.manager.get(self.service.endpoint))
+            except Exception as e:  # noqa: BLE001 - keep serving the routes we have
+                log.warning("could not refresh deployment %s: %s", self.service.endpoint, e)
+
+    def apply(self, spec: Spec) -> None:
+        """Make the live routes match ``spec``: weights in place, new versions loaded first."""
+        if spec == self.spec:
+            return
+        current = {r.name: r for r in self.service.routes}
+        routes = []
+        for route in spec.routes:
+            state = current.get(route.name)
+            if state is None:
+                state = _route_state(self.manager.settings, spec, route, self.poll)
+                state.served.load()
+                if self.service.batching is not None:
+                    state.batcher = self.service._batcher(state)
+            state.weight, state.role = route.weight, route.role
+            routes.append(state)
+        self.service.routes = routes  # one assignment: a request sees old or new, whole
+        self.spec = spec
+        self.rolled_back = False
+
+    def check(self, route: RouteState, ok: bool, seconds: float) -> None:
+        if route.role != "canary" or self.rolled_back:
+            return
+        policy = self.spec.policy
+        primary = next((r for r in self.service.routes if r.role == "primary"), None)
+        if primary is None or route.requests < policy.min_requests:
+            return
+        why = None
+        if route.error_rate > primary.error_rate + policy.error_margin:
+            why = (
+                f"canary {route.name} error rate {route.error_rate:.1%} exceeds the primary's "
+                f"{primary.error_rate:.1%} by more than {policy.error_margin:.1%}"
+            )
+        elif primary.p99() and route.p99() > primary.p99() * (1 + policy.latency_margin):
+            why = (
+                f"canary {route.name} p99 {route.p99() * 1000:.1f} ms exceeds the primary's "
+                f"{primary.p99() * 1000:.1f} ms by more than {policy.latency_margin:.0%}"
+            )
+        if why is None:
+            return
+        with self._lock:
+            if self.rolled_back:
+                return
+            self.rolled_back = True
+        route.weight = 0.0  # at once, before the store is written
+        threading.Thread(target=self._record, args=(why,), daemon=True).start()
+
+    def _record(self, why: str) -> None:
+        try:
+            self.manager.rollback(self.service.endpoint, reason=why, automatic=True)
+        except NotFound:
+            return
+        if self.on_rollback is not None:
+            self.on_rollback(self.service.endpoint, why)
+        log.warning("deployment %s rolled back: %s", self.service.endpoint, why)
