@@ -224,8 +224,6 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
 
     @app.post("/v1/feedback", openapi_extra=_OBJECT_BODY)
     async def feedback(request: Request) -> Response:
-        from ferryml.predictions import record_feedback
-
         body = await body_of(request)
         items = body.get("feedback", body) if isinstance(body, dict) else body
         if isinstance(items, dict):
@@ -234,6 +232,8 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
             isinstance(i, dict) and "prediction_id" in i and "label" in i for i in items
         ):
             raise InvalidArgument('Send {"prediction_id": ..., "label": ...} or a list of them.')
+        from ferryml.predictions import record_feedback
+
         if service.log is not None:
             service.log.flush()  # so predictions answered just now can take their labels
         report = record_feedback(

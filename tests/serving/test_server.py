@@ -1,0 +1,239 @@
+"""The model server over real HTTP: three protocols, errors as 4xx, hot reload, metrics."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+import ferryml as ferry
+from ferryml.server.main import build_app
+from ferryml.serving.service import BatchOptions
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def server(registered: Any, serve: Callable[[Any], Any]) -> Any:
+    app = build_app(registered.settings, "cancer@champion", log_predictions=False, poll_seconds=0.2)
+    return serve(app)
+
+
+def test_ferry_json_answers_with_ids_and_the_version(server: Any, registered: Any) -> None:
+    X = registered.X.head(3)
+    expected = registered.good.predict(X).tolist()
+    r = server.client.post("/v1/models/cancer/predict", json={"records": X.to_dict("records")})
+    body = r.json()
+    assert r.status_code == 200
+    assert (body["model"], body["version"], body["predictions"]) == ("cancer", 1, expected)
+    assert len(set(body["ids"])) == 3
+    columns = {c: X[c].tolist() for c in X.columns}
+    r = server.client.post("/v1/models/cancer/predict", json={"columns": columns})
+    assert r.json()["predictions"] == expected
+    r = server.client.post("/v1/models/cancer/predict", json={"record": X.iloc[0].to_dict()})
+    assert r.json()["predictions"] == expected[:1]
+
+
+def test_open_inference_protocol(server: Any, registered: Any) -> None:
+    X = registered.X.head(2)
+    expected = registered.good.predict(X).tolist()
+    assert server.client.get("/v2/health/live").json() == {"live": True}
+    assert server.client.get("/v2/health/ready").json() == {"ready": True}
+    assert server.client.get("/v2/models/cancer/ready").json()["ready"] is True
+    meta = server.client.get("/v2/models/cancer").json()
+    assert meta["versions"] == ["1"] and meta["inputs"][0] == {
+        "name": "mean radius",
+        "datatype": "FP64",
+        "shape": [-1],
+    }
+    matrix = {
+        "id": "req-1",
+        "inputs": [
+            {"name": "x", "shape": [2, 30], "datatype": "FP64", "data": X.to_numpy().tolist()}
+        ],
+    }
+    body = server.client.post("/v2/models/cancer/infer", json=matrix).json()
+    assert body["id"] == "req-1" and body["model_version"] == "1"
+    assert body["outputs"][0] == {
+        "name": "predict",
+        "shape": [2],
+        "datatype": "INT64",
+        "data": expected,
+    }
+    per_column = {
+        "inputs": [
+            {"name": c, "shape": [2], "datatype": "FP64", "data": X[c].tolist()} for c in X.columns
+        ]
+    }
+    body = server.client.post("/v2/models/cancer/infer", json=per_column).json()
+    assert body["outputs"][0]["data"] == expected
+
+
+def test_mlflow_scoring_formats(server: Any, registered: Any) -> None:
+    X = registered.X.head(2)
+    expected = {"predictions": registered.good.predict(X).tolist()}
+    bodies = [
+        {"dataframe_split": {"columns": list(X.columns), "data": X.to_numpy().tolist()}},
+        {"dataframe_records": X.to_dict("records")},
+        {"instances": X.to_dict("records")},
+        {"inputs": {c: X[c].tolist() for c in X.columns}},
+    ]
+    for body in bodies:
+        assert server.client.post("/invocations", json=body).json() == expected
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "message"),
+    [
+        ("/v1/models/cancer/predict", b"{not json", 422, "not valid JSON"),
+        ("/v1/models/other/predict", b'{"records": [{}]}', 404, "'other' is not served here"),
+        ("/v1/models/cancer/predict", b'{"rows": []}', 422, "needs 'records'"),
+        (
+            "/v1/models/cancer/predict",
+            b'{"records": [{"mean radius": 1}]}',
+            422,
+            "missing column 'mean texture'",
+        ),
+        (
+            "/invocations",
+            b'{"dataframe_split": {"data": [[1, 2]]}}',
+            422,
+            "Every row needs 30 values",
+        ),
+        (
+            "/v2/models/cancer/infer",
+            b'{"inputs": [{"name": "x", "shape": [1, 3], "data": [1]}]}',
+            422,
+            "needs 3 values",
+        ),
+        ("/v1/feedback", b"[1, 2]", 422, "prediction_id"),
+    ],
+)
+def test_bad_requests_are_4xx_with_a_message(
+    server: Any, path: str, body: bytes, status: int, message: str
+) -> None:
+    r = server.client.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == status
+    assert message in r.json()["error"]["message"]
+
+
+def test_wrong_types_and_non_finite_numbers_name_the_column(server: Any, registered: Any) -> None:
+    record = registered.X.iloc[0].to_dict()
+    r = server.client.post(
+        "/v1/models/cancer/predict", json={"records": [{**record, "mean area": "big"}]}
+    )
+    assert r.status_code == 422 and "Column 'mean area' has string values" in r.text
+    text = (
+        '{"records": [{'
+        + ", ".join(f'"{k}": {"NaN" if k == "mean area" else v}' for k, v in record.items())
+        + "}]}"
+    )
+    r = server.client.post(
+        "/v1/models/cancer/predict", content=text, headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 422
+
+
+def test_a_body_over_the_limit_is_413(server: Any) -> None:
+    r = server.client.post("/v1/models/cancer/predict", content=b"x" * (11 * 1024 * 1024))
+    assert r.status_code == 413 and "over the limit" in r.json()["error"]["message"]
+
+
+def test_health_ready_metrics_and_openapi(server: Any, registered: Any) -> None:
+    assert server.client.get("/health").json() == {"status": "ok"}
+    assert server.client.get("/ready").status_code == 200
+    server.client.post(
+        "/v1/models/cancer/predict", json={"records": registered.X.head(4).to_dict("records")}
+    )
+    text = server.client.get("/metrics").text
+    assert (
+        'ferry_requests_total{endpoint="v1",model="cancer",route="primary",status="ok",'
+        'version="1"} 1.0' in text
+    )
+    assert 'ferry_rows_total{endpoint="v1",model="cancer",route="primary",version="1"} 4.0' in text
+    paths = server.client.get("/openapi.json").json()["paths"]
+    assert {"/v1/models/{name}/predict", "/v2/models/{name}/infer", "/invocations"} <= set(paths)
+
+
+def test_an_alias_move_switches_versions_without_failing_a_request(
+    server: Any, registered: Any
+) -> None:
+    record = {"records": registered.X.head(1).to_dict("records")}
+    seen: set[int] = set()
+    failures: list[int] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        import httpx
+
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while not stop.is_set():
+                r = client.post("/v1/models/cancer/predict", json=record)
+                if r.status_code != 200:
+                    failures.append(r.status_code)
+                else:
+                    seen.add(r.json()["version"])
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    ferry.set_registered_model_alias("cancer", "champion", 2, reason="switch test")
+    import time
+
+    deadline = time.monotonic() + 20
+    while 2 not in seen and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert failures == []
+    assert seen == {1, 2}
+
+
+def test_micro_batching_answers_every_caller_with_its_own_row(
+    registered: Any, serve: Callable[[Any], Any]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = build_app(
+        registered.settings,
+        "cancer/1",
+        log_predictions=False,
+        batching=BatchOptions(max_rows=16, max_wait_ms=5),
+    )
+    running = serve(app)
+    X = registered.X.head(64)
+    expected = registered.good.predict(X).tolist()
+
+    def one(i: int) -> Any:
+        r = running.client.post(
+            "/v1/models/cancer/predict", json={"records": [X.iloc[i].to_dict()]}
+        )
+        return r.status_code, r.json()["predictions"][0]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(one, range(64)))
+    assert [a[0] for a in answers] == [200] * 64
+    assert [a[1] for a in answers] == expected
+    text = running.client.get("/metrics").text
+    batches = float(
+        next(
+            line.split()[-1]
+            for line in text.splitlines()
+            if line.startswith("ferry_batch_rows_count")
+        )
+    )
+    assert 0 < batches < 64  # concurrent requests shared predict calls
+    assert np.isclose(
+        float(
+            next(
+                line.split()[-1]
+                for line in text.splitlines()
+                if line.startswith("ferry_batch_rows_sum")
+            )
+        ),
+        64,
+    )
