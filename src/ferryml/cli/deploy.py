@@ -157,7 +157,7 @@ def history(ctx: typer.Context, name: str, json: JsonFlag = False) -> None:
 @deploy.command("list")
 def list_deployments(ctx: typer.Context, json: JsonFlag = False) -> None:
     """List deployments."""
-    found = _manager(ctx).store.list()
+    found = _manager(ctx).store.list_deployments()
     if json:
         render.print_json([{"name": n, **s} for n, s in found])
         return

@@ -12,6 +12,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     PrimaryKeyConstraint,
     String,
@@ -245,4 +246,59 @@ registry_events = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Column("evidence", Text, nullable=False, server_default="{}"),
     Index("ix_registry_events_name", "name", "id"),
+)
+
+# One Parquet blob of logged predictions per flush and deployment (the rows live in the
+# artifact store). Times in ms, widened to whole ms around the rows' microsecond times;
+# ids as UTF-8 bytes, whose order is the same in Python, SQLite and PostgreSQL whatever the
+# collation, so feedback can find the blobs that may hold an id.
+prediction_partitions = Table(
+    "prediction_partitions",
+    metadata,
+    Column("digest", String(80), primary_key=True),
+    Column("deployment", String(256), nullable=False),
+    Column("rows", BigInteger, nullable=False),
+    Column("min_time", BigInteger, nullable=False),
+    Column("max_time", BigInteger, nullable=False),
+    Column("min_id", LargeBinary, nullable=False),
+    Column("max_id", LargeBinary, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Index("ix_prediction_partitions_deployment_time", "deployment", "max_time"),
+    Index("ix_prediction_partitions_max_id", "max_id"),
+)
+
+# The true label of a logged prediction (JSON), the last one given; the prediction's
+# deployment and time are copied here so a window of predictions finds its labels.
+prediction_feedback = Table(
+    "prediction_feedback",
+    metadata,
+    Column("prediction_id", Text, primary_key=True),
+    Column("deployment", String(256), nullable=False),
+    Column("prediction_time", BigInteger, nullable=False),
+    Column("label", Text, nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Index("ix_prediction_feedback_deployment_time", "deployment", "prediction_time"),
+)
+
+deployments = Table(
+    "deployments",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("spec", Text, nullable=False),  # JSON: model, routes, rollback policy
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+)
+
+deployment_events = Table(
+    "deployment_events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", BigInteger, nullable=False),
+    Column("user_id", String(256), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("before", Text, nullable=True),
+    Column("after", Text, nullable=True),
+    Column("reason", Text, nullable=False, server_default=""),
+    Index("ix_deployment_events_name", "name", "id"),
 )

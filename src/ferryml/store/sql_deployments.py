@@ -70,7 +70,7 @@ class SqlDeploymentStore:
             raise NotFound(f"Deployment {name!r} not found. See `ferry deploy list`.")
         return json.loads(row.spec)  # type: ignore[no-any-return]
 
-    def list(self) -> list[tuple[str, dict[str, Any]]]:
+    def list_deployments(self) -> list[tuple[str, dict[str, Any]]]:
         with self._store.engine.connect() as conn:
             rows = conn.execute(
                 select(t.deployments.c.name, t.deployments.c.spec).order_by(t.deployments.c.name)
