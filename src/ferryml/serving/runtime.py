@@ -78,7 +78,7 @@ def to_jsonable(values: Any) -> list[Any]:
                 None if isinstance(v, float) and not math.isfinite(v) else v
                 for v in values.tolist()
             ]
-        return values.tolist()  # type: ignore[no-any-return]
+        return values.tolist()
     return list(values)
 
 
@@ -157,9 +157,9 @@ class ServedModel:
             name, number = found.name, found.version
         signature = model.signature
         columns = tuple(signature.columns) if signature else ()
-        numeric = bool(signature) and all(
+        numeric = signature is not None and all(
             c.type in ("integer", "float", "boolean") for c in signature.inputs
-        )  # type: ignore[union-attr]
+        )
         loaded = Loaded(name, number, model, columns, numeric)
         before, self.current = self.current, loaded
         if before is not None and before.version != loaded.version and self.on_switch:

@@ -68,7 +68,7 @@ class SqlDeploymentStore:
             ).first()
         if row is None:
             raise NotFound(f"Deployment {name!r} not found. See `ferry deploy list`.")
-        return json.loads(row.spec)  # type: ignore[no-any-return]
+        return json.loads(row.spec)
 
     def list_deployments(self) -> list[tuple[str, dict[str, Any]]]:
         with self._store.engine.connect() as conn:
