@@ -65,6 +65,9 @@ if cfg["phase"] == "log":
     with open(Path(tmp, "model.pkl"), "wb") as f:  # for the driver's floor: a plain unpickle
         pickle.dump(model, f, protocol=5)
     emit("model_predictions", [int(v) for v in model.predict(X)])
+    # MLflow 3 saves scikit-learn models with skops by default, which refuses a forest's
+    # tree type unless told to trust it; pickle (ferryml) needs no such list.
+    trust = {"skops_trusted_types": ["sklearn.tree._tree.Tree"]} if cfg["model"] == "forest" else {}
     # The first use of a new store creates and migrates its database: timed apart.
     t = now()
     mlflow.create_experiment("bench", artifact_location=Path(tmp, "artifacts").as_uri())
@@ -79,7 +82,7 @@ if cfg["phase"] == "log":
         with mlflow.start_run():
             t = now()
             info = mlflow.sklearn.log_model(
-                model, name="model", input_example=X[:5], registered_model_name="bench"
+                model, name="model", input_example=X[:5], registered_model_name="bench", **trust
             )
             times.append(now() - t)
         versions.append(info.registered_model_version)
@@ -98,7 +101,7 @@ if cfg["phase"] == "log":
             t = now()
             mlflow.sklearn.log_model(
                 model, name="model", input_example=X[:5], registered_model_name="bench",
-                pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                pip_requirements=[f"scikit-learn=={sklearn.__version__}"], **trust,
             )  # fmt: skip
             pinned.append(now() - t)
     if pinned:

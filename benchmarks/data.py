@@ -24,6 +24,7 @@ import importlib.metadata
 import itertools
 import json
 import os
+import resource
 import shutil
 import signal
 import statistics
@@ -125,17 +126,21 @@ class Side:
             self.run(cmd, folder)
         return folder
 
-    def run(self, cmd: list[str], cwd: Path) -> float:
-        """Run a command in the project; its wall clock in seconds. Raises Failed."""
+    def run(self, cmd: list[str], cwd: Path) -> tuple[float, float]:
+        """Run a command in the project: its wall clock and CPU time (user + system, its
+        children's included) in seconds. Raises Failed."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         p = subprocess.run(cmd, cwd=cwd, env=self.env, capture_output=True, text=True)
         elapsed = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if p.returncode != 0:
             text = (p.stderr.strip() or p.stdout.strip())[-2000:]
             raise Failed(f"`{' '.join(cmd[-3:])}` exit {p.returncode}: {text}")
-        return elapsed
+        cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return elapsed, cpu
 
-    def add(self, project: Path, rel: str) -> float:
+    def add(self, project: Path, rel: str) -> tuple[float, float]:
         os.sync()  # earlier writes (the copy of the data) must not be flushed on its clock
         pointer = project / (rel + self.pointer_suffix)
         before = pointer.read_bytes() if pointer.exists() else None
@@ -144,7 +149,7 @@ class Side:
             raise Failed(f"add {rel}: pointer file {pointer.name} not written or unchanged")
         return took
 
-    def checkout(self, project: Path) -> float:
+    def checkout(self, project: Path) -> tuple[float, float]:
         os.sync()
         return self.run(self.checkout_cmd, project)
 
@@ -210,11 +215,28 @@ def verify_tree(folder: Path, expected: dict[str, str]) -> None:
 # -- workloads -------------------------------------------------------------------------
 
 
+def record(res: dict, key: str, took: tuple[float, float]) -> None:
+    res.setdefault(key, []).append(took[0])
+    res.setdefault(f"{key}_cpu", []).append(took[1])
+
+
+def copy_in(cmd: list[str], floor: str) -> None:
+    """Copy the data into a project with cp, timed: the floor of the step that follows,
+    measured in the same state of the machine."""
+    os.sync()
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    FLOORS.setdefault(floor, []).append(time.perf_counter() - t)
+
+
+FLOORS: dict[str, list[float]] = {}
+
+
 def big_add(side: Side, tmp: Path, big: Path, res: dict) -> None:
     project = side.project(tmp, "big")
     try:
-        shutil.copyfile(big, project / "data" / "big.bin")
-        res.setdefault("big_add", []).append(step("big_add", side.add, project, "data/big.bin"))
+        copy_in(["cp", str(big), str(project / "data" / "big.bin")], "cp_big")
+        record(res, "big_add", step("big_add", side.add, project, "data/big.bin"))
     finally:
         shutil.rmtree(project, ignore_errors=True)  # few files: no slow creates follow
 
@@ -243,17 +265,17 @@ def tree_round(
     project = side.project(tmp, "tree")
     try:
         folder = project / "data" / "files"
-        shutil.copytree(tree, folder)
-        res.setdefault("tree_add", []).append(step("tree_add", side.add, project, "data/files"))
+        copy_in(["cp", "-r", str(tree), str(folder)], "cp_r_tree")
+        record(res, "tree_add", step("tree_add", side.add, project, "data/files"))
         changed = sorted(digests)[(rep * 7919 + 4242) % len(digests)]  # a different one each time
         new = os.urandom(cfg["file_kib"] * 1024)
         (folder / changed).write_bytes(new)
         expected = {**digests, changed: hashlib.blake2b(new).hexdigest()}
-        res.setdefault("tree_readd", []).append(step("tree_readd", side.add, project, "data/files"))
+        record(res, "tree_readd", step("tree_readd", side.add, project, "data/files"))
         shutil.rmtree(folder) if cfg.get("rm") else discard(folder, tmp)
         took = step("checkout", side.checkout, project)
         step("checkout", verify_tree, folder, expected)  # a wrong result is no figure
-        res.setdefault("checkout", []).append(took)
+        record(res, "checkout", took)
         res["checkout_verified"] = res.get("checkout_verified", 0) + 1
     finally:
         if project.exists():
@@ -281,28 +303,12 @@ def attempt(side: Side, res: dict, group: str, fn: Callable[..., None], *args: A
         res["failed"].append(group)
 
 
-def floors(tmp: Path, big: Path, tree: Path, repeats: int) -> dict[str, float]:
-    """This machine's floors: cp -r of the folder, cp and in-process hashes of the file."""
+def hash_floors(big: Path, repeats: int) -> dict[str, float]:
+    """Reading and hashing the big file in-process: md5 (DVC's hash), blake3 (ferryml's)."""
     out: dict[str, float] = {}
-
-    def timed(cmd: list[str], dest: Path) -> float:
-        os.sync()
-        t = time.perf_counter()
-        subprocess.run(cmd, check=True)
-        took = time.perf_counter() - t
-        discard(dest, tmp)
-        return took
-
-    out["cp_r_tree_s"] = statistics.median(
-        timed(["cp", "-r", str(tree), str(tmp / "cp-tree")], tmp / "cp-tree")
-        for _ in range(repeats)
-    )
-    out["cp_big_s"] = statistics.median(
-        timed(["cp", str(big), str(tmp / "cp-big")], tmp / "cp-big") for _ in range(repeats)
-    )
-    hashers: dict[str, Callable[[], Any]] = {"md5": hashlib.md5}  # DVC's hash
+    hashers: dict[str, Callable[[], Any]] = {"md5": hashlib.md5}
     try:
-        import blake3  # ferryml's hash (in the repo's venv)
+        import blake3  # in the repo's venv
 
         hashers["blake3"] = blake3.blake3
     except ImportError:
@@ -319,7 +325,7 @@ def floors(tmp: Path, big: Path, tree: Path, repeats: int) -> dict[str, float]:
                     h.update(view[:n])
             h.hexdigest()
             times.append(time.perf_counter() - t)
-        out[f"{name}_big_s"] = statistics.median(times)
+        out[name] = statistics.median(times)
     return out
 
 
@@ -351,6 +357,10 @@ def report(f: dict, d: dict, cfg: dict) -> list[dict]:
                 f"{len(f.get('checkout', []))}, DVC {d.get('checkout_verified', 0)}/"
                 f"{len(d.get('checkout', []))} runs right"
             )
+        fc, dc = (statistics.median(r[f"{key}_cpu"]) if r.get(f"{key}_cpu") else None
+                  for r in (f, d))  # fmt: skip
+        if fc is not None or dc is not None:
+            notes.append(f"CPU (user+sys) ferryml {fmt(fc)} s, DVC {fmt(dc)} s")
         for side, res in (("ferryml", f), ("DVC", d)):
             if key in res.get("errors", {}):
                 ok = False
@@ -410,8 +420,11 @@ def main() -> None:
             for side, res in sides if rep % 2 == 0 else sides[::-1]:
                 log(f"[{side.name}] folder: add, change one, add, checkout; repeat {rep + 1}")
                 attempt(side, res, "tree", tree_round, tmp, tree, digests, cfg, rep)
-        log("floors ...")
-        floor = floors(tmp, big, tree, cfg["repeats"])
+        log("hashing floors ...")
+        hashed = hash_floors(big, cfg["repeats"])
+        log(f"removing {tmp} ...")
+    floor = {k: sorted(v) for k, v in FLOORS.items()}
+    floor.update({f"{k}_in_process": [v] for k, v in hashed.items()})
     rows = report(f, d, cfg)
 
     if args.json:
@@ -429,13 +442,17 @@ def main() -> None:
         if r["target"]:
             line += f" (target {r['target']}: {r['status']})"
         print(line + f" — runs {r['samples']}" + (f"; {r['note']}" if r["note"] else ""))
-    floor_text = [f"cp -r of the folder {floor['cp_r_tree_s']:.2f} s",
-                  f"cp of the file {floor['cp_big_s']:.2f} s"]  # fmt: skip
+    floor_text = []
+    for key, label in (("cp_r_tree", "cp -r of the folder"), ("cp_big", "cp of the file")):
+        if floor.get(key):  # one copy into each project, right before its timed add
+            v = floor[key]
+            floor_text.append(f"{label} {statistics.median(v):.2f} s "
+                              f"(range {v[0]:.2f}-{v[-1]:.2f} over {len(v)})")  # fmt: skip
     for name in ("blake3", "md5"):
-        if f"{name}_big_s" in floor:
-            gbs = cfg["big_mib"] * (1 << 20) / floor[f"{name}_big_s"] / 1e9
-            floor_text.append(f"{name} of the file in-process {floor[f'{name}_big_s']:.2f} s "
-                              f"({gbs:.1f} GB/s)")  # fmt: skip
+        if f"{name}_in_process" in floor:
+            took = floor[f"{name}_in_process"][0]
+            gbs = cfg["big_mib"] * (1 << 20) / took / 1e9
+            floor_text.append(f"{name} of the file in-process {took:.2f} s ({gbs:.1f} GB/s)")
     print("floors: " + "; ".join(floor_text))
     table: list[tuple[str, ...]] = [("workload", "ferryml", "DVC", "unit", "ratio", "target",
                                      "result")]  # fmt: skip

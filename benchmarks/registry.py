@@ -47,6 +47,15 @@ LOG_TARGET = 10  # ferryml this many times faster
 LOAD_TARGET = 1  # ferryml no slower
 PROFILE_LOG_OVER_S = 0.3
 PROFILE_LOAD_OVER_S = 0.05
+# The floor of a cold load: a fresh interpreter of the side's venv unpickles the same model
+# (which imports scikit-learn), with no registry, no checks, no pandas.
+FLOOR = """
+import pickle, sys, time
+t = time.perf_counter()
+with open(sys.argv[1], "rb") as f:
+    pickle.load(f)
+print(time.perf_counter() - t)
+"""
 SIDES = {  # name: interpreter, worker, environment ({tmp}: the side's temp folder)
     "ferryml": (FERRY_PY, "_registry_ferry_worker.py", {"FERRY_HOME": "{tmp}"}),
     "MLflow": (MLFLOW_PY, "_registry_mlflow_worker.py", MLFLOW_ENV),
@@ -61,6 +70,7 @@ ROWS = [
     ("import", "import, in a load process", None),
     ("load_cold", "load_model by alias, first in a fresh process", LOAD_TARGET),
     ("import_load", "  import + first load", None),
+    ("floor", "  floor: a fresh python unpickling the model", None),
     ("load_warm", "load_model by alias, warm (median)", LOAD_TARGET),
 ]
 
@@ -116,7 +126,22 @@ def measure(side: str, cfg: dict) -> dict[str, Any]:
                 res["loads"].append(got)
                 if "error" in got:
                     break
+            res["floor_s"] = floor(side, tmp, cfg["load_processes"])
     return res
+
+
+def floor(side: str, tmp: str, repeats: int) -> list[float]:
+    """FLOOR in fresh interpreters, on the model the log process pickled."""
+    cmd = [SIDES[side][0], "-c", FLOOR, str(Path(tmp, "model.pkl"))]
+    times = []
+    for _ in range(repeats):
+        p = subprocess.run(cmd, env=fresh_env(side, tmp), cwd=tmp, capture_output=True,
+                           text=True, check=False)  # fmt: skip
+        if p.returncode != 0:
+            log(f"floor ({side}) failed: {(p.stderr.strip().splitlines() or ['?'])[-1]}")
+            return []
+        times.append(float(p.stdout))
+    return times
 
 
 def med(values: list[float]) -> float | None:
@@ -136,6 +161,7 @@ def figures(res: dict) -> dict[str, float]:
         "load_cold": med([r["load_cold_s"] for r in loads]),
         "import_load": med([r["import_s"] + r["load_cold_s"] for r in loads]),
         "load_warm": med([s for r in loads for s in r.get("load_warm_s", [])]),
+        "floor": med(res.get("floor_s", [])),
     }
     return {k: v * 1e3 for k, v in values.items() if v is not None}
 
@@ -171,17 +197,27 @@ def report(f: dict, m: dict, cfg: dict) -> list[dict]:
         fv, mv = ff.get(key), mf.get(key)
         if key == "log_pinned":
             fv = ff.get("log")  # ferryml's own figure, against MLflow without the inference
-        ratio = mv / fv if fv and mv else None
+        ratio = mv / fv if fv and mv and key != "floor" else None  # the floor is no race
         notes = []
         ok = ratio is not None and target is not None and ratio >= target
         shown = f">={target}x" if target else ""
         if key == "log_pinned" and fv:
             notes.append("ferryml's figure is the row above's")
+        if key == "floor":
+            above = [f"{side} +{got['import_load'] - got['floor']:,.0f} ms"
+                     for side, got in (("ferryml", ff), ("MLflow", mf))
+                     if "import_load" in got and "floor" in got]  # fmt: skip
+            if above:
+                notes.append("import + first load above it: " + ", ".join(above))
         if key == "load_warm":
+            ranges = []
             for side, res in (("ferryml", f), ("MLflow", m)):
                 runs = [s * 1e3 for r in res.get("loads", []) for s in r.get("load_warm_s", [])]
                 if runs:
-                    notes.append(f"{side} " + ", ".join(f"{v:.0f}" for v in runs) + " ms")
+                    ranges.append(f"{side} {min(runs):.1f}–{max(runs):.1f} ms")
+            if ranges:
+                notes.append(", ".join(ranges) + f" ({cfg['load_repeats']} loads in each of "
+                             f"{cfg['load_processes']} processes)")  # fmt: skip
         if key == "load_cold" and len(heads) == 2:
             same = "same" if heads[0] == heads[1] else "DIFFERENT"
             notes.append(f"predict(X[:5]): ferryml {heads[0]}, MLflow {heads[1]} ({same})")

@@ -118,3 +118,11 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
             timeout=120,
         )
         assert done.returncode == 0, f"{block}\n{done.stderr}"
+
+
+def test_the_cli_starts_without_loading_data_libraries() -> None:
+    code = ("import sys, ferryml.cli; heavy = [m for m in ('pandas', 'numpy', 'sklearn', "
+            "'sqlalchemy', 'pyarrow') if m in sys.modules]; print(heavy)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True)
+    assert done.stdout.strip() == "[]"

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from ferryml.cli import _render as render
 from ferryml.config import Settings
-from ferryml.registry.models import Registry
+
+if TYPE_CHECKING:
+    from ferryml.registry.models import Registry
 
 models = typer.Typer(
     help="Registered models: versions, aliases, evaluation, promotion.", no_args_is_help=True
@@ -23,6 +25,8 @@ SliceOption = Annotated[list[str] | None, typer.Option("--slice", help="Column t
 
 
 def _registry(ctx: typer.Context) -> Registry:
+    from ferryml.registry.models import Registry
+
     settings = ctx.find_root().obj
     assert isinstance(settings, Settings)
     return Registry(settings)

@@ -111,6 +111,7 @@ class _Plan:
     order: list[str]
     states: dict[str, StepState] = field(default_factory=dict)
     started: float = field(default_factory=time.monotonic)
+    experiment_id: str = ""
 
 
 def run_pipeline(
@@ -232,7 +233,8 @@ def _start_plan(
     ]
     client.log_dict(run_id, {"nodes": dag}, "pipeline/dag.json")
     states = {n: StepState(n, graph.nodes[n].step.name) for n in order}
-    return _Plan(pipeline, graph, run_id, cache, order, states)
+    return _Plan(pipeline, graph, run_id, cache, order, states,
+                 experiment_id=run.info.experiment_id)
 
 
 def _experiment(client: FerryClient, name: str) -> str:
@@ -470,7 +472,7 @@ class _Loop:
         self, plan: _Plan, node: Node, inputs: dict[str, tuple[str, str]], key: str
     ) -> str:
         run = self.client.create_run(
-            self.client.get_run(plan.run_id).info.experiment_id,
+            plan.experiment_id,
             run_name=node.id,
             parent_run_id=plan.run_id,
             capture_environment=False,
