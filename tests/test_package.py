@@ -53,6 +53,13 @@ PACKAGES = [
     "ferryml.registry.package",
     "ferryml.registry.signature",
     "ferryml.store.sql_registry",
+    "ferryml.store.sql_deployments",
+    "ferryml.serving.packaging",
+    "ferryml.serving.deployments",
+    "ferryml.serving.runtime",
+    "ferryml.serving.service",
+    "ferryml.server.app",
+    "ferryml.server.main",
 ]
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ferryml.cli import _render as render
+from ferryml.cli import deploy_pack
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
 
@@ -18,6 +19,8 @@ deploy = typer.Typer(
     help="Deployments: canary, shadow, promote, rollback; Docker and Kubernetes files.",
     no_args_is_help=True,
 )
+deploy.command("docker")(deploy_pack.docker)
+deploy.command("k8s")(deploy_pack.k8s)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ReasonOption = Annotated[str, typer.Option(help="Why, for the history.")]
 
