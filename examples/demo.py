@@ -7,11 +7,15 @@
    version it read, and the runs are compared side by side.
 3. Pipelines: a small pipeline is swept over the forest's depth on two worker processes,
    then run again: every step comes from the cache.
+4. Models: each trained model is registered; a gate decides which becomes the champion.
+5. Serving: the champion answers HTTP requests; labels come back as feedback and join the
+   prediction log.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import matplotlib
 
@@ -170,6 +174,7 @@ def main() -> None:
         f"Try: ferry runs list -e {experiment.name} -o 'metrics.roc_auc DESC'"
     )
     promote_models(versions, holdout)
+    serve_champion(holdout)
 
 
 def run_pipelines(data_ref: str) -> None:
@@ -217,6 +222,56 @@ def promote_models(versions: dict[str, int], holdout: object) -> None:
     console.print(
         f"  champion is version {champion.version.version}. "
         f"Try: ferry models lineage {MODEL}@champion; ferry models history {MODEL}"
+    )
+
+
+def serve_champion(holdout: Any) -> None:
+    """Serve the champion over HTTP, send requests, return labels as feedback, and read
+    the prediction log back with them: what monitoring will watch."""
+    import socket
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from ferryml.predictions import load as load_predictions
+    from ferryml.server.main import NoDelayHttp, build_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    started = time.perf_counter()
+    app = build_app(ferry.Settings.resolve(), f"{MODEL}@champion")
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, http=NoDelayHttp, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    rows = holdout.drop(columns="target")
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}") as client:
+        first = time.perf_counter() - started
+        answers = [
+            client.post(
+                f"/v1/models/{MODEL}/predict", json={"records": [rows.iloc[i].to_dict()]}
+            ).json()
+            for i in range(len(rows))
+        ]
+        labels = [
+            {"prediction_id": a["ids"][0], "label": int(label)}
+            for a, label in zip(answers, holdout["target"], strict=True)
+        ]
+        report = client.post("/v1/feedback", json=labels).json()
+    server.should_exit = True
+    thread.join()
+    log = load_predictions(MODEL, with_feedback=True)
+    labelled = log.dropna(subset=["label"])
+    accuracy = float((labelled["prediction"] == labelled["label"]).mean())
+    console.print(
+        f"[bold]serving[/bold]: {MODEL}@champion answered in {first:.2f} s from "
+        f"start; {len(answers)} requests, {report['accepted']} labels fed back; "
+        f"logged accuracy {accuracy:.4f}. Try: ferry serve {MODEL}@champion"
     )
 
 
