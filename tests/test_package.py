@@ -55,6 +55,7 @@ PACKAGES = [
     "ferryml.store.sql_registry",
     "ferryml.store.sql_deployments",
     "ferryml.serving.packaging",
+    "ferryml.serving.kubernetes",
     "ferryml.serving.deployments",
     "ferryml.serving.runtime",
     "ferryml.serving.service",

@@ -39,6 +39,7 @@ from ferryml.config import Settings
 from ferryml.errors import AlreadyExists, Conflict, IntegrityError, InvalidArgument, NotFound
 from ferryml.registry.models import Registry
 from ferryml.registry.package import METADATA, PackageMeta
+from ferryml.serving.kubernetes import write_k8s_manifests
 from ferryml.serving.packaging import (
     MODEL_DIR,
     MODEL_INFO,
@@ -47,7 +48,6 @@ from ferryml.serving.packaging import (
     load_exported,
     read_exported,
     write_docker_context,
-    write_k8s_manifests,
 )
 
 

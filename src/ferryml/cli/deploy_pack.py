@@ -70,7 +70,7 @@ def k8s(
 ) -> None:
     """Write Kubernetes manifests for REF: a Deployment (probes on /health and /ready), a
     Service on port 80 and a HorizontalPodAutoscaler on CPU."""
-    from ferryml.serving.packaging import write_k8s_manifests
+    from ferryml.serving.kubernetes import write_k8s_manifests
 
     paths = write_k8s_manifests(
         _settings(ctx),

@@ -1,6 +1,6 @@
 """Packaging for production: a registered version exported to a folder that checks itself
-when loaded, a Docker build context whose image serves that folder, and Kubernetes
-manifests (Deployment, Service, HorizontalPodAutoscaler) that run the image.
+when loaded, and a Docker build context whose image serves that folder (Kubernetes
+manifests that run the image are in ``ferryml.serving.kubernetes``).
 
 An exported folder holds the package's files under their relative paths, the package's
 metadata file byte for byte (``ferry-model.json``, whose blake3 digest names the package)
@@ -14,7 +14,6 @@ from __future__ import annotations
 import dataclasses
 import importlib.metadata
 import json
-import math
 import os
 import re
 import shutil
@@ -56,7 +55,6 @@ __all__ = [
     "load_exported",
     "read_exported",
     "write_docker_context",
-    "write_k8s_manifests",
 ]
 
 MODEL_DIR = "model"  # the exported folder inside an output folder or build context
@@ -483,9 +481,6 @@ def _dockerfile(exported: ExportedModel, ref: str, *, wheels: bool) -> str:
     return "\n".join(lines) + "\n"
 
 
-# -- Kubernetes -----------------------------------------------------------------------
-
-
 def k8s_name(model_name: str) -> str:
     """A Kubernetes name for a model: lowercase letters, digits and ``-``, starting with a
     letter (a Service needs one), at most 63 characters. ``Churn_v2`` -> ``churn-v2``."""
@@ -493,194 +488,3 @@ def k8s_name(model_name: str) -> str:
     if not name[:1].isalpha():
         name = f"model-{name}".rstrip("-")
     return name[:63].rstrip("-")
-
-
-def write_k8s_manifests(
-    settings: Settings,
-    ref: str,
-    out_dir: str | os.PathLike[str],
-    *,
-    image: str,
-    replicas: int = 2,
-    min_replicas: int = 2,
-    max_replicas: int = 10,
-    cpu_target: int = 70,
-) -> list[Path]:
-    """Write ``deployment.yaml``, ``service.yaml`` and ``hpa.yaml`` that run ``image`` (built
-    from ``write_docker_context``) for the version ``ref`` names: an apps/v1 Deployment
-    with a startup and liveness probe on ``/health`` and a readiness probe on ``/ready``, a
-    ClusterIP Service on port 80, and an autoscaling/v2 HorizontalPodAutoscaler that keeps
-    CPU near ``cpu_target`` percent of the request. Memory grows with the package's size.
-
-    Returns:
-        The three paths; each file is replaced atomically.
-
-    Raises:
-        NotFound: no such model, version or alias.
-        InvalidArgument: the image is empty, or the replica counts or target are out of range.
-    """
-    if not image or image != image.strip() or any(c.isspace() for c in image):
-        raise InvalidArgument(f"Image {image!r} is not an image reference, e.g. churn:3.")
-    if not 1 <= min_replicas <= max_replicas:
-        raise InvalidArgument(
-            f"Replicas must satisfy 1 <= min ({min_replicas}) <= max ({max_replicas})."
-        )
-    if not min_replicas <= replicas <= max_replicas:
-        raise InvalidArgument(
-            f"Replicas {replicas} is outside the autoscaler's range {min_replicas}..."
-            f"{max_replicas}; pick a number in it."
-        )
-    if not 1 <= cpu_target <= 100:
-        raise InvalidArgument(f"CPU target {cpu_target}% is not a percentage from 1 to 100.")
-    registry = Registry(settings)
-    try:
-        version = registry.version(ref.removeprefix("models:/"))
-        digest = version.package_digest
-        meta = PackageMeta.from_bytes(registry.artifacts.get_bytes(digest), digest)
-    finally:
-        registry.close()
-    documents = _manifests(
-        version, sum(meta.sizes.values()), image, replicas, min_replicas, max_replicas, cpu_target
-    )
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    header = (
-        f"# {documents[0]['metadata']['annotations']['ferryml/model']} ({ref}), "
-        f"written by ferryml {importlib.metadata.version('ferryml')}\n"
-    )
-    paths = []
-    for file, document in zip(("deployment", "service", "hpa"), documents, strict=True):
-        paths.append(_write_atomic(out / f"{file}.yaml", header + _yaml(document)))
-    return paths
-
-
-def _manifests(
-    version: ModelVersion,
-    package_size: int,
-    image: str,
-    replicas: int,
-    min_replicas: int,
-    max_replicas: int,
-    cpu_target: int,
-) -> list[dict[str, Any]]:
-    name = k8s_name(version.name)
-    selector = {"app.kubernetes.io/name": name, "app.kubernetes.io/component": "model-server"}
-    labels = {**selector, "app.kubernetes.io/managed-by": "ferryml"}
-    annotations = {
-        "ferryml/model": f"models:/{version.name}/{version.version}",
-        "ferryml/package-digest": version.package_digest,
-    }
-    metadata = {"name": name, "labels": labels, "annotations": annotations}
-    # Python, pandas and the server take ~300 MiB; a loaded model about twice its files.
-    memory = 512 + 64 * math.ceil(2 * package_size / (64 << 20))
-
-    def probe(path: str, period: int, failures: int) -> dict[str, Any]:
-        return {
-            "httpGet": {"path": path, "port": "http"},
-            "periodSeconds": period,
-            "timeoutSeconds": 2,
-            "failureThreshold": failures,
-        }
-
-    container = {
-        "name": "model",
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
-        # /health answers once the model is loaded: allow two minutes for that.
-        "startupProbe": probe("/health", 2, 60),
-        "livenessProbe": probe("/health", 10, 3),
-        "readinessProbe": probe("/ready", 5, 2),
-        "resources": {
-            "requests": {"cpu": "250m", "memory": f"{memory}Mi"},
-            "limits": {"cpu": "1", "memory": f"{2 * memory}Mi"},
-        },
-        "securityContext": {
-            "runAsNonRoot": True,
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
-        "volumeMounts": [
-            {"name": "tmp", "mountPath": "/tmp"},  # load_exported's private copy
-            {"name": "ferry-home", "mountPath": FERRY_HOME},
-        ],
-    }
-    deployment = {
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": metadata,
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": selector},
-            "strategy": {
-                "type": "RollingUpdate",
-                "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1},
-            },
-            "template": {
-                "metadata": {
-                    "labels": {**labels, "app.kubernetes.io/version": str(version.version)},
-                    "annotations": dict(annotations),  # a copy: no YAML anchors
-                },
-                "spec": {
-                    "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-                    "terminationGracePeriodSeconds": 30,
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "tmp", "emptyDir": {}},
-                        {"name": "ferry-home", "emptyDir": {}},
-                    ],
-                },
-            },
-        },
-    }
-    service = {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": metadata,
-        "spec": {
-            "type": "ClusterIP",
-            "selector": selector,
-            "ports": [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}],
-        },
-    }
-    hpa = {
-        "apiVersion": "autoscaling/v2",
-        "kind": "HorizontalPodAutoscaler",
-        "metadata": metadata,
-        "spec": {
-            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
-            "minReplicas": min_replicas,
-            "maxReplicas": max_replicas,
-            "metrics": [
-                {
-                    "type": "Resource",
-                    "resource": {
-                        "name": "cpu",
-                        "target": {"type": "Utilization", "averageUtilization": cpu_target},
-                    },
-                }
-            ],
-        },
-    }
-    return [deployment, service, hpa]
-
-
-def _yaml(document: dict[str, Any]) -> str:
-    import yaml
-
-    text: str = yaml.safe_dump(document, sort_keys=False, default_flow_style=False)
-    return text
-
-
-def _write_atomic(path: Path, text: str) -> Path:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
