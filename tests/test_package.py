@@ -58,6 +58,8 @@ PACKAGES = [
     "ferryml.serving.kubernetes",
     "ferryml.serving.deployments",
     "ferryml.serving.runtime",
+    "ferryml.serving.batching",
+    "ferryml.serving.batch",
     "ferryml.serving.service",
     "ferryml.server.app",
     "ferryml.server.main",

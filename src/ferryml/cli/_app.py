@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from ferryml.cli import data, deploy, models, pipeline, schedule, serve, tracking
+from ferryml.cli import data, deploy, models, pipeline, predict, schedule, serve, tracking
 from ferryml.config import Settings
 from ferryml.errors import FerryError
 
@@ -32,6 +32,7 @@ app.add_typer(deploy.deploy, name="deploy")
 app.add_typer(schedule.schedules, name="schedule")
 app.command("init")(tracking.init)
 app.command("serve")(serve.serve)
+app.command("predict")(predict.predict)
 app.command("scheduler")(schedule.scheduler)
 
 

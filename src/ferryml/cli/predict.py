@@ -1,0 +1,50 @@
+"""``ferry predict``: batch inference over a Parquet or CSV file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from ferryml.cli import _render as render
+from ferryml.config import Settings
+from ferryml.serving.batch import run_batch
+
+
+def predict(
+    ctx: typer.Context,
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/N, runs:/…")],
+    input: Annotated[Path, typer.Argument(help="Rows to predict: a .parquet or .csv file.")],
+    output: Annotated[Path, typer.Argument(help="Where to write them with a prediction column.")],
+    chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.", min=1)] = 50_000,
+    workers: Annotated[
+        int | None, typer.Option(help="Worker processes (default: one per CPU).", min=1)
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
+) -> None:
+    """Predict every row of INPUT with a model into OUTPUT; an interrupted job resumes."""
+    settings = ctx.find_root().obj
+    assert isinstance(settings, Settings)
+    columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    quiet = json or not render.console.is_terminal
+    with Progress(*columns, console=render.console, transient=True, disable=quiet) as bar:
+        task = bar.add_task("rows", total=None)
+        result = run_batch(
+            model_uri,
+            input,
+            output,
+            chunk_rows=chunk_rows,
+            workers=workers,
+            settings=settings,
+            on_progress=lambda done, total: bar.update(task, completed=done, total=total or None),
+        )
+    if json:
+        render.print_json({**render.to_jsonable(result), "output": str(result.output)})
+        return
+    resumed = f", {result.resumed_chunks} resumed" if result.resumed_chunks else ""
+    render.console.print(
+        f"{result.rows:,} rows -> {result.output} in {result.seconds:.1f}s "
+        f"({result.chunks} chunks{resumed}); run {result.run_id}"
+    )
