@@ -10,7 +10,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from ferryml.cli import _render as render
 from ferryml.config import Settings
-from ferryml.serving.batch import run_batch
 
 
 def predict(
@@ -25,6 +24,8 @@ def predict(
     json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Predict every row of INPUT with a model into OUTPUT; an interrupted job resumes."""
+    from ferryml.serving.batch import run_batch
+
     settings = ctx.find_root().obj
     assert isinstance(settings, Settings)
     columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
