@@ -11,7 +11,17 @@ from typing import Annotated
 import typer
 from typer.exceptions import TyperException
 
-from ferryml.cli import data, deploy, models, pipeline, predict, schedule, serve, tracking
+from ferryml.cli import (
+    data,
+    deploy,
+    feedback,
+    models,
+    pipeline,
+    predict,
+    schedule,
+    serve,
+    tracking,
+)
 from ferryml.config import Settings
 from ferryml.errors import FerryError
 
@@ -29,6 +39,7 @@ app.add_typer(data.data, name="data")
 app.add_typer(pipeline.pipelines, name="pipeline")
 app.add_typer(models.models, name="models")
 app.add_typer(deploy.deploy, name="deploy")
+app.add_typer(feedback.feedback, name="feedback")
 app.add_typer(schedule.schedules, name="schedule")
 app.command("init")(tracking.init)
 app.command("serve")(serve.serve)

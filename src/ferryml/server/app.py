@@ -3,6 +3,7 @@ table turns ferryml errors into HTTP statuses, and no input makes it answer 500.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -235,7 +236,8 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
         from ferryml.predictions import record_feedback
 
         if service.log is not None:
-            service.log.flush()  # so predictions answered just now can take their labels
+            # So predictions answered just now can take their labels; off the event loop.
+            await asyncio.get_running_loop().run_in_executor(None, service.log.flush)
         report = record_feedback(
             [(str(i["prediction_id"]), i["label"]) for i in items], settings=service.settings
         )

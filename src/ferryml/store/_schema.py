@@ -302,3 +302,51 @@ deployment_events = Table(
     Column("reason", Text, nullable=False, server_default=""),
     Index("ix_deployment_events_name", "name", "id"),
 )
+
+# Every alert a monitor's rules fired or resolved; times in ms (``time`` when recorded,
+# the window's bounds as the monitor gave them).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", BigInteger, nullable=False),
+    Column("monitor", String(250), nullable=False),
+    Column("rule", String(250), nullable=False),
+    Column("metric", String(250), nullable=False),
+    Column("op", String(16), nullable=False),
+    Column("value", Float(precision=53), nullable=False),
+    Column("threshold", Float(precision=53), nullable=False),
+    Column("reference", Float(precision=53), nullable=True),  # for dropped_by / rose_by
+    Column("state", String(16), nullable=False),  # fired | resolved
+    Column("message", Text, nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Index("ix_alerts_monitor_id", "monitor", "id"),
+)
+
+# The outcome of sending an alert to one channel, after every attempt.
+alert_deliveries = Table(
+    "alert_deliveries",
+    metadata,
+    Column("alert_id", Integer, ForeignKey("alerts.id"), nullable=False),
+    Column("channel", String(250), nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("error", Text, nullable=True),
+    PrimaryKeyConstraint("alert_id", "channel", name="pk_alert_deliveries"),
+)
+
+# Where each (monitor, rule) stands, so a restarted monitor carries on counting windows.
+alert_state = Table(
+    "alert_state",
+    metadata,
+    Column("monitor", String(250), nullable=False),
+    Column("rule", String(250), nullable=False),
+    Column("consecutive", Integer, nullable=False),
+    Column("firing", Boolean, nullable=False),
+    Column("last_fired", BigInteger, nullable=True),  # window_end of the last alert fired
+    Column("reference", Float(precision=53), nullable=True),  # first value, for dropped_by
+    Column("last_window_end", BigInteger, nullable=True),
+    PrimaryKeyConstraint("monitor", "rule", name="pk_alert_state"),
+)
