@@ -46,6 +46,8 @@ def serve(
         raise InvalidArgument("--workers and --max-batch must be at least 1, --max-wait-ms >= 0.")
     settings = ctx.find_root().obj
     assert isinstance(settings, Settings)
+    if target and "@" not in target and "/" not in target and _is_deployment(settings, target):
+        target, deployment = None, target
     run(
         settings,
         target,
@@ -57,3 +59,17 @@ def serve(
         batching=BatchOptions(max_batch, max_wait_ms) if batch else None,
         log_predictions=log_predictions,
     )
+
+
+def _is_deployment(settings: Settings, name: str) -> bool:
+    from ferryml.errors import NotFound
+    from ferryml.serving.deployments import Deployments
+
+    manager = Deployments(settings)
+    try:
+        manager.get(name)
+        return True
+    except NotFound:
+        return False
+    finally:
+        manager.close()
