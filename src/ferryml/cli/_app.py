@@ -12,6 +12,7 @@ import typer
 from typer.exceptions import TyperException
 
 from ferryml.cli import (
+    alerts,
     data,
     deploy,
     feedback,
@@ -40,6 +41,7 @@ app.add_typer(pipeline.pipelines, name="pipeline")
 app.add_typer(models.models, name="models")
 app.add_typer(deploy.deploy, name="deploy")
 app.add_typer(feedback.feedback, name="feedback")
+app.add_typer(alerts.alerts, name="alerts")
 app.add_typer(schedule.schedules, name="schedule")
 app.command("init")(tracking.init)
 app.command("serve")(serve.serve)

@@ -1,0 +1,659 @@
+"""Alerts: rules over a monitor's window metrics, and their delivery to channels.
+
+A rule names a metric, a comparison, a threshold and how many consecutive windows must
+breach it: ``drift_share > 0.3 for 2 windows``, ``accuracy < 0.85``,
+``estimated_auc dropped by 0.05``. ``AlertManager.evaluate`` is called once per window
+with that window's metrics; per (monitor, rule) it keeps, in the store, how many windows
+in a row breached the rule, so a restarted monitor carries on where it stopped.
+
+- An alert **fires** when the count reaches ``windows``; it fires once per continuous
+  breach, not once per window.
+- It **resolves** (a "resolved" alert is recorded and sent) at the first window that no
+  longer breaches.
+- After an alert fires, the same rule fires no other alert for the same monitor until
+  ``cooldown_s`` has passed, measured on the windows' clock (``window_end``), so that
+  replaying old windows behaves as the live monitor did; a breach that outlasts the
+  cool-down fires then.
+- ``dropped_by`` and ``rose_by`` compare the value with a reference: the window's own
+  ``<metric>_baseline`` metric when it has one (e.g. the reference data's value), else the
+  metric's value in the first window this rule saw for the monitor. The rule breaches
+  when the value is at least ``threshold`` below (``dropped_by``) or above (``rose_by``)
+  the reference.
+- A window without the rule's metric (or with NaN) leaves the rule's state as it was.
+- Windows are counted in order: a window ending no later than the last one counted for a
+  rule is ignored, so evaluating the same window twice (say, after a crash) counts once.
+
+Each alert goes to the rule's channels (all channels when the rule names none), each
+tried up to ``Retry.attempts`` times with exponential backoff; every delivery's outcome is
+recorded. A channel that keeps failing is recorded as failed: ``evaluate`` never raises
+because of a channel. The channels themselves are in ``ferryml.monitoring.channels``.
+
+Example:
+    >>> manager = AlertManager(
+    ...     settings,
+    ...     ["drift_share > 0.3 for 2 windows", {"metric": "accuracy", "op": "<",
+    ...      "threshold": 0.85, "channels": ["ops"]}],
+    ...     {"ops": {"slack": "https://hooks.slack.com/services/T000/B000/XXXX"},
+    ...      "log": "log"},
+    ... )
+    >>> fired = manager.evaluate("churn", start, end, {"drift_share": 0.42})
+
+In ``ferry.yaml``::
+
+    monitoring:
+      alerts:
+        channels:
+          ops: {slack: "https://hooks.slack.com/services/..."}
+          oncall: {email: {host: smtp.example.com, port: 587, starttls: true,
+                           sender: ferry@example.com, to: [oncall@example.com],
+                           username: ferry, password_env: SMTP_PASSWORD}}
+        rules:
+          - drift_share > 0.3 for 2 windows
+          - {name: accuracy, metric: accuracy, op: "<", threshold: 0.85, cooldown: 6h,
+             channels: [oncall]}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import functools
+import logging
+import math
+import operator
+import re
+import time
+import types
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from ferryml.config import Settings, config_section
+from ferryml.errors import InvalidArgument, NotFound
+from ferryml.monitoring.channels import (
+    Channel,
+    _is_number,
+    _iso,
+    _num,
+    _reason,
+    parse_channels,
+)
+from ferryml.store.sql_alerts import Alert, AlertState, Delivery, SqlAlertStore
+
+__all__ = [
+    "OPS",
+    "Alert",
+    "AlertManager",
+    "Delivery",
+    "Retry",
+    "Rule",
+    "list_alerts",
+    "parse_rule",
+]
+
+log = logging.getLogger("ferryml.alerts")
+
+OPS = (">", ">=", "<", "<=", "dropped_by", "rose_by")
+_RELATIVE = ("dropped_by", "rose_by")
+_COMPARE: dict[str, Callable[[float, float], bool]] = {
+    ">": operator.gt,
+    ">=": operator.ge,
+    "<": operator.lt,
+    "<=": operator.le,
+}
+_RULE_EXAMPLE = "'drift_share > 0.3 for 2 windows'"
+_RULE_FORM = (
+    "Write METRIC OP THRESHOLD [for N windows] [cooldown DURATION], with OP one of "
+    f">, >=, <, <=, dropped by, rose by, e.g. {_RULE_EXAMPLE} or 'accuracy dropped by 0.05'."
+)
+_MAPPING_FORM = (
+    "Give metric, op and threshold, and optionally name, windows, cooldown and channels, "
+    "e.g. {metric: accuracy, op: '<', threshold: 0.85, windows: 2, channels: [ops]}."
+)
+_RULE_KEYS = ("name", "metric", "op", "threshold", "windows", "cooldown", "channels")
+_METRIC = r"[A-Za-z_][\w.\-/]*"
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+# -- rules ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """When to alert: ``metric op threshold`` for ``windows`` consecutive windows.
+
+    Args:
+        name: identifies the rule's state and history; keep it stable.
+        metric: a key of the metrics given to ``AlertManager.evaluate``.
+        op: one of ``OPS``. ``dropped_by``/``rose_by`` compare with a reference (see the
+            module's docstring) and breach when the change is at least ``threshold``.
+        threshold: a finite number; positive for ``dropped_by``/``rose_by``.
+        windows: consecutive breaching windows before the alert fires, at least 1.
+        cooldown_s: seconds after an alert during which the rule fires no other.
+        channels: names of the channels to notify; empty means all of them.
+
+    Raises:
+        InvalidArgument: a field is out of range.
+    """
+
+    name: str
+    metric: str
+    op: str
+    threshold: float
+    windows: int = 1
+    cooldown_s: float = 3600.0
+    channels: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        problem = _problem(self)
+        if problem is not None:
+            raise InvalidArgument(f"Alert rule {self.name!r}: {problem}. {_RULE_FORM}")
+        object.__setattr__(self, "threshold", float(self.threshold))
+        object.__setattr__(self, "cooldown_s", float(self.cooldown_s))
+        object.__setattr__(self, "channels", tuple(self.channels))
+
+    @property
+    def text(self) -> str:
+        """The condition as ``parse_rule`` reads it, e.g. ``drift_share > 0.3 for 2 windows``."""
+        return _text(self.metric, self.op, self.threshold, self.windows)
+
+    def breached(self, value: float, reference: float | None = None) -> bool:
+        """Whether ``value`` breaches the rule; ``reference`` is needed for
+        ``dropped_by``/``rose_by`` (False without one)."""
+        if self.op in _COMPARE:
+            return _COMPARE[self.op](value, self.threshold)
+        if reference is None:
+            return False
+        change = reference - value if self.op == "dropped_by" else value - reference
+        return change >= self.threshold or math.isclose(
+            change, self.threshold, rel_tol=1e-9, abs_tol=1e-12
+        )
+
+
+def _problem(rule: Any) -> str | None:
+    """What is wrong with a rule's fields (any object with them), or None."""
+    name, metric, op, threshold = rule.name, rule.metric, rule.op, rule.threshold
+    windows, cooldown, channels = rule.windows, rule.cooldown_s, rule.channels
+    if not isinstance(name, str) or not name.strip() or len(name) > 250:
+        return "the name must be non-empty text of at most 250 characters"
+    if not isinstance(metric, str) or not re.fullmatch(_METRIC, metric):
+        return f"the metric {metric!r} is not a metric name such as drift_share"
+    if op not in OPS:
+        return f"the comparison {op!r} is not one of {', '.join(OPS)}"
+    if not _is_number(threshold) or not math.isfinite(threshold):
+        return f"the threshold {threshold!r} is not a finite number"
+    if op in _RELATIVE and threshold <= 0:
+        return f"{_word(op)} needs a positive threshold, not {threshold!r}"
+    if isinstance(windows, bool) or not isinstance(windows, int):
+        return f"windows must be a whole number, not {windows!r}"
+    if windows < 1:
+        return f"windows must be at least 1, not {windows}"
+    if not _is_number(cooldown) or not 0 <= cooldown < math.inf:
+        return f"the cool-down must be 0 or more seconds, not {cooldown!r}"
+    if not isinstance(channels, (tuple, list)) or not all(isinstance(c, str) for c in channels):
+        return f"channels must be a list of channel names such as ['ops'], not {channels!r}"
+    return None
+
+
+def _text(metric: str, op: str, threshold: float, windows: int) -> str:
+    more = f" for {windows} windows" if windows > 1 else ""
+    return f"{metric} {_word(op)} {_num(threshold)}{more}"
+
+
+def _build(fields: dict[str, Any], where: str, example: str) -> Rule:
+    """A rule from parsed fields, named by its condition unless named; errors say where."""
+    fields = {"windows": 1, "cooldown_s": 3600.0, "channels": (), **fields}
+    if "name" not in fields:
+        fields["name"] = "_"
+    problem = _problem(types.SimpleNamespace(**fields))
+    if problem is not None:
+        raise InvalidArgument(f"Alert rule {where} is invalid: {problem}. {example}")
+    if fields["name"] == "_":
+        fields["name"] = _text(
+            fields["metric"], fields["op"], fields["threshold"], fields["windows"]
+        )
+    return Rule(**fields)
+
+
+def parse_rule(spec: str | Mapping[str, Any]) -> Rule:
+    """A rule from its text or its ``ferry.yaml`` mapping.
+
+    The text is ``METRIC OP THRESHOLD [for N windows] [cooldown DURATION]`` with OP one of
+    ``>``, ``>=``, ``<``, ``<=``, ``dropped by``, ``rose by`` and DURATION such as ``90s``,
+    ``30m``, ``6h``, ``1d``; the rule is named by its condition. The mapping has the keys
+    ``metric, op, threshold`` and optionally ``name, windows, cooldown`` (seconds, or a
+    DURATION) and ``channels``.
+
+    Example:
+        >>> parse_rule("drift_share > 0.3 for 2 windows").windows
+        2
+
+    Raises:
+        InvalidArgument: the rule is malformed; the message says which part.
+    """
+    if isinstance(spec, str):
+        return _parse_text(spec)
+    if isinstance(spec, Mapping):
+        return _parse_mapping(spec)
+    raise InvalidArgument(
+        f"Alert rule {spec!r} must be text or a mapping, not {type(spec).__name__}. {_RULE_FORM}"
+    )
+
+
+def _parse_text(text: str) -> Rule:
+    def bad(what: str) -> InvalidArgument:
+        return InvalidArgument(f"Alert rule {text!r} is invalid: {what}. {_RULE_FORM}")
+
+    rest = text.strip()
+    found = re.match(_METRIC, rest)
+    if found is None:
+        raise bad("it does not start with a metric name")
+    metric, rest = found.group(), rest[found.end() :].lstrip()
+    found = re.match(r"(>=|<=|>|<|dropped[\s_]+by\b|rose[\s_]+by\b)", rest, re.I)
+    if found is None:
+        shown = rest.split()[0] if rest else "nothing"
+        raise bad(f"expected a comparison after {metric!r}, found {shown!r}")
+    op = re.sub(r"[\s_]+", "_", found.group().lower())
+    rest = rest[found.end() :].lstrip()
+    found = re.match(_NUMBER + r"(?!\S)", rest)
+    if found is None:
+        shown = rest.split()[0] if rest else "nothing"
+        raise bad(f"the threshold must be a number, found {shown!r}")
+    threshold, rest = float(found.group()), rest[found.end() :].lstrip()
+    windows, cooldown = 1, 3600.0
+    found = re.match(r"for\s+(\S+)\s+windows?\b", rest, re.I)
+    if found is not None:
+        if not found.group(1).isdigit():
+            raise bad(f"'for {found.group(1)} windows' needs a whole number of windows")
+        windows, rest = int(found.group(1)), rest[found.end() :].lstrip()
+    found = re.match(r"cooldown\s+(\S+)", rest, re.I)
+    if found is not None:
+        cooldown, rest = _duration(found.group(1), text), rest[found.end() :].lstrip()
+    if rest:
+        raise bad(f"unexpected {rest!r} at the end")
+    fields = {"metric": metric, "op": op, "threshold": threshold, "windows": windows}
+    return _build({**fields, "cooldown_s": cooldown}, repr(text), _RULE_FORM)
+
+
+def _parse_mapping(spec: Mapping[str, Any]) -> Rule:
+    shown = dict(spec)
+    unknown = sorted(str(k) for k in spec if k not in _RULE_KEYS)
+    if unknown:
+        raise InvalidArgument(
+            f"Alert rule {shown} has unknown key(s) {', '.join(unknown)}; known keys are "
+            f"{', '.join(_RULE_KEYS)}, e.g. {{metric: accuracy, op: '<', threshold: 0.85}}."
+        )
+    overrides: dict[str, Any] = {}
+    if spec.get("name") is not None:
+        overrides["name"] = str(spec["name"])
+    if spec.get("windows") is not None:
+        overrides["windows"] = spec["windows"]
+    if spec.get("cooldown") is not None:
+        overrides["cooldown_s"] = _duration(spec["cooldown"], shown)
+    if spec.get("channels") is not None:
+        channels = spec["channels"]
+        if isinstance(channels, str):
+            channels = (channels,)
+        overrides["channels"] = tuple(channels) if isinstance(channels, list) else channels
+    missing = [k for k in ("metric", "op", "threshold") if spec.get(k) is None]
+    if missing:
+        raise InvalidArgument(
+            f"Alert rule {shown} needs {', '.join(missing)}: give metric, op and threshold, "
+            "e.g. {metric: accuracy, op: '<', threshold: 0.85, windows: 2}."
+        )
+    op = re.sub(r"[\s_]+", "_", str(spec["op"]).strip().lower())
+    threshold = spec["threshold"]
+    if isinstance(threshold, str) and re.fullmatch(_NUMBER, threshold.strip()):
+        threshold = float(threshold)
+    fields = {"metric": spec["metric"], "op": op, "threshold": threshold, **overrides}
+    return _build(fields, str(shown), _MAPPING_FORM)
+
+
+def _duration(value: Any, where: Any) -> float:
+    if _is_number(value):
+        return float(value)
+    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", str(value).strip().lower())
+    if found is None:
+        raise InvalidArgument(
+            f"Alert rule {where!r}: the cool-down {value!r} is not a duration; write seconds "
+            "or a number with s, m, h or d, e.g. 90s, 30m, 6h, 1d."
+        )
+    return float(found.group(1)) * _UNITS[found.group(2) or "s"]
+
+
+# -- the manager ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How a failing channel is retried: up to ``attempts`` tries, waiting
+    ``base_delay_s``, then twice that, and so on, at most ``max_delay_s``, in between."""
+
+    attempts: int = 3
+    base_delay_s: float = 1.0
+    max_delay_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.attempts, bool) or not isinstance(self.attempts, int):
+            raise InvalidArgument(f"Retry attempts must be a whole number, not {self.attempts!r}.")
+        if self.attempts < 1 or self.base_delay_s < 0 or self.max_delay_s < 0:
+            raise InvalidArgument(
+                f"Retry needs attempts >= 1 and delays >= 0; got {self}, e.g. "
+                "Retry(attempts=3, base_delay_s=1.0)."
+            )
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based)."""
+        return float(min(self.base_delay_s * 2 ** (attempt - 1), self.max_delay_s))
+
+
+Window = dt.datetime | int | float
+
+
+class AlertManager:
+    """Evaluates rules over each window's metrics, records alerts and delivers them.
+
+    Args:
+        settings: where the store is (opened on first use; the constructor does no I/O).
+        rules: ``Rule`` objects, or their text or mapping (see ``parse_rule``).
+        channels: channels by name, objects or their ``ferry.yaml`` form (see
+            ``ferryml.monitoring.channels.parse_channel``); by default, the log.
+        retry: how failing channels are retried.
+
+    Raises:
+        InvalidArgument: a rule is malformed, two rules share a name, or a rule names a
+            channel that is not given.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        rules: Sequence[Rule | str | Mapping[str, Any]],
+        channels: Mapping[str, Channel | str | Mapping[str, Any]] | None = None,
+        *,
+        retry: Retry | None = None,
+    ) -> None:
+        self.settings = settings
+        self.rules = tuple(r if isinstance(r, Rule) else parse_rule(r) for r in rules)
+        self.channels = parse_channels(channels if channels is not None else {"log": "log"})
+        self.retry = retry or Retry()
+        self._store: SqlAlertStore | None = None
+        names = [r.name for r in self.rules]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise InvalidArgument(
+                f"Two alert rules are named {twice[0]!r}; give each a name of its own."
+            )
+        for rule in self.rules:
+            missing = [c for c in rule.channels if c not in self.channels]
+            if missing:
+                raise InvalidArgument(
+                    f"Alert rule {rule.name!r} sends to channel {missing[0]!r}, which is not "
+                    f"configured; the channels are: {', '.join(self.channels) or 'none'}."
+                )
+
+    @classmethod
+    def from_config(
+        cls,
+        settings: Settings,
+        config: Mapping[str, Any] | None = None,
+        *,
+        retry: Retry | None = None,
+    ) -> AlertManager:
+        """A manager from ``{rules: [...], channels: {...}}``: by default the
+        ``monitoring.alerts`` section of the project's ``ferry.yaml``.
+
+        Raises:
+            InvalidArgument: the section is malformed.
+        """
+        if config is None:
+            config = config_section(settings.root, "monitoring").get("alerts") or {}
+        if not isinstance(config, Mapping) or set(config) - {"rules", "channels"}:
+            raise InvalidArgument(
+                f"The alerts settings {config!r} must be a mapping with keys rules and "
+                "channels, e.g. {rules: ['accuracy < 0.85'], channels: {ops: 'log'}}."
+            )
+        rules = config.get("rules") or []
+        if isinstance(rules, (str, Mapping)):
+            rules = [rules]
+        return cls(settings, rules, config.get("channels"), retry=retry)
+
+    @property
+    def store(self) -> SqlAlertStore:
+        if self._store is None:
+            from ferryml.store.sql import SqlStore
+
+            self._store = SqlAlertStore(SqlStore(self.settings.store_url).open())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> AlertManager:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def evaluate(
+        self,
+        monitor: str,
+        window_start: Window,
+        window_end: Window,
+        metrics: Mapping[str, float],
+    ) -> list[Alert]:
+        """Count this window against every rule; record and deliver the alerts that fire
+        or resolve.
+
+        Args:
+            monitor: the monitor's name.
+            window_start, window_end: the window, as datetimes (naive ones read as UTC) or
+                ms since the epoch.
+            metrics: the window's metrics; ``<metric>_baseline`` gives the reference of a
+                ``dropped_by``/``rose_by`` rule.
+
+        Returns:
+            The alerts fired or resolved by this window, with each channel's outcome.
+
+        Raises:
+            InvalidArgument: the monitor's name is empty or the window is malformed.
+            StoreUnavailable: the store cannot be reached. A failing channel never raises.
+        """
+        if not isinstance(monitor, str) or not monitor.strip() or len(monitor) > 250:
+            raise InvalidArgument(
+                f"Monitor name {monitor!r} must be non-empty text of at most 250 characters."
+            )
+        start, end = _ms(window_start, "window_start"), _ms(window_end, "window_end")
+        if end < start:
+            raise InvalidArgument(
+                f"The window ends ({_iso(end)}) before it starts ({_iso(start)}); "
+                "pass window_start before window_end."
+            )
+        window = _Window(monitor, start, end, _now_ms())
+        recorded: list[Alert] = []
+        for rule in self.rules:
+            value = _value(metrics.get(rule.metric))
+            if value is None:
+                continue  # no information about this rule in this window
+            baseline = _value(metrics.get(f"{rule.metric}_baseline"))
+            step = functools.partial(_step, rule, window, value, baseline)
+            alert = self.store.transition(monitor, rule.name, step)
+            if alert is not None:
+                recorded.append(alert)
+        return self._deliver(recorded)
+
+    def send_test(self, channel: str) -> Delivery:
+        """Send a made-up alert (not recorded) to one channel, with retries.
+
+        Raises:
+            NotFound: no channel has this name.
+        """
+        if channel not in self.channels:
+            raise NotFound(
+                f"Alert channel {channel!r} is not configured; the channels are: "
+                f"{', '.join(self.channels) or 'none'} (ferry.yaml, monitoring.alerts.channels)."
+            )
+        now, text = _now_ms(), f"[TEST] A test alert from ferryml to channel {channel!r}."
+        alert = Alert(
+            0, now, "ferry-alerts-test", "test", "test", ">", 1, 0, None, "fired", text, now, now
+        )
+        return self._attempt(channel, alert, warn=False)  # the caller reports the outcome
+
+    def _deliver(self, alerts: list[Alert]) -> list[Alert]:
+        by_rule = {r.name: r for r in self.rules}
+        jobs = [
+            (alert, name)
+            for alert in alerts
+            for name in (by_rule[alert.rule].channels or tuple(self.channels))
+        ]
+        if not jobs:
+            return alerts
+        # Channels are tried side by side, so one slow channel delays the others by nothing.
+        with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
+            outcomes = list(pool.map(lambda job: self._send(*job), jobs))
+        sent: dict[int, list[Delivery]] = {a.id: [] for a in alerts}
+        for (alert, _), delivery in zip(jobs, outcomes, strict=True):
+            sent[alert.id].append(delivery)
+        return [dataclasses.replace(a, deliveries=tuple(sent[a.id])) for a in alerts]
+
+    def _send(self, alert: Alert, channel: str) -> Delivery:
+        delivery = self._attempt(channel, alert)
+        self.store.record_delivery(alert.id, delivery)
+        return delivery
+
+    def _attempt(self, name: str, alert: Alert, *, warn: bool = True) -> Delivery:
+        channel = self.channels[name]
+        error = ""
+        for attempt in range(1, self.retry.attempts + 1):
+            try:
+                channel.send(alert)
+            except Exception as e:  # noqa: BLE001 - a channel's failure must not stop monitoring
+                error = _reason(e)
+                if warn:
+                    log.warning(
+                        "Alert %s to channel %r failed (attempt %d of %d): %s",
+                        alert.id,
+                        name,
+                        attempt,
+                        self.retry.attempts,
+                        error,
+                    )
+                if attempt < self.retry.attempts:
+                    time.sleep(self.retry.delay(attempt))
+                continue
+            return Delivery(name, attempt, True, None, _now_ms())
+        return Delivery(name, self.retry.attempts, False, error, _now_ms())
+
+
+def list_alerts(
+    settings: Settings, *, monitor: str | None = None, rule: str | None = None, limit: int = 100
+) -> list[Alert]:
+    """Recorded alerts, newest first, with each channel's outcome.
+
+    Raises:
+        InvalidArgument: ``limit`` is not positive.
+        StoreUnavailable: the store cannot be reached.
+    """
+    from ferryml.store.sql import SqlStore
+
+    store = SqlAlertStore(SqlStore(settings.store_url).open())
+    try:
+        return store.list_alerts(monitor=monitor, rule=rule, limit=limit)
+    finally:
+        store.close()
+
+
+@dataclass(frozen=True)
+class _Window:
+    monitor: str
+    start: int
+    end: int
+    now: int
+
+
+def _step(
+    rule: Rule, window: _Window, value: float, baseline: float | None, state: AlertState
+) -> tuple[AlertState, Alert | None]:
+    """The rule's next state after one window, and the alert it fires or resolves."""
+    if state.last_window_end is not None and window.end <= state.last_window_end:
+        return state, None  # counted already
+    seen = dataclasses.replace(state, last_window_end=window.end)
+    reference = baseline if baseline is not None else state.reference
+    if rule.op in _RELATIVE and reference is None:
+        return dataclasses.replace(seen, reference=value), None  # the first window: the reference
+    relative = reference if rule.op in _RELATIVE else None
+    if not rule.breached(value, relative):
+        calm = dataclasses.replace(seen, consecutive=0, firing=False)
+        if not state.firing:
+            return calm, None
+        return calm, _alert(rule, window, value, relative, "resolved")
+    counted = dataclasses.replace(seen, consecutive=state.consecutive + 1)
+    if state.firing or counted.consecutive < rule.windows:
+        return counted, None
+    cooling = (
+        state.last_fired is not None and window.end - state.last_fired < rule.cooldown_s * 1000
+    )
+    if cooling:
+        return counted, None
+    fired = dataclasses.replace(counted, firing=True, last_fired=window.end)
+    return fired, _alert(rule, window, value, relative, "fired")
+
+
+def _alert(rule: Rule, window: _Window, value: float, reference: float | None, state: str) -> Alert:
+    label = rule.text if rule.name == rule.text else f"{rule.name} ({rule.text})"
+    detail = f"{rule.metric} = {value:.6g}"
+    if reference is not None:
+        detail += f", {value - reference:+.6g} from {reference:.6g}"
+    span = f"{_iso(window.start)} to {_iso(window.end)}"
+    return Alert(
+        id=0,  # the store assigns it
+        time=window.now,
+        monitor=window.monitor,
+        rule=rule.name,
+        metric=rule.metric,
+        op=rule.op,
+        value=value,
+        threshold=rule.threshold,
+        reference=reference,
+        state=state,
+        message=f"[{state.upper()}] {window.monitor}: {label}; {detail} in window {span}.",
+        window_start=window.start,
+        window_end=window.end,
+    )
+
+
+# -- small helpers ----------------------------------------------------------------------
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def _ms(value: Any, name: str) -> int:
+    if isinstance(value, dt.datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        return int(aware.timestamp() * 1000)
+    if _is_number(value) and math.isfinite(value):
+        return int(value)
+    raise InvalidArgument(
+        f"{name} {value!r} must be a datetime or ms since the epoch, "
+        "e.g. datetime(2024, 6, 1, tzinfo=UTC)."
+    )
+
+
+def _value(value: Any) -> float | None:
+    if not _is_number(value):
+        try:
+            value = float(value)  # numpy scalars and the like
+        except (TypeError, ValueError):
+            return None
+    number = float(value)
+    return None if math.isnan(number) else number
+
+
+def _word(op: str) -> str:
+    return op.replace("_", " ")
