@@ -62,6 +62,8 @@ PACKAGES = [
     "ferryml.monitoring.concept",
     "ferryml.monitoring.estimated",
     "ferryml.store.sql_alerts",
+    "ferryml.monitoring",
+    "ferryml.monitoring.drift",
     "ferryml.monitoring.alerts",
     "ferryml.monitoring.channels",
     "ferryml.predictions",

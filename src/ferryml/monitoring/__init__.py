@@ -1,4 +1,5 @@
-"""Monitoring: data and prediction drift between a reference and current data."""
+"""Monitoring: data and prediction drift, performance with feedback labels, concept drift,
+estimated performance before labels arrive, and alerts."""
 
 from __future__ import annotations
 
@@ -11,9 +12,26 @@ _EXPORTS = {
     "ColumnDrift": _DRIFT,
     "DriftReport": _DRIFT,
     "detect_drift": _DRIFT,
+    "Window": "ferryml.monitoring.performance",
+    "windows": "ferryml.monitoring.performance",
+    "realised_performance": "ferryml.monitoring.performance",
+    "ChangeReport": "ferryml.monitoring.concept",
+    "detect_change": "ferryml.monitoring.concept",
+    "prediction_errors": "ferryml.monitoring.concept",
+    "Calibrator": "ferryml.monitoring.estimated",
+    "estimate_performance": "ferryml.monitoring.estimated",
+    "fit_calibration": "ferryml.monitoring.estimated",
+    "AlertManager": "ferryml.monitoring.alerts",
+    "Rule": "ferryml.monitoring.alerts",
+    "parse_rule": "ferryml.monitoring.alerts",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
+    from ferryml.monitoring.alerts import AlertManager, Rule, parse_rule
+    from ferryml.monitoring.concept import ChangeReport, detect_change, prediction_errors
     from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
+    from ferryml.monitoring.estimated import Calibrator, estimate_performance, fit_calibration
+    from ferryml.monitoring.performance import Window, windows
+    from ferryml.monitoring.performance import performance as realised_performance

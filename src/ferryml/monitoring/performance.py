@@ -24,7 +24,7 @@ from sklearn import metrics as skm
 
 from ferryml.errors import InvalidArgument
 
-__all__ = ["METRICS", "Task", "Window", "performance", "windows"]
+__all__ = ["realised_performance", "METRICS", "Task", "Window", "performance", "windows"]
 
 Task = Literal["classification", "regression"]
 METRICS: dict[Task, tuple[str, ...]] = {
@@ -464,3 +464,6 @@ def _grouper(by: Any, time_column: str) -> Any:
         raise InvalidArgument(
             f"by={by!r} is not a pandas frequency; use one such as '15min', '1h', '1D' or 'W'."
         ) from e
+
+
+realised_performance = performance  # the package-level name: no clash with this module
