@@ -2,18 +2,27 @@
 
 Each figure comes with the ratio (how many times faster ferryml is) and its target.
 
-    python benchmarks/data.py [--quick] [--json]
+    python benchmarks/data.py [--quick] [--json] [--api] [--rm]
 
 Both sides are driven through their command lines as a user would (`ferry data add PATH`,
-`ferry data checkout`; `dvc add PATH`, `dvc checkout`), in fresh project folders (git
-repos; `dvc init` for DVC), timed from outside: the wall clock of the subprocess. DVC gets
-its own venv (benchmarks/.cache/dvc-venv, made on first use). Every file the run makes
-lives under one temp folder, removed at the end, also on failure. Stdlib only.
+`ferry data checkout`; `dvc add PATH`, `dvc checkout`) in fresh project folders (git repos;
+`dvc init` for DVC, off the clock; ferryml sets itself up inside its first add), timed from
+outside: the wall clock of the subprocess, median of the repeats; the CPU time (user+sys)
+is shown beside it, as it suffers less from other work on the machine. DVC gets its own
+venv (benchmarks/.cache/dvc-venv, made on first use). Every file the run makes lives under
+one temp folder, removed at the end, also on failure. Stdlib only.
 
 Workloads: add a file of random bytes (1 GiB); first add of a folder of small files
-(20,000 of 4 KiB in 100 subfolders); add again after changing one file; delete the folder
-and check it out again, checking every file's bytes afterwards. Each repeat of a workload
-starts from a fresh project; the sides take turns going first.
+(20,000 of 4 KiB in 100 subfolders); add again after changing one file; remove the folder
+and check it out, then compare every file's bytes. Each repeat starts from a fresh project;
+the sides take turns going first. The data is copied into each project with cp right before
+the add, and that copy's time is the floor printed beside the figures, measured in the same
+state of the machine.
+
+On this kind of machine creating files right after many were deleted is slow (see
+`discard`), so nothing is deleted during the run: folders are moved into a trash folder
+(--rm deletes the folder before checkout instead). DVC's own add still deletes each file it
+adds and copies it back from its cache.
 """
 
 from __future__ import annotations
@@ -53,6 +62,7 @@ ROWS = [
     ("tree_add", "add {n} files, first", 5),
     ("tree_readd", "add again, one file changed", None),  # target: READD_SHARE_TARGET
     ("checkout", "checkout {n} files, folder deleted", 5),
+    ("init", "set up a new project (context)", None),
 ]
 # Used only while `ferry data` is missing from the CLI: the same calls through the Python
 # API, in a fresh interpreter per command like the CLI's.
@@ -115,16 +125,29 @@ class Side:
     """One tool: how to set a project up, add a path and check everything out."""
 
     def __init__(self, name: str, env: dict[str, str], add: list[str], checkout: list[str],
-                 setup: list[list[str]], pointer_suffix: str) -> None:  # fmt: skip
-        self.name, self.env, self.setup = name, env, setup
+                 init: list[str], init_first: bool, pointer_suffix: str) -> None:  # fmt: skip
+        self.name, self.env, self.init_cmd, self.init_first = name, env, init, init_first
         self.add_cmd, self.checkout_cmd, self.pointer_suffix = add, checkout, pointer_suffix
 
-    def project(self, parent: Path, label: str) -> Path:
+    def project(self, parent: Path, label: str, res: dict | None) -> Path:
+        """A fresh git repo with a data/ folder, initialised for the tool if it needs that
+        (`dvc init`, timed into ``res["init"]`` if given: the adds' clocks exclude it)."""
         folder = Path(tempfile.mkdtemp(prefix=f"{self.name}-{label}-", dir=parent))
         (folder / "data").mkdir()
-        for cmd in [["git", "init", "-q"], *self.setup]:
-            self.run(cmd, folder)
+        self.run(["git", "init", "-q"], folder)
+        if self.init_first:
+            took = self.run(self.init_cmd, folder)
+            if res is not None:
+                record(res, "init", took)
         return folder
+
+    def time_init(self, parent: Path, res: dict) -> None:
+        """For a tool that sets itself up on first use: time its init command in a
+        throwaway folder, to show what its first adds carry that the other's do not."""
+        if not self.init_first:
+            scratch = Path(tempfile.mkdtemp(prefix=f"{self.name}-init-", dir=parent))
+            record(res, "init", self.run(self.init_cmd, scratch))
+            discard(scratch, parent)
 
     def run(self, cmd: list[str], cwd: Path) -> tuple[float, float]:
         """Run a command in the project: its wall clock and CPU time (user + system, its
@@ -156,18 +179,25 @@ class Side:
 
 def make_sides(tmp: Path, api: bool) -> tuple[Side, Side]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FERRY_", "DVC_"))}
+    # This machine sets PYTHONDONTWRITEBYTECODE, which would leave ferryml's source (an
+    # editable install) without .pyc files, compiled again at each command, where DVC's
+    # came compiled from pip. Both sides write and read them under the temp folder instead,
+    # compiled in an untimed warm-up (warm_up).
+    base.pop("PYTHONDONTWRITEBYTECODE", None)
+    base["PYTHONPYCACHEPREFIX"] = str(tmp / "pycache")
     # DVC's analytics would reach for a network this machine lacks (it runs after the
     # command, detached); its per-machine state goes under the temp folder, not /var/tmp.
     dvc_env = {**base, "DVC_NO_ANALYTICS": "1", "DVC_SITE_CACHE_DIR": str(tmp / "dvc-site"),
                "DVC_GLOBAL_CONFIG_DIR": str(tmp / "dvc-global"),
                "DVC_SYSTEM_CONFIG_DIR": str(tmp / "dvc-system")}  # fmt: skip
-    dvc = Side("dvc", dvc_env, [DVC, "add", "-q"], [DVC, "checkout", "-q"],
-               [[DVC, "init", "-q"]], ".dvc")  # fmt: skip
+    dvc = Side("dvc", dvc_env, [DVC, "add", "-q"], [DVC, "checkout", "-q"], [DVC, "init", "-q"],
+               True, ".dvc")  # fmt: skip
     if api:
         add, checkout = [FERRY_PY, "-c", API_DRIVER, "add"], [FERRY_PY, "-c", API_DRIVER, "co"]
     else:
         add, checkout = [FERRY, "data", "add"], [FERRY, "data", "checkout"]
-    return Side("ferryml", base, add, checkout, [], ".ferry"), dvc
+    # ferryml needs no init: its first add creates .ferry/ (timed apart with `ferry init`).
+    return Side("ferryml", base, add, checkout, [FERRY, "init"], False, ".ferry"), dvc
 
 
 # -- data ------------------------------------------------------------------------------
@@ -232,8 +262,19 @@ def copy_in(cmd: list[str], floor: str) -> None:
 FLOORS: dict[str, list[float]] = {}
 
 
+def warm_up(side: Side, tmp: Path) -> None:
+    """Untimed: one small add and checkout, to compile .pyc files and fill the page cache
+    with the tool's code."""
+    project = side.project(tmp, "warm-up", None)
+    make_tree(project / "data" / "few", 20, 2, 1024)
+    side.add(project, "data/few")
+    discard(project / "data" / "few", tmp)
+    side.checkout(project)
+    discard(project, tmp)
+
+
 def big_add(side: Side, tmp: Path, big: Path, res: dict) -> None:
-    project = side.project(tmp, "big")
+    project = side.project(tmp, "big", None)
     try:
         copy_in(["cp", str(big), str(project / "data" / "big.bin")], "cp_big")
         record(res, "big_add", step("big_add", side.add, project, "data/big.bin"))
@@ -244,11 +285,13 @@ def big_add(side: Side, tmp: Path, big: Path, res: dict) -> None:
 def discard(path: Path, tmp: Path) -> None:
     """Move ``path`` into the run's trash (under ``tmp``, emptied at the end of the run).
 
-    Deleting thousands of files just before a timed step slows that step down on this kind
-    of machine: its ext4 has no journal, and without one each new file's inode allocation
-    reads and skips every inode freed in the last ~30 s (ext4's recently_deleted check).
-    Measured: `cp -r` of 20,000 files 0.6 s settled, 7-16 s right after deleting a few
-    such folders. To the tools a folder moved away is gone just the same.
+    Deleting thousands of files slows down creating files afterwards on this kind of
+    machine, for minutes: its ext4 has no journal, and then each new inode's allocation
+    skips over every recently freed inode, reading each one (ext4's recently_deleted;
+    perf puts 90% of such a `cp -r` there). Measured: `cp -r` of 20,000 files of 4 KiB
+    0.5-0.6 s settled, 7-20 s after deleting a few such folders. Other work on the machine
+    deletes files too, so the floor printed beside the figures is measured each time. To
+    the tools a folder moved away is gone just the same.
     """
     trash = tmp / "trash"
     trash.mkdir(exist_ok=True)
@@ -262,7 +305,8 @@ def tree_round(
     side: Side, tmp: Path, tree: Path, digests: dict[str, str], cfg: dict, rep: int, res: dict
 ) -> None:
     """First add, add after a one-file change, delete and checkout: one fresh project."""
-    project = side.project(tmp, "tree")
+    side.time_init(tmp, res)
+    project = side.project(tmp, "tree", res)
     try:
         folder = project / "data" / "files"
         copy_in(["cp", "-r", str(tree), str(folder)], "cp_r_tree")
@@ -351,6 +395,9 @@ def report(f: dict, d: dict, cfg: dict) -> list[dict]:
         else:
             shown, missing = (f">={target}x" if target else ""), ratio is None
             ok = ratio is not None and target is not None and ratio >= target
+        if key == "init":
+            notes.append("ferryml: `ferry init`, which its first adds above do themselves; "
+                         "DVC: `dvc init`, run before its adds, off their clocks")  # fmt: skip
         if key == "checkout":
             notes.append(
                 f"bytes of all files checked: ferryml {f.get('checkout_verified', 0)}/"
@@ -412,6 +459,11 @@ def main() -> None:
         make_big(big, cfg["big_mib"])
         make_tree(tree, cfg["n_files"], cfg["n_dirs"], cfg["file_kib"] * 1024)
         digests = tree_digests(tree)
+        for side, _ in sides:
+            try:
+                warm_up(side, tmp)
+            except Failed as e:  # the workloads will fail the same way, and say so
+                log(f"[{side.name}] warm-up FAILED: {e}")
         for rep in range(cfg["repeats"]):  # sides take turns going first
             for side, res in sides if rep % 2 == 0 else sides[::-1]:
                 log(f"[{side.name}] add {cfg['big_mib']} MiB file, repeat {rep + 1}")
