@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import boto3
 import pytest
@@ -16,6 +16,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 import ferryml as ferry
+from ferryml.cli import main
 from ferryml.config import Settings
 from ferryml.tracking.client import FerryClient
 
@@ -93,6 +94,31 @@ def fluent(settings: Settings) -> Iterator[Settings]:
     ferry.configure(
         home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url
     )  # closes the client and its journal
+
+
+class Result(NamedTuple):
+    """What one ``ferry`` command gave: its exit code and what it printed."""
+
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., Result]:
+    """Runs ``ferry *args`` in this process: ``cli("--home", str(home), "runs", "list")``.
+    The exit code is the one it exits with, 0 when it returns."""
+
+    def run(*args: str) -> Result:
+        try:
+            main(list(args))
+            code = 0
+        except SystemExit as e:
+            code = int(e.code or 0)
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
 
 
 S3_BUCKET = "ferry-test-artifacts"

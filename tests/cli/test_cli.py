@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ferryml.cli import main
 from ferryml.config import Settings
 from ferryml.tracking.client import FerryClient
-
-
-def ferry(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
-    try:
-        main(["--home", str(home), *args])
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -43,71 +33,73 @@ def two_runs(home: Path, tmp_path: Path) -> list[str]:
 
 
 def test_init_creates_the_store_and_reports_where(
-    capsys: pytest.CaptureFixture[str], home: Path
+    cli: Callable[..., tuple[int, str, str]], home: Path
 ) -> None:
-    code, out, _ = ferry(capsys, home, "init", "--json")
+    code, out, _ = cli("--home", str(home), "init", "--json")
     assert code == 0
     assert json.loads(out)["store"] == f"sqlite:///{home / 'ferry.db'}"
     assert (home / "ferry.db").is_file()
 
 
 def test_experiments_list_json(
-    capsys: pytest.CaptureFixture[str], home: Path, two_runs: list[str]
+    cli: Callable[..., tuple[int, str, str]], home: Path, two_runs: list[str]
 ) -> None:
-    code, out, _ = ferry(capsys, home, "experiments", "list", "--json")
+    code, out, _ = cli("--home", str(home), "experiments", "list", "--json")
     assert code == 0
     assert [e["name"] for e in json.loads(out)] == ["cli"]
 
 
 def test_runs_list_filters_and_orders(
-    capsys: pytest.CaptureFixture[str], home: Path, two_runs: list[str]
+    cli: Callable[..., tuple[int, str, str]], home: Path, two_runs: list[str]
 ) -> None:
-    code, out, _ = ferry(
-        capsys, home, "runs", "list", "-e", "cli", "-f", "params.model = 'rf'", "--json"
+    code, out, _ = cli(
+        "--home", str(home), "runs", "list", "-e", "cli", "-f", "params.model = 'rf'", "--json"
     )
     assert code == 0
     assert [r["info"]["run_id"] for r in json.loads(out)["runs"]] == [two_runs[0]]
-    code, out, _ = ferry(capsys, home, "runs", "list", "-o", "metrics.acc DESC", "--json")
+    code, out, _ = cli("--home", str(home), "runs", "list", "-o", "metrics.acc DESC", "--json")
     assert [r["info"]["run_id"] for r in json.loads(out)["runs"]] == two_runs[::-1]
-    code, out, _ = ferry(capsys, home, "runs", "list", "-n", "1")
+    code, out, _ = cli("--home", str(home), "runs", "list", "-n", "1")
     assert code == 0 and "More runs: --page-token" in out
 
 
 def test_runs_show_and_compare(
-    capsys: pytest.CaptureFixture[str], home: Path, two_runs: list[str]
+    cli: Callable[..., tuple[int, str, str]], home: Path, two_runs: list[str]
 ) -> None:
-    code, out, _ = ferry(capsys, home, "runs", "show", two_runs[0], "--json")
+    code, out, _ = cli("--home", str(home), "runs", "show", two_runs[0], "--json")
     assert code == 0
     shown = json.loads(out)
     assert shown["run"]["data"]["params"] == {"model": "rf", "seed": "1"}
     assert "environment/packages.txt" in [a["path"] for a in shown["artifacts"]]
-    code, out, _ = ferry(capsys, home, "runs", "compare", *two_runs, "--json")
+    code, out, _ = cli("--home", str(home), "runs", "compare", *two_runs, "--json")
     rows = {(r["kind"], r["key"]): r for r in json.loads(out)["rows"]}
     assert rows[("param", "model")]["values"] == ["rf", "lr"]
     assert rows[("param", "model")]["differs"] is True
     assert rows[("param", "seed")]["differs"] is False
-    code, out, _ = ferry(capsys, home, "runs", "compare", *two_runs)
+    code, out, _ = cli("--home", str(home), "runs", "compare", *two_runs)
     assert code == 0 and "params.model" in out
 
 
 def test_runs_history_prints_every_step(
-    capsys: pytest.CaptureFixture[str], home: Path, two_runs: list[str]
+    cli: Callable[..., tuple[int, str, str]], home: Path, two_runs: list[str]
 ) -> None:
-    code, out, _ = ferry(capsys, home, "runs", "history", two_runs[1], "acc", "--json")
+    code, out, _ = cli("--home", str(home), "runs", "history", two_runs[1], "acc", "--json")
     assert code == 0
     assert [m["value"] for m in json.loads(out)] == [0.9]
 
 
-def test_unknown_run_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str], home: Path) -> None:
-    code, out, err = ferry(capsys, home, "runs", "show", "0" * 32)
+def test_unknown_run_is_one_line_and_exit_1(
+    cli: Callable[..., tuple[int, str, str]], home: Path
+) -> None:
+    code, out, err = cli("--home", str(home), "runs", "show", "0" * 32)
     assert (code, out) == (1, "")
     assert err == f"error: Run '{'0' * 32}' not found. See `ferry runs list`.\n"
 
 
 def test_malformed_run_id_is_one_line_and_exit_1(
-    capsys: pytest.CaptureFixture[str], home: Path
+    cli: Callable[..., tuple[int, str, str]], home: Path
 ) -> None:
-    code, _, err = ferry(capsys, home, "runs", "show", "abc")
+    code, _, err = cli("--home", str(home), "runs", "show", "abc")
     assert code == 1
     assert err == (
         "error: Run id 'abc' is malformed: run ids are 32 lowercase hex "
@@ -115,8 +107,10 @@ def test_malformed_run_id_is_one_line_and_exit_1(
     )
 
 
-def test_bad_filter_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str], home: Path) -> None:
-    code, _, err = ferry(capsys, home, "runs", "list", "-f", "metrics.acc >> 1")
+def test_bad_filter_is_one_line_and_exit_1(
+    cli: Callable[..., tuple[int, str, str]], home: Path
+) -> None:
+    code, _, err = cli("--home", str(home), "runs", "list", "-f", "metrics.acc >> 1")
     assert code == 1
     assert err == (
         "error: Invalid filter \"metrics.acc >> 1\": unexpected '>' at column 14; "
@@ -124,32 +118,32 @@ def test_bad_filter_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str], h
     )
 
 
-def test_unknown_experiment_is_exit_1(capsys: pytest.CaptureFixture[str], home: Path) -> None:
-    code, _, err = ferry(capsys, home, "runs", "list", "-e", "nope")
+def test_unknown_experiment_is_exit_1(cli: Callable[..., tuple[int, str, str]], home: Path) -> None:
+    code, _, err = cli("--home", str(home), "runs", "list", "-e", "nope")
     assert code == 1
     assert err == "error: Experiment 'nope' not found. See `ferry experiments list`.\n"
 
 
-def test_bad_usage_is_exit_2(capsys: pytest.CaptureFixture[str], home: Path) -> None:
-    code, _, err = ferry(capsys, home, "runs", "bogus")
+def test_bad_usage_is_exit_2(cli: Callable[..., tuple[int, str, str]], home: Path) -> None:
+    code, _, err = cli("--home", str(home), "runs", "bogus")
     assert code == 2 and "No such command 'bogus'" in err
-    code, _, err = ferry(capsys, home, "runs", "list", "--max-results", "many")
+    code, _, err = cli("--home", str(home), "runs", "list", "--max-results", "many")
     assert code == 2 and "--max-results" in err
 
 
 def test_unwritable_home_is_one_line_and_exit_1(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
 ) -> None:
     blocker = tmp_path / "file.txt"
     blocker.write_text("x")
-    code, _, err = ferry(capsys, blocker / "home", "init")
+    code, _, err = cli("--home", str(blocker / "home"), "init")
     assert code == 1
     assert err.startswith(f"error: Cannot create the store folder {blocker / 'home'}")
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
-def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], home: Path) -> None:
-    code, _, err = ferry(capsys, home, "--debug", "runs", "show", "abc")
+def test_debug_shows_the_traceback(cli: Callable[..., tuple[int, str, str]], home: Path) -> None:
+    code, _, err = cli("--home", str(home), "--debug", "runs", "show", "abc")
     assert code == 1 and "Traceback" in err and err.endswith("characters. See `ferry runs list`.\n")
 
 
@@ -169,7 +163,7 @@ def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str], home: Pat
     ],
 )
 def test_every_command_has_help(
-    capsys: pytest.CaptureFixture[str], home: Path, command: list[str]
+    cli: Callable[..., tuple[int, str, str]], home: Path, command: list[str]
 ) -> None:
-    code, out, _ = ferry(capsys, home, *command, "--help")
+    code, out, _ = cli("--home", str(home), *command, "--help")
     assert code == 0 and "Usage: ferry" in out

@@ -4,22 +4,11 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from ferryml.cli import main
-
-
-def ferry(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -34,34 +23,36 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
-def test_add_status_checkout_log_ls(capsys: pytest.CaptureFixture[str], project: Path) -> None:
-    code, out, _ = ferry(capsys, "data", "add", "data")
+def test_add_status_checkout_log_ls(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    code, out, _ = cli("data", "add", "data")
     assert (code, out) == (0, "data@1: 5 files, 5 B -> data.ferry\n")
     (project / "data" / "0.txt").write_text("changed")
-    code, out, _ = ferry(capsys, "data", "status", "--json")
+    code, out, _ = cli("data", "status", "--json")
     assert json.loads(out)[0]["modified"] == ["0.txt"]
-    code, out, _ = ferry(capsys, "data", "add", "data", "--json")
+    code, out, _ = cli("data", "add", "data", "--json")
     assert json.loads(out)["version"] == 2
     shutil.rmtree(project / "data")
-    code, out, _ = ferry(capsys, "data", "checkout", "data@1")
+    code, out, _ = cli("data", "checkout", "data@1")
     assert (code, out) == (0, "data: version 1, 5 files written\n")
     assert (project / "data" / "0.txt").read_text() == "0"
-    code, out, _ = ferry(capsys, "data", "log", "data", "--json")
+    code, out, _ = cli("data", "log", "data", "--json")
     assert [v["version"] for v in json.loads(out)] == [1, 2]
-    code, out, _ = ferry(capsys, "data", "ls", "--json")
+    code, out, _ = cli("data", "ls", "--json")
     assert [(v["name"], v["version"]) for v in json.loads(out)] == [("data", 2)]
-    code, out, _ = ferry(capsys, "data", "diff", "data@1", "data@2", "--json")
+    code, out, _ = cli("data", "diff", "data@1", "data@2", "--json")
     assert json.loads(out)["modified"] == ["0.txt"]
 
 
 def test_validate_exits_1_on_failure_and_writes_html(
-    capsys: pytest.CaptureFixture[str], project: Path
+    cli: Callable[..., tuple[int, str, str]], project: Path
 ) -> None:
     (project / "ferry.yaml").write_text(
-        "data:\n  people.csv:\n    expectations:\n      - range: {column: age, max: 120}\n")
-    ferry(capsys, "data", "add", "people.csv")
-    code, out, _ = ferry(capsys, "data", "validate", "people.csv", "--json",
-                         "--html", "report.html")
+        "data:\n  people.csv:\n    expectations:\n      - range: {column: age, max: 120}\n"
+    )
+    cli("data", "add", "people.csv")
+    code, out, _ = cli("data", "validate", "people.csv", "--json", "--html", "report.html")
     assert code == 1
     (result,) = json.loads(out)["results"]
     assert result["passed"] is False and "150" in result["message"]
@@ -73,23 +64,30 @@ def test_validate_exits_1_on_failure_and_writes_html(
     [
         (["data", "add", "missing"], "error: Path 'missing' does not exist. Check the path.\n"),
         (["data", "log", "nope"], "error: Dataset 'nope' not found. See `ferry data ls`.\n"),
-        (["data", "checkout", "data@7"],
-         "error: Dataset 'data' has no version 7. See `ferry data log data`.\n"),
-        (["data", "push"],
-         "error: No remote given: pass --remote s3://bucket/prefix, or set FERRY_REMOTE "
-         "(or `remote:` in ferry.yaml).\n"),
+        (
+            ["data", "checkout", "data@7"],
+            "error: Dataset 'data' has no version 7. See `ferry data log data`.\n",
+        ),
+        (
+            ["data", "push"],
+            "error: No remote given: pass --remote s3://bucket/prefix, or set FERRY_REMOTE "
+            "(or `remote:` in ferry.yaml).\n",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(
-    capsys: pytest.CaptureFixture[str], project: Path, args: list[str], message: str
+    cli: Callable[..., tuple[int, str, str]], project: Path, args: list[str], message: str
 ) -> None:
-    ferry(capsys, "data", "add", "data")
-    code, out, err = ferry(capsys, *args)
+    cli("data", "add", "data")
+    code, out, err = cli(*args)
     assert (code, err) == (1, message)
 
 
-@pytest.mark.parametrize("command", ["add", "status", "checkout", "diff", "ls", "log", "push",
-                                     "pull", "validate"])
-def test_every_data_command_has_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
-    code, out, _ = ferry(capsys, "data", command, "--help")
+@pytest.mark.parametrize(
+    "command", ["add", "status", "checkout", "diff", "ls", "log", "push", "pull", "validate"]
+)
+def test_every_data_command_has_help(
+    cli: Callable[..., tuple[int, str, str]], command: str
+) -> None:
+    code, out, _ = cli("data", command, "--help")
     assert code == 0 and "Usage: ferry data" in out

@@ -3,17 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
 import pytest
 from typer.models import TyperInfo
 
-from ferryml.cli import _app, main
+from ferryml.cli import _app
 from ferryml.cli.feedback import feedback
 from ferryml.config import Settings
 from ferryml.predictions import load
 from ferryml.serving.predlog import PredictionLog
+
+
+def stores(settings: Settings) -> list[str]:
+    return [
+        "--home",
+        str(settings.home),
+        "--store",
+        settings.store_url,
+        "--artifacts",
+        settings.artifacts_url,
+    ]
 
 
 @pytest.fixture(autouse=True)
@@ -22,19 +34,6 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
     if not any(group.typer_instance is feedback for group in _app.app.registered_groups):
         groups = [*_app.app.registered_groups, TyperInfo(feedback, name="feedback")]
         monkeypatch.setattr(_app.app, "registered_groups", groups)
-
-
-def ferry(
-    capsys: pytest.CaptureFixture[str], settings: Settings, *args: str
-) -> tuple[int, str, str]:
-    stores = ["--home", str(settings.home), "--store", settings.store_url]
-    try:
-        main([*stores, "--artifacts", settings.artifacts_url, *args])
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -50,9 +49,9 @@ def labels(settings: Settings, tmp_path: Path) -> Path:
 
 
 def test_import_prints_accepted_updated_and_unknown(
-    capsys: pytest.CaptureFixture[str], settings: Settings, labels: Path
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, labels: Path
 ) -> None:
-    code, out, err = ferry(capsys, settings, "feedback", "import", str(labels))
+    code, out, err = cli(*stores(settings), "feedback", "import", str(labels))
     assert (code, err) == (0, "")
     assert out == (
         "3 labels imported (1 replaced an earlier label), 1 unknown prediction ids.\nUnknown: zz\n"
@@ -61,32 +60,31 @@ def test_import_prints_accepted_updated_and_unknown(
 
 
 def test_import_json_prints_the_report(
-    capsys: pytest.CaptureFixture[str], settings: Settings, labels: Path
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, labels: Path
 ) -> None:
-    code, out, _ = ferry(capsys, settings, "feedback", "import", str(labels), "--json")
+    code, out, _ = cli(*stores(settings), "feedback", "import", str(labels), "--json")
     assert code == 0
     assert json.loads(out) == {"accepted": 3, "unknown_ids": ["zz"], "updated": 1}
 
 
 def test_import_lists_at_most_ten_unknown_ids(
-    capsys: pytest.CaptureFixture[str], settings: Settings, labels: Path, tmp_path: Path
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, labels: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "many.csv"
     unknown = [f"u{i:02d}" for i in range(12)]
     pd.DataFrame({"prediction_id": ["p1", *unknown], "label": 1}).to_csv(path, index=False)
-    code, out, _ = ferry(capsys, settings, "feedback", "import", str(path))
+    code, out, _ = cli(*stores(settings), "feedback", "import", str(path))
     assert code == 0
     assert out.splitlines()[1] == f"Unknown: {', '.join(unknown[:10])} and 2 more"
 
 
 def test_import_with_named_columns_from_parquet(
-    capsys: pytest.CaptureFixture[str], settings: Settings, labels: Path, tmp_path: Path
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, labels: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "labels.parquet"
     pd.DataFrame({"request": ["p3"], "truth": ["spam"]}).to_parquet(path)
-    code, out, _ = ferry(
-        capsys,
-        settings,
+    code, out, _ = cli(
+        *stores(settings),
         "feedback",
         "import",
         str(path),
@@ -102,11 +100,11 @@ def test_import_with_named_columns_from_parquet(
 
 
 def test_import_where_no_id_matches_exits_1(
-    capsys: pytest.CaptureFixture[str], settings: Settings, labels: Path, tmp_path: Path
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, labels: Path, tmp_path: Path
 ) -> None:
     path = tmp_path / "stray.csv"
     pd.DataFrame({"prediction_id": ["q1", "q2"], "label": [1, 0]}).to_csv(path, index=False)
-    code, out, err = ferry(capsys, settings, "feedback", "import", str(path))
+    code, out, err = cli(*stores(settings), "feedback", "import", str(path))
     assert code == 1
     assert out == "0 labels imported (0 replaced an earlier label), 2 unknown prediction ids.\n"
     assert err == (
@@ -114,16 +112,16 @@ def test_import_where_no_id_matches_exits_1(
         "q1). Check --id-column, the store (--store), or wait for the servers to flush their "
         "logs.\n"
     )
-    code, out, _ = ferry(capsys, settings, "feedback", "import", str(path), "--json")
+    code, out, _ = cli(*stores(settings), "feedback", "import", str(path), "--json")
     assert code == 1 and json.loads(out)["unknown_ids"] == ["q1", "q2"]
 
 
 def test_import_of_missing_columns_is_one_error_line(
-    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "labels.csv"
     pd.DataFrame({"id": ["a"], "y": [1]}).to_csv(path, index=False)
-    code, out, err = ferry(capsys, settings, "feedback", "import", str(path))
+    code, out, err = cli(*stores(settings), "feedback", "import", str(path))
     assert (code, out) == (1, "")
     assert err == (
         f"error: {path} has no column 'prediction_id' or 'label'; its columns are 'id', 'y'. "
@@ -133,25 +131,25 @@ def test_import_of_missing_columns_is_one_error_line(
 
 
 def test_import_of_a_missing_file_is_one_error_line(
-    capsys: pytest.CaptureFixture[str], settings: Settings, tmp_path: Path
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "nope.csv"
-    code, _, err = ferry(capsys, settings, "feedback", "import", str(path))
+    code, _, err = cli(*stores(settings), "feedback", "import", str(path))
     assert (code, err) == (1, f"error: File '{path}' not found. Check the path.\n")
 
 
 def test_import_without_a_file_is_bad_usage(
-    capsys: pytest.CaptureFixture[str], settings: Settings
+    cli: Callable[..., tuple[int, str, str]], settings: Settings
 ) -> None:
-    code, _, err = ferry(capsys, settings, "feedback", "import")
+    code, _, err = cli(*stores(settings), "feedback", "import")
     assert code == 2
     assert err.splitlines()[0].startswith("Usage: ferry feedback import [OPTIONS]")
     assert err.splitlines()[-1] == "Error: Missing argument 'FILE'."
 
 
 def test_feedback_help_names_the_command(
-    capsys: pytest.CaptureFixture[str], settings: Settings
+    cli: Callable[..., tuple[int, str, str]], settings: Settings
 ) -> None:
-    code, out, _ = ferry(capsys, settings, "feedback", "import", "--help")
+    code, out, _ = cli(*stores(settings), "feedback", "import", "--help")
     assert code == 0
     assert "--id-column" in out and "--label-column" in out and "--json" in out

@@ -12,7 +12,7 @@ import logging
 import math
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from typer.models import TyperInfo
 
-from ferryml.cli import _app, main
+from ferryml.cli import _app
 from ferryml.cli.alerts import alerts
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
@@ -759,27 +759,25 @@ def registered(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(_app.app, "registered_groups", groups)
 
 
-def ferry(
-    capsys: pytest.CaptureFixture[str], settings: Settings, *args: str
-) -> tuple[int, str, str]:
-    stores = ["--home", str(settings.home), "--store", settings.store_url]
-    try:
-        main([*stores, "--artifacts", settings.artifacts_url, *args])
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
+def stores(settings: Settings) -> list[str]:
+    return [
+        "--home",
+        str(settings.home),
+        "--store",
+        settings.store_url,
+        "--artifacts",
+        settings.artifacts_url,
+    ]
 
 
 def test_cli_alerts_list_json_gives_alerts_and_deliveries(
-    capsys: pytest.CaptureFixture[str], settings: Settings, dead_url: str
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, dead_url: str
 ) -> None:
     channels: dict[str, Any] = {"dead": {"webhook": dead_url}, "log": "log"}
     with AlertManager(settings, ["m > 1"], channels, retry=FAST) as manager:
         run(manager, [2.0], monitor="churn")
         run(manager, [2.0], monitor="fraud")
-    code, out, err = ferry(capsys, settings, "alerts", "list", "--monitor", "churn", "--json")
+    code, out, err = cli(*stores(settings), "alerts", "list", "--monitor", "churn", "--json")
     assert (code, err) == (0, "")
     (listed,) = json.loads(out)
     assert {k: listed[k] for k in ("monitor", "rule", "state", "value", "threshold")} == {
@@ -793,28 +791,28 @@ def test_cli_alerts_list_json_gives_alerts_and_deliveries(
         ("dead", False, 3),
         ("log", True, 1),
     ]
-    code, out, _ = ferry(capsys, settings, "alerts", "list", "--json")
+    code, out, _ = cli(*stores(settings), "alerts", "list", "--json")
     assert [a["monitor"] for a in json.loads(out)] == ["fraud", "churn"]
 
 
 def test_cli_alerts_list_prints_a_table_or_says_there_are_none(
-    capsys: pytest.CaptureFixture[str], settings: Settings
+    cli: Callable[..., tuple[int, str, str]], settings: Settings
 ) -> None:
-    assert ferry(capsys, settings, "alerts", "list") == (0, "No alerts.\n", "")
-    assert ferry(capsys, settings, "alerts", "list", "--monitor", "churn") == (
+    assert cli(*stores(settings), "alerts", "list") == (0, "No alerts.\n", "")
+    assert cli(*stores(settings), "alerts", "list", "--monitor", "churn") == (
         0,
         "No alerts for monitor 'churn'.\n",
         "",
     )
     with AlertManager(settings, ["m > 1"], {"m": Recorder()}) as manager:
         run(manager, [2.0])
-    code, out, err = ferry(capsys, settings, "alerts", "list")
+    code, out, err = cli(*stores(settings), "alerts", "list")
     assert (code, err) == (0, "")
     assert "churn" in out and "m > 1" in out and "fired" in out and "m: ok" in out
 
 
 def test_cli_alerts_test_sends_to_a_configured_channel(
-    capsys: pytest.CaptureFixture[str],
+    cli: Callable[..., tuple[int, str, str]],
     settings: Settings,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -834,20 +832,20 @@ def test_cli_alerts_test_sends_to_a_configured_channel(
         )
     )
     monkeypatch.chdir(tmp_path)
-    assert ferry(capsys, settings, "alerts", "test", "hook") == (
+    assert cli(*stores(settings), "alerts", "test", "hook") == (
         0,
         "Sent a test alert to channel 'hook' (1 attempt).\n",
         "",
     )
     assert receiver.bodies[0]["message"].startswith("[TEST] A test alert from ferryml")
     port = dead_url.split(":")[2].split("/")[0]
-    code, out, err = ferry(capsys, settings, "alerts", "test", "dead", "--attempts", "1")
+    code, out, err = cli(*stores(settings), "alerts", "test", "dead", "--attempts", "1")
     assert (code, out) == (1, "")
     assert err.endswith(
         f"error: channel 'dead' failed after 1 attempt: cannot reach http://127.0.0.1:{port}: "
         "ConnectionRefusedError: [Errno 111] Connection refused\n"
     )
-    code, out, err = ferry(capsys, settings, "alerts", "test", "nope")
+    code, out, err = cli(*stores(settings), "alerts", "test", "nope")
     assert (code, out) == (1, "")
     assert err == (
         "error: Alert channel 'nope' is not configured; the channels are: hook, dead "

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from ferryml.cli import main
 
-
-def ferry(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
-    try:
-        main(["--home", str(home), *args])
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_run_runs_and_show(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, _ = ferry(
-        capsys, tmp_path, "pipeline", "run", "example_pipelines:training", "-p", "rows=6", "--json"
+def test_run_runs_and_show(cli: Callable[..., tuple[int, str, str]], tmp_path: Path) -> None:
+    code, out, _ = cli(
+        "--home",
+        str(tmp_path),
+        "pipeline",
+        "run",
+        "example_pipelines:training",
+        "-p",
+        "rows=6",
+        "--json",
     )
     assert code == 0
     result = json.loads(out)
@@ -32,20 +28,24 @@ def test_run_runs_and_show(capsys: pytest.CaptureFixture[str], tmp_path: Path) -
         "stats",
         "train",
     }
-    code, out, _ = ferry(
-        capsys, tmp_path, "pipeline", "run", "example_pipelines:training", "-p", "rows=6"
+    code, out, _ = cli(
+        "--home", str(tmp_path), "pipeline", "run", "example_pipelines:training", "-p", "rows=6"
     )
     assert code == 0 and "4 steps, 4 from the cache" in out
-    code, out, _ = ferry(capsys, tmp_path, "pipeline", "runs", "--json")
+    code, out, _ = cli("--home", str(tmp_path), "pipeline", "runs", "--json")
     assert [r["data"]["tags"]["ferry.pipeline"] for r in json.loads(out)] == ["training"] * 2
-    code, out, _ = ferry(capsys, tmp_path, "pipeline", "show", result["run_id"], "--json")
+    code, out, _ = cli("--home", str(tmp_path), "pipeline", "show", result["run_id"], "--json")
     steps = {s["node"]: s for s in json.loads(out)["steps"]}
     assert steps["train"]["upstream"] == ["features", "stats"]
     assert steps["load"]["status"] == "FINISHED"
 
 
-def test_a_failing_pipeline_exits_1(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, _ = ferry(capsys, tmp_path, "pipeline", "run", "example_pipelines:partly_broken")
+def test_a_failing_pipeline_exits_1(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    code, out, _ = cli(
+        "--home", str(tmp_path), "pipeline", "run", "example_pipelines:partly_broken"
+    )
     assert code == 1
     assert "✗ broken" in out and "partly_broken FAILED" in out
 
@@ -78,16 +78,18 @@ def test_a_failing_pipeline_exits_1(capsys: pytest.CaptureFixture[str], tmp_path
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, args: list[str], message: str
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path, args: list[str], message: str
 ) -> None:
-    code, _, err = ferry(capsys, tmp_path, *args)
+    code, _, err = cli("--home", str(tmp_path), *args)
     assert (code, err) == (1, message)
 
 
-def test_sweep_reports_the_best_trial(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, out, _ = ferry(
-        capsys,
-        tmp_path,
+def test_sweep_reports_the_best_trial(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    code, out, _ = cli(
+        "--home",
+        str(tmp_path),
         "pipeline",
         "sweep",
         "example_pipelines:training",
@@ -103,8 +105,18 @@ def test_sweep_reports_the_best_trial(capsys: pytest.CaptureFixture[str], tmp_pa
     assert json.loads(out)["best_params"] == {"lr": 0.3}
 
 
-def test_a_refused_run_records_nothing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    ferry(capsys, tmp_path, "pipeline", "run", "example_pipelines:training", "--executor", "gpu")
-    ferry(capsys, tmp_path, "pipeline", "run", "example_pipelines:training", "-p", "rows=x")
-    code, out, _ = ferry(capsys, tmp_path, "runs", "list", "--json")
+def test_a_refused_run_records_nothing(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    cli(
+        "--home",
+        str(tmp_path),
+        "pipeline",
+        "run",
+        "example_pipelines:training",
+        "--executor",
+        "gpu",
+    )
+    cli("--home", str(tmp_path), "pipeline", "run", "example_pipelines:training", "-p", "rows=x")
+    code, out, _ = cli("--home", str(tmp_path), "runs", "list", "--json")
     assert json.loads(out)["runs"] == []

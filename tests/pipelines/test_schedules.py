@@ -11,12 +11,11 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
 
-from ferryml.cli import main
 from ferryml.config import Settings
 from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
 from ferryml.pipelines.schedule import (
@@ -476,26 +475,16 @@ def test_two_schedulers_started_at_once_run_each_due_pipeline_once(
 # -- the CLI ----------------------------------------------------------------------------
 
 
-def ferry(capsys: pytest.CaptureFixture[str], home: Path, *args: str) -> tuple[int, str, str]:
-    try:
-        main(["--home", str(home), *args])
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> Path:
     return tmp_path / "home"
 
 
 def test_cli_schedule_add_list_and_remove(
-    capsys: pytest.CaptureFixture[str], home: Path, examples: str
+    cli: Callable[..., tuple[int, str, str]], home: Path, examples: str
 ) -> None:
-    code, out, err = ferry(
-        capsys, home, "schedule", "add", "nightly", "--cron", "0 3 * * *",
+    code, out, err = cli(
+        "--home", str(home), "schedule", "add", "nightly", "--cron", "0 3 * * *",
         "scheduled_example:tiny", "--param", "x=2", "--json",
     )  # fmt: skip
     assert (code, err) == (0, "")
@@ -504,15 +493,15 @@ def test_cli_schedule_add_list_and_remove(
     next_run = next_occurrence("0 3 * * *", added["creation_time"])
     assert added["next_run_time"] == next_run
 
-    code, out, _ = ferry(capsys, home, "schedule", "list", "--json")
+    code, out, _ = cli("--home", str(home), "schedule", "list", "--json")
     assert code == 0 and json.loads(out) == [added]
-    code, out, _ = ferry(capsys, home, "schedule", "list")
+    code, out, _ = cli("--home", str(home), "schedule", "list")
     assert code == 0
     assert "nightly" in out and "scheduled_example:tiny" in out and "x=2" in out
 
-    code, out, err = ferry(capsys, home, "schedule", "remove", "nightly")
+    code, out, err = cli("--home", str(home), "schedule", "remove", "nightly")
     assert (code, out, err) == (0, "Removed schedule 'nightly'.\n", "")
-    code, out, _ = ferry(capsys, home, "schedule", "list")
+    code, out, _ = cli("--home", str(home), "schedule", "list")
     assert (code, out) == (
         0,
         "No schedules. Add one with `ferry schedule add NAME --cron '0 3 * * *' "
@@ -521,10 +510,10 @@ def test_cli_schedule_add_list_and_remove(
 
 
 def test_cli_schedule_add_says_when_it_runs_next(
-    capsys: pytest.CaptureFixture[str], home: Path, examples: str
+    cli: Callable[..., tuple[int, str, str]], home: Path, examples: str
 ) -> None:
-    code, out, err = ferry(
-        capsys, home, "schedule", "add", "n", "--cron", "0 0 1 1 *", "scheduled_example:tiny"
+    code, out, err = cli(
+        "--home", str(home), "schedule", "add", "n", "--cron", "0 0 1 1 *", "scheduled_example:tiny"
     )
     assert (code, err) == (0, "")
     [found] = list_schedules(Settings.resolve(home=home, environ={}))
@@ -554,22 +543,22 @@ def test_cli_schedule_add_says_when_it_runs_next(
     ],
 )
 def test_cli_schedule_errors_exit_1_with_one_line(
-    capsys: pytest.CaptureFixture[str],
+    cli: Callable[..., tuple[int, str, str]],
     home: Path,
     examples: str,
     args: list[str],
     message: str,
 ) -> None:
-    code, out, err = ferry(capsys, home, "schedule", *args)
+    code, out, err = cli("--home", str(home), "schedule", *args)
     assert (code, out, err) == (1, "", f"error: {message}\n")
 
 
 def test_cli_schedule_add_of_an_existing_name_exits_1(
-    capsys: pytest.CaptureFixture[str], home: Path, examples: str
+    cli: Callable[..., tuple[int, str, str]], home: Path, examples: str
 ) -> None:
     args = ["schedule", "add", "n", "--cron", "0 3 * * *", "scheduled_example:tiny"]
-    assert ferry(capsys, home, *args)[0] == 0
-    code, out, err = ferry(capsys, home, *args)
+    assert cli("--home", str(home), *args)[0] == 0
+    code, out, err = cli("--home", str(home), *args)
     assert (code, out) == (1, "")
     assert err == (
         "error: Schedule 'n' already exists. Pick another name, or remove it first with "
@@ -578,19 +567,19 @@ def test_cli_schedule_add_of_an_existing_name_exits_1(
 
 
 def test_cli_a_param_without_equals_is_bad_usage(
-    capsys: pytest.CaptureFixture[str], home: Path
+    cli: Callable[..., tuple[int, str, str]], home: Path
 ) -> None:
-    code, _, err = ferry(
-        capsys, home, "schedule", "add", "n", "--cron", "0 3 * * *", "m:p", "--param", "x"
+    code, _, err = cli(
+        "--home", str(home), "schedule", "add", "n", "--cron", "0 3 * * *", "m:p", "--param", "x"
     )
     assert code == 2
     assert "Invalid value for '--param': 'x' is not KEY=VALUE, e.g. --param lr=0.1" in err
 
 
 def test_cli_scheduler_once_runs_what_is_due(
-    capsys: pytest.CaptureFixture[str], home: Path, examples: str
+    cli: Callable[..., tuple[int, str, str]], home: Path, examples: str
 ) -> None:
-    code, out, _ = ferry(capsys, home, "scheduler", "--once")
+    code, out, _ = cli("--home", str(home), "scheduler", "--once")
     assert (code, out) == (0, "No schedule was due.\n")
     store = SqlScheduleStore(SqlStore(f"sqlite:///{home / 'ferry.db'}").open())
     try:  # created an hour ago, so its first occurrence is due now
@@ -602,16 +591,16 @@ def test_cli_scheduler_once_runs_what_is_due(
         )
     finally:
         store.close()
-    code, out, _ = ferry(capsys, home, "scheduler", "--once")
+    code, out, _ = cli("--home", str(home), "scheduler", "--once")
     assert code == 0
     [found] = list_schedules(Settings.resolve(home=home, environ={}))
     assert out == f"tiny: run {found.last_run_id} FINISHED\n"
 
 
 def test_cli_scheduler_rejects_a_too_short_interval(
-    capsys: pytest.CaptureFixture[str], home: Path
+    cli: Callable[..., tuple[int, str, str]], home: Path
 ) -> None:
-    code, _, err = ferry(capsys, home, "scheduler", "--interval", "0")
+    code, _, err = cli("--home", str(home), "scheduler", "--interval", "0")
     assert code == 2
     assert "Invalid value for '--interval'" in err
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -14,17 +15,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import ferryml as ferry
-from ferryml.cli import main
-
-
-def ferry_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as e:
-        code = int(e.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
@@ -47,33 +37,30 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def test_list_versions_show_alias_history(
-    capsys: pytest.CaptureFixture[str], project: Path
+    cli: Callable[..., tuple[int, str, str]], project: Path
 ) -> None:
-    code, out, _ = ferry_cli(capsys, "models", "list", "--json")
+    code, out, _ = cli("models", "list", "--json")
     assert [(m["name"], m["latest_version"]) for m in json.loads(out)] == [("cancer", 2)]
-    code, out, _ = ferry_cli(
-        capsys, "models", "alias", "cancer", "champion", "1", "--reason", "baseline"
-    )
+    code, out, _ = cli("models", "alias", "cancer", "champion", "1", "--reason", "baseline")
     assert (code, out) == (0, "cancer@champion: - -> 1\n")
-    code, out, _ = ferry_cli(capsys, "models", "versions", "cancer", "--json")
+    code, out, _ = cli("models", "versions", "cancer", "--json")
     assert [v["aliases"] for v in json.loads(out)] == [["champion"], []]
-    code, out, _ = ferry_cli(capsys, "models", "show", "cancer@champion", "--json")
+    code, out, _ = cli("models", "show", "cancer@champion", "--json")
     assert json.loads(out)["flavor"] == "sklearn"
-    code, out, _ = ferry_cli(capsys, "models", "history", "cancer", "--json")
+    code, out, _ = cli("models", "history", "cancer", "--json")
     assert [e["action"] for e in json.loads(out)] == [
         "create_version",
         "create_version",
         "set_alias",
     ]
-    code, out, _ = ferry_cli(capsys, "models", "lineage", "cancer/1", "--json")
+    code, out, _ = cli("models", "lineage", "cancer/1", "--json")
     assert json.loads(out)["run"]["info"]["run_id"]
 
 
 def test_evaluate_and_promote_through_a_gate(
-    capsys: pytest.CaptureFixture[str], project: Path
+    cli: Callable[..., tuple[int, str, str]], project: Path
 ) -> None:
-    code, out, _ = ferry_cli(
-        capsys,
+    code, out, _ = cli(
         "models",
         "evaluate",
         "cancer/1",
@@ -84,8 +71,7 @@ def test_evaluate_and_promote_through_a_gate(
         "--json",
     )
     assert code == 0 and json.loads(out)["metrics"]["roc_auc"] > 0.9
-    code, out, _ = ferry_cli(
-        capsys,
+    code, out, _ = cli(
         "models",
         "promote",
         "cancer",
@@ -97,8 +83,7 @@ def test_evaluate_and_promote_through_a_gate(
         "target",
     )
     assert code == 0 and "cancer@champion moved" in out
-    code, out, _ = ferry_cli(
-        capsys,
+    code, out, _ = cli(
         "models",
         "promote",
         "cancer",
@@ -138,17 +123,19 @@ def test_evaluate_and_promote_through_a_gate(
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(
-    capsys: pytest.CaptureFixture[str], project: Path, args: list[str], message: str
+    cli: Callable[..., tuple[int, str, str]], project: Path, args: list[str], message: str
 ) -> None:
-    code, _, err = ferry_cli(capsys, *args)
+    code, _, err = cli(*args)
     assert (code, err) == (1, message)
 
 
 @pytest.mark.parametrize(
     "command", ["list", "show", "versions", "alias", "history", "lineage", "evaluate", "promote"]
 )
-def test_every_models_command_has_help(capsys: pytest.CaptureFixture[str], command: str) -> None:
-    code, out, _ = ferry_cli(capsys, "models", command, "--help")
+def test_every_models_command_has_help(
+    cli: Callable[..., tuple[int, str, str]], command: str
+) -> None:
+    code, out, _ = cli("models", command, "--help")
     assert code == 0 and "Usage: ferry models" in out
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +15,6 @@ from sklearn.linear_model import LogisticRegression
 
 import ferryml as ferry
 import ferryml.data
-from ferryml.cli import main
 from ferryml.config import Settings
 from ferryml.errors import Conflict, InvalidArgument, NotFound
 from ferryml.serving.batch import run_batch
@@ -294,7 +293,7 @@ def test_a_parts_folder_with_foreign_files_is_left_alone(
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> None:
+def predict_command(monkeypatch: pytest.MonkeyPatch) -> None:
     """``ferry predict``, registered for this test unless the app has it already."""
     from ferryml.cli import _app, predict
 
@@ -308,30 +307,32 @@ def test_ferry_predict_prints_a_summary_or_json_and_one_line_errors(
     home: Settings,
     model: LogisticRegression,
     data: pd.DataFrame,
-    cli: None,
-    capsys: pytest.CaptureFixture[str],
+    predict_command: None,
+    cli: Callable[..., tuple[int, str, str]],
 ) -> None:
     data.to_parquet("in.parquet")
-
-    def ferry_cli(*args: str) -> tuple[int, str, str]:
-        try:
-            main(["--home", str(home.home), *args])
-            code = 0
-        except SystemExit as e:
-            code = int(e.code or 0)
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    code, out, _ = ferry_cli("predict", URI, "in.parquet", "out.csv", "--chunk-rows", "1000")
+    code, out, _ = cli(
+        "--home", str(home.home), "predict", URI, "in.parquet", "out.csv", "--chunk-rows", "1000"
+    )
     assert code == 0
     run_id = ferry.search_runs()[0].info.run_id
     assert re.fullmatch(rf"3,000 rows -> out.csv in \d+\.\ds \(3 chunks\); run {run_id}\n", out)
-    code, out, _ = ferry_cli(
-        "predict", URI, "in.parquet", "out.parquet", "--workers", "2", "--json"
+    code, out, _ = cli(
+        "--home",
+        str(home.home),
+        "predict",
+        URI,
+        "in.parquet",
+        "out.parquet",
+        "--workers",
+        "2",
+        "--json",
     )
     assert code == 0
     found = json.loads(out)
     assert (found["rows"], found["chunks"], found["output"]) == (3000, 1, "out.parquet")
-    code, out, err = ferry_cli("predict", "models:/nope@x", "in.parquet", "out.parquet")
+    code, out, err = cli(
+        "--home", str(home.home), "predict", "models:/nope@x", "in.parquet", "out.parquet"
+    )
     assert (code, out) == (1, "")
     assert err == "error: Registered model 'nope' not found. See `ferry models list`.\n"
