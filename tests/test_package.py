@@ -66,6 +66,8 @@ PACKAGES = [
     "ferryml.monitoring.drift",
     "ferryml.monitoring.alerts",
     "ferryml.monitoring.channels",
+    "ferryml.monitoring.monitors",
+    "ferryml.store.sql_monitors",
     "ferryml.predictions",
     "ferryml.serving.predlog",
     "ferryml.store.sql_predictions",

@@ -17,6 +17,7 @@ from ferryml.cli import (
     deploy,
     feedback,
     models,
+    monitor,
     pipeline,
     predict,
     schedule,
@@ -42,6 +43,7 @@ app.add_typer(models.models, name="models")
 app.add_typer(deploy.deploy, name="deploy")
 app.add_typer(feedback.feedback, name="feedback")
 app.add_typer(alerts.alerts, name="alerts")
+app.add_typer(monitor.monitor, name="monitor")
 app.add_typer(schedule.schedules, name="schedule")
 app.command("init")(tracking.init)
 app.command("serve")(serve.serve)

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from ferryml._lazy import lazy_exports
 
 _DRIFT = "ferryml.monitoring.drift"
+_MONITORS = "ferryml.monitoring.monitors"
 _EXPORTS = {
     "ColumnDrift": _DRIFT,
     "DriftReport": _DRIFT,
@@ -24,6 +25,12 @@ _EXPORTS = {
     "AlertManager": "ferryml.monitoring.alerts",
     "Rule": "ferryml.monitoring.alerts",
     "parse_rule": "ferryml.monitoring.alerts",
+    "MonitorSpec": _MONITORS,
+    "WindowResult": _MONITORS,
+    "add_monitor": _MONITORS,
+    "get_monitor": _MONITORS,
+    "list_monitors": _MONITORS,
+    "run_monitor": _MONITORS,
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -33,5 +40,13 @@ if TYPE_CHECKING:
     from ferryml.monitoring.concept import ChangeReport, detect_change, prediction_errors
     from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
     from ferryml.monitoring.estimated import Calibrator, estimate_performance, fit_calibration
+    from ferryml.monitoring.monitors import (
+        MonitorSpec,
+        WindowResult,
+        add_monitor,
+        get_monitor,
+        list_monitors,
+        run_monitor,
+    )
     from ferryml.monitoring.performance import Window, windows
     from ferryml.monitoring.performance import performance as realised_performance

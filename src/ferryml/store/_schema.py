@@ -350,3 +350,25 @@ alert_state = Table(
     Column("last_window_end", BigInteger, nullable=True),
     PrimaryKeyConstraint("monitor", "rule", name="pk_alert_state"),
 )
+
+# A monitor's spec (JSON: deployment, reference, window, task, rules, channels).
+monitors = Table(
+    "monitors",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("spec", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+)
+
+# What a monitor found in one window of predictions; window bounds in ms since the epoch.
+monitor_results = Table(
+    "monitor_results",
+    metadata,
+    Column("monitor", String(250), nullable=False),
+    Column("window_start", BigInteger, nullable=False),
+    Column("window_end", BigInteger, nullable=False),
+    Column("metrics", Text, nullable=False),  # JSON: {metric: number}
+    Column("drift", Text, nullable=False),  # JSON: DriftReport.to_dict()
+    Column("created", BigInteger, nullable=False),
+    PrimaryKeyConstraint("monitor", "window_start", "window_end", name="pk_monitor_results"),
+)

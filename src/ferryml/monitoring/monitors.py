@@ -1,0 +1,466 @@
+"""Monitors: a deployment's predictions checked window by window against a reference.
+
+A monitor names a deployment, a reference and a window. ``run_monitor`` loads the
+predictions logged since the last window it stored, splits them into complete windows
+and, for each one, tests the features (and the predictions, when the reference has them)
+for drift from the reference, computes the realised performance where labels arrived,
+stores the result and evaluates the monitor's alert rules on the window's metrics:
+
+- ``rows``, ``drift_share``, ``n_drifted``, ``dataset_drift`` (1 or 0) and, when the
+  predictions were tested, ``prediction_drift`` (1 or 0);
+- with a ``task`` and labels: ``labelled`` and the task's metrics (``accuracy``, ``f1``,
+  ... or ``mae``, ``rmse``).
+
+References:
+
+- ``model:NAME@ALIAS`` (or ``model:NAME/VERSION``): the training-data profile logged with
+  the model version (``ferry.log_model(..., training_data=X)``);
+- ``data:NAME@VERSION``: the profile of a table version of the data workspace;
+- ``window:START/END``: the deployment's own predictions logged in ``START <= time < END``
+  (ISO times, UTC when no zone is given).
+
+A window is complete once its end has passed (time windows, ``"1h"``, ``"15m"``, ``"1d"``)
+or once it holds ``count`` rows. Running a monitor twice stores and alerts on each window
+once.
+
+Example:
+    >>> add_monitor(settings, MonitorSpec("churn-drift", "churn", "model:churn@champion",
+    ...     window="1h", task="classification", rules=["drift_share > 0.3 for 2 windows"]))
+    >>> for result in run_monitor(settings, "churn-drift"):
+    ...     print(result.start, result.metrics["drift_share"])
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+import pandas as pd
+
+from ferryml.config import Settings
+from ferryml.data.profile import Profile
+from ferryml.errors import InvalidArgument, NotFound
+from ferryml.monitoring.alerts import Alert, AlertManager
+from ferryml.monitoring.channels import parse_channels
+from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
+from ferryml.monitoring.performance import METRICS, Window, performance, windows
+from ferryml.store.sql_monitors import SqlMonitorStore
+
+__all__ = [
+    "MonitorSpec",
+    "WindowResult",
+    "add_monitor",
+    "get_monitor",
+    "list_monitors",
+    "report",
+    "report_html",
+    "run_monitor",
+]
+
+TASKS = ("classification", "regression")
+_NOT_FEATURES = frozenset(
+    {"id", "time", "deployment", "route", "model", "version", "latency_ms", "label"}
+)
+_WINDOW = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$")
+_FREQ = {"s": "s", "m": "min", "min": "min", "h": "h", "d": "D"}
+_REFERENCE_FORM = (
+    "Write model:NAME@ALIAS, data:NAME@VERSION or window:START/END, e.g. "
+    "'model:churn@champion' or 'window:2024-06-01T00:00/2024-06-08T00:00'."
+)
+
+
+@dataclass(frozen=True)
+class MonitorSpec:
+    """What a monitor watches and how.
+
+    Args:
+        name: the monitor's name, 1 to 250 characters.
+        deployment: the deployment whose predictions are checked.
+        reference: ``model:NAME@ALIAS``, ``data:NAME@VERSION`` or ``window:START/END``.
+        window: a duration (``"15m"``, ``"1h"``, ``"1d"``) or a count of rows.
+        task: ``"classification"``, ``"regression"`` or None (no performance metrics).
+        rules: alert rules (see ``ferryml.monitoring.alerts.parse_rule``).
+        channels: the alerts' channels in their ``ferry.yaml`` forms; default the log.
+
+    Raises:
+        InvalidArgument: a field is malformed.
+    """
+
+    name: str
+    deployment: str
+    reference: str
+    window: str | int = "1h"
+    task: str | None = None
+    rules: Sequence[str | Mapping[str, Any]] = ()
+    channels: Sequence[Any] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "rules", tuple(self.rules))
+        object.__setattr__(self, "channels", tuple(self.channels))
+        for label, value in (("name", self.name), ("deployment", self.deployment)):
+            if not isinstance(value, str) or not value.strip() or len(value) > 250:
+                raise InvalidArgument(
+                    f"Monitor {label} {value!r:.300} must be non-empty text of at most 250 "
+                    "characters."
+                )
+        _reference_parts(self.reference)
+        _window_args(self.window)
+        if self.task is not None and self.task not in TASKS:
+            raise InvalidArgument(
+                f"Task {self.task!r} is unknown; use classification, regression or none."
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "deployment": self.deployment,
+            "reference": self.reference,
+            "window": self.window,
+            "task": self.task,
+            "rules": [r if isinstance(r, str) else dict(r) for r in self.rules],
+            "channels": list(self.channels),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> MonitorSpec:
+        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+@dataclass(frozen=True)
+class WindowResult:
+    """What a monitor found in one window: its metrics, the drift report and the alerts
+    that fired or resolved."""
+
+    monitor: str
+    start: pd.Timestamp
+    end: pd.Timestamp
+    metrics: dict[str, float]
+    drift: DriftReport
+    alerts: tuple[Alert, ...] = ()
+
+
+# -- the API ----------------------------------------------------------------------------
+
+
+def add_monitor(settings: Settings, spec: MonitorSpec) -> MonitorSpec:
+    """Store a new monitor after checking that its reference resolves and its rules and
+    channels are well formed.
+
+    Raises:
+        AlreadyExists: a monitor of that name exists.
+        NotFound: the reference's model, alias or data version does not exist.
+        InvalidArgument: the reference has no profile, or a rule or channel is malformed.
+    """
+    _alerts(settings, spec)  # validates rules and channels; does no I/O
+    _load_reference(settings, spec)
+    with _store(settings) as store:
+        store.create(spec.name, spec.to_dict())
+    return spec
+
+
+def get_monitor(settings: Settings, name: str) -> MonitorSpec:
+    """The monitor's spec. Raises NotFound."""
+    with _store(settings) as store:
+        return MonitorSpec.from_dict(store.get(name))
+
+
+def list_monitors(settings: Settings) -> list[MonitorSpec]:
+    """Every monitor, by name."""
+    with _store(settings) as store:
+        return [MonitorSpec.from_dict(spec) for _, spec in store.list_monitors()]
+
+
+def run_monitor(
+    settings: Settings, name: str, *, now: dt.datetime | pd.Timestamp | None = None
+) -> list[WindowResult]:
+    """Check the complete windows logged since the monitor's last stored window.
+
+    Args:
+        settings: where the stores are.
+        name: the monitor.
+        now: windows ending after it are left for a later run; default the current time.
+
+    Returns:
+        The windows checked by this run, oldest first; empty when none is new.
+
+    Raises:
+        NotFound: no such monitor, or its reference no longer resolves.
+        InvalidArgument: the predictions cannot be compared with the reference.
+    """
+    now_ts = _utc(pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now))
+    with _store(settings) as store:
+        spec = MonitorSpec.from_dict(store.get(name))
+        last = store.last_window_end(name)
+        by, count = _window_args(spec.window)
+        since = None
+        if last is not None:  # a count window includes its last row: start past it
+            since = pd.Timestamp(last + (1 if count else 0), unit="ms", tz="UTC")
+        try:
+            frame = _load(settings, spec.deployment, since, now_ts)
+        except NotFound:
+            return []  # the deployment has logged nothing yet
+        if frame.empty:
+            return []
+        reference = _load_reference(settings, spec)
+        complete = [
+            w
+            for w in windows(frame, by=by, count=count)
+            if len(w.frame) and (len(w.frame) == count if count else w.end <= now_ts)
+        ]
+        results = []
+        manager = _alerts(settings, spec) if spec.rules else None
+        try:
+            for window in complete:
+                start, end = _ms(window.start), _ms(window.end)
+                drift = _drift(reference, window.frame)
+                metrics = _metrics(spec, window, drift)
+                if not store.add_result(name, start, end, metrics, drift.to_dict()):
+                    continue  # stored by an earlier run
+                fired = manager.evaluate(name, start, end, metrics) if manager else []
+                results.append(
+                    WindowResult(name, window.start, window.end, metrics, drift, tuple(fired))
+                )
+        finally:
+            if manager is not None:
+                manager.close()
+        return results
+
+
+def report(settings: Settings, name: str) -> dict[str, Any]:
+    """The monitor's spec and every stored window, oldest first, as JSON-able data.
+
+    Raises:
+        NotFound: no such monitor.
+    """
+    with _store(settings) as store:
+        spec = store.get(name)
+        results = store.list_results(name)
+    return {
+        "monitor": name,
+        "spec": spec,
+        "windows": [
+            {
+                "start": _iso(r.window_start),
+                "end": _iso(r.window_end),
+                "metrics": r.metrics,
+                "dataset_drift": r.drift.get("dataset_drift"),
+                "drifted_columns": r.drift.get("drifted_columns", []),
+            }
+            for r in results
+        ],
+    }
+
+
+def report_html(settings: Settings, name: str) -> str:
+    """One self-contained HTML page: drift share and performance over time (a table and
+    small inline SVG charts), then the latest window's drift report.
+
+    Raises:
+        NotFound: no such monitor.
+    """
+    with _store(settings) as store:
+        spec = store.get(name)
+        results = store.list_results(name)
+    from ferryml.monitoring._monitor_html import render_monitor
+
+    latest = _drift_from_dict(results[-1].drift) if results else None
+    return render_monitor(name, spec, results, latest)
+
+
+# -- helpers ----------------------------------------------------------------------------
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[SqlMonitorStore]:
+    from ferryml.store.sql import SqlStore
+
+    store = SqlMonitorStore(SqlStore(settings.store_url).open())
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _alerts(settings: Settings, spec: MonitorSpec) -> AlertManager:
+    channels = parse_channels(list(spec.channels)) if spec.channels else None
+    return AlertManager(settings, list(spec.rules), channels)
+
+
+def _reference_parts(reference: Any) -> tuple[str, str]:
+    kind, sep, rest = reference.partition(":") if isinstance(reference, str) else ("", "", "")
+    if not sep or kind not in ("model", "data", "window") or not rest.strip():
+        raise InvalidArgument(
+            f"Monitor reference {reference!r:.300} is not understood. {_REFERENCE_FORM}"
+        )
+    if kind == "window":
+        start, slash, end = rest.partition("/")
+        if not slash:
+            raise InvalidArgument(
+                f"Monitor reference {reference!r} has no end time. {_REFERENCE_FORM}"
+            )
+        try:
+            since, until = _utc(pd.Timestamp(start)), _utc(pd.Timestamp(end))
+        except ValueError as e:
+            raise InvalidArgument(
+                f"Monitor reference {reference!r} holds a time that is not ISO. {_REFERENCE_FORM}"
+            ) from e
+        if not since < until:
+            raise InvalidArgument(
+                f"Monitor reference {reference!r} ends before it starts. {_REFERENCE_FORM}"
+            )
+    return kind, rest
+
+
+def _window_args(window: Any) -> tuple[str | None, int | None]:
+    if isinstance(window, int) and not isinstance(window, bool):
+        if window < 1:
+            raise InvalidArgument(f"A monitor window of {window} rows must hold at least 1 row.")
+        return None, window
+    found = _WINDOW.match(window) if isinstance(window, str) else None
+    if found is None or int(found[1]) < 1:
+        raise InvalidArgument(
+            f"Monitor window {window!r:.100} is not a duration or a count of rows; write e.g. "
+            "'15m', '1h', '1d' or 1000."
+        )
+    return f"{int(found[1])}{_FREQ[found[2]]}", None
+
+
+def _load_reference(settings: Settings, spec: MonitorSpec) -> Profile | pd.DataFrame:
+    kind, rest = _reference_parts(spec.reference)
+    if kind == "model":
+        from ferryml.registry.models import Registry
+
+        registry = Registry(settings)
+        try:
+            version = registry.version(rest)
+            if not version.profile_digest:
+                raise InvalidArgument(
+                    f"Model version {version.name}/{version.version} has no training-data "
+                    "profile; log it with ferry.log_model(..., training_data=X), or use a "
+                    "data: or window: reference."
+                )
+            blob = registry.artifacts.get_bytes(version.profile_digest)
+        finally:
+            registry.close()
+        return Profile.from_dict(json.loads(blob))
+    if kind == "data":
+        from ferryml.data.workspace import Workspace
+
+        workspace = Workspace(settings)
+        try:
+            return workspace.profile(rest)
+        finally:
+            workspace.close()
+    start, _, end = rest.partition("/")
+    frame = _load(settings, spec.deployment, _utc(pd.Timestamp(start)), _utc(pd.Timestamp(end)))
+    if frame.empty:
+        raise NotFound(
+            f"Deployment {spec.deployment!r} logged no predictions in {rest}; pick a window "
+            "with predictions as the reference."
+        )
+    return frame.drop(columns=[c for c in frame.columns if c in _NOT_FEATURES])
+
+
+def _load(
+    settings: Settings, deployment: str, since: pd.Timestamp | None, until: pd.Timestamp | None
+) -> pd.DataFrame:
+    from ferryml import predictions
+
+    return predictions.load(
+        deployment,
+        since=None if since is None else since.to_pydatetime(),
+        until=None if until is None else until.to_pydatetime(),
+        with_feedback=True,
+        settings=settings,
+    )
+
+
+def _drift(reference: Profile | pd.DataFrame, current: pd.DataFrame) -> DriftReport:
+    names = list(reference.columns)
+    features = [c for c in names if c in current.columns and c not in _NOT_FEATURES]
+    features = [c for c in features if c != "prediction"]
+    scalar = (
+        "prediction" in current.columns
+        and not current["prediction"].map(lambda v: isinstance(v, list | tuple | dict)).any()
+    )
+    prediction = "prediction" if "prediction" in names and scalar else None
+    if not features and prediction is None:
+        raise InvalidArgument(
+            f"The predictions share no column with the reference (it has "
+            f"{', '.join(map(repr, names)) or 'none'}); pick a reference of this model's inputs."
+        )
+    return detect_drift(reference, current, columns=features, prediction=prediction)
+
+
+def _metrics(spec: MonitorSpec, window: Window, drift: DriftReport) -> dict[str, float]:
+    metrics = {
+        "rows": float(len(window.frame)),
+        "drift_share": drift.drift_share,
+        "n_drifted": float(len(drift.drifted_columns)),
+        "dataset_drift": float(drift.dataset_drift),
+    }
+    if drift.prediction_drift is not None:
+        metrics["prediction_drift"] = float(drift.prediction_drift)
+    frame = window.frame
+    if spec.task is not None and "label" in frame.columns and frame["label"].notna().any():
+        perf = performance(frame, task=spec.task, by=None, group_by=())  # type: ignore[arg-type]
+        row = perf.iloc[0]
+        metrics["labelled"] = float(row["labelled"])
+        for metric in METRICS[spec.task]:  # type: ignore[index]
+            value = float(row[metric])
+            if math.isfinite(value):
+                metrics[metric] = value
+    return metrics
+
+
+def _drift_from_dict(data: Mapping[str, Any]) -> DriftReport:
+    """Rebuild a stored ``DriftReport.to_dict()`` for rendering."""
+    names = {f.name for f in fields(ColumnDrift)}
+
+    def column(d: Mapping[str, Any]) -> ColumnDrift:
+        values: dict[str, Any] = {}
+        for key, value in d.items():
+            if key not in names:
+                continue
+            if isinstance(value, list):
+                value = tuple(
+                    _float(v) if key not in ("new_categories", "categories") else v for v in value
+                )
+            elif key in ("statistic", "reference_missing_rate", "current_missing_rate"):
+                value = _float(value)
+            values[key] = value
+        return ColumnDrift(**values)
+
+    return DriftReport(
+        columns={n: column(c) for n, c in data.get("columns", {}).items()},
+        prediction={n: column(c) for n, c in data.get("prediction", {}).items()},
+        share_threshold=float(data.get("share_threshold", 0.5)),
+        reference_rows=int(data.get("reference_rows", 0)),
+        current_rows=int(data.get("current_rows", 0)),
+    )
+
+
+def _float(value: Any) -> Any:
+    if value is None:
+        return math.nan
+    if value in ("inf", "-inf"):
+        return float(value)
+    return value
+
+
+def _utc(ts: pd.Timestamp) -> pd.Timestamp:
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def _ms(ts: pd.Timestamp) -> int:
+    return math.floor(_utc(ts).value / 1_000_000)
+
+
+def _iso(ms: int) -> str:
+    return pd.Timestamp(ms, unit="ms", tz="UTC").isoformat()

@@ -1,0 +1,137 @@
+"""Monitors over the same SQL database: a spec per name, and one result per window checked."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from ferryml.errors import AlreadyExists, NotFound
+from ferryml.store import _dialect
+from ferryml.store import _schema as t
+from ferryml.store.sql import SqlStore
+
+__all__ = ["MonitorResult", "SqlMonitorStore"]
+
+
+@dataclass(frozen=True)
+class MonitorResult:
+    """What a monitor found in one window; bounds in ms since the epoch."""
+
+    monitor: str
+    window_start: int
+    window_end: int
+    metrics: dict[str, float]
+    drift: dict[str, Any]
+    created: int
+
+
+class SqlMonitorStore:
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def close(self) -> None:
+        self._store.close()
+
+    def create(self, name: str, spec: dict[str, Any]) -> None:
+        def write() -> None:
+            with self._store.engine.execution_options(ferry_write=True).begin() as conn:
+                found = conn.execute(
+                    select(t.monitors.c.name).where(t.monitors.c.name == name)
+                ).first()
+                if found is not None:
+                    raise AlreadyExists(
+                        f"Monitor {name!r} exists already; pick another name. "
+                        "See `ferry monitor list`."
+                    )
+                conn.execute(
+                    t.monitors.insert().values(name=name, spec=json.dumps(spec), created=_now())
+                )
+
+        _dialect.retry_locked(write)
+
+    def get(self, name: str) -> dict[str, Any]:
+        with self._store.engine.connect() as conn:
+            row = conn.execute(select(t.monitors.c.spec).where(t.monitors.c.name == name)).first()
+        if row is None:
+            raise NotFound(f"Monitor {name!r} not found. See `ferry monitor list`.")
+        spec: dict[str, Any] = json.loads(row.spec)
+        return spec
+
+    def list_monitors(self) -> list[tuple[str, dict[str, Any]]]:
+        with self._store.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.monitors.c.name, t.monitors.c.spec).order_by(t.monitors.c.name)
+            ).all()
+        return [(r.name, json.loads(r.spec)) for r in rows]
+
+    def last_window_end(self, name: str) -> int | None:
+        """The end of the latest window stored for ``name``; None before the first."""
+        r = t.monitor_results.c
+        with self._store.engine.connect() as conn:
+            value = conn.execute(select(func.max(r.window_end)).where(r.monitor == name)).scalar()
+        return None if value is None else int(value)
+
+    def add_result(
+        self,
+        name: str,
+        window_start: int,
+        window_end: int,
+        metrics: dict[str, float],
+        drift: dict[str, Any],
+    ) -> bool:
+        """Store a window's result; False (and nothing written) when it is stored already."""
+        r = t.monitor_results.c
+
+        def write() -> bool:
+            with self._store.engine.execution_options(ferry_write=True).begin() as conn:
+                found = conn.execute(
+                    select(r.monitor).where(
+                        r.monitor == name,
+                        r.window_start == window_start,
+                        r.window_end == window_end,
+                    )
+                ).first()
+                if found is not None:
+                    return False
+                conn.execute(
+                    t.monitor_results.insert().values(
+                        monitor=name,
+                        window_start=window_start,
+                        window_end=window_end,
+                        metrics=json.dumps(metrics),
+                        drift=json.dumps(drift),
+                        created=_now(),
+                    )
+                )
+                return True
+
+        return _dialect.retry_locked(write)
+
+    def list_results(self, name: str) -> list[MonitorResult]:
+        """Every stored window of ``name``, oldest first."""
+        r = t.monitor_results.c
+        with self._store.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.monitor_results)
+                .where(r.monitor == name)
+                .order_by(r.window_start, r.window_end)
+            ).all()
+        return [
+            MonitorResult(
+                row.monitor,
+                row.window_start,
+                row.window_end,
+                json.loads(row.metrics),
+                json.loads(row.drift),
+                row.created,
+            )
+            for row in rows
+        ]
+
+
+def _now() -> int:
+    return int(time.time() * 1000)

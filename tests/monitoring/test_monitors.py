@@ -1,0 +1,195 @@
+"""Monitors end to end: a prediction log checked window by window against a model's
+training-data profile, with results stored once and alerts sent to the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from sklearn.linear_model import LogisticRegression
+from typer.testing import CliRunner
+
+import ferryml as ferry
+from ferryml.cli.monitor import monitor
+from ferryml.config import Settings
+from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
+from ferryml.monitoring.monitors import (
+    MonitorSpec,
+    add_monitor,
+    list_monitors,
+    report,
+    report_html,
+    run_monitor,
+)
+from ferryml.serving.predlog import PredictionLog
+
+HOUR = 3600.0
+T0 = pd.Timestamp("2024-06-01T00:00:00Z").timestamp()
+
+
+def _features(n: int, shift: float, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"a": rng.normal(shift, 1.0, n), "b": rng.normal(shift, 1.0, n)})
+
+
+@pytest.fixture
+def home(sqlite_settings: Settings) -> Iterator[Settings]:
+    """A champion model with a training profile, and two hours of predictions: rows of
+    the training data, then the same rows shifted."""
+    ferry.configure(home=sqlite_settings.home)
+    X = _features(1000, 0.0, 1)
+    y = (X["a"] + X["b"] > 0).astype(int)
+    model = LogisticRegression().fit(X, y)
+    with ferry.start_run():
+        ferry.log_model(model, input_example=X.head(), training_data=X, registered_model_name="m")
+    ferry.set_registered_model_alias("m", "champion", 1)
+    with PredictionLog(sqlite_settings) as log:
+        for hour, shift in enumerate((0.0, 3.0)):
+            for i in range(10):
+                batch = X.iloc[i * 30 : (i + 1) * 30] + shift  # hour 0: the training data
+                ids = [f"h{hour}-{i}-{j}" for j in range(len(batch))]
+                outputs = model.predict(batch).tolist()
+                log.record(
+                    "d",
+                    "primary",
+                    "m",
+                    1,
+                    ids,
+                    batch,
+                    outputs,
+                    1.0,
+                    time=T0 + hour * HOUR + i * 300,
+                )
+    yield sqlite_settings
+    ferry.configure(home=sqlite_settings.home)
+
+
+def _spec(**kw: object) -> MonitorSpec:
+    fields: dict[str, object] = {
+        "name": "watch",
+        "deployment": "d",
+        "reference": "model:m@champion",
+        "window": "1h",
+        "rules": ["drift_share > 0.3"],
+        "channels": ["log"],
+    }
+    return MonitorSpec(**{**fields, **kw})  # type: ignore[arg-type]
+
+
+def test_a_monitor_stores_each_window_once_and_alerts_on_drift(
+    home: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    add_monitor(home, _spec())
+    with caplog.at_level(logging.WARNING, logger="ferryml.alerts"):
+        results = run_monitor(home, "watch")
+    assert [r.start for r in results] == [
+        pd.Timestamp("2024-06-01T00:00Z"),
+        pd.Timestamp("2024-06-01T01:00Z"),
+    ]
+    first, second = results
+    assert first.metrics["rows"] == 300 and not first.drift.dataset_drift
+    assert second.drift.drifted_columns == ("a", "b")
+    assert second.metrics["drift_share"] == 1.0 and second.metrics["n_drifted"] == 2
+    assert first.alerts == ()
+    assert [(a.rule, a.state) for a in second.alerts] == [("drift_share > 0.3", "fired")]
+    assert any("drift_share" in r.getMessage() for r in caplog.records)
+
+    assert run_monitor(home, "watch") == []
+
+    data = report(home, "watch")
+    assert [w["start"] for w in data["windows"]] == [
+        "2024-06-01T00:00:00+00:00",
+        "2024-06-01T01:00:00+00:00",
+    ]
+    assert data["windows"][1]["drifted_columns"] == ["a", "b"]
+    page = report_html(home, "watch")
+    assert "<table><tr><th>column</th>" in page and "monitor-windows" in page
+    assert "<svg" in page
+
+
+def test_windows_that_have_not_ended_wait_for_a_later_run(home: Settings) -> None:
+    add_monitor(home, _spec(rules=[]))
+    early = run_monitor(home, "watch", now=pd.Timestamp("2024-06-01T01:30Z"))
+    assert [r.start for r in early] == [pd.Timestamp("2024-06-01T00:00Z")]
+    later = run_monitor(home, "watch")
+    assert [r.start for r in later] == [pd.Timestamp("2024-06-01T01:00Z")]
+
+
+def test_a_window_of_past_predictions_can_be_the_reference(home: Settings) -> None:
+    add_monitor(home, _spec(reference="window:2024-06-01T00:00/2024-06-01T01:00", window=300))
+    results = run_monitor(home, "watch")
+    assert [r.metrics["rows"] for r in results] == [300.0, 300.0]
+    assert results[0].drift.prediction_drift is False
+    assert results[1].metrics["drift_share"] == 1.0
+
+
+def test_monitors_are_listed_and_names_are_unique(home: Settings) -> None:
+    add_monitor(home, _spec())
+    with pytest.raises(AlreadyExists, match="Monitor 'watch' exists already"):
+        add_monitor(home, _spec())
+    assert [m.name for m in list_monitors(home)] == ["watch"]
+
+
+def test_a_reference_that_does_not_resolve_is_refused(home: Settings) -> None:
+    with pytest.raises(NotFound):
+        add_monitor(home, _spec(reference="model:m@staging"))
+    with pytest.raises(InvalidArgument, match="is not understood"):
+        _spec(reference="champion")
+    with pytest.raises(InvalidArgument, match="not a duration"):
+        _spec(window="hourly")
+    assert list_monitors(home) == []
+
+
+def test_an_unknown_monitor_is_not_found(home: Settings) -> None:
+    with pytest.raises(NotFound, match="Monitor 'nope' not found"):
+        run_monitor(home, "nope")
+
+
+def test_the_cli_adds_runs_and_reports_a_monitor(home: Settings, tmp_path: Path) -> None:
+    app = typer.Typer()
+
+    @app.callback()
+    def root(ctx: typer.Context) -> None:
+        ctx.obj = home
+
+    app.add_typer(monitor, name="monitor")
+    runner = CliRunner()
+    added = runner.invoke(
+        app,
+        [
+            "monitor",
+            "add",
+            "watch",
+            "--deployment",
+            "d",
+            "--reference",
+            "model:m@champion",
+            "--window",
+            "1h",
+            "--rule",
+            "drift_share > 0.3",
+            "--channel",
+            "log",
+        ],
+    )
+    assert (added.exit_code, added.output) == (
+        0,
+        "Monitor 'watch' added; run it with `ferry monitor run watch`.\n",
+    )
+    ran = runner.invoke(app, ["monitor", "run", "watch", "--json"])
+    assert ran.exit_code == 0 and len(json.loads(ran.output)) == 2
+    again = runner.invoke(app, ["monitor", "run", "watch"])
+    assert again.output == "Monitor 'watch': no new complete window.\n"
+    shown = runner.invoke(app, ["monitor", "report", "watch", "--json"])
+    assert len(json.loads(shown.output)["windows"]) == 2
+    page = tmp_path / "watch.html"
+    written = runner.invoke(app, ["monitor", "report", "watch", "--html", str(page)])
+    assert written.exit_code == 0 and "monitor-windows" in page.read_text()
+    listed = runner.invoke(app, ["monitor", "list", "--json"])
+    assert [m["name"] for m in json.loads(listed.output)] == ["watch"]
