@@ -237,3 +237,16 @@ def test_micro_batching_answers_every_caller_with_its_own_row(
         ),
         64,
     )
+
+
+def test_monitor_results_are_prometheus_gauges(server: Any, registered: Any) -> None:
+    from ferryml.store.sql import SqlStore
+    from ferryml.store.sql_monitors import SqlMonitorStore
+
+    store = SqlMonitorStore(SqlStore(registered.settings.store_url).open())
+    store.create("cancer-drift", {"name": "cancer-drift", "deployment": "cancer"})
+    store.add_result("cancer-drift", 0, 3_600_000, {"drift_share": 0.4, "rows": 120.0}, {})
+    store.close()
+    text = server.client.get("/metrics").text
+    assert 'ferry_monitor_metric{metric="drift_share",monitor="cancer-drift"} 0.4' in text
+    assert 'ferry_monitor_metric{metric="rows",monitor="cancer-drift"} 120.0' in text

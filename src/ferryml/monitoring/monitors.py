@@ -53,6 +53,7 @@ from ferryml.monitoring.performance import METRICS, Window, performance, windows
 from ferryml.store.sql_monitors import SqlMonitorStore
 
 __all__ = [
+    "latest_metrics",
     "MonitorSpec",
     "WindowResult",
     "add_monitor",
@@ -174,6 +175,24 @@ def list_monitors(settings: Settings) -> list[MonitorSpec]:
     """Every monitor, by name."""
     with _store(settings) as store:
         return [MonitorSpec.from_dict(spec) for _, spec in store.list_monitors()]
+
+
+def latest_metrics(settings: Settings, deployment: str) -> dict[str, dict[str, float]]:
+    """The newest stored window's numeric metrics of every monitor watching ``deployment``,
+    by monitor name: what the server exports as Prometheus gauges."""
+    found: dict[str, dict[str, float]] = {}
+    with _store(settings) as store:
+        for name, spec in store.list_monitors():
+            if spec.get("deployment") != deployment:
+                continue
+            results = store.list_results(name)
+            if results:
+                found[name] = {
+                    k: float(v)
+                    for k, v in results[-1].metrics.items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool)
+                }
+    return found
 
 
 def run_monitor(

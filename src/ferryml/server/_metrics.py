@@ -3,7 +3,10 @@ model version and route."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
@@ -38,6 +41,27 @@ class ServerMetrics:
             ("endpoint", "status"),
             registry=self.registry,
         )
+
+        self.monitor = Gauge(
+            "ferry_monitor_metric",
+            "The latest window's result of each "
+            "monitor of this endpoint (drift share, performance, ...).",
+            ("monitor", "metric"),
+            registry=self.registry,
+        )
+        self._monitors_read = 0.0
+
+    def refresh_monitors(
+        self, read: Callable[[], dict[str, dict[str, float]]], every: float = 10.0
+    ) -> None:
+        """Update the monitor gauges from ``read()``, at most once per ``every`` seconds."""
+        now = time.monotonic()
+        if now - self._monitors_read < every:
+            return
+        self._monitors_read = now
+        for monitor, metrics in read().items():
+            for metric, value in metrics.items():
+                self.monitor.labels(monitor, metric).set(value)
 
     def observe(
         self,

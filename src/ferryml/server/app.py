@@ -141,8 +141,19 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
             return json_response({"status": "ready"})
         return _error(503, "The model is still loading.", "NotReady")
 
+    def monitor_results() -> dict[str, dict[str, float]]:
+        from ferryml.monitoring.monitors import latest_metrics
+
+        try:
+            return latest_metrics(service.settings, service.endpoint)
+        except FerryError as e:  # the gauges wait; the request metrics still answer
+            log.warning("could not read monitor results: %s", e)
+            return {}
+
     @app.get("/metrics")
     async def prometheus() -> Response:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, metrics.refresh_monitors, monitor_results)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     # -- ferryml's own JSON --------------------------------------------------------------
