@@ -10,10 +10,13 @@
 4. Models: each trained model is registered; a gate decides which becomes the champion.
 5. Serving: the champion answers HTTP requests; labels come back as feedback and join the
    prediction log.
+6. Monitoring: the logged predictions are checked window by window against the champion's
+   training data, for drift and, with the labels, accuracy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -175,6 +178,7 @@ def main() -> None:
     )
     promote_models(versions, holdout)
     serve_champion(holdout)
+    monitor_champion()
 
 
 def run_pipelines(data_ref: str) -> None:
@@ -272,6 +276,32 @@ def serve_champion(holdout: Any) -> None:
         f"[bold]serving[/bold]: {MODEL}@champion answered in {first:.2f} s from "
         f"start; {len(answers)} requests, {report['accepted']} labels fed back; "
         f"logged accuracy {accuracy:.4f}. Try: ferry serve {MODEL}@champion"
+    )
+
+
+def monitor_champion() -> None:
+    """Check the served predictions, 50 at a time, against the champion's training data."""
+    from ferryml.errors import AlreadyExists
+    from ferryml.monitoring import MonitorSpec, add_monitor, run_monitor
+
+    settings = ferry.Settings.resolve()
+    spec = MonitorSpec(
+        name="demo-drift",
+        deployment=MODEL,
+        reference=f"model:{MODEL}@champion",
+        window=50,
+        task="classification",
+        rules=["drift_share > 0.3 for 2 windows"],
+    )
+    with contextlib.suppress(AlreadyExists):  # a second `make demo` keeps the first monitor
+        add_monitor(settings, spec)
+    found = run_monitor(settings, "demo-drift")
+    shares = ", ".join(f"{w.metrics.get('drift_share', 0):.2f}" for w in found)
+    accuracy = ", ".join(f"{w.metrics['accuracy']:.3f}" for w in found if "accuracy" in w.metrics)
+    console.print(
+        f"[bold]monitoring[/bold]: {len(found)} windows of 50 predictions; drift "
+        f"share {shares or '-'}; accuracy {accuracy or '-'}. "
+        "Try: ferry monitor report demo-drift --html report.html"
     )
 
 

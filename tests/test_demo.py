@@ -45,4 +45,5 @@ def test_demo_trains_three_models_and_prints_the_comparison(tmp_path: Path) -> N
     assert "version 1 (logreg) (no champion)" in done.stdout
     assert "champion is version 1" in done.stdout
     assert "143 labels fed back" in done.stdout
+    assert "monitoring: 2 windows of 50 predictions" in done.stdout
     client.close()
