@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 
 if TYPE_CHECKING:
     from ferryml.monitoring.alerts import Alert
@@ -19,11 +19,6 @@ alerts = typer.Typer(
 )
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 @alerts.command("list")
@@ -37,7 +32,7 @@ def list_(
     """List alerts, newest first, with what became of each delivery."""
     from ferryml.monitoring.alerts import list_alerts
 
-    found = list_alerts(_settings(ctx), monitor=monitor, rule=rule, limit=limit)
+    found = list_alerts(settings_of(ctx), monitor=monitor, rule=rule, limit=limit)
     if json:
         render.print_json(found)
     elif not found:
@@ -71,7 +66,7 @@ def test(
     fails after every retry."""
     from ferryml.monitoring.alerts import AlertManager, Retry
 
-    manager = AlertManager.from_config(_settings(ctx), retry=Retry(attempts=attempts))
+    manager = AlertManager.from_config(settings_of(ctx), retry=Retry(attempts=attempts))
     delivery = manager.send_test(channel)
     tries = f"{delivery.attempts} attempt{'s' if delivery.attempts > 1 else ''}"
     if not delivery.ok:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 from ferryml.data.workspace import Workspace
 
 data = typer.Typer(
@@ -24,8 +24,7 @@ RemoteOption = Annotated[
 
 
 def _workspace(ctx: typer.Context) -> Workspace:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
+    settings = settings_of(ctx)
     return Workspace(settings)
 
 
@@ -185,43 +184,42 @@ def log(ctx: typer.Context, name: str, json: JsonFlag = False) -> None:
     )
 
 
+RefsArgument = Annotated[list[str] | None, typer.Argument(help="NAME[@V] (default: all in use).")]
+
+
 @data.command("push")
 def push(
     ctx: typer.Context,
-    refs: Annotated[list[str] | None, typer.Argument()] = None,
+    refs: RefsArgument = None,
     remote: RemoteOption = None,
     json: JsonFlag = False,
 ) -> None:
     """Upload the blobs of versions (default: all in use) missing on the remote."""
     from ferryml.data.transfer import push as push_blobs
 
-    report = push_blobs(_workspace(ctx), remote, refs)
-    if json:
-        render.print_json(report)
-        return
-    render.console.print(
-        f"pushed {report.copied} blobs ({_size(report.bytes)}) to "
-        f"{report.remote}; {report.present} were there already"
-    )
+    _transferred(push_blobs(_workspace(ctx), remote, refs), "pushed", "to", "there", json)
 
 
 @data.command("pull")
 def pull(
     ctx: typer.Context,
-    refs: Annotated[list[str] | None, typer.Argument()] = None,
+    refs: RefsArgument = None,
     remote: RemoteOption = None,
     json: JsonFlag = False,
 ) -> None:
     """Download the blobs of versions (default: all in use) missing locally."""
     from ferryml.data.transfer import pull as pull_blobs
 
-    report = pull_blobs(_workspace(ctx), remote, refs)
+    _transferred(pull_blobs(_workspace(ctx), remote, refs), "pulled", "from", "here", json)
+
+
+def _transferred(report: Any, verb: str, direction: str, place: str, json: bool) -> None:
     if json:
         render.print_json(report)
         return
     render.console.print(
-        f"pulled {report.copied} blobs ({_size(report.bytes)}) from "
-        f"{report.remote}; {report.present} were here already"
+        f"{verb} {report.copied} blobs ({_size(report.bytes)}) {direction} "
+        f"{report.remote}; {report.present} were {place} already"
     )
 
 

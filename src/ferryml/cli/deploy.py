@@ -9,7 +9,7 @@ import typer
 
 from ferryml.cli import _render as render
 from ferryml.cli import deploy_pack
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 from ferryml.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -28,8 +28,7 @@ ReasonOption = Annotated[str, typer.Option(help="Why, for the history.")]
 def _manager(ctx: typer.Context) -> Deployments:
     from ferryml.serving.deployments import Deployments
 
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
+    settings = settings_of(ctx)
     return Deployments(settings)
 
 

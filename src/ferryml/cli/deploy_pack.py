@@ -8,16 +8,11 @@ from typing import Annotated
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 
 RefArgument = Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION or NAME.")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 def docker(
@@ -36,7 +31,7 @@ def docker(
         write_docker_context,
     )
 
-    context = write_docker_context(_settings(ctx), ref, out)
+    context = write_docker_context(settings_of(ctx), ref, out)
     exported = read_exported(context / MODEL_DIR)
     wheels = sorted(p.name for p in (context / "wheels").glob("*.whl"))
     if json:
@@ -73,7 +68,7 @@ def k8s(
     from ferryml.serving.kubernetes import write_k8s_manifests
 
     paths = write_k8s_manifests(
-        _settings(ctx),
+        settings_of(ctx),
         ref,
         out,
         image=image,

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 
 feedback = typer.Typer(
     help="Join true labels to logged predictions by prediction id.", no_args_is_help=True
@@ -34,8 +34,7 @@ def import_(
     are listed, not stored. Exits 1 when the file has labels but none matched a prediction."""
     from ferryml.predictions import import_feedback
 
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
+    settings = settings_of(ctx)
     report = import_feedback(
         path, id_column=id_column, label_column=label_column, settings=settings
     )

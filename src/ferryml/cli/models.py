@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 
 if TYPE_CHECKING:
     from ferryml.registry.models import Registry
@@ -27,8 +27,7 @@ SliceOption = Annotated[list[str] | None, typer.Option("--slice", help="Column t
 def _registry(ctx: typer.Context) -> Registry:
     from ferryml.registry.models import Registry
 
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
+    settings = settings_of(ctx)
     return Registry(settings)
 
 

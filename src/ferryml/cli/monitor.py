@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 from ferryml.errors import InvalidArgument
 
 if TYPE_CHECKING:
@@ -27,11 +27,6 @@ _EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600}
 _LONGEST_SLEEP = 24 * 3600
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 def _channel(text: str) -> Any:
@@ -92,7 +87,7 @@ def add(
         rules=rule or [],
         channels=[_channel(c) for c in channel or []],
     )
-    add_monitor(_settings(ctx), spec)
+    add_monitor(settings_of(ctx), spec)
     if json:
         render.print_json(spec.to_dict())
     else:
@@ -113,7 +108,7 @@ def run(
 
     pause = _every(every) if every is not None else None
     while True:
-        _print_results(name, run_monitor(_settings(ctx), name), json)
+        _print_results(name, run_monitor(settings_of(ctx), name), json)
         if pause is None:
             return
         time.sleep(pause)
@@ -163,10 +158,10 @@ def report(
     from ferryml.monitoring import monitors
 
     if html is not None:
-        html.write_text(monitors.report_html(_settings(ctx), name), encoding="utf-8")
+        html.write_text(monitors.report_html(settings_of(ctx), name), encoding="utf-8")
         typer.echo(f"Wrote {html}.")
         return
-    data = monitors.report(_settings(ctx), name)
+    data = monitors.report(settings_of(ctx), name)
     if json:
         render.print_json(data)
         return
@@ -187,7 +182,7 @@ def list_(ctx: typer.Context, json: JsonFlag = False) -> None:
     """List monitors."""
     from ferryml.monitoring.monitors import list_monitors
 
-    found = list_monitors(_settings(ctx))
+    found = list_monitors(settings_of(ctx))
     if json:
         render.print_json([m.to_dict() for m in found])
     elif not found:

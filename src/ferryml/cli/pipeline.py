@@ -7,7 +7,7 @@ from typing import Annotated, Any
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 from ferryml.errors import InvalidArgument
 
 pipelines = typer.Typer(help="Run pipelines; list and inspect their runs.", no_args_is_help=True)
@@ -22,11 +22,6 @@ AddressOption = Annotated[
     typer.Option(help="Dask scheduler, tcp://host:8786 (default: a LocalCluster for the run)."),
 ]
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 def parse_params(items: list[str] | None) -> dict[str, str]:
@@ -79,7 +74,7 @@ def run(
         address=address,
         cache=not no_cache,
         resume=resume,
-        settings=_settings(ctx),
+        settings=settings_of(ctx),
         experiment=experiment,
         on_event=_progress(json),
     )
@@ -105,7 +100,7 @@ def runs(
     from ferryml.pipelines.history import list_pipeline_runs
     from ferryml.tracking.client import FerryClient
 
-    found = list_pipeline_runs(FerryClient(_settings(ctx)), max_results)
+    found = list_pipeline_runs(FerryClient(settings_of(ctx)), max_results)
     if json:
         render.print_json(found)
         return
@@ -132,7 +127,7 @@ def show(ctx: typer.Context, run_id: str, json: JsonFlag = False) -> None:
     from ferryml.pipelines.history import describe_run
     from ferryml.tracking.client import FerryClient
 
-    view = describe_run(FerryClient(_settings(ctx)), run_id)
+    view = describe_run(FerryClient(settings_of(ctx)), run_id)
     if json:
         render.print_json(view)
         return
@@ -193,7 +188,7 @@ def sweep(
         executor=executor,
         workers=workers,
         address=address,
-        settings=_settings(ctx),
+        settings=settings_of(ctx),
     )
     if json:
         render.print_json(

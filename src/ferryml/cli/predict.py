@@ -9,7 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 
 
 def predict(
@@ -26,8 +26,7 @@ def predict(
     """Predict every row of INPUT with a model into OUTPUT; an interrupted job resumes."""
     from ferryml.serving.batch import run_batch
 
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
+    settings = settings_of(ctx)
     columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     quiet = json or not render.console.is_terminal
     with Progress(*columns, console=render.console, transient=True, disable=quiet) as bar:

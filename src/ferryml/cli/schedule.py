@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 from ferryml.pipelines import schedule as core
 
 schedules = typer.Typer(
@@ -21,11 +21,6 @@ schedules = typer.Typer(
 )
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
-
-def _settings(ctx: typer.Context) -> Settings:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
-    return settings
 
 
 def _utc(ms: int | None) -> str:
@@ -61,7 +56,7 @@ def add(
     json: JsonFlag = False,
 ) -> None:
     """Run a pipeline at the times a cron expression names."""
-    found = core.add_schedule(_settings(ctx), name, cron, target, _params(param))
+    found = core.add_schedule(settings_of(ctx), name, cron, target, _params(param))
     if json:
         render.print_json(found)
         return
@@ -74,7 +69,7 @@ def add(
 @schedules.command("list")
 def list_(ctx: typer.Context, json: JsonFlag = False) -> None:
     """List schedules with their next and last runs."""
-    found = core.list_schedules(_settings(ctx))
+    found = core.list_schedules(settings_of(ctx))
     if json:
         render.print_json(found)
         return
@@ -106,7 +101,7 @@ def list_(ctx: typer.Context, json: JsonFlag = False) -> None:
 @schedules.command("remove")
 def remove(ctx: typer.Context, name: str) -> None:
     """Delete a schedule; a run it already started finishes."""
-    core.remove_schedule(_settings(ctx), name)
+    core.remove_schedule(settings_of(ctx), name)
     render.console.print(f"Removed schedule {name!r}.")
 
 
@@ -126,7 +121,7 @@ def scheduler(
         if not once:
             render.console.print(f"Scheduler started; checking every {interval:g}s. Ctrl-C stops.")
         ran = core.run_scheduler(
-            _settings(ctx), once=once, interval=interval, stop=stop, on_run=show
+            settings_of(ctx), once=once, interval=interval, stop=stop, on_run=show
         )
     if once and not ran:
         render.console.print("No schedule was due.")

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from ferryml.cli._context import settings_of
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
 
@@ -44,8 +45,7 @@ def serve(
         raise InvalidArgument("Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME.")
     if workers < 1 or max_batch < 1 or max_wait_ms < 0:
         raise InvalidArgument("--workers and --max-batch must be at least 1, --max-wait-ms >= 0.")
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
+    settings = settings_of(ctx)
     if target and "@" not in target and "/" not in target and _is_deployment(settings, target):
         target, deployment = None, target
     run(

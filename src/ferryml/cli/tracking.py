@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.config import Settings
+from ferryml.cli._context import settings_of
 from ferryml.errors import NotFound
 from ferryml.tracking.client import FerryClient
 
@@ -18,8 +18,7 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 
 
 def _client(ctx: typer.Context) -> FerryClient:
-    settings = ctx.find_root().obj
-    assert isinstance(settings, Settings)
+    settings = settings_of(ctx)
     return FerryClient(settings)
 
 

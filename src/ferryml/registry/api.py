@@ -132,10 +132,10 @@ def evaluate(
         )
         metrics = {**result.metrics, "latency_ms_per_row": result.latency_ms_per_row}
         if model.version is not None:
-            from ferryml.registry.models import _user
+            from ferryml._identity import current_user
 
             registry.store.update_model_version(
-                model.version.name, model.version.version, user=_user(), metrics=metrics
+                model.version.name, model.version.version, user=current_user(), metrics=metrics
             )
     if active_run() is not None:
         log_run_metrics({f"eval_{k}": v for k, v in metrics.items()})

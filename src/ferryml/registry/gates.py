@@ -9,8 +9,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ferryml._identity import current_user
 from ferryml.errors import InvalidArgument
-from ferryml.registry.models import Registry, _user, check_model_name
+from ferryml.registry.models import Registry, check_model_name
 
 __all__ = ["Check", "Decision", "Gate", "evaluate_version", "promote"]
 
@@ -95,7 +96,7 @@ def evaluate_version(
     )
     metrics = {**evaluation.metrics, "latency_ms_per_row": evaluation.latency_ms_per_row}
     registry.store.update_model_version(
-        version.name, version.version, user=_user(), metrics=metrics
+        version.name, version.version, user=current_user(), metrics=metrics
     )
     return evaluation
 
@@ -166,7 +167,7 @@ def promote(
             name,
             alias,
             version.version,
-            user=_user(),
+            user=current_user(),
             reason=("FORCED: " if force and not passed else "") + note,
             evidence=evidence,
             action="promote",
@@ -205,7 +206,7 @@ def _record_refusal(
                 conn,
                 name,
                 "promotion_refused",
-                _user(),
+                current_user(),
                 version=candidate,
                 alias=alias,
                 from_version=champion,

@@ -3,12 +3,12 @@ load with every digest checked, point aliases (each move audited), and trace lin
 
 from __future__ import annotations
 
-import getpass
 import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
+from ferryml._identity import current_user
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.registry.package import METADATA, LoadedModel, PackageMeta, load_package
@@ -20,13 +20,6 @@ _NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _URI_HELP = (
     "Use models:/NAME@ALIAS, models:/NAME/VERSION, models:/NAME/latest or runs:/RUN_ID/PATH."
 )
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def check_model_name(name: str) -> str:
@@ -202,7 +195,7 @@ class Registry:
             flavor=meta.flavor,
             source=uri,
             run_id=run_id,
-            user=_user(),
+            user=current_user(),
             signature=json.dumps(meta.signature) if meta.signature else None,
             data_versions=data_versions,
             profile_digest=profile,
@@ -211,6 +204,8 @@ class Registry:
 
     def _input_profile(self, run: Run) -> str | None:
         """The reference profile of the first table the training run read."""
+        if not run.inputs:
+            return None
         from ferryml.store.sql import SqlStore
         from ferryml.store.sql_data import SqlDatasetStore
 
@@ -248,7 +243,7 @@ class Registry:
                 f"Alias {alias!r} is invalid: start with a letter; letters, digits, _ and -; "
                 "'latest' is reserved."
             )
-        return self.store.set_alias(name, alias, int(version), user=_user(), reason=reason)
+        return self.store.set_alias(name, alias, int(version), user=current_user(), reason=reason)
 
     def lineage(self, ref: str) -> Lineage:
         version = self.version(ref)

@@ -5,7 +5,6 @@ history of every change with who and why."""
 
 from __future__ import annotations
 
-import getpass
 import logging
 import re
 import threading
@@ -13,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from ferryml._identity import current_user
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.serving.runtime import ServedModel
@@ -71,13 +71,6 @@ class Spec:
         return next((r for r in self.routes if r.role == role), None)
 
 
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
-
-
 class Deployments:
     """Create and change deployments. The constructor does no I/O."""
 
@@ -126,7 +119,7 @@ class Deployments:
             routes.append(Route(shadow, 0.0, "shadow"))
         spec = Spec(model, tuple(routes), policy or RollbackPolicy())
         self._check(spec)
-        self.store.create(name, spec.to_dict(), user=_user(), reason=reason)
+        self.store.create(name, spec.to_dict(), user=current_user(), reason=reason)
         return spec
 
     def _check(self, spec: Spec) -> None:
@@ -164,7 +157,9 @@ class Deployments:
         )
         new = Spec(spec.model, routes, spec.policy)
         self._check(new)
-        self.store.update(name, new.to_dict(), action="set_weights", user=_user(), reason=reason)
+        self.store.update(
+            name, new.to_dict(), action="set_weights", user=current_user(), reason=reason
+        )
         return new
 
     def add_route(
@@ -189,7 +184,9 @@ class Deployments:
         )
         new = Spec(spec.model, (*kept, Route(version, weight, role)), spec.policy)
         self._check(new)
-        self.store.update(name, new.to_dict(), action=f"add_{role}", user=_user(), reason=reason)
+        self.store.update(
+            name, new.to_dict(), action=f"add_{role}", user=current_user(), reason=reason
+        )
         return new
 
     def promote(self, name: str, *, reason: str = "") -> Spec:
@@ -203,7 +200,7 @@ class Deployments:
             *(r for r in spec.routes if r.role == "shadow"),
         )
         new = Spec(spec.model, routes, spec.policy)
-        self.store.update(name, new.to_dict(), action="promote", user=_user(), reason=reason)
+        self.store.update(name, new.to_dict(), action="promote", user=current_user(), reason=reason)
         return new
 
     def rollback(self, name: str, *, reason: str = "", automatic: bool = False) -> Spec:
@@ -234,7 +231,7 @@ class Deployments:
             name,
             new.to_dict(),
             action="auto_rollback" if automatic else "rollback",
-            user="ferryml" if automatic else _user(),
+            user="ferryml" if automatic else current_user(),
             reason=reason,
         )
         return new

@@ -153,6 +153,7 @@ class ServedModel:
         self.current: Loaded | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._registry: Any = None
         self.on_switch: Callable[[Loaded, Loaded], None] | None = None
 
     @property
@@ -173,15 +174,13 @@ class ServedModel:
         else:
             from ferryml.registry.models import Registry
 
-            registry = Registry(self.settings)
-            try:
-                assert self.ref is not None
-                found = registry.version(self.ref)
-                if self.current is not None and found.version == self.current.version:
-                    return self.current
-                model = registry.load(f"models:/{found.name}/{found.version}")
-            finally:
-                registry.close()
+            if self._registry is None:  # kept open: following an alias polls it every few s
+                self._registry = Registry(self.settings)
+            assert self.ref is not None
+            found = self._registry.version(self.ref)
+            if self.current is not None and found.version == self.current.version:
+                return self.current
+            model = self._registry.load(f"models:/{found.name}/{found.version}")
             name, number = found.name, found.version
         signature = model.signature
         columns = tuple(signature.columns) if signature else ()
@@ -217,6 +216,11 @@ class ServedModel:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.poll_seconds + 5)
+        if self._registry is not None:
+            self._registry.close()
+            self._registry = None
 
 
 def now_ms() -> float:

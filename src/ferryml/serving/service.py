@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import random
 import time
-import uuid
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ import pandas as pd
 
 from ferryml.config import Settings
 from ferryml.errors import FerryError, NotFound
+from ferryml.serving.predlog import new_prediction_id
 from ferryml.serving.runtime import Loaded, ServedModel
 
 __all__ = ["Answer", "BatchOptions", "PredictionService", "RouteState"]
@@ -191,7 +191,7 @@ class PredictionService:
                 )
             if self.on_request is not None:
                 self.on_request(route, ok, seconds)
-        ids = [new_id() for _ in range(len(frame))]
+        ids = [new_prediction_id() for _ in range(len(frame))]
         if self.log is not None:
             self.log.record(
                 self.endpoint,
@@ -204,13 +204,3 @@ class PredictionService:
                 seconds * 1000,
             )
         return Answer(loaded.name, loaded.version, route.name, ids, predictions)
-
-
-def new_id() -> str:
-    """A time-ordered prediction id: milliseconds, then randomness."""
-    try:
-        from ferryml.serving.predlog import new_prediction_id
-
-        return new_prediction_id()
-    except ImportError:
-        return f"{int(time.time() * 1000):012x}{uuid.uuid4().hex[:20]}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import os
 import platform
 import subprocess
@@ -12,6 +11,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import blake3
+
+from ferryml._identity import current_user
 
 __all__ = ["Environment", "capture"]
 
@@ -33,7 +34,7 @@ def capture(cwd: Path) -> Environment:
         "ferry.command": " ".join(
             [Path(sys.argv[0]).name if sys.argv else "", *sys.argv[1:]]
         ).strip()[:8000],
-        "ferry.user": _user(),
+        "ferry.user": current_user(),
         "ferry.packages.digest": blake3.blake3(packages.encode()).hexdigest(),
     }
     tags.update(_git(cwd))
@@ -55,13 +56,6 @@ def _packages() -> str:
                 package, _, version = name[: -len(".dist-info")].partition("-")
                 found.setdefault(package.lower().replace("_", "-"), f"{package}=={version}")
     return "\n".join(sorted(found.values(), key=str.lower)) + "\n"
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
 
 
 def _git(cwd: Path) -> dict[str, str]:
