@@ -28,7 +28,6 @@ _SECONDS = {"s": 1, "m": 60, "h": 3600}
 _LONGEST_SLEEP = 24 * 3600
 
 
-
 def _channel(text: str) -> Any:
     """``log``, or a channel's mapping as JSON: '{"slack": "https://..."}'."""
     if not text.lstrip().startswith("{"):
@@ -73,6 +72,13 @@ def add(
     channel: Annotated[
         list[str] | None, typer.Option(help="Where alerts go: log, or a channel as JSON.")
     ] = None,
+    checks: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated checks: drift, performance, concept, estimated, importance "
+            "(default drift,performance)."
+        ),
+    ] = None,
     json: JsonFlag = False,
 ) -> None:
     """Add a monitor; run it with `ferry monitor run NAME`."""
@@ -86,6 +92,7 @@ def add(
         task=task,
         rules=rule or [],
         channels=[_channel(c) for c in channel or []],
+        **({} if checks is None else {"checks": checks}),
     )
     add_monitor(settings_of(ctx), spec)
     if json:
@@ -123,6 +130,7 @@ def _print_results(name: str, results: list[WindowResult], json: bool) -> None:
                     "end": r.end.isoformat(),
                     "metrics": r.metrics,
                     "alerts": [a.message for a in r.alerts],
+                    **r.details,
                 }
                 for r in results
             ]
@@ -138,7 +146,7 @@ def _print_results(name: str, results: list[WindowResult], json: bool) -> None:
                     r.start.isoformat(),
                     r.end.isoformat(),
                     int(r.metrics["rows"]),
-                    render.number(r.metrics["drift_share"]),
+                    _cell(r.metrics.get("drift_share")),
                     ", ".join(r.drift.drifted_columns),
                     len(r.alerts),
                 )
@@ -190,6 +198,9 @@ def list_(ctx: typer.Context, json: JsonFlag = False) -> None:
     else:
         render.table(
             None,
-            ["name", "deployment", "reference", "window", "rules"],
-            [(m.name, m.deployment, m.reference, m.window, len(m.rules)) for m in found],
+            ["name", "deployment", "reference", "window", "checks", "rules"],
+            [
+                (m.name, m.deployment, m.reference, m.window, ",".join(m.checks), len(m.rules))
+                for m in found
+            ],
         )

@@ -11,6 +11,15 @@ stores the result and evaluates the monitor's alert rules on the window's metric
 - with a ``task`` and labels: ``labelled`` and the task's metrics (``accuracy``, ``f1``,
   ... or ``mae``, ``rmse``).
 
+Beyond ``drift`` and ``performance`` (the default checks), a monitor can run:
+
+- ``concept``: a change detector (ADWIN) over the labelled errors of the previous window
+  then this one; ``concept_drift`` is 1 when it fires in this window, and the window keeps
+  where the change began;
+- ``estimated`` (binary classifiers): ``estimated_accuracy``, ``estimated_roc_auc``, ...
+  from the model's own probabilities (CBPE), before any label arrives;
+- ``importance``: permutation importance of each feature on the window's labelled rows.
+
 References:
 
 - ``model:NAME@ALIAS`` (or ``model:NAME/VERSION``): the training-data profile logged with
@@ -46,6 +55,7 @@ import pandas as pd
 from ferryml.config import Settings
 from ferryml.data.profile import Profile
 from ferryml.errors import InvalidArgument, NotFound
+from ferryml.monitoring import _checks
 from ferryml.monitoring.alerts import Alert, AlertManager
 from ferryml.monitoring.channels import parse_channels
 from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
@@ -88,6 +98,8 @@ class MonitorSpec:
         task: ``"classification"``, ``"regression"`` or None (no performance metrics).
         rules: alert rules (see ``ferryml.monitoring.alerts.parse_rule``).
         channels: the alerts' channels in their ``ferry.yaml`` forms; default the log.
+        checks: which of ``drift``, ``performance``, ``concept``, ``estimated`` and
+            ``importance`` run on each window (a list or comma-separated text).
 
     Raises:
         InvalidArgument: a field is malformed.
@@ -100,6 +112,7 @@ class MonitorSpec:
     task: str | None = None
     rules: Sequence[str | Mapping[str, Any]] = ()
     channels: Sequence[Any] = field(default_factory=tuple)
+    checks: Sequence[str] | str = _checks.DEFAULT_CHECKS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
@@ -116,6 +129,10 @@ class MonitorSpec:
             raise InvalidArgument(
                 f"Task {self.task!r} is unknown; use classification, regression or none."
             )
+        checks = self.checks
+        if self.task is None and checks == _checks.DEFAULT_CHECKS:
+            checks = ("drift",)  # performance needs a task
+        object.__setattr__(self, "checks", _checks.check_names(checks, self.task))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -126,6 +143,7 @@ class MonitorSpec:
             "task": self.task,
             "rules": [r if isinstance(r, str) else dict(r) for r in self.rules],
             "channels": list(self.channels),
+            "checks": list(self.checks),
         }
 
     @classmethod
@@ -144,6 +162,7 @@ class WindowResult:
     metrics: dict[str, float]
     drift: DriftReport
     alerts: tuple[Alert, ...] = ()
+    details: dict[str, Any] = field(default_factory=dict)
 
 
 # -- the API ----------------------------------------------------------------------------
@@ -215,37 +234,44 @@ def run_monitor(
     now_ts = _utc(pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now))
     with _store(settings) as store:
         spec = MonitorSpec.from_dict(store.get(name))
-        last = store.last_window_end(name)
+        last = store.last_window(name)
         by, count = _window_args(spec.window)
         since = None
         if last is not None:  # a count window includes its last row: start past it
-            since = pd.Timestamp(last + (1 if count else 0), unit="ms", tz="UTC")
+            since = pd.Timestamp(last[1] + (1 if count else 0), unit="ms", tz="UTC")
         try:
             frame = _load(settings, spec.deployment, since, now_ts)
         except NotFound:
             return []  # the deployment has logged nothing yet
         if frame.empty:
             return []
-        reference = _load_reference(settings, spec)
+        reference = _load_reference(settings, spec) if "drift" in spec.checks else None
         complete = [
             w
             for w in windows(frame, by=by, count=count)
             if len(w.frame) and (len(w.frame) == count if count else w.end <= now_ts)
         ]
+        previous = None
+        if "concept" in spec.checks and last is not None and complete:
+            previous = _previous(settings, spec, last, count)
         results = []
         manager = _alerts(settings, spec) if spec.rules else None
+        models = _checks.ModelCache(settings)
         try:
             for window in complete:
                 start, end = _ms(window.start), _ms(window.end)
-                drift = _drift(reference, window.frame)
-                metrics = _metrics(spec, window, drift)
-                if not store.add_result(name, start, end, metrics, drift.to_dict()):
+                drift, metrics, details = _check(spec, reference, window, previous, models)
+                previous = window.frame
+                if not store.add_result(name, start, end, metrics, {**drift.to_dict(), **details}):
                     continue  # stored by an earlier run
                 fired = manager.evaluate(name, start, end, metrics) if manager else []
                 results.append(
-                    WindowResult(name, window.start, window.end, metrics, drift, tuple(fired))
+                    WindowResult(
+                        name, window.start, window.end, metrics, drift, tuple(fired), details
+                    )
                 )
         finally:
+            models.close()
             if manager is not None:
                 manager.close()
         return results
@@ -270,6 +296,7 @@ def report(settings: Settings, name: str) -> dict[str, Any]:
                 "metrics": r.metrics,
                 "dataset_drift": r.drift.get("dataset_drift"),
                 "drifted_columns": r.drift.get("drifted_columns", []),
+                **{k: r.drift[k] for k in ("concept", "importance") if k in r.drift},
             }
             for r in results
         ],
@@ -417,25 +444,73 @@ def _drift(reference: Profile | pd.DataFrame, current: pd.DataFrame) -> DriftRep
     return detect_drift(reference, current, columns=features, prediction=prediction)
 
 
-def _metrics(spec: MonitorSpec, window: Window, drift: DriftReport) -> dict[str, float]:
-    metrics = {
-        "rows": float(len(window.frame)),
-        "drift_share": drift.drift_share,
-        "n_drifted": float(len(drift.drifted_columns)),
-        "dataset_drift": float(drift.dataset_drift),
-    }
-    if drift.prediction_drift is not None:
-        metrics["prediction_drift"] = float(drift.prediction_drift)
+def _check(
+    spec: MonitorSpec,
+    reference: Profile | pd.DataFrame | None,
+    window: Window,
+    previous: pd.DataFrame | None,
+    models: _checks.ModelCache,
+) -> tuple[DriftReport, dict[str, float], dict[str, Any]]:
+    """Run the monitor's checks on one window: its drift report, metrics and details."""
     frame = window.frame
-    if spec.task is not None and "label" in frame.columns and frame["label"].notna().any():
-        perf = performance(frame, task=spec.task, by=None, group_by=())  # type: ignore[arg-type]
+    metrics = {"rows": float(len(frame))}
+    details: dict[str, Any] = {}
+    drift = _drift_from_dict({})
+    if reference is not None:
+        drift = _drift(reference, frame)
+        metrics |= {
+            "drift_share": drift.drift_share,
+            "n_drifted": float(len(drift.drifted_columns)),
+            "dataset_drift": float(drift.dataset_drift),
+        }
+        if drift.prediction_drift is not None:
+            metrics["prediction_drift"] = float(drift.prediction_drift)
+    task = spec.task
+    if task is None:
+        return drift, metrics, details
+    features = [c for c in frame.columns if c not in _NOT_FEATURES and c != "prediction"]
+    probability = None
+    if "estimated" in spec.checks:
+        found, scores = _checks.estimated(frame, features, models)
+        metrics |= found
+        frame, probability = frame.assign(_probability=scores), "_probability"
+    labelled = "label" in frame.columns and frame["label"].notna().any()
+    if "performance" in spec.checks and labelled:
+        perf = performance(
+            frame,
+            task=task,  # type: ignore[arg-type]
+            probability_column=probability,
+            by=None,
+            group_by=(),
+        )
         row = perf.iloc[0]
         metrics["labelled"] = float(row["labelled"])
-        for metric in METRICS[spec.task]:  # type: ignore[index]
+        for metric in METRICS[task]:  # type: ignore[index]
             value = float(row[metric])
             if math.isfinite(value):
                 metrics[metric] = value
-    return metrics
+    if "concept" in spec.checks:
+        found, detail = _checks.concept(frame, previous, task)
+        metrics |= found
+        if detail is not None:
+            details["concept"] = detail
+    if "importance" in spec.checks:
+        detail = _checks.importance(frame, features, task, models)
+        if detail is not None:
+            details["importance"] = detail
+    return drift, metrics, details
+
+
+def _previous(
+    settings: Settings, spec: MonitorSpec, last: tuple[int, int], count: int | None
+) -> pd.DataFrame | None:
+    """The rows of the monitor's last stored window, for the concept check's history."""
+    start = pd.Timestamp(last[0], unit="ms", tz="UTC")
+    end = pd.Timestamp(last[1] + (1 if count else 0), unit="ms", tz="UTC")
+    try:
+        return _load(settings, spec.deployment, start, end)
+    except NotFound:
+        return None
 
 
 def _drift_from_dict(data: Mapping[str, Any]) -> DriftReport:

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from ferryml.errors import AlreadyExists, NotFound
 from ferryml.store import _dialect
@@ -68,12 +68,18 @@ class SqlMonitorStore:
             ).all()
         return [(r.name, json.loads(r.spec)) for r in rows]
 
-    def last_window_end(self, name: str) -> int | None:
-        """The end of the latest window stored for ``name``; None before the first."""
+    def last_window(self, name: str) -> tuple[int, int] | None:
+        """The start and end of the latest window stored for ``name``; None before the
+        first."""
         r = t.monitor_results.c
         with self._store.engine.connect() as conn:
-            value = conn.execute(select(func.max(r.window_end)).where(r.monitor == name)).scalar()
-        return None if value is None else int(value)
+            row = conn.execute(
+                select(r.window_start, r.window_end)
+                .where(r.monitor == name)
+                .order_by(r.window_end.desc(), r.window_start.desc())
+                .limit(1)
+            ).first()
+        return None if row is None else (int(row.window_start), int(row.window_end))
 
     def add_result(
         self,
