@@ -12,6 +12,7 @@ import typer
 from typer.exceptions import TyperException
 
 from ferryml.cli import (
+    agent,
     alerts,
     data,
     deploy,
@@ -49,6 +50,10 @@ app.command("init")(tracking.init)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)
 app.command("scheduler")(schedule.scheduler)
+app.add_typer(agent.decisions, name="decisions")
+app.command("agent")(agent.agent)
+app.command("approve")(agent.approve)
+app.command("reject")(agent.reject)
 
 
 @app.callback()

@@ -34,6 +34,11 @@ class ModelInfo:
     flavor: str
     registered_version: ModelVersion | None
 
+    @property
+    def registered_model_version(self) -> int | None:
+        """The registered version's number, as MLflow's ``ModelInfo`` has it."""
+        return None if self.registered_version is None else self.registered_version.version
+
 
 @contextmanager
 def _registry() -> Iterator[Registry]:

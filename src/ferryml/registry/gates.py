@@ -131,9 +131,12 @@ def promote(
     reason: str = "",
     slices: Sequence[str] = (),
     business_metrics: Mapping[str, Callable[..., float]] | None = None,
+    move: bool = True,
 ) -> Decision:
     """Evaluate ``candidate`` and the version holding ``alias`` on ``data``; move the alias
-    to the candidate if the gate passes (or ``force``); record the decision either way."""
+    to the candidate if the gate passes (or ``force``); record the decision either way.
+    With ``move=False`` only judge: nothing is moved or recorded (a rollout moves the
+    alias later, once the candidate proved itself in production)."""
     check_model_name(name)
     gate = gate or Gate(metric="roc_auc" if task == "classification" else "rmse")
     version = registry.store.get_model_version(name, int(candidate))
@@ -153,7 +156,7 @@ def promote(
     old = evaluate_version(registry, f"{name}/{champion}", data, **kwargs) if champion else None  # type: ignore[arg-type]
     checks = _checks(gate, new, old, registry, name, candidate, champion)
     passed = all(c.passed for c in checks)
-    moved = passed or force
+    moved = (passed or force) and move
     evidence = {
         "gate": asdict(gate),
         "checks": [asdict(c) for c in checks],
@@ -172,7 +175,7 @@ def promote(
             evidence=evidence,
             action="promote",
         )
-    else:
+    elif move:
         _record_refusal(registry, name, alias, version.version, champion, note, evidence)
     return Decision(
         name,

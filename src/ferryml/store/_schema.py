@@ -372,3 +372,51 @@ monitor_results = Table(
     Column("created", BigInteger, nullable=False),
     PrimaryKeyConstraint("monitor", "window_start", "window_end", name="pk_monitor_results"),
 )
+
+# A retraining decision: one policy's answer to one trigger, carried step by step by the
+# agent; ``context`` (JSON) holds what each finished step produced, so a restarted agent
+# picks up at ``state``.
+decisions = Table(
+    "decisions",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("policy", String(250), nullable=False),
+    Column("deployment", String(250), nullable=False),
+    Column("state", String(32), nullable=False),
+    Column("outcome", String(32), nullable=True),  # set once the decision is over
+    Column("context", Text, nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("updated", BigInteger, nullable=False),
+    Index("ix_decisions_policy_created", "policy", "created"),
+)
+
+# The audit trail of a decision: one row per step taken, oldest first.
+decision_events = Table(
+    "decision_events",
+    metadata,
+    Column("decision_id", Integer, ForeignKey("decisions.id"), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("time", BigInteger, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("details", Text, nullable=False),  # JSON
+    PrimaryKeyConstraint("decision_id", "seq", name="pk_decision_events"),
+)
+
+# Each policy's watermarks (JSON): the last alert, schedule occurrence and label count it
+# acted on.
+policy_state = Table(
+    "policy_state",
+    metadata,
+    Column("policy", String(250), primary_key=True),
+    Column("state", Text, nullable=False),
+)
+
+# Who may act: an agent holds a lease until ``expires`` (ms) and renews it while it runs.
+agent_leases = Table(
+    "agent_leases",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("holder", String(250), nullable=False),
+    Column("expires", BigInteger, nullable=False),
+)

@@ -1,0 +1,353 @@
+"""The agent: runs due schedules, every monitor and every policy, pass after pass.
+
+One agent acts at a time: each pass starts by taking (or renewing) a lease in the metadata
+store, and a background thread renews it while a long step (a training pipeline) runs; an
+agent that cannot take the lease stands by and tries again next pass. Everything the agent
+knows lives in the store -- decisions and their state, each policy's watermarks, monitors'
+windows, alerts -- so a restarted agent picks up where the last one stopped.
+
+Example:
+    >>> agent = Agent(Settings.resolve())
+    >>> agent.run(interval=10)          # until stopped; or agent.tick() for one pass
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ferryml.automation import decisions as steps
+from ferryml.automation.policy import Policy, Trigger, load_policies
+from ferryml.config import Settings
+from ferryml.errors import FerryError, InvalidArgument
+from ferryml.store.sql_automation import SqlAutomationStore
+
+__all__ = ["Agent", "Tick"]
+
+log = logging.getLogger("ferryml.agent")
+LEASE = "agent"
+DAY_MS = 86_400_000
+
+
+@dataclass
+class Tick:
+    """What one pass did."""
+
+    active: bool
+    holder: str | None = None
+    schedules: int = 0
+    windows: int = 0
+    created: list[int] = field(default_factory=list)
+    steps: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Agent:
+    """Runs schedules, monitors and policies against one store.
+
+    Args:
+        settings: the stores, and the project root whose ``ferry.yaml`` holds the policies.
+        policies: the policies to run; default those of ``ferry.yaml``, read again each pass.
+        lease_seconds: how long a lease lasts without renewal; another agent takes over
+            that long after this one died.
+        monitors, schedules: whether passes also run the monitors and due schedules.
+
+    Raises:
+        InvalidArgument: ``ferry.yaml``'s policies are wrong (when read at start).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        policies: Mapping[str, Policy] | None = None,
+        *,
+        lease_seconds: float = 30.0,
+        monitors: bool = True,
+        schedules: bool = True,
+    ) -> None:
+        if not lease_seconds > 0:
+            raise InvalidArgument(f"lease_seconds {lease_seconds} must be positive.")
+        self.settings = settings
+        self._given = dict(policies) if policies is not None else None
+        self.policies = self._given if self._given is not None else load_policies(settings.root)
+        self.lease_seconds = lease_seconds
+        self.monitors, self.schedules = monitors, schedules
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._store: SqlAutomationStore | None = None
+        self._lost = threading.Event()
+
+    @property
+    def store(self) -> SqlAutomationStore:
+        if self._store is None:
+            from ferryml.store.sql import SqlStore
+
+            self._store = SqlAutomationStore(SqlStore(self.settings.store_url).open())
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.release_lease(LEASE, self.holder)
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> Agent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- passes ----------------------------------------------------------------------------
+
+    def run(self, *, interval: float = 10.0, stop: threading.Event | None = None) -> None:
+        """Pass after pass, ``interval`` seconds apart, until ``stop`` is set."""
+        if not interval > 0:
+            raise InvalidArgument(f"Interval {interval} must be a positive number of seconds.")
+        stop = stop or threading.Event()
+        while True:
+            self.tick()
+            if stop.wait(interval):
+                return
+
+    def tick(self) -> Tick:
+        """One pass: take the lease, or stand by if another agent holds it."""
+        if not self.store.acquire_lease(LEASE, self.holder, self.lease_seconds):
+            held = self.store.lease_holder(LEASE)
+            return Tick(False, held[0] if held else None)
+        self._lost.clear()
+        done = threading.Event()
+        keeper = threading.Thread(target=self._keep_lease, args=(done,), daemon=True)
+        keeper.start()
+        try:
+            return self._pass()
+        finally:
+            done.set()
+            keeper.join()
+
+    def _keep_lease(self, done: threading.Event) -> None:
+        from ferryml.store.sql import SqlStore
+
+        store = SqlAutomationStore(SqlStore(self.settings.store_url).open())
+        try:
+            while not done.wait(self.lease_seconds / 3):
+                if not store.acquire_lease(LEASE, self.holder, self.lease_seconds):
+                    self._lost.set()
+                    return
+        finally:
+            store.close()
+
+    def _pass(self) -> Tick:
+        tick = Tick(True, self.holder)
+        if self._given is None:
+            try:
+                self.policies = load_policies(self.settings.root)
+            except InvalidArgument as e:  # keep acting on the policies last read
+                tick.errors.append(str(e))
+                log.error("policies not reloaded: %s", e)
+        if self.schedules:
+            from ferryml.pipelines.schedule import run_scheduler
+
+            tick.schedules = len(run_scheduler(self.settings, once=True))
+        if self.monitors:
+            tick.windows = self._run_monitors(tick)
+        for decision in self.store.list_decisions(open_only=True):
+            if decision.policy not in self.policies:
+                self._abandon(decision.id, f"policy {decision.policy!r} no longer exists")
+        for policy in self.policies.values():
+            if self._lost.is_set():
+                break
+            self._run_policy(policy, tick)
+        return tick
+
+    def _run_monitors(self, tick: Tick) -> int:
+        from ferryml.monitoring.monitors import list_monitors, run_monitor
+
+        count = 0
+        for spec in list_monitors(self.settings):
+            try:
+                count += len(run_monitor(self.settings, spec.name))
+            except FerryError as e:  # one broken monitor must not stop the others
+                tick.errors.append(f"monitor {spec.name}: {e}")
+                log.error("monitor %s: %s", spec.name, e)
+        return count
+
+    def _run_policy(self, policy: Policy, tick: Tick) -> None:
+        open_ = self.store.list_decisions(policy=policy.name, open_only=True)
+        if not open_:
+            created = self._check_triggers(policy)
+            if created is None:
+                return
+            tick.created.append(created)
+            open_ = [self.store.get_decision(created)]
+        for record in open_:
+            while not self._lost.is_set() and steps.advance(
+                self.store, self.settings, policy, record
+            ):
+                tick.steps += 1
+                record = self.store.get_decision(record.id)
+
+    def _abandon(self, decision_id: int, why: str) -> None:
+        record = self.store.get_decision(decision_id)
+        context = dict(record.context)
+        if record.state == "rolling_out":
+            from ferryml.serving.deployments import Deployments
+
+            manager = Deployments(self.settings)
+            try:
+                canary = manager.get(record.deployment).route("canary")
+                if canary is not None and canary.version == context.get("candidate"):
+                    manager.rollback(record.deployment, reason=f"decision {decision_id}: {why}")
+            finally:
+                manager.close()
+        self.store.advance(
+            decision_id,
+            record.state,
+            "done",
+            context,
+            ("abandoned", f"abandoned: {why}", {}),
+            outcome="abandoned",
+        )
+
+    # -- triggers --------------------------------------------------------------------------
+
+    def _check_triggers(self, policy: Policy) -> int | None:
+        """A new decision when a trigger fired and neither the cool-down nor the daily cap
+        holds it back; each trigger's watermark moves past what it saw either way, so one
+        cause never starts two retrainings."""
+        now = int(time.time() * 1000)
+        state = self.store.policy_state(policy.name)
+        fresh = not state
+        fired: list[tuple[Trigger, str, dict[str, Any]]] = []
+        for index, trigger in enumerate(policy.triggers):
+            found = _check(self.settings, policy, trigger, state, f"t{index}", now)
+            if found is not None and not fresh:
+                fired.append((trigger, *found))
+        self.store.set_policy_state(policy.name, state)
+        if not fired:
+            return None
+        trigger, message, evidence = fired[0]
+        last = self.store.list_decisions(policy=policy.name, limit=1)
+        if last and now - last[0].created < policy.cooldown_s * 1000:
+            log.info("policy %s: %s, but in cool-down after decision %s", policy.name,
+                     message, last[0].id)  # fmt: skip
+            return None
+        if self.store.count_since(policy.name, now - DAY_MS) >= policy.max_per_day:
+            log.warning("policy %s: %s, but it retrained %s times today already", policy.name,
+                        message, policy.max_per_day)  # fmt: skip
+            return None
+        context = {"started": now, "trigger": trigger.describe(), "evidence": evidence}
+        return self.store.create_decision(
+            policy.name,
+            policy.deployment,
+            "triggered",
+            context,
+            ("trigger", message, {"trigger": trigger.describe(), **evidence}),
+        )
+
+
+def _check(
+    settings: Settings,
+    policy: Policy,
+    trigger: Trigger,
+    state: dict[str, Any],
+    key: str,
+    now: int,
+) -> tuple[str, dict[str, Any]] | None:
+    """Whether ``trigger`` fired since its watermark ``state[key]``, which it moves on."""
+    if trigger.kind == "alert":
+        return _alert(settings, trigger, state, key)
+    if trigger.kind == "metric":
+        return _metric(settings, trigger, state, key)
+    if trigger.kind == "schedule":
+        from ferryml.store.sql_schedules import next_occurrence
+
+        since = int(state.get(key, now))
+        state[key] = now if next_occurrence(str(trigger.cron), since) <= now else since
+        if state[key] == since:
+            return None
+        return f"schedule {trigger.cron} is due", {"due": since}
+    return _labels(settings, policy, trigger, state, key, now)
+
+
+def _alert(
+    settings: Settings, trigger: Trigger, state: dict[str, Any], key: str
+) -> tuple[str, dict[str, Any]] | None:
+    from ferryml.store.sql import SqlStore
+    from ferryml.store.sql_alerts import SqlAlertStore
+
+    store = SqlAlertStore(SqlStore(settings.store_url).open())
+    try:
+        alerts = store.list_alerts(monitor=trigger.monitor, rule=trigger.rule, limit=100)
+    finally:
+        store.close()
+    seen = int(state.get(key, 0))
+    state[key] = max([seen, *(a.id for a in alerts)])
+    new = [a for a in alerts if a.id > seen and a.state == "fired"]
+    if not new:
+        return None
+    alert = new[-1]  # the oldest new one: the first sign
+    return f"alert {alert.id}: {alert.message}", {
+        "alert": alert.id,
+        "monitor": alert.monitor,
+        "window_start": alert.window_start,
+        "window_end": alert.window_end,
+    }
+
+
+def _metric(
+    settings: Settings, trigger: Trigger, state: dict[str, Any], key: str
+) -> tuple[str, dict[str, Any]] | None:
+    from ferryml.monitoring.alerts import parse_rule
+    from ferryml.store.sql import SqlStore
+    from ferryml.store.sql_monitors import SqlMonitorStore
+
+    store = SqlMonitorStore(SqlStore(settings.store_url).open())
+    try:
+        results = store.list_results(str(trigger.monitor))
+    finally:
+        store.close()
+    seen = int(state.get(key, 0))
+    new = [r for r in results if r.window_end > seen]
+    if not new:
+        return None
+    state[key] = new[-1].window_end
+    rule = parse_rule(str(trigger.rule))
+    value = new[-1].metrics.get(rule.metric)
+    if value is None or not rule.breached(float(value)):
+        return None
+    return f"{trigger.rule} on monitor {trigger.monitor}: {rule.metric} = {value:.4g}", {
+        "monitor": trigger.monitor,
+        "window_start": new[-1].window_start,
+        "window_end": new[-1].window_end,
+        rule.metric: value,
+    }
+
+
+def _labels(
+    settings: Settings,
+    policy: Policy,
+    trigger: Trigger,
+    state: dict[str, Any],
+    key: str,
+    now: int,
+) -> tuple[str, dict[str, Any]] | None:
+    from ferryml.store.sql import SqlStore
+    from ferryml.store.sql_predictions import SqlPredictionStore
+
+    store = SqlPredictionStore(SqlStore(settings.store_url).open())
+    try:
+        since = int(state.get(key, now))
+        labels = [f for f in store.list_feedback(policy.deployment) if f.time > since]
+    finally:
+        store.close()
+    if len(labels) < int(trigger.count or 0):
+        state.setdefault(key, since)
+        return None
+    state[key] = max(f.time for f in labels)
+    return f"{len(labels)} new labels since the last retraining", {"labels": len(labels)}

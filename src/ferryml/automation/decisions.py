@@ -1,0 +1,570 @@
+"""Decisions: a policy's answer to one trigger, carried step by step to an outcome.
+
+A decision moves through these states, each step recorded as one event of its audit trail:
+
+    triggered ─► data_ready ─► trained ─► gated ─┬─► rolling_out ─► done (promoted)
+                                                 └─► awaiting_approval ─► rolling_out
+    any step ─► done (failed | rejected | rolled_back | abandoned)
+
+Every step is an action followed by one atomic write of the new state (and what the action
+produced) with its event, conditioned on the state it started from. An agent killed between
+the action and the write repeats the action when it starts again, so each action is made
+safe to repeat: a data version of the same rows, a pipeline whose steps come from the cache,
+a gate that only evaluates, a canary weight set to the step's value, a promotion that checks
+whether it happened. The champion keeps serving until the last step promotes the candidate.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from ferryml.automation.policy import Policy
+from ferryml.config import Settings
+from ferryml.errors import FerryError, InvalidArgument, NotFound
+from ferryml.store.sql_automation import DecisionRecord, SqlAutomationStore
+
+__all__ = ["OUTCOMES", "advance", "approve", "reject"]
+
+log = logging.getLogger("ferryml.agent")
+OUTCOMES = ("promoted", "failed", "rejected", "rolled_back", "abandoned")
+MIN_HOLDOUT = 20
+
+
+@dataclass
+class Step:
+    """What ``advance`` did: the state it reached, the event kind and message."""
+
+    state: str
+    kind: str
+    message: str
+    outcome: str | None = None
+
+
+def advance(
+    store: SqlAutomationStore, settings: Settings, policy: Policy, decision: DecisionRecord
+) -> bool:
+    """Take the decision's next step if it can be taken now; False when it waits (for
+    requests, for labels, for a person) or is over."""
+    handler = _HANDLERS.get(decision.state)
+    if handler is None or decision.outcome is not None:
+        return False
+    context = {**decision.context, "decision": decision.id}
+    try:
+        step = handler(settings, policy, decision, context)
+    except FerryError as e:
+        step = _fail(settings, policy, decision.state, context, str(e))
+    except Exception as e:  # noqa: BLE001 - a user's pipeline may raise anything
+        step = _fail(settings, policy, decision.state, context, f"{type(e).__name__}: {e}")
+    if step is None:
+        return False
+    details = {k: context[k] for k in _DETAILS.get(step.kind, ()) if k in context}
+    moved = store.advance(
+        decision.id,
+        decision.state,
+        step.state,
+        context,
+        (step.kind, step.message, details),
+        outcome=step.outcome,
+    )
+    if moved:
+        log.info("decision %s (%s): %s", decision.id, policy.name, step.message)
+    return moved
+
+
+def approve(store: SqlAutomationStore, decision_id: int, user: str, reason: str = "") -> None:
+    """Let a decision waiting for approval roll out.
+
+    Raises:
+        NotFound: no such decision.
+        InvalidArgument: it is not waiting for approval.
+    """
+    record = _awaiting(store, decision_id)
+    context = {**record.context, "approved_by": user}
+    message = f"approved by {user}" + (f": {reason}" if reason else "")
+    if not store.advance(
+        decision_id, record.state, "approved", context, ("approved", message, {"user": user})
+    ):
+        raise InvalidArgument(f"Decision {decision_id} changed meanwhile; look again.")
+
+
+def reject(store: SqlAutomationStore, decision_id: int, user: str, reason: str = "") -> None:
+    """End a decision waiting for approval; the champion keeps serving.
+
+    Raises:
+        NotFound: no such decision.
+        InvalidArgument: it is not waiting for approval.
+    """
+    record = _awaiting(store, decision_id)
+    message = f"rejected by {user}" + (f": {reason}" if reason else "")
+    if not store.advance(
+        decision_id,
+        record.state,
+        "done",
+        record.context,
+        ("rejected", message, {"user": user, "reason": reason}),
+        outcome="rejected",
+    ):
+        raise InvalidArgument(f"Decision {decision_id} changed meanwhile; look again.")
+
+
+def _awaiting(store: SqlAutomationStore, decision_id: int) -> DecisionRecord:
+    record = store.get_decision(decision_id)
+    if record.state != "awaiting_approval":
+        raise InvalidArgument(
+            f"Decision {decision_id} is {record.outcome or record.state}, not waiting for "
+            "approval; see `ferry decisions show " + str(decision_id) + "`."
+        )
+    return record
+
+
+# -- the steps ----------------------------------------------------------------------------
+
+
+def _prepare_data(
+    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+) -> Step:
+    """The newest data version plus the freshest labelled predictions, as a new data
+    version; the newest share of those labels kept out for the gate."""
+    from ferryml.data.workspace import Workspace
+
+    retrain = policy.retrain
+    workspace = Workspace(settings)
+    try:
+        base = None
+        if retrain.data is not None:
+            loaded = workspace.load(retrain.data)
+            if not isinstance(loaded, pd.DataFrame):
+                raise InvalidArgument(
+                    f"Data {retrain.data!r} is files, not a table; retraining takes a table."
+                )
+            base = loaded
+        fresh = _labelled(settings, policy, base)
+        cut = len(fresh) - int(round(len(fresh) * retrain.holdout))
+        train_fresh, holdout = fresh.iloc[:cut], fresh.iloc[cut:]
+        frames = [f for f in (base, train_fresh) if f is not None and len(f)]
+        if not frames:
+            raise InvalidArgument(
+                "There is nothing to train on: the policy names no data and the deployment "
+                "has no labelled predictions yet."
+            )
+        training = pd.concat(frames, ignore_index=True)
+        if len(holdout) < MIN_HOLDOUT:  # too few fresh labels: gate on part of the data
+            holdout = training.sample(frac=max(retrain.holdout, 0.2), random_state=decision.id)
+            training = training.drop(index=holdout.index)
+        name = retrain.data.partition("@")[0] if retrain.data else f"{policy.name}-training"
+        version = workspace.add_frame(training.reset_index(drop=True), name)
+        buffer = io.BytesIO()
+        holdout.reset_index(drop=True).to_parquet(buffer, index=False)
+        context["holdout"] = workspace.artifacts.put_bytes(buffer.getvalue()).digest
+    finally:
+        workspace.close()
+    context["data"] = f"{version.name}@{version.version}"
+    context["rows"] = {
+        "training": len(training),
+        "fresh": len(train_fresh),
+        "holdout": len(holdout),
+    }
+    return Step(
+        "data_ready",
+        "data",
+        f"versioned {context['data']}: {len(training)} rows ({len(train_fresh)} fresh labelled "
+        f"predictions); {len(holdout)} rows kept out for the gate",
+    )
+
+
+def _train(
+    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+) -> Step:
+    from ferryml.pipelines import run_target
+
+    root = str(settings.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    params = {**policy.retrain.params, policy.retrain.data_param: context["data"]}
+    result = run_target(policy.retrain.pipeline, params, settings=settings)
+    context["pipeline_run"] = result.run_id
+    if result.status != "FINISHED":
+        failed = ", ".join(result.failed) or "?"
+        return _fail(
+            settings,
+            policy,
+            decision.state,
+            context,
+            f"pipeline {policy.retrain.pipeline} run {result.run_id} {result.status} "
+            f"(failed steps: {failed}); the champion keeps serving",
+        )
+    model, champion = _serving(settings, policy)
+    candidate = _new_version(settings, model, decision.created)
+    if candidate is None:
+        return _fail(
+            settings,
+            policy,
+            decision.state,
+            context,
+            f"pipeline run {result.run_id} registered no new version of model {model!r}; "
+            f"log the model with registered_model_name={model!r}",
+        )
+    context |= {"model": model, "candidate": candidate, "champion": champion}
+    return Step(
+        "trained",
+        "trained",
+        f"pipeline run {result.run_id} trained {model}/{candidate} (champion {model}/{champion})",
+    )
+
+
+def _gate(
+    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+) -> Step:
+    from ferryml.registry.gates import promote
+    from ferryml.registry.models import Registry
+
+    registry = Registry(settings)
+    try:
+        holdout = pd.read_parquet(io.BytesIO(registry.artifacts.get_bytes(context["holdout"])))
+        result = promote(
+            registry,
+            context["model"],
+            context["candidate"],
+            alias="champion",
+            data=holdout,
+            target=policy.target,
+            task=policy.task,
+            gate=policy.gate,
+            move=False,
+        )
+    finally:
+        registry.close()
+    metric = policy.gate.metric
+    context["gate"] = {
+        "passed": result.passed,
+        "metric": metric,
+        "candidate": _finite(result.candidate_metrics.get(metric)),
+        "champion": _finite(result.champion_metrics.get(metric)),
+        "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in result.checks],
+    }
+    summary = (
+        f"{metric} {_num(context['gate']['candidate'])} vs champion "
+        f"{_num(context['gate']['champion'])} on {len(holdout)} held-out rows"
+    )
+    if not result.passed:
+        failed = "; ".join(c.detail for c in result.checks if not c.passed)
+        return Step(
+            "done", "gate", f"gate rejected the candidate: {failed} ({summary})", "rejected"
+        )
+    if policy.mode == "approval":
+        return Step(
+            "awaiting_approval",
+            "gate",
+            f"gate passed: {summary}; waiting for `ferry approve {decision.id}`",
+        )
+    return Step("gated", "gate", f"gate passed: {summary}")
+
+
+def _start_rollout(
+    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+) -> Step:
+    return _set_step(settings, policy, context, 0)
+
+
+def _roll_out(
+    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+) -> Step | None:
+    """Judge the current canary step: roll back on a worse canary, wait for its requests,
+    then take the next step or promote."""
+    from ferryml.serving.deployments import Deployments
+
+    index = int(context["step"])
+    step = policy.rollout.steps[index]
+    since = int(context["step_started"])
+    manager = Deployments(settings)
+    try:
+        spec = manager.get(policy.deployment)
+        canary = spec.route("canary")
+        if canary is None or canary.version != context["candidate"] or canary.weight == 0:
+            why = _rolled_back_by_server(manager, policy.deployment, since)
+            return _undo(settings, policy, context, why or "the canary route was removed")
+    finally:
+        manager.close()
+    seen = _route_figures(settings, policy, since, context)
+    context["observed"] = seen
+    worse = _worse(policy, seen)
+    if worse is not None:
+        return _undo(settings, policy, context, worse)
+    if seen["canary_requests"] < step.requests:
+        if time.time() * 1000 - since > policy.rollout.minutes * 60_000:
+            return _undo(
+                settings,
+                policy,
+                context,
+                f"the canary got {seen['canary_requests']} of {step.requests} requests in "
+                f"{policy.rollout.minutes:g} minutes",
+            )
+        return None
+    if index + 1 < len(policy.rollout.steps):
+        return _set_step(settings, policy, context, index + 1, seen)
+    return _promote(settings, policy, context, seen)
+
+
+def _set_step(
+    settings: Settings,
+    policy: Policy,
+    context: dict[str, Any],
+    index: int,
+    seen: dict[str, Any] | None = None,
+) -> Step:
+    from ferryml.serving.deployments import Deployments
+
+    step = policy.rollout.steps[index]
+    candidate = int(context["candidate"])
+    reason = f"decision {context['decision']}: canary step {index + 1}"
+    manager = Deployments(settings)
+    try:
+        spec = manager.get(policy.deployment)
+        canary = spec.route("canary")
+        if canary is None or canary.version != candidate:
+            manager.add_route(
+                policy.deployment, candidate, role="canary", weight=step.weight, reason=reason
+            )
+        primary = spec.route("primary")
+        assert primary is not None
+        manager.set_weights(
+            policy.deployment,
+            {f"v{candidate}": step.weight, primary.name: 100.0 - step.weight},
+            reason=reason,
+        )
+    finally:
+        manager.close()
+    context["step"], context["step_started"] = index, int(time.time() * 1000)
+    after = "" if seen is None else f" after {_observed(seen)}"
+    return Step(
+        "rolling_out",
+        "rollout",
+        f"canary step {index + 1}/{len(policy.rollout.steps)}: {step.weight:g}% of the traffic "
+        f"to v{candidate} until {step.requests} requests{after}",
+    )
+
+
+def _promote(
+    settings: Settings, policy: Policy, context: dict[str, Any], seen: dict[str, Any]
+) -> Step:
+    from ferryml.registry.models import Registry
+    from ferryml.serving.deployments import Deployments
+
+    candidate, model = int(context["candidate"]), context["model"]
+    reason = f"decision {context['decision']}: canary healthy after {_observed(seen)}"
+    manager = Deployments(settings)
+    try:
+        spec = manager.get(policy.deployment)
+        primary = spec.route("primary")
+        if primary is None or primary.version != candidate:  # not promoted yet
+            manager.promote(policy.deployment, reason=reason)
+    finally:
+        manager.close()
+    registry = Registry(settings)
+    try:
+        registry.store.set_alias(
+            model,
+            "champion",
+            candidate,
+            user="ferryml-agent",
+            reason=reason,
+            evidence={"decision": context["decision"], "gate": context.get("gate"), **seen},
+            action="promote",
+        )
+    finally:
+        registry.close()
+    return Step(
+        "done",
+        "promoted",
+        f"promoted {model}/{candidate}: it serves all traffic of {policy.deployment} and "
+        "holds the champion alias",
+        "promoted",
+    )
+
+
+def _undo(settings: Settings, policy: Policy, context: dict[str, Any], why: str) -> Step:
+    from ferryml.serving.deployments import Deployments
+
+    manager = Deployments(settings)
+    try:
+        canary = manager.get(policy.deployment).route("canary")
+        if canary is not None and canary.weight > 0:
+            manager.rollback(policy.deployment, reason=f"decision {context['decision']}: {why}")
+    finally:
+        manager.close()
+    return Step(
+        "done",
+        "rolled_back",
+        f"rolled back: {why}; v{context.get('champion')} serves all traffic",
+        "rolled_back",
+    )
+
+
+def _fail(
+    settings: Settings, policy: Policy, state: str, context: dict[str, Any], why: str
+) -> Step:
+    """End the decision; a canary it started is taken down first."""
+    if state == "rolling_out":
+        try:
+            return _undo(settings, policy, context, why)
+        except FerryError as e:
+            why = f"{why}; and rolling back failed: {e}"
+    return Step("done", "failed", f"failed at {state}: {why}", "failed")
+
+
+_Handler = Callable[[Settings, Policy, DecisionRecord, dict[str, Any]], Step | None]
+_HANDLERS: dict[str, _Handler] = {
+    "triggered": _prepare_data,
+    "data_ready": _train,
+    "trained": _gate,
+    "gated": _start_rollout,
+    "approved": _start_rollout,
+    "rolling_out": _roll_out,
+}
+# The context keys each kind of event keeps as its evidence.
+_DETAILS = {
+    "data": ("data", "rows", "holdout"),
+    "trained": ("pipeline_run", "model", "candidate", "champion"),
+    "gate": ("gate", "candidate", "champion"),
+    "rollout": ("step", "observed"),
+    "promoted": ("model", "candidate", "observed"),
+    "rolled_back": ("observed",),
+    "failed": ("pipeline_run",),
+}
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _labelled(settings: Settings, policy: Policy, base: pd.DataFrame | None) -> pd.DataFrame:
+    """The deployment's newest labelled predictions, oldest first, as training rows: the
+    model's input columns and the label under the policy's target name."""
+    from ferryml import predictions
+
+    if policy.retrain.feedback == 0:
+        return pd.DataFrame()
+    try:
+        frame = predictions.load(policy.deployment, with_feedback=True, settings=settings)
+    except NotFound:
+        return pd.DataFrame()
+    if frame.empty or "label" not in frame.columns:
+        return pd.DataFrame()
+    frame = frame[frame["label"].notna()].tail(policy.retrain.feedback)
+    skip = {"id", "time", "deployment", "route", "model", "version", "latency_ms", "prediction"}
+    features = [c for c in frame.columns if c not in skip and c != "label"]
+    if base is not None:
+        features = [c for c in base.columns if c in features]
+    out = frame[features].copy()
+    out[policy.target] = frame["label"].to_numpy()
+    return out.reset_index(drop=True)
+
+
+def _serving(settings: Settings, policy: Policy) -> tuple[str, int]:
+    from ferryml.serving.deployments import Deployments
+
+    manager = Deployments(settings)
+    try:
+        spec = manager.get(policy.deployment)
+    finally:
+        manager.close()
+    primary = spec.route("primary")
+    assert primary is not None
+    return spec.model, primary.version
+
+
+def _new_version(settings: Settings, model: str, since_ms: int) -> int | None:
+    """The newest version of ``model`` registered since the decision began (a pipeline
+    killed after registering, then re-run from its cache, registers nothing new)."""
+    from ferryml.registry.models import Registry
+
+    registry = Registry(settings)
+    try:
+        found = [
+            v.version
+            for v in registry.store.list_model_versions(model)
+            if v.creation_time >= since_ms
+        ]
+    finally:
+        registry.close()
+    return max(found) if found else None
+
+
+def _route_figures(
+    settings: Settings, policy: Policy, since: int, context: dict[str, Any]
+) -> dict[str, Any]:
+    """Requests and, on labelled rows, the task's metric of the canary and the primary
+    since the step began."""
+    from ferryml import predictions
+    from ferryml.monitoring.performance import performance
+
+    try:
+        frame = predictions.load(
+            policy.deployment,
+            since=pd.Timestamp(since, unit="ms", tz="UTC").to_pydatetime(),
+            with_feedback=True,
+            settings=settings,
+        )
+    except NotFound:
+        frame = pd.DataFrame()
+    candidate = int(context["candidate"])
+    seen: dict[str, Any] = {"canary_requests": 0, "primary_requests": 0}
+    if frame.empty:
+        return seen
+    is_canary = frame["version"].astype(int) == candidate
+    seen["canary_requests"] = int(is_canary.sum())
+    seen["primary_requests"] = int((~is_canary).sum())
+    metric = "accuracy" if policy.task == "classification" else "rmse"
+    for role, rows in (("canary", frame[is_canary]), ("primary", frame[~is_canary])):
+        labelled = rows[rows["label"].notna()] if "label" in rows.columns else rows.iloc[:0]
+        seen[f"{role}_labelled"] = len(labelled)
+        if len(labelled):
+            perf = performance(labelled, task=policy.task, by=None, group_by=())  # type: ignore[arg-type]
+            seen[f"{role}_{metric}"] = _finite(float(perf.iloc[0][metric]))
+    return seen
+
+
+def _worse(policy: Policy, seen: dict[str, Any]) -> str | None:
+    metric = "accuracy" if policy.task == "classification" else "rmse"
+    canary, primary = seen.get(f"canary_{metric}"), seen.get(f"primary_{metric}")
+    enough = min(seen.get("canary_labelled", 0), seen.get("primary_labelled", 0))
+    if canary is None or primary is None or enough < policy.rollout.min_labelled:
+        return None
+    drop = (primary - canary) if metric == "accuracy" else (canary - primary)
+    if drop > policy.rollout.max_drop:
+        return (
+            f"the canary's {metric} {canary:.3f} is worse than the primary's {primary:.3f} by "
+            f"more than {policy.rollout.max_drop:g} on {enough}+ labelled requests"
+        )
+    return None
+
+
+def _rolled_back_by_server(manager: Any, deployment: str, since: int) -> str | None:
+    for event in reversed(manager.history(deployment)):
+        if event.action == "auto_rollback" and event.time >= since:
+            return f"the server rolled the canary back: {event.reason}"
+    return None
+
+
+def _observed(seen: dict[str, Any]) -> str:
+    parts = [f"{seen.get('canary_requests', 0)} canary requests"]
+    for key in ("canary_accuracy", "primary_accuracy", "canary_rmse", "primary_rmse"):
+        if seen.get(key) is not None:
+            parts.append(f"{key.replace('_', ' ')} {seen[key]:.3f}")
+    return ", ".join(parts)
+
+
+def _finite(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
+
+
+def _num(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.3f}"

@@ -1,0 +1,281 @@
+"""Retraining decisions, their audit trail, each policy's watermarks and the agents' lease,
+in the same SQL database as the other stores."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.exc import IntegrityError as SAIntegrityError
+
+from ferryml.errors import NotFound
+from ferryml.store import _dialect
+from ferryml.store import _schema as t
+from ferryml.store.sql import SqlStore
+
+__all__ = ["DecisionEvent", "DecisionRecord", "SqlAutomationStore"]
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    id: int
+    policy: str
+    deployment: str
+    state: str
+    outcome: str | None
+    context: dict[str, Any]
+    created: int
+    updated: int
+
+
+@dataclass(frozen=True)
+class DecisionEvent:
+    decision_id: int
+    seq: int
+    time: int
+    kind: str
+    message: str
+    details: dict[str, Any]
+
+
+class SqlAutomationStore:
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def close(self) -> None:
+        self._store.close()
+
+    def _write(self) -> Any:
+        return self._store.engine.execution_options(ferry_write=True).begin()
+
+    # -- decisions -------------------------------------------------------------------------
+
+    def create_decision(
+        self,
+        policy: str,
+        deployment: str,
+        state: str,
+        context: Mapping[str, Any],
+        event: tuple[str, str, Mapping[str, Any]],
+    ) -> int:
+        """A new decision and its first audit event, in one transaction."""
+
+        def write() -> int:
+            now = _now()
+            with self._write() as conn:
+                new_id = conn.execute(
+                    insert(t.decisions).values(
+                        policy=policy,
+                        deployment=deployment,
+                        state=state,
+                        outcome=None,
+                        context=json.dumps(dict(context)),
+                        created=now,
+                        updated=now,
+                    )
+                ).inserted_primary_key[0]
+                _add_event(conn, int(new_id), *event)
+                return int(new_id)
+
+        return _dialect.retry_locked(write)
+
+    def advance(
+        self,
+        decision_id: int,
+        expected_state: str,
+        state: str,
+        context: Mapping[str, Any],
+        event: tuple[str, str, Mapping[str, Any]],
+        *,
+        outcome: str | None = None,
+    ) -> bool:
+        """Move a decision from ``expected_state`` to ``state`` with its event, atomically;
+        False (nothing written) when another writer moved it first."""
+
+        def write() -> bool:
+            c = t.decisions.c
+            with self._write() as conn:
+                changed = conn.execute(
+                    update(t.decisions)
+                    .where(c.id == decision_id, c.state == expected_state)
+                    .values(
+                        state=state,
+                        outcome=outcome,
+                        context=json.dumps(dict(context)),
+                        updated=_now(),
+                    )
+                ).rowcount
+                if changed != 1:
+                    return False
+                _add_event(conn, decision_id, *event)
+                return True
+
+        return _dialect.retry_locked(write)
+
+    def add_event(
+        self, decision_id: int, kind: str, message: str, details: Mapping[str, Any]
+    ) -> None:
+        def write() -> None:
+            with self._write() as conn:
+                _add_event(conn, decision_id, kind, message, details)
+
+        _dialect.retry_locked(write)
+
+    def get_decision(self, decision_id: int) -> DecisionRecord:
+        with self._store.engine.connect() as conn:
+            row = conn.execute(select(t.decisions).where(t.decisions.c.id == decision_id)).first()
+        if row is None:
+            raise NotFound(f"Decision {decision_id} not found. See `ferry decisions list`.")
+        return _decision(row)
+
+    def list_decisions(
+        self, *, policy: str | None = None, open_only: bool = False, limit: int | None = None
+    ) -> list[DecisionRecord]:
+        """Newest first."""
+        c = t.decisions.c
+        query = select(t.decisions).order_by(c.id.desc())
+        if policy is not None:
+            query = query.where(c.policy == policy)
+        if open_only:
+            query = query.where(c.outcome.is_(None))
+        if limit is not None:
+            query = query.limit(limit)
+        with self._store.engine.connect() as conn:
+            return [_decision(r) for r in conn.execute(query).all()]
+
+    def count_since(self, policy: str, since_ms: int) -> int:
+        c = t.decisions.c
+        with self._store.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count()).where(c.policy == policy, c.created >= since_ms)
+                ).scalar_one()
+            )
+
+    def events(self, decision_id: int) -> list[DecisionEvent]:
+        e = t.decision_events.c
+        with self._store.engine.connect() as conn:
+            rows = conn.execute(
+                select(t.decision_events).where(e.decision_id == decision_id).order_by(e.seq)
+            ).all()
+        return [
+            DecisionEvent(r.decision_id, r.seq, r.time, r.kind, r.message, json.loads(r.details))
+            for r in rows
+        ]
+
+    # -- policy watermarks -------------------------------------------------------------------
+
+    def policy_state(self, policy: str) -> dict[str, Any]:
+        with self._store.engine.connect() as conn:
+            value = conn.execute(
+                select(t.policy_state.c.state).where(t.policy_state.c.policy == policy)
+            ).scalar()
+        return {} if value is None else dict(json.loads(value))
+
+    def set_policy_state(self, policy: str, state: Mapping[str, Any]) -> None:
+        def write() -> None:
+            with self._write() as conn:
+                _dialect.upsert(
+                    conn,
+                    t.policy_state,
+                    [{"policy": policy, "state": json.dumps(dict(state))}],
+                    keys=["policy"],
+                )
+
+        _dialect.retry_locked(write)
+
+    # -- the lease -------------------------------------------------------------------------
+
+    def acquire_lease(self, name: str, holder: str, seconds: float) -> bool:
+        """Take or renew the lease ``name`` for ``seconds``: True when ``holder`` has it.
+
+        The lease is free when nobody holds it or its holder let it expire. The change is
+        an UPDATE conditioned on the row that was read (or an INSERT that fails on a
+        duplicate key), so of two agents racing for it exactly one wins."""
+        c = t.agent_leases.c
+
+        def write() -> bool:
+            now = _now()
+            expires = now + int(seconds * 1000)
+            with self._write() as conn:
+                row = conn.execute(select(t.agent_leases).where(c.name == name)).first()
+                if row is None:
+                    conn.execute(
+                        insert(t.agent_leases).values(name=name, holder=holder, expires=expires)
+                    )
+                    return True
+                if row.holder != holder and row.expires > now:
+                    return False
+                changed = conn.execute(
+                    update(t.agent_leases)
+                    .where(c.name == name, c.holder == row.holder, c.expires == row.expires)
+                    .values(holder=holder, expires=expires)
+                ).rowcount
+                return bool(changed == 1)
+
+        try:
+            return _dialect.retry_locked(write)
+        except SAIntegrityError:
+            return False  # another agent inserted the lease first
+
+    def release_lease(self, name: str, holder: str) -> None:
+        c = t.agent_leases.c
+
+        def write() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    update(t.agent_leases)
+                    .where(c.name == name, c.holder == holder)
+                    .values(expires=0)
+                )
+
+        _dialect.retry_locked(write)
+
+    def lease_holder(self, name: str) -> tuple[str, int] | None:
+        """Who holds ``name`` and until when (ms), if anyone does now."""
+        c = t.agent_leases.c
+        with self._store.engine.connect() as conn:
+            row = conn.execute(select(t.agent_leases).where(c.name == name)).first()
+        if row is None or row.expires <= _now():
+            return None
+        return str(row.holder), int(row.expires)
+
+
+def _add_event(
+    conn: Any, decision_id: int, kind: str, message: str, details: Mapping[str, Any]
+) -> None:
+    e = t.decision_events.c
+    seq = conn.execute(
+        select(func.coalesce(func.max(e.seq), 0)).where(e.decision_id == decision_id)
+    ).scalar_one()
+    conn.execute(
+        insert(t.decision_events).values(
+            decision_id=decision_id,
+            seq=int(seq) + 1,
+            time=_now(),
+            kind=kind,
+            message=message,
+            details=json.dumps(dict(details), default=str),
+        )
+    )
+
+
+def _decision(row: Any) -> DecisionRecord:
+    return DecisionRecord(
+        int(row.id),
+        row.policy,
+        row.deployment,
+        row.state,
+        row.outcome,
+        json.loads(row.context),
+        int(row.created),
+        int(row.updated),
+    )
+
+
+def _now() -> int:
+    return int(time.time() * 1000)
