@@ -131,12 +131,19 @@ def _awaiting(store: SqlAutomationStore, decision_id: int) -> DecisionRecord:
 
 def _prepare_data(
     settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
-) -> Step:
+) -> Step | None:
     """The newest data version plus the freshest labelled predictions, as a new data
-    version; the newest share of those labels kept out for the gate."""
+    version; the newest share of those labels kept out for the gate. Waits while fewer
+    than ``min_rows`` fresh labels exist."""
     from ferryml.data.workspace import Workspace
 
     retrain = policy.retrain
+    since = None
+    if retrain.feedback_since == "trigger":
+        since = context.get("evidence", {}).get("window_start", context["started"])
+    fresh = _labelled(settings, policy, since)
+    if len(fresh) < retrain.min_rows:
+        return None
     workspace = Workspace(settings)
     try:
         base = None
@@ -147,7 +154,7 @@ def _prepare_data(
                     f"Data {retrain.data!r} is files, not a table; retraining takes a table."
                 )
             base = loaded
-        fresh = _labelled(settings, policy, base)
+            fresh = fresh[[c for c in base.columns if c in fresh.columns]]
         cut = len(fresh) - int(round(len(fresh) * retrain.holdout))
         train_fresh, holdout = fresh.iloc[:cut], fresh.iloc[cut:]
         frames = [f for f in (base, train_fresh) if f is not None and len(f)]
@@ -445,15 +452,22 @@ _DETAILS = {
 # -- helpers ------------------------------------------------------------------------------
 
 
-def _labelled(settings: Settings, policy: Policy, base: pd.DataFrame | None) -> pd.DataFrame:
-    """The deployment's newest labelled predictions, oldest first, as training rows: the
-    model's input columns and the label under the policy's target name."""
+def _labelled(settings: Settings, policy: Policy, since_ms: int | None) -> pd.DataFrame:
+    """The deployment's newest labelled predictions (made since ``since_ms``), oldest
+    first, as training rows: the model's input columns and the label under the policy's
+    target name."""
     from ferryml import predictions
 
     if policy.retrain.feedback == 0:
         return pd.DataFrame()
+    start = None if since_ms is None else pd.Timestamp(since_ms, unit="ms", tz="UTC")
     try:
-        frame = predictions.load(policy.deployment, with_feedback=True, settings=settings)
+        frame = predictions.load(
+            policy.deployment,
+            since=None if start is None else start.to_pydatetime(),
+            with_feedback=True,
+            settings=settings,
+        )
     except NotFound:
         return pd.DataFrame()
     if frame.empty or "label" not in frame.columns:
@@ -461,8 +475,6 @@ def _labelled(settings: Settings, policy: Policy, base: pd.DataFrame | None) -> 
     frame = frame[frame["label"].notna()].tail(policy.retrain.feedback)
     skip = {"id", "time", "deployment", "route", "model", "version", "latency_ms", "prediction"}
     features = [c for c in frame.columns if c not in skip and c != "label"]
-    if base is not None:
-        features = [c for c in base.columns if c in features]
     out = frame[features].copy()
     out[policy.target] = frame["label"].to_numpy()
     return out.reset_index(drop=True)

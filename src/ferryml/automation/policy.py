@@ -21,6 +21,8 @@ file, the error names the line and the field::
           pipeline: train.py:training
           data: churn              # a table; the newest version plus fresh labels
           feedback: 2000           # the newest labelled predictions taken in
+          feedback_since: trigger  # only those since the window that triggered
+          min_rows: 500            # wait until that many fresh labels exist
           holdout: 0.3             # their newest share, kept out to gate on
           params: {n_estimators: 200}
         gate: {metric: accuracy, min_delta: 0.01}
@@ -90,6 +92,8 @@ class Retrain:
     data: str | None = None
     data_param: str = "data"
     feedback: int = 5000
+    feedback_since: str = "any"
+    min_rows: int = 0
     holdout: float = 0.3
     params: Mapping[str, Any] = field(default_factory=dict)
 
@@ -242,7 +246,12 @@ def _triggers(value: Any) -> tuple[Trigger, ...]:
 
 def _retrain(value: Any) -> Retrain:
     d = _mapping(value, "retrain")
-    _known(d, "retrain", {"pipeline", "data", "data_param", "feedback", "holdout", "params"})
+    _known(
+        d,
+        "retrain",
+        {"pipeline", "data", "data_param", "feedback", "feedback_since", "min_rows", "holdout",
+         "params"},
+    )  # fmt: skip
     pipeline = _text(d, "pipeline", path="retrain")
     if ":" not in pipeline:
         raise PolicyError(
@@ -256,6 +265,8 @@ def _retrain(value: Any) -> Retrain:
         data=_text(d, "data", path="retrain", default=None),
         data_param=_text(d, "data_param", path="retrain", default="data"),
         feedback=_integer(d.get("feedback", 5000), "retrain.feedback", low=0),
+        feedback_since=_choice(d, "feedback_since", ("any", "trigger"), "any", "retrain"),
+        min_rows=_integer(d.get("min_rows", 0), "retrain.min_rows", low=0),
         holdout=holdout,
         params=_mapping(d.get("params", {}), "retrain.params"),
     )
@@ -320,10 +331,13 @@ def _text(d: Mapping[str, Any], key: str, *, path: str = "", default: Any = _REQ
     return value.strip()
 
 
-def _choice(d: Mapping[str, Any], key: str, choices: Sequence[str], default: str) -> str:
+def _choice(
+    d: Mapping[str, Any], key: str, choices: Sequence[str], default: str, path: str = ""
+) -> str:
     value = d.get(key, default)
     if value not in choices:
-        raise PolicyError(key, f"must be one of {', '.join(choices)}; got {value!r:.80}.")
+        where = f"{path}.{key}" if path else key
+        raise PolicyError(where, f"must be one of {', '.join(choices)}; got {value!r:.80}.")
     return str(value)
 
 
