@@ -108,7 +108,7 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise InvalidArgument(
             f"{path} must be a mapping with keys {', '.join(_KEYS)}; got {type(data).__name__}."
         )
-    unknown = sorted(set(data) - set(_KEYS) - {"data", "pipelines", "monitoring"})
+    unknown = sorted(set(data) - set(_KEYS) - {"data", "pipelines", "monitoring", "policies"})
     if unknown:
         raise InvalidArgument(
             f"{path} has unknown key(s) {', '.join(map(str, unknown))}; "
