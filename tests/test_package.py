@@ -58,6 +58,7 @@ PACKAGES = [
     "ferryml.serving.kubernetes",
     "ferryml.serving.deployments",
     "ferryml.serving.runtime",
+    "ferryml.serving.explain",
     "ferryml.monitoring.performance",
     "ferryml.monitoring.concept",
     "ferryml.monitoring.estimated",

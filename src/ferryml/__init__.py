@@ -49,6 +49,7 @@ _EXPORTS = {
     "set_registered_model_alias": "ferryml.registry.api",
     "evaluate": "ferryml.registry.api",
     "promote": "ferryml.registry.api",
+    "explain": "ferryml.serving.explain",
     # tracking, by run id
     "FerryClient": "ferryml.tracking.client",
     "Param": "ferryml.tracking.client",
@@ -69,6 +70,7 @@ _EXPORTS = {
     "IntegrityError": "ferryml.errors",
     "StoreUnavailable": "ferryml.errors",
     "IncompatibleStore": "ferryml.errors",
+    "MissingExtra": "ferryml.errors",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -84,6 +86,7 @@ if TYPE_CHECKING:
         IncompatibleStore,
         IntegrityError,
         InvalidArgument,
+        MissingExtra,
         NotFound,
         StoreUnavailable,
     )
@@ -95,6 +98,7 @@ if TYPE_CHECKING:
         register_model,
         set_registered_model_alias,
     )
+    from ferryml.serving.explain import explain
     from ferryml.store.entities import Experiment, Metric, Run, RunInfo, RunStatus
     from ferryml.tracking.client import FerryClient, Param, RunTag
     from ferryml.tracking.fluent import (

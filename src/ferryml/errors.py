@@ -9,8 +9,9 @@ Every error derives from ``FerryError``; the subclass names what the caller does
     │   └── ValidationFailed          the data broke its expectations: fix the data or them
     ├── Conflict                      the value clashes with what is recorded (e.g. a param)
     ├── IntegrityError                stored bytes do not match their recorded digest
-    └── StoreUnavailable              the store cannot be reached, created or written
-        └── IncompatibleStore         the store was written by a newer ferryml: upgrade
+    ├── StoreUnavailable              the store cannot be reached, created or written
+    │   └── IncompatibleStore         the store was written by a newer ferryml: upgrade
+    └── MissingExtra (ImportError)    a feature needs an optional extra: install it
 
 Callers branch on these types, never on message text.
 """
@@ -24,6 +25,7 @@ __all__ = [
     "IncompatibleStore",
     "IntegrityError",
     "InvalidArgument",
+    "MissingExtra",
     "NotFound",
     "StoreUnavailable",
     "ValidationFailed",
@@ -72,3 +74,8 @@ class StoreUnavailable(FerryError):
 
 class IncompatibleStore(StoreUnavailable):
     """The store's schema was written by a newer version of ferryml."""
+
+
+class MissingExtra(FerryError, ImportError):
+    """A feature needs a library that an optional extra installs; the message names the
+    ``pip install 'ferryml[...]'`` command."""

@@ -143,7 +143,7 @@ class Registry:
     ) -> tuple[str, PackageMeta]:
         """Store a model package as artifacts ``<name>/…`` of the run; returns its digest."""
         from ferryml.registry.flavors import flavor_for, get_flavor
-        from ferryml.registry.package import save_package
+        from ferryml.registry.package import background_sample, save_package
         from ferryml.registry.signature import Signature, infer_signature
         from ferryml.tracking._validation import check_artifact_path
 
@@ -156,13 +156,14 @@ class Registry:
         if signature is None and training_data is not None:
             features = training_data
             signature = infer_signature(features)
-        profile = None
+        profile = background = None
         if training_data is not None:
             from ferryml.data.profile import profile_frame
             from ferryml.registry.signature import as_frame
 
             text = json.dumps(profile_frame(as_frame(training_data, None)).to_dict())
             profile = self.artifacts.put_bytes(text.encode()).digest
+            background = background_sample(training_data, signature)
         digest, meta = save_package(
             model,
             self.artifacts,
@@ -170,6 +171,7 @@ class Registry:
             signature=signature,
             input_example=input_example,
             profile=profile,
+            background=background,
         )
         for relative, file_digest in meta.files.items():
             self.client.log_blob(run_id, f"{name}/{relative}", file_digest, meta.sizes[relative])
@@ -231,8 +233,8 @@ class Registry:
             IntegrityError: a stored file was changed; it was not deserialized.
         """
         digest, version = self.resolve(uri)
-        meta, predictor = load_package(self.artifacts, digest)
-        return LoadedModel(meta, predictor, uri, version)
+        meta, predictor, background = load_package(self.artifacts, digest)
+        return LoadedModel(meta, predictor, uri, version, background=background)
 
     # -- aliases and lineage -------------------------------------------------------------
 

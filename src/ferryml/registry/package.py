@@ -1,11 +1,17 @@
 """Model packages: the flavor's files and a metadata file (flavor, signature, input
 example, Python version, requirements, every file's digest), each stored in the artifact
 store by digest. A package is named by its metadata's digest, so checking that one digest
-and then each file's against it proves the whole package is what was registered."""
+and then each file's against it proves the whole package is what was registered.
+
+A model logged with training data also carries a small sample of it
+(``ferry-background.parquet``, a package file like the flavor's), the background rows that
+explanations compare a prediction against."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import platform
 import tempfile
 import time
@@ -18,10 +24,22 @@ from ferryml.registry.flavors.base import Predictor
 from ferryml.registry.signature import Signature, as_frame
 from ferryml.store.artifacts import ArtifactStore
 
-__all__ = ["METADATA", "LoadedModel", "PackageMeta", "load_package", "save_package"]
+__all__ = [
+    "BACKGROUND",
+    "METADATA",
+    "LoadedModel",
+    "PackageMeta",
+    "background_sample",
+    "load_package",
+    "read_background",
+    "save_package",
+]
 
 METADATA = "ferry-model.json"
+BACKGROUND = "ferry-background.parquet"
+BACKGROUND_ROWS = 100
 FORMAT = 1
+log = logging.getLogger("ferryml.registry")
 
 
 @dataclass(frozen=True)
@@ -65,11 +83,15 @@ def save_package(
     signature: Signature | None,
     input_example: Any = None,
     profile: str | None = None,
+    background: bytes | None = None,
 ) -> tuple[str, PackageMeta]:
-    """Store ``model`` with ``flavor``; returns the package digest and its metadata."""
+    """Store ``model`` with ``flavor``; returns the package digest and its metadata.
+    ``background`` (from ``background_sample``) becomes the package file ``BACKGROUND``."""
     with tempfile.TemporaryDirectory(prefix="ferry-model-") as tmp:
         folder = Path(tmp)
         flavor.save(model, folder)
+        if background is not None:
+            (folder / BACKGROUND).write_bytes(background)
         files, sizes = {}, {}
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             blob = artifacts.ingest_file(path)
@@ -91,8 +113,38 @@ def save_package(
     return artifacts.put_bytes(meta.to_bytes()).digest, meta
 
 
-def load_package(artifacts: ArtifactStore, digest: str) -> tuple[PackageMeta, Predictor]:
-    """Check the metadata's digest, then every file's, and only then deserialize.
+def background_sample(training_data: Any, signature: Signature | None) -> bytes | None:
+    """Up to ``BACKGROUND_ROWS`` rows of ``training_data`` (the same rows every time), with
+    the signature's columns and types, as Parquet; None when there are no rows or they
+    cannot be written as Parquet (explanations then fall back to the input example).
+
+    Raises:
+        InvalidArgument: ``training_data`` lacks a column of the signature.
+    """
+    try:
+        frame = as_frame(training_data, signature.columns if signature else None)
+        if len(frame) > BACKGROUND_ROWS:
+            frame = frame.sample(n=BACKGROUND_ROWS, random_state=0)
+        if signature is not None:
+            frame = signature.enforce(frame)
+    except InvalidArgument as e:
+        raise InvalidArgument(f"training_data does not fit the model's signature: {e}") from e
+    if frame.empty:
+        return None
+    buffer = io.BytesIO()
+    try:
+        frame.reset_index(drop=True).to_parquet(buffer, index=False)
+    except (ValueError, TypeError, NotImplementedError) as e:  # pyarrow's errors subclass these
+        log.warning("no background sample stored: the training data is not Parquet-able: %s", e)
+        return None
+    return buffer.getvalue()
+
+
+def load_package(
+    artifacts: ArtifactStore, digest: str
+) -> tuple[PackageMeta, Predictor, bytes | None]:
+    """Check the metadata's digest, then every file's, and only then deserialize. Returns
+    the metadata, the flavor's model and the background sample's bytes (if it has one).
 
     Raises:
         IntegrityError: a file does not match its digest (it was changed after it was
@@ -115,7 +167,13 @@ def load_package(artifacts: ArtifactStore, digest: str) -> tuple[PackageMeta, Pr
                     "recorded when it was logged: it was changed or corrupted, so it was not "
                     "loaded. Log and register the model again."
                 ) from e
-        return meta, flavor.load(folder)
+        return meta, flavor.load(folder), read_background(folder)
+
+
+def read_background(folder: Path) -> bytes | None:
+    """The background sample in a package folder whose files were checked, if it has one."""
+    path = folder / BACKGROUND
+    return path.read_bytes() if path.is_file() else None
 
 
 class LoadedModel:
@@ -123,12 +181,19 @@ class LoadedModel:
     input against the signature first."""
 
     def __init__(
-        self, meta: PackageMeta, predictor: Predictor, uri: str, version: Any = None
+        self,
+        meta: PackageMeta,
+        predictor: Predictor,
+        uri: str,
+        version: Any = None,
+        *,
+        background: bytes | None = None,
     ) -> None:
         self.metadata = meta
         self.signature = meta.signature_obj
         self.uri = uri
         self.version = version  # the ModelVersion, when loaded from the registry
+        self.background = background  # Parquet bytes of the training sample, digest-checked
         self._predictor = predictor
 
     @property

@@ -20,11 +20,13 @@ from ferryml.errors import (
     FerryError,
     IntegrityError,
     InvalidArgument,
+    MissingExtra,
     NotFound,
     StoreUnavailable,
 )
 from ferryml.server import _protocols as protocols
 from ferryml.server._metrics import ServerMetrics
+from ferryml.serving.explain import explain_row
 from ferryml.serving.service import PredictionService
 
 __all__ = ["STATUS", "create_app"]
@@ -39,6 +41,7 @@ STATUS: tuple[tuple[type[FerryError], int], ...] = (
     (InvalidArgument, 422),
     (IntegrityError, 503),
     (StoreUnavailable, 503),
+    (MissingExtra, 501),
     (FerryError, 400),
 )
 MAX_BODY = 10 * 1024 * 1024
@@ -181,6 +184,17 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
                 "ids": answer.ids,
                 "predictions": answer.predictions,
             }
+        )
+
+    @app.post("/v1/models/{name}/explain", openapi_extra=_OBJECT_BODY)
+    async def explain(name: str, request: Request) -> Response:
+        """One row's output split into per-feature SHAP contributions (ferryml[shap])."""
+        loaded = served(name)
+        frame = protocols.frame_from_ferry(await body_of(request), loaded.columns)
+        loop = asyncio.get_running_loop()  # seconds of CPU: off the event loop
+        explanation = await loop.run_in_executor(None, explain_row, loaded.model, frame)
+        return json_response(
+            {"model": loaded.name, "version": loaded.version, **explanation.to_dict()}
         )
 
     # -- Open Inference Protocol (KServe V2) ---------------------------------------------

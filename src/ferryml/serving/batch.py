@@ -170,10 +170,10 @@ def _load_model(client: FerryClient, uri: str) -> tuple[LoadedModel, str]:
     registry = Registry(client=client)
     try:
         digest, version = registry.resolve(uri)
-        meta, predictor = load_package(registry.artifacts, digest)
+        meta, predictor, background = load_package(registry.artifacts, digest)
     finally:
         registry.close()
-    return LoadedModel(meta, predictor, uri, version), digest
+    return LoadedModel(meta, predictor, uri, version, background=background), digest
 
 
 def _prepare_parts(parts: Path, manifest: dict[str, Any]) -> None:

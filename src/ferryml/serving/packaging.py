@@ -38,7 +38,7 @@ from ferryml.errors import (
     NotFound,
 )
 from ferryml.registry.models import Registry
-from ferryml.registry.package import METADATA, LoadedModel, PackageMeta
+from ferryml.registry.package import METADATA, LoadedModel, PackageMeta, read_background
 from ferryml.store.artifacts import digest_bytes, digest_file
 from ferryml.store.entities import ModelVersion
 
@@ -241,7 +241,8 @@ def load_exported(
                     "loaded. Export the model again."
                 )
         predictor = flavor.load(private)
-    return LoadedModel(meta, predictor, exported.uri, exported.model_version)
+        background = read_background(private)
+    return LoadedModel(meta, predictor, exported.uri, exported.model_version, background=background)
 
 
 def _plain_version(version: ModelVersion) -> dict[str, Any]:
