@@ -12,6 +12,8 @@
    prediction log.
 6. Monitoring: the logged predictions are checked window by window against the champion's
    training data, for drift and, with the labels, accuracy.
+7. The closed loop (examples/closed_loop.py): a churn model meets a changing world; the
+   agent detects it, retrains, gates, rolls out a canary and promotes the new model.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no screen needed
 
+import closed_loop
 import matplotlib.pyplot as plt
 from demo_pipeline import forest
 from rich.console import Console
@@ -179,6 +182,7 @@ def main() -> None:
     promote_models(versions, holdout)
     serve_champion(holdout)
     monitor_champion()
+    closed_loop.main(console)
 
 
 def run_pipelines(data_ref: str) -> None:

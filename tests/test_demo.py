@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -9,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from ferryml.automation import decision_story
 from ferryml.config import Settings
+from ferryml.serving.deployments import Deployments
 from ferryml.store.entities import RunStatus
 from ferryml.tracking.client import FerryClient
 
@@ -17,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.e2e
-def test_demo_trains_three_models_and_prints_the_comparison(tmp_path: Path) -> None:
+def test_demo_runs_the_tour_and_closes_the_loop(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "demo.py")],
@@ -47,3 +50,28 @@ def test_demo_trains_three_models_and_prints_the_comparison(tmp_path: Path) -> N
     assert "143 labels fed back" in done.stdout
     assert "monitoring: 2 windows of 50 predictions" in done.stdout
     client.close()
+    _the_loop_closed(tmp_path)
+
+
+def _the_loop_closed(project: Path) -> None:
+    """The closed loop's part: the change was detected without false alerts, v2 was
+    rolled out and promoted, and it does better than v1 in the changed world."""
+    settings = Settings.resolve(cwd=project, environ={})
+    figures = json.loads((settings.home / "reports" / "churn-loop.json").read_text())
+    assert figures["outcome"] == "promoted" and figures["new_version"] == 2
+    assert figures["false_alerts"] == 0
+    assert 0 < figures["detection_delay"] <= 200
+    assert figures["webhook_messages"] >= 1
+    assert figures["accuracy_before"] > 0.85
+    assert figures["accuracy_drifted_old_model"] < 0.65
+    assert figures["accuracy_after_promotion"] > figures["accuracy_drifted_old_model"] + 0.2
+    story = decision_story(settings, 1)
+    assert [e["kind"] for e in story["events"]] == [
+        "trigger", "data", "trained", "gate", "rollout", "rollout", "promoted",
+    ]  # fmt: skip
+    manager = Deployments(settings)
+    assert [(r.version, r.weight, r.role) for r in manager.get("churn").routes] == [
+        (2, 100.0, "primary")
+    ]
+    manager.close()
+    assert (settings.home / "reports" / "churn-watch.html").stat().st_size > 0
