@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ferryml.config import Settings
+from ferryml.config import Settings, config_section
 from ferryml.errors import InvalidArgument
 
 
@@ -41,3 +41,11 @@ def test_config_file_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
     config.write_text("home: [unclosed\n")
     with pytest.raises(InvalidArgument, match="is not valid YAML"):
         Settings.resolve(cwd=tmp_path, environ={})
+
+
+def test_the_parts_sections_of_ferry_yaml_are_accepted(tmp_path: Path) -> None:
+    (tmp_path / "ferry.yaml").write_text(
+        "home: h\nmodels: {m: {gate: {metric: f1}}}\ndata: {}\nmonitoring: {}\npolicies: {}\n"
+    )
+    assert Settings.resolve(cwd=tmp_path, environ={}).home == tmp_path / "h"
+    assert config_section(tmp_path, "models") == {"m": {"gate": {"metric": "f1"}}}

@@ -15,6 +15,8 @@ __all__ = ["CONFIG_FILE", "Settings", "config_section"]
 
 CONFIG_FILE = "ferry.yaml"
 _KEYS = ("home", "store", "artifacts", "server", "remote")
+# The parts' own sections of ferry.yaml, read where they are used (``config_section``).
+SECTIONS = ("data", "models", "pipelines", "monitoring", "policies")
 
 
 @dataclass(frozen=True)
@@ -108,11 +110,11 @@ def _read_config_file(path: Path) -> dict[str, Any]:
         raise InvalidArgument(
             f"{path} must be a mapping with keys {', '.join(_KEYS)}; got {type(data).__name__}."
         )
-    unknown = sorted(set(data) - set(_KEYS) - {"data", "pipelines", "monitoring", "policies"})
+    unknown = sorted(set(data) - set(_KEYS) - set(SECTIONS))
     if unknown:
         raise InvalidArgument(
             f"{path} has unknown key(s) {', '.join(map(str, unknown))}; "
-            f"known keys are {', '.join(_KEYS)}."
+            f"known keys are {', '.join((*_KEYS, *SECTIONS))}."
         )
     return {k: v for k, v in data.items() if k in _KEYS and v is not None}
 
