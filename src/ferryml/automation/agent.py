@@ -313,6 +313,7 @@ def _metric(
     finally:
         store.close()
     seen = int(state.get(key, 0))
+    state.setdefault(key, seen)  # a first pass before any window still sets the watermark
     new = [r for r in results if r.window_end > seen]
     if not new:
         return None
