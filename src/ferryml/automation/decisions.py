@@ -306,8 +306,9 @@ def _roll_out(
     worse = _worse(policy, seen)
     if worse is not None:
         return _undo(settings, policy, context, worse)
-    if seen["canary_requests"] < step.requests:
-        if time.time() * 1000 - since > policy.rollout.minutes * 60_000:
+    elapsed = time.time() * 1000 - since
+    if seen["canary_requests"] < step.requests or elapsed < step.minutes * 60_000:
+        if elapsed > policy.rollout.minutes * 60_000:
             return _undo(
                 settings,
                 policy,
@@ -356,7 +357,7 @@ def _set_step(
         "rolling_out",
         "rollout",
         f"canary step {index + 1}/{len(policy.rollout.steps)}: {step.weight:g}% of the traffic "
-        f"to v{candidate} until {step.requests} requests{after}",
+        f"to v{candidate} for {_lasts(step)}{after}",
     )
 
 
@@ -564,6 +565,13 @@ def _rolled_back_by_server(manager: Any, deployment: str, since: int) -> str | N
         if event.action == "auto_rollback" and event.time >= since:
             return f"the server rolled the canary back: {event.reason}"
     return None
+
+
+def _lasts(step: Any) -> str:
+    parts = [f"{step.requests} requests"] if step.requests else []
+    if step.minutes:
+        parts.append(f"{step.minutes:g} minutes")
+    return " and ".join(parts)
 
 
 def _observed(seen: dict[str, Any]) -> str:

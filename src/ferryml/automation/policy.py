@@ -27,8 +27,8 @@ file, the error names the line and the field::
           params: {n_estimators: 200}
         gate: {metric: accuracy, min_delta: 0.01}
         rollout:
-          steps: [{weight: 20, requests: 200}, {weight: 50, requests: 200}]
-          minutes: 60              # longest wait for a step's requests
+          steps: [{weight: 20, requests: 200}, {weight: 50, minutes: 30}]
+          minutes: 60              # longest a step may take
           max_drop: 0.05           # the canary's labelled metric vs the primary's
           min_labelled: 30
         cooldown: 1h
@@ -100,8 +100,12 @@ class Retrain:
 
 @dataclass(frozen=True)
 class RolloutStep:
+    """A canary step: ``weight`` percent of the traffic until the canary served
+    ``requests`` requests and ``minutes`` passed (either may be 0)."""
+
     weight: float
-    requests: int
+    requests: int = 100
+    minutes: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -285,20 +289,32 @@ def _rollout(value: Any) -> Rollout:
         for i, item in enumerate(raw):
             path = f"rollout.steps[{i}]"
             s = _mapping(item, path)
-            _known(s, path, {"weight", "requests"})
+            _known(s, path, {"weight", "requests", "minutes"})
             weight = _number(s.get("weight"), f"{path}.weight")
             if not 0 < weight < 100:
                 raise PolicyError(
                     f"{path}.weight", f"must be above 0 and below 100 (percent); got {weight}."
                 )
-            parsed.append(
-                RolloutStep(weight, _integer(s.get("requests", 100), f"{path}.requests", low=1))
-            )
+            lasts = _number(s.get("minutes", 0), f"{path}.minutes")
+            if lasts < 0:
+                raise PolicyError(f"{path}.minutes", f"must be at least 0; got {lasts}.")
+            fallback = 0 if "minutes" in s else 100
+            requests = _integer(s.get("requests", fallback), f"{path}.requests", low=0)
+            if requests == 0 and lasts == 0:
+                raise PolicyError(path, "give the step requests, minutes or both.")
+            parsed.append(RolloutStep(weight, requests, lasts))
         steps = tuple(parsed)
     minutes = _number(d.get("minutes", default.minutes), "rollout.minutes")
     max_drop = _number(d.get("max_drop", default.max_drop), "rollout.max_drop")
     if minutes <= 0 or max_drop < 0:
         raise PolicyError("rollout", "minutes must be positive and max_drop at least 0.")
+    longest = max(s.minutes for s in steps)
+    if longest >= minutes:
+        raise PolicyError(
+            "rollout.minutes",
+            f"the longest a step may take ({minutes:g}) must exceed every step's minutes "
+            f"(up to {longest:g}).",
+        )
     return Rollout(
         steps,
         minutes,
