@@ -14,7 +14,6 @@ import ferryml as ferry
 import ferryml.data
 from ferryml.pipelines import pipeline, step
 
-MODEL = "churn"
 NUMERIC = ["tenure_months", "monthly_charges", "support_calls", "age"]
 CATEGORICAL = ["contract"]
 TARGET = "churned"
@@ -26,7 +25,7 @@ def load(data: str) -> pd.DataFrame:
 
 
 @step
-def fit(frame: pd.DataFrame, c: float) -> int:
+def fit(frame: pd.DataFrame, c: float, model_name: str) -> int:
     """Fit and register the model; returns its version."""
     features = frame[NUMERIC + CATEGORICAL]
     model = make_pipeline(
@@ -37,12 +36,13 @@ def fit(frame: pd.DataFrame, c: float) -> int:
     ).fit(features, frame[TARGET])
     ferry.log_metric("train_accuracy", float(model.score(features, frame[TARGET])))
     info = ferry.log_model(
-        model, input_example=features.head(), training_data=features, registered_model_name=MODEL
-    )
+        model, input_example=features.head(), training_data=features,
+        registered_model_name=model_name,
+    )  # fmt: skip
     assert info.registered_model_version is not None
     return info.registered_model_version
 
 
 @pipeline
-def training(data: str = "churn@1", c: float = 1.0):
-    return fit(load(data), c)
+def training(data: str = "churn-customers@1", c: float = 1.0, model_name: str = "churn"):
+    return fit(load(data), c, model_name)

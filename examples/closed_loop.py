@@ -128,7 +128,8 @@ def main(console: Console | None = None) -> dict[str, Any]:
 
     # 1-2. The first data, v1 through the training pipeline, the champion, a deployment.
     first = ferryml.data.add(customers(3000, 1, changed=False), name="churn-customers")
-    result = run_target("churn_pipeline:training", {"data": first.ref, "c": 1.0}, settings=settings)
+    params = {"data": first.ref, "c": 1.0, "model_name": names.model}
+    result = run_target("churn_pipeline:training", params, settings=settings)
     v1 = int(result.output())
     ferry.set_registered_model_alias(names.model, "champion", v1, reason="first model")
     manager = Deployments(settings)
@@ -163,6 +164,7 @@ def main(console: Console | None = None) -> dict[str, Any]:
             "triggers": [{"alert": names.monitor}],
             "retrain": {
                 "pipeline": "churn_pipeline:training",
+                "params": {"model_name": names.model},
                 "feedback_since": "trigger",
                 "min_rows": 400,
                 "holdout": 0.3,
