@@ -20,10 +20,27 @@ from ferryml.serving.deployments import Deployments
 
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
+    """The world on a SQLite store in the project folder."""
+    settings = Settings.resolve(home=tmp_path / "home", cwd=tmp_path, environ={})
+    yield from _world(tmp_path, settings)
+
+
+@pytest.fixture
+def any_world(tmp_path: Path, store_url: str) -> Iterator[World]:
+    """The world on each store: SQLite, and a schema of the PostgreSQL server."""
+    settings = Settings(
+        home=tmp_path / "home",
+        store_url=store_url,
+        artifacts_url=(tmp_path / "artifacts").as_uri(),
+        root=tmp_path,
+    )
+    yield from _world(tmp_path, settings)
+
+
+def _world(tmp_path: Path, settings: Settings) -> Iterator[World]:
     module = f"retrain_{tmp_path.name}"
     (tmp_path / f"{module}.py").write_text(textwrap.dedent(PIPELINE))
-    settings = Settings.resolve(home=tmp_path / "home", cwd=tmp_path, environ={})
-    ferry.configure(home=settings.home)
+    ferry.configure(home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url)
     workspace = Workspace(settings)
     workspace.add_frame(rows(1000, 1, changed=False), "churn")
     workspace.close()
@@ -43,4 +60,4 @@ def world(tmp_path: Path) -> Iterator[World]:
     )  # fmt: skip
     yield World(settings, module)
     sys.path.remove(str(tmp_path))
-    ferry.configure(home=settings.home)
+    ferry.configure(home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url)

@@ -11,9 +11,12 @@ import numpy as np
 import pandas as pd
 
 import ferryml as ferry
+from ferryml.automation import Agent, decision_story
 from ferryml.automation.policy import Policy
 from ferryml.config import Settings
 from ferryml.predictions import record_feedback
+from ferryml.registry.models import Registry
+from ferryml.serving.deployments import Deployments
 from ferryml.serving.predlog import PredictionLog
 
 PIPELINE = """
@@ -83,6 +86,10 @@ class World:
         self.sent += n
 
     def policy(self, **overrides: Any) -> Policy:
+        return Policy.from_dict("retrain-churn", self.policy_body(**overrides))
+
+    def policy_body(self, **overrides: Any) -> dict[str, Any]:
+        """The ``ferry.yaml`` mapping of ``policy``."""
         body: dict[str, Any] = {
             "deployment": "churn",
             "triggers": [{"alert": "churn-watch"}],
@@ -95,4 +102,32 @@ class World:
                 body[key] = {**body[key], **value}
             else:
                 body[key] = value
-        return Policy.from_dict("retrain-churn", body)
+        return body
+
+    def routes(self) -> list[tuple[int, float, str]]:
+        """The deployment's routes as (version, weight, role)."""
+        manager = Deployments(self.settings)
+        try:
+            return [(r.version, r.weight, r.role) for r in manager.get("churn").routes]
+        finally:
+            manager.close()
+
+    def champion(self) -> int:
+        """The version the champion alias points at."""
+        registry = Registry(self.settings)
+        try:
+            return registry.store.resolve_alias("m", "champion")
+        finally:
+            registry.close()
+
+    def start(self, agent: Agent) -> int:
+        """A first pass that sets the watermarks, then a changed world the monitor alerts
+        on, and the pass that starts a decision for it: its id."""
+        assert agent.tick().created == []
+        self.traffic(400, changed=True)
+        tick = agent.tick()
+        assert len(tick.created) == 1, tick
+        return tick.created[0]
+
+    def story(self, decision: int) -> dict[str, Any]:
+        return decision_story(self.settings, decision)

@@ -6,24 +6,6 @@ from __future__ import annotations
 from loop_world import World
 
 from ferryml.automation import Agent, decision_story
-from ferryml.registry.models import Registry
-from ferryml.serving.deployments import Deployments
-
-
-def _routes(world: World) -> list[tuple[int, float, str]]:
-    manager = Deployments(world.settings)
-    try:
-        return [(r.version, r.weight, r.role) for r in manager.get("churn").routes]
-    finally:
-        manager.close()
-
-
-def _champion(world: World) -> int:
-    registry = Registry(world.settings)
-    try:
-        return registry.store.resolve_alias("m", "champion")
-    finally:
-        registry.close()
 
 
 def test_a_changed_world_is_retrained_rolled_out_and_promoted(world: World) -> None:
@@ -36,14 +18,14 @@ def test_a_changed_world_is_retrained_rolled_out_and_promoted(world: World) -> N
         tick = agent.tick()
         assert len(tick.created) == 1
         decision = tick.created[0]
-        assert _routes(world) == [(1, 50.0, "primary"), (2, 50.0, "canary")]
-        assert _champion(world) == 1  # not before the canary proved itself
+        assert world.routes() == [(1, 50.0, "primary"), (2, 50.0, "canary")]
+        assert world.champion() == 1  # not before the canary proved itself
         world.traffic(50, changed=True, version=1)
         world.traffic(50, changed=True, version=2)
         agent.tick()
     story = decision_story(world.settings, decision)
-    assert _routes(world) == [(2, 100.0, "primary")], story["events"]
-    assert _champion(world) == 2
+    assert world.routes() == [(2, 100.0, "primary")], story["events"]
+    assert world.champion() == 2
     story = decision_story(world.settings, decision)
     assert story["outcome"] == "promoted"
     assert [e["kind"] for e in story["events"]] == [
