@@ -89,3 +89,17 @@ def test_a_metric_trigger_fires_on_the_first_bad_window_after_the_agent_started(
     with Agent(world.settings, {policy.name: policy}, schedules=False) as agent:
         decision = world.start(agent)  # no monitor window existed at the first pass
     assert world.story(decision)["trigger"] == "accuracy < 0.8 on monitor churn-watch"
+
+
+def test_a_trigger_added_later_does_not_act_on_alerts_from_before(fast: World) -> None:
+    waiting = fast.policy(triggers=[{"new_labels": 100_000}])
+    with Agent(fast.settings, {waiting.name: waiting}, schedules=False) as agent:
+        agent.tick()
+        fast.traffic(400, changed=True)
+        assert agent.tick().created == [] and _fired(fast) >= 1
+    grown = fast.policy(
+        triggers=[{"new_labels": 100_000}, {"alert": "churn-fast"}], gate={"min_delta": 0.9}
+    )
+    with Agent(fast.settings, {grown.name: grown}, schedules=False) as agent:
+        assert agent.tick().created == []  # the alert came before the trigger existed
+        assert len(_alert_again(fast, agent)) == 1  # a new one acts

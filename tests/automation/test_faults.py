@@ -20,7 +20,10 @@ def test_a_failing_retraining_pipeline_fails_the_decision_and_changes_no_route(
     assert [e["kind"] for e in story["events"]] == ["trigger", "data", "failed"]
     run = story["links"]["pipeline_run"]["id"]
     message = story["events"][-1]["message"]
-    assert f"run {run} FAILED (failed steps: fit); the champion keeps serving" in message
+    assert (
+        f"run {run} FAILED (failed steps: fit: RuntimeError: the training data is broken); "
+        "the champion keeps serving"
+    ) in message
     assert world.routes() == [(1, 100.0, "primary")]
     assert world.champion() == 1
 

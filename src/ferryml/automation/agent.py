@@ -222,10 +222,11 @@ class Agent:
         cause never starts two retrainings."""
         now = int(time.time() * 1000)
         state = self.store.policy_state(policy.name)
-        fresh = not state
         fired: list[tuple[Trigger, str, dict[str, Any]]] = []
-        for index, trigger in enumerate(policy.triggers):
-            found = _check(self.settings, policy, trigger, state, f"t{index}", now)
+        for trigger in policy.triggers:
+            key = trigger.describe()  # not its position: triggers may be added or reordered
+            fresh = key not in state  # a trigger's first pass only sets its watermark
+            found = _check(self.settings, policy, trigger, state, key, now)
             if found is not None and not fresh:
                 fired.append((trigger, *found))
         self.store.set_policy_state(policy.name, state)
@@ -233,7 +234,7 @@ class Agent:
             return None
         trigger, message, evidence = fired[0]
         last = self.store.list_decisions(policy=policy.name, limit=1)
-        if last and now - last[0].created < policy.cooldown_s * 1000:
+        if last and now - last[0].updated < policy.cooldown_s * 1000:  # since it ended
             log.info("policy %s: %s, but in cool-down after decision %s", policy.name,
                      message, last[0].id)  # fmt: skip
             return None

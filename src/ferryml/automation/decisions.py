@@ -201,13 +201,16 @@ def _train(
     context["pipeline_run"] = result.run_id
     if result.status != "FINISHED":
         failed = ", ".join(result.failed) or "?"
+        errors = [s.error for s in result.steps.values() if s.status == "FAILED" and s.error]
+        last_line = errors[0].strip().splitlines()[-1] if errors else ""
         return _fail(
             settings,
             policy,
             decision.state,
             context,
             f"pipeline {policy.retrain.pipeline} run {result.run_id} {result.status} "
-            f"(failed steps: {failed}); the champion keeps serving",
+            f"(failed steps: {failed}{': ' + last_line if last_line else ''}); the champion "
+            "keeps serving",
         )
     model, champion = _serving(settings, policy)
     candidate = _new_version(settings, model, decision.created)
