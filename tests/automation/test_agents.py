@@ -121,7 +121,7 @@ def _alerted(world: World, policy: dict[str, Any]) -> None:
 def test_two_agent_processes_started_together_make_one_decision(
     any_world: World, tmp_path: Path
 ) -> None:
-    waits = {"retrain": {"min_rows": 10**6}}  # the decision starts, then waits for labels
+    waits = {"retrain": {"min_rows": 10**6, "feedback": 10**6}}  # starts, then waits for labels
     _alerted(any_world, waits)
     body = any_world.policy_body(**waits)
     processes = [_spawn(any_world, tmp_path, name, body, 30.0) for name in ("a", "b")]

@@ -4,6 +4,7 @@ outcome and leaves the champion serving."""
 
 from __future__ import annotations
 
+import yaml
 from loop_world import World
 
 from ferryml.automation import Agent
@@ -73,11 +74,16 @@ def test_a_canary_without_enough_requests_in_time_is_rolled_back(world: World) -
 def test_removing_the_policy_mid_rollout_abandons_the_decision_and_its_canary(
     world: World,
 ) -> None:
-    policy = world.policy()
-    with Agent(world.settings, {policy.name: policy}, schedules=False) as agent:
+    config = world.settings.root / "ferry.yaml"
+    config.write_text(yaml.safe_dump({"policies": {"retrain-churn": world.policy_body()}}))
+    with Agent(world.settings, schedules=False) as agent:
         decision = world.start(agent)
     assert world.routes() == [(1, 50.0, "primary"), (2, 50.0, "canary")]
-    with Agent(world.settings, {}, schedules=False) as agent:
+    with Agent(world.settings, {}, schedules=False) as agent:  # given policies: no file read
+        assert agent.tick().active
+    assert world.story(decision)["outcome"] is None
+    config.write_text("policies: {}\n")  # removed from the file
+    with Agent(world.settings, schedules=False) as agent:
         assert agent.tick().active
     story = world.story(decision)
     assert story["outcome"] == "abandoned"

@@ -144,7 +144,7 @@ def test_checks_that_cannot_run_are_refused(fields: dict[str, object], message: 
         _spec(**fields)
 
 
-def test_a_model_without_probabilities_cannot_be_estimated(sqlite_settings: Settings) -> None:
+def test_a_check_that_cannot_run_is_reported_and_the_window_kept(sqlite_settings: Settings) -> None:
     ferry.configure(home=sqlite_settings.home)
     X = pd.DataFrame({"a": np.arange(20.0), "b": np.arange(20.0)})
     model = LinearRegression().fit(X, X["a"] > 9)
@@ -156,5 +156,6 @@ def test_a_model_without_probabilities_cannot_be_estimated(sqlite_settings: Sett
         sqlite_settings,
         MonitorSpec("est", "r", "model:r/1", window=1, task="classification", checks="estimated"),
     )
-    with pytest.raises(InvalidArgument, match="model r/1 has no predict_proba"):
-        run_monitor(sqlite_settings, "est")
+    (window,) = run_monitor(sqlite_settings, "est")  # the failing check does not stop it
+    assert "model r/1 has no predict_proba" in window.details["estimated"]["error"]
+    assert "estimated_accuracy" not in window.metrics and window.metrics["rows"] == 1.0

@@ -23,8 +23,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ferryml.automation import decisions as steps
-from ferryml.automation.policy import Policy, Trigger, load_policies
+from ferryml.automation.policy import Policy, Trigger, declares_policies, load_policies
 from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
 from ferryml.store.sql_automation import SqlAutomationStore
@@ -117,9 +119,13 @@ class Agent:
 
     def tick(self) -> Tick:
         """One pass: take the lease, or stand by if another agent holds it."""
-        if not self.store.acquire_lease(LEASE, self.holder, self.lease_seconds):
-            held = self.store.lease_holder(LEASE)
-            return Tick(False, held[0] if held else None)
+        try:
+            if not self.store.acquire_lease(LEASE, self.holder, self.lease_seconds):
+                held = self.store.lease_holder(LEASE)
+                return Tick(False, held[0] if held else "another agent")
+        except (FerryError, SQLAlchemyError) as e:  # the store is away: try next pass
+            log.error("could not reach the store: %s", e)
+            return Tick(False, None, errors=[f"could not reach the store: {e}"])
         self._lost.clear()
         done = threading.Event()
         keeper = threading.Thread(target=self._keep_lease, args=(done,), daemon=True)
@@ -133,12 +139,20 @@ class Agent:
     def _keep_lease(self, done: threading.Event) -> None:
         from ferryml.store.sql import SqlStore
 
-        store = SqlAutomationStore(SqlStore(self.settings.store_url).open())
+        try:
+            store = SqlAutomationStore(SqlStore(self.settings.store_url).open())
+        except (FerryError, SQLAlchemyError) as e:
+            log.error("cannot renew the lease: %s", e)
+            self._lost.set()
+            return
         try:
             while not done.wait(self.lease_seconds / 3):
                 if not store.acquire_lease(LEASE, self.holder, self.lease_seconds):
                     self._lost.set()
                     return
+        except (FerryError, SQLAlchemyError) as e:  # stop acting rather than act unleased
+            log.error("lost the lease: %s", e)
+            self._lost.set()
         finally:
             store.close()
 
@@ -156,14 +170,24 @@ class Agent:
             tick.schedules = len(run_scheduler(self.settings, once=True))
         if self.monitors:
             tick.windows = self._run_monitors(tick)
-        for decision in self.store.list_decisions(open_only=True):
-            if decision.policy not in self.policies:
-                self._abandon(decision.id, f"policy {decision.policy!r} no longer exists")
+        if self._given is None and declares_policies(self.settings.root):
+            for decision in self.store.list_decisions(open_only=True):
+                if decision.policy not in self.policies:  # removed from ferry.yaml
+                    self._guarded(tick, f"decision {decision.id}", self._abandon, decision.id)
         for policy in self.policies.values():
             if self._lost.is_set():
                 break
-            self._run_policy(policy, tick)
+            self._guarded(tick, f"policy {policy.name}", self._run_policy, policy, tick)
         return tick
+
+    def _guarded(self, tick: Tick, what: str, action: Any, *args: Any) -> None:
+        """Run one policy's or decision's work; its failure is reported and the pass goes
+        on with the others."""
+        try:
+            action(*args)
+        except Exception as e:  # noqa: BLE001 - one broken policy must not stop the others
+            tick.errors.append(f"{what}: {type(e).__name__}: {e}")
+            log.error("%s: %s", what, e)
 
     def _run_monitors(self, tick: Tick) -> int:
         from ferryml.monitoring.monitors import list_monitors, run_monitor
@@ -172,7 +196,7 @@ class Agent:
         for spec in list_monitors(self.settings):
             try:
                 count += len(run_monitor(self.settings, spec.name))
-            except FerryError as e:  # one broken monitor must not stop the others
+            except Exception as e:  # noqa: BLE001 - one broken monitor must not stop the others
                 tick.errors.append(f"monitor {spec.name}: {e}")
                 log.error("monitor %s: %s", spec.name, e)
         return count
@@ -192,19 +216,17 @@ class Agent:
                 tick.steps += 1
                 record = self.store.get_decision(record.id)
 
-    def _abandon(self, decision_id: int, why: str) -> None:
+    def _abandon(self, decision_id: int) -> None:
         record = self.store.get_decision(decision_id)
         context = dict(record.context)
+        why = f"policy {record.policy!r} no longer exists"
         if record.state == "rolling_out":
-            from ferryml.serving.deployments import Deployments
-
-            manager = Deployments(self.settings)
-            try:
-                canary = manager.get(record.deployment).route("canary")
-                if canary is not None and canary.version == context.get("candidate"):
-                    manager.rollback(record.deployment, reason=f"decision {decision_id}: {why}")
-            finally:
-                manager.close()
+            steps.take_down(
+                self.settings,
+                record.deployment,
+                context.get("candidate"),
+                f"decision {decision_id}: {why}",
+            )
         self.store.advance(
             decision_id,
             record.state,
@@ -352,4 +374,8 @@ def _labels(
         state.setdefault(key, since)
         return None
     state[key] = max(f.time for f in labels)
-    return f"{len(labels)} new labels since the last retraining", {"labels": len(labels)}
+    first = min(f.prediction_time for f in labels)  # feedback_since: trigger starts here
+    return f"{len(labels)} new labels since the trigger last fired", {
+        "labels": len(labels),
+        "window_start": first,
+    }

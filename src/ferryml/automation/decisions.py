@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+from sqlalchemy.exc import OperationalError
 
 from ferryml.automation.policy import Policy
 from ferryml.config import Settings
-from ferryml.errors import FerryError, InvalidArgument, NotFound
+from ferryml.errors import FerryError, InvalidArgument, NotFound, StoreUnavailable
 from ferryml.store.sql_automation import DecisionRecord, SqlAutomationStore
 
 __all__ = ["OUTCOMES", "advance", "approve", "reject"]
@@ -37,6 +38,7 @@ __all__ = ["OUTCOMES", "advance", "approve", "reject"]
 log = logging.getLogger("ferryml.agent")
 OUTCOMES = ("promoted", "failed", "rejected", "rolled_back", "abandoned")
 MIN_HOLDOUT = 20
+_CHANGED = "Decision {id} changed meanwhile; see `ferry decisions show {id}` and try again."
 
 
 @dataclass
@@ -60,6 +62,8 @@ def advance(
     context = {**decision.context, "decision": decision.id}
     try:
         step = handler(settings, policy, decision, context)
+    except (StoreUnavailable, OperationalError):
+        raise  # the store is away: the step is taken again next pass
     except FerryError as e:
         step = _fail(settings, policy, decision.state, context, str(e))
     except Exception as e:  # noqa: BLE001 - a user's pipeline may raise anything
@@ -74,6 +78,7 @@ def advance(
         context,
         (step.kind, step.message, details),
         outcome=step.outcome,
+        expected_updated=decision.updated,
     )
     if moved:
         log.info("decision %s (%s): %s", decision.id, policy.name, step.message)
@@ -93,7 +98,7 @@ def approve(store: SqlAutomationStore, decision_id: int, user: str, reason: str 
     if not store.advance(
         decision_id, record.state, "approved", context, ("approved", message, {"user": user})
     ):
-        raise InvalidArgument(f"Decision {decision_id} changed meanwhile; look again.")
+        raise InvalidArgument(_CHANGED.format(id=decision_id))
 
 
 def reject(store: SqlAutomationStore, decision_id: int, user: str, reason: str = "") -> None:
@@ -113,7 +118,7 @@ def reject(store: SqlAutomationStore, decision_id: int, user: str, reason: str =
         ("rejected", message, {"user": user, "reason": reason}),
         outcome="rejected",
     ):
-        raise InvalidArgument(f"Decision {decision_id} changed meanwhile; look again.")
+        raise InvalidArgument(_CHANGED.format(id=decision_id))
 
 
 def _awaiting(store: SqlAutomationStore, decision_id: int) -> DecisionRecord:
@@ -143,7 +148,15 @@ def _prepare_data(
         since = context.get("evidence", {}).get("window_start", context["started"])
     fresh = _labelled(settings, policy, since)
     if len(fresh) < retrain.min_rows:
-        return None
+        if time.time() * 1000 - context["started"] <= retrain.max_wait_s * 1000:
+            return None
+        return Step(
+            "done",
+            "abandoned",
+            f"abandoned: {len(fresh)} of the {retrain.min_rows} fresh labels needed arrived in "
+            f"{retrain.max_wait_s / 3600:g} h; the champion keeps serving",
+            "abandoned",
+        )
     workspace = Workspace(settings)
     try:
         base = None
@@ -167,8 +180,8 @@ def _prepare_data(
         if len(holdout) < MIN_HOLDOUT:  # too few fresh labels: gate on part of the data
             holdout = training.sample(frac=max(retrain.holdout, 0.2), random_state=decision.id)
             training = training.drop(index=holdout.index)
-        name = retrain.data.partition("@")[0] if retrain.data else f"{policy.name}-training"
-        version = workspace.add_frame(training.reset_index(drop=True), name)
+        # the policy's own dataset: the user's keeps only what the user added
+        version = workspace.add_frame(training.reset_index(drop=True), f"{policy.name}-training")
         buffer = io.BytesIO()
         holdout.reset_index(drop=True).to_parquet(buffer, index=False)
         context["holdout"] = workspace.artifacts.put_bytes(buffer.getvalue()).digest
@@ -215,14 +228,15 @@ def _train(
     model, champion = _serving(settings, policy)
     candidate = _new_version(settings, model, decision.created)
     if candidate is None:
-        return _fail(
-            settings,
-            policy,
-            decision.state,
-            context,
-            f"pipeline run {result.run_id} registered no new version of model {model!r}; "
-            f"log the model with registered_model_name={model!r}",
+        cached = bool(result.steps) and all(s.cache == "hit" for s in result.steps.values())
+        why = (
+            f"pipeline run {result.run_id} took every step from the cache: its data is what an "
+            "earlier run trained on, so there is nothing new to train on"
+            if cached
+            else f"pipeline run {result.run_id} registered no new version of model {model!r}; "
+            f"log the model with registered_model_name={model!r}"
         )
+        return _fail(settings, policy, decision.state, context, why)
     context |= {"model": model, "candidate": candidate, "champion": champion}
     return Step(
         "trained",
@@ -298,10 +312,10 @@ def _roll_out(
     manager = Deployments(settings)
     try:
         spec = manager.get(policy.deployment)
-        canary = spec.route("canary")
-        if canary is None or canary.version != context["candidate"] or canary.weight == 0:
-            why = _rolled_back_by_server(manager, policy.deployment, since)
-            return _undo(settings, policy, context, why or "the canary route was removed")
+        if _primary(spec) == int(context["candidate"]):  # promoted before a kill: finish it
+            return _promote(settings, policy, context, context.get("observed", {}))
+        if why := _canary_gone(manager, spec, policy.deployment, context, since):
+            return _undo(settings, policy, context, why)
     finally:
         manager.close()
     seen = _route_figures(settings, policy, since, context)
@@ -322,6 +336,8 @@ def _roll_out(
         return None
     if index + 1 < len(policy.rollout.steps):
         return _set_step(settings, policy, context, index + 1, seen)
+    if seen.get("canary_labelled", 0) < policy.rollout.min_labelled:
+        return None  # the last step also waits for labels to judge the canary on
     return _promote(settings, policy, context, seen)
 
 
@@ -341,15 +357,16 @@ def _set_step(
     try:
         spec = manager.get(policy.deployment)
         canary = spec.route("canary")
+        if index > 0 and (why := _canary_gone(manager, spec, policy.deployment, context,
+                                               int(context["step_started"]))):  # fmt: skip
+            return _undo(settings, policy, context, why)
         if canary is None or canary.version != candidate:
             manager.add_route(
                 policy.deployment, candidate, role="canary", weight=step.weight, reason=reason
             )
-        primary = spec.route("primary")
-        assert primary is not None
         manager.set_weights(
             policy.deployment,
-            {f"v{candidate}": step.weight, primary.name: 100.0 - step.weight},
+            {f"v{candidate}": step.weight, f"v{_primary(spec)}": 100.0 - step.weight},
             reason=reason,
         )
     finally:
@@ -372,11 +389,11 @@ def _promote(
 
     candidate, model = int(context["candidate"]), context["model"]
     reason = f"decision {context['decision']}: canary healthy after {_observed(seen)}"
+    if not seen:
+        reason = f"decision {context['decision']}: finishing a promotion begun before a restart"
     manager = Deployments(settings)
     try:
-        spec = manager.get(policy.deployment)
-        primary = spec.route("primary")
-        if primary is None or primary.version != candidate:  # not promoted yet
+        if _primary(manager.get(policy.deployment)) != candidate:  # not promoted yet
             manager.promote(policy.deployment, reason=reason)
     finally:
         manager.close()
@@ -402,16 +419,23 @@ def _promote(
     )
 
 
-def _undo(settings: Settings, policy: Policy, context: dict[str, Any], why: str) -> Step:
+def take_down(settings: Settings, deployment: str, candidate: Any, reason: str) -> None:
+    """Roll back the deployment's canary if it is ``candidate`` and still takes traffic;
+    another canary (someone else's) is left alone."""
     from ferryml.serving.deployments import Deployments
 
     manager = Deployments(settings)
     try:
-        canary = manager.get(policy.deployment).route("canary")
-        if canary is not None and canary.weight > 0:
-            manager.rollback(policy.deployment, reason=f"decision {context['decision']}: {why}")
+        canary = manager.get(deployment).route("canary")
+        if canary is not None and canary.version == candidate and canary.weight > 0:
+            manager.rollback(deployment, reason=reason)
     finally:
         manager.close()
+
+
+def _undo(settings: Settings, policy: Policy, context: dict[str, Any], why: str) -> Step:
+    candidate = context.get("candidate")
+    take_down(settings, policy.deployment, candidate, f"decision {context['decision']}: {why}")
     return Step(
         "done",
         "rolled_back",
@@ -477,8 +501,9 @@ def _labelled(settings: Settings, policy: Policy, since_ms: int | None) -> pd.Da
     if frame.empty or "label" not in frame.columns:
         return pd.DataFrame()
     frame = frame[frame["label"].notna()].tail(policy.retrain.feedback)
-    skip = {"id", "time", "deployment", "route", "model", "version", "latency_ms", "prediction"}
-    features = [c for c in frame.columns if c not in skip and c != "label"]
+    from ferryml.monitoring.monitors import NOT_FEATURES
+
+    features = [c for c in frame.columns if c not in NOT_FEATURES and c != "prediction"]
     out = frame[features].copy()
     out[policy.target] = frame["label"].to_numpy()
     return out.reset_index(drop=True)
@@ -538,7 +563,7 @@ def _route_figures(
     is_canary = frame["version"].astype(int) == candidate
     seen["canary_requests"] = int(is_canary.sum())
     seen["primary_requests"] = int((~is_canary).sum())
-    metric = "accuracy" if policy.task == "classification" else "rmse"
+    metric = _metric(policy)
     for role, rows in (("canary", frame[is_canary]), ("primary", frame[~is_canary])):
         labelled = rows[rows["label"].notna()] if "label" in rows.columns else rows.iloc[:0]
         seen[f"{role}_labelled"] = len(labelled)
@@ -548,8 +573,12 @@ def _route_figures(
     return seen
 
 
+def _metric(policy: Policy) -> str:
+    return "accuracy" if policy.task == "classification" else "rmse"
+
+
 def _worse(policy: Policy, seen: dict[str, Any]) -> str | None:
-    metric = "accuracy" if policy.task == "classification" else "rmse"
+    metric = _metric(policy)
     canary, primary = seen.get(f"canary_{metric}"), seen.get(f"primary_{metric}")
     enough = min(seen.get("canary_labelled", 0), seen.get("primary_labelled", 0))
     if canary is None or primary is None or enough < policy.rollout.min_labelled:
@@ -563,11 +592,26 @@ def _worse(policy: Policy, seen: dict[str, Any]) -> str | None:
     return None
 
 
-def _rolled_back_by_server(manager: Any, deployment: str, since: int) -> str | None:
+def _primary(spec: Any) -> int:
+    primary = spec.route("primary")
+    if primary is None:  # Deployments keeps exactly one; a hand-edited store might not
+        raise InvalidArgument("The deployment has no primary route; fix it with `ferry deploy`.")
+    return int(primary.version)
+
+
+def _canary_gone(
+    manager: Any, spec: Any, deployment: str, context: dict[str, Any], since: int
+) -> str | None:
+    """Why the decision's canary no longer takes traffic, or None while it does."""
+    canary = spec.route("canary")
+    if canary is not None and canary.version == context["candidate"] and canary.weight > 0:
+        return None
     for event in reversed(manager.history(deployment)):
-        if event.action == "auto_rollback" and event.time >= since:
-            return f"the server rolled the canary back: {event.reason}"
-    return None
+        if event.action in ("auto_rollback", "rollback") and event.time >= since:
+            return f"the canary was rolled back ({event.user}): {event.reason}"
+    if canary is not None and canary.version != context["candidate"]:
+        return f"another canary (v{canary.version}) replaced it"
+    return "the canary route was removed"
 
 
 def _lasts(step: Any) -> str:

@@ -23,6 +23,7 @@ file, the error names the line and the field::
           feedback: 2000           # the newest labelled predictions taken in
           feedback_since: trigger  # only those since the window that triggered
           min_rows: 500            # wait until that many fresh labels exist
+          max_wait: 1d             # ... at most this long, else give up
           holdout: 0.3             # their newest share, kept out to gate on
           params: {n_estimators: 200}
         gate: {metric: accuracy, min_delta: 0.01}
@@ -47,14 +48,22 @@ from ferryml.config import CONFIG_FILE
 from ferryml.errors import InvalidArgument
 from ferryml.registry.gates import Gate
 
-__all__ = ["Policy", "Retrain", "Rollout", "RolloutStep", "Trigger", "load_policies"]
+__all__ = [
+    "Policy",
+    "Retrain",
+    "Rollout",
+    "RolloutStep",
+    "Trigger",
+    "declares_policies",
+    "load_policies",
+]
 
 MODES = ("auto", "approval")
 TRIGGERS = ("alert", "metric", "schedule", "new_labels")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|min|h|d)\s*$")
 _SECONDS = {"s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _REQUIRED = object()
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,249}$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,249}$")
 
 
 class PolicyError(InvalidArgument):
@@ -94,6 +103,7 @@ class Retrain:
     feedback: int = 5000
     feedback_since: str = "any"
     min_rows: int = 0
+    max_wait_s: float = 86400.0
     holdout: float = 0.3
     params: Mapping[str, Any] = field(default_factory=dict)
 
@@ -138,7 +148,7 @@ class Policy:
             PolicyError: a field is missing, unknown or out of range; ``.path`` names it.
         """
         if not isinstance(name, str) or not _NAME.match(name):
-            raise PolicyError("", f"Policy name {name!r} must be 1-250 letters, digits, _ . -.")
+            raise PolicyError("", f"Policy name {name!r} must be 1-250 letters, digits, _ and -.")
         d = _mapping(data, "")
         _known(
             d,
@@ -166,6 +176,21 @@ class Policy:
             cooldown_s=_duration(d.get("cooldown", "1h"), "cooldown"),
             max_per_day=_integer(d.get("max_per_day", 3), "max_per_day", low=1),
         )
+
+
+def declares_policies(root: Path) -> bool:
+    """Whether ``root/ferry.yaml`` has a ``policies:`` section (even an empty one): only
+    then does a policy missing from it mean it was removed."""
+    path = Path(root) / CONFIG_FILE
+    if not path.is_file():
+        return False
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError:
+        return False
+    return isinstance(data, dict) and "policies" in data
 
 
 def load_policies(root: Path) -> dict[str, Policy]:
@@ -227,9 +252,17 @@ def _triggers(value: Any) -> tuple[Trigger, ...]:
 
             rule = _text(d, "metric", path=path)
             try:
-                parse_rule(rule)
+                parsed = parse_rule(rule)
             except InvalidArgument as e:
                 raise PolicyError(f"{path}.metric", str(e)) from e
+            relative = parsed.op in ("dropped_by", "rose_by")
+            if relative or parsed.windows != 1 or "cooldown" in rule.lower():
+                raise PolicyError(
+                    f"{path}.metric",
+                    f"{rule!r} compares one window with a bound (e.g. 'accuracy < 0.8'); for "
+                    "'dropped by', 'for N windows' or a cool-down, make it a monitor rule and "
+                    "trigger on its alert.",
+                )
             found.append(Trigger("metric", monitor=_text(d, "monitor", path=path), rule=rule))
         elif kind == "schedule":
             _known(d, path, {"schedule"})
@@ -253,8 +286,8 @@ def _retrain(value: Any) -> Retrain:
     _known(
         d,
         "retrain",
-        {"pipeline", "data", "data_param", "feedback", "feedback_since", "min_rows", "holdout",
-         "params"},
+        {"pipeline", "data", "data_param", "feedback", "feedback_since", "min_rows", "max_wait",
+         "holdout", "params"},
     )  # fmt: skip
     pipeline = _text(d, "pipeline", path="retrain")
     if ":" not in pipeline:
@@ -264,13 +297,22 @@ def _retrain(value: Any) -> Retrain:
     holdout = _number(d.get("holdout", 0.3), "retrain.holdout")
     if not 0.0 <= holdout < 1.0:
         raise PolicyError("retrain.holdout", f"must be at least 0 and below 1; got {holdout}.")
+    feedback = _integer(d.get("feedback", 5000), "retrain.feedback", low=0)
+    min_rows = _integer(d.get("min_rows", 0), "retrain.min_rows", low=0)
+    if min_rows > feedback:
+        raise PolicyError(
+            "retrain.min_rows",
+            f"{min_rows} fresh labels can never be found when at most feedback={feedback} are "
+            "taken in; lower min_rows or raise feedback.",
+        )
     return Retrain(
         pipeline=pipeline,
         data=_text(d, "data", path="retrain", default=None),
         data_param=_text(d, "data_param", path="retrain", default="data"),
-        feedback=_integer(d.get("feedback", 5000), "retrain.feedback", low=0),
+        feedback=feedback,
         feedback_since=_choice(d, "feedback_since", ("any", "trigger"), "any", "retrain"),
-        min_rows=_integer(d.get("min_rows", 0), "retrain.min_rows", low=0),
+        min_rows=min_rows,
+        max_wait_s=_duration(d.get("max_wait", "1d"), "retrain.max_wait"),
         holdout=holdout,
         params=_mapping(d.get("params", {}), "retrain.params"),
     )
@@ -319,7 +361,7 @@ def _rollout(value: Any) -> Rollout:
         steps,
         minutes,
         max_drop,
-        _integer(d.get("min_labelled", default.min_labelled), "rollout.min_labelled", low=1),
+        _integer(d.get("min_labelled", default.min_labelled), "rollout.min_labelled", low=0),
     )
 
 

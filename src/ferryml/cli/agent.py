@@ -34,7 +34,13 @@ def agent(
 
     One agent acts at a time (a lease in the store); start a second as a stand-by."""
     from ferryml.automation.agent import Agent
+    from ferryml.errors import InvalidArgument
 
+    if not once and interval >= lease:
+        raise InvalidArgument(
+            f"--interval {interval:g} must be shorter than --lease {lease:g}: the lease lapses "
+            "between passes otherwise and a stand-by agent takes over."
+        )
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -44,13 +50,18 @@ def agent(
         while True:
             tick = running.tick()
             _print_tick(tick)
-            if once or stop.wait(interval):
+            if once:
+                raise typer.Exit(1 if tick.errors else 0)
+            if stop.wait(interval):
                 return
 
 
 def _print_tick(tick: Any) -> None:
     if not tick.active:
-        typer.echo(f"Standing by: agent {tick.holder} holds the lease.")
+        if tick.holder:
+            typer.echo(f"Standing by: agent {tick.holder} holds the lease.")
+        for error in tick.errors:
+            typer.echo(f"Error: {error}", err=True)
         return
     for decision in tick.created:
         typer.echo(f"Decision {decision} started; see `ferry decisions show {decision}`.")

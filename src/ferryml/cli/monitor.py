@@ -153,6 +153,10 @@ def _print_results(name: str, results: list[WindowResult], json: bool) -> None:
                 for r in results
             ],
         )
+        for r in results:
+            for check, detail in r.details.items():
+                if "error" in detail:
+                    typer.echo(f"Check {check} failed on {r.start.isoformat()}: {detail['error']}")
 
 
 @monitor.command("report")

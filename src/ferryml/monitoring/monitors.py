@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -54,7 +55,7 @@ import pandas as pd
 
 from ferryml.config import Settings
 from ferryml.data.profile import Profile
-from ferryml.errors import InvalidArgument, NotFound
+from ferryml.errors import FerryError, InvalidArgument, NotFound
 from ferryml.monitoring import _checks
 from ferryml.monitoring.alerts import Alert, AlertManager
 from ferryml.monitoring.channels import parse_channels
@@ -74,8 +75,10 @@ __all__ = [
     "run_monitor",
 ]
 
+_log = logging.getLogger("ferryml.monitoring")
 TASKS = ("classification", "regression")
-_NOT_FEATURES = frozenset(
+# The prediction log's columns that are not the model's inputs.
+NOT_FEATURES = frozenset(
     {"id", "time", "deployment", "route", "model", "version", "latency_ms", "label"}
 )
 _WINDOW = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$")
@@ -410,7 +413,7 @@ def _load_reference(settings: Settings, spec: MonitorSpec) -> Profile | pd.DataF
             f"Deployment {spec.deployment!r} logged no predictions in {rest}; pick a window "
             "with predictions as the reference."
         )
-    return frame.drop(columns=[c for c in frame.columns if c in _NOT_FEATURES])
+    return frame.drop(columns=[c for c in frame.columns if c in NOT_FEATURES])
 
 
 def _load(
@@ -429,7 +432,7 @@ def _load(
 
 def _drift(reference: Profile | pd.DataFrame, current: pd.DataFrame) -> DriftReport:
     names = list(reference.columns)
-    features = [c for c in names if c in current.columns and c not in _NOT_FEATURES]
+    features = [c for c in names if c in current.columns and c not in NOT_FEATURES]
     features = [c for c in features if c != "prediction"]
     scalar = (
         "prediction" in current.columns
@@ -468,12 +471,13 @@ def _check(
     task = spec.task
     if task is None:
         return drift, metrics, details
-    features = [c for c in frame.columns if c not in _NOT_FEATURES and c != "prediction"]
+    features = [c for c in frame.columns if c not in NOT_FEATURES and c != "prediction"]
     probability = None
-    if "estimated" in spec.checks:
-        found, scores = _checks.estimated(frame, features, models)
-        metrics |= found
-        frame, probability = frame.assign(_probability=scores), "_probability"
+    if "estimated" in spec.checks and (
+        got := _guarded(details, "estimated", _checks.estimated, frame, features, models)
+    ):
+        metrics |= got[0]
+        frame, probability = frame.assign(_probability=got[1]), "_probability"
     labelled = "label" in frame.columns and frame["label"].notna().any()
     if "performance" in spec.checks and labelled:
         perf = performance(
@@ -489,16 +493,29 @@ def _check(
             value = float(row[metric])
             if math.isfinite(value):
                 metrics[metric] = value
-    if "concept" in spec.checks:
-        found, detail = _checks.concept(frame, previous, task)
-        metrics |= found
-        if detail is not None:
-            details["concept"] = detail
+    if "concept" in spec.checks and (
+        got := _guarded(details, "concept", _checks.concept, frame, previous, task)
+    ):
+        metrics |= got[0]
+        if got[1] is not None:
+            details["concept"] = got[1]
     if "importance" in spec.checks:
-        detail = _checks.importance(frame, features, task, models)
+        detail = _guarded(details, "importance", _checks.importance, frame, features, task, models)
         if detail is not None:
             details["importance"] = detail
     return drift, metrics, details
+
+
+def _guarded(details: dict[str, Any], check: str, run: Any, *args: Any) -> Any:
+    """A model-aware check's result; when it fails, None and the reason kept in the
+    window's details, so the other checks and the alerts carry on."""
+    try:
+        return run(*args)
+    except Exception as e:  # noqa: BLE001 - the model's own failure, whatever its type
+        reason = str(e) if isinstance(e, FerryError) else f"{type(e).__name__}: {e}"
+        details[check] = {"error": reason}
+        _log.warning("check %r failed: %s", check, reason)
+        return None
 
 
 def _previous(

@@ -204,9 +204,14 @@ class Deployments:
         return new
 
     def rollback(self, name: str, *, reason: str = "", automatic: bool = False) -> Spec:
-        """Take the canary's traffic away; with no canary, go back to the previous primary."""
+        """Take the canary's traffic away; with no canary, go back to the previous primary
+        (by hand only: a server's automatic rollback that finds no canary -- it was promoted
+        meanwhile -- changes nothing)."""
         spec = self.get(name)
         canary = spec.route("canary")
+        if canary is None and automatic:
+            log.warning("deployment %s: no canary left to roll back (%s)", name, reason)
+            return spec
         if canary is not None:
             routes = tuple(
                 Route(r.version, 100.0 if r.role == "primary" else 0.0, r.role)

@@ -92,21 +92,26 @@ class SqlAutomationStore:
         event: tuple[str, str, Mapping[str, Any]],
         *,
         outcome: str | None = None,
+        expected_updated: int | None = None,
     ) -> bool:
-        """Move a decision from ``expected_state`` to ``state`` with its event, atomically;
-        False (nothing written) when another writer moved it first."""
+        """Move a decision from ``expected_state`` (last written at ``expected_updated``,
+        when given) to ``state`` with its event, atomically; False (nothing written) when
+        another writer moved it first."""
 
         def write() -> bool:
             c = t.decisions.c
             with self._write() as conn:
+                condition = (c.id == decision_id) & (c.state == expected_state)
+                if expected_updated is not None:
+                    condition &= c.updated == expected_updated
                 changed = conn.execute(
                     update(t.decisions)
-                    .where(c.id == decision_id, c.state == expected_state)
+                    .where(condition)
                     .values(
                         state=state,
                         outcome=outcome,
                         context=json.dumps(dict(context)),
-                        updated=_now(),
+                        updated=_next(conn, decision_id),
                     )
                 ).rowcount
                 if changed != 1:
@@ -275,6 +280,14 @@ def _decision(row: Any) -> DecisionRecord:
         int(row.created),
         int(row.updated),
     )
+
+
+def _next(conn: Any, decision_id: int) -> int:
+    """Now, in ms, but always past the decision's last write: ``updated`` is its version."""
+    last = conn.execute(
+        select(t.decisions.c.updated).where(t.decisions.c.id == decision_id)
+    ).scalar()
+    return max(_now(), int(last or 0) + 1)
 
 
 def _now() -> int:
