@@ -52,9 +52,9 @@ from ferryml.serving.deployments import Deployments
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # churn_pipeline, like `python -m`
 
 BATCH = 100  # requests between two passes of the agent
-BEFORE = 1000  # predictions before the world changes
+BEFORE = 600  # predictions before the world changes
 MAX_AFTER = 3000  # the most predictions sent after it, whatever happens
-AFTER_PROMOTION = 500
+AFTER_PROMOTION = 300
 FEATURES = ["tenure_months", "monthly_charges", "support_calls", "age", "contract"]
 
 

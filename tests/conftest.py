@@ -4,6 +4,7 @@ S3 emulator (moto's server mode) on 127.0.0.1."""
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,17 +45,60 @@ def pg_database() -> Iterator[str]:
         admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An empty SQLite store migrated once, copied for each test that wants a store."""
+    from ferryml.store.sql import SqlStore
+
+    path = tmp_path_factory.mktemp("template") / "ferry.db"
+    SqlStore(f"sqlite:///{path}").open().close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_ddl() -> str:
+    """The SQL that builds the newest schema, from the tables the code uses (a test keeps
+    them equal to what the migrations build), as one script run per test."""
+    from sqlalchemy.dialects import postgresql
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    from ferryml.store._schema import metadata
+    from ferryml.store.sql import SCHEMA_HEAD
+
+    dialect = postgresql.dialect()
+    statements = []
+    for table in metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)))
+        statements += [str(CreateIndex(i).compile(dialect=dialect)) for i in table.indexes]
+    statements.append(
+        "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+        "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+    )
+    statements.append(f"INSERT INTO alembic_version VALUES ('{SCHEMA_HEAD}')")
+    return ";\n".join(statements)
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store: a SQLite file, or a new schema in the session's database."""
+    """A fresh, empty store at the newest schema: a SQLite file, or a new schema in the
+    session's database. Built from a template, not by the migrations, unless the test is
+    marked ``migrations`` (running them for each of a thousand tests took minutes)."""
+    migrate = request.node.get_closest_marker("migrations") is not None
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store' / 'ferry.db'}"
+        path = tmp_path / "store" / "ferry.db"
+        if not migrate:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
+        yield f"sqlite:///{path}"
         return
     database = request.getfixturevalue("pg_database")
     schema = f"s_{uuid.uuid4().hex[:12]}"
     engine = create_engine(database, isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
         conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        if not migrate:
+            ddl = request.getfixturevalue("postgres_ddl")
+            conn.exec_driver_sql(f'SET search_path TO "{schema}";\n{ddl}')
     try:
         yield f"{database}?options=-csearch_path%3D{schema}"
     finally:

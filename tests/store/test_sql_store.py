@@ -160,6 +160,7 @@ def test_search_rejects_out_of_range_max_results(store: SqlStore) -> None:
         store.search_runs(["1"], max_results=0)
 
 
+@pytest.mark.migrations
 def test_new_store_is_at_the_newest_schema(store: SqlStore) -> None:
     with store.engine.connect() as conn:
         assert conn.execute(text("SELECT version_num FROM alembic_version")).scalar() == SCHEMA_HEAD
@@ -206,6 +207,7 @@ def test_malformed_store_url_is_invalid_argument() -> None:
         SqlStore("mysql://localhost/x").open()
 
 
+@pytest.mark.migrations
 def test_migrations_build_exactly_the_tables_the_code_uses(store: SqlStore) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
