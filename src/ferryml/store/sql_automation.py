@@ -200,13 +200,14 @@ class SqlAutomationStore:
 
         The lease is free when nobody holds it or its holder let it expire. The change is
         an UPDATE conditioned on the row that was read (or an INSERT that fails on a
-        duplicate key), so of two agents racing for it exactly one wins."""
+        duplicate key), so of two agents racing for it exactly one wins. Times are the
+        database's clock, so agents on hosts whose clocks differ still agree."""
         c = t.agent_leases.c
 
         def write() -> bool:
-            now = _now()
-            expires = now + int(seconds * 1000)
             with self._write() as conn:
+                now = _clock(conn)
+                expires = now + int(seconds * 1000)
                 row = conn.execute(select(t.agent_leases).where(c.name == name)).first()
                 if row is None:
                     conn.execute(
@@ -245,7 +246,8 @@ class SqlAutomationStore:
         c = t.agent_leases.c
         with self._store.engine.connect() as conn:
             row = conn.execute(select(t.agent_leases).where(c.name == name)).first()
-        if row is None or row.expires <= _now():
+            now = _clock(conn)
+        if row is None or row.expires <= now:
             return None
         return str(row.holder), int(row.expires)
 
@@ -288,6 +290,15 @@ def _next(conn: Any, decision_id: int) -> int:
         select(t.decisions.c.updated).where(t.decisions.c.id == decision_id)
     ).scalar()
     return max(_now(), int(last or 0) + 1)
+
+
+def _clock(conn: Any) -> int:
+    """The database server's time in ms (SQLite's server is this host)."""
+    if conn.dialect.name == "postgresql":
+        return int(
+            conn.exec_driver_sql("SELECT extract(epoch FROM clock_timestamp()) * 1000").scalar()
+        )
+    return _now()
 
 
 def _now() -> int:
