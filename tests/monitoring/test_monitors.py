@@ -7,6 +7,7 @@ import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -193,3 +194,17 @@ def test_the_cli_adds_runs_and_reports_a_monitor(home: Settings, tmp_path: Path)
     assert written.exit_code == 0 and "monitor-windows" in page.read_text()
     listed = runner.invoke(app, ["monitor", "list", "--json"])
     assert [m["name"] for m in json.loads(listed.output)] == ["watch"]
+
+
+def test_a_removed_monitor_can_be_added_again_with_other_checks(
+    home: Settings, cli: Any
+) -> None:
+    add_monitor(home, _spec())
+    run_monitor(home, "watch")
+    code, out, _ = cli("--home", str(home.home), "monitor", "remove", "watch")
+    assert (code, out) == (0, "Monitor 'watch' removed with its 2 window(s).\n")
+    assert list_monitors(home) == []
+    add_monitor(home, _spec(checks=["performance"], task="classification"))
+    assert [r.metrics.get("drift_share") for r in run_monitor(home, "watch")] == [None, None]
+    code, out, err = cli("--home", str(home.home), "monitor", "remove", "nope")
+    assert code != 0 and "Monitor 'nope' not found" in out + err and "Traceback" not in out + err

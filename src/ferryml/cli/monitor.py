@@ -189,6 +189,15 @@ def _cell(value: float | None) -> str:
     return "" if value is None else render.number(value)
 
 
+@monitor.command("remove")
+def remove(ctx: typer.Context, name: str) -> None:
+    """Delete a monitor and its stored windows; its alerts stay in their history."""
+    from ferryml.monitoring.monitors import remove_monitor
+
+    windows = remove_monitor(settings_of(ctx), name)
+    typer.echo(f"Monitor {name!r} removed with its {windows} window(s).")
+
+
 @monitor.command("list")
 def list_(ctx: typer.Context, json: JsonFlag = False) -> None:
     """List monitors."""

@@ -30,6 +30,7 @@ _EXPORTS = {
     "add_monitor": _MONITORS,
     "get_monitor": _MONITORS,
     "list_monitors": _MONITORS,
+    "remove_monitor": _MONITORS,
     "run_monitor": _MONITORS,
 }
 __all__ = sorted(_EXPORTS)
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
         add_monitor,
         get_monitor,
         list_monitors,
+        remove_monitor,
         run_monitor,
     )
     from ferryml.monitoring.performance import Window, windows

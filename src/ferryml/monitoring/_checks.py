@@ -92,7 +92,8 @@ def estimated(
         if not model.has_proba:
             raise InvalidArgument(
                 f"Check 'estimated' needs probabilities but model {name}/{version} has no "
-                "predict_proba; drop the check for this monitor."
+                "predict_proba; drop the check: `ferry monitor remove NAME`, then add it again "
+                "without it."
             )
         proba = np.asarray(model.predict_proba(rows[features]), dtype=float)
         if proba.ndim != 2 or proba.shape[1] != 2:

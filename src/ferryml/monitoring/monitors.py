@@ -70,6 +70,7 @@ __all__ = [
     "add_monitor",
     "get_monitor",
     "list_monitors",
+    "remove_monitor",
     "report",
     "report_html",
     "run_monitor",
@@ -191,6 +192,13 @@ def get_monitor(settings: Settings, name: str) -> MonitorSpec:
     """The monitor's spec. Raises NotFound."""
     with _store(settings) as store:
         return MonitorSpec.from_dict(store.get(name))
+
+
+def remove_monitor(settings: Settings, name: str) -> int:
+    """Delete a monitor and its stored windows (to change its checks, remove it and add it
+    again); the number of windows deleted. Raises NotFound."""
+    with _store(settings) as store:
+        return store.remove(name)
 
 
 def list_monitors(settings: Settings) -> list[MonitorSpec]:

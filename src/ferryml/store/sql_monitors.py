@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from ferryml.errors import AlreadyExists, NotFound
 from ferryml.store import _dialect
@@ -52,6 +52,22 @@ class SqlMonitorStore:
                 )
 
         _dialect.retry_locked(write)
+
+    def remove(self, name: str) -> int:
+        """Delete the monitor and its stored windows (its alerts stay in their history);
+        the number of windows deleted. Raises NotFound."""
+
+        def write() -> int:
+            with self._store.engine.execution_options(ferry_write=True).begin() as conn:
+                gone = conn.execute(delete(t.monitors).where(t.monitors.c.name == name)).rowcount
+                if gone != 1:
+                    raise NotFound(f"Monitor {name!r} not found. See `ferry monitor list`.")
+                r = t.monitor_results.c
+                return int(
+                    conn.execute(delete(t.monitor_results).where(r.monitor == name)).rowcount
+                )
+
+        return _dialect.retry_locked(write)
 
     def get(self, name: str) -> dict[str, Any]:
         with self._store.engine.connect() as conn:
