@@ -172,3 +172,23 @@ def test_a_killed_agents_decision_is_finished_by_the_next_agent(
     ]  # fmt: skip
     assert world.routes() == [(2, 100.0, "primary")]
     assert world.champion() == 2
+
+
+def test_a_pass_runs_the_schedules_that_are_due(world: World) -> None:
+    from sqlalchemy import update
+
+    from ferryml.pipelines.schedule import add_schedule, list_schedules
+    from ferryml.store import _schema
+    from ferryml.store.sql import SqlStore
+
+    add_schedule(world.settings, "nightly", "0 3 * * *", f"{world.module}:training",
+                 {"data": "churn@1"})  # fmt: skip
+    store = SqlStore(world.settings.store_url).open()
+    with store.engine.begin() as conn:  # as if 03:00 had come
+        conn.execute(update(_schema.schedules).values(next_run_time=0))
+    store.close()
+    with Agent(world.settings, {}) as agent:
+        assert agent.tick().schedules == 1
+        assert agent.tick().schedules == 0  # the occurrence ran once
+    (schedule,) = list_schedules(world.settings)
+    assert schedule.last_status == "FINISHED" and schedule.last_run_id
