@@ -93,3 +93,20 @@ def test_the_agent_refuses_an_interval_as_long_as_its_lease(
     code, out, err = cli("--home", str(tmp_path), "agent", "--interval", "30", "--lease", "30")
     assert code != 0 and "Traceback" not in out + err
     assert "--interval 30 must be shorter than --lease 30" in out + err
+
+
+def test_a_canary_the_server_rolled_back_ends_the_decision(world: World) -> None:
+    policy = world.policy()
+    with Agent(world.settings, {policy.name: policy}, schedules=False) as agent:
+        decision = world.start(agent)
+        manager = Deployments(world.settings)
+        manager.rollback("churn", reason="canary p99 40 ms over the primary's", automatic=True)
+        manager.close()
+        agent.tick()
+    story = world.story(decision)
+    assert story["outcome"] == "rolled_back"
+    assert "rolled back (ferryml): canary p99 40 ms over the primary's" in (
+        story["events"][-1]["message"]
+    )
+    assert world.routes() == [(1, 100.0, "primary"), (2, 0.0, "canary")]
+    assert world.champion() == 1
