@@ -83,6 +83,7 @@ class Agent:
         self.monitors, self.schedules = monitors, schedules
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._store: SqlAutomationStore | None = None
+        self._sources: _Sources | None = None
         self._lost = threading.Event()
 
     @property
@@ -93,11 +94,18 @@ class Agent:
             self._store = SqlAutomationStore(SqlStore(self.settings.store_url).open())
         return self._store
 
+    @property
+    def sources(self) -> _Sources:
+        """The stores the triggers read, over the agent's one open connection pool."""
+        if self._sources is None:
+            self._sources = _Sources(self.store.sql)
+        return self._sources
+
     def close(self) -> None:
         if self._store is not None:
             self._store.release_lease(LEASE, self.holder)
             self._store.close()
-            self._store = None
+            self._store, self._sources = None, None
 
     def __enter__(self) -> Agent:
         return self
@@ -248,7 +256,7 @@ class Agent:
         for trigger in policy.triggers:
             key = trigger.describe()  # not its position: triggers may be added or reordered
             fresh = key not in state  # a trigger's first pass only sets its watermark
-            found = _check(self.settings, policy, trigger, state, key, now)
+            found = _check(self.sources, policy, trigger, state, key, now)
             if found is not None and not fresh:
                 fired.append((trigger, *found))
         self.store.set_policy_state(policy.name, state)
@@ -274,8 +282,21 @@ class Agent:
         )
 
 
+class _Sources:
+    """What triggers read: alerts, monitor windows and feedback labels."""
+
+    def __init__(self, sql: Any) -> None:
+        from ferryml.store.sql_alerts import SqlAlertStore
+        from ferryml.store.sql_monitors import SqlMonitorStore
+        from ferryml.store.sql_predictions import SqlPredictionStore
+
+        self.alerts = SqlAlertStore(sql)
+        self.monitors = SqlMonitorStore(sql)
+        self.predictions = SqlPredictionStore(sql)
+
+
 def _check(
-    settings: Settings,
+    sources: _Sources,
     policy: Policy,
     trigger: Trigger,
     state: dict[str, Any],
@@ -284,9 +305,9 @@ def _check(
 ) -> tuple[str, dict[str, Any]] | None:
     """Whether ``trigger`` fired since its watermark ``state[key]``, which it moves on."""
     if trigger.kind == "alert":
-        return _alert(settings, trigger, state, key)
+        return _alert(sources, trigger, state, key)
     if trigger.kind == "metric":
-        return _metric(settings, trigger, state, key)
+        return _metric(sources, trigger, state, key)
     if trigger.kind == "schedule":
         from ferryml.store.sql_schedules import next_occurrence
 
@@ -295,20 +316,13 @@ def _check(
         if state[key] == since:
             return None
         return f"schedule {trigger.cron} is due", {"due": since}
-    return _labels(settings, policy, trigger, state, key, now)
+    return _labels(sources, policy, trigger, state, key, now)
 
 
 def _alert(
-    settings: Settings, trigger: Trigger, state: dict[str, Any], key: str
+    sources: _Sources, trigger: Trigger, state: dict[str, Any], key: str
 ) -> tuple[str, dict[str, Any]] | None:
-    from ferryml.store.sql import SqlStore
-    from ferryml.store.sql_alerts import SqlAlertStore
-
-    store = SqlAlertStore(SqlStore(settings.store_url).open())
-    try:
-        alerts = store.list_alerts(monitor=trigger.monitor, rule=trigger.rule, limit=100)
-    finally:
-        store.close()
+    alerts = sources.alerts.list_alerts(monitor=trigger.monitor, rule=trigger.rule, limit=100)
     seen = int(state.get(key, 0))
     state[key] = max([seen, *(a.id for a in alerts)])
     new = [a for a in alerts if a.id > seen and a.state == "fired"]
@@ -324,20 +338,13 @@ def _alert(
 
 
 def _metric(
-    settings: Settings, trigger: Trigger, state: dict[str, Any], key: str
+    sources: _Sources, trigger: Trigger, state: dict[str, Any], key: str
 ) -> tuple[str, dict[str, Any]] | None:
     from ferryml.monitoring.alerts import parse_rule
-    from ferryml.store.sql import SqlStore
-    from ferryml.store.sql_monitors import SqlMonitorStore
 
-    store = SqlMonitorStore(SqlStore(settings.store_url).open())
-    try:
-        results = store.list_results(str(trigger.monitor))
-    finally:
-        store.close()
     seen = int(state.get(key, 0))
     state.setdefault(key, seen)  # a first pass before any window still sets the watermark
-    new = [r for r in results if r.window_end > seen]
+    new = sources.monitors.list_results(str(trigger.monitor), ended_after=seen)
     if not new:
         return None
     state[key] = new[-1].window_end
@@ -354,22 +361,15 @@ def _metric(
 
 
 def _labels(
-    settings: Settings,
+    sources: _Sources,
     policy: Policy,
     trigger: Trigger,
     state: dict[str, Any],
     key: str,
     now: int,
 ) -> tuple[str, dict[str, Any]] | None:
-    from ferryml.store.sql import SqlStore
-    from ferryml.store.sql_predictions import SqlPredictionStore
-
-    store = SqlPredictionStore(SqlStore(settings.store_url).open())
-    try:
-        since = int(state.get(key, now))
-        labels = [f for f in store.list_feedback(policy.deployment) if f.time > since]
-    finally:
-        store.close()
+    since = int(state.get(key, now))
+    labels = sources.predictions.list_feedback(policy.deployment, recorded_after=since)
     if len(labels) < int(trigger.count or 0):
         state.setdefault(key, since)
         return None

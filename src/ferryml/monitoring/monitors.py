@@ -215,7 +215,8 @@ def latest_metrics(settings: Settings, deployment: str) -> dict[str, dict[str, f
         for name, spec in store.list_monitors():
             if spec.get("deployment") != deployment:
                 continue
-            results = store.list_results(name)
+            last = store.last_window(name)  # read the newest window only
+            results = [] if last is None else store.list_results(name, ended_after=last[1] - 1)
             if results:
                 found[name] = {
                     k: float(v)

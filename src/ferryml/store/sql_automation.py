@@ -46,6 +46,11 @@ class SqlAutomationStore:
     def __init__(self, store: SqlStore) -> None:
         self._store = store
 
+    @property
+    def sql(self) -> SqlStore:
+        """The open store underneath, for other stores over the same connections."""
+        return self._store
+
     def close(self) -> None:
         self._store.close()
 

@@ -133,14 +133,16 @@ class SqlMonitorStore:
 
         return _dialect.retry_locked(write)
 
-    def list_results(self, name: str) -> list[MonitorResult]:
-        """Every stored window of ``name``, oldest first."""
+    def list_results(self, name: str, *, ended_after: int | None = None) -> list[MonitorResult]:
+        """The stored windows of ``name`` (those ending after ``ended_after`` ms, when
+        given), oldest first."""
         r = t.monitor_results.c
+        condition = r.monitor == name
+        if ended_after is not None:
+            condition &= r.window_end > ended_after
         with self._store.engine.connect() as conn:
             rows = conn.execute(
-                select(t.monitor_results)
-                .where(r.monitor == name)
-                .order_by(r.window_start, r.window_end)
+                select(t.monitor_results).where(condition).order_by(r.window_start, r.window_end)
             ).all()
         return [
             MonitorResult(

@@ -172,16 +172,23 @@ class SqlPredictionStore:
         return _dialect.retry_locked(upsert)
 
     def list_feedback(
-        self, deployment: str, *, since: int | None = None, until: int | None = None
+        self,
+        deployment: str,
+        *,
+        since: int | None = None,
+        until: int | None = None,
+        recorded_after: int | None = None,
     ) -> list[Feedback]:
         """Labels of ``deployment``'s predictions with ``since <= prediction_time <= until``
-        (ms)."""
+        and, when given, recorded after ``recorded_after`` (all in ms)."""
         f = t.prediction_feedback.c
         stmt = select(t.prediction_feedback).where(f.deployment == deployment)
         if since is not None:
             stmt = stmt.where(f.prediction_time >= since)
         if until is not None:
             stmt = stmt.where(f.prediction_time <= until)
+        if recorded_after is not None:
+            stmt = stmt.where(f.time > recorded_after)
         with self._store.engine.connect() as conn:
             return [
                 Feedback(r.prediction_id, r.deployment, r.prediction_time, r.label, r.time)
