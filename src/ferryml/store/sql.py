@@ -44,7 +44,7 @@ from ferryml.store.records import (
     TagRecord,
 )
 
-__all__ = ["SCHEMA_HEAD", "SqlStore"]
+__all__ = ["SCHEMA_HEAD", "SqlStore", "StorePart"]
 
 # The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
 SCHEMA_HEAD = "0009"
@@ -385,6 +385,25 @@ class SqlStore:
 
 
 # -- helpers -----------------------------------------------------------------------------
+
+
+class StorePart:
+    """One part of the metadata store (registry, monitors, ...) over an open ``SqlStore``;
+    ``close`` closes that store."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    @property
+    def sql(self) -> SqlStore:
+        """The open store underneath, for other parts over the same connections."""
+        return self._store
+
+    def close(self) -> None:
+        self._store.close()
+
+    def _write(self) -> Any:
+        return self._store.engine.execution_options(ferry_write=True).begin()
 
 
 def _dispose_in_child(ref: weakref.ref[Engine]) -> None:

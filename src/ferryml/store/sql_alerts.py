@@ -14,7 +14,7 @@ from sqlalchemy import select, true, update
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["Alert", "AlertState", "Delivery", "SqlAlertStore"]
 
@@ -87,19 +87,13 @@ class AlertState:
 Step = Callable[[AlertState], tuple[AlertState, Alert | None]]
 
 
-class SqlAlertStore:
+class SqlAlertStore(StorePart):
     """Alerts in an opened ``SqlStore``'s database.
 
     Example:
         >>> alerts = SqlAlertStore(SqlStore("sqlite:///.ferry/ferry.db").open())
         >>> alerts.list_alerts(monitor="churn")
     """
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    def close(self) -> None:
-        self._store.close()
 
     def transition(self, monitor: str, rule: str, step: Step) -> Alert | None:
         """Apply ``step`` to the rule's state in one transaction: read the state (locking

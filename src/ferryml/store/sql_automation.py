@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from ferryml.errors import NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["DecisionEvent", "DecisionRecord", "SqlAutomationStore"]
 
@@ -42,21 +42,7 @@ class DecisionEvent:
     details: dict[str, Any]
 
 
-class SqlAutomationStore:
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    @property
-    def sql(self) -> SqlStore:
-        """The open store underneath, for other stores over the same connections."""
-        return self._store
-
-    def close(self) -> None:
-        self._store.close()
-
-    def _write(self) -> Any:
-        return self._store.engine.execution_options(ferry_write=True).begin()
-
+class SqlAutomationStore(StorePart):
     # -- decisions -------------------------------------------------------------------------
 
     def create_decision(

@@ -12,23 +12,17 @@ from ferryml.errors import NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
 from ferryml.store.entities import DatasetVersion
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["SqlDatasetStore"]
 
 
-class SqlDatasetStore:
+class SqlDatasetStore(StorePart):
     """Dataset versions in an opened ``SqlStore``'s database.
 
     Example:
         >>> datasets = SqlDatasetStore(SqlStore("sqlite:///.ferry/ferry.db").open())
     """
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    def close(self) -> None:
-        self._store.close()
 
     def create_dataset_version(
         self,

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 from ferryml.errors import AlreadyExists, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["DeploymentEvent", "SqlDeploymentStore"]
 
@@ -30,13 +30,7 @@ class DeploymentEvent:
     reason: str
 
 
-class SqlDeploymentStore:
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    def close(self) -> None:
-        self._store.close()
-
+class SqlDeploymentStore(StorePart):
     def create(self, name: str, spec: dict[str, Any], *, user: str, reason: str = "") -> None:
         now = int(time.time() * 1000)
 

@@ -12,7 +12,7 @@ from sqlalchemy import delete, select
 from ferryml.errors import AlreadyExists, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["MonitorResult", "SqlMonitorStore"]
 
@@ -29,13 +29,7 @@ class MonitorResult:
     created: int
 
 
-class SqlMonitorStore:
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    def close(self) -> None:
-        self._store.close()
-
+class SqlMonitorStore(StorePart):
     def create(self, name: str, spec: dict[str, Any]) -> None:
         def write() -> None:
             with self._store.engine.execution_options(ferry_write=True).begin() as conn:

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["CachedOutput", "SqlStepCache"]
 
@@ -21,11 +21,8 @@ class CachedOutput:
     run_id: str | None
 
 
-class SqlStepCache:
+class SqlStepCache(StorePart):
     """Step outputs by cache key."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
 
     def get(self, cache_key: str) -> CachedOutput | None:
         c = t.step_cache.c

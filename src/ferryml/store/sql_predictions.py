@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["Feedback", "PredictionPartition", "SqlPredictionStore"]
 
@@ -62,21 +62,12 @@ class Feedback:
     time: int
 
 
-class SqlPredictionStore:
+class SqlPredictionStore(StorePart):
     """Prediction partitions and feedback in an opened ``SqlStore``'s database.
 
     Example:
         >>> predictions = SqlPredictionStore(SqlStore("sqlite:///.ferry/ferry.db").open())
     """
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    def close(self) -> None:
-        self._store.close()
-
-    def _write(self) -> Any:
-        return self._store.engine.execution_options(ferry_write=True).begin()
 
     # -- partitions ----------------------------------------------------------------------
 

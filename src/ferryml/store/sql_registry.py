@@ -16,7 +16,7 @@ from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
 from ferryml.store.entities import ModelVersion, RegisteredModel, RegistryEvent
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["SqlRegistryStore"]
 
@@ -25,17 +25,8 @@ def _now() -> int:
     return int(time.time() * 1000)
 
 
-class SqlRegistryStore:
+class SqlRegistryStore(StorePart):
     """Registered models, their versions, aliases, tags and audit trail."""
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    def close(self) -> None:
-        self._store.close()
-
-    def _write(self) -> Any:
-        return self._store.engine.execution_options(ferry_write=True).begin()
 
     # -- versions ------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
 from ferryml.store.entities import Schedule
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import StorePart
 
 __all__ = ["CRON_EXAMPLE", "SqlScheduleStore", "next_occurrence"]
 
@@ -64,7 +64,7 @@ def _cron_message(cron: str, reason: str) -> str:
     )
 
 
-class SqlScheduleStore:
+class SqlScheduleStore(StorePart):
     """Schedules in an opened ``SqlStore``'s database.
 
     ``claim_due`` is the lock: a compare-and-set on ``next_run_time`` hands each
@@ -75,15 +75,6 @@ class SqlScheduleStore:
         >>> for schedule in schedules.claim_due(now_ms):
         ...     schedules.record_result(schedule.name, run_id, "FINISHED")
     """
-
-    def __init__(self, store: SqlStore) -> None:
-        self._store = store
-
-    def close(self) -> None:
-        self._store.close()
-
-    def _write(self) -> Any:
-        return self._store.engine.execution_options(ferry_write=True).begin()
 
     def create_schedule(
         self,
