@@ -192,3 +192,18 @@ def test_a_pass_runs_the_schedules_that_are_due(world: World) -> None:
         assert agent.tick().schedules == 0  # the occurrence ran once
     (schedule,) = list_schedules(world.settings)
     assert schedule.last_status == "FINISHED" and schedule.last_run_id
+
+
+def test_run_makes_passes_until_stopped_and_reports_each(world: World) -> None:
+    import threading
+
+    stop, ticks = threading.Event(), []
+
+    def seen(tick: Any) -> None:
+        ticks.append(tick)
+        if len(ticks) == 2:
+            stop.set()
+
+    with Agent(world.settings, {}) as agent:
+        agent.run(interval=0.05, stop=stop, on_tick=seen)
+    assert [t.active for t in ticks] == [True, True]

@@ -19,7 +19,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,13 +115,22 @@ class Agent:
 
     # -- passes ----------------------------------------------------------------------------
 
-    def run(self, *, interval: float = 10.0, stop: threading.Event | None = None) -> None:
-        """Pass after pass, ``interval`` seconds apart, until ``stop`` is set."""
+    def run(
+        self,
+        *,
+        interval: float = 10.0,
+        stop: threading.Event | None = None,
+        on_tick: Callable[[Tick], object] | None = None,
+    ) -> None:
+        """Pass after pass, ``interval`` seconds apart, until ``stop`` is set; ``on_tick``
+        is given what each pass did."""
         if not interval > 0:
             raise InvalidArgument(f"Interval {interval} must be a positive number of seconds.")
         stop = stop or threading.Event()
         while True:
-            self.tick()
+            tick = self.tick()
+            if on_tick is not None:
+                on_tick(tick)
             if stop.wait(interval):
                 return
 

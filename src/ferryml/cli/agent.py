@@ -47,13 +47,11 @@ def agent(
     with Agent(settings_of(ctx), lease_seconds=lease) as running:
         names = ", ".join(running.policies) or "none (add policies: to ferry.yaml)"
         typer.echo(f"Agent {running.holder}: policies {names}.")
-        while True:
+        if once:
             tick = running.tick()
             _print_tick(tick)
-            if once:
-                raise typer.Exit(1 if tick.errors else 0)
-            if stop.wait(interval):
-                return
+            raise typer.Exit(1 if tick.errors else 0)
+        running.run(interval=interval, stop=stop, on_tick=_print_tick)
 
 
 def _print_tick(tick: Any) -> None:
