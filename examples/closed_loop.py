@@ -20,6 +20,7 @@ Run by `make demo` after the tour of the parts (examples/demo.py), or on its own
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
@@ -28,7 +29,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,10 @@ class Names:
 
 @dataclass
 class Traffic:
-    """What was sent: prediction ids with their time, and the moment the world changed."""
+    """How many predictions were sent, and the moment the world changed."""
 
     sent: int = 0
     changed_at: float | None = None
-    ids: list[str] = field(default_factory=list)
 
 
 class _Receiver(BaseHTTPRequestHandler):
@@ -204,8 +204,9 @@ def main(console: Console | None = None) -> dict[str, Any]:
                         f"[yellow]{traffic.sent} predictions: the world changes[/yellow] (price "
                         "now drives churn)"
                     )
+                batch_sent = dt.datetime.now(dt.UTC)
                 _send(client, names, traffic, customers(BATCH, 100 + traffic.sent, changed))
-                _wait_logged(settings, names.deployment, traffic.sent)
+                _wait_logged(settings, names.deployment, batch_sent, BATCH)
                 tick = agent.tick()
                 for created in tick.created:
                     decision = created
@@ -308,12 +309,16 @@ def _send(client: httpx.Client, names: Names, traffic: Traffic, batch: pd.DataFr
     traffic.sent += len(batch)
 
 
-def _wait_logged(settings: ferry.Settings, deployment: str, count: int) -> None:
-    """The server writes its prediction log every second; wait until it holds ``count``."""
+def _wait_logged(settings: ferry.Settings, deployment: str, since: dt.datetime, count: int) -> None:
+    """The server writes its prediction log every second; wait until it holds the ``count``
+    predictions made since ``since``."""
     deadline = time.time() + 30
     while time.time() < deadline:
         try:
-            if len(load_predictions(deployment, with_feedback=False, settings=settings)) >= count:
+            logged = load_predictions(
+                deployment, since=since, with_feedback=False, settings=settings
+            )
+            if len(logged) >= count:
                 return
         except NotFound:
             pass
