@@ -41,6 +41,10 @@ _EXPORTS = {
     "log_figure": "ferryml.tracking.fluent",
     "log_input": "ferryml.tracking.fluent",
     "get_run": "ferryml.tracking.fluent",
+    "delete_run": "ferryml.tracking.fluent",
+    "restore_run": "ferryml.tracking.fluent",
+    "delete_experiment": "ferryml.tracking.fluent",
+    "restore_experiment": "ferryml.tracking.fluent",
     "search_runs": "ferryml.tracking.fluent",
     # models
     "log_model": "ferryml.registry.api",
@@ -60,6 +64,7 @@ _EXPORTS = {
     "Run": "ferryml.store.entities",
     "RunInfo": "ferryml.store.entities",
     "RunStatus": "ferryml.store.entities",
+    "ViewType": "ferryml.store.entities",
     # settings and errors
     "Settings": "ferryml.config",
     "FerryError": "ferryml.errors",
@@ -99,13 +104,15 @@ if TYPE_CHECKING:
         set_registered_model_alias,
     )
     from ferryml.serving.explain import explain
-    from ferryml.store.entities import Experiment, Metric, Run, RunInfo, RunStatus
+    from ferryml.store.entities import Experiment, Metric, Run, RunInfo, RunStatus, ViewType
     from ferryml.tracking.client import FerryClient, Param, RunTag
     from ferryml.tracking.fluent import (
         ActiveRun,
         active_run,
         configure,
         create_experiment,
+        delete_experiment,
+        delete_run,
         end_run,
         get_experiment_by_name,
         get_run,
@@ -119,6 +126,8 @@ if TYPE_CHECKING:
         log_param,
         log_params,
         log_text,
+        restore_experiment,
+        restore_run,
         search_runs,
         set_experiment,
         set_tag,

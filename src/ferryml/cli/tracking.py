@@ -9,12 +9,19 @@ import typer
 from ferryml.cli import _render as render
 from ferryml.cli._context import settings_of
 from ferryml.errors import NotFound
+from ferryml.store.entities import Experiment, ViewType
 from ferryml.tracking.client import FerryClient
 
-experiments = typer.Typer(help="List and create experiments.", no_args_is_help=True)
-runs = typer.Typer(help="List, show and compare runs.", no_args_is_help=True)
+experiments = typer.Typer(
+    help="List, create, delete and restore experiments.", no_args_is_help=True
+)
+runs = typer.Typer(help="List, show, compare, delete and restore runs.", no_args_is_help=True)
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ViewOption = Annotated[
+    ViewType,
+    typer.Option("--view", help="Which to show by lifecycle stage.", case_sensitive=False),
+]
 
 
 def _client(ctx: typer.Context) -> FerryClient:
@@ -35,17 +42,56 @@ def init(ctx: typer.Context, json: JsonFlag = False) -> None:
 
 
 @experiments.command("list")
-def experiments_list(ctx: typer.Context, json: JsonFlag = False) -> None:
-    """List experiments."""
-    found = _client(ctx).list_experiments()
+def experiments_list(
+    ctx: typer.Context, view: ViewOption = ViewType.ACTIVE_ONLY, json: JsonFlag = False
+) -> None:
+    """List experiments (deleted ones with --view deleted_only or all)."""
+    found = _client(ctx).list_experiments(view)
     if json:
         render.print_json(found)
         return
     render.table(
         None,
-        ["id", "name", "created"],
-        [(e.experiment_id, e.name, render.when(e.creation_time)) for e in found],
+        ["id", "name", "created", *(["stage"] if view is not ViewType.ACTIVE_ONLY else [])],
+        [
+            (
+                e.experiment_id,
+                e.name,
+                render.when(e.creation_time),
+                *([e.lifecycle_stage] if view is not ViewType.ACTIVE_ONLY else []),
+            )
+            for e in found
+        ],
     )
+
+
+@experiments.command("delete")
+def experiments_delete(ctx: typer.Context, name: str) -> None:
+    """Delete an experiment and its runs; `ferry experiments restore` undoes it until
+    `ferry gc` removes them for good."""
+    client = _client(ctx)
+    experiment = _experiment_named(client, name)
+    client.delete_experiment(experiment.experiment_id)
+    render.console.print(
+        f"Deleted experiment {name!r} and its runs. Restore them with "
+        f"`ferry experiments restore {name}`; `ferry gc` removes them for good."
+    )
+
+
+@experiments.command("restore")
+def experiments_restore(ctx: typer.Context, name: str) -> None:
+    """Restore a deleted experiment and its runs."""
+    client = _client(ctx)
+    experiment = _experiment_named(client, name)
+    client.restore_experiment(experiment.experiment_id)
+    render.console.print(f"Restored experiment {name!r} and its runs.")
+
+
+def _experiment_named(client: FerryClient, name: str) -> Experiment:
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        raise NotFound(f"Experiment {name!r} not found. See `ferry experiments list --view all`.")
+    return found
 
 
 @experiments.command("create")
@@ -75,12 +121,13 @@ def runs_list(
     ] = None,
     max_results: Annotated[int, typer.Option("--max-results", "-n")] = 100,
     page_token: Annotated[str | None, typer.Option(help="Token printed by the last page.")] = None,
+    view: ViewOption = ViewType.ACTIVE_ONLY,
     json: JsonFlag = False,
 ) -> None:
-    """List runs, filtered and ordered."""
+    """List runs, filtered and ordered (deleted ones with --view deleted_only or all)."""
     client = _client(ctx)
-    ids = _experiment_ids(client, experiment)
-    page = client.search_runs(ids, filter_string, order_by or [], max_results, page_token)
+    ids = _experiment_ids(client, experiment, view)
+    page = client.search_runs(ids, filter_string, order_by or [], max_results, page_token, view)
     if json:
         render.print_json({"runs": page.runs, "next_page_token": page.token})
         return
@@ -107,9 +154,13 @@ def runs_list(
         render.console.print(f"More runs: --page-token {page.token}")
 
 
-def _experiment_ids(client: FerryClient, names: list[str] | None) -> list[str]:
+def _experiment_ids(
+    client: FerryClient, names: list[str] | None, view: ViewType = ViewType.ACTIVE_ONLY
+) -> list[str]:
     if not names:
-        return [e.experiment_id for e in client.list_experiments()]
+        # Deleted runs of active experiments count too, when asked for.
+        shown = ViewType.ACTIVE_ONLY if view is ViewType.ACTIVE_ONLY else ViewType.ALL
+        return [e.experiment_id for e in client.list_experiments(shown)]
     ids = []
     for name in names:
         found = client.get_experiment_by_name(name)
@@ -117,6 +168,32 @@ def _experiment_ids(client: FerryClient, names: list[str] | None) -> list[str]:
             raise NotFound(f"Experiment {name!r} not found. See `ferry experiments list`.")
         ids.append(found.experiment_id)
     return ids
+
+
+@runs.command("delete")
+def runs_delete(ctx: typer.Context, run_ids: Annotated[list[str], typer.Argument()]) -> None:
+    """Delete runs; `ferry runs restore` undoes it until `ferry gc` removes them for good."""
+    client = _client(ctx)
+    for run_id in run_ids:
+        client.delete_run(run_id)
+    shown = " ".join(run_ids)
+    render.console.print(
+        f"Deleted {_runs_word(run_ids)} {shown}. Restore with `ferry runs restore {shown}`; "
+        "`ferry gc` removes deleted runs for good."
+    )
+
+
+@runs.command("restore")
+def runs_restore(ctx: typer.Context, run_ids: Annotated[list[str], typer.Argument()]) -> None:
+    """Restore deleted runs."""
+    client = _client(ctx)
+    for run_id in run_ids:
+        client.restore_run(run_id)
+    render.console.print(f"Restored {_runs_word(run_ids)} {' '.join(run_ids)}.")
+
+
+def _runs_word(run_ids: list[str]) -> str:
+    return "run" if len(run_ids) == 1 else "runs"
 
 
 @runs.command("show")

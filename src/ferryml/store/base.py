@@ -12,6 +12,7 @@ from ferryml.store.entities import (
     Metric,
     Run,
     RunInfo,
+    ViewType,
 )
 from ferryml.store.records import Record
 
@@ -27,7 +28,16 @@ class TrackingStore(Protocol):
 
     def get_experiment_by_name(self, name: str) -> Experiment | None: ...
 
-    def list_experiments(self) -> list[Experiment]: ...
+    def list_experiments(self, view_type: ViewType = ViewType.ACTIVE_ONLY) -> list[Experiment]: ...
+
+    def update_experiment(self, experiment_id: str, *, lifecycle_stage: str) -> Experiment:
+        """Mark an experiment ``deleted`` or ``active`` again, with its runs (as MLflow
+        does)."""
+        ...
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Remove an experiment marked deleted, and its runs, for good."""
+        ...
 
     def create_run(
         self,
@@ -47,6 +57,14 @@ class TrackingStore(Protocol):
 
     def get_params(self, run_id: str) -> dict[str, str]: ...
 
+    def update_run(self, run_id: str, *, lifecycle_stage: str) -> RunInfo:
+        """Mark a run ``deleted`` (hidden from searches) or ``active`` again."""
+        ...
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run marked deleted, with everything logged to it, for good."""
+        ...
+
     def write_records(self, records: Sequence[Record]) -> None: ...
 
     def mark_killed(self, run_ids: Iterable[str]) -> None: ...
@@ -62,6 +80,7 @@ class TrackingStore(Protocol):
         order_by: Sequence[str] = (),
         max_results: int = 1000,
         offset: int = 0,
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
     ) -> tuple[list[Run], int | None]: ...
 
     def close(self) -> None: ...

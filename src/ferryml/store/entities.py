@@ -21,6 +21,7 @@ __all__ = [
     "RunInput",
     "RunStatus",
     "Schedule",
+    "ViewType",
 ]
 
 
@@ -33,6 +34,22 @@ class RunStatus(StrEnum):
     @property
     def is_terminal(self) -> bool:
         return self is not RunStatus.RUNNING
+
+
+class ViewType(StrEnum):
+    """Which runs or experiments a search returns, by lifecycle stage (as in MLflow)."""
+
+    ACTIVE_ONLY = "active_only"
+    DELETED_ONLY = "deleted_only"
+    ALL = "all"
+
+    def stages(self) -> tuple[str, ...]:
+        """The ``lifecycle_stage`` values this view shows."""
+        if self is ViewType.ACTIVE_ONLY:
+            return ("active",)
+        if self is ViewType.DELETED_ONLY:
+            return ("deleted",)
+        return ("active", "deleted")
 
 
 @dataclass(frozen=True)

@@ -11,12 +11,25 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Select, Table, and_, case, or_, select, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Select,
+    Table,
+    and_,
+    case,
+    delete,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from ferryml.errors import (
     AlreadyExists,
+    Conflict,
     IncompatibleStore,
     InvalidArgument,
     NotFound,
@@ -33,6 +46,7 @@ from ferryml.store.entities import (
     RunInfo,
     RunInput,
     RunStatus,
+    ViewType,
 )
 from ferryml.store.records import (
     ArtifactRecord,
@@ -147,6 +161,13 @@ class SqlStore:
         try:
             return _dialect.retry_locked(create)
         except SAIntegrityError as e:
+            existing = self.get_experiment_by_name(name)
+            if existing is not None and existing.lifecycle_stage == "deleted":
+                raise AlreadyExists(
+                    f"Experiment {name!r} was deleted, and its name is kept until `ferry gc` "
+                    f"removes it for good. Restore it with `ferry experiments restore {name}`, "
+                    "or pick another name."
+                ) from e
             raise AlreadyExists(
                 f"Experiment {name!r} already exists. Use it with set_experiment({name!r}) "
                 "or pick another name."
@@ -164,8 +185,55 @@ class SqlStore:
         found = self._experiments(t.experiments.c.name == name)
         return found[0] if found else None
 
-    def list_experiments(self) -> list[Experiment]:
-        return self._experiments(t.experiments.c.lifecycle_stage == "active")
+    def list_experiments(self, view_type: ViewType = ViewType.ACTIVE_ONLY) -> list[Experiment]:
+        return self._experiments(t.experiments.c.lifecycle_stage.in_(ViewType(view_type).stages()))
+
+    def update_experiment(self, experiment_id: str, *, lifecycle_stage: str) -> Experiment:
+        """Mark an experiment ``deleted`` or ``active`` again, with its runs (as MLflow
+        does). Raises NotFound, InvalidArgument for another stage."""
+        stage = _stage(lifecycle_stage)
+        number = _experiment_int(experiment_id)
+        self.get_experiment(experiment_id)
+
+        def write() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    update(t.experiments)
+                    .where(t.experiments.c.experiment_id == number)
+                    .values(lifecycle_stage=stage, last_update_time=_now_ms())
+                )
+                conn.execute(
+                    update(t.runs)
+                    .where(t.runs.c.experiment_id == number)
+                    .values(lifecycle_stage=stage)
+                )
+
+        _dialect.retry_locked(write)
+        return self.get_experiment(experiment_id)
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Remove an experiment marked deleted, and all its runs, for good.
+
+        Raises NotFound, Conflict if the experiment is not marked deleted.
+        """
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != "deleted":
+            raise Conflict(
+                f"Experiment {experiment.name!r} is active; delete it first with "
+                f"`ferry experiments delete {experiment.name}`."
+            )
+        number = _experiment_int(experiment_id)
+
+        def write() -> None:
+            with self._write() as conn:
+                run_ids = select(t.runs.c.run_id).where(t.runs.c.experiment_id == number)
+                _delete_run_rows(conn, run_ids)
+                conn.execute(
+                    delete(t.experiment_tags).where(t.experiment_tags.c.experiment_id == number)
+                )
+                conn.execute(delete(t.experiments).where(t.experiments.c.experiment_id == number))
+
+        _dialect.retry_locked(write)
 
     def _experiments(self, condition: Any) -> list[Experiment]:
         with self.engine.connect() as conn:
@@ -207,7 +275,12 @@ class SqlStore:
     ) -> RunInfo:
         import uuid
 
-        self.get_experiment(experiment_id)
+        experiment = self.get_experiment(experiment_id)
+        if experiment.lifecycle_stage != "active":
+            raise Conflict(
+                f"Experiment {experiment.name!r} is deleted; restore it with "
+                f"`ferry experiments restore {experiment.name}` to start runs in it."
+            )
         if parent_run_id is not None:
             self.get_run_info(parent_run_id)
         info = RunInfo(
@@ -268,6 +341,48 @@ class SqlStore:
             ).all()
         return {r.key: r.value for r in rows}
 
+    def update_run(self, run_id: str, *, lifecycle_stage: str) -> RunInfo:
+        """Mark a run ``deleted`` (hidden from searches) or ``active`` again.
+
+        Raises NotFound, InvalidArgument for another stage, Conflict when restoring a run
+        of a deleted experiment.
+        """
+        stage = _stage(lifecycle_stage)
+        info = self.get_run_info(run_id)
+        if stage == "active":
+            experiment = self.get_experiment(info.experiment_id)
+            if experiment.lifecycle_stage != "active":
+                raise Conflict(
+                    f"Run {run_id!r} belongs to the deleted experiment {experiment.name!r}; "
+                    f"restore that with `ferry experiments restore {experiment.name}`."
+                )
+
+        def write() -> None:
+            with self._write() as conn:
+                conn.execute(
+                    update(t.runs).where(t.runs.c.run_id == run_id).values(lifecycle_stage=stage)
+                )
+
+        _dialect.retry_locked(write)
+        return self.get_run_info(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Remove a run marked deleted, with everything logged to it, for good.
+
+        Raises NotFound, Conflict if the run is not marked deleted.
+        """
+        info = self.get_run_info(run_id)
+        if info.lifecycle_stage != "deleted":
+            raise Conflict(
+                f"Run {run_id!r} is active; delete it first with `ferry runs delete {run_id}`."
+            )
+
+        def write() -> None:
+            with self._write() as conn:
+                _delete_run_rows(conn, [run_id])
+
+        _dialect.retry_locked(write)
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         self.get_run_info(run_id)
         m = t.metrics.c
@@ -295,6 +410,7 @@ class SqlStore:
         order_by: Sequence[str] = (),
         max_results: int = 1000,
         offset: int = 0,
+        run_view_type: ViewType = ViewType.ACTIVE_ONLY,
     ) -> tuple[list[Run], int | None]:
         from ferryml.store._search_sql import apply_order, where_clause
         from ferryml.tracking._search import parse_filter, parse_order_by
@@ -305,7 +421,7 @@ class SqlStore:
         keys = parse_order_by(order_by)
         stmt = _select_runs(self.dialect).where(
             t.runs.c.experiment_id.in_([_experiment_int(e) for e in experiment_ids]),
-            t.runs.c.lifecycle_stage == "active",
+            t.runs.c.lifecycle_stage.in_(ViewType(run_view_type).stages()),
         )
         if expr is not None:
             stmt = stmt.where(where_clause(expr, self.dialect))
@@ -420,6 +536,26 @@ def _experiment_int(experiment_id: str | int) -> int:
             f"Experiment id {experiment_id!r} not found: ids are whole numbers. "
             "See `ferry experiments list`."
         ) from e
+
+
+def _stage(lifecycle_stage: str) -> str:
+    if lifecycle_stage not in ("active", "deleted"):
+        raise InvalidArgument(f"Lifecycle stage {lifecycle_stage!r} is not 'active' or 'deleted'.")
+    return lifecycle_stage
+
+
+def _delete_run_rows(conn: Connection, run_ids: Any) -> None:
+    """Delete runs (a list of ids or a subquery) and every row that belongs to them."""
+    for table in (
+        t.metrics,
+        t.latest_metrics,
+        t.params,
+        t.tags,
+        t.run_artifacts,
+        t.run_inputs,
+        t.runs,
+    ):
+        conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
 
 
 def _current_revision(engine: Engine) -> str | None:

@@ -21,6 +21,7 @@ from ferryml.store.entities import (
     Metric,
     Run,
     RunStatus,
+    ViewType,
 )
 from ferryml.store.records import (
     ArtifactRecord,
@@ -171,8 +172,30 @@ class FerryClient:
     def get_experiment_by_name(self, name: str) -> Experiment | None:
         return self.store.get_experiment_by_name(name)
 
-    def list_experiments(self) -> list[Experiment]:
-        return self.store.list_experiments()
+    def list_experiments(
+        self, view_type: ViewType | str = ViewType.ACTIVE_ONLY
+    ) -> list[Experiment]:
+        """Experiments, the active ones unless ``view_type`` says otherwise."""
+        return self.store.list_experiments(_view(view_type))
+
+    def delete_experiment(self, experiment_id: str) -> None:
+        """Mark an experiment and its runs deleted: hidden from lists and searches, kept
+        until ``ferry gc`` removes them, restored by ``restore_experiment``.
+
+        Raises:
+            NotFound: no experiment has this id.
+        """
+        self.flush()
+        self.store.update_experiment(experiment_id, lifecycle_stage="deleted")
+        self._runs.clear()
+
+    def restore_experiment(self, experiment_id: str) -> None:
+        """Make a deleted experiment and its runs active again.
+
+        Raises:
+            NotFound: no experiment has this id (or ``ferry gc`` removed it).
+        """
+        self.store.update_experiment(experiment_id, lifecycle_stage="active")
 
     # -- runs --------------------------------------------------------------------------
 
@@ -253,6 +276,28 @@ class FerryClient:
         self.flush()
         return self.store.get_run(run_id)
 
+    def delete_run(self, run_id: str) -> None:
+        """Mark a run deleted: hidden from searches, kept until ``ferry gc`` removes it,
+        restored by ``restore_run``.
+
+        Raises:
+            NotFound: no run has this id.
+        """
+        check.check_run_id(run_id)
+        self.flush()
+        self.store.update_run(run_id, lifecycle_stage="deleted")
+        self._runs.pop(run_id, None)
+
+    def restore_run(self, run_id: str) -> None:
+        """Make a deleted run active again.
+
+        Raises:
+            NotFound: no run has this id (or ``ferry gc`` removed it).
+            Conflict: its experiment is deleted; restore that instead.
+        """
+        check.check_run_id(run_id)
+        self.store.update_run(run_id, lifecycle_stage="active")
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         check.check_run_id(run_id)
         self.flush()
@@ -265,9 +310,11 @@ class FerryClient:
         order_by: Sequence[str] = (),
         max_results: int = 1000,
         page_token: str | None = None,
+        run_view_type: ViewType | str = ViewType.ACTIVE_ONLY,
     ) -> SearchPage:
         """Runs of the experiments matching ``filter_string``, e.g.
-        ``"metrics.acc > 0.9 and params.model = 'rf'"``, ordered by ``order_by``."""
+        ``"metrics.acc > 0.9 and params.model = 'rf'"``, ordered by ``order_by``; deleted
+        runs only when ``run_view_type`` asks for them."""
         if isinstance(order_by, str):
             order_by = [order_by]
         self.flush()
@@ -277,6 +324,7 @@ class FerryClient:
             list(order_by),
             max_results,
             _decode_token(page_token),
+            _view(run_view_type),
         )
         return SearchPage(runs, _encode_token(next_offset))
 
@@ -485,6 +533,15 @@ def _pairs(values: Mapping[str, Any] | Iterable[Any]) -> Iterable[tuple[Any, Any
             )
         pairs.append((item.key, item.value))
     return pairs
+
+
+def _view(value: ViewType | str) -> ViewType:
+    try:
+        return ViewType(value)
+    except ValueError as e:
+        raise InvalidArgument(
+            f"View {value!r} is not one of {', '.join(v.value for v in ViewType)}."
+        ) from e
 
 
 def _encode_token(offset: int | None) -> str | None:

@@ -321,6 +321,28 @@ def get_run(run_id: str) -> Run:
     return _fluent.get_client().get_run(run_id)
 
 
+def delete_run(run_id: str) -> None:
+    """Mark a run deleted; ``restore_run`` undoes it until ``ferry gc`` removes it."""
+    _fluent.get_client().delete_run(run_id)
+
+
+def restore_run(run_id: str) -> None:
+    """Make a deleted run active again."""
+    _fluent.get_client().restore_run(run_id)
+
+
+def delete_experiment(experiment_id: str) -> None:
+    """Mark an experiment and its runs deleted; ``restore_experiment`` undoes it."""
+    _fluent.get_client().delete_experiment(experiment_id)
+    if _fluent.experiment_id == experiment_id:
+        _fluent.experiment_id = None
+
+
+def restore_experiment(experiment_id: str) -> None:
+    """Make a deleted experiment and its runs active again."""
+    _fluent.get_client().restore_experiment(experiment_id)
+
+
 def search_runs(
     experiment_ids: Sequence[str] | None = None,
     filter_string: str = "",
@@ -329,6 +351,7 @@ def search_runs(
     *,
     experiment_names: Sequence[str] | None = None,
     output_format: str = "list",
+    run_view_type: str = "active_only",
 ) -> Any:
     """Search runs, as a list of ``Run`` (default) or a pandas DataFrame.
 
@@ -351,7 +374,12 @@ def search_runs(
     token = None
     while len(runs) < max_results:
         page = client.search_runs(
-            ids, filter_string, order_by, min(max_results - len(runs), 50_000), token
+            ids,
+            filter_string,
+            order_by,
+            min(max_results - len(runs), 50_000),
+            token,
+            run_view_type,
         )
         runs += page.runs
         token = page.token
