@@ -179,7 +179,7 @@ def test_the_agent_refuses_a_wrong_policy_file_with_one_line(
     path = _write(tmp_path, _edit("{weight: 50,", "{weight: 150,"))
     monkeypatch.chdir(tmp_path)
     code, out, err = cli("--home", str(tmp_path / "home"), "agent", "--once")
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")
     assert err == (
         f"error: {path} line 11: policies.p.rollout.steps[1].weight: must be above 0 and "
         "below 100 (percent); got 150.0.\n"

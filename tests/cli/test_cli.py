@@ -96,22 +96,22 @@ def test_unknown_run_is_one_line_and_exit_1(
     assert err == f"error: Run '{'0' * 32}' not found. See `ferry runs list`.\n"
 
 
-def test_malformed_run_id_is_one_line_and_exit_1(
+def test_malformed_run_id_is_one_line_and_exit_2(
     cli: Callable[..., tuple[int, str, str]], home: Path
 ) -> None:
     code, _, err = cli("--home", str(home), "runs", "show", "abc")
-    assert code == 1
+    assert code == 2
     assert err == (
         "error: Run id 'abc' is malformed: run ids are 32 lowercase hex "
         "characters. See `ferry runs list`.\n"
     )
 
 
-def test_bad_filter_is_one_line_and_exit_1(
+def test_bad_filter_is_one_line_and_exit_2(
     cli: Callable[..., tuple[int, str, str]], home: Path
 ) -> None:
     code, _, err = cli("--home", str(home), "runs", "list", "-f", "metrics.acc >> 1")
-    assert code == 1
+    assert code == 2
     assert err == (
         "error: Invalid filter \"metrics.acc >> 1\": unexpected '>' at column 14; "
         "expected a value. Example: metrics.acc > 0.9 and params.model = 'rf'\n"
@@ -129,6 +129,9 @@ def test_bad_usage_is_exit_2(cli: Callable[..., tuple[int, str, str]], home: Pat
     assert code == 2 and "No such command 'bogus'" in err
     code, _, err = cli("--home", str(home), "runs", "list", "--max-results", "many")
     assert code == 2 and "--max-results" in err
+    # a value the core refuses is bad usage too, not a failure
+    code, _, err = cli("--home", str(home), "runs", "list", "--max-results", "0")
+    assert (code, err) == (2, "error: max_results must be between 1 and 50000; got 0.\n")
 
 
 def test_unwritable_home_is_one_line_and_exit_1(
@@ -144,7 +147,7 @@ def test_unwritable_home_is_one_line_and_exit_1(
 
 def test_debug_shows_the_traceback(cli: Callable[..., tuple[int, str, str]], home: Path) -> None:
     code, _, err = cli("--home", str(home), "--debug", "runs", "show", "abc")
-    assert code == 1 and "Traceback" in err and err.endswith("characters. See `ferry runs list`.\n")
+    assert code == 2 and "Traceback" in err and err.endswith("characters. See `ferry runs list`.\n")
 
 
 @pytest.mark.parametrize(

@@ -68,11 +68,6 @@ def test_validate_exits_1_on_failure_and_writes_html(
             ["data", "checkout", "data@7"],
             "error: Dataset 'data' has no version 7. See `ferry data log data`.\n",
         ),
-        (
-            ["data", "push"],
-            "error: No remote given: pass --remote s3://bucket/prefix, or set FERRY_REMOTE "
-            "(or `remote:` in ferry.yaml).\n",
-        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(
@@ -81,6 +76,18 @@ def test_bad_input_is_one_line_and_exit_1(
     cli("data", "add", "data")
     code, out, err = cli(*args)
     assert (code, err) == (1, message)
+
+
+def test_push_with_no_remote_is_bad_usage_exit_2(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    cli("data", "add", "data")
+    code, _, err = cli("data", "push")
+    assert (code, err) == (
+        2,
+        "error: No remote given: pass --remote s3://bucket/prefix, or set FERRY_REMOTE "
+        "(or `remote:` in ferry.yaml).\n",
+    )
 
 
 @pytest.mark.parametrize(

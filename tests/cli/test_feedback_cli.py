@@ -122,7 +122,7 @@ def test_import_of_missing_columns_is_one_error_line(
     path = tmp_path / "labels.csv"
     pd.DataFrame({"id": ["a"], "y": [1]}).to_csv(path, index=False)
     code, out, err = cli(*stores(settings), "feedback", "import", str(path))
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")
     assert err == (
         f"error: {path} has no column 'prediction_id' or 'label'; its columns are 'id', 'y'. "
         "Name the columns to use (id_column and label_column; in the CLI --id-column and "

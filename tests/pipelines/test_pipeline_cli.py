@@ -68,20 +68,28 @@ def test_a_failing_pipeline_exits_1(
             "'nowhere'. Run from the folder that holds it, or install it.\n",
         ),
         (
+            ["pipeline", "run", "example_pipelines"],
+            "error: Pipeline target 'example_pipelines' must look like module:pipeline, e.g. "
+            "train:training.\n",
+        ),
+        (
             ["pipeline", "run", "example_pipelines:training", "--executor", "gpu"],
             "error: Unknown executor 'gpu': use local, process or dask.\n",
         ),
-        (
-            ["pipeline", "show", "0" * 32],
-            f"error: Run '{'0' * 32}' not found. See `ferry runs list`.\n",
-        ),
     ],
 )
-def test_bad_input_is_one_line_and_exit_1(
+def test_bad_usage_is_one_line_and_exit_2(
     cli: Callable[..., tuple[int, str, str]], tmp_path: Path, args: list[str], message: str
 ) -> None:
     code, _, err = cli("--home", str(tmp_path), *args)
-    assert (code, err) == (1, message)
+    assert (code, err) == (2, message)
+
+
+def test_an_unknown_run_is_one_line_and_exit_1(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    code, _, err = cli("--home", str(tmp_path), "pipeline", "show", "0" * 32)
+    assert (code, err) == (1, f"error: Run '{'0' * 32}' not found. See `ferry runs list`.\n")
 
 
 def test_sweep_reports_the_best_trial(

@@ -90,7 +90,7 @@ def approve(settings: Settings, decision_id: int, reason: str = "") -> None:
 
     Raises:
         NotFound: no such decision.
-        InvalidArgument: it is not waiting for approval.
+        Conflict: it is not waiting for approval.
     """
     with _store(settings) as store:
         decisions.approve(store, decision_id, current_user(), reason)
@@ -101,7 +101,7 @@ def reject(settings: Settings, decision_id: int, reason: str = "") -> None:
 
     Raises:
         NotFound: no such decision.
-        InvalidArgument: it is not waiting for approval.
+        Conflict: it is not waiting for approval.
     """
     with _store(settings) as store:
         decisions.reject(store, decision_id, current_user(), reason)

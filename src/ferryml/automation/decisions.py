@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from ferryml.automation.policy import Policy
 from ferryml.config import Settings
-from ferryml.errors import FerryError, InvalidArgument, NotFound, StoreUnavailable
+from ferryml.errors import Conflict, FerryError, InvalidArgument, NotFound, StoreUnavailable
 from ferryml.store.sql_automation import DecisionRecord, SqlAutomationStore
 
 __all__ = ["OUTCOMES", "advance", "approve", "reject"]
@@ -90,7 +90,7 @@ def approve(store: SqlAutomationStore, decision_id: int, user: str, reason: str 
 
     Raises:
         NotFound: no such decision.
-        InvalidArgument: it is not waiting for approval.
+        Conflict: it is not waiting for approval.
     """
     record = _awaiting(store, decision_id)
     context = {**record.context, "approved_by": user}
@@ -98,7 +98,7 @@ def approve(store: SqlAutomationStore, decision_id: int, user: str, reason: str 
     if not store.advance(
         decision_id, record.state, "approved", context, ("approved", message, {"user": user})
     ):
-        raise InvalidArgument(_CHANGED.format(id=decision_id))
+        raise Conflict(_CHANGED.format(id=decision_id))
 
 
 def reject(store: SqlAutomationStore, decision_id: int, user: str, reason: str = "") -> None:
@@ -106,7 +106,7 @@ def reject(store: SqlAutomationStore, decision_id: int, user: str, reason: str =
 
     Raises:
         NotFound: no such decision.
-        InvalidArgument: it is not waiting for approval.
+        Conflict: it is not waiting for approval.
     """
     record = _awaiting(store, decision_id)
     message = f"rejected by {user}" + (f": {reason}" if reason else "")
@@ -118,13 +118,13 @@ def reject(store: SqlAutomationStore, decision_id: int, user: str, reason: str =
         ("rejected", message, {"user": user, "reason": reason}),
         outcome="rejected",
     ):
-        raise InvalidArgument(_CHANGED.format(id=decision_id))
+        raise Conflict(_CHANGED.format(id=decision_id))
 
 
 def _awaiting(store: SqlAutomationStore, decision_id: int) -> DecisionRecord:
     record = store.get_decision(decision_id)
     if record.state != "awaiting_approval":
-        raise InvalidArgument(
+        raise Conflict(
             f"Decision {decision_id} is {record.outcome or record.state}, not waiting for "
             "approval; see `ferry decisions show " + str(decision_id) + "`."
         )

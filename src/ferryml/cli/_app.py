@@ -26,7 +26,7 @@ from ferryml.cli import (
     tracking,
 )
 from ferryml.config import Settings
-from ferryml.errors import FerryError
+from ferryml.errors import FerryError, InvalidArgument, ValidationFailed
 
 app = typer.Typer(
     name="ferry",
@@ -74,7 +74,9 @@ def _root(
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run ``ferry``: exit 0 on success, 1 on failure, 2 on bad usage; one line per error."""
+    """Run ``ferry``: exit 0 on success, 1 on failure, 2 on bad usage (a malformed command
+    line, or an ``InvalidArgument`` from the core for a value the user gave); one line per
+    error."""
     args = list(sys.argv[1:] if argv is None else argv)
     command = typer.main.get_command(app)
     try:
@@ -93,6 +95,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     except typer.Abort:
         print("Aborted.", file=sys.stderr)
         sys.exit(1)
+    except ValidationFailed as e:  # the data broke its checks: a failure, not bad usage
+        _fail(str(e), "--debug" in args)
+    except InvalidArgument as e:  # a value the user gave is malformed: bad usage, like click's
+        _fail(str(e), "--debug" in args, code=2)
     except FerryError as e:
         _fail(str(e), "--debug" in args)
     except Exception as e:  # noqa: BLE001 - an unexpected failure still gets one line
@@ -101,8 +107,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
 
 
-def _fail(message: str, debug: bool) -> None:
+def _fail(message: str, debug: bool, code: int = 1) -> None:
     if debug:
         traceback.print_exc()
     print(f"error: {message}", file=sys.stderr)
-    sys.exit(1)
+    sys.exit(code)
