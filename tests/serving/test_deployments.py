@@ -3,6 +3,7 @@ automatic), history; over the CLI's core, the REST API and real HTTP."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -68,6 +69,77 @@ def test_bad_deployment_changes_are_refused(manager: Any) -> None:
     with pytest.raises(NotFound, match="Deployment 'nope' not found"):
         manager.get("nope")
     assert [e.action for e in manager.history("api")] == ["create"]
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda m: m.add_route("api", 2, weight=500),
+            "Weight 500 for route v2 is out of range: give a percent of the traffic from 0 to 100.",
+        ),
+        (
+            lambda m: m.set_weights("api", {"v2": 150}),
+            "Weight 150 for route v2 is out of range: give a percent of the traffic from 0 to 100.",
+        ),
+        (
+            lambda m: m.set_weights("api", {"v1": -5, "v2": 105}),
+            "Weight -5 for route v1 is out of range: give a percent of the traffic from 0 to 100.",
+        ),
+        (
+            lambda m: m.set_weights("api", {"v2": 20}),
+            "Weights of deployment 'api' must add up to 100; got v1=90 + v2=20 = 110. Give "
+            "every route's weight, e.g. `ferry deploy set-weights api v1=50 v2=50`.",
+        ),
+        (
+            lambda m: m.set_weights("api", {"v1": 0, "v2": 100}),
+            "That would send all the traffic of deployment 'api' to canary v2, which is not "
+            "promoted: run `ferry deploy promote api`.",
+        ),
+        (
+            lambda m: m.add_route("api", 3, weight=100),
+            "That would send all the traffic of deployment 'api' to canary v3, which is not "
+            "promoted: run `ferry deploy promote api`.",
+        ),
+        (
+            lambda m: m.create("other", "cancer", 1, canary=2, canary_weight=250),
+            "Weight 250 for route v2 is out of range: give a percent of the traffic from 0 to 100.",
+        ),
+    ],
+)
+def test_weights_out_of_range_off_sum_or_all_to_the_canary_are_refused(
+    manager: Any, change: Callable[[Any], Any], message: str
+) -> None:
+    manager.create("api", "cancer", 1, canary=2, canary_weight=10)
+    with pytest.raises(InvalidArgument) as caught:
+        change(manager)
+    assert str(caught.value) == message
+    assert [(r.name, r.weight) for r in manager.get("api").routes] == [("v1", 90.0), ("v2", 10.0)]
+    assert [e.action for e in manager.history("api")] == ["create"]
+
+
+def test_the_cli_refuses_bad_weights_in_one_line(
+    manager: Any, registered: Any, cli: Callable[..., Any]
+) -> None:
+    home = ("--home", str(registered.settings.home))
+    manager.create("wine-api", "cancer", 1)
+    code, _, err = cli(*home, "deploy", "add-route", "wine-api", "2", "--weight", "500")
+    assert (code, err) == (
+        2,
+        "error: Weight 500 for route v2 is out of range: give a percent of the traffic from 0 "
+        "to 100.\n",
+    )
+    manager.add_route("wine-api", 2, weight=10)
+    code, _, err = cli(*home, "deploy", "set-weights", "wine-api", "v1=0", "v2=100")
+    assert (code, err) == (
+        2,
+        "error: That would send all the traffic of deployment 'wine-api' to canary v2, which "
+        "is not promoted: run `ferry deploy promote wine-api`.\n",
+    )
+    code, out, _ = cli(*home, "deploy", "promote", "wine-api", "--json")
+    assert code == 0 and json.loads(out)["routes"] == [
+        {"version": 2, "weight": 100.0, "role": "primary"}
+    ]
 
 
 def test_traffic_splits_by_weight_and_sticks_to_a_key(
@@ -147,12 +219,12 @@ def test_the_rest_api_changes_weights_and_records_why(
     running = serve(build_app(registered.settings, deployment="rest", log_predictions=False))
     r = running.client.post(
         "/api/v1/deployments/rest/weights",
-        json={"weights": {"v1": 0, "v2": 100}, "reason": "all in"},
+        json={"weights": {"v1": 40, "v2": 60}, "reason": "more"},
     )
-    assert r.status_code == 200 and r.json()["routes"][1]["weight"] == 100
-    assert running.client.get("/api/v1/deployments/rest").json()["routes"][0]["weight"] == 0
+    assert r.status_code == 200 and r.json()["routes"][1]["weight"] == 60
+    assert running.client.get("/api/v1/deployments/rest").json()["routes"][0]["weight"] == 40
     history = running.client.get("/api/v1/deployments/rest/history").json()
-    assert history[-1]["reason"] == "all in"
+    assert history[-1]["reason"] == "more"
     r = running.client.post("/api/v1/deployments/rest/explode", json={})
     assert r.status_code == 404
     r = running.client.post("/api/v1/deployments/rest/weights", json={"weights": "x"})

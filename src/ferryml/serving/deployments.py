@@ -6,6 +6,7 @@ history of every change with who and why."""
 from __future__ import annotations
 
 import logging
+import math
 import re
 import threading
 from collections.abc import Callable
@@ -112,17 +113,19 @@ class Deployments:
                 f"Deployment name {name!r} is invalid: lowercase letters, digits and -, "
                 "at most 63, e.g. 'churn-api'."
             )
+        if canary is not None:
+            _percent(canary_weight, f"v{canary}")
         routes = [Route(version, 100.0 - (canary_weight if canary else 0.0), "primary")]
         if canary is not None:
             routes.append(Route(canary, canary_weight, "canary"))
         if shadow is not None:
             routes.append(Route(shadow, 0.0, "shadow"))
         spec = Spec(model, tuple(routes), policy or RollbackPolicy())
-        self._check(spec)
+        self._check(name, spec)
         self.store.create(name, spec.to_dict(), user=current_user(), reason=reason)
         return spec
 
-    def _check(self, spec: Spec) -> None:
+    def _check(self, name: str, spec: Spec) -> None:
         from ferryml.registry.models import Registry
 
         registry = Registry(self.settings)
@@ -134,13 +137,9 @@ class Deployments:
         versions = [r.version for r in spec.routes]
         if len(set(versions)) != len(versions):
             raise InvalidArgument("A version can take only one route in a deployment.")
-        if (
-            any(r.weight < 0 for r in spec.routes)
-            or sum(r.weight for r in spec.routes if r.role != "shadow") <= 0
-        ):
-            raise InvalidArgument("Weights must be >= 0, and the routes must carry traffic.")
         if sum(r.role == "primary" for r in spec.routes) != 1:
             raise InvalidArgument("A deployment has exactly one primary route.")
+        _check_weights(name, spec)
 
     def set_weights(self, name: str, weights: dict[str, float], *, reason: str = "") -> Spec:
         """Set route weights by route name (``v3``), e.g. {"v3": 90, "v4": 10}."""
@@ -152,11 +151,13 @@ class Deployments:
                 f"Deployment {name!r} has no route {', '.join(unknown)}; its routes "
                 f"are {', '.join(sorted(known))}."
             )
+        for route, weight in weights.items():
+            _percent(weight, route)
         routes = tuple(
             Route(r.version, float(weights.get(r.name, r.weight)), r.role) for r in spec.routes
         )
         new = Spec(spec.model, routes, spec.policy)
-        self._check(new)
+        self._check(name, new)
         self.store.update(
             name, new.to_dict(), action="set_weights", user=current_user(), reason=reason
         )
@@ -177,13 +178,13 @@ class Deployments:
         kept = tuple(r for r in spec.routes if r.role != role)
         primary = spec.route("primary")
         assert primary is not None
-        weight = 0.0 if role == "shadow" else weight
+        weight = 0.0 if role == "shadow" else _percent(weight, f"v{version}")
         kept = tuple(
             Route(r.version, max(0.0, 100.0 - weight), r.role) if r.role == "primary" else r
             for r in kept
         )
         new = Spec(spec.model, (*kept, Route(version, weight, role)), spec.policy)
-        self._check(new)
+        self._check(name, new)
         self.store.update(
             name, new.to_dict(), action=f"add_{role}", user=current_user(), reason=reason
         )
@@ -244,6 +245,42 @@ class Deployments:
     def history(self, name: str) -> list[Any]:
         self.get(name)
         return self.store.events(name)
+
+
+def _percent(weight: float, route: str) -> float:
+    if not (math.isfinite(weight) and 0 <= weight <= 100):
+        raise InvalidArgument(
+            f"Weight {weight:g} for route {route} is out of range: give a percent of the "
+            "traffic from 0 to 100."
+        )
+    return weight
+
+
+def _check_weights(name: str, spec: Spec) -> None:
+    """Every weight a percent, the live routes' weights adding up to 100, and no change
+    that gives all the traffic to a canary: that is what ``promote`` is for."""
+    for route in spec.routes:
+        _percent(route.weight, route.name)
+        if route.role == "shadow" and route.weight:
+            raise InvalidArgument(
+                f"Route {route.name} of deployment {name!r} is a shadow: it gets a copy of "
+                f"the traffic, so its weight stays 0; got {route.weight:g}."
+            )
+    live = [r for r in spec.routes if r.role != "shadow"]
+    total = sum(r.weight for r in live)
+    if not math.isclose(total, 100.0, abs_tol=1e-6):
+        given = " + ".join(f"{r.name}={r.weight:g}" for r in live)
+        example = " ".join(f"{r.name}={100 / len(live):g}" for r in live)
+        raise InvalidArgument(
+            f"Weights of deployment {name!r} must add up to 100; got {given} = {total:g}. "
+            f"Give every route's weight, e.g. `ferry deploy set-weights {name} {example}`."
+        )
+    canary = spec.route("canary")
+    if canary is not None and canary.weight >= 100.0:
+        raise InvalidArgument(
+            f"That would send all the traffic of deployment {name!r} to canary "
+            f"{canary.name}, which is not promoted: run `ferry deploy promote {name}`."
+        )
 
 
 def deployment_service(
