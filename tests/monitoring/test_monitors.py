@@ -28,6 +28,7 @@ from ferryml.monitoring.monitors import (
     report_html,
     run_monitor,
 )
+from ferryml.serving.deployments import Deployments
 from ferryml.serving.predlog import PredictionLog
 
 HOUR = 3600.0
@@ -196,9 +197,7 @@ def test_the_cli_adds_runs_and_reports_a_monitor(home: Settings, tmp_path: Path)
     assert [m["name"] for m in json.loads(listed.output)] == ["watch"]
 
 
-def test_a_removed_monitor_can_be_added_again_with_other_checks(
-    home: Settings, cli: Any
-) -> None:
+def test_a_removed_monitor_can_be_added_again_with_other_checks(home: Settings, cli: Any) -> None:
     add_monitor(home, _spec())
     run_monitor(home, "watch")
     code, out, _ = cli("--home", str(home.home), "monitor", "remove", "watch")
@@ -208,3 +207,53 @@ def test_a_removed_monitor_can_be_added_again_with_other_checks(
     assert [r.metrics.get("drift_share") for r in run_monitor(home, "watch")] == [None, None]
     code, out, err = cli("--home", str(home.home), "monitor", "remove", "nope")
     assert code != 0 and "Monitor 'nope' not found" in out + err and "Traceback" not in out + err
+
+
+@pytest.fixture
+def wine_api(home: Settings) -> Settings:
+    """``home`` with a created deployment 'wine-api' of model m."""
+    manager = Deployments(home)
+    manager.create("wine-api", "m", 1)
+    manager.close()
+    return home
+
+
+def test_a_monitor_of_an_unknown_deployment_is_refused_with_the_close_names(
+    wine_api: Settings, cli: Any
+) -> None:
+    home = wine_api
+    args = ("--home", str(home.home), "monitor", "add", "typo-watch", "--reference")
+    code, out, err = cli(*args, "model:m@champion", "--deployment", "wine-apii")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: Deployment 'wine-apii' not found. Did you mean 'wine-api'? See `ferry deploy "
+        "list`, or serve a registered model with `ferry serve NAME@ALIAS`.\n"
+    )
+    assert list_monitors(home) == []
+    # created, logged predictions (ferry serve m@champion logs under 'd' here), or a model
+    # that `ferry serve NAME@ALIAS` would serve under its name: all known
+    for name in ("wine-api", "d", "m"):
+        add_monitor(home, _spec(name=f"watch-{name}", deployment=name))
+    assert [m.deployment for m in list_monitors(home)] == ["d", "m", "wine-api"]
+
+
+def test_deploy_list_shows_the_implicit_deployments_of_served_models(
+    wine_api: Settings, cli: Any
+) -> None:
+    home = wine_api
+    code, out, _ = cli("--home", str(home.home), "deploy", "list", "--json")
+    assert (code, json.loads(out)) == (
+        0,
+        [
+            {"name": "d", "implicit": True, "model": "d", "routes": []},
+            {
+                "name": "wine-api",
+                "implicit": False,
+                "model": "m",
+                "routes": [{"version": 1, "weight": 100.0, "role": "primary"}],
+                "policy": {"error_margin": 0.05, "latency_margin": 1.0, "min_requests": 50},
+            },
+        ],
+    )
+    code, out, _ = cli("--home", str(home.home), "deploy", "list")
+    assert code == 0 and "implicit: ferry serve d@ALIAS" in out and "v1:primary:100" in out

@@ -158,20 +158,22 @@ def history(ctx: typer.Context, name: str, json: JsonFlag = False) -> None:
 
 @deploy.command("list")
 def list_deployments(ctx: typer.Context, json: JsonFlag = False) -> None:
-    """List deployments."""
-    found = _manager(ctx).store.list_deployments()
+    """List deployments, with the implicit ones of `ferry serve NAME@ALIAS`."""
+    found = _manager(ctx).list_deployments()
     if json:
-        render.print_json([{"name": n, **s} for n, s in found])
+        render.print_json([d.to_dict() for d in found])
         return
     render.table(
         None,
         ["name", "model", "routes"],
         [
             (
-                n,
-                s["model"],
-                ", ".join(f"v{r['version']}:{r['role']}:{r['weight']:g}" for r in s["routes"]),
+                d.name,
+                d.spec.model if d.spec else d.name,
+                ", ".join(f"{r.name}:{r.role}:{r.weight:g}" for r in d.spec.routes)
+                if d.spec
+                else f"implicit: ferry serve {d.name}@ALIAS",
             )
-            for n, s in found
+            for d in found
         ],
     )

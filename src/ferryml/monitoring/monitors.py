@@ -178,10 +178,18 @@ def add_monitor(settings: Settings, spec: MonitorSpec) -> MonitorSpec:
 
     Raises:
         AlreadyExists: a monitor of that name exists.
-        NotFound: the reference's model, alias or data version does not exist.
+        NotFound: the deployment is unknown (close names are suggested), or the
+            reference's model, alias or data version does not exist.
         InvalidArgument: the reference has no profile, or a rule or channel is malformed.
     """
+    from ferryml.serving.deployments import Deployments
+
     _alerts(settings, spec)  # validates rules and channels; does no I/O
+    deployments = Deployments(settings)
+    try:  # a typo would watch nothing and report "no new complete window" forever
+        deployments.require(spec.deployment)
+    finally:
+        deployments.close()
     _load_reference(settings, spec)
     with _store(settings) as store:
         store.create(spec.name, spec.to_dict())

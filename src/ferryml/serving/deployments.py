@@ -5,6 +5,7 @@ history of every change with who and why."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import re
@@ -19,7 +20,14 @@ from ferryml.errors import InvalidArgument, NotFound
 from ferryml.serving.runtime import ServedModel
 from ferryml.serving.service import BatchOptions, PredictionService, RouteState
 
-__all__ = ["Deployments", "Route", "RollbackPolicy", "Spec", "deployment_service"]
+__all__ = [
+    "Deployments",
+    "Listed",
+    "Route",
+    "RollbackPolicy",
+    "Spec",
+    "deployment_service",
+]
 
 log = logging.getLogger("ferryml.deployments")
 _NAME = re.compile(r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?")
@@ -72,6 +80,20 @@ class Spec:
         return next((r for r in self.routes if r.role == role), None)
 
 
+@dataclass(frozen=True)
+class Listed:
+    """A deployment in the list: one created with ``create`` (``spec`` set), or an implicit
+    one (``spec`` None): ``ferry serve NAME@ALIAS`` logs its predictions under NAME."""
+
+    name: str
+    spec: Spec | None
+
+    def to_dict(self) -> dict[str, Any]:
+        if self.spec is None:
+            return {"name": self.name, "implicit": True, "model": self.name, "routes": []}
+        return {"name": self.name, "implicit": False, **self.spec.to_dict()}
+
+
 class Deployments:
     """Create and change deployments. The constructor does no I/O."""
 
@@ -95,6 +117,36 @@ class Deployments:
 
     def get(self, name: str) -> Spec:
         return Spec.from_dict(self.store.get(name))
+
+    def list_deployments(self) -> list[Listed]:
+        """Every deployment by name: those created, and the implicit ones of models served
+        by name (``ferry serve NAME@ALIAS``) that logged predictions."""
+        from ferryml.store.sql_predictions import SqlPredictionStore
+
+        created = {n: Spec.from_dict(s) for n, s in self.store.list_deployments()}
+        logged = SqlPredictionStore(self.store.sql).list_deployments()  # same connections
+        names = sorted(set(created) | set(logged))
+        return [Listed(n, created.get(n)) for n in names]
+
+    def require(self, name: str) -> None:
+        """Check that ``name`` is a deployment: created, logged predictions, or a registered
+        model that ``ferry serve NAME@ALIAS`` serves under its own name.
+
+        Raises:
+            NotFound: none of those, with the close names suggested.
+        """
+        from ferryml.store.sql_registry import SqlRegistryStore
+
+        known = {d.name for d in self.list_deployments()}
+        models = {m.name for m in SqlRegistryStore(self.store.sql).list_registered_models()}
+        if name in known | models:
+            return
+        close = difflib.get_close_matches(name, sorted(known | models), n=3)
+        hint = f"Did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise NotFound(
+            f"Deployment {name!r} not found. {hint}See `ferry deploy list`, or serve a "
+            "registered model with `ferry serve NAME@ALIAS`."
+        )
 
     def create(
         self,
