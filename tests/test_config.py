@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ferryml.config import Settings, config_section
+from ferryml.config import Settings, config_section, find_root, redact_url
 from ferryml.errors import InvalidArgument
 
 
@@ -49,3 +49,91 @@ def test_the_parts_sections_of_ferry_yaml_are_accepted(tmp_path: Path) -> None:
     )
     assert Settings.resolve(cwd=tmp_path, environ={}).home == tmp_path / "h"
     assert config_section(tmp_path, "models") == {"m": {"gate": {"metric": "f1"}}}
+
+
+def _project(tmp_path: Path, marker: str = "ferry.yaml") -> tuple[Path, Path]:
+    """A project folder holding ``marker`` and a subfolder two levels down."""
+    root = tmp_path / "project"
+    sub = root / "notebooks" / "deep"
+    sub.mkdir(parents=True)
+    if marker == "ferry.yaml":
+        (root / "ferry.yaml").write_text("")
+    else:
+        (root / marker).mkdir()
+    return root, sub
+
+
+@pytest.mark.parametrize("marker", ["ferry.yaml", ".ferry"])
+def test_the_project_root_is_the_nearest_folder_above_holding_a_marker(
+    tmp_path: Path, marker: str
+) -> None:
+    root, sub = _project(tmp_path, marker)
+    s = Settings.resolve(cwd=sub, environ={})
+    assert (s.root, s.home, s.cwd) == (root, root / ".ferry", sub)
+    assert s.store_url == f"sqlite:///{root / '.ferry' / 'ferry.db'}"
+    assert s.config_file == (root / "ferry.yaml" if marker == "ferry.yaml" else None)
+    assert find_root(sub) == root
+
+
+def test_the_config_file_of_the_project_above_is_read(tmp_path: Path) -> None:
+    root, sub = _project(tmp_path)
+    (root / "ferry.yaml").write_text("home: state\nremote: s3://bucket/data\n")
+    s = Settings.resolve(cwd=sub, environ={})
+    assert (s.home, s.remote) == (root / "state", "s3://bucket/data")
+    assert s.sources["home"] == "ferry.yaml"
+
+
+def test_the_nearest_of_nested_projects_wins(tmp_path: Path) -> None:
+    root, sub = _project(tmp_path)
+    inner = root / "notebooks"
+    (inner / ".ferry").mkdir()
+    assert Settings.resolve(cwd=sub, environ={}).root == inner
+    assert Settings.resolve(cwd=root, environ={}).root == root
+
+
+def test_the_search_stops_at_the_top_of_a_git_repository(tmp_path: Path) -> None:
+    (tmp_path / ".ferry").mkdir()  # someone else's project, above the repository
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    (repo / "src").mkdir()
+    assert find_root(repo / "src") is None
+    s = Settings.resolve(cwd=repo / "src", environ={})
+    assert (s.root, s.home) == (repo / "src", repo / "src" / ".ferry")
+
+
+def test_without_a_project_the_working_directory_is_the_root(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    s = Settings.resolve(cwd=tmp_path, environ={})
+    assert (s.root, s.config_file, s.new_store) == (tmp_path, None, True)
+    assert s.sources == dict.fromkeys(("home", "store", "artifacts", "server", "remote"), "default")
+
+
+def test_variables_override_the_project_found_above(tmp_path: Path) -> None:
+    root, sub = _project(tmp_path)
+    (root / "ferry.yaml").write_text("store: sqlite:///file.db\n")
+    s = Settings.resolve(
+        cwd=sub, environ={"FERRY_HOME": "elsewhere", "FERRY_STORE": "postgresql+psycopg://h/db"}
+    )
+    assert (s.root, s.home, s.store_url) == (root, root / "elsewhere", "postgresql+psycopg://h/db")
+    assert (s.sources["home"], s.sources["store"]) == ("FERRY_HOME", "FERRY_STORE")
+    assert Settings.resolve(cwd=sub, home=tmp_path / "x", environ={}).sources["home"] == "argument"
+
+
+def test_describe_hides_passwords(tmp_path: Path) -> None:
+    s = Settings.resolve(
+        cwd=tmp_path,
+        store="postgresql+psycopg://bob:s3cret@db:5432/ferry",
+        server="https://ann:tok@ferry.example.com",
+        environ={},
+    )
+    described = s.describe()
+    assert described["store"] == "postgresql+psycopg://bob:***@db:5432/ferry"
+    assert described["server"] == "https://ann:***@ferry.example.com"
+    assert "s3cret" not in str(described) and "tok@" not in str(described)
+    assert redact_url("postgresql+psycopg://bob@db/ferry") == "postgresql+psycopg://bob@db/ferry"
+
+
+def test_settings_are_hashable_and_equal_whatever_their_sources(tmp_path: Path) -> None:
+    from_file = Settings.resolve(cwd=tmp_path, environ={})
+    given = Settings.resolve(cwd=tmp_path, home=tmp_path / ".ferry", environ={})
+    assert from_file == given and hash(from_file) == hash(given)

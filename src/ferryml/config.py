@@ -1,9 +1,16 @@
 """Settings, resolved once: explicit value, then ``FERRY_*`` variable, then ``ferry.yaml``,
-then the default (a ``.ferry/`` folder in the working directory)."""
+then the default (a ``.ferry/`` folder in the project root).
+
+The project root is found as git finds its own: the nearest folder, from the working
+directory upwards, that holds ``ferry.yaml`` or ``.ferry/``. The walk stops at a folder
+holding ``.git`` (a project does not reach outside its repository) and at the filesystem
+root; when nothing is found, the working directory is the root.
+"""
 
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +18,10 @@ from typing import Any
 
 from ferryml.errors import InvalidArgument
 
-__all__ = ["CONFIG_FILE", "Settings", "config_section"]
+__all__ = ["CONFIG_FILE", "HOME_DIR", "Settings", "config_section", "find_root", "redact_url"]
 
 CONFIG_FILE = "ferry.yaml"
+HOME_DIR = ".ferry"
 _KEYS = ("home", "store", "artifacts", "server", "remote")
 # The parts' own sections of ferry.yaml, read where they are used (``config_section``).
 SECTIONS = ("data", "models", "pipelines", "monitoring", "policies")
@@ -29,8 +37,13 @@ class Settings:
             ``postgresql+psycopg://…``).
         artifacts_url: fsspec URL of the artifact store (``file://…``, ``s3://…``).
         server: URL of a ferryml server, when one is used.
-        root: the project folder, whose data ferryml versions (the working directory).
+        root: the project folder, whose data ferryml versions (see ``find_root``).
         remote: fsspec URL of the artifact store that ``ferry data push``/``pull`` use.
+        config_file: the project's ``ferry.yaml``, if it has one.
+        cwd: the folder relative paths given by the user start from (default: ``root``).
+        sources: where each of home, store, artifacts, server and remote came from:
+            ``argument``, a variable's name such as ``FERRY_STORE``, ``ferry.yaml`` or
+            ``default``.
     """
 
     home: Path
@@ -39,10 +52,39 @@ class Settings:
     server: str | None = None
     root: Path = field(default_factory=Path.cwd)
     remote: str | None = None
+    config_file: Path | None = None
+    cwd: Path | None = None
+    sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
 
     @property
     def journal_dir(self) -> Path:
         return self.home / "journal"
+
+    @property
+    def workdir(self) -> Path:
+        """The folder that relative paths given by the user are relative to."""
+        return self.cwd if self.cwd is not None else self.root
+
+    @property
+    def new_store(self) -> bool:
+        """Whether the store is an embedded SQLite file that does not exist yet, so that
+        opening it creates it."""
+        path = _sqlite_path(self.store_url)
+        return path is not None and not path.exists()
+
+    def describe(self) -> dict[str, Any]:
+        """What ``ferry info`` shows: the project root, its config file, and the store,
+        artifacts, server and remote in use (passwords hidden), with where each came from."""
+        return {
+            "root": str(self.root),
+            "config_file": None if self.config_file is None else str(self.config_file),
+            "home": str(self.home),
+            "store": redact_url(self.store_url),
+            "artifacts": redact_url(self.artifacts_url),
+            "server": None if self.server is None else redact_url(self.server),
+            "remote": None if self.remote is None else redact_url(self.remote),
+            "sources": dict(self.sources),
+        }
 
     @classmethod
     def resolve(
@@ -56,14 +98,22 @@ class Settings:
         cwd: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
-        """Resolve settings from arguments, the environment and ``ferry.yaml``.
+        """Resolve settings from arguments, the environment and the project's ``ferry.yaml``.
+
+        Args:
+            cwd: where the search for the project root starts; default the working
+                directory.
+            environ: the variables to read; default ``os.environ``.
 
         Raises:
             InvalidArgument: ``ferry.yaml`` is not a mapping of known keys.
         """
         env = os.environ if environ is None else environ
-        base = Path(cwd) if cwd is not None else Path.cwd()
-        file_values = _read_config_file(base / CONFIG_FILE)
+        start = (Path(cwd) if cwd is not None else Path.cwd()).resolve()
+        base = find_root(start) or start
+        config = base / CONFIG_FILE
+        config_file = config if config.is_file() else None
+        file_values = _read_config_file(config) if config_file else {}
         explicit = {
             "home": home,
             "store": store,
@@ -71,28 +121,68 @@ class Settings:
             "server": server,
             "remote": remote,
         }
+        sources: dict[str, str] = {}
 
         def pick(key: str) -> Any:
-            if explicit[key] is not None:
-                return explicit[key]
-            from_env = env.get(f"FERRY_{key.upper()}")
-            if from_env:
-                return from_env
-            return file_values.get(key)
+            variable = f"FERRY_{key.upper()}"
+            for source, value in (
+                ("argument", explicit[key]),
+                (variable, env.get(variable) or None),
+                (CONFIG_FILE, file_values.get(key)),
+            ):
+                if value is not None:
+                    sources[key] = source
+                    return value
+            sources[key] = "default"
+            return None
 
-        home_path = Path(pick("home") or base / ".ferry")
+        home_path = Path(pick("home") or base / HOME_DIR)
         if not home_path.is_absolute():
             home_path = (base / home_path).resolve()
         store_url = pick("store") or f"sqlite:///{home_path / 'ferry.db'}"
         artifacts_url = pick("artifacts") or (home_path / "artifacts").as_uri()
+        server_url, remote_url = pick("server"), pick("remote")
         return cls(
             home=home_path,
             store_url=str(store_url),
             artifacts_url=str(artifacts_url),
-            server=pick("server"),
-            root=base.resolve(),
-            remote=pick("remote"),
+            server=server_url,
+            root=base,
+            remote=remote_url,
+            config_file=config_file,
+            cwd=start,
+            sources=sources,
         )
+
+
+def find_root(start: str | Path) -> Path | None:
+    """The project root for ``start``: the nearest folder from ``start`` upwards that holds
+    ``ferry.yaml`` or ``.ferry/``; None when the walk reaches a folder holding ``.git``,
+    or the filesystem root, without finding one."""
+    here = Path(start).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_FILE).is_file() or (folder / HOME_DIR).is_dir():
+            return folder
+        if (folder / ".git").exists():
+            return None  # the repository's top: a project does not reach above it
+    return None
+
+
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part, if any, shown as ``***``."""
+    parts = urllib.parse.urlsplit(url)
+    user, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in user:
+        return url
+    name = user.split(":", 1)[0]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
+def _sqlite_path(url: str) -> Path | None:
+    if not url.startswith("sqlite:///"):
+        return None
+    path = url.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
 
 
 def _read_config_file(path: Path) -> dict[str, Any]:

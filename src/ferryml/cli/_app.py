@@ -17,6 +17,7 @@ from ferryml.cli import (
     data,
     deploy,
     feedback,
+    info,
     models,
     monitor,
     pipeline,
@@ -47,6 +48,7 @@ app.add_typer(alerts.alerts, name="alerts")
 app.add_typer(monitor.monitor, name="monitor")
 app.add_typer(schedule.schedules, name="schedule")
 app.command("init")(tracking.init)
+app.command("info")(info.info)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)
 app.command("scheduler")(schedule.scheduler)

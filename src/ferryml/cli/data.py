@@ -49,7 +49,8 @@ def add(
         render.print_json(version)
         return
     render.console.print(
-        f"{version.ref}: {version.files} files, {_size(version.size)} -> {path}.ferry"
+        f"{version.ref}: {version.files} file{'' if version.files == 1 else 's'}, "
+        f"{_size(version.size)} -> {path}.ferry"
     )
 
 

@@ -342,14 +342,15 @@ class Workspace:
         or, with no target, every pointer file's version. Returns (path, version, files
         written) per restored path; files already matching are not rewritten."""
         jobs: list[tuple[Path, str, int, Manifest]] = []
-        if target is not None and not _looks_like_path(self.root, target):
+        if target is not None and not _looks_like_path(self.settings.workdir, target):
             version = self.version(target)
             if not version.source and to is None:
                 raise InvalidArgument(
                     f"{version.ref} was added from Python, not from a path: "
                     "pass a destination (`--to PATH`) or use ferryml.data.load."
                 )
-            dest = self._inside(to or version.source, must_exist=False)
+            # the source is relative to the project root, ``to`` to the working directory
+            dest = self._inside(to or self.root / version.source, must_exist=False)
             jobs.append((dest, version.name, version.version, self.manifest(version)))
         else:
             for _, pointer in self.pointers([target] if target else None):
@@ -368,9 +369,7 @@ class Workspace:
         return done
 
     def _inside(self, path: str | os.PathLike[str], *, must_exist: bool = True) -> Path:
-        absolute = (
-            (self.root / path).resolve() if not Path(path).is_absolute() else (Path(path).resolve())
-        )
+        absolute = (self.settings.workdir / path).resolve()  # an absolute path stays as it is
         if must_exist and not absolute.exists():
             raise NotFound(f"Path {os.fspath(path)!r} does not exist. Check the path.")
         if absolute != self.root and self.root not in absolute.parents:
