@@ -247,3 +247,45 @@ def promote(
         render.console.print(f"{name}@{to} {verdict}" + (" (forced)" if decision.forced else ""))
     if not decision.moved:
         raise typer.Exit(1)
+
+
+@models.command("delete")
+def delete(
+    ctx: typer.Context,
+    ref: Annotated[
+        str, typer.Argument(help="NAME/VERSION, or NAME for the model and all its versions")
+    ],
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+) -> None:
+    """Delete a model version, or a whole model, for good; `ferry gc` reclaims the files.
+    Refused while an alias or a deployment points at it."""
+    name, _, number = ref.partition("/")
+    if "@" in ref or (number and not number.isdigit()):
+        raise typer.BadParameter(
+            f"{ref!r} is not NAME/VERSION or NAME; delete an alias with "
+            "`ferry models delete-alias NAME ALIAS`.",
+            param_hint="REF",
+        )
+    registry = _registry(ctx)
+    if number:
+        registry.delete_version(name, int(number), reason=reason)
+        render.console.print(
+            f"Deleted version {number} of model {name!r}; `ferry gc` reclaims its files."
+        )
+    else:
+        registry.delete_model(name, reason=reason)
+        render.console.print(
+            f"Deleted model {name!r} and its versions; `ferry gc` reclaims their files."
+        )
+
+
+@models.command("delete-alias")
+def delete_alias(
+    ctx: typer.Context,
+    name: str,
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS")],
+    reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
+) -> None:
+    """Remove ALIAS from NAME (recorded in the audit trail)."""
+    version = _registry(ctx).delete_alias(name, alias_name, reason=reason)
+    render.console.print(f"{name}@{alias_name} removed (it pointed at version {version}).")

@@ -10,7 +10,7 @@ from typing import Any
 
 from ferryml._identity import current_user
 from ferryml.config import Settings
-from ferryml.errors import InvalidArgument, NotFound
+from ferryml.errors import Conflict, InvalidArgument, NotFound
 from ferryml.registry.package import METADATA, LoadedModel, PackageMeta, load_package
 from ferryml.store.entities import ModelVersion, Run
 
@@ -246,6 +246,45 @@ class Registry:
                 "'latest' is reserved."
             )
         return self.store.set_alias(name, alias, int(version), user=current_user(), reason=reason)
+
+    def delete_alias(self, name: str, alias: str, *, reason: str = "") -> int:
+        """Remove an alias; returns the version it pointed at. Raises NotFound."""
+        check_model_name(name)
+        version = self.store.resolve_alias(name, alias)
+        self.store.delete_alias(name, alias, user=current_user(), reason=reason)
+        return int(version)
+
+    def delete_version(self, name: str, version: int, *, reason: str = "") -> None:
+        """Delete a version for good; `ferry gc` then reclaims its files.
+
+        Raises NotFound, Conflict while an alias points at it or a deployment routes to it.
+        """
+        check_model_name(name)
+        self._check_unrouted(name, {int(version)})
+        self.store.delete_model_version(name, int(version), user=current_user(), reason=reason)
+
+    def delete_model(self, name: str, *, reason: str = "") -> None:
+        """Delete a model and its versions; `ferry gc` then reclaims their files.
+
+        Raises NotFound, Conflict while it has aliases or a deployment serves it.
+        """
+        check_model_name(name)
+        versions = {v.version for v in self.store.list_model_versions(name)}
+        self._check_unrouted(name, versions)
+        self.store.delete_registered_model(name, user=current_user(), reason=reason)
+
+    def _check_unrouted(self, name: str, versions: set[int]) -> None:
+        from ferryml.store.sql_deployments import SqlDeploymentStore
+
+        # Over the registry's own open store: closing it is the registry's job.
+        for deployment, spec in SqlDeploymentStore(self.store.sql).list_deployments():
+            hit = sorted(r["version"] for r in spec["routes"] if spec["model"] == name)
+            hit = [v for v in hit if v in versions]
+            if hit:
+                raise Conflict(
+                    f"Deployment {deployment!r} routes to version {hit[0]} of model {name!r}; "
+                    f"change its routes (`ferry deploy show {deployment}`) first."
+                )
 
     def lineage(self, ref: str) -> Lineage:
         version = self.version(ref)

@@ -152,6 +152,7 @@ dataset_versions = Table(
     Column("profile_digest", String(80), nullable=True),  # a JSON blob, for tables
     Column("run_id", String(32), nullable=True),
     Column("creation_time", BigInteger, nullable=False),
+    Column("deleted_time", BigInteger, nullable=True),  # a tombstone keeps the number
     PrimaryKeyConstraint("name", "version", name="pk_dataset_versions"),
     Index("ix_dataset_versions_manifest", "name", "manifest_digest"),
 )
@@ -189,6 +190,7 @@ registered_models = Table(
     Column("description", Text, nullable=False, server_default=""),
     Column("creation_time", BigInteger, nullable=False),
     Column("last_update_time", BigInteger, nullable=False),
+    Column("deleted_time", BigInteger, nullable=True),
 )
 
 model_versions = Table(
@@ -208,6 +210,7 @@ model_versions = Table(
     Column("metrics", Text, nullable=False, server_default="{}"),  # JSON, latest evaluation
     Column("creation_time", BigInteger, nullable=False),
     Column("last_update_time", BigInteger, nullable=False),
+    Column("deleted_time", BigInteger, nullable=True),  # a tombstone keeps the number
     PrimaryKeyConstraint("name", "version", name="pk_model_versions"),
 )
 

@@ -61,8 +61,8 @@ from ferryml.store.records import (
 __all__ = ["SCHEMA_HEAD", "SqlStore", "StorePart"]
 
 # The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0009"
-_KNOWN_REVISIONS = ("0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009")
+SCHEMA_HEAD = "0010"
+_KNOWN_REVISIONS = tuple(f"{n:04d}" for n in range(1, 11))
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, delete, func, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from ferryml.errors import InvalidArgument, NotFound
+from ferryml.errors import Conflict, InvalidArgument, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
 from ferryml.store.entities import ModelVersion, RegisteredModel, RegistryEvent
@@ -86,7 +86,7 @@ class SqlRegistryStore(StorePart):
                 conn.execute(
                     update(t.registered_models)
                     .where(t.registered_models.c.name == name)
-                    .values(last_update_time=now)
+                    .values(last_update_time=now, deleted_time=None)
                 )
                 _event(
                     conn,
@@ -113,6 +113,11 @@ class SqlRegistryStore(StorePart):
         found = self._versions(name, version)
         if not found:
             self.get_registered_model(name)
+            if self._is_deleted(name, version):
+                raise NotFound(
+                    f"Version {version} of model {name!r} was deleted. "
+                    f"See `ferry models versions {name}`."
+                )
             raise NotFound(
                 f"Model {name!r} has no version {version}. See `ferry models versions {name}`."
             )
@@ -124,7 +129,11 @@ class SqlRegistryStore(StorePart):
 
     def _versions(self, name: str, version: int | None) -> list[ModelVersion]:
         v = t.model_versions.c
-        stmt = select(t.model_versions).where(v.name == name).order_by(v.version)
+        stmt = (
+            select(t.model_versions)
+            .where(v.name == name, v.deleted_time.is_(None))
+            .order_by(v.version)
+        )
         if version is not None:
             stmt = stmt.where(v.version == version)
         with self._store.engine.connect() as conn:
@@ -137,6 +146,82 @@ class SqlRegistryStore(StorePart):
         return [
             _version(r, tuple(sorted(by_version[r.version])), tags.get(r.version, {})) for r in rows
         ]
+
+    def _is_deleted(self, name: str, version: int) -> bool:
+        v = t.model_versions.c
+        with self._store.engine.connect() as conn:
+            row = conn.execute(
+                select(v.deleted_time).where(v.name == name, v.version == version)
+            ).first()
+        return row is not None and row.deleted_time is not None
+
+    def delete_model_version(self, name: str, version: int, *, user: str, reason: str = "") -> None:
+        """Delete a version for good; its number is never given to another.
+
+        Raises NotFound, Conflict while an alias points at it.
+        """
+        current = self.get_model_version(name, version)
+        if current.aliases:
+            alias = current.aliases[0]
+            raise Conflict(
+                f"Version {version} of model {name!r} is still {', '.join(current.aliases)}; "
+                f"move the alias (`ferry models alias {name} {alias} VERSION`) or delete it "
+                f"(`ferry models delete-alias {name} {alias}`) first."
+            )
+
+        def write() -> None:
+            now = _now()
+            with self._write() as conn:
+                # The alias check again, inside the transaction: one may have moved here since.
+                if version in _aliases(conn, name).values():
+                    raise Conflict(f"Version {version} of model {name!r} was just aliased.")
+                v = t.model_versions.c
+                conn.execute(
+                    update(t.model_versions)
+                    .where(v.name == name, v.version == version)
+                    .values(deleted_time=now, last_update_time=now)
+                )
+                g = t.model_tags.c
+                conn.execute(delete(t.model_tags).where(g.name == name, g.version == version))
+                _event(conn, name, "delete_version", user, version=version, reason=reason)
+
+        _dialect.retry_locked(write)
+
+    def delete_registered_model(self, name: str, *, user: str, reason: str = "") -> None:
+        """Delete a model and all its versions; a model registered later under the same
+        name numbers its versions on from the last one.
+
+        Raises NotFound, Conflict while it has aliases.
+        """
+        model = self.get_registered_model(name)
+        if model.aliases:
+            first = next(iter(model.aliases))
+            raise Conflict(
+                f"Model {name!r} has aliases "
+                f"{', '.join(f'{a} (version {n})' for a, n in model.aliases.items())}; "
+                f"delete them first (`ferry models delete-alias {name} {first}`)."
+            )
+
+        def write() -> None:
+            now = _now()
+            with self._write() as conn:
+                if _aliases(conn, name):
+                    raise Conflict(f"Model {name!r} was just aliased.")
+                v, m = t.model_versions.c, t.registered_models.c
+                conn.execute(
+                    update(t.model_versions)
+                    .where(v.name == name, v.deleted_time.is_(None))
+                    .values(deleted_time=now, last_update_time=now)
+                )
+                conn.execute(
+                    update(t.registered_models)
+                    .where(m.name == name)
+                    .values(deleted_time=now, last_update_time=now, description="")
+                )
+                conn.execute(delete(t.model_tags).where(t.model_tags.c.name == name))
+                _event(conn, name, "delete_model", user, reason=reason)
+
+        _dialect.retry_locked(write)
 
     def update_model_version(
         self,
@@ -194,10 +279,16 @@ class SqlRegistryStore(StorePart):
 
     def _models(self, name: str | None) -> list[RegisteredModel]:
         m, v = t.registered_models.c, t.model_versions.c
-        latest = select(v.name, func.max(v.version).label("latest")).group_by(v.name).subquery()
+        latest = (
+            select(v.name, func.max(v.version).label("latest"))
+            .where(v.deleted_time.is_(None))
+            .group_by(v.name)
+            .subquery()
+        )
         stmt = (
             select(t.registered_models, latest.c.latest)
             .outerjoin(latest, latest.c.name == m.name)
+            .where(m.deleted_time.is_(None))
             .order_by(m.name)
         )
         if name is not None:
