@@ -20,7 +20,6 @@ alerts = typer.Typer(
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-
 @alerts.command("list")
 def list_(
     ctx: typer.Context,

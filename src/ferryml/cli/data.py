@@ -12,7 +12,8 @@ from ferryml.cli._context import settings_of
 from ferryml.data.workspace import Workspace
 
 data = typer.Typer(
-    help="Version data: add, status, checkout, diff, push, pull, validate.", no_args_is_help=True
+    help="Version data: add, status, checkout, diff, push, pull, validate, delete.",
+    no_args_is_help=True,
 )
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 RemoteOption = Annotated[
@@ -52,6 +53,23 @@ def add(
         f"{version.ref}: {version.files} file{'' if version.files == 1 else 's'}, "
         f"{_size(version.size)} -> {path}.ferry"
     )
+
+
+@data.command("delete")
+def delete(
+    ctx: typer.Context,
+    refs: Annotated[list[str], typer.Argument(metavar="NAME@VERSION...")],
+) -> None:
+    """Delete dataset versions for good; `ferry gc` reclaims files no version holds."""
+    workspace = _workspace(ctx)
+    for ref in refs:
+        if "@" not in ref:
+            raise typer.BadParameter(
+                f"{ref!r} names no version; delete one version at a time, e.g. {ref}@1.",
+                param_hint="NAME@VERSION",
+            )
+        version = workspace.delete_version(ref)
+        render.console.print(f"Deleted {version.ref}; `ferry gc` reclaims its files.")
 
 
 @data.command("status")

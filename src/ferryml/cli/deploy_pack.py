@@ -14,7 +14,6 @@ RefArgument = Annotated[str, typer.Argument(help="NAME@ALIAS, NAME/VERSION or NA
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-
 def docker(
     ctx: typer.Context,
     ref: RefArgument,

@@ -23,7 +23,6 @@ AddressOption = Annotated[
 ]
 
 
-
 def parse_params(items: list[str] | None) -> dict[str, str]:
     params = {}
     for item in items or []:

@@ -22,7 +22,6 @@ schedules = typer.Typer(
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-
 def _utc(ms: int | None) -> str:
     # Cron expressions are read in UTC, so their times are shown in UTC too.
     if ms is None:

@@ -281,6 +281,20 @@ class Workspace:
     def list_datasets(self) -> list[DatasetVersion]:
         return self.datasets.list_datasets()
 
+    def delete_version(self, ref: str) -> DatasetVersion:
+        """Delete version ``NAME@V`` for good; `ferry gc` then reclaims its files.
+
+        Raises InvalidArgument without a version number, NotFound.
+        """
+        name, number = parse_ref(ref)
+        if number is None:
+            raise InvalidArgument(
+                f"{ref!r} names no version; delete one version at a time, e.g. {name}@1."
+            )
+        version = self.datasets.get_dataset_version(name, number)
+        self.datasets.delete_dataset_version(name, number)
+        return version
+
     def log(self, name: str) -> list[DatasetVersion]:
         return self.datasets.list_dataset_versions(check_name(name))
 

@@ -233,8 +233,9 @@ def _start_plan(
     ]
     client.log_dict(run_id, {"nodes": dag}, "pipeline/dag.json")
     states = {n: StepState(n, graph.nodes[n].step.name) for n in order}
-    return _Plan(pipeline, graph, run_id, cache, order, states,
-                 experiment_id=run.info.experiment_id)
+    return _Plan(
+        pipeline, graph, run_id, cache, order, states, experiment_id=run.info.experiment_id
+    )
 
 
 def _experiment(client: FerryClient, name: str) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from ferryml.errors import NotFound
@@ -79,7 +79,7 @@ class SqlDatasetStore(StorePart):
             NotFound: no such dataset or version.
         """
         v = t.dataset_versions.c
-        stmt = select(t.dataset_versions).where(v.name == name)
+        stmt = select(t.dataset_versions).where(v.name == name, v.deleted_time.is_(None))
         stmt = (
             stmt.order_by(v.version.desc()).limit(1)
             if version is None
@@ -89,17 +89,49 @@ class SqlDatasetStore(StorePart):
             row = conn.execute(stmt).first()
         if row is not None:
             return _version(row)
+        if version is not None and self._deleted(name, version):
+            raise NotFound(
+                f"Version {version} of dataset {name!r} was deleted. See `ferry data log {name}`."
+            )
         if version is not None and self.list_dataset_versions_or_none(name):
             raise NotFound(
                 f"Dataset {name!r} has no version {version}. See `ferry data log {name}`."
             )
         raise NotFound(f"Dataset {name!r} not found. See `ferry data ls`.")
 
+    def _deleted(self, name: str, version: int) -> bool:
+        v = t.dataset_versions.c
+        with self._store.engine.connect() as conn:
+            when = conn.execute(
+                select(v.deleted_time).where(v.name == name, v.version == version)
+            ).scalar()
+        return when is not None
+
+    def delete_dataset_version(self, name: str, version: int) -> None:
+        """Delete a version for good; its number is never given to other data.
+
+        Raises NotFound.
+        """
+        self.get_dataset_version(name, version)
+        v = t.dataset_versions.c
+
+        def write() -> None:
+            with self._store.engine.execution_options(ferry_write=True).begin() as conn:
+                conn.execute(
+                    update(t.dataset_versions)
+                    .where(v.name == name, v.version == version)
+                    .values(deleted_time=int(time.time() * 1000))
+                )
+
+        _dialect.retry_locked(write)
+
     def list_dataset_versions_or_none(self, name: str) -> list[DatasetVersion]:
         v = t.dataset_versions.c
         with self._store.engine.connect() as conn:
             rows = conn.execute(
-                select(t.dataset_versions).where(v.name == name).order_by(v.version)
+                select(t.dataset_versions)
+                .where(v.name == name, v.deleted_time.is_(None))
+                .order_by(v.version)
             ).all()
         return [_version(r) for r in rows]
 
@@ -113,7 +145,12 @@ class SqlDatasetStore(StorePart):
     def list_datasets(self) -> list[DatasetVersion]:
         """The latest version of every dataset, by name."""
         v = t.dataset_versions.c
-        latest = select(v.name, func.max(v.version).label("version")).group_by(v.name).subquery()
+        latest = (
+            select(v.name, func.max(v.version).label("version"))
+            .where(v.deleted_time.is_(None))
+            .group_by(v.name)
+            .subquery()
+        )
         stmt = (
             select(t.dataset_versions)
             .join(latest, (latest.c.name == v.name) & (latest.c.version == v.version))
