@@ -85,6 +85,27 @@ def test_bad_usage_is_one_line_and_exit_2(
     assert (code, err) == (2, message)
 
 
+def test_a_resume_with_changed_params_is_refused_with_the_reason(
+    cli: Callable[..., tuple[int, str, str]], tmp_path: Path
+) -> None:
+    home = ("--home", str(tmp_path))
+    code, out, _ = cli(*home, "pipeline", "run", "example_pipelines:partly_broken", "-p", "rows=7",
+                       "--json")  # fmt: skip
+    failed = json.loads(out)["run_id"]
+    assert code == 1
+    resume = (*home, "pipeline", "run", "example_pipelines:partly_broken", "--resume", failed)
+    code, out, err = cli(*resume, "-p", "rows=3")
+    assert (code, out) == (2, "")
+    assert err == (
+        f"error: Run {failed} ran with rows=7; a resume reruns it with the same params. Drop "
+        "--resume to start a new run with -p rows=3 (unchanged steps come from the cache).\n"
+    )
+    code, out, _ = cli(*resume, "-p", "rows=7", "--json")  # the same value: a resume
+    assert code == 1 and json.loads(out)["steps"]["load"]["cache"] == "hit"
+    code, out, _ = cli(*home, "runs", "show", json.loads(out)["run_id"], "--json")
+    assert json.loads(out)["run"]["data"]["params"]["rows"] == "7"
+
+
 def test_an_unknown_run_is_one_line_and_exit_1(
     cli: Callable[..., tuple[int, str, str]], tmp_path: Path
 ) -> None:

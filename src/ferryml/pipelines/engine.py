@@ -134,17 +134,18 @@ def run_pipeline(
             (``address``, or a LocalCluster), or an ``Executor``.
         cache: read the step cache (outputs are always written to it).
         resume: a failed pipeline run's id: run it again with its params, finished steps
-            coming from the cache.
+            coming from the cache. ``params`` may repeat that run's values, not change them.
 
     Raises:
-        InvalidArgument: unknown or missing params, a malformed DAG.
+        InvalidArgument: unknown or missing params, a malformed DAG, params that differ
+            from those of the run to resume.
     """
     settings = settings or Settings.resolve()
     client = FerryClient(settings)
     try:
         params = dict(params or {})
         if resume is not None:
-            params = _resumed_params(client, pipeline, resume)
+            params = _resumed_params(client, pipeline, resume, params)
             cache = True
         pipeline.trace(params)  # bad params fail here, before anything is recorded
         with opened(executor, workers, address) as pool:
@@ -191,7 +192,9 @@ def coerce_params(pipeline: Pipeline, raw: Mapping[str, Any]) -> dict[str, Any]:
     return converted
 
 
-def _resumed_params(client: FerryClient, pipeline: Pipeline, run_id: str) -> dict[str, Any]:
+def _resumed_params(
+    client: FerryClient, pipeline: Pipeline, run_id: str, given: Mapping[str, Any]
+) -> dict[str, Any]:
     run = client.get_run(run_id)
     if run.data.tags.get("ferry.pipeline.ref") != pipeline.ref:
         raise InvalidArgument(
@@ -199,7 +202,16 @@ def _resumed_params(client: FerryClient, pipeline: Pipeline, run_id: str) -> dic
         )
     if run.info.status is RunStatus.FINISHED:
         raise InvalidArgument(f"Run {run_id} finished; there is nothing to resume.")
-    return coerce_params(pipeline, dict(run.data.params))
+    old = run.data.params
+    changed = {k: v for k, v in given.items() if k not in old or _text(v) != old[k]}
+    if changed:  # a resume reruns what failed with the old values: new ones would be lost
+        was = ", ".join(f"{k}={old.get(k, '(unset)')}" for k in changed)
+        now = " ".join(f"-p {k}={_text(v)}" for k, v in changed.items())
+        raise InvalidArgument(
+            f"Run {run_id} ran with {was}; a resume reruns it with the same params. Drop "
+            f"--resume to start a new run with {now} (unchanged steps come from the cache)."
+        )
+    return coerce_params(pipeline, dict(old))
 
 
 def _start_plan(
