@@ -40,14 +40,23 @@ def test_run_runs_and_show(cli: Callable[..., tuple[int, str, str]], tmp_path: P
     assert steps["load"]["status"] == "FINISHED"
 
 
-def test_a_failing_pipeline_exits_1(
+def test_a_failing_pipeline_exits_1_with_the_error_and_where_its_traceback_is(
     cli: Callable[..., tuple[int, str, str]], tmp_path: Path
 ) -> None:
-    code, out, _ = cli(
+    code, out, err = cli(
         "--home", str(tmp_path), "pipeline", "run", "example_pipelines:partly_broken"
     )
     assert code == 1
     assert "✗ broken" in out and "partly_broken FAILED" in out
+    run_id = out.split("FAILED: run ")[1].split(",")[0]
+    assert err == (
+        "error: step 'broken' failed: ValueError: bad data in step. See the traceback: "
+        f"`ferry pipeline show {run_id} --traceback`.\n"
+    )
+    code, out, _ = cli("--home", str(tmp_path), "pipeline", "show", run_id, "--traceback")
+    assert code == 0
+    assert "broken: Traceback (most recent call last):" in out
+    assert 'raise ValueError("bad data in step")' in out
 
 
 @pytest.mark.parametrize(

@@ -113,6 +113,17 @@ def test_a_failed_step_stops_its_dependents_while_other_branches_finish(
     broken = client.get_run(result.steps["broken"].run_id)
     assert "Traceback" in (broken.info.failure or "")
     client.close()
+    assert result.errors() == {"broken": "ValueError: bad data in step"}
+    why = (
+        "step 'broken' failed: ValueError: bad data in step. See the traceback: "
+        f"`ferry pipeline show {result.run_id} --traceback`."
+    )
+    with pytest.raises(InvalidArgument) as caught:
+        result.output("after_broken")
+    assert str(caught.value) == f"Step 'after_broken' has no output: it skipped; {why}"
+    with pytest.raises(InvalidArgument) as caught:
+        result.output("broken")
+    assert str(caught.value) == f"Step 'broken' has no output: it failed; {why}"
 
 
 def test_a_failed_run_resumes_with_finished_steps_from_the_cache(

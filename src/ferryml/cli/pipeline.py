@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -62,7 +63,7 @@ def run(
     experiment: Annotated[str | None, typer.Option(help="Experiment of the run.")] = None,
     json: JsonFlag = False,
 ) -> None:
-    """Run a pipeline; exit 1 if a step failed."""
+    """Run a pipeline; exit 1 if a step failed, with its error and where its traceback is."""
     from ferryml.pipelines.engine import run_target
 
     result = run_target(
@@ -86,6 +87,7 @@ def run(
             f"{len(result.steps)} steps, {hits} from the cache"
         )
     if result.status != "FINISHED":
+        print(f"error: {result.failure() or 'the run did not finish.'}", file=sys.stderr)
         raise typer.Exit(1)
 
 
@@ -121,7 +123,14 @@ def runs(
 
 
 @pipelines.command("show")
-def show(ctx: typer.Context, run_id: str, json: JsonFlag = False) -> None:
+def show(
+    ctx: typer.Context,
+    run_id: str,
+    traceback: Annotated[
+        bool, typer.Option("--traceback", help="Print failed steps' whole tracebacks.")
+    ] = False,
+    json: JsonFlag = False,
+) -> None:
     """Show a pipeline run's DAG: each step's status, duration and cache use."""
     from ferryml.pipelines.history import describe_run
     from ferryml.tracking.client import FerryClient
@@ -150,7 +159,8 @@ def show(ctx: typer.Context, run_id: str, json: JsonFlag = False) -> None:
     )
     for s in view.steps:
         if s.failure and s.status == "FAILED":
-            render.console.print(f"{s.node}: {s.failure.strip().splitlines()[-1]}")
+            text = s.failure.strip() if traceback else s.failure.strip().splitlines()[-1]
+            render.console.print(f"{s.node}: {text}", markup=False, highlight=False)
 
 
 @pipelines.command("sweep")

@@ -75,6 +75,20 @@ class PipelineResult:
     def failed(self) -> list[str]:
         return [n for n, s in self.steps.items() if s.status == "FAILED"]
 
+    def errors(self) -> dict[str, str]:
+        """Each failed step's error: the last line of its traceback, which is whole on the
+        step's run (``ferry pipeline show RUN --traceback``)."""
+        return {n: _last_line(self.steps[n].error or "failed") for n in self.failed}
+
+    def failure(self) -> str:
+        """One line: the steps that failed, why, and where their tracebacks are; "" when
+        none failed."""
+        errors = self.errors()
+        if not errors:
+            return ""
+        why = "; ".join(f"step {n!r} failed: {e}" for n, e in errors.items())
+        return f"{why}. See the traceback: `ferry pipeline show {self.run_id} --traceback`."
+
     def output(self, node: str | None = None) -> Any:
         """The value the pipeline returned (or step ``node``'s output), loaded from the
         artifact store after its digest is checked."""
@@ -87,7 +101,10 @@ class PipelineResult:
         def load(output: Output) -> Any:
             state = self.steps[output.node]
             if state.digest is None or state.format is None:
-                raise InvalidArgument(f"Step {output.node!r} has no output: it {state.status}.")
+                raise InvalidArgument(
+                    f"Step {output.node!r} has no output: it {state.status.lower()}"
+                    + (f"; {self.failure()}" if self.failed else ".")
+                )
             return loads(artifacts.get_bytes(state.digest), state.format)
 
         target: Any = Output(node) if node is not None else self.result
@@ -261,6 +278,11 @@ def _experiment(client: FerryClient, name: str) -> str:
             found = client.get_experiment_by_name(name)
     assert found is not None
     return found.experiment_id
+
+
+def _last_line(error: str) -> str:
+    lines = error.strip().splitlines()
+    return lines[-1] if lines else error
 
 
 def _text(value: Any) -> str:
@@ -545,8 +567,7 @@ def _finish_plan(client: FerryClient, plan: _Plan) -> None:
     _log_metrics(client, plan.run_id, metrics)
     if failed:
         summary = "; ".join(
-            f"{s.node}: {(s.error or '').strip().splitlines()[-1] if s.error else s.status}"
-            for s in failed
+            f"{s.node}: {_last_line(s.error) if s.error else s.status}" for s in failed
         )
         client.set_terminated(plan.run_id, "FAILED", failure=summary[:8000])
     else:
