@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import ferryml as ferry
+from ferryml.errors import InvalidArgument
 from ferryml.server.main import build_app
 from ferryml.serving.service import BatchOptions
 
@@ -120,21 +121,59 @@ def test_bad_requests_are_4xx_with_a_message(
     assert message in r.json()["error"]["message"]
 
 
-def test_wrong_types_and_non_finite_numbers_name_the_column(server: Any, registered: Any) -> None:
+def test_wrong_types_name_the_column(server: Any, registered: Any) -> None:
     record = registered.X.iloc[0].to_dict()
     r = server.client.post(
         "/v1/models/cancer/predict", json={"records": [{**record, "mean area": "big"}]}
     )
     assert r.status_code == 422 and "Column 'mean area' has string values" in r.text
-    text = (
+
+
+@pytest.mark.parametrize(
+    ("text", "value", "message"),
+    [
+        (  # JSON has no NaN: a null is how a client sends one
+            "null",
+            float("nan"),
+            "Column 'mean area' has a missing value (NaN or null) in row 0; the model needs a "
+            "number in every row of it.",
+        ),
+        (
+            "null",
+            None,
+            "Column 'mean area' has a missing value (NaN or null) in row 0; the model needs a "
+            "number in every row of it.",
+        ),
+        (
+            "1e308",
+            1e308,
+            "Column 'mean area' has 1e+308 in row 0, beyond what a model takes (±3.4e+38, "
+            "float32); send a finite number in that range.",
+        ),
+        (
+            "true",
+            True,
+            "Column 'mean area' has boolean values (e.g. True); the model expects float. Send "
+            "float values for it.",
+        ),
+    ],
+)
+def test_the_server_and_load_model_refuse_the_same_row_with_the_same_message(
+    server: Any, registered: Any, text: str, value: Any, message: str
+) -> None:
+    record = registered.X.iloc[0].to_dict()
+    body = (
         '{"records": [{'
-        + ", ".join(f'"{k}": {"NaN" if k == "mean area" else v}' for k, v in record.items())
+        + ", ".join(f'"{k}": {text if k == "mean area" else v}' for k, v in record.items())
         + "}]}"
     )
     r = server.client.post(
-        "/v1/models/cancer/predict", content=text, headers={"content-type": "application/json"}
+        "/v1/models/cancer/predict", content=body, headers={"content-type": "application/json"}
     )
-    assert r.status_code == 422
+    assert (r.status_code, r.json()["error"]["message"]) == (422, message)
+    with pytest.raises(InvalidArgument) as caught:
+        ferry.load_model("models:/cancer@champion").predict([{**record, "mean area": value}])
+    assert str(caught.value) == message
 
 
 def test_a_body_over_the_limit_is_413(server: Any) -> None:

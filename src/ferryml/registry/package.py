@@ -126,7 +126,7 @@ def background_sample(training_data: Any, signature: Signature | None) -> bytes 
         if len(frame) > BACKGROUND_ROWS:
             frame = frame.sample(n=BACKGROUND_ROWS, random_state=0)
         if signature is not None:
-            frame = signature.enforce(frame)
+            frame = signature.enforce(frame, predicting=False)  # a sample, not an input
     except InvalidArgument as e:
         raise InvalidArgument(f"training_data does not fit the model's signature: {e}") from e
     if frame.empty:

@@ -59,8 +59,14 @@ class Signature:
         ]
         return problems
 
-    def enforce(self, data: Any) -> pd.DataFrame:
-        """``data`` as a DataFrame with exactly the signature's columns, in order.
+    def enforce(self, data: Any, *, predicting: bool = True) -> pd.DataFrame:
+        """``data`` as a DataFrame with exactly the signature's columns, in order. The one
+        check of a model's input, for ``load_model(...).predict`` and the server alike.
+
+        Args:
+            predicting: also refuse numbers no model can take: a missing value in a column
+                that is not optional, infinity, or beyond float32's range (where models such
+                as scikit-learn's trees compute).
 
         Raises:
             InvalidArgument: a required column is missing, or a column's values cannot be
@@ -78,6 +84,8 @@ class Signature:
                 out[spec.name] = pd.Series([None] * len(frame), dtype=object)
                 continue
             out[spec.name] = _coerce(frame[spec.name], spec)
+            if predicting and spec.type == "float":
+                _check_numbers(out[spec.name], spec)
         return pd.DataFrame(out, index=frame.index)
 
 
@@ -141,6 +149,27 @@ def as_frame(data: Any, columns: Sequence[str] | None) -> pd.DataFrame:
     )
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_numbers(values: pd.Series, spec: ColumnSpec) -> None:
+    numbers = values.to_numpy(dtype=np.float64, na_value=np.nan)
+    missing = np.isnan(numbers)
+    if missing.any() and not spec.optional:
+        raise InvalidArgument(
+            f"Column {spec.name!r} has a missing value (NaN or null) in row "
+            f"{int(missing.argmax())}; the model needs a number in every row of it."
+        )
+    with np.errstate(invalid="ignore"):
+        wild = np.abs(numbers) > _FLOAT32_MAX  # NaN compares False
+    if wild.any():
+        raise InvalidArgument(
+            f"Column {spec.name!r} has {numbers[wild.argmax()]:g} in row {int(wild.argmax())}, "
+            f"beyond what a model takes (±{_FLOAT32_MAX:.3g}, float32); send a finite number "
+            "in that range."
+        )
+
+
 def _coerce(values: pd.Series, spec: ColumnSpec) -> pd.Series:
     given = _type_of(values)
     if given == spec.type or values.isna().all():
@@ -151,14 +180,12 @@ def _coerce(values: pd.Series, spec: ColumnSpec) -> pd.Series:
             f"{spec.type} values in every row."
         )
     try:
-        if spec.type == "float" and given in ("integer", "boolean"):
+        if spec.type == "float" and given == "integer":  # a boolean is no number (JSON true)
             return values.astype("float64")
         if spec.type == "integer" and given == "float":
             whole = values.dropna()
             if (whole == whole.round()).all():
                 return values.astype("int64")
-        if spec.type == "integer" and given == "boolean":
-            return values.astype("int64")
         if spec.type == "boolean" and given == "integer" and values.isin([0, 1]).all():
             return values.astype(bool)
         if spec.type == "datetime" and given == "string":
@@ -168,6 +195,10 @@ def _coerce(values: pd.Series, spec: ColumnSpec) -> pd.Series:
     except (ValueError, TypeError):
         pass
     example = values.dropna().iloc[0] if values.notna().any() else None
+    if isinstance(example, np.generic):
+        example = example.item()  # shown as a user wrote it: True, not np.True_
+    if given == "string" and isinstance(example, bool):
+        given = "boolean"
     raise InvalidArgument(
         f"Column {spec.name!r} has {given} values (e.g. {example!r}); the model expects "
         f"{spec.type}. Send {spec.type} values for it."

@@ -23,6 +23,7 @@ __all__ = ["Loaded", "ServedModel", "frame_from_columns", "frame_from_records", 
 
 log = logging.getLogger("ferryml.serving")
 _FAST_FLAVORS = {"sklearn", "xgboost", "lightgbm"}
+_FLOAT32_MAX = float(np.finfo(np.float32).max)  # as the signature's check
 
 
 @dataclass(frozen=True)
@@ -39,12 +40,11 @@ class Loaded:
     def predict(self, frame: pd.DataFrame) -> list[Any]:
         if self.floats and self._plain(frame):
             # The common case: exactly the model's numeric columns, as float64. Nothing to
-            # coerce; one finiteness check on the array the model gets anyway.
+            # coerce; one range check on the array the model gets anyway (NaN fails it too).
             values = frame.to_numpy()
-            if np.isfinite(values).all():
+            if (np.abs(values) <= _FLOAT32_MAX).all():
                 return self._run(values)
-        prepared = self.model.prepare(frame)
-        _check_finite(prepared, self)
+        prepared = self.model.prepare(frame)  # the signature's check, as in load_model
         try:
             if self.numeric and self.model.flavor in _FAST_FLAVORS:
                 with warnings.catch_warnings():
@@ -76,20 +76,6 @@ class Loaded:
             raise
         except Exception as e:  # noqa: BLE001 - the model refused this input: a client error
             raise InvalidArgument(f"The model could not predict this input: {e}") from e
-
-
-def _check_finite(frame: pd.DataFrame, loaded: Loaded) -> None:
-    signature = loaded.model.signature
-    if signature is None:
-        return
-    for spec in signature.inputs:
-        if spec.type == "float" and not spec.optional:
-            values = frame[spec.name].to_numpy(dtype=np.float64, na_value=np.nan)
-            if not np.isfinite(values).all():
-                raise InvalidArgument(
-                    f"Column {spec.name!r} has a missing or non-finite value (NaN or infinity); "
-                    "the model needs a finite number in every row."
-                )
 
 
 def to_jsonable(values: Any) -> list[Any]:
