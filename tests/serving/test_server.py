@@ -204,6 +204,7 @@ def test_an_alias_move_switches_versions_without_failing_a_request(
     seen: set[int] = set()
     failures: list[int] = []
     stop = threading.Event()
+    answered = {1: threading.Event(), 2: threading.Event()}
 
     def hammer() -> None:
         import httpx
@@ -215,16 +216,14 @@ def test_an_alias_move_switches_versions_without_failing_a_request(
                     failures.append(r.status_code)
                 else:
                     seen.add(r.json()["version"])
+                    answered[r.json()["version"]].set()
 
     threads = [threading.Thread(target=hammer) for _ in range(4)]
     for t in threads:
         t.start()
+    assert answered[1].wait(20)  # requests are in flight on version 1 before the move
     ferry.set_registered_model_alias("cancer", "champion", 2, reason="switch test")
-    import time
-
-    deadline = time.monotonic() + 20
-    while 2 not in seen and time.monotonic() < deadline:
-        time.sleep(0.05)
+    answered[2].wait(20)
     stop.set()
     for t in threads:
         t.join()
