@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from sklearn.datasets import load_breast_cancer
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.dummy import DummyClassifier
-from sklearn.linear_model import LogisticRegression
+from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -127,6 +127,36 @@ def test_bad_input_is_one_line_and_exit_1(
 ) -> None:
     code, _, err = cli(*args)
     assert (code, err) == (1, message)
+
+
+def test_evaluate_and_promote_infer_a_regression_from_the_model(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    data = load_diabetes(as_frame=True)
+    X, y = data.data, data.target
+    with ferry.start_run():
+        ferry.log_model(
+            make_pipeline(StandardScaler(), Ridge()).fit(X, y),
+            input_example=X.head(),
+            registered_model_name="diabetes",
+        )
+    X.assign(target=y).to_csv(project / "diabetes.csv", index=False)
+    args = ("--data", "diabetes.csv", "--target", "target", "--json")
+    code, out, _ = cli("models", "evaluate", "diabetes/1", *args)
+    assert code == 0 and set(json.loads(out)["metrics"]) == {"mae", "rmse", "r2"}
+    code, out, _ = cli("models", "promote", "diabetes", "--candidate", "1", *args)
+    assert code == 0 and set(json.loads(out)["candidate_metrics"]) == {"mae", "rmse", "r2"}
+    with ferry.start_run():  # a plain function says nothing about its task
+        ferry.log_model(lambda frame: frame["age"], input_example=X.head(),
+                        registered_model_name="diabetes")  # fmt: skip
+    code, _, err = cli("models", "evaluate", "diabetes/2", *args)
+    assert (code, err) == (
+        2,
+        "error: Cannot tell whether models:/diabetes/2 (pyfunc) is a classifier or a "
+        "regressor; pass the task (--task classification or --task regression).\n",
+    )
+    code, out, _ = cli("models", "evaluate", "diabetes/2", *args, "--task", "regression")
+    assert code == 0 and json.loads(out)["task"] == "regression"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,10 @@ DataOption = Annotated[
     str, typer.Option(help="Evaluation data: a data version (NAME@V) or a CSV/Parquet file.")
 ]
 TargetOption = Annotated[str, typer.Option(help="The column holding the true labels.")]
-TaskOption = Annotated[str, typer.Option(help="classification or regression.")]
+TaskOption = Annotated[
+    str | None,
+    typer.Option(help="classification or regression (default: what the model is)."),
+]
 SliceOption = Annotated[list[str] | None, typer.Option("--slice", help="Column to slice by.")]
 
 
@@ -175,7 +178,7 @@ def evaluate(
     ref: str,
     data: DataOption,
     target: TargetOption,
-    task: TaskOption = "classification",
+    task: TaskOption = None,
     slice_by: SliceOption = None,
     json: JsonFlag = False,
 ) -> None:
@@ -210,7 +213,7 @@ def promote(
     data: DataOption,
     target: TargetOption,
     to: Annotated[str, typer.Option(help="The alias to move.")] = "champion",
-    task: TaskOption = "classification",
+    task: TaskOption = None,
     slice_by: SliceOption = None,
     force: Annotated[bool, typer.Option(help="Move even if the gate fails.")] = False,
     reason: Annotated[str, typer.Option(help="Why, for the audit trail.")] = "",
@@ -220,8 +223,10 @@ def promote(
     (ferry.yaml models.NAME.gate) passes. Exit 1 if it was not moved."""
     from ferryml.registry.api import configured_gate, read_data
     from ferryml.registry.gates import promote as gated
+    from ferryml.registry.gates import task_of
 
     registry = _registry(ctx)
+    task = task or task_of(registry, f"{name}/{candidate}")
     decision = gated(
         registry,
         name,

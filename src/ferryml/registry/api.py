@@ -111,16 +111,16 @@ def evaluate(
     data: Any,
     *,
     target: str,
-    task: str = "classification",
+    task: str | None = None,
     slices: Sequence[str] = (),
     business_metrics: Mapping[str, Callable[..., float]] | None = None,
 ) -> Any:
     """Evaluate a model on ``data`` (a DataFrame, a data version ``NAME@V`` or a CSV/Parquet
     path): metrics overall and per slice, plots, permutation importance, latency. Results go
     on the model version (for ``models:/`` URIs) and, as metrics and artifacts, on the
-    active run."""
+    active run. ``task`` (classification or regression) defaults to what the model is."""
     from ferryml.registry.evaluation import evaluate_predictor
-    from ferryml.registry.gates import _Prepared
+    from ferryml.registry.gates import _Prepared, infer_task
     from ferryml.tracking.fluent import _fluent, active_run
     from ferryml.tracking.fluent import log_metrics as log_run_metrics
 
@@ -131,7 +131,7 @@ def evaluate(
             _Prepared(model),
             frame,
             target=target,
-            task=task,  # type: ignore[arg-type]
+            task=task or infer_task(model),  # type: ignore[arg-type]
             slices=slices,
             business_metrics=business_metrics,
         )
@@ -159,20 +159,22 @@ def promote(
     *,
     data: Any,
     target: str,
-    task: str = "classification",
+    task: str | None = None,
     gate: Any = None,
     force: bool = False,
     reason: str = "",
     slices: Sequence[str] = (),
 ) -> Any:
     """Move alias ``to`` to ``candidate`` if it passes the gate against the current holder,
-    evaluated on the same ``data``; the decision and its evidence are recorded."""
-    from ferryml.registry.gates import Gate
+    evaluated on the same ``data``; the decision and its evidence are recorded. ``task``
+    defaults to what the candidate is."""
+    from ferryml.registry.gates import Gate, task_of
     from ferryml.registry.gates import promote as gated
 
     if isinstance(gate, Mapping):
         gate = Gate.from_config(gate)
     with _registry() as registry:
+        task = task or task_of(registry, f"{name}/{int(candidate)}")
         if gate is None:
             gate = configured_gate(registry.settings.root, name, task)
         return gated(

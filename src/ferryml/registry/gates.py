@@ -13,7 +13,7 @@ from ferryml._identity import current_user
 from ferryml.errors import InvalidArgument
 from ferryml.registry.models import Registry, check_model_name
 
-__all__ = ["Check", "Decision", "Gate", "evaluate_version", "promote"]
+__all__ = ["Check", "Decision", "Gate", "evaluate_version", "infer_task", "promote", "task_of"]
 
 LOWER_IS_BETTER = {"mae", "rmse", "log_loss", "mse"}
 
@@ -68,18 +68,49 @@ class Decision:
         return asdict(self)
 
 
+def infer_task(model: Any) -> str:
+    """``classification`` or ``regression``, as a loaded model says it is: its
+    scikit-learn estimator type (pipelines, XGBoost's and LightGBM's models included), else
+    ``predict_proba`` marks a classifier.
+
+    Raises:
+        InvalidArgument: the model does not say (a plain function, say): pass the task.
+    """
+    from sklearn.base import is_classifier, is_regressor
+
+    raw = model.raw
+    if hasattr(raw, "__sklearn_tags__"):  # scikit-learn's API; other objects cannot say
+        if is_regressor(raw):
+            return "regression"
+        if is_classifier(raw):
+            return "classification"
+    if model.has_proba:
+        return "classification"
+    raise InvalidArgument(
+        f"Cannot tell whether {model.uri} ({model.flavor}) is a classifier or a regressor; "
+        "pass the task (--task classification or --task regression)."
+    )
+
+
+def task_of(registry: Registry, ref: str) -> str:
+    """The task of a registered version (``NAME/VERSION``, ``NAME@ALIAS``): ``infer_task``."""
+    version = registry.version(ref)
+    return infer_task(registry.load(f"models:/{version.name}/{version.version}"))
+
+
 def evaluate_version(
     registry: Registry,
     ref: str,
     data: Any,
     *,
     target: str,
-    task: str,
+    task: str | None = None,
     slices: Sequence[str] = (),
     business_metrics: Mapping[str, Callable[..., float]] | None = None,
     plots: bool = False,
 ) -> Any:
-    """Evaluate a registered version and store its metrics on it."""
+    """Evaluate a registered version and store its metrics on it; ``task`` defaults to
+    what the model is (``infer_task``)."""
     from ferryml.registry.evaluation import evaluate_predictor
 
     version = registry.version(ref)
@@ -88,7 +119,7 @@ def evaluate_version(
         _Prepared(model),
         data,
         target=target,
-        task=task,  # type: ignore[arg-type]
+        task=task or infer_task(model),  # type: ignore[arg-type]
         slices=slices,
         business_metrics=business_metrics,
         plots=plots,
@@ -125,7 +156,7 @@ def promote(
     alias: str = "champion",
     data: Any,
     target: str,
-    task: str,
+    task: str | None = None,
     gate: Gate | None = None,
     force: bool = False,
     reason: str = "",
