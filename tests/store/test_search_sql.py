@@ -21,10 +21,11 @@ RUNS: dict[str, tuple[int, str, str, int, int | None, str, str | None]] = {
     "r5": (2, "deltax1", "KILLED", 400, 420, "dave", None),
 }
 PARAMS = {
-    "r1": {"model": "RandomForest", "lr": "0.1"},
-    "r2": {"model": "randomforest", "lr": "0.01"},
-    "r3": {"model": "svm"},
-    "r5": {"model": "svm", "lr": "1"},
+    "r1": {"model": "RandomForest", "lr": "0.1", "trees": "50", "depth": "10"},
+    "r2": {"model": "randomforest", "lr": "0.01", "trees": "100", "depth": "9"},
+    "r3": {"model": "svm", "trees": "1e1", "depth": "None"},
+    "r4": {"trees": "-2.5"},
+    "r5": {"model": "svm", "lr": "1", "trees": "10"},
 }
 # Latest values; None is NaN.
 LATEST_METRICS: dict[str, dict[str, float | None]] = {
@@ -293,6 +294,17 @@ def test_metric_descending_also_puts_nan_then_missing_last(engine: Engine) -> No
 def test_param_ordering_puts_missing_last_in_both_directions(engine: Engine) -> None:
     assert search(engine, order_by=["params.lr ASC"]) == ["r2", "r1", "r5", "r4", "r3"]
     assert search(engine, order_by=["params.lr DESC"]) == ["r5", "r1", "r2", "r4", "r3"]
+
+
+def test_params_that_are_numbers_order_as_numbers(engine: Engine) -> None:
+    # as text: "-2.5" < "10" < "100" < "1e1" < "50"; equal numbers (10, 1e1) then by text
+    assert search(engine, order_by=["params.trees"]) == ["r4", "r5", "r3", "r1", "r2"]
+    assert search(engine, order_by=["params.trees DESC"]) == ["r2", "r1", "r3", "r5", "r4"]
+
+
+def test_params_that_are_not_all_numbers_put_the_numbers_first(engine: Engine) -> None:
+    assert search(engine, order_by=["params.depth"]) == ["r2", "r1", "r3", "r4", "r5"]
+    assert search(engine, order_by=["params.depth DESC"]) == ["r1", "r2", "r3", "r4", "r5"]
 
 
 def test_strings_order_by_code_point(engine: Engine) -> None:

@@ -96,6 +96,15 @@ def test_page_tokens_walk_the_results_and_bad_tokens_are_refused(client: FerryCl
         client.search_runs([experiment_id], page_token="garbage")
 
 
+def test_numeric_params_order_as_numbers(client: FerryClient) -> None:
+    experiment_id = client.create_experiment("trees")
+    for n in (50, 100, 10):
+        client.log_param(client.create_run(experiment_id, run_name=f"n{n}").info.run_id,
+                         "n_estimators", n)  # fmt: skip
+    page = client.search_runs([experiment_id], order_by=["params.n_estimators DESC"])
+    assert [r.info.run_name for r in page.runs] == ["n100", "n50", "n10"]
+
+
 def test_the_journal_is_rotated_once_applied_and_keeps_open_runs(
     sqlite_settings: Settings,
 ) -> None:

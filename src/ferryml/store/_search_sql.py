@@ -14,7 +14,9 @@ Semantics, the same on SQLite and PostgreSQL:
 - LIKE is case-sensitive and ILIKE case-insensitive (ASCII letters only on SQLite); in
   both, ``%`` and ``_`` are wildcards and a backslash makes the next character literal;
 - ordering puts runs that lack the key last in either direction, and NaN metrics just
-  before them; strings sort by code point; ties break by start_time DESC, then run_id.
+  before them; strings sort by code point, but params that are numbers (``100``, ``0.1``,
+  ``1e-3``) sort as numbers, before any that are not; ties break by start_time DESC, then
+  run_id.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, or_, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, or_, select
 from sqlalchemy.sql.elements import UnaryExpression
 
 from ferryml.errors import InvalidArgument
@@ -46,6 +48,9 @@ _ATTRIBUTE_COLUMNS: dict[str, ColumnElement[Any]] = {
     "parent_run_id": runs.c.parent_run_id,
 }
 _INTEGER_ATTRIBUTES = frozenset({"start_time", "end_time", "experiment_id"})
+# A decimal number as params store them; REGEXP on SQLite (pysqlite registers it), ~ on
+# PostgreSQL. Only such values are cast, so no cast can fail.
+_NUMBER = r"^[-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?$"
 
 
 def where_clause(expr: Expr, dialect: str) -> ColumnElement[bool]:
@@ -88,7 +93,15 @@ def apply_order(stmt: Select[Any], keys: Sequence[OrderKey], dialect: str) -> Se
             clauses += [rank, _direction(table.c.value, key.ascending)]
         else:
             value = _sortable_text(table.c.value, dialect)
-            clauses += [table.c.run_id.is_(None), _direction(value, key.ascending)]
+            clauses.append(table.c.run_id.is_(None))
+            if key.kind == "param":  # "100" after "50", not before "10"
+                number = table.c.value.regexp_match(_NUMBER)
+                clauses += [
+                    case((number, 0), else_=1),
+                    _direction(case((number, cast(table.c.value, Float)), else_=None),
+                               key.ascending),
+                ]  # fmt: skip
+            clauses.append(_direction(value, key.ascending))
     clauses += [runs.c.start_time.desc(), runs.c.run_id.asc()]
     return stmt.order_by(*clauses)
 
