@@ -17,6 +17,7 @@ from ferryml.cli import (
     data,
     deploy,
     feedback,
+    gc,
     info,
     models,
     monitor,
@@ -51,6 +52,7 @@ app.command("init")(tracking.init)
 app.command("info")(info.info)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)
+app.command("gc")(gc.gc)
 app.command("scheduler")(schedule.scheduler)
 app.add_typer(agent.decisions, name="decisions")
 app.command("agent")(agent.agent)

@@ -49,6 +49,15 @@ def duration(start: int, end: int | None) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
+def size(n: float) -> str:
+    """Bytes for people: 512 B, 1.5 KiB, 3.2 MiB, 1.0 GiB."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
 def number(value: float) -> str:
     return f"{value:.6g}"
 

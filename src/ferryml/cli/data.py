@@ -29,14 +29,6 @@ def _workspace(ctx: typer.Context) -> Workspace:
     return Workspace(settings)
 
 
-def _size(n: int) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024  # type: ignore[assignment]
-    return str(n)
-
-
 @data.command("add")
 def add(
     ctx: typer.Context,
@@ -51,7 +43,7 @@ def add(
         return
     render.console.print(
         f"{version.ref}: {version.files} file{'' if version.files == 1 else 's'}, "
-        f"{_size(version.size)} -> {path}.ferry"
+        f"{render.size(version.size)} -> {path}.ferry"
     )
 
 
@@ -169,7 +161,7 @@ def ls(ctx: typer.Context, json: JsonFlag = False) -> None:
                 v.version,
                 v.kind,
                 v.files,
-                _size(v.size),
+                render.size(v.size),
                 "" if v.rows is None else v.rows,
                 render.when(v.creation_time),
             )
@@ -193,7 +185,7 @@ def log(ctx: typer.Context, name: str, json: JsonFlag = False) -> None:
                 v.version,
                 v.kind,
                 v.files,
-                _size(v.size),
+                render.size(v.size),
                 "" if v.rows is None else v.rows,
                 render.when(v.creation_time),
                 v.run_id or "",
@@ -237,7 +229,7 @@ def _transferred(report: Any, verb: str, direction: str, place: str, json: bool)
         render.print_json(report)
         return
     render.console.print(
-        f"{verb} {report.copied} blobs ({_size(report.bytes)}) {direction} "
+        f"{verb} {report.copied} blobs ({render.size(report.bytes)}) {direction} "
         f"{report.remote}; {report.present} were {place} already"
     )
 

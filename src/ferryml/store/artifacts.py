@@ -125,7 +125,7 @@ class ArtifactStore:
         with _open_source(path) as src:
             # Hash before writing: content stored already costs one read and no write.
             blob = _copy(src, None)
-            if self._stored_size(blob.digest) == blob.size:
+            if self._reuse(blob.digest, blob.size):
                 return blob
             src.seek(0)
             return self._write(blob, src, lambda fs, key: fs.put_file(os.fspath(path), key))
@@ -149,12 +149,9 @@ class ArtifactStore:
         except FileNotFoundError as e:
             raise NotFound(f"File {os.fspath(path)!r} not found. Check the path.") from e
         blob = digest_bytes(data)
+        if self._reuse(blob.digest, blob.size):
+            return blob
         final = self._path(blob.digest)
-        try:
-            if os.stat(final).st_size == blob.size:
-                return blob
-        except FileNotFoundError:
-            pass
         with self._io(f"Writing blob {blob.digest}"):
             _write_new(final, data, 0o444, self._fsync)
         return blob
@@ -200,7 +197,7 @@ class ArtifactStore:
     def put_bytes(self, data: bytes) -> Blob:
         """Store ``data`` unless it is stored already; return its blob."""
         blob = digest_bytes(data)
-        if self._stored_size(blob.digest) == blob.size:
+        if self._reuse(blob.digest, blob.size):
             return blob
         return self._write(blob, io.BytesIO(data), lambda fs, key: fs.pipe_file(key, data))
 
@@ -242,6 +239,110 @@ class ArtifactStore:
                 tmp.unlink(missing_ok=True)
                 raise
         return dest
+
+    # -- garbage collection --------------------------------------------------------------
+    #
+    # A writer that finds its content stored already "reuses" the blob: it sets the blob's
+    # mtime to now before it records a reference. ``ferry gc`` deletes a blob only if it
+    # was older than the grace period when listed, is referenced by nothing at the end of
+    # the scan, and is still old once moved aside: a writer's touch lands either before
+    # the move (the blob is put back) or after it (the touch fails and the writer stores
+    # the content again).
+
+    def list_stale_blobs(self, older_than: float) -> dict[str, int]:
+        """Digest and size of every blob last written or reused before ``older_than``
+        (seconds since the epoch). A local store only.
+
+        Raises InvalidArgument for a remote store.
+        """
+        root = self._local_root("Listing blobs by age")
+        found: dict[str, int] = {}
+        with self._io("Listing blobs"):
+            for fan in os.scandir(root):
+                if not (fan.is_dir() and len(fan.name) == 2):
+                    continue
+                for entry in os.scandir(fan.path):
+                    if len(entry.name) != 62 or entry.name.startswith("."):
+                        continue
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue
+                    if st.st_mtime < older_than:
+                        found[fan.name + entry.name] = st.st_size
+        return found
+
+    def delete_blob(self, digest: str, *, unless_used_after: float) -> bool:
+        """Delete a blob unless a writer reused it after ``unless_used_after``; returns
+        whether it was deleted. Only for blobs nothing references."""
+        _check_digest(digest)
+        self._local_root("Deleting blobs")
+        path = self._path(digest)
+        aside = path.with_name(f".{path.name}.{secrets.token_hex(6)}.gc")
+        with self._io(f"Deleting blob {digest}"):
+            try:
+                os.rename(path, aside)
+            except FileNotFoundError:
+                return False
+            if aside.stat().st_mtime >= unless_used_after:
+                os.replace(aside, path)  # reused meanwhile; a rewrite holds the same bytes
+                return False
+            aside.unlink()
+        return True
+
+    def delete_leftovers(self, older_than: float) -> int:
+        """Put back blobs a crashed ``gc`` left aside, and delete the temporary files of
+        crashed writers older than ``older_than``; returns how many files were touched."""
+        root = self._local_root("Cleaning blobs")
+        count = 0
+        with self._io("Cleaning blobs"):
+            for fan in os.scandir(root):
+                if not fan.is_dir():
+                    continue
+                for entry in os.scandir(fan.path):
+                    name = entry.name
+                    if name.startswith(".") and name.endswith(".gc"):
+                        blob = Path(fan.path) / name[1:].rsplit(".", 2)[0]
+                        if blob.exists():
+                            os.unlink(entry.path)
+                        else:
+                            os.replace(entry.path, blob)
+                        count += 1
+                    elif name.startswith(".") and name.endswith(".tmp"):
+                        try:
+                            if entry.stat().st_mtime < older_than:
+                                os.unlink(entry.path)
+                                count += 1
+                        except FileNotFoundError:
+                            continue
+        return count
+
+    def _local_root(self, what: str) -> Path:
+        if self._local is None:
+            raise InvalidArgument(
+                f"{what} needs a local artifact store; {self._url!r} is remote. Use the "
+                "bucket's lifecycle rules there."
+            )
+        return self._local / "blobs"
+
+    def _reuse(self, digest: str, size: int) -> bool:
+        """Whether the blob is stored with this size; if so its mtime becomes now, so that
+        a concurrent ``ferry gc`` keeps it."""
+        if self._local is None:
+            return self._stored_size(digest) == size
+        _check_digest(digest)
+        path = self._path(digest)
+        try:
+            with self._io(f"Checking blob {digest}", digest):
+                if path.stat().st_size != size:
+                    return False
+        except NotFound:
+            return False
+        try:
+            os.utime(path)
+        except (FileNotFoundError, PermissionError):
+            return False  # moved aside by gc, or not ours to touch: store it again
+        return True
 
     def local_path(self, digest: str) -> Path | None:
         """The blob's path (stored yet or not) in a file:// store, else None."""
@@ -335,7 +436,7 @@ class ArtifactStore:
                         os.fsync(out.fileno())
                 final = self._path(blob.digest)
                 final.parent.mkdir(exist_ok=True)
-                if final.exists() and final.stat().st_size == blob.size:
+                if self._reuse(blob.digest, blob.size):
                     tmp.unlink()  # stored already: ingest_file learns that only now
                 else:
                     os.replace(tmp, final)

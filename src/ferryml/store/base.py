@@ -7,6 +7,7 @@ from typing import Protocol
 
 from ferryml.store.entities import (
     ArtifactEntry,
+    BlobReferences,
     DatasetVersion,
     Experiment,
     Metric,
@@ -16,7 +17,7 @@ from ferryml.store.entities import (
 )
 from ferryml.store.records import Record
 
-__all__ = ["DatasetStore", "TrackingStore"]
+__all__ = ["DatasetStore", "ReferenceStore", "TrackingStore"]
 
 
 class TrackingStore(Protocol):
@@ -112,4 +113,14 @@ class DatasetStore(Protocol):
 
     def delete_dataset_version(self, name: str, version: int) -> None:
         """Delete a version for good; its number is never given to other data."""
+        ...
+
+
+class ReferenceStore(Protocol):
+    """What the metadata refers to in the artifact store, for ``ferry gc``."""
+
+    def list_blob_references(self, *, deleted_runs: bool = True) -> BlobReferences:
+        """Every blob a run, dataset version, model version, step output, prediction log
+        or decision refers to; with ``deleted_runs=False``, not counting runs marked
+        deleted."""
         ...

@@ -9,6 +9,7 @@ from enum import StrEnum
 
 __all__ = [
     "ArtifactEntry",
+    "BlobReferences",
     "DatasetVersion",
     "Experiment",
     "Metric",
@@ -212,3 +213,13 @@ class RegistryEvent:
     to_version: int | None
     reason: str
     evidence: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class BlobReferences:
+    """The blobs the metadata store refers to: directly, or through a dataset manifest or
+    a model package whose own blob lists more."""
+
+    direct: frozenset[str]
+    manifests: frozenset[str]
+    packages: frozenset[str]
