@@ -14,6 +14,7 @@ from typer.exceptions import TyperException
 from ferryml.cli import (
     agent,
     alerts,
+    artifacts,
     data,
     deploy,
     feedback,
@@ -40,6 +41,7 @@ app = typer.Typer(
 )
 app.add_typer(tracking.experiments, name="experiments")
 app.add_typer(tracking.runs, name="runs")
+app.add_typer(artifacts.artifacts, name="artifacts")
 app.add_typer(data.data, name="data")
 app.add_typer(pipeline.pipelines, name="pipeline")
 app.add_typer(models.models, name="models")

@@ -506,8 +506,10 @@ class FerryClient:
         """Copy an artifact (or every artifact under a folder path) to ``dst_path``."""
         entries = self.list_artifacts(run_id, path)
         if not entries:
+            if not path:
+                raise NotFound(f"Run {run_id} has no artifacts.")
             raise NotFound(
-                f"Run {run_id} has no artifact {path!r}. See `ferry runs show {run_id}`."
+                f"Run {run_id} has no artifact {path!r}. See `ferry artifacts list {run_id}`."
             )
         root = Path(dst_path)
         base = path.rstrip("/").rpartition("/")[0]
