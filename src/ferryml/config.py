@@ -14,17 +14,16 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ferryml.errors import InvalidArgument
+if TYPE_CHECKING:
+    from ferryml._configfile import ProjectConfig
 
-__all__ = ["CONFIG_FILE", "HOME_DIR", "Settings", "config_section", "find_root", "redact_url"]
+__all__ = ["CONFIG_FILE", "HOME_DIR", "Settings", "find_root", "read_config", "redact_url"]
 
 CONFIG_FILE = "ferry.yaml"
 HOME_DIR = ".ferry"
 _KEYS = ("home", "store", "artifacts", "server", "remote")
-# The parts' own sections of ferry.yaml, read where they are used (``config_section``).
-SECTIONS = ("data", "models", "pipelines", "monitoring", "policies")
 
 
 @dataclass(frozen=True)
@@ -106,14 +105,14 @@ class Settings:
             environ: the variables to read; default ``os.environ``.
 
         Raises:
-            InvalidArgument: ``ferry.yaml`` is not a mapping of known keys.
+            ConfigError: the project's ``ferry.yaml`` is wrong (see ``read_config``).
         """
         env = os.environ if environ is None else environ
         start = (Path(cwd) if cwd is not None else Path.cwd()).resolve()
         base = find_root(start) or start
         config = base / CONFIG_FILE
         config_file = config if config.is_file() else None
-        file_values = _read_config_file(config) if config_file else {}
+        file_values = read_config(base).model_dump(include=set(_KEYS)) if config_file else {}
         explicit = {
             "home": home,
             "store": store,
@@ -185,46 +184,15 @@ def _sqlite_path(url: str) -> Path | None:
     return None if path in ("", ":memory:") else Path(path)
 
 
-def _read_config_file(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        return {}
-    import yaml  # only paid for when a config file exists
-
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        raise InvalidArgument(f"{path} is not valid YAML: {e}. Fix the file or remove it.") from e
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise InvalidArgument(
-            f"{path} must be a mapping with keys {', '.join(_KEYS)}; got {type(data).__name__}."
-        )
-    unknown = sorted(set(data) - set(_KEYS) - set(SECTIONS))
-    if unknown:
-        raise InvalidArgument(
-            f"{path} has unknown key(s) {', '.join(map(str, unknown))}; "
-            f"known keys are {', '.join((*_KEYS, *SECTIONS))}."
-        )
-    return {k: v for k, v in data.items() if k in _KEYS and v is not None}
-
-
-def config_section(root: Path, name: str) -> dict[str, Any]:
-    """A top-level section of ``ferry.yaml`` (such as ``data``) as a mapping; {} if absent.
+def read_config(root: str | Path) -> ProjectConfig:
+    """The project's ``ferry.yaml`` (in ``root``), every field checked; an empty config
+    when there is none. The one place the file is read; read again at each call, so a
+    long-running agent sees edits.
 
     Raises:
-        InvalidArgument: the section is not a mapping.
+        ConfigError: the file is not UTF-8 YAML or a field is wrong; the message names the
+            file, the line and the field.
     """
-    path = root / CONFIG_FILE
-    if not path.is_file():
-        return {}
-    import yaml
+    from ferryml._configfile import load  # pydantic is only paid for when it is needed
 
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise InvalidArgument(f"{path} is not valid YAML: {e}. Fix the file.") from e
-    section = data.get(name, {}) if isinstance(data, dict) else {}
-    if not isinstance(section, dict):
-        raise InvalidArgument(f"Section {name!r} of {path} must be a mapping.")
-    return section
+    return load(Path(root) / CONFIG_FILE)

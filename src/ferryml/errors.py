@@ -6,6 +6,7 @@ Every error derives from ``FerryError``; the subclass names what the caller does
     ├── NotFound (LookupError)        the thing named does not exist: check the name or id
     ├── AlreadyExists                 pick another name, or get the existing one
     ├── InvalidArgument (ValueError)  fix the value passed in
+    │   ├── ConfigError               ferry.yaml is wrong: fix the file, line and field named
     │   └── ValidationFailed          the data broke its expectations: fix the data or them
     ├── Conflict                      the value clashes with what is recorded (e.g. a param)
     ├── IntegrityError                stored bytes do not match their recorded digest
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExists",
+    "ConfigError",
     "Conflict",
     "FerryError",
     "IncompatibleStore",
@@ -46,6 +48,10 @@ class AlreadyExists(FerryError):
 
 class InvalidArgument(FerryError, ValueError):
     """A value passed in is malformed or out of range."""
+
+
+class ConfigError(InvalidArgument):
+    """The project's ``ferry.yaml`` is wrong; the message names the file, line and field."""
 
 
 class ValidationFailed(InvalidArgument):

@@ -153,11 +153,12 @@ INVALID = {
     ),
     "unknown mode": (
         _edit("    deployment: churn\n", "    deployment: churn\n    mode: yolo\n"),
-        "policies.p.mode", 4, "must be one of auto, approval; got 'yolo'.",
+        "policies.p.mode", 4, "must be 'auto' or 'approval'; got 'yolo'.",
     ),
     "bad cooldown": (
         _edit("    deployment: churn\n", "    deployment: churn\n    cooldown: soon\n"),
-        "policies.p.cooldown", 4, "must be seconds or a duration such as 30m, 1h, 1d; got 'soon'.",
+        "policies.p.cooldown", 4,
+        "must be seconds or a duration such as 90s, 30min, 6h, 1d or 1d12h; got 'soon'.",
     ),
 }  # fmt: skip
 

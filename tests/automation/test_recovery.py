@@ -75,7 +75,7 @@ BAD: dict[str, tuple[str, Callable[[dict], dict], str]] = {
         lambda b: {**b, "retrain": {**b["retrain"], "min_rows": 500, "feedback": 100}},
         "500 fresh labels can never be found",
     ),
-    "a dot in the name": ("a.b", lambda b: b, "must be 1-250 letters, digits, _ and -"),
+    "a space in the name": ("a b", lambda b: b, "Policy name .a b. is invalid: use 1 to 250"),
 }
 
 

@@ -242,7 +242,7 @@ def test_rule_mapping_from_ferry_yaml_gives_every_field() -> None:
         ("drift_share > 0.3 for 0 windows", "windows must be at least 1, not 0"),
         ("accuracy dropped by -0.05", "dropped by needs a positive threshold, not -0.05"),
         ("accuracy < 0.85 please", "unexpected 'please' at the end"),
-        ("accuracy < 0.85 cooldown soon", "the cool-down 'soon' is not a duration"),
+        ("accuracy < 0.85 cooldown soon", "the cool-down must be seconds or a duration such as"),
         ({"metric": "accuracy", "op": "<"}, "needs threshold"),
         ({"metric": "accuracy", "op": "~", "threshold": 1}, "comparison '~' is not one of"),
         ({"metric": "a b", "op": "<", "threshold": 1}, "metric 'a b' is not a metric name"),

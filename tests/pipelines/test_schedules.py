@@ -277,8 +277,8 @@ def test_add_schedule_checks_the_pipeline_and_stores_the_schedule(
             "0 3 * * *",
             "scheduled_example:tiny",
             {},
-            "Schedule name 'bad name!' is invalid: use letters, digits and _ - . (at most 250), "
-            "starting with a letter or digit, e.g. 'nightly-training'.",
+            "Schedule name 'bad name!' is invalid: use 1 to 250 letters, digits, _ . and -, not "
+            "starting with . or -, e.g. 'nightly-training'.",
         ),
         (
             "n",
@@ -638,4 +638,8 @@ def test_cli_schedules_a_pipeline_of_the_project_folder(tmp_path: Path) -> None:
         [ferry_bin, "schedule", "add", "nightly", "--cron", "0 3 * * *", "flows:tiny"],
         cwd=project, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
-    assert (done.returncode, done.stderr) == (0, "")
+    store = f"sqlite:///{project.resolve() / '.ferry' / 'ferry.db'}"
+    assert (done.returncode, done.stderr) == (
+        0,
+        f"ferry: new store {store} for project {project.resolve()} (see `ferry info`)\n",
+    )

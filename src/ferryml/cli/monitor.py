@@ -4,13 +4,13 @@ for drift and performance, and alert on rules."""
 from __future__ import annotations
 
 import json as jsonlib
-import re
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from ferryml._duration import parse_duration
 from ferryml.cli import _render as render
 from ferryml.cli._context import settings_of
 from ferryml.errors import InvalidArgument
@@ -23,8 +23,6 @@ monitor = typer.Typer(
     no_args_is_help=True,
 )
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-_EVERY = re.compile(r"^\s*(\d+)\s*(s|m|h)\s*$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600}
 _LONGEST_SLEEP = 24 * 3600
 
 
@@ -42,13 +40,15 @@ def _channel(text: str) -> Any:
 
 
 def _every(text: str) -> int:
-    found = _EVERY.match(text)
-    seconds = int(found[1]) * _SECONDS[found[2]] if found else 0
+    try:
+        seconds = parse_duration(text)
+    except InvalidArgument:
+        seconds = 0
     if not 1 <= seconds <= _LONGEST_SLEEP:
         raise InvalidArgument(
-            f"--every {text!r} is not a duration between 1s and 24h; write e.g. 30s, 5m or 1h."
+            f"--every {text!r} is not a duration between 1s and 24h; write e.g. 30s, 5min or 1h."
         )
-    return seconds
+    return int(seconds)
 
 
 @monitor.command("add")

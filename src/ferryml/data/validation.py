@@ -15,7 +15,7 @@ import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeAlias
 
 import numpy as np
@@ -36,6 +36,7 @@ __all__ = [
     "RowCount",
     "Unique",
     "ValidationReport",
+    "expectation_from_checked",
     "expectations_from_config",
     "validate",
 ]
@@ -130,6 +131,17 @@ class NotNull(_ColumnExpectation):
         )
 
 
+def _is_bound(value: Any) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return False
+    if isinstance(value, int | float | np.number | date):  # datetime and Timestamp are dates
+        return True
+    try:
+        return isinstance(value, str) and pd.Timestamp(value) is not pd.NaT
+    except ValueError:
+        return False
+
+
 def _interval(low: Any, high: Any) -> str:
     left = "(-inf" if low is None else f"[{_show(low)}"
     return f"{left}, " + ("inf)" if high is None else f"{_show(high)}]")
@@ -148,6 +160,12 @@ class InRange(_ColumnExpectation):
         low, high = self.min, self.max
         if low is None and high is None:
             raise InvalidArgument(f"range on {self.column!r} needs min, max or both.")
+        for bound in (low, high):
+            if bound is not None and not _is_bound(bound):
+                raise InvalidArgument(
+                    f"range bound {bound!r:.80} on {self.column!r} is not a number or a date "
+                    "such as 2024-01-01."
+                )
         try:
             inverted = low is not None and high is not None and low > high
         except TypeError as e:
@@ -251,22 +269,18 @@ class Matches(_ColumnExpectation):
         return False, observed, message
 
 
-_AGE = re.compile(r"(\d+(?:\.\d+)?)([wdhms])")
-_AGE_UNITS = {"w": "weeks", "d": "days", "h": "hours", "m": "minutes", "s": "seconds"}
 
 
 def _parse_age(value: Any) -> timedelta:
-    text = value.replace(" ", "") if isinstance(value, str) else ""
+    from ferryml._duration import parse_duration
+
     if isinstance(value, timedelta):
         age = value
-    elif text and re.fullmatch(rf"(?:{_AGE.pattern})+", text):
-        spans = (timedelta(**{_AGE_UNITS[unit]: float(n)}) for n, unit in _AGE.findall(text))
-        age = sum(spans, timedelta())
     else:
-        raise InvalidArgument(
-            f"max_age {value!r} is not a duration; give a timedelta or a string such as "
-            "'30m', '36h', '7d', '2w' or '1d12h'."
-        )
+        try:
+            age = timedelta(seconds=parse_duration(value))
+        except InvalidArgument as e:
+            raise InvalidArgument(f"max_age {e} Give a timedelta or text such as '7d'.") from e
     if age <= timedelta():
         raise InvalidArgument(f"max_age must be positive, got {value!r}.")
     return age
@@ -441,6 +455,19 @@ def expectations_from_config(items: Any) -> list[Expectation]:
             "[{'not_null': 'age'}, {'range': {'column': 'age', 'min': 0, 'max': 120}}]."
         )
     return [_from_item(i, item) for i, item in enumerate(items, 1)]
+
+
+def expectation_from_checked(item: Any) -> Expectation:
+    """An expectation from its checked ``ferry.yaml`` form (an ``ExpectationConfig``).
+
+    Raises:
+        InvalidArgument: a custom check cannot be imported.
+    """
+    body = item.body.model_dump(exclude_none=True)
+    if item.kind == "freshness":
+        body["max_age"] = timedelta(seconds=body["max_age"])
+    make = _CONFIG[item.kind][0]
+    return make(**body)
 
 
 def _from_item(i: int, item: Any) -> Expectation:

@@ -5,12 +5,12 @@ and the stores behind them."""
 from __future__ import annotations
 
 import os
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ferryml import _naming
 from ferryml.config import Settings
 from ferryml.data import _files
 from ferryml.data._hashcache import HashCache
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 __all__ = ["DataStatus", "Workspace", "parse_ref"]
 
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
-_NAME = re.compile(r"[A-Za-z0-9_.\-/]+")
 
 
 @dataclass(frozen=True)
@@ -63,12 +62,7 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 
 def check_name(name: str) -> str:
-    if not _NAME.fullmatch(name or "") or ".." in name.split("/") or name.startswith("/"):
-        raise InvalidArgument(
-            f"Dataset name {name!r} is invalid: use letters, digits and _ - . /, "
-            "e.g. 'customers' or 'images/train'."
-        )
-    return name
+    return _naming.check_name(name, "Dataset", "images/train", paths=True)
 
 
 class Workspace:
@@ -256,8 +250,8 @@ class Workspace:
         Raises:
             InvalidArgument: the version is not a table, or no expectations are given.
         """
-        from ferryml.config import config_section
-        from ferryml.data.validation import expectations_from_config, validate
+        from ferryml.config import read_config
+        from ferryml.data.validation import expectation_from_checked, validate
 
         version = self.version(ref)
         if version.kind != "table":
@@ -266,14 +260,13 @@ class Workspace:
                 "can be validated."
             )
         if expectations is None:
-            entry = config_section(self.root, "data").get(version.name) or {}
-            listed = entry.get("expectations") if isinstance(entry, dict) else None
-            if not listed:
+            entry = (read_config(self.root).data or {}).get(version.name)
+            if entry is None or not entry.expectations:
                 raise InvalidArgument(
                     f"No expectations for {version.name!r} in ferry.yaml; add some, e.g. "
                     f"data: {{{version.name}: {{expectations: [{{not_null: id}}]}}}}"
                 )
-            expectations = expectations_from_config(listed)
+            expectations = [expectation_from_checked(e) for e in entry.expectations]
         frame = self.load(version.ref)
         assert not isinstance(frame, Path)
         return validate(frame, expectations)

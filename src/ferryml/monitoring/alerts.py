@@ -69,7 +69,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from ferryml.config import Settings, config_section
+from ferryml._duration import parse_duration
+from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.monitoring.channels import (
     Channel,
@@ -114,7 +115,6 @@ _MAPPING_FORM = (
 _RULE_KEYS = ("name", "metric", "op", "threshold", "windows", "cooldown", "channels")
 _METRIC = r"[A-Za-z_][\w.\-/]*"
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
-_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 # -- rules ------------------------------------------------------------------------------
@@ -222,7 +222,7 @@ def parse_rule(spec: str | Mapping[str, Any]) -> Rule:
 
     The text is ``METRIC OP THRESHOLD [for N windows] [cooldown DURATION]`` with OP one of
     ``>``, ``>=``, ``<``, ``<=``, ``dropped by``, ``rose by`` and DURATION such as ``90s``,
-    ``30m``, ``6h``, ``1d``; the rule is named by its condition. The mapping has the keys
+    ``30min``, ``6h``, ``1d``; the rule is named by its condition. The mapping has the keys
     ``metric, op, threshold`` and optionally ``name, windows, cooldown`` (seconds, or a
     DURATION) and ``channels``.
 
@@ -312,18 +312,33 @@ def _parse_mapping(spec: Mapping[str, Any]) -> Rule:
 
 
 def _duration(value: Any, where: Any) -> float:
-    if _is_number(value):
-        return float(value)
-    found = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([smhd]?)", str(value).strip().lower())
-    if found is None:
+    try:
+        return parse_duration(value)
+    except InvalidArgument as e:
         raise InvalidArgument(
-            f"Alert rule {where!r}: the cool-down {value!r} is not a duration; write seconds "
-            "or a number with s, m, h or d, e.g. 90s, 30m, 6h, 1d."
-        )
-    return float(found.group(1)) * _UNITS[found.group(2) or "s"]
+            f"Alert rule {where!r}: the cool-down {e} Write it e.g. as cooldown 30min."
+        ) from e
 
 
 # -- the manager ------------------------------------------------------------------------
+
+
+def _checked(alerts: Any) -> dict[str, Any]:
+    """The ``rules``/``channels`` mapping of a checked ``AlertsConfig`` (None: no section)."""
+    if alerts is None:
+        return {}
+    rules = []
+    for rule in alerts.rules:
+        fields = rule.model_dump(exclude_none=True)
+        fields["channels"] = list(rule.channels)
+        rules.append(fields)
+    if alerts.channels is None:
+        return {"rules": rules}
+    channels: dict[str, Any] = {}
+    for name, spec in alerts.channels.items():
+        body = getattr(spec, spec.kind, None)
+        channels[name] = "log" if body is None else {spec.kind: body.model_dump(exclude_none=True)}
+    return {"rules": rules, "channels": channels}
 
 
 @dataclass(frozen=True)
@@ -409,7 +424,10 @@ class AlertManager:
             InvalidArgument: the section is malformed.
         """
         if config is None:
-            config = config_section(settings.root, "monitoring").get("alerts") or {}
+            from ferryml.config import read_config
+
+            monitoring = read_config(settings.root).monitoring
+            config = _checked(monitoring.alerts if monitoring else None)
         if not isinstance(config, Mapping) or set(config) - {"rules", "channels"}:
             raise InvalidArgument(
                 f"The alerts settings {config!r} must be a mapping with keys rules and "

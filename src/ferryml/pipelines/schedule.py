@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
+from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
 from ferryml.store.entities import Schedule
@@ -21,7 +22,6 @@ if TYPE_CHECKING:
 __all__ = ["ScheduledRun", "add_schedule", "list_schedules", "remove_schedule", "run_scheduler"]
 
 _log = logging.getLogger("ferryml.scheduler")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,249}")
 _DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 _TARGET = re.compile(rf"{_DOTTED}:{_DOTTED}")
 
@@ -66,11 +66,7 @@ def add_schedule(
     Example:
         >>> add_schedule(settings, "nightly", "0 3 * * *", "train:training", {"lr": "0.1"})
     """
-    if not _NAME.fullmatch(name):
-        raise InvalidArgument(
-            f"Schedule name {name!r} is invalid: use letters, digits and _ - . (at most 250), "
-            "starting with a letter or digit, e.g. 'nightly-training'."
-        )
+    check_name(name, "Schedule", "nightly-training")
     from ferryml.store.sql_schedules import next_occurrence
 
     next_occurrence(cron, int(time.time() * 1000))  # a bad expression fails before any I/O

@@ -171,10 +171,10 @@ def promote(
     from ferryml.registry.gates import Gate, task_of
     from ferryml.registry.gates import promote as gated
 
-    if isinstance(gate, Mapping):
-        gate = Gate.from_config(gate)
     with _registry() as registry:
         task = task or task_of(registry, f"{name}/{int(candidate)}")
+        if isinstance(gate, Mapping):
+            gate = Gate.from_config(gate, task)
         if gate is None:
             gate = configured_gate(registry.settings.root, name, task)
         return gated(
@@ -193,14 +193,18 @@ def promote(
 
 
 def configured_gate(root: Path, name: str, task: str) -> Any:
-    """The gate of ``models: {NAME: {gate: {...}}}`` in ``ferry.yaml``, if any."""
-    from ferryml.config import config_section
-    from ferryml.registry.gates import Gate
+    """The gate of ``models: {NAME: {gate: {...}}}`` in ``ferry.yaml``, else the default.
 
-    entry = config_section(root, "models").get(name) or {}
-    if isinstance(entry, Mapping) and isinstance(entry.get("gate"), Mapping):
-        return Gate.from_config(entry["gate"])
-    return Gate(metric="roc_auc" if task == "classification" else "rmse")
+    Raises:
+        ConfigError: ``ferry.yaml`` is wrong.
+    """
+    from ferryml.config import read_config
+    from ferryml.registry.gates import default_gate, gate_from_config
+
+    entry = (read_config(root).models or {}).get(name)
+    if entry is not None and entry.gate is not None:
+        return gate_from_config(entry.gate, task)
+    return default_gate(task)
 
 
 def read_data(data: Any) -> Any:

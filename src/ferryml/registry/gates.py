@@ -13,9 +13,22 @@ from ferryml._identity import current_user
 from ferryml.errors import InvalidArgument
 from ferryml.registry.models import Registry, check_model_name
 
-__all__ = ["Check", "Decision", "Gate", "evaluate_version", "infer_task", "promote", "task_of"]
+__all__ = [
+    "DEFAULT_METRIC",
+    "Check",
+    "Decision",
+    "Gate",
+    "default_gate",
+    "evaluate_version",
+    "gate_from_config",
+    "infer_task",
+    "promote",
+    "task_of",
+]
 
 LOWER_IS_BETTER = {"mae", "rmse", "log_loss", "mse"}
+# The metric a gate compares when none is named: the one definition, for every task.
+DEFAULT_METRIC = {"classification": "roc_auc", "regression": "rmse"}
 
 
 @dataclass(frozen=True)
@@ -26,7 +39,7 @@ class Gate:
     minimums (maximums for error metrics); the signature must still accept the champion's
     inputs."""
 
-    metric: str = "roc_auc"
+    metric: str = DEFAULT_METRIC["classification"]
     min_delta: float = 0.0
     max_slice_drop: float | None = None
     max_latency_ms: float | None = None
@@ -34,14 +47,33 @@ class Gate:
     compatible_signature: bool = True
 
     @classmethod
-    def from_config(cls, data: Mapping[str, Any]) -> Gate:
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise InvalidArgument(
-                f"Gate setting(s) {', '.join(unknown)} unknown; use {', '.join(sorted(known))}."
-            )
-        return cls(**data)
+    def from_config(cls, data: Mapping[str, Any], task: str = "classification") -> Gate:
+        """A gate from its ``ferry.yaml`` mapping; without a metric, the task's default.
+
+        Raises:
+            InvalidArgument: a setting is unknown or of the wrong type; the message names it.
+        """
+        from ferryml._configfile import validate
+        from ferryml._configtypes import GateConfig
+
+        return gate_from_config(validate(GateConfig, data, None), task)
+
+
+def default_gate(task: str) -> Gate:
+    """The gate used when none is configured: the task's metric must not get worse."""
+    return Gate(metric=DEFAULT_METRIC.get(task, DEFAULT_METRIC["classification"]))
+
+
+def gate_from_config(config: Any, task: str) -> Gate:
+    """A gate from its checked ``ferry.yaml`` form (``GateConfig``)."""
+    return Gate(
+        metric=config.metric or default_gate(task).metric,
+        min_delta=config.min_delta,
+        max_slice_drop=config.max_slice_drop,
+        max_latency_ms=config.max_latency_ms,
+        floors=dict(config.floors),
+        compatible_signature=config.compatible_signature,
+    )
 
 
 @dataclass(frozen=True)
@@ -169,7 +201,7 @@ def promote(
     With ``move=False`` only judge: nothing is moved or recorded (a rollout moves the
     alias later, once the candidate proved itself in production)."""
     check_model_name(name)
-    gate = gate or Gate(metric="roc_auc" if task == "classification" else "rmse")
+    gate = gate or default_gate(task or task_of(registry, f"{name}/{int(candidate)}"))
     version = registry.store.get_model_version(name, int(candidate))
     try:
         champion = registry.store.resolve_alias(name, alias)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ferryml._identity import current_user
+from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.errors import Conflict, InvalidArgument, NotFound
 from ferryml.registry.package import METADATA, LoadedModel, PackageMeta, load_package
@@ -16,18 +17,13 @@ from ferryml.store.entities import ModelVersion, Run
 
 __all__ = ["Lineage", "Registry"]
 
-_NAME = re.compile(r"[A-Za-z0-9_.\-]+")
 _URI_HELP = (
     "Use models:/NAME@ALIAS, models:/NAME/VERSION, models:/NAME/latest or runs:/RUN_ID/PATH."
 )
 
 
 def check_model_name(name: str) -> str:
-    if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > 256:
-        raise InvalidArgument(
-            f"Model name {name!r} is invalid: use letters, digits and _ . -, e.g. 'churn'."
-        )
-    return name
+    return check_name(name, "Model", "churn")
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,221 @@
+"""``ferry.yaml``, read in one place: every field type-checked against the pydantic models
+of its sections, and every mistake reported on one line naming the file, the line and the
+field::
+
+    ferry.yaml line 7: data.wine.expectations[0].range.min: must be a number or a date
+    such as 2024-01-01; got 'low'.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+import typing
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from ferryml._configtypes import (
+    DatasetConfig,
+    ModelConfig,
+    MonitoringConfig,
+    Strict,
+    Text,
+)
+from ferryml.automation._policy_config import PolicyConfig
+from ferryml.errors import ConfigError
+
+__all__ = ["ProjectConfig", "describe", "dotted", "load", "validate"]
+
+
+# -- the file ----------------------------------------------------------------------------------
+
+
+class ProjectConfig(Strict):
+    """The whole of ``ferry.yaml``: where the stores are, and the parts' sections."""
+
+    home: Text | None = None
+    store: Text | None = None
+    artifacts: Text | None = None
+    server: Text | None = None
+    remote: Text | None = None
+    data: dict[str, DatasetConfig] | None = None
+    models: dict[str, ModelConfig] | None = None
+    pipelines: dict[str, dict[str, Any]] | None = None  # reserved for pipeline defaults
+    monitoring: MonitoringConfig | None = None
+    policies: dict[str, PolicyConfig] | None = None
+
+    @property
+    def declares_policies(self) -> bool:
+        """Whether the file has a ``policies:`` section, even an empty one."""
+        return "policies" in self.model_fields_set
+
+
+def load(path: Path) -> ProjectConfig:
+    """The project's ``ferry.yaml``, checked field by field; an empty config if there is no
+    such file.
+
+    Raises:
+        ConfigError: the file is not UTF-8 YAML, or a field is wrong; one line that names
+            the file, the line and the field.
+    """
+    if not path.is_file():
+        return ProjectConfig()
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(
+            f"{path} is not text: byte {e.start} is not UTF-8. Write ferry.yaml as YAML text "
+            "in UTF-8."
+        ) from e
+    except OSError as e:
+        raise ConfigError(f"Cannot read {path}: {e.strerror}.") from e
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        data = loader.construct_document(node) if node is not None else None
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        what = "; ".join(" ".join(str(p).split()) for p in (e.problem, e.context) if p)
+        raise ConfigError(f"{path}{where}: not valid YAML: {what}. Fix the file.") from e
+    except yaml.YAMLError as e:  # e.g. a control character the YAML reader refuses
+        raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}.") from e
+    finally:
+        loader.dispose()
+    return validate(ProjectConfig, {} if data is None else data, path, node)
+
+
+def validate(model: type[BaseModel], data: Any, path: Path | None, node: Any = None) -> Any:
+    """``model`` validated from ``data``; a ConfigError names the first wrong field (by
+    ``path`` and line, when given)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        problems = describe(e, model)
+        lines = [_line(node, loc) for loc, _ in problems]
+        first = min(range(len(problems)), key=lambda i: lines[i])
+        field, detail = dotted(problems[first][0]), problems[first][1]
+        if not field and detail.startswith("must be a mapping"):
+            detail = f"the file must be a mapping of settings and sections{detail[17:]}"
+        others = len(problems) - 1
+        more = f" ({others} more problem{'s' if others > 1 else ''} in the file)" if others else ""
+        where = "" if path is None else f"{path} line {lines[first]}: "
+        raise ConfigError(f"{where}{field + ': ' if field else ''}{detail}{more}") from e
+
+
+def describe(error: ValidationError, model: type[BaseModel]) -> list[tuple[tuple[Any, ...], str]]:
+    """Each problem as (location, what is wrong): "must be …; got …." or the validator's own
+    message, without pydantic's wording or links."""
+    found = []
+    for item in error.errors(include_url=False):
+        loc = tuple(p for p in item["loc"] if p != "[key]")
+        found.append((loc, _detail(item, model)))
+    return found
+
+
+_PHRASES = {
+    "missing": "is required.",
+    "string_type": "must be text",
+    "int_type": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "bool_type": "must be true or false",
+    "dict_type": "must be a mapping",
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "list_type": "must be a list",
+    "none_required": "takes no settings",
+}
+
+
+def _detail(item: Any, model: type[BaseModel]) -> str:
+    kind, value = item["type"], item.get("input")
+    if kind == "extra_forbidden":
+        known = _fields_at(model, item["loc"][:-1])
+        return "unknown field" + (f"; use {', '.join(known)}." if known else ".")
+    if kind in ("value_error", "assertion_error"):
+        text = str(item["ctx"]["error"]).strip()
+        return text if text.endswith(".") else f"{text}."
+    if kind == "missing":
+        return "is required."
+    phrase = _PHRASES.get(kind) or re.sub(r"^Input should", "must", item["msg"]).rstrip(".")
+    if kind == "string_too_short":
+        phrase = "must be non-empty text"
+    return f"{phrase}; got {_shown(value)}."
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return f"{value!r:.80}"
+
+
+def _fields_at(model: Any, loc: Sequence[Any]) -> list[str]:
+    """The fields of the section at ``loc`` (for "unknown field; use …")."""
+    current = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(str(part))
+            if field is None:
+                return []
+            current = field.annotation
+        elif typing.get_origin(current) in (dict, list, Mapping, Sequence):
+            current = typing.get_args(current)[-1]
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return sorted(current.model_fields)
+    return []
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` from ``X | None`` and ``Annotated[X, ...]``."""
+    while True:
+        origin = typing.get_origin(annotation)
+        if origin is Annotated:
+            annotation = typing.get_args(annotation)[0]
+        elif origin in (typing.Union, types.UnionType):
+            args = [a for a in typing.get_args(annotation) if a is not type(None)]
+            if len(args) != 1:
+                return annotation
+            annotation = args[0]
+        else:
+            return annotation
+
+
+def dotted(loc: Sequence[Any]) -> str:
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _line(node: Any, loc: Sequence[Any]) -> int:
+    """The 1-based line of the field at ``loc`` in the composed YAML, or of the deepest
+    node on the way that exists (for a missing field: its parent); 1 without a node."""
+    if node is None:
+        return 1
+    line = node.start_mark.line + 1
+    for part in loc:
+        if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                break
+            node = node.value[part]
+            line = node.start_mark.line + 1
+        elif isinstance(node, yaml.MappingNode):
+            found = [(k, v) for k, v in node.value if str(getattr(k, "value", "")) == str(part)]
+            if not found:
+                break
+            key, node = found[0]
+            line = key.start_mark.line + 1
+        else:
+            break
+    return line
