@@ -88,6 +88,17 @@ def test_runs_history_prints_every_step(
     assert [m["value"] for m in json.loads(out)] == [0.9]
 
 
+def test_runs_history_of_a_metric_the_run_never_logged_is_not_found(
+    cli: Callable[..., tuple[int, str, str]], home: Path, two_runs: list[str]
+) -> None:
+    code, out, err = cli("--home", str(home), "runs", "history", two_runs[0], "accuracy")
+    assert (code, out) == (1, "")
+    assert err == (
+        f"error: Run {two_runs[0]} has no metric 'accuracy'; its metrics are acc. See "
+        f"`ferry runs show {two_runs[0]}`.\n"
+    )
+
+
 def test_unknown_run_is_one_line_and_exit_1(
     cli: Callable[..., tuple[int, str, str]], home: Path
 ) -> None:

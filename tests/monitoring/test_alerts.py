@@ -800,15 +800,17 @@ def test_cli_alerts_list_prints_a_table_or_says_there_are_none(
 ) -> None:
     assert cli(*stores(settings), "alerts", "list") == (0, "No alerts.\n", "")
     assert cli(*stores(settings), "alerts", "list", "--monitor", "churn") == (
-        0,
-        "No alerts for monitor 'churn'.\n",
+        1,
         "",
-    )
+        "error: Monitor 'churn' not found. See `ferry monitor list`.\n",
+    )  # no such monitor, and no alert of it: a typo, not a quiet monitor
     with AlertManager(settings, ["m > 1"], {"m": Recorder()}) as manager:
         run(manager, [2.0])
     code, out, err = cli(*stores(settings), "alerts", "list")
     assert (code, err) == (0, "")
     assert "churn" in out and "m > 1" in out and "fired" in out and "m: ok" in out
+    code, out, _ = cli(*stores(settings), "alerts", "list", "--monitor", "churn")
+    assert code == 0 and "fired" in out
 
 
 def test_cli_alerts_test_sends_to_a_configured_channel(

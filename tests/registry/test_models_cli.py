@@ -120,6 +120,14 @@ def test_evaluate_and_promote_through_a_gate(
             ["models", "evaluate", "cancer/1", "--data", "missing.csv", "--target", "t"],
             "error: Dataset 'missing.csv' not found. See `ferry data ls`.\n",
         ),
+        (
+            ["models", "evaluate", "nope/1", "--data", "holdout.csv", "--target", "target"],
+            "error: Registered model 'nope' not found. See `ferry models list`.\n",
+        ),
+        (
+            ["models", "history", "nope"],
+            "error: Registered model 'nope' not found. See `ferry models list`.\n",
+        ),
     ],
 )
 def test_bad_input_is_one_line_and_exit_1(

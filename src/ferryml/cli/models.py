@@ -126,7 +126,7 @@ def alias(
 @models.command("history")
 def history(ctx: typer.Context, name: str, json: JsonFlag = False) -> None:
     """The audit trail of a model: who moved which alias, when, from, to and why."""
-    events = _registry(ctx).store.events(name)
+    events = _registry(ctx).history(name)
     if json:
         render.print_json(events)
         return

@@ -574,13 +574,18 @@ def list_alerts(
 
     Raises:
         InvalidArgument: ``limit`` is not positive.
+        NotFound: ``monitor`` names no monitor and no alert.
         StoreUnavailable: the store cannot be reached.
     """
     from ferryml.store.sql import SqlStore
+    from ferryml.store.sql_monitors import SqlMonitorStore
 
     store = SqlAlertStore(SqlStore(settings.store_url).open())
     try:
-        return store.list_alerts(monitor=monitor, rule=rule, limit=limit)
+        found = store.list_alerts(monitor=monitor, rule=rule, limit=limit)
+        if not found and monitor is not None:  # a typo would read as "all quiet"
+            SqlMonitorStore(store.sql).get(monitor)  # NotFound, with where to look
+        return found
     finally:
         store.close()
 

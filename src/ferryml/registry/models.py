@@ -282,6 +282,17 @@ class Registry:
                     f"change its routes (`ferry deploy show {deployment}`) first."
                 )
 
+    def history(self, name: str) -> list[Any]:
+        """The audit trail of model ``name``, oldest first (kept after it is deleted).
+
+        Raises:
+            NotFound: no model of that name ever existed.
+        """
+        events: list[Any] = self.store.events(name)
+        if not events:
+            self.store.get_registered_model(name)  # raises NotFound with what to do
+        return events
+
     def lineage(self, ref: str) -> Lineage:
         version = self.version(ref)
         run = self.client.get_run(version.run_id) if version.run_id else None

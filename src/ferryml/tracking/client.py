@@ -299,9 +299,21 @@ class FerryClient:
         self.store.update_run(run_id, lifecycle_stage="active")
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        """Every logged value of metric ``key`` of a run, by step then time.
+
+        Raises:
+            NotFound: no run has this id, or the run never logged ``key``.
+        """
         check.check_run_id(run_id)
         self.flush()
-        return self.store.get_metric_history(run_id, key)
+        history = self.store.get_metric_history(run_id, key)
+        if not history:  # as for an unknown run: an empty answer would hide a typo
+            logged = sorted(self.get_run(run_id).data.metrics)
+            raise NotFound(
+                f"Run {run_id} has no metric {key!r}; its metrics are "
+                f"{', '.join(logged) if logged else 'none yet'}. See `ferry runs show {run_id}`."
+            )
+        return history
 
     def search_runs(
         self,
