@@ -122,52 +122,75 @@ def runs_list(
     max_results: Annotated[int, typer.Option("--max-results", "-n")] = 100,
     page_token: Annotated[str | None, typer.Option(help="Token printed by the last page.")] = None,
     view: ViewOption = ViewType.ACTIVE_ONLY,
+    columns: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--columns",
+            "-c",
+            help="Columns to show: params.KEY, metrics.KEY, tags.KEY, comma-separated "
+            "(default: the first six metrics).",
+        ),
+    ] = None,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="List child runs too, not only top-level runs.")
+    ] = False,
     json: JsonFlag = False,
 ) -> None:
-    """List runs, filtered and ordered (deleted ones with --view deleted_only or all)."""
-    client = _client(ctx)
-    ids = _experiment_ids(client, experiment, view)
-    page = client.search_runs(ids, filter_string, order_by or [], max_results, page_token, view)
+    """List top-level runs, filtered and ordered, with their child runs counted (--all
+    lists them too; deleted runs with --view deleted_only or all)."""
+    from ferryml.tracking.listing import cell, list_runs
+
+    found = list_runs(
+        _client(ctx),
+        experiment or [],
+        filter_string,
+        order_by or [],
+        max_results,
+        page_token,
+        view,
+        children=all_runs,
+        columns=columns or [],
+    )
     if json:
-        render.print_json({"runs": page.runs, "next_page_token": page.token})
+        render.print_json({"runs": found.runs, "next_page_token": found.token})
         return
-    metric_keys = sorted({k for r in page.runs for k in r.data.metrics})[:6]
+    several, folded = found.several_experiments, bool(found.children)
     render.table(
         None,
-        ["run_id", "name", "status", "started", "duration", *metric_keys],
+        [
+            "run_id",
+            "name",
+            *(["experiment"] if several else []),
+            "status",
+            "started",
+            "duration",
+            *(["children"] if folded else []),
+            *found.columns,
+        ],
         [
             (
                 r.info.run_id,
                 r.info.run_name,
+                *([found.experiments.get(r.info.experiment_id, "")] if several else []),
                 r.info.status.value,
                 render.when(r.info.start_time),
                 render.duration(r.info.start_time, r.info.end_time),
-                *(
-                    render.number(r.data.metrics[k]) if k in r.data.metrics else ""
-                    for k in metric_keys
-                ),
+                *([found.children.get(r.run_id, "")] if folded else []),
+                *(_shown(cell(r, c)) for c in found.columns),
             )
-            for r in page.runs
+            for r in found.runs
         ],
     )
-    if page.token:
-        render.console.print(f"More runs: --page-token {page.token}")
+    if found.token:
+        render.console.print(f"More runs: --page-token {found.token}")
+    if folded:
+        render.console.print("Child runs are folded into their parents; --all lists them.")
 
 
-def _experiment_ids(
-    client: FerryClient, names: list[str] | None, view: ViewType = ViewType.ACTIVE_ONLY
-) -> list[str]:
-    if not names:
-        # Deleted runs of active experiments count too, when asked for.
-        shown = ViewType.ACTIVE_ONLY if view is ViewType.ACTIVE_ONLY else ViewType.ALL
-        return [e.experiment_id for e in client.list_experiments(shown)]
-    ids = []
-    for name in names:
-        found = client.get_experiment_by_name(name)
-        if found is None:
-            raise NotFound(f"Experiment {name!r} not found. See `ferry experiments list`.")
-        ids.append(found.experiment_id)
-    return ids
+def _shown(value: str | float | None) -> str:
+    if value is None:
+        return ""
+    return render.number(value) if isinstance(value, float) else value
 
 
 @runs.command("delete")
@@ -202,12 +225,14 @@ def runs_show(ctx: typer.Context, run_id: str, json: JsonFlag = False) -> None:
     client = _client(ctx)
     run = client.get_run(run_id)
     artifacts = client.list_artifacts(run_id)
+    experiment = client.get_experiment(run.info.experiment_id).name
     if json:
-        render.print_json({"run": run, "artifacts": artifacts})
+        render.print_json({"run": run, "experiment": experiment, "artifacts": artifacts})
         return
     i = run.info
     render.console.print(
-        f"[bold]{i.run_name}[/bold] {i.run_id}  {i.status.value}  experiment {i.experiment_id}"
+        f"[bold]{i.run_name}[/bold] {i.run_id}  {i.status.value}  experiment {experiment!r} "
+        f"(id {i.experiment_id})"
         f"  started {render.when(i.start_time)}  {render.duration(i.start_time, i.end_time)}"
     )
     if i.failure:
@@ -244,7 +269,14 @@ def runs_compare(ctx: typer.Context, run_ids: list[str], json: JsonFlag = False)
         return
     render.table(
         None,
-        ["", "key", *comparison.run_names],
+        [
+            "",
+            "key",
+            *(
+                f"{n} {i[:8]}"
+                for n, i in zip(comparison.run_names, comparison.run_ids, strict=True)
+            ),
+        ],
         [
             (
                 "*" if row.differs else "",
