@@ -183,3 +183,18 @@ def test_the_frame_read_for_evaluation_can_be_parquet(project: Path) -> None:
     frame = pd.read_csv(project / "holdout.csv")
     frame.to_parquet(project / "holdout.parquet")
     assert read_data(project / "holdout.parquet").shape == frame.shape
+
+
+def test_show_prints_the_signature_and_json_nests_it(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    code, out, _ = cli("models", "show", "cancer/1")
+    assert code == 0
+    assert "signature: inputs" in out
+    cells = [[c.strip() for c in line.split("│")[1:3]] for line in out.splitlines()]
+    assert ["mean radius", "float"] in cells
+
+    code, out, _ = cli("models", "show", "cancer/1", "--json")
+    signature = json.loads(out)["signature"]
+    assert signature["inputs"][0] == {"name": "mean radius", "type": "float", "optional": False}
+    assert len(signature["inputs"]) == 30

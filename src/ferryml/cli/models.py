@@ -63,9 +63,12 @@ def show(
     json: JsonFlag = False,
 ) -> None:
     """Show one version: package, flavor, signature, metrics, aliases."""
+    import json as jsonlib
+
     version = _registry(ctx).version(ref)
+    signature = jsonlib.loads(version.signature) if version.signature else None
     if json:
-        render.print_json(version)
+        render.print_json({**render.to_jsonable(version), "signature": signature})
         return
     render.console.print(
         f"[bold]{version.name}[/bold] version {version.version} "
@@ -73,6 +76,17 @@ def show(
         f"{', '.join(version.aliases) or '-'}\nsource {version.source}\n"
         f"package {version.package_digest}"
     )
+    if signature is None:
+        render.console.print("signature: none (log the model with an input_example)")
+    else:
+        render.table(
+            "signature: inputs",
+            ["column", "type", "optional"],
+            [
+                (c["name"], c["type"], "yes" if c.get("optional") else "")
+                for c in signature["inputs"]
+            ],
+        )
     if version.metrics:
         render.table(
             "metrics",
