@@ -28,7 +28,8 @@ WRONG = {
     "an unknown expectation": (
         "data:\n  wine:\n    expectations:\n      - rnage: {column: age}\n",
         "line 4: data.wine.expectations[0].rnage",
-        "unknown field; use allowed_values, custom, freshness, not_null, range, regex, "
+        "unknown field (did you mean 'range'?); use allowed_values, custom, freshness, "
+        "not_null, range, regex, "
         "row_count, unique.",
     ),
     "a freshness that is not a duration": (
@@ -52,8 +53,8 @@ WRONG = {
     "an unknown key": (
         "stroe: sqlite:///x.db\n",
         "line 1: stroe",
-        "unknown field; use artifacts, data, home, models, monitoring, pipelines, policies, "
-        "remote, server, store.",
+        "unknown field (did you mean 'store'?); use artifacts, data, home, models, monitoring, "
+        "pipelines, policies, remote, server, store.",
     ),
     "an alert threshold that is not a number": (
         "monitoring:\n  alerts:\n    rules:\n      - {metric: acc, op: '<', threshold: high}\n",

@@ -8,12 +8,13 @@ field::
 
 from __future__ import annotations
 
+import difflib
 import re
 import types
 import typing
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -28,7 +29,9 @@ from ferryml._configtypes import (
 from ferryml.automation._policy_config import PolicyConfig
 from ferryml.errors import ConfigError
 
-__all__ = ["ProjectConfig", "describe", "dotted", "load", "validate"]
+__all__ = ["ProjectConfig", "check", "describe", "dotted", "load", "validate"]
+
+M = TypeVar("M", bound=BaseModel)
 
 
 # -- the file ----------------------------------------------------------------------------------
@@ -107,14 +110,26 @@ def validate(model: type[BaseModel], data: Any, path: Path | None, node: Any = N
         raise ConfigError(f"{where}{field + ': ' if field else ''}{detail}{more}") from e
 
 
+def check(model: type[M], data: Any, wrap: Callable[[str, str], Exception]) -> M:
+    """``model`` validated from ``data`` given in Python; the first problem is raised as
+    ``wrap(field, detail)`` (``field`` is dotted, e.g. ``rollout.steps[0].weight``, or
+    empty for the whole)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        loc, detail = describe(e, model)[0]
+        raise wrap(dotted(loc), detail) from e
+
+
 def describe(error: ValidationError, model: type[BaseModel]) -> list[tuple[tuple[Any, ...], str]]:
     """Each problem as (location, what is wrong): "must be …; got …." or the validator's own
-    message, without pydantic's wording or links."""
-    found = []
-    for item in error.errors(include_url=False):
-        loc = tuple(p for p in item["loc"] if p != "[key]")
-        found.append((loc, _detail(item, model)))
-    return found
+    message, without pydantic's wording or links; unknown fields first, missing ones last."""
+    # A misspelt key explains more than the missing field it was meant to be: it goes first.
+    items = sorted(
+        error.errors(include_url=False),
+        key=lambda i: (i["type"] != "extra_forbidden", i["type"] == "missing"),
+    )
+    return [(tuple(p for p in i["loc"] if p != "[key]"), _detail(i, model)) for i in items]
 
 
 _PHRASES = {
@@ -136,7 +151,9 @@ def _detail(item: Any, model: type[BaseModel]) -> str:
     kind, value = item["type"], item.get("input")
     if kind == "extra_forbidden":
         known = _fields_at(model, item["loc"][:-1])
-        return "unknown field" + (f"; use {', '.join(known)}." if known else ".")
+        close = difflib.get_close_matches(str(item["loc"][-1]), known, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        return f"unknown field{hint}" + (f"; use {', '.join(known)}." if known else ".")
     if kind in ("value_error", "assertion_error"):
         text = str(item["ctx"]["error"]).strip()
         return text if text.endswith(".") else f"{text}."

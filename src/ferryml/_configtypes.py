@@ -229,10 +229,16 @@ def _threshold(value: Any) -> Any:
     return value
 
 
+def _metric(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z_][\w.\-/]*", value):
+        raise ValueError(f"must be a metric name such as drift_share; got {value!r:.80}.")
+    return value
+
+
 class RuleConfig(Strict):
     """An alert rule: its text (``drift_share > 0.3 for 2 windows``) or this mapping."""
 
-    metric: Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][\w.\-/]*$")]
+    metric: Annotated[str, AfterValidator(lambda v: _metric(v))]
     op: Annotated[Literal[">", ">=", "<", "<=", "dropped_by", "rose_by"], BeforeValidator(_op)]
     threshold: Annotated[Number, BeforeValidator(_threshold)]
     name: Annotated[Text, StringConstraints(max_length=250)] | None = None
@@ -312,8 +318,8 @@ class ChannelSpec(Strict):
             return {}
         if not isinstance(data, Mapping) or len(data) != 1:
             raise ValueError(
-                "write log, or a mapping with one key, its kind: webhook, slack or email, e.g. "
-                f"{{slack: 'https://hooks.slack.com/services/...'}}; got {data!r:.80}."
+                "is not one of log, webhook, slack, email: write log or a mapping with one "
+                "key, its kind, e.g. {slack: 'https://hooks.slack.com/services/...'}."
             )
         return data
 

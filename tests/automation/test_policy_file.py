@@ -121,12 +121,14 @@ INVALID = {
     ),
     "unknown field": (
         _edit("    rollout:\n", "    roll_out_fast: yes\n    rollout:\n"),
-        "policies.p.roll_out_fast", 8, "unknown field; use cooldown, deployment, gate, ",
+        "policies.p.roll_out_fast", 8,
+        "unknown field (did you mean 'rollout'?); use cooldown, deployment, gate, ",
     ),
     "unknown nested field": (
         _edit("      pipeline: train.py:training\n",
               "      pipeline: train.py:training\n      holdot: 0.2\n"),
-        "policies.p.retrain.holdot", 8, "unknown field; use data, data_param, feedback, ",
+        "policies.p.retrain.holdot", 8,
+        "unknown field (did you mean 'holdout'?); use data, data_param, feedback, ",
     ),
     "missing deployment": (
         _edit("    deployment: churn\n", ""), "policies.p.deployment", 2, "is required.",

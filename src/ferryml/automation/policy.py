@@ -145,18 +145,11 @@ class Policy:
         Raises:
             PolicyError: a field is missing, unknown or out of range; ``.path`` names it.
         """
-        from pydantic import ValidationError
-
-        from ferryml._configfile import describe, dotted
+        from ferryml._configfile import check
         from ferryml.automation._policy_config import PolicyConfig
 
         check_name(name, "Policy", "churn-retrain")
-        try:
-            config = PolicyConfig.model_validate(data)
-        except ValidationError as e:
-            loc, detail = describe(e, PolicyConfig)[0]
-            raise PolicyError(dotted(loc), detail) from e
-        return cls.from_config(name, config)
+        return cls.from_config(name, check(PolicyConfig, data, PolicyError))
 
     @classmethod
     def from_config(cls, name: str, config: PolicyConfig) -> Policy:

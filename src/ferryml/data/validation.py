@@ -10,11 +10,10 @@ into a ``ValidationReport``. ``expectations_from_config`` reads the form used in
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar, Protocol, TypeAlias
 
@@ -269,8 +268,6 @@ class Matches(_ColumnExpectation):
         return False, observed, message
 
 
-
-
 def _parse_age(value: Any) -> timedelta:
     from ferryml._duration import parse_duration
 
@@ -414,30 +411,17 @@ def _custom(function: Any, name: str | None = None) -> Custom:
     return Custom(name or function, fn)
 
 
-_Spec: TypeAlias = tuple[
-    Callable[..., Expectation], str | None, tuple[str, ...], tuple[str, ...], str
-]
-
-
-def _spec(cls: type, bare: str | None, example: str) -> _Spec:
-    """The config form of ``cls``: fields without a default are required (``now`` is not config)."""
-    given = [f for f in fields(cls) if f.init and f.compare]
-    required = tuple(f.name for f in given if f.default is MISSING)
-    return cls, bare, required, tuple(f.name for f in given if f.default is not MISSING), example
-
-
-# name: (constructor, the field a bare value stands for, required, optional, example)
-_CONFIG: dict[str, _Spec] = {
-    "not_null": _spec(NotNull, "column", "not_null: age"),
-    "range": _spec(InRange, None, "range: {column: age, min: 0, max: 120}"),
-    "allowed_values": _spec(
-        AllowedValues, None, "allowed_values: {column: plan, values: [free, pro]}"
-    ),
-    "unique": _spec(Unique, "column", "unique: id"),
-    "regex": _spec(Matches, None, "regex: {column: email, pattern: '.+@.+'}"),
-    "row_count": _spec(RowCount, None, "row_count: {min: 100, max: 1000000}"),
-    "freshness": _spec(Fresh, None, "freshness: {column: ts, max_age: 7d}"),
-    "custom": (_custom, "function", ("function",), ("name",), "custom: my_pkg.checks:positive"),
+# name: (constructor, an example of its ferry.yaml form); the form's schema is
+# ``ferryml._configtypes.ExpectationConfig``
+_CONFIG: dict[str, tuple[Callable[..., Expectation], str]] = {
+    "not_null": (NotNull, "not_null: age"),
+    "range": (InRange, "range: {column: age, min: 0, max: 120}"),
+    "allowed_values": (AllowedValues, "allowed_values: {column: plan, values: [free, pro]}"),
+    "unique": (Unique, "unique: id"),
+    "regex": (Matches, "regex: {column: email, pattern: '.+@.+'}"),
+    "row_count": (RowCount, "row_count: {min: 100, max: 1000000}"),
+    "freshness": (Fresh, "freshness: {column: ts, max_age: 7d}"),
+    "custom": (_custom, "custom: my_pkg.checks:positive"),
 }
 
 
@@ -447,7 +431,7 @@ def expectations_from_config(items: Any) -> list[Expectation]:
 
     Keys: not_null, range, allowed_values, unique, regex, row_count, freshness, custom (an
     import path ``package.module:function``). Raises InvalidArgument naming the bad item,
-    what is wrong with it and a valid example.
+    the field, what is wrong with it and a valid example.
     """
     if not isinstance(items, list):
         raise InvalidArgument(
@@ -455,6 +439,25 @@ def expectations_from_config(items: Any) -> list[Expectation]:
             "[{'not_null': 'age'}, {'range': {'column': 'age', 'min': 0, 'max': 120}}]."
         )
     return [_from_item(i, item) for i, item in enumerate(items, 1)]
+
+
+def _from_item(i: int, item: Any) -> Expectation:
+    from ferryml._configfile import check
+    from ferryml._configtypes import ExpectationConfig
+
+    kind = next(iter(item), None) if isinstance(item, Mapping) and len(item) == 1 else None
+    example = _CONFIG[kind][1] if kind in _CONFIG else _CONFIG["range"][1]
+    where = f"Expectation #{i} {item!r:.200} is invalid"
+    then = f"Example (ferry.yaml): - {example}"
+
+    def wrong(field: str, detail: str) -> InvalidArgument:
+        return InvalidArgument(f"{where}: {field + ': ' if field else ''}{detail} {then}")
+
+    checked = check(ExpectationConfig, item, wrong)
+    try:
+        return expectation_from_checked(checked)
+    except InvalidArgument as e:  # a custom check that cannot be imported
+        raise InvalidArgument(f"{where}: {str(e).rstrip('.')}. {then}") from e
 
 
 def expectation_from_checked(item: Any) -> Expectation:
@@ -468,36 +471,6 @@ def expectation_from_checked(item: Any) -> Expectation:
         body["max_age"] = timedelta(seconds=body["max_age"])
     make = _CONFIG[item.kind][0]
     return make(**body)
-
-
-def _from_item(i: int, item: Any) -> Expectation:
-    where, known = f"Expectation #{i} {item!r} is invalid", ", ".join(_CONFIG)
-    if not isinstance(item, Mapping) or len(item) != 1:
-        raise InvalidArgument(
-            f"{where}: write each expectation as a mapping with one key, its name ({known}). "
-            "Example (ferry.yaml): - range: {column: age, min: 0, max: 120}"
-        )
-    ((key, body),) = item.items()
-    if key not in _CONFIG:
-        close = difflib.get_close_matches(str(key), _CONFIG, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        raise InvalidArgument(f"{where}: unknown expectation {key!r}; {hint}known: {known}.")
-    make, bare, required, optional, example = _CONFIG[key]
-    example = f"Example (ferry.yaml): - {example}"
-    takes = f"{key} takes {', '.join(required + optional)}"
-    if bare is not None and isinstance(body, str):
-        body = {bare: body}
-    if not isinstance(body, Mapping):
-        raise InvalidArgument(f"{where}: {takes}, got {body!r}. {example}")
-    unknown = [repr(k) for k in body if k not in required + optional]
-    absent = [repr(k) for k in required if k not in body]
-    if unknown or absent:
-        what = f"unknown field {', '.join(unknown)}" if unknown else f"missing {', '.join(absent)}"
-        raise InvalidArgument(f"{where}: {what}; {takes}. {example}")
-    try:
-        return make(**body)
-    except InvalidArgument as e:
-        raise InvalidArgument(f"{where}: {str(e).rstrip('.')}. {example}") from e
 
 
 # -- report -------------------------------------------------------------------------------------

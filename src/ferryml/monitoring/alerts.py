@@ -63,7 +63,6 @@ import math
 import operator
 import re
 import time
-import types
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -112,7 +111,6 @@ _MAPPING_FORM = (
     "Give metric, op and threshold, and optionally name, windows, cooldown and channels, "
     "e.g. {metric: accuracy, op: '<', threshold: 0.85, windows: 2, channels: [ops]}."
 )
-_RULE_KEYS = ("name", "metric", "op", "threshold", "windows", "cooldown", "channels")
 _METRIC = r"[A-Za-z_][\w.\-/]*"
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 
@@ -147,12 +145,11 @@ class Rule:
     channels: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        problem = _problem(self)
-        if problem is not None:
-            raise InvalidArgument(f"Alert rule {self.name!r}: {problem}. {_RULE_FORM}")
-        object.__setattr__(self, "threshold", float(self.threshold))
-        object.__setattr__(self, "cooldown_s", float(self.cooldown_s))
-        object.__setattr__(self, "channels", tuple(self.channels))
+        fields = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        config = _checked_rule(fields, repr(self.name), _RULE_FORM)
+        object.__setattr__(self, "threshold", config.threshold)
+        object.__setattr__(self, "cooldown_s", config.cooldown)
+        object.__setattr__(self, "channels", tuple(config.channels))
 
     @property
     def text(self) -> str:
@@ -172,49 +169,41 @@ class Rule:
         )
 
 
-def _problem(rule: Any) -> str | None:
-    """What is wrong with a rule's fields (any object with them), or None."""
-    name, metric, op, threshold = rule.name, rule.metric, rule.op, rule.threshold
-    windows, cooldown, channels = rule.windows, rule.cooldown_s, rule.channels
-    if not isinstance(name, str) or not name.strip() or len(name) > 250:
-        return "the name must be non-empty text of at most 250 characters"
-    if not isinstance(metric, str) or not re.fullmatch(_METRIC, metric):
-        return f"the metric {metric!r} is not a metric name such as drift_share"
-    if op not in OPS:
-        return f"the comparison {op!r} is not one of {', '.join(OPS)}"
-    if not _is_number(threshold) or not math.isfinite(threshold):
-        return f"the threshold {threshold!r} is not a finite number"
-    if op in _RELATIVE and threshold <= 0:
-        return f"{_word(op)} needs a positive threshold, not {threshold!r}"
-    if isinstance(windows, bool) or not isinstance(windows, int):
-        return f"windows must be a whole number, not {windows!r}"
-    if windows < 1:
-        return f"windows must be at least 1, not {windows}"
-    if not _is_number(cooldown) or not 0 <= cooldown < math.inf:
-        return f"the cool-down must be 0 or more seconds, not {cooldown!r}"
-    if not isinstance(channels, (tuple, list)) or not all(isinstance(c, str) for c in channels):
-        return f"channels must be a list of channel names such as ['ops'], not {channels!r}"
-    return None
-
-
 def _text(metric: str, op: str, threshold: float, windows: int) -> str:
     more = f" for {windows} windows" if windows > 1 else ""
     return f"{metric} {_word(op)} {_num(threshold)}{more}"
 
 
-def _build(fields: dict[str, Any], where: str, example: str) -> Rule:
-    """A rule from parsed fields, named by its condition unless named; errors say where."""
-    fields = {"windows": 1, "cooldown_s": 3600.0, "channels": (), **fields}
-    if "name" not in fields:
-        fields["name"] = "_"
-    problem = _problem(types.SimpleNamespace(**fields))
-    if problem is not None:
-        raise InvalidArgument(f"Alert rule {where} is invalid: {problem}. {example}")
-    if fields["name"] == "_":
-        fields["name"] = _text(
-            fields["metric"], fields["op"], fields["threshold"], fields["windows"]
-        )
-    return Rule(**fields)
+def _checked_rule(fields: Mapping[str, Any], where: str, example: str) -> Any:
+    """``fields`` (a rule's, ``cooldown_s`` or ``cooldown``) checked by ``RuleConfig``, the
+    schema of a rule in ``ferry.yaml``; errors name the field and end with ``example``."""
+    from ferryml._configfile import check
+    from ferryml._configtypes import RuleConfig
+
+    given = {("cooldown" if k == "cooldown_s" else k): v for k, v in fields.items()}
+    if isinstance(given.get("channels"), tuple):
+        given["channels"] = list(given["channels"])
+
+    def wrong(field: str, detail: str) -> InvalidArgument:
+        named = f"{field}: " if field else ""
+        return InvalidArgument(f"Alert rule {where} is invalid: {named}{detail} {example}")
+
+    return check(RuleConfig, given, wrong)
+
+
+def _build(fields: Mapping[str, Any], where: str, example: str) -> Rule:
+    """A rule from its fields, named by its condition unless named; errors say where."""
+    config = _checked_rule(fields, where, example)
+    name = config.name or _text(config.metric, config.op, config.threshold, config.windows)
+    return Rule(
+        name=name,
+        metric=config.metric,
+        op=config.op,
+        threshold=config.threshold,
+        windows=config.windows,
+        cooldown_s=config.cooldown,
+        channels=tuple(config.channels),
+    )
 
 
 def parse_rule(spec: str | Mapping[str, Any]) -> Rule:
@@ -278,37 +267,7 @@ def _parse_text(text: str) -> Rule:
 
 
 def _parse_mapping(spec: Mapping[str, Any]) -> Rule:
-    shown = dict(spec)
-    unknown = sorted(str(k) for k in spec if k not in _RULE_KEYS)
-    if unknown:
-        raise InvalidArgument(
-            f"Alert rule {shown} has unknown key(s) {', '.join(unknown)}; known keys are "
-            f"{', '.join(_RULE_KEYS)}, e.g. {{metric: accuracy, op: '<', threshold: 0.85}}."
-        )
-    overrides: dict[str, Any] = {}
-    if spec.get("name") is not None:
-        overrides["name"] = str(spec["name"])
-    if spec.get("windows") is not None:
-        overrides["windows"] = spec["windows"]
-    if spec.get("cooldown") is not None:
-        overrides["cooldown_s"] = _duration(spec["cooldown"], shown)
-    if spec.get("channels") is not None:
-        channels = spec["channels"]
-        if isinstance(channels, str):
-            channels = (channels,)
-        overrides["channels"] = tuple(channels) if isinstance(channels, list) else channels
-    missing = [k for k in ("metric", "op", "threshold") if spec.get(k) is None]
-    if missing:
-        raise InvalidArgument(
-            f"Alert rule {shown} needs {', '.join(missing)}: give metric, op and threshold, "
-            "e.g. {metric: accuracy, op: '<', threshold: 0.85, windows: 2}."
-        )
-    op = re.sub(r"[\s_]+", "_", str(spec["op"]).strip().lower())
-    threshold = spec["threshold"]
-    if isinstance(threshold, str) and re.fullmatch(_NUMBER, threshold.strip()):
-        threshold = float(threshold)
-    fields = {"metric": spec["metric"], "op": op, "threshold": threshold, **overrides}
-    return _build(fields, str(shown), _MAPPING_FORM)
+    return _build(spec, str(dict(spec)), _MAPPING_FORM)
 
 
 def _duration(value: Any, where: Any) -> float:

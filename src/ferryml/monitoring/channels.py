@@ -31,29 +31,17 @@ __all__ = [
     "LogChannel",
     "SlackChannel",
     "WebhookChannel",
+    "channel_from_config",
     "parse_channel",
     "parse_channels",
 ]
 
 log = logging.getLogger("ferryml.alerts")
 
-_CHANNEL_KINDS = ("log", "webhook", "slack", "email")
 _CHANNEL_EXAMPLE = (
     "e.g. 'log', {webhook: 'https://example.com/hook'}, "
     "{slack: 'https://hooks.slack.com/services/...'} or "
     "{email: {host: smtp.example.com, sender: ferry@example.com, to: [me@example.com]}}"
-)
-_WEB_KEYS = ("url", "url_env", "timeout")
-_EMAIL_KEYS = (
-    "host",
-    "port",
-    "sender",
-    "to",
-    "username",
-    "password",
-    "password_env",
-    "starttls",
-    "timeout",
 )
 
 
@@ -205,32 +193,40 @@ def parse_channel(spec: str | Mapping[str, Any]) -> Channel:
     Raises:
         InvalidArgument: the form is unknown or a field is missing or malformed.
     """
-    if spec == "log" or (isinstance(spec, Mapping) and dict(spec) in ({"log": None}, {"log": {}})):
-        return LogChannel()
-    if not isinstance(spec, Mapping) or len(spec) != 1:
-        raise InvalidArgument(
-            f"Alert channel {spec!r} is not one of {', '.join(_CHANNEL_KINDS)}: write "
-            f"{_CHANNEL_EXAMPLE}."
+    from ferryml._configfile import check
+    from ferryml._configtypes import ChannelSpec
+
+    def wrong(field: str, detail: str) -> InvalidArgument:
+        return InvalidArgument(
+            f"Alert channel {spec!r:.200}: {field + ': ' if field else ''}{detail}"
         )
-    ((kind, value),) = spec.items()
-    if kind in ("webhook", "slack"):
-        options = _options(kind, {"url": value} if isinstance(value, str) else value, _WEB_KEYS)
-        channel = WebhookChannel if kind == "webhook" else SlackChannel
-        return channel(_secret(options, "url", kind), timeout=_seconds(options, kind))
-    if kind == "email":
-        options = _options(kind, value, _EMAIL_KEYS)
-        if options.get("password") is not None or options.get("password_env") is not None:
-            options["password"] = _secret(options, "password", kind)
-        options.pop("password_env", None)
-        if not isinstance(options.get("port", 25), int):
-            raise InvalidArgument(
-                f"Email channel port {options['port']!r} is not a number, e.g. 587."
-            )
-        options["timeout"] = _seconds(options, kind)
-        return EmailChannel(**{"host": "", "port": 25, "sender": "", "to": (), **options})
-    raise InvalidArgument(
-        f"Alert channel kind {kind!r} is unknown; use one of {', '.join(_CHANNEL_KINDS)}: "
-        f"{_CHANNEL_EXAMPLE}."
+
+    return channel_from_config(check(ChannelSpec, spec, wrong))
+
+
+def channel_from_config(config: Any) -> Channel:
+    """A channel from its checked ``ferry.yaml`` form (a ``ChannelSpec``).
+
+    Raises:
+        InvalidArgument: the URL is not http(s), or a secret's variable is not set.
+    """
+    web = config.webhook or config.slack
+    if web is not None:
+        kind = WebhookChannel if config.webhook is not None else SlackChannel
+        return kind(_secret(web.url, web.url_env, "url", config.kind), timeout=web.timeout)
+    mail = config.email
+    if mail is None:
+        return LogChannel()
+    given = mail.password is not None or mail.password_env is not None
+    return EmailChannel(
+        mail.host,
+        mail.port,
+        mail.sender,
+        tuple(mail.to),
+        mail.username,
+        _secret(mail.password, mail.password_env, "password", "email") if given else None,
+        mail.starttls,
+        timeout=mail.timeout,
     )
 
 
@@ -266,40 +262,16 @@ def _is_channel(value: Any) -> bool:
     return callable(getattr(value, "send", None)) and isinstance(getattr(value, "kind", None), str)
 
 
-def _options(kind: str, value: Any, known: tuple[str, ...]) -> dict[str, Any]:
-    if not isinstance(value, Mapping):
-        raise InvalidArgument(
-            f"The {kind} channel's settings must be a mapping, {_CHANNEL_EXAMPLE}."
-        )
-    unknown = sorted(str(k) for k in value if k not in known)
-    if unknown:
-        raise InvalidArgument(
-            f"The {kind} channel has unknown setting(s) {', '.join(unknown)}; "
-            f"known ones are {', '.join(known)}."
-        )
-    return dict(value)
-
-
-def _seconds(options: Mapping[str, Any], kind: str) -> float:
-    timeout = options.get("timeout", 10.0)
-    if not _is_number(timeout) or not 0 < timeout < math.inf:
-        raise InvalidArgument(f"The {kind} channel's timeout {timeout!r} is not seconds, e.g. 10.")
-    return float(timeout)
-
-
-def _secret(options: Mapping[str, Any], key: str, kind: str) -> str:
-    if options.get(key) is not None:
-        return str(options[key])
-    variable = options.get(f"{key}_env")
-    if variable is None:
-        raise InvalidArgument(f"The {kind} channel needs {key} (or {key}_env): {_CHANNEL_EXAMPLE}.")
-    value = os.environ.get(str(variable))
-    if not value:
+def _secret(value: str | None, variable: str | None, key: str, kind: str) -> str:
+    if value is not None:
+        return value
+    found = os.environ.get(str(variable))
+    if not found:
         raise InvalidArgument(
             f"The {kind} channel reads its {key} from ${variable}, which is not set. "
             f"Set it, or give {key} in the channel's settings."
         )
-    return value
+    return found
 
 
 def _http_url(url: str, kind: str) -> str:

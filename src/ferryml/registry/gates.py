@@ -53,10 +53,13 @@ class Gate:
         Raises:
             InvalidArgument: a setting is unknown or of the wrong type; the message names it.
         """
-        from ferryml._configfile import validate
+        from ferryml._configfile import check
         from ferryml._configtypes import GateConfig
 
-        return gate_from_config(validate(GateConfig, data, None), task)
+        def wrong(field: str, detail: str) -> InvalidArgument:
+            return InvalidArgument(f"Gate {data!r:.200}: {field + ': ' if field else ''}{detail}")
+
+        return gate_from_config(check(GateConfig, data, wrong), task)
 
 
 def default_gate(task: str) -> Gate:
