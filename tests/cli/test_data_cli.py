@@ -35,7 +35,10 @@ def test_add_status_checkout_log_ls(
     assert json.loads(out)["version"] == 2
     shutil.rmtree(project / "data")
     code, out, _ = cli("data", "checkout", "data@1")
-    assert (code, out) == (0, "data: version 1, 5 files written\n")
+    assert (code, out) == (
+        0,
+        "data: version 1, 5 files written; data.ferry moved from version 2 to 1\n",
+    )
     assert (project / "data" / "0.txt").read_text() == "0"
     code, out, _ = cli("data", "log", "data", "--json")
     assert [v["version"] for v in json.loads(out)] == [1, 2]
@@ -98,3 +101,26 @@ def test_every_data_command_has_help(
 ) -> None:
     code, out, _ = cli("data", command, "--help")
     assert code == 0 and "Usage: ferry data" in out
+
+
+def test_checkout_of_a_version_moves_the_pointer_or_says_it_did_not(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    cli("data", "add", "data")
+    (project / "data" / "0.txt").write_text("v2")
+    cli("data", "add", "data")
+
+    code, out, _ = cli("data", "checkout", "data@1")
+    assert (code, out) == (
+        0,
+        "data: version 1, 1 files written; data.ferry moved from version 2 to 1\n",
+    )
+    code, out, _ = cli("data", "status")
+    assert out == "data: up to date with data@1\n"
+    code, out, _ = cli("data", "checkout", "data@1")
+    assert out == "data: version 1, 0 files written; data.ferry names version 1 already\n"
+    code, out, _ = cli("data", "checkout", "data@2", "--to", "copy")
+    assert out == (
+        "copy: version 2, 5 files written; no pointer file moved: --to restores a copy\n"
+    )
+    assert "version: 1" in (project / "data.ferry").read_text()

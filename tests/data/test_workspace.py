@@ -83,10 +83,10 @@ def test_checkout_restores_a_deleted_folder_exactly(ws: Workspace, project: Path
     original = {p.relative_to(images): p.read_bytes() for p in images.rglob("*") if p.is_file()}
     ws.add("data/images")
     shutil.rmtree(images)
-    assert ws.checkout() == [("data/images", 1, 31)]
+    assert ws.checkout() == [("data/images", 1, 31, "")]
     restored = {p.relative_to(images): p.read_bytes() for p in images.rglob("*") if p.is_file()}
     assert restored == original
-    assert ws.checkout() == [("data/images", 1, 0)]  # nothing to rewrite
+    assert ws.checkout() == [("data/images", 1, 0, "")]  # nothing to rewrite
 
 
 def test_checkout_of_an_older_version_keeps_files_the_user_never_added(

@@ -110,10 +110,11 @@ def checkout(
     """Restore data as a pointer file or a version names it."""
     done = _workspace(ctx).checkout(target, to=to)
     if json:
-        render.print_json([{"path": p, "version": v, "written": n} for p, v, n in done])
+        render.print_json([r._asdict() for r in done])
         return
-    for path, version, written in done:
-        render.console.print(f"{path}: version {version}, {written} files written")
+    for r in done:
+        note = f"; {r.note}" if r.note else ""
+        render.console.print(f"{r.path}: version {r.version}, {r.written} files written{note}")
 
 
 @data.command("diff")

@@ -8,7 +8,7 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from ferryml import _naming
 from ferryml.config import Settings
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ferryml.store.artifacts import ArtifactStore
     from ferryml.store.sql_data import SqlDatasetStore
 
-__all__ = ["DataStatus", "Workspace", "parse_ref"]
+__all__ = ["DataStatus", "Restored", "Workspace", "parse_ref"]
 
 TABLE_SUFFIXES = (".parquet", ".pq", ".csv")
 
@@ -63,6 +63,16 @@ def parse_ref(ref: str) -> tuple[str, int | None]:
 
 def check_name(name: str) -> str:
     return _naming.check_name(name, "Dataset", "images/train", paths=True)
+
+
+class Restored(NamedTuple):
+    """One path ``checkout`` restored: its version, the files written, and what became of
+    its pointer file (empty when the pointer file named the version to restore)."""
+
+    path: str
+    version: int
+    written: int
+    note: str = ""
 
 
 class Workspace:
@@ -344,11 +354,13 @@ class Workspace:
 
     def checkout(
         self, target: str | None = None, *, to: str | os.PathLike[str] | None = None
-    ) -> list[tuple[str, int, int]]:
+    ) -> list[Restored]:
         """Restore data: ``NAME@VERSION`` (to its original path, or ``to``), a tracked path,
-        or, with no target, every pointer file's version. Returns (path, version, files
-        written) per restored path; files already matching are not rewritten."""
-        jobs: list[tuple[Path, str, int, Manifest]] = []
+        or, with no target, every pointer file's version. Files already matching are not
+        rewritten. ``NAME@VERSION`` restored to its original path moves that path's pointer
+        file to the version, so ``ferry data status`` and git see what is there; ``note``
+        says what became of the pointer file."""
+        jobs: list[tuple[Path, int, Manifest, DatasetVersion | None]] = []
         if target is not None and not _looks_like_path(self.settings.workdir, target):
             version = self.version(target)
             if not version.source and to is None:
@@ -358,22 +370,43 @@ class Workspace:
                 )
             # the source is relative to the project root, ``to`` to the working directory
             dest = self._inside(to or self.root / version.source, must_exist=False)
-            jobs.append((dest, version.name, version.version, self.manifest(version)))
+            jobs.append((dest, version.version, self.manifest(version), version))
         else:
             for _, pointer in self.pointers([target] if target else None):
                 jobs.append(
-                    (
-                        self.root / pointer.path,
-                        pointer.name,
-                        pointer.version,
-                        self.manifest(pointer),
-                    )
+                    (self.root / pointer.path, pointer.version, self.manifest(pointer), None)
                 )
         done = []
-        for dest, _name, number, manifest in jobs:
+        for dest, number, manifest, named in jobs:
             written = _files.restore_files(dest, list(manifest.entries), self.artifacts, self.cache)
-            done.append((dest.relative_to(self.root).as_posix(), number, written))
+            note = "" if named is None else self._move_pointer(dest, named, manifest, to is None)
+            done.append(Restored(dest.relative_to(self.root).as_posix(), number, written, note))
         return done
+
+    def _move_pointer(
+        self, dest: Path, version: DatasetVersion, manifest: Manifest, at_source: bool
+    ) -> str:
+        file = pointer_file(dest)
+        shown = file.relative_to(self.root).as_posix()
+        if not at_source:
+            return "no pointer file moved: --to restores a copy"
+        before = Pointer.read(file) if file.exists() else None
+        if before is not None and before.name != version.name:
+            return f"{shown} names dataset {before.name!r} and was not moved"
+        if before is not None and before.version == version.version:
+            return f"{shown} names version {version.version} already"
+        Pointer(
+            version.name,
+            version.version,
+            manifest.kind,
+            version.source,
+            version.manifest_digest,
+            version.files,
+            version.size,
+        ).write(file)
+        if before is None:
+            return f"{shown} written for version {version.version}"
+        return f"{shown} moved from version {before.version} to {version.version}"
 
     def _inside(self, path: str | os.PathLike[str], *, must_exist: bool = True) -> Path:
         absolute = (self.settings.workdir / path).resolve()  # an absolute path stays as it is
