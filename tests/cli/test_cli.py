@@ -156,6 +156,21 @@ def test_unwritable_home_is_one_line_and_exit_1(
     assert err.count("\n") == 1 and "Traceback" not in err
 
 
+@pytest.mark.parametrize("content", [b"id,age\n1,34\n" * 100, b"SQLite format 3\0" + b"\xff" * 200])
+def test_a_store_file_that_is_not_sqlite_is_named_in_one_line(
+    cli: Callable[..., tuple[int, str, str]], home: Path, content: bytes
+) -> None:
+    home.mkdir()
+    (home / "ferry.db").write_bytes(content)
+    code, _, err = cli("--home", str(home), "experiments", "list")
+    assert (code, err) == (
+        1,
+        f"error: The store file {home / 'ferry.db'} cannot be read as an SQLite database "
+        "(file is not a database). Move it aside, or point FERRY_STORE (or FERRY_HOME) at "
+        "another location.\n",
+    )
+
+
 def test_debug_shows_the_traceback(cli: Callable[..., tuple[int, str, str]], home: Path) -> None:
     code, _, err = cli("--home", str(home), "--debug", "runs", "show", "abc")
     assert code == 2 and "Traceback" in err and err.endswith("characters. See `ferry runs list`.\n")

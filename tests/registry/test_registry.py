@@ -15,11 +15,13 @@ from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from sqlalchemy.exc import OperationalError
 
 import ferryml as ferry
 from ferryml.config import Settings
-from ferryml.errors import IntegrityError, InvalidArgument, NotFound
+from ferryml.errors import IntegrityError, InvalidArgument, NotFound, StoreUnavailable
 from ferryml.registry import Gate, Registry
+from ferryml.registry.gates import promote
 
 
 @pytest.fixture(scope="module")
@@ -199,6 +201,32 @@ def test_promotion_gates_decide_on_evidence_and_record_why(
     assert last.reason == "FORCED: testing the override"
     assert last.evidence["candidate"]["metrics"]["roc_auc"] == forced.candidate_metrics["roc_auc"]
     assert registry.version("cancer/1").metrics["roc_auc"] > 0.9  # stored on the version
+
+
+def test_a_champion_that_cannot_be_read_refuses_the_promotion(
+    registry: Registry, cancer: tuple[pd.DataFrame, pd.Series], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    X, y = cancer
+    holdout = X.assign(target=y).head(100)
+    _logged(X, y)
+    ferry.set_registered_model_alias("cancer", "champion", 1)
+    _logged(X, y, DummyClassifier(strategy="prior").fit(X, y))  # v2: worse, never judged
+
+    def lost(name: str, alias: str) -> int:
+        raise OperationalError("SELECT", {}, ConnectionError("server closed the connection"))
+
+    monkeypatch.setattr(registry.store, "resolve_alias", lost)
+    with pytest.raises(StoreUnavailable) as raised:
+        promote(registry, "cancer", 2, data=holdout, target="target", task="classification")
+    assert str(raised.value) == (
+        "Cannot read which version of 'cancer' holds 'champion', so the candidate cannot be "
+        "compared with it: server closed the connection. Nothing was promoted; try again once "
+        "the store answers."
+    )
+    monkeypatch.undo()
+    assert registry.version("cancer@champion").version == 1
+    actions = {e.action for e in registry.store.events("cancer")}
+    assert not actions & {"promote", "promotion_refused"}
 
 
 def test_a_gate_can_bound_latency_and_set_floors(

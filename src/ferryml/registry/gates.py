@@ -9,8 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from ferryml._identity import current_user
-from ferryml.errors import InvalidArgument
+from ferryml.errors import InvalidArgument, NotFound, StoreUnavailable
 from ferryml.registry.models import Registry, check_model_name
 
 __all__ = [
@@ -206,10 +208,7 @@ def promote(
     check_model_name(name)
     gate = gate or default_gate(task or task_of(registry, f"{name}/{int(candidate)}"))
     version = registry.store.get_model_version(name, int(candidate))
-    try:
-        champion = registry.store.resolve_alias(name, alias)
-    except Exception:  # noqa: BLE001 - no holder yet: the first version passes
-        champion = None
+    champion = _holder(registry, name, alias)
     if champion == version.version:
         raise InvalidArgument(f"Version {candidate} of {name!r} holds {alias!r} already.")
     kwargs = {
@@ -255,6 +254,22 @@ def promote(
         dict(new.metrics),
         dict(old.metrics) if old else {},
     )
+
+
+def _holder(registry: Registry, name: str, alias: str) -> int | None:
+    """The version holding ``alias``, or None when no version holds it yet. Any other
+    failure refuses the promotion: a candidate is never passed unjudged."""
+    try:
+        return registry.store.resolve_alias(name, alias)
+    except NotFound:
+        return None
+    except SQLAlchemyError as e:
+        why = getattr(e, "orig", None) or e
+        raise StoreUnavailable(
+            f"Cannot read which version of {name!r} holds {alias!r}, so the candidate "
+            f"cannot be compared with it: {why}. Nothing was promoted; try again once the "
+            "store answers."
+        ) from e
 
 
 def _record_refusal(

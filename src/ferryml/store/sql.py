@@ -24,8 +24,8 @@ from sqlalchemy import (
     text,
     update,
 )
+from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
-from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from ferryml.errors import (
     AlreadyExists,
@@ -103,13 +103,9 @@ class SqlStore:
                             "pip install -U ferryml."
                         )
                     _upgrade(engine)
-        except OperationalError as e:
+        except DatabaseError as e:  # OperationalError included
             engine.dispose()
-            raise StoreUnavailable(
-                f"Cannot open the store {engine.url.render_as_string()}: {e.orig}. "
-                "Check that the database is running and the location is writable "
-                "(FERRY_STORE, FERRY_HOME)."
-            ) from e
+            raise _unavailable(engine, e) from e
         except IncompatibleStore:
             engine.dispose()
             raise
@@ -520,6 +516,22 @@ class StorePart:
 
     def _write(self) -> Any:
         return self._store.engine.execution_options(ferry_write=True).begin()
+
+
+def _unavailable(engine: Engine, error: DatabaseError) -> StoreUnavailable:
+    database = engine.url.database
+    if _dialect.is_sqlite(engine) and not isinstance(error, OperationalError) and database:
+        # sqlite3 says "file is not a database" for anything but an SQLite file
+        return StoreUnavailable(
+            f"The store file {database} cannot be read as an SQLite database "
+            f"({error.orig}). Move it aside, or point FERRY_STORE (or FERRY_HOME) at "
+            "another location."
+        )
+    return StoreUnavailable(
+        f"Cannot open the store {engine.url.render_as_string()}: {error.orig}. "
+        "Check that the database is running and the location is writable "
+        "(FERRY_STORE, FERRY_HOME)."
+    )
 
 
 def _dispose_in_child(ref: weakref.ref[Engine]) -> None:
