@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -217,3 +221,31 @@ def test_migrations_build_exactly_the_tables_the_code_uses(store: SqlStore) -> N
     with store.engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
     assert differences == []
+
+
+def test_stores_opened_one_after_another_share_one_fork_hook(tmp_path: Path) -> None:
+    code = textwrap.dedent(f"""
+        import os
+        hooks = []
+        register = os.register_at_fork
+        def counting(**callbacks):
+            hooks.extend(f for f in callbacks.values() if f.__module__.startswith("ferryml"))
+            register(**callbacks)
+        os.register_at_fork = counting
+        from ferryml.store.sql import SqlStore
+        for _ in range(30):  # as a server opens one per request
+            SqlStore("sqlite:///{tmp_path / 'ferry.db'}").open().close()
+        store = SqlStore("sqlite:///{tmp_path / 'ferry.db'}").open()
+        store.create_experiment("parent")
+        pid = os.fork()
+        if pid == 0:  # the child opens connections of its own
+            store.create_experiment("child")
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(len(hooks), sorted(e.name for e in store.list_experiments()))
+    """)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=os.environ
+    )
+    assert (done.returncode, done.stderr) == (0, "")
+    assert done.stdout == "1 ['child', 'parent']\n"

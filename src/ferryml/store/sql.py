@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import math
-import os
 import time
-import weakref
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -27,6 +25,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from ferryml._fork import renew_after_fork
 from ferryml.errors import (
     AlreadyExists,
     Conflict,
@@ -111,8 +110,7 @@ class SqlStore:
             raise
         self._engine = engine
         # A forked child must not use the parent's pooled connections; it opens its own.
-        ref = weakref.ref(engine)
-        os.register_at_fork(after_in_child=lambda: _dispose_in_child(ref))
+        renew_after_fork(engine, _dispose_in_child)
         return self
 
     def close(self) -> None:
@@ -534,10 +532,8 @@ def _unavailable(engine: Engine, error: DatabaseError) -> StoreUnavailable:
     )
 
 
-def _dispose_in_child(ref: weakref.ref[Engine]) -> None:
-    engine = ref()
-    if engine is not None:
-        engine.dispose(close=False)
+def _dispose_in_child(engine: Engine) -> None:
+    engine.dispose(close=False)
 
 
 def _experiment_int(experiment_id: str | int) -> int:

@@ -20,6 +20,7 @@ import weakref
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
+from ferryml._fork import renew_after_fork
 from ferryml.errors import StoreUnavailable
 from ferryml.store.base import TrackingStore
 from ferryml.store.records import (
@@ -133,7 +134,7 @@ class Journal:
         self._start()
         ref = weakref.ref(self)
         atexit.register(_close_ref, ref)
-        os.register_at_fork(after_in_child=lambda: _forked(ref))
+        renew_after_fork(self, _forked)
         return self
 
     def _start(self) -> None:
@@ -299,10 +300,7 @@ def _close_ref(ref: weakref.ref[Journal]) -> None:
         journal.close()
 
 
-def _forked(ref: weakref.ref[Journal]) -> None:
-    journal = ref()
-    if journal is None:
-        return
+def _forked(journal: Journal) -> None:
     # Another thread may have held these at the fork; the child gets fresh ones.
     journal._lock = threading.Lock()
     journal._flush_lock = threading.Lock()
