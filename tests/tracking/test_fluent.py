@@ -279,6 +279,22 @@ def test_search_runs_filters_orders_and_returns_frames(fluent: Settings) -> None
     assert list(frame["params.model"]) == ["rf", "rf", "lr"]
 
 
+def test_search_runs_takes_none_as_no_filter_and_no_order_as_mlflow_does(
+    fluent: Settings,
+) -> None:
+    experiment_id = ferry.set_experiment("none").experiment_id
+    for i in range(3):
+        with ferry.start_run(run_name=f"r{i}"):
+            ferry.log_metric("acc", i)
+    default = [r.info.run_id for r in ferry.search_runs(experiment_names=["none"])]
+    found = ferry.search_runs(experiment_names=["none"], filter_string=None, order_by=None)
+    assert [r.info.run_id for r in found] == default and len(default) == 3
+    client = ferry.FerryClient(fluent)
+    page = client.search_runs([experiment_id], filter_string=None, order_by=None)
+    client.close()
+    assert [r.info.run_id for r in page.runs] == default
+
+
 def test_search_by_unknown_experiment_or_bad_format_is_refused(fluent: Settings) -> None:
     with pytest.raises(NotFound, match="Experiment 'nope' not found"):
         ferry.search_runs(experiment_names=["nope"])

@@ -77,8 +77,8 @@ class TrackingStore(Protocol):
     def search_runs(
         self,
         experiment_ids: Sequence[str],
-        filter_string: str = "",
-        order_by: Sequence[str] = (),
+        filter_string: str | None = "",
+        order_by: Sequence[str] | None = (),
         max_results: int = 1000,
         offset: int = 0,
         run_view_type: ViewType = ViewType.ACTIVE_ONLY,

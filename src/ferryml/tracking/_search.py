@@ -387,14 +387,14 @@ def _combine(node: type[And | Or], items: list[Expr]) -> Expr:
     return node(tuple(flat))
 
 
-def parse_filter(text: str) -> Expr | None:
+def parse_filter(text: str | None) -> Expr | None:
     """Parse a run filter such as ``metrics.acc > 0.9 and params.model = 'rf'``.
 
-    Returns None for an empty or blank filter. Raises InvalidArgument, naming the column
-    of the problem and what was expected there, for anything the grammar (see the module
-    docstring) does not accept.
+    Returns None for None, or an empty or blank filter. Raises InvalidArgument, naming the
+    column of the problem and what was expected there, for anything the grammar (see the
+    module docstring) does not accept.
     """
-    if not text.strip():
+    if text is None or not text.strip():
         return None
     try:
         parser = _Parser(text)
@@ -406,8 +406,9 @@ def parse_filter(text: str) -> Expr | None:
     return expr
 
 
-def parse_order_by(items: Sequence[str]) -> list[OrderKey]:
-    """Parse order-by items such as ``["metrics.acc DESC", "start_time"]``; ASC by default.
+def parse_order_by(items: Sequence[str] | None) -> list[OrderKey]:
+    """Parse order-by items such as ``["metrics.acc DESC", "start_time"]``; ASC by default;
+    None orders by nothing.
 
     Raises InvalidArgument for an item that is not ``<identifier> [ASC|DESC]``.
     """
@@ -416,7 +417,7 @@ def parse_order_by(items: Sequence[str]) -> list[OrderKey]:
             f"order_by must be a list of strings such as ['{_ORDER_EXAMPLE}'], "
             f"not the string {items!r}."
         )
-    return [_parse_order_item(item) for item in items]
+    return [_parse_order_item(item) for item in items or ()]
 
 
 def _parse_order_item(item: str) -> OrderKey:

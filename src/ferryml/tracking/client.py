@@ -318,22 +318,23 @@ class FerryClient:
     def search_runs(
         self,
         experiment_ids: Sequence[str],
-        filter_string: str = "",
-        order_by: Sequence[str] = (),
+        filter_string: str | None = "",
+        order_by: Sequence[str] | str | None = None,
         max_results: int = 1000,
         page_token: str | None = None,
         run_view_type: ViewType | str = ViewType.ACTIVE_ONLY,
     ) -> SearchPage:
         """Runs of the experiments matching ``filter_string``, e.g.
-        ``"metrics.acc > 0.9 and params.model = 'rf'"``, ordered by ``order_by``; deleted
-        runs only when ``run_view_type`` asks for them."""
+        ``"metrics.acc > 0.9 and params.model = 'rf'"``, ordered by ``order_by`` (None for
+        either means none, as MLflow takes it); deleted runs only when ``run_view_type`` asks
+        for them."""
         if isinstance(order_by, str):
             order_by = [order_by]
         self.flush()
         runs, next_offset = self.store.search_runs(
             list(experiment_ids),
             filter_string or "",
-            list(order_by),
+            list(order_by or ()),
             max_results,
             _decode_token(page_token),
             _view(run_view_type),

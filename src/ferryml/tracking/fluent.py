@@ -345,8 +345,8 @@ def restore_experiment(experiment_id: str) -> None:
 
 def search_runs(
     experiment_ids: Sequence[str] | None = None,
-    filter_string: str = "",
-    order_by: Sequence[str] | str = (),
+    filter_string: str | None = "",
+    order_by: Sequence[str] | str | None = None,
     max_results: int = 1000,
     *,
     experiment_names: Sequence[str] | None = None,
