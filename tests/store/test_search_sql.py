@@ -10,8 +10,6 @@ from ferryml.store import _schema as schema
 from ferryml.store._search_sql import apply_order, where_clause
 from ferryml.tracking._search import parse_filter, parse_order_by
 
-PG_SERVER = "postgresql+psycopg://root@127.0.0.1:5432"
-
 # run_id: (experiment, name, status, start, end, user, parent)
 RUNS: dict[str, tuple[int, str, str, int, int | None, str, str | None]] = {
     "r1": (1, "alpha", "FINISHED", 100, 200, "alice", None),
@@ -115,19 +113,21 @@ def sqlite_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="module")
-def postgres_engine() -> Iterator[Engine]:
-    admin = create_engine(f"{PG_SERVER}/test", isolation_level="AUTOCOMMIT")
-    name = f"ferry_test_{secrets.token_hex(6)}"
+def postgres_engine(pg_database: str) -> Iterator[Engine]:
+    """A schema of its own in the session's database (skipped, like the rest of the suite,
+    where PostgreSQL is not reachable)."""
+    schema = f"search_{secrets.token_hex(6)}"
+    admin = create_engine(pg_database, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    engine = create_engine(f"{PG_SERVER}/{name}")
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    engine = create_engine(f"{pg_database}?options=-csearch_path%3D{schema}")
     try:
         populate(engine)
         yield engine
     finally:
         engine.dispose()
         with admin.connect() as conn:
-            conn.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
         admin.dispose()
 
 
