@@ -8,10 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from typer.models import TyperInfo
 
-from ferryml.cli import _app
-from ferryml.cli.feedback import feedback
 from ferryml.config import Settings
 from ferryml.predictions import load
 from ferryml.serving.predlog import PredictionLog
@@ -26,14 +23,6 @@ def stores(settings: Settings) -> list[str]:
         "--artifacts",
         settings.artifacts_url,
     ]
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ferry feedback`` as the root command registers it (once it does, this is a no-op)."""
-    if not any(group.typer_instance is feedback for group in _app.app.registered_groups):
-        groups = [*_app.app.registered_groups, TyperInfo(feedback, name="feedback")]
-        monkeypatch.setattr(_app.app, "registered_groups", groups)
 
 
 @pytest.fixture

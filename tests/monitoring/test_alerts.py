@@ -21,10 +21,7 @@ import pytest
 import yaml
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
-from typer.models import TyperInfo
 
-from ferryml.cli import _app
-from ferryml.cli.alerts import alerts
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.monitoring.alerts import (
@@ -749,14 +746,6 @@ def test_manager_from_config_refuses_unknown_keys(settings: Settings) -> None:
 
 
 # -- ferry alerts ------------------------------------------------------------------------
-
-
-@pytest.fixture(autouse=True)
-def registered(monkeypatch: pytest.MonkeyPatch) -> None:
-    """``ferry alerts`` as the root command registers it (once it does, this is a no-op)."""
-    if not any(group.typer_instance is alerts for group in _app.app.registered_groups):
-        groups = [*_app.app.registered_groups, TyperInfo(alerts, name="alerts")]
-        monkeypatch.setattr(_app.app, "registered_groups", groups)
 
 
 def stores(settings: Settings) -> list[str]:

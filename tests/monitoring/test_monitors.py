@@ -12,12 +12,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import typer
 from sklearn.linear_model import LogisticRegression
-from typer.testing import CliRunner
 
 import ferryml as ferry
-from ferryml.cli.monitor import monitor
 from ferryml.config import Settings
 from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
 from ferryml.monitoring.monitors import (
@@ -153,48 +150,38 @@ def test_an_unknown_monitor_is_not_found(home: Settings) -> None:
         run_monitor(home, "nope")
 
 
-def test_the_cli_adds_runs_and_reports_a_monitor(home: Settings, tmp_path: Path) -> None:
-    app = typer.Typer()
+def test_the_cli_adds_runs_and_reports_a_monitor(
+    home: Settings, tmp_path: Path, cli: Any
+) -> None:
+    def ferry_(*args: str) -> tuple[int, str]:
+        code, out, _ = cli("--home", str(home.home), "monitor", *args)
+        return code, out
 
-    @app.callback()
-    def root(ctx: typer.Context) -> None:
-        ctx.obj = home
-
-    app.add_typer(monitor, name="monitor")
-    runner = CliRunner()
-    added = runner.invoke(
-        app,
-        [
-            "monitor",
-            "add",
-            "watch",
-            "--deployment",
-            "d",
-            "--reference",
-            "model:m@champion",
-            "--window",
-            "1h",
-            "--rule",
-            "drift_share > 0.3",
-            "--channel",
-            "log",
-        ],
+    added = ferry_(
+        "add",
+        "watch",
+        "--deployment",
+        "d",
+        "--reference",
+        "model:m@champion",
+        "--window",
+        "1h",
+        "--rule",
+        "drift_share > 0.3",
+        "--channel",
+        "log",
     )
-    assert (added.exit_code, added.output) == (
-        0,
-        "Monitor 'watch' added; run it with `ferry monitor run watch`.\n",
-    )
-    ran = runner.invoke(app, ["monitor", "run", "watch", "--json"])
-    assert ran.exit_code == 0 and len(json.loads(ran.output)) == 2
-    again = runner.invoke(app, ["monitor", "run", "watch"])
-    assert again.output == "Monitor 'watch': no new complete window.\n"
-    shown = runner.invoke(app, ["monitor", "report", "watch", "--json"])
-    assert len(json.loads(shown.output)["windows"]) == 2
+    assert added == (0, "Monitor 'watch' added; run it with `ferry monitor run watch`.\n")
+    code, out = ferry_("run", "watch", "--json")
+    assert code == 0 and len(json.loads(out)) == 2
+    assert ferry_("run", "watch") == (0, "Monitor 'watch': no new complete window.\n")
+    code, out = ferry_("report", "watch", "--json")
+    assert len(json.loads(out)["windows"]) == 2
     page = tmp_path / "watch.html"
-    written = runner.invoke(app, ["monitor", "report", "watch", "--html", str(page)])
-    assert written.exit_code == 0 and "monitor-windows" in page.read_text()
-    listed = runner.invoke(app, ["monitor", "list", "--json"])
-    assert [m["name"] for m in json.loads(listed.output)] == ["watch"]
+    code, _ = ferry_("report", "watch", "--html", str(page))
+    assert code == 0 and "monitor-windows" in page.read_text()
+    code, out = ferry_("list", "--json")
+    assert [m["name"] for m in json.loads(out)] == ["watch"]
 
 
 def test_a_removed_monitor_can_be_added_again_with_other_checks(home: Settings, cli: Any) -> None:
