@@ -13,14 +13,19 @@ from ferryml.errors import InvalidArgument
 
 def test_a_timed_step_holds_the_canary_until_its_minutes_passed(world: World) -> None:
     policy = world.policy(rollout={"steps": [{"weight": 40, "minutes": 0.05}]})
-    with Agent(world.settings, {policy.name: policy}, schedules=False) as agent:
+    ahead = [0.0]  # seconds the agent's clock runs ahead of the wall clock
+
+    def clock() -> float:
+        return time.time() + ahead[0]
+
+    with Agent(world.settings, {policy.name: policy}, schedules=False, clock=clock) as agent:
         decision = world.start(agent)
         assert world.routes() == [(1, 60.0, "primary"), (2, 40.0, "canary")]
         world.traffic(30, changed=True, version=2)  # labels to judge the canary on
         world.traffic(30, changed=True, version=1)
         agent.tick()
         assert world.story(decision)["outcome"] is None  # 3 s have not passed yet
-        time.sleep(3.2)
+        ahead[0] = 3.2
         agent.tick()
     assert world.story(decision)["outcome"] == "promoted"
     assert world.routes() == [(2, 100.0, "primary")]

@@ -60,6 +60,8 @@ class Agent:
         lease_seconds: how long a lease lasts without renewal; another agent takes over
             that long after this one died.
         monitors, schedules: whether passes also run the monitors and due schedules.
+        clock: the time in seconds, as ``time.time`` gives it; triggers, cool-downs and the
+            waits of decisions are measured on it (the lease runs on the database's clock).
 
     Raises:
         InvalidArgument: ``ferry.yaml``'s policies are wrong (when read at start).
@@ -73,6 +75,7 @@ class Agent:
         lease_seconds: float = 30.0,
         monitors: bool = True,
         schedules: bool = True,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         if not lease_seconds > 0:
             raise InvalidArgument(f"lease_seconds {lease_seconds} must be positive.")
@@ -81,6 +84,7 @@ class Agent:
         self.policies = self._given if self._given is not None else load_policies(settings.root)
         self.lease_seconds = lease_seconds
         self.monitors, self.schedules = monitors, schedules
+        self.clock = clock
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._store: SqlAutomationStore | None = None
         self._sources: _Sources | None = None
@@ -228,7 +232,7 @@ class Agent:
             open_ = [self.store.get_decision(created)]
         for record in open_:
             while not self._lost.is_set() and steps.advance(
-                self.store, self.settings, policy, record
+                self.store, self.settings, policy, record, clock=self.clock
             ):
                 tick.steps += 1
                 record = self.store.get_decision(record.id)
@@ -259,7 +263,7 @@ class Agent:
         """A new decision when a trigger fired and neither the cool-down nor the daily cap
         holds it back; each trigger's watermark moves past what it saw either way, so one
         cause never starts two retrainings."""
-        now = int(time.time() * 1000)
+        now = int(self.clock() * 1000)
         state = self.store.policy_state(policy.name)
         fired: list[tuple[Trigger, str, dict[str, Any]]] = []
         for trigger in policy.triggers:

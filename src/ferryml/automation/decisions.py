@@ -52,16 +52,22 @@ class Step:
 
 
 def advance(
-    store: SqlAutomationStore, settings: Settings, policy: Policy, decision: DecisionRecord
+    store: SqlAutomationStore,
+    settings: Settings,
+    policy: Policy,
+    decision: DecisionRecord,
+    *,
+    clock: Callable[[], float] = time.time,
 ) -> bool:
     """Take the decision's next step if it can be taken now; False when it waits (for
-    requests, for labels, for a person) or is over."""
+    requests, for labels, for a person) or is over. ``clock`` gives the time in seconds,
+    as ``time.time`` does; waits (for labels, for a timed canary step) are measured on it."""
     handler = _HANDLERS.get(decision.state)
     if handler is None or decision.outcome is not None:
         return False
     context = {**decision.context, "decision": decision.id}
     try:
-        step = handler(settings, policy, decision, context)
+        step = handler(settings, policy, decision, context, int(clock() * 1000))
     except (StoreUnavailable, OperationalError):
         raise  # the store is away: the step is taken again next pass
     except FerryError as e:
@@ -135,7 +141,11 @@ def _awaiting(store: SqlAutomationStore, decision_id: int) -> DecisionRecord:
 
 
 def _prepare_data(
-    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+    settings: Settings,
+    policy: Policy,
+    decision: DecisionRecord,
+    context: dict[str, Any],
+    now: int,
 ) -> Step | None:
     """The newest data version plus the freshest labelled predictions, as a new data
     version; the newest share of those labels kept out for the gate. Waits while fewer
@@ -148,7 +158,7 @@ def _prepare_data(
         since = context.get("evidence", {}).get("window_start", context["started"])
     fresh = _labelled(settings, policy, since)
     if len(fresh) < retrain.min_rows:
-        if time.time() * 1000 - context["started"] <= retrain.max_wait_s * 1000:
+        if now - context["started"] <= retrain.max_wait_s * 1000:
             return None
         return Step(
             "done",
@@ -202,7 +212,11 @@ def _prepare_data(
 
 
 def _train(
-    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+    settings: Settings,
+    policy: Policy,
+    decision: DecisionRecord,
+    context: dict[str, Any],
+    now: int,
 ) -> Step:
     from ferryml.pipelines import run_target
 
@@ -246,7 +260,11 @@ def _train(
 
 
 def _gate(
-    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+    settings: Settings,
+    policy: Policy,
+    decision: DecisionRecord,
+    context: dict[str, Any],
+    now: int,
 ) -> Step:
     from ferryml.registry.gates import promote
     from ferryml.registry.models import Registry
@@ -294,13 +312,21 @@ def _gate(
 
 
 def _start_rollout(
-    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+    settings: Settings,
+    policy: Policy,
+    decision: DecisionRecord,
+    context: dict[str, Any],
+    now: int,
 ) -> Step:
-    return _set_step(settings, policy, context, 0)
+    return _set_step(settings, policy, context, 0, now)
 
 
 def _roll_out(
-    settings: Settings, policy: Policy, decision: DecisionRecord, context: dict[str, Any]
+    settings: Settings,
+    policy: Policy,
+    decision: DecisionRecord,
+    context: dict[str, Any],
+    now: int,
 ) -> Step | None:
     """Judge the current canary step: roll back on a worse canary, wait for its requests,
     then take the next step or promote."""
@@ -323,7 +349,7 @@ def _roll_out(
     worse = _worse(policy, seen)
     if worse is not None:
         return _undo(settings, policy, context, worse)
-    elapsed = time.time() * 1000 - since
+    elapsed = now - since
     if seen["canary_requests"] < step.requests or elapsed < step.minutes * 60_000:
         if elapsed > policy.rollout.minutes * 60_000:
             return _undo(
@@ -335,7 +361,7 @@ def _roll_out(
             )
         return None
     if index + 1 < len(policy.rollout.steps):
-        return _set_step(settings, policy, context, index + 1, seen)
+        return _set_step(settings, policy, context, index + 1, now, seen)
     if seen.get("canary_labelled", 0) < policy.rollout.min_labelled:
         return None  # the last step also waits for labels to judge the canary on
     return _promote(settings, policy, context, seen)
@@ -346,6 +372,7 @@ def _set_step(
     policy: Policy,
     context: dict[str, Any],
     index: int,
+    now: int,
     seen: dict[str, Any] | None = None,
 ) -> Step:
     from ferryml.serving.deployments import Deployments
@@ -371,7 +398,7 @@ def _set_step(
         )
     finally:
         manager.close()
-    context["step"], context["step_started"] = index, int(time.time() * 1000)
+    context["step"], context["step_started"] = index, now
     after = "" if seen is None else f" after {_observed(seen)}"
     return Step(
         "rolling_out",
@@ -456,7 +483,7 @@ def _fail(
     return Step("done", "failed", f"failed at {state}: {why}", "failed")
 
 
-_Handler = Callable[[Settings, Policy, DecisionRecord, dict[str, Any]], Step | None]
+_Handler = Callable[[Settings, Policy, DecisionRecord, dict[str, Any], int], Step | None]
 _HANDLERS: dict[str, _Handler] = {
     "triggered": _prepare_data,
     "data_ready": _train,
