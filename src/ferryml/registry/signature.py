@@ -185,6 +185,12 @@ def _coerce(values: pd.Series, spec: ColumnSpec) -> pd.Series:
         if spec.type == "integer" and given == "float":
             whole = values.dropna()
             if (whole == whole.round()).all():
+                huge = whole.abs() >= 2.0**63  # the cast would wrap round silently
+                if huge.any():
+                    raise InvalidArgument(
+                        f"Column {spec.name!r} has {whole[huge].iloc[0]:g}, beyond what an "
+                        "integer holds (±9.2e+18); send a whole number in that range."
+                    )
                 return values.astype("int64")
         if spec.type == "boolean" and given == "integer" and values.isin([0, 1]).all():
             return values.astype(bool)
@@ -192,6 +198,8 @@ def _coerce(values: pd.Series, spec: ColumnSpec) -> pd.Series:
             return pd.to_datetime(values, format="ISO8601")
         if spec.type == "string":
             return values.astype(str)
+    except InvalidArgument:
+        raise
     except (ValueError, TypeError):
         pass
     example = values.dropna().iloc[0] if values.notna().any() else None
