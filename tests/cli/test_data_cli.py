@@ -124,3 +124,23 @@ def test_checkout_of_a_version_moves_the_pointer_or_says_it_did_not(
         "copy: version 2, 5 files written; no pointer file moved: --to restores a copy\n"
     )
     assert "version: 1" in (project / "data.ferry").read_text()
+
+
+def test_add_lists_the_data_in_a_gitignore_beside_it_in_a_git_repository(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    code, out, _ = cli("data", "add", "data")
+    assert not (project / ".gitignore").exists()  # not a git repository: nothing to ignore in
+
+    (project / ".git").mkdir()
+    (project / ".gitignore").write_text("*.pyc")
+    (project / "sub").mkdir()
+    (project / "sub" / "t.csv").write_text("a\n1\n")
+    code, out, _ = cli("data", "add", "data")
+    assert code == 0
+    assert out.endswith("data is listed in .gitignore; commit data.ferry and .gitignore.\n")
+    cli("data", "add", "sub/t.csv")
+    cli("data", "add", "data")  # listed once, however often it is added
+
+    assert (project / ".gitignore").read_text() == "*.pyc\n/data\n"
+    assert (project / "sub" / ".gitignore").read_text() == "/t.csv\n"

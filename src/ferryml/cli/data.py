@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -37,7 +38,8 @@ def add(
     json: JsonFlag = False,
 ) -> None:
     """Version a file or folder; writes PATH.ferry to commit with your code."""
-    version = _workspace(ctx).add(path, name)
+    workspace = _workspace(ctx)
+    version = workspace.add(path, name)
     if json:
         render.print_json(version)
         return
@@ -45,6 +47,10 @@ def add(
         f"{version.ref}: {version.files} file{'' if version.files == 1 else 's'}, "
         f"{render.size(version.size)} -> {path}.ferry"
     )
+    ignore = workspace.gitignore_for(path)
+    if ignore is not None:
+        shown = os.path.relpath(ignore, workspace.settings.workdir)
+        render.console.print(f"{path} is listed in {shown}; commit {path}.ferry and {shown}.")
 
 
 @data.command("delete")

@@ -157,7 +157,20 @@ class Workspace:
             version.files,
             version.size,
         ).write(pointer_file(absolute))
+        ignore = self.gitignore_for(absolute)
+        if ignore is not None:
+            _ignore(ignore, f"/{absolute.name}")
         return version
+
+    def gitignore_for(self, path: str | os.PathLike[str]) -> Path | None:
+        """The ``.gitignore`` that ``add`` lists ``path`` in (beside it, as DVC does), so
+        git tracks the pointer file and not the data; None outside a git repository."""
+        absolute = self._inside(path, must_exist=False)
+        folder = absolute.parent
+        for above in (folder, *folder.parents):
+            if (above / ".git").exists():
+                return folder / ".gitignore"
+        return None
 
     def add_frame(
         self, frame: pd.DataFrame, name: str, *, run_id: str | None = None
@@ -424,6 +437,19 @@ class Workspace:
                 "add a data file or folder inside the project instead."
             )
         return absolute
+
+
+def _ignore(file: Path, entry: str) -> None:
+    """Add ``entry`` to a .gitignore unless a line says it already."""
+    try:
+        text = file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        text = ""
+    if entry in (line.strip() for line in text.splitlines()):
+        return
+    sep = "" if not text or text.endswith("\n") else "\n"
+    with open(file, "a", encoding="utf-8") as out:
+        out.write(f"{sep}{entry}\n")
 
 
 def _looks_like_path(root: Path, target: str) -> bool:
