@@ -144,3 +144,47 @@ def test_add_lists_the_data_in_a_gitignore_beside_it_in_a_git_repository(
 
     assert (project / ".gitignore").read_text() == "*.pyc\n/data\n"
     assert (project / "sub" / ".gitignore").read_text() == "/t.csv\n"
+
+
+def test_diff_lists_files_and_compares_tables_inside_folders_without_raw_json(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    pd.DataFrame({"age": [30, 40], "city": ["a", "b"]}).to_csv(
+        project / "data" / "t.csv", index=False
+    )
+    cli("data", "add", "data")
+    (project / "data" / "0.txt").unlink()
+    (project / "data" / "new.txt").write_text("new")
+    pd.DataFrame({"age": [30.5, 41.0, 50.0]}).to_csv(project / "data" / "t.csv", index=False)
+    cli("data", "add", "data")
+
+    code, out, _ = cli("data", "diff", "data@1", "data@2")
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[:4] == [
+        "data@1 -> data@2: 1 added, 1 removed, 1 modified",
+        "  added    new.txt",
+        "  removed  0.txt",
+        "  modified t.csv",
+    ]
+    assert "table t.csv: rows 2 -> 3" in lines
+    assert "t.csv: schema: - city; age: integer -> float" in lines
+    assert "{" not in out
+    code, out, _ = cli("data", "diff", "data@1", "data@2", "--json")
+    table = json.loads(out)["tables"][0]
+    assert (table["path"], table["rows"], table["schema"]["removed"]) == ("t.csv", [2, 3], ["city"])
+
+
+def test_a_diff_of_two_datasets_says_so_and_shows_no_unknown_row_counts(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    cli("data", "add", "data")
+    cli("data", "add", "people.csv")
+
+    code, out, _ = cli("data", "diff", "data@1", "people.csv@1")
+    assert code == 0
+    assert out.splitlines()[0] == (
+        "data@1 and people.csv@1 are different datasets (folder and table); comparing their "
+        "contents."
+    )
+    assert "rows" not in out and "None" not in out

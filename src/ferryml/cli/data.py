@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from ferryml.cli import _render as render
 from ferryml.cli._context import settings_of
 from ferryml.data.workspace import Workspace
+
+if TYPE_CHECKING:
+    from ferryml.data.compare import ColumnShift
+    from ferryml.data.schema import SchemaDiff
 
 data = typer.Typer(
     help="Version data: add, status, checkout, diff, push, pull, validate, delete.",
@@ -132,19 +137,50 @@ def diff(ctx: typer.Context, a: str, b: str, json: JsonFlag = False) -> None:
     if json:
         render.print_json(result)
         return
+    if not result.same_dataset:
+        render.console.print(
+            f"{result.a} and {result.b} are different datasets ({result.kinds[0]} and "
+            f"{result.kinds[1]}); comparing their contents."
+        )
     render.console.print(
         f"{result.a} -> {result.b}: {len(result.added)} added, "
         f"{len(result.removed)} removed, {len(result.modified)} modified"
     )
-    if result.rows != (None, None):
+    for label, paths in (
+        ("added", result.added),
+        ("removed", result.removed),
+        ("modified", result.modified),
+    ):
+        _print_paths(label, paths)
+    if None not in result.rows:
         render.console.print(f"rows: {result.rows[0]} -> {result.rows[1]}")
-    if result.schema is not None and result.schema.changed:
-        render.print_json(result.schema)
-    if result.shifts:
+    _print_table_change("", result.schema, result.shifts)
+    for table in result.tables:
+        render.console.print(f"table {table.path}: rows {table.rows[0]} -> {table.rows[1]}")
+        _print_table_change(f"{table.path}: ", table.schema, table.shifts)
+
+
+def _print_paths(label: str, paths: tuple[str, ...], most: int = 20) -> None:
+    shown = [p or "(the file itself)" for p in paths[:most]]
+    for path in shown:
+        render.console.print(f"  {label:<9}{path}", markup=False)
+    if len(paths) > most:
+        render.console.print(f"  … and {len(paths) - most} more {label} (--json lists all)")
+
+
+def _print_table_change(
+    prefix: str, schema: SchemaDiff | None, shifts: Sequence[ColumnShift]
+) -> None:
+    if schema is not None and schema.changed:
+        changes = [f"+ {c}" for c in schema.added] + [f"- {c}" for c in schema.removed]
+        changes += [f"{c.column}: {c.before} -> {c.after}" for c in schema.kind_changes]
+        changes += [f"{c.column}: {c.before} -> {c.after}" for c in schema.nullability_changes]
+        render.console.print(f"{prefix}schema: {'; '.join(changes)}", markup=False)
+    if shifts:
         render.table(
-            "columns",
+            f"{prefix}columns",
             ["column", "statistic", "before", "after"],
-            [(s.column, s.statistic, _cell(s.before), _cell(s.after)) for s in result.shifts],
+            [(s.column, s.statistic, _cell(s.before), _cell(s.after)) for s in shifts],
         )
 
 

@@ -3,14 +3,23 @@ change, the row counts and what moved in each column, from the stored profiles."
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from ferryml.data.profile import CategoricalProfile, NumericProfile, Profile
 from ferryml.data.schema import Schema, SchemaDiff
-from ferryml.data.workspace import Workspace
+from ferryml.data.workspace import TABLE_SUFFIXES, Workspace
+from ferryml.errors import InvalidArgument
 
-__all__ = ["ColumnShift", "DataDiff", "diff_versions"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["ColumnShift", "DataDiff", "TableDiff", "diff_versions"]
+
+# Modified tables inside folders are read and compared up to this many.
+MAX_TABLES = 20
 
 
 @dataclass(frozen=True)
@@ -24,15 +33,28 @@ class ColumnShift:
 
 
 @dataclass(frozen=True)
+class TableDiff:
+    """A modified table file inside a folder: its rows, schema change and column shifts."""
+
+    path: str
+    rows: tuple[int, int]
+    schema: SchemaDiff
+    shifts: tuple[ColumnShift, ...]
+
+
+@dataclass(frozen=True)
 class DataDiff:
     a: str
     b: str
+    same_dataset: bool
+    kinds: tuple[str, str]  # file | folder | table, before and after
     added: tuple[str, ...]
     removed: tuple[str, ...]
     modified: tuple[str, ...]
     rows: tuple[int | None, int | None]
     schema: SchemaDiff | None
     shifts: tuple[ColumnShift, ...]
+    tables: tuple[TableDiff, ...] = ()  # modified tables inside folders
 
     @property
     def identical(self) -> bool:
@@ -55,16 +77,44 @@ def diff_versions(ws: Workspace, a: str, b: str) -> DataDiff:
         )
     if va.profile_digest and vb.profile_digest:
         shifts = _shifts(ws.profile(va), ws.profile(vb))
+    modified = tuple(sorted(p for p in set(before) & set(after) if before[p] != after[p]))
+    tables = [p for p in modified if p and p.lower().endswith(TABLE_SUFFIXES)][:MAX_TABLES]
     return DataDiff(
         a=va.ref,
         b=vb.ref,
+        same_dataset=va.name == vb.name,
+        kinds=(va.kind, vb.kind),
         added=tuple(sorted(set(after) - set(before))),
         removed=tuple(sorted(set(before) - set(after))),
-        modified=tuple(sorted(p for p in set(before) & set(after) if before[p] != after[p])),
+        modified=modified,
         rows=(va.rows, vb.rows),
         schema=schema,
         shifts=tuple(shifts or ()),
+        tables=tuple(_table_diff(ws, p, before[p], after[p]) for p in tables),
     )
+
+
+def _table_diff(ws: Workspace, path: str, a: str, b: str) -> TableDiff:
+    from ferryml.data.profile import profile_frame
+    from ferryml.data.schema import infer_schema
+
+    x, y = (_frame(ws, path, digest) for digest in (a, b))
+    return TableDiff(
+        path,
+        (len(x), len(y)),
+        infer_schema(x).diff(infer_schema(y)),
+        tuple(_shifts(profile_frame(x), profile_frame(y))),
+    )
+
+
+def _frame(ws: Workspace, path: str, digest: str) -> pd.DataFrame:
+    import pandas as pd
+
+    data = io.BytesIO(ws.artifacts.get_bytes(digest))
+    try:
+        return pd.read_csv(data) if path.lower().endswith(".csv") else pd.read_parquet(data)
+    except (ValueError, OSError) as e:
+        raise InvalidArgument(f"Table {path} cannot be read: {e}") from e
 
 
 def _shifts(a: Profile, b: Profile) -> list[ColumnShift]:
