@@ -180,8 +180,11 @@ def report(
     names = sorted({m for w in data["windows"] for m in w["metrics"]})
     render.table(
         f"Monitor {name}",
-        ["start", *names],
-        [(w["start"], *(_cell(w["metrics"].get(m)) for m in names)) for w in data["windows"]],
+        ["#", "start", *names],
+        [
+            (i, w["start"], *(_cell(w["metrics"].get(m)) for m in names))
+            for i, w in enumerate(data["windows"], 1)
+        ],
     )
 
 

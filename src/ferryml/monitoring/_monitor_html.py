@@ -12,7 +12,9 @@ import pandas as pd
 from ferryml.monitoring.drift import DriftReport
 from ferryml.store.sql_monitors import MonitorResult
 
-_WIDTH, _HEIGHT = 320, 60
+# The plot area of a sparkline, and the margins that hold its axes' labels.
+_WIDTH, _HEIGHT = 300, 70
+_LEFT, _BOTTOM, _TOP, _RIGHT = 52, 16, 6, 44
 _FIRST = ("rows", "drift_share", "n_drifted", "dataset_drift", "prediction_drift")
 _NOT_CHARTED = ("rows", "dataset_drift", "prediction_drift", "concept_drift")
 _REALISED, _ESTIMATED = "#1f77b4", "#ff7f0e"
@@ -58,13 +60,13 @@ def _summary(name: str, spec: Mapping[str, Any], results: Sequence[MonitorResult
         for m in metrics
         if m.startswith("estimated_")
     )
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in ("start", "end", *metrics))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ("#", "start", "end", *metrics))
     rows = "".join(
         "<tr>"
-        + f"<td>{_when(r.window_start)}</td><td>{_when(r.window_end)}</td>"
+        + f"<td>{i}</td><td>{_when(r.window_start)}</td><td>{_when(r.window_end)}</td>"
         + "".join(f"<td>{_num(r.metrics.get(m))}</td>" for m in metrics)
         + "</tr>"
-        for r in results
+        for i, r in enumerate(results, 1)
     )
     return (
         f"<section class='monitor'><h1>Monitor {html.escape(name)}</h1>"
@@ -78,9 +80,10 @@ def _summary(name: str, spec: Mapping[str, Any], results: Sequence[MonitorResult
 
 def _figure(title: str, lines: Sequence[tuple[str, str]], results: Sequence[MonitorResult]) -> str:
     series = [([r.metrics.get(m) for r in results], colour) for m, colour in lines]
+    labels = [f"window #{i} ({_when(r.window_start)})" for i, r in enumerate(results, 1)]
     return (
         f"<figure style='display:inline-block;margin:4px'><figcaption>{html.escape(title)}"
-        f"</figcaption>{_sparkline(series)}</figure>"
+        f"</figcaption>{_sparkline(series, labels)}</figure>"
     )
 
 
@@ -99,38 +102,54 @@ def _concept(results: Sequence[MonitorResult]) -> str:
 
 
 def _per_feature(results: Sequence[MonitorResult]) -> str:
-    """Per-feature drift scores and permutation importances over the latest windows."""
-    recent = list(results)[-_LAST_WINDOWS:]
+    """Per-feature drift scores (and the predictions', where the reference has them) and
+    permutation importances over the latest windows."""
+    first = max(len(results) - _LAST_WINDOWS, 0)
+    recent = list(results)[first:]
     out = ""
-    scores = [
-        {n: c.get("statistic") for n, c in r.drift.get("columns", {}).items()} for r in recent
-    ]
+    scores = [{n: c.get("statistic") for n, c in _tested(r).items()} for r in recent]
     if any(scores):
-        out += _grid("Drift score per feature over time", recent, scores, _drifted(recent))
+        out += _grid("Drift score per feature over time", recent, first, scores, _drifted(recent))
     importances = [r.drift.get("importance", {}).get("features", {}) for r in recent]
     if any(importances):
         metric = next(r.drift["importance"]["metric"] for r in recent if "importance" in r.drift)
         out += _grid(
-            f"Permutation importance per window (drop in {metric})", recent, importances, None
+            f"Permutation importance per window (drop in {metric})",
+            recent,
+            first,
+            importances,
+            None,
         )
     return out
 
 
+def _tested(result: MonitorResult) -> dict[str, Any]:
+    """The window's tested columns: features by name, the model's outputs as
+    ``prediction`` (or ``prediction: NAME`` when there are several)."""
+    found = dict(result.drift.get("columns", {}))
+    outputs = result.drift.get("prediction", {})
+    for name, column in outputs.items():
+        found["prediction" if len(outputs) == 1 else f"prediction: {name}"] = column
+    return found
+
+
 def _drifted(recent: Sequence[MonitorResult]) -> list[set[str]]:
-    return [
-        {n for n, c in r.drift.get("columns", {}).items() if c.get("drift_detected")}
-        for r in recent
-    ]
+    return [{n for n, c in _tested(r).items() if c.get("drift_detected")} for r in recent]
 
 
 def _grid(
     title: str,
     recent: Sequence[MonitorResult],
+    first: int,
     values: Sequence[Mapping[str, Any]],
     marked: Sequence[set[str]] | None,
 ) -> str:
-    names = sorted({n for v in values for n in v})
-    head = "".join(f"<th>{_when(r.window_start)}</th>" for r in recent)
+    names = sorted({n for v in values for n in v if not n.startswith("prediction")})
+    names += sorted({n for v in values for n in v if n.startswith("prediction")})
+    head = "".join(
+        f"<th title='{_when(r.window_start)} to {_when(r.window_end)}'>#{first + i}</th>"
+        for i, r in enumerate(recent, 1)
+    )
     rows = "".join(
         f"<tr><th>{html.escape(n)}</th>"
         + "".join(
@@ -142,7 +161,7 @@ def _grid(
         for n in names
     )
     return (
-        f"<h2>{html.escape(title)}</h2><table class='per-feature'><tr><th>feature</th>{head}"
+        f"<h2>{html.escape(title)}</h2><table class='per-feature'><tr><th>window</th>{head}"
         f"</tr>{rows}</table>"
     )
 
@@ -154,35 +173,62 @@ def _as_float(value: Any) -> float | None:
         return None
 
 
-def _sparkline(series: Sequence[tuple[Sequence[float | None], str]]) -> str:
-    """Lines on one scale, one per (values, colour)."""
+def _sparkline(series: Sequence[tuple[Sequence[float | None], str]], labels: Sequence[str]) -> str:
+    """Lines on one scale, one per (values, colour), with a value axis (lowest and highest
+    value), a window axis (first and last window's number), the last value at the end of
+    each line, and each point's window and value on hover."""
     finite = [v for values, _ in series for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return "<svg width='0' height='0'></svg>"
     low, high = min(finite), max(finite)
     span = high - low or 1.0
-    step = _WIDTH / max(max(len(values) for values, _ in series) - 1, 1)
-    body = ""
+    count = max(len(values) for values, _ in series)
+    step = _WIDTH / max(count - 1, 1)
+
+    def y(v: float) -> float:
+        return _TOP + _HEIGHT - (v - low) / span * _HEIGHT
+
+    bottom = _TOP + _HEIGHT
+    body = (
+        f"<g stroke='#999' stroke-width='1'><line x1='0' y1='{_TOP}' x2='0' y2='{bottom}'/>"
+        f"<line x1='0' y1='{bottom}' x2='{_WIDTH}' y2='{bottom}'/></g>"
+        f"<g font-size='10' fill='#555' font-family='sans-serif'>"
+        f"<text x='-4' y='{y(high) + 3:.1f}' text-anchor='end'>{_num(high)}</text>"
+        f"<text x='-4' y='{y(low) + 3:.1f}' text-anchor='end'>{_num(low)}</text>"
+        f"<text x='0' y='{bottom + 12}' text-anchor='start'>#1</text>"
+        f"<text x='{_WIDTH}' y='{bottom + 12}' text-anchor='end'>#{count}</text></g>"
+    )
     for values, colour in series:
         points = [
-            (i * step, _HEIGHT - 4 - (v - low) / span * (_HEIGHT - 8))
+            (i * step, y(v), v, i)
             for i, v in enumerate(values)
             if v is not None and math.isfinite(v)
         ]
-        xy = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
-        dots = "".join(f"<circle cx='{x:.1f}' r='2.5' cy='{y:.1f}'/>" for x, y in points)
+        if not points:
+            continue
+        xy = " ".join(f"{px:.1f},{py:.1f}" for px, py, _, _ in points)
+        dots = "".join(
+            f"<circle cx='{px:.1f}' r='2.5' cy='{py:.1f}'><title>"
+            f"{html.escape(labels[i] if i < len(labels) else f'#{i + 1}')}: {_num(v)}"
+            "</title></circle>"
+            for px, py, v, i in points
+        )
+        lx, ly, lv, _ = points[-1]
         body += (
             f"<polyline fill='none' stroke='{colour}' stroke-width='1.5' points='{xy}'/>"
             f"<g fill='{colour}'>{dots}</g>"
+            f"<text x='{lx + 5:.1f}' y='{ly + 3:.1f}' font-size='10' fill='{colour}' "
+            f"font-family='sans-serif'>{_num(lv)}</text>"
         )
+    width, height = _LEFT + _WIDTH + _RIGHT, _TOP + _HEIGHT + _BOTTOM
     return (
-        f"<svg xmlns='http://www.w3.org/2000/svg' width='{_WIDTH}' height='{_HEIGHT}' "
-        f"viewBox='-4 0 {_WIDTH + 8} {_HEIGHT}'>{body}</svg>"
+        f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' "
+        f"viewBox='{-_LEFT} 0 {width} {height}'>{body}</svg>"
     )
 
 
 def _when(ms: int) -> str:
-    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
+    return pd.Timestamp(ms, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _num(value: float | None) -> str:
