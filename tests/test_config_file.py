@@ -50,6 +50,10 @@ WRONG = {
         "line 2: monitoring", "must be a mapping; got 3.",
     ),
     "a setting that is not text": ("home: 3\n", "line 1: home", "must be text; got 3."),
+    "a key that is not a plain name": (
+        "data:\n  my data:\n    expectations: 3\n",
+        "line 3: data['my data'].expectations", "must be a list; got 3.",
+    ),
     "an unknown key": (
         "stroe: sqlite:///x.db\n",
         "line 1: stroe",
@@ -113,6 +117,10 @@ WHOLE_FILE = {
     "a binary file": (
         b"store: \xff\xfe\x00\x01",
         " is not text: byte 7 is not UTF-8. Write ferry.yaml as YAML text in UTF-8.",
+    ),
+    "a control character": (
+        b"store: \x00\n",
+        ": not valid YAML: character '\\x00' at position 7 is not allowed. Fix the file.",
     ),
     "a list": (
         b"- store\n- home\n",

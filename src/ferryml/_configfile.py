@@ -76,20 +76,32 @@ def load(path: Path) -> ProjectConfig:
         ) from e
     except OSError as e:
         raise ConfigError(f"Cannot read {path}: {e.strerror}.") from e
-    loader = yaml.SafeLoader(text)
     try:
-        node = loader.get_single_node()
-        data = loader.construct_document(node) if node is not None else None
+        node, data = _compose(text)
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         where = f" line {mark.line + 1} column {mark.column + 1}" if mark else ""
         what = "; ".join(" ".join(str(p).split()) for p in (e.problem, e.context) if p)
         raise ConfigError(f"{path}{where}: not valid YAML: {what}. Fix the file.") from e
-    except yaml.YAMLError as e:  # e.g. a control character the YAML reader refuses
+    except yaml.reader.ReaderError as e:  # a control character YAML does not allow
+        char = chr(e.character) if isinstance(e.character, int) else e.character
+        raise ConfigError(
+            f"{path}: not valid YAML: character {char!r} at position {e.position} is not "
+            "allowed. Fix the file."
+        ) from e
+    except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}.") from e
+    return validate(ProjectConfig, {} if data is None else data, path, node)
+
+
+def _compose(text: str) -> tuple[Any, Any]:
+    """The document's node tree (whose marks give each field's line) and its data."""
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
     finally:
         loader.dispose()
-    return validate(ProjectConfig, {} if data is None else data, path, node)
 
 
 def validate(model: type[BaseModel], data: Any, path: Path | None, node: Any = None) -> Any:
@@ -209,9 +221,16 @@ def _unwrap(annotation: Any) -> Any:
 
 
 def dotted(loc: Sequence[Any]) -> str:
+    """``policies.p.steps[0]``: a location as the docs write it; a key that is not a plain
+    name is quoted (``data['my file']``), so that the message stays one line."""
     text = ""
     for part in loc:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif re.fullmatch(r"[\w\-/]+(\.[\w\-/]+)*", str(part)):
+            text += f".{part}" if text else str(part)
+        else:
+            text += f"[{str(part)!r}]"
     return text
 
 
