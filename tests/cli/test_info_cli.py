@@ -90,7 +90,11 @@ def test_data_add_from_a_subfolder_names_the_data_from_the_project_root(
 ) -> None:
     (project / "notebooks" / "wine.csv").write_text("a,b\n1,2\n")
     code, out, err = cli("data", "add", "wine.csv")
-    assert (code, out, err) == (0, "notebooks/wine.csv@1: 1 file, 8 B -> wine.csv.ferry\n", "")
+    assert (code, err) == (0, "")
+    assert out == (
+        "notebooks/wine.csv@1: 1 file, 8 B -> wine.csv.ferry\n"
+        "wine.csv is listed in .gitignore; commit wine.csv.ferry and .gitignore.\n"
+    )
     assert (project / "notebooks" / "wine.csv.ferry").is_file()
     code, out, _ = cli("data", "status", "--json")
     assert [s["path"] for s in json.loads(out)] == ["notebooks/wine.csv"]
