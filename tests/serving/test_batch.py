@@ -336,3 +336,28 @@ def test_ferry_predict_prints_a_summary_or_json_and_one_line_errors(
     )
     assert (code, out) == (1, "")
     assert err == "error: Registered model 'nope' not found. See `ferry models list`.\n"
+
+
+def test_a_failed_ferry_predict_removes_an_empty_parts_folder_or_says_the_rerun_resumes(
+    tmp_path: Path,
+    home: Settings,
+    model: LogisticRegression,
+    data: pd.DataFrame,
+    predict_command: None,
+    cli: Callable[..., tuple[int, str, str]],
+) -> None:
+    data.drop(columns=["f3"]).to_parquet("broken.parquet")
+    code, out, err = cli("--home", str(home.home), "predict", URI, "broken.parquet", "out.parquet")
+    assert code != 0 and "f3" in err and not err.startswith("note:")
+    assert not Path("out.parquet.parts").exists()  # no chunk was predicted: nothing to keep
+
+    data.assign(code=[1] * 1000 + ["x"] * 2000).to_csv("mixed.csv", index=False)
+    code, _, err = cli(
+        "--home", str(home.home), "predict", URI, "mixed.csv", "out.parquet", "--chunk-rows", "1000"
+    )
+    assert code == 2  # the input's columns do not combine: the user's input to fix
+    assert err.splitlines()[0] == (
+        "note: 3 predicted chunks kept in out.parquet.parts; the same command resumes from "
+        "them (delete the folder to start over)."
+    )
+    assert err.splitlines()[1].startswith("error: ")

@@ -24,22 +24,34 @@ def predict(
     json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
     """Predict every row of INPUT with a model into OUTPUT; an interrupted job resumes."""
-    from ferryml.serving.batch import run_batch
+    from ferryml.serving.batch import kept_parts, run_batch
 
     settings = settings_of(ctx)
     columns = (TextColumn("predicting"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     quiet = json or not render.console.is_terminal
-    with Progress(*columns, console=render.console, transient=True, disable=quiet) as bar:
-        task = bar.add_task("rows", total=None)
-        result = run_batch(
-            model_uri,
-            input,
-            output,
-            chunk_rows=chunk_rows,
-            workers=workers,
-            settings=settings,
-            on_progress=lambda done, total: bar.update(task, completed=done, total=total or None),
-        )
+    try:
+        with Progress(*columns, console=render.console, transient=True, disable=quiet) as bar:
+            task = bar.add_task("rows", total=None)
+            result = run_batch(
+                model_uri,
+                input,
+                output,
+                chunk_rows=chunk_rows,
+                workers=workers,
+                settings=settings,
+                on_progress=lambda done, total: bar.update(
+                    task, completed=done, total=total or None
+                ),
+            )
+    except BaseException:
+        parts, kept = kept_parts(output)
+        if kept:
+            typer.echo(
+                f"note: {kept} predicted chunk{'' if kept == 1 else 's'} kept in {parts}; the "
+                "same command resumes from them (delete the folder to start over).",
+                err=True,
+            )
+        raise
     if json:
         render.print_json({**render.to_jsonable(result), "output": str(result.output)})
         return

@@ -41,7 +41,7 @@ from ferryml.tracking.client import FerryClient
 if TYPE_CHECKING:
     from ferryml.registry.package import LoadedModel
 
-__all__ = ["BatchResult", "run_batch"]
+__all__ = ["BatchResult", "kept_parts", "run_batch"]
 
 _FORMATS = (".parquet", ".csv")
 _MANIFEST = "manifest.json"
@@ -124,6 +124,8 @@ def run_batch(
         except BaseException as e:
             failed = RunStatus.KILLED if isinstance(e, KeyboardInterrupt) else RunStatus.FAILED
             client.set_terminated(run_id, failed, failure=traceback.format_exc()[-8000:])
+            if kept_parts(target)[1] == 0:
+                shutil.rmtree(parts, ignore_errors=True)  # nothing a rerun could reuse
             raise
         seconds = time.perf_counter() - start
         now = time.time_ns() // 1_000_000
@@ -136,6 +138,14 @@ def run_batch(
     finally:
         if settings is not None:
             client.close()
+
+
+def kept_parts(output_path: str | os.PathLike[str]) -> tuple[Path, int]:
+    """The parts folder of ``output_path`` and how many predicted chunks it holds, which a
+    call with the same arguments reuses."""
+    target = Path(output_path)
+    parts = target.with_name(target.name + ".parts")
+    return parts, len(list(parts.glob("part-*.parquet"))) if parts.is_dir() else 0
 
 
 def _check_arguments(source: Path, target: Path, chunk_rows: int, workers: int | None) -> None:
