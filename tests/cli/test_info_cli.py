@@ -62,6 +62,16 @@ def test_info_json_hides_the_store_password(
     assert "hunter2" not in out
 
 
+def test_init_from_a_subfolder_names_the_project_it_initialised(cli: Cli, project: Path) -> None:
+    code, out, err = cli("init")
+    home = project / ".ferry"
+    assert (code, err) == (0, "")
+    assert out == (
+        f"ferryml store ready: sqlite:///{home / 'ferry.db'}\nartifacts: "
+        f"{(home / 'artifacts').as_uri()}\nproject: {project}\n"
+    )
+
+
 def test_runs_list_from_a_subfolder_reads_the_projects_store(cli: Cli, project: Path) -> None:
     code, out, err = cli("experiments", "list", "--json")
     assert (code, err) == (0, "")

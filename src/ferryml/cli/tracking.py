@@ -8,6 +8,7 @@ import typer
 
 from ferryml.cli import _render as render
 from ferryml.cli._context import settings_of
+from ferryml.config import redact_url
 from ferryml.errors import NotFound
 from ferryml.store.entities import Experiment, ViewType
 from ferryml.tracking.client import FerryClient
@@ -36,9 +37,19 @@ def init(ctx: typer.Context, json: JsonFlag = False) -> None:
     client.close()
     s = client.settings
     if json:
-        render.print_json({"home": str(s.home), "store": s.store_url, "artifacts": s.artifacts_url})
+        render.print_json(
+            {
+                "root": str(s.root),
+                "home": str(s.home),
+                "store": redact_url(s.store_url),
+                "artifacts": redact_url(s.artifacts_url),
+            }
+        )
         return
-    render.console.print(f"ferryml store ready: {s.store_url}\nartifacts: {s.artifacts_url}")
+    render.console.print(
+        f"ferryml store ready: {redact_url(s.store_url)}\nartifacts: "
+        f"{redact_url(s.artifacts_url)}\nproject: {s.root}"
+    )
 
 
 @experiments.command("list")

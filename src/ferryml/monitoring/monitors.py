@@ -53,6 +53,7 @@ from typing import Any
 
 import pandas as pd
 
+from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.data.profile import Profile
 from ferryml.errors import FerryError, InvalidArgument, NotFound
@@ -95,7 +96,7 @@ class MonitorSpec:
     """What a monitor watches and how.
 
     Args:
-        name: the monitor's name, 1 to 250 characters.
+        name: the monitor's name: 1 to 250 letters, digits, _ . and -.
         deployment: the deployment whose predictions are checked.
         reference: ``model:NAME@ALIAS``, ``data:NAME@VERSION`` or ``window:START/END``.
         window: a duration (``"15m"``, ``"1h"``, ``"1d"``) or a count of rows.
@@ -121,12 +122,11 @@ class MonitorSpec:
     def __post_init__(self) -> None:
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "channels", tuple(self.channels))
-        for label, value in (("name", self.name), ("deployment", self.deployment)):
-            if not isinstance(value, str) or not value.strip() or len(value) > 250:
-                raise InvalidArgument(
-                    f"Monitor {label} {value!r:.300} must be non-empty text of at most 250 "
-                    "characters."
-                )
+        check_name(self.name, "Monitor", "churn-watch")
+        if not isinstance(self.deployment, str) or not self.deployment.strip():
+            raise InvalidArgument(
+                f"Monitor deployment {self.deployment!r:.300} must be a deployment's name."
+            )
         _reference_parts(self.reference)
         _window_args(self.window)
         if self.task is not None and self.task not in TASKS:
