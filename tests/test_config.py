@@ -102,7 +102,8 @@ def test_variables_override_the_project_found_above(tmp_path: Path) -> None:
     s = Settings.resolve(
         cwd=sub, environ={"FERRY_HOME": "elsewhere", "FERRY_STORE": "postgresql+psycopg://h/db"}
     )
-    assert (s.root, s.home, s.store_url) == (root, root / "elsewhere", "postgresql+psycopg://h/db")
+    # a relative path typed by the user is relative to where they are
+    assert (s.root, s.home, s.store_url) == (root, sub / "elsewhere", "postgresql+psycopg://h/db")
     assert (s.sources["home"], s.sources["store"]) == ("FERRY_HOME", "FERRY_STORE")
     assert Settings.resolve(cwd=sub, home=tmp_path / "x", environ={}).sources["home"] == "argument"
 
@@ -125,3 +126,20 @@ def test_settings_are_hashable_and_equal_whatever_their_sources(tmp_path: Path) 
     from_file = Settings.resolve(cwd=tmp_path, environ={})
     given = Settings.resolve(cwd=tmp_path, home=tmp_path / ".ferry", environ={})
     assert from_file == given and hash(from_file) == hash(given)
+
+
+def test_relative_paths_in_the_file_are_from_the_root_and_typed_ones_from_where_you_are(
+    tmp_path: Path,
+) -> None:
+    root, sub = _project(tmp_path)
+    (root / "ferry.yaml").write_text(
+        "store: sqlite:///meta/ferry.db?timeout=5\nartifacts: blobs\nremote: ../backup\n"
+    )
+    s = Settings.resolve(cwd=sub, environ={})
+    assert s.store_url == f"sqlite:///{root / 'meta' / 'ferry.db'}?timeout=5"
+    assert (s.artifacts_url, s.remote) == (str(root / "blobs"), str(tmp_path / "backup"))
+    typed = Settings.resolve(cwd=sub, store="sqlite:///here.db", environ={"FERRY_REMOTE": "r"})
+    assert (typed.store_url, typed.remote) == (f"sqlite:///{sub / 'here.db'}", str(sub / "r"))
+    assert Settings.resolve(cwd=sub, store="sqlite:///:memory:", environ={}).store_url == (
+        "sqlite:///:memory:"
+    )

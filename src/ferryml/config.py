@@ -135,12 +135,26 @@ class Settings:
             sources[key] = "default"
             return None
 
+        def folder(key: str) -> Path:
+            # a relative path typed by the user is relative to where they are; one in
+            # ferry.yaml, to the project root, wherever the command runs
+            return base if sources[key] == CONFIG_FILE else start
+
         home_path = Path(pick("home") or base / HOME_DIR)
         if not home_path.is_absolute():
-            home_path = (base / home_path).resolve()
-        store_url = pick("store") or f"sqlite:///{home_path / 'ferry.db'}"
-        artifacts_url = pick("artifacts") or (home_path / "artifacts").as_uri()
-        server_url, remote_url = pick("server"), pick("remote")
+            home_path = (folder("home") / home_path).resolve()
+        store = pick("store")
+        store_url = (
+            _absolute(store, folder("store")) if store else f"sqlite:///{home_path / 'ferry.db'}"
+        )
+        artifacts = pick("artifacts")
+        artifacts_url = (
+            _absolute(artifacts, folder("artifacts"))
+            if artifacts
+            else (home_path / "artifacts").as_uri()
+        )
+        server_url, remote = pick("server"), pick("remote")
+        remote_url = _absolute(remote, folder("remote")) if remote else None
         return cls(
             home=home_path,
             store_url=str(store_url),
@@ -175,6 +189,18 @@ def redact_url(url: str) -> str:
         return url
     name = user.split(":", 1)[0]
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{name}:***@{host}"))
+
+
+def _absolute(url: str, folder: Path) -> str:
+    """``url`` with a relative SQLite file or a plain relative path made absolute from
+    ``folder``, so that it names the same place from every subfolder."""
+    path = _sqlite_path(url)
+    if path is not None and not path.is_absolute():
+        query = url.partition("?")[1:]
+        return f"sqlite:///{(folder / path).resolve()}{''.join(query)}"
+    if "://" not in url and not Path(url).is_absolute():
+        return str((folder / url).resolve())
+    return url
 
 
 def _sqlite_path(url: str) -> Path | None:
