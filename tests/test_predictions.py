@@ -326,16 +326,16 @@ def test_import_names_the_missing_columns_and_the_present_ones(
     settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "labels.csv"
-    pd.DataFrame({"id": ["a"], "truth": [1]}).to_csv(path, index=False)
+    pd.DataFrame({"key": ["a"], "truth": [1]}).to_csv(path, index=False)
     with pytest.raises(
         InvalidArgument,
-        match=rf"^{path} has no column 'prediction_id' or 'label'; its columns are 'id', "
-        r"'truth'\. Name the columns to use \(id_column and label_column; in the CLI "
+        match=rf"^{path} has no column 'prediction_id' \(or 'id'\) or 'label'; its columns are "
+        r"'key', 'truth'\. Name the columns to use \(id_column and label_column; in the CLI "
         r"--id-column and --label-column\)\.$",
     ):
         import_feedback(path, settings=settings)
     with pytest.raises(InvalidArgument, match=rf"^{path} has no column 'label'; its columns"):
-        import_feedback(path, id_column="id", settings=settings)
+        import_feedback(path, id_column="key", settings=settings)
 
 
 def test_import_rejects_rows_without_an_id_or_a_label(settings: Settings, tmp_path: Path) -> None:

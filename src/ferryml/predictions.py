@@ -164,11 +164,13 @@ def record_feedback(
 def import_feedback(
     path: str | os.PathLike[str],
     *,
-    id_column: str = "prediction_id",
+    id_column: str | None = None,
     label_column: str = "label",
     settings: Settings | None = None,
 ) -> FeedbackReport:
-    """``record_feedback`` from a CSV or Parquet file with an id and a label column.
+    """``record_feedback`` from a CSV or Parquet file with an id and a label column; the
+    ids are in ``id_column``, by default ``prediction_id``, or ``id`` in a file without one
+    (the name the server's answers give them).
 
     Raises:
         NotFound: there is no such file.
@@ -176,24 +178,30 @@ def import_feedback(
             or has rows without an id or a label.
     """
     source = Path(path)
-    frame = _read_table(source, id_column)
-    missing = [c for c in (id_column, label_column) if c not in frame.columns]
+    frame = _read_table(source, [id_column] if id_column else ["prediction_id", "id"])
+    chosen = id_column
+    if chosen is None:
+        plain = "prediction_id" not in frame.columns and "id" in frame.columns
+        chosen = "id" if plain else "prediction_id"
+    missing = [repr(c) for c in (chosen, label_column) if c not in frame.columns]
+    if id_column is None and missing and missing[0] == "'prediction_id'":
+        missing[0] = "'prediction_id' (or 'id')"
     if missing:
         raise InvalidArgument(
-            f"{source} has no column {' or '.join(map(repr, missing))}; its columns are "
+            f"{source} has no column {' or '.join(missing)}; its columns are "
             f"{', '.join(map(repr, map(str, frame.columns))) or 'none'}. Name the columns "
             "to use (id_column and label_column; in the CLI --id-column and --label-column)."
         )
-    ids = frame[id_column].tolist()
+    ids = frame[chosen].tolist()
     labels = frame[label_column].tolist()
 
     def where(row: int) -> str:  # what a person finds in the file
         return f"line {row + 2}" if source.suffix.lower() == ".csv" else f"row {row + 1}"
 
-    for column, values in ((id_column, ids), (label_column, labels)):
+    for column, values in ((chosen, ids), (label_column, labels)):
         empty = [i for i, value in enumerate(values) if _missing(value)]
         if empty:
-            first = "" if column == id_column else f", id {str(ids[empty[0]])!r}"
+            first = "" if column == chosen else f", id {str(ids[empty[0]])!r}"
             raise InvalidArgument(
                 f"{source}: {len(empty)} rows have no {column!r} (first at "
                 f"{where(empty[0])}{first}). Fill them in or drop them."
@@ -361,7 +369,7 @@ def _holding(partitions: list[PredictionPartition], ids: list[str]) -> list[Pred
     return chosen
 
 
-def _read_table(path: Path, id_column: str) -> pd.DataFrame:
+def _read_table(path: Path, id_columns: list[str]) -> pd.DataFrame:
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
         raise InvalidArgument(
@@ -372,7 +380,7 @@ def _read_table(path: Path, id_column: str) -> pd.DataFrame:
     try:
         if suffix == ".csv":
             # Ids stay text: "0123" must not become 123.
-            return pd.read_csv(path, dtype={id_column: str}, keep_default_na=True)
+            return pd.read_csv(path, dtype=dict.fromkeys(id_columns, str), keep_default_na=True)
         return pd.read_parquet(path)
     except (ValueError, OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as e:
         kind = "CSV" if suffix == ".csv" else "Parquet"

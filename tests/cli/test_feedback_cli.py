@@ -109,13 +109,13 @@ def test_import_of_missing_columns_is_one_error_line(
     cli: Callable[..., tuple[int, str, str]], settings: Settings, tmp_path: Path
 ) -> None:
     path = tmp_path / "labels.csv"
-    pd.DataFrame({"id": ["a"], "y": [1]}).to_csv(path, index=False)
+    pd.DataFrame({"key": ["a"], "y": [1]}).to_csv(path, index=False)
     code, out, err = cli(*stores(settings), "feedback", "import", str(path))
     assert (code, out) == (2, "")
     assert err == (
-        f"error: {path} has no column 'prediction_id' or 'label'; its columns are 'id', 'y'. "
-        "Name the columns to use (id_column and label_column; in the CLI --id-column and "
-        "--label-column).\n"
+        f"error: {path} has no column 'prediction_id' (or 'id') or 'label'; its columns are "
+        "'key', 'y'. Name the columns to use (id_column and label_column; in the CLI "
+        "--id-column and --label-column).\n"
     )
 
 
@@ -142,3 +142,22 @@ def test_feedback_help_names_the_command(
     code, out, _ = cli(*stores(settings), "feedback", "import", "--help")
     assert code == 0
     assert "--id-column" in out and "--label-column" in out and "--json" in out
+
+
+def test_import_takes_an_id_column_when_there_is_no_prediction_id(
+    cli: Callable[..., tuple[int, str, str]], settings: Settings, labels: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "by_id.csv"
+    pd.DataFrame({"id": ["p2", "p3"], "label": [0, 1]}).to_csv(path, index=False)
+    code, out, err = cli(*stores(settings), "feedback", "import", str(path))
+    assert (code, out, err) == (
+        0,
+        "2 labels imported (0 replaced an earlier label), 0 unknown prediction ids.\n",
+        "",
+    )
+    assert load("d", settings=settings)["label"].tolist()[1:] == [0, 1]
+
+    both = tmp_path / "both.csv"
+    pd.DataFrame({"prediction_id": ["p1"], "id": ["row-7"], "label": [1]}).to_csv(both, index=False)
+    code, out, _ = cli(*stores(settings), "feedback", "import", str(both), "--json")
+    assert json.loads(out) == {"accepted": 1, "unknown_ids": [], "updated": 0}

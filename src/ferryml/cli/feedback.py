@@ -23,8 +23,13 @@ def import_(
         Path, typer.Argument(metavar="FILE", help="A .csv or .parquet file of labels.")
     ],
     id_column: Annotated[
-        str, typer.Option("--id-column", help="Column holding the prediction ids.")
-    ] = "prediction_id",
+        str | None,
+        typer.Option(
+            "--id-column",
+            help="Column holding the prediction ids (default: prediction_id, or id in a "
+            "file without one).",
+        ),
+    ] = None,
     label_column: Annotated[
         str, typer.Option("--label-column", help="Column holding the true labels.")
     ] = "label",
