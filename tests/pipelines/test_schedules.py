@@ -525,32 +525,35 @@ def test_cli_schedule_add_says_when_it_runs_next(
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
         (
             ["add", "n", "--cron", "0 3 * *", "scheduled_example:tiny"],
+            2,
             f"Cron expression '0 3 * *' is invalid: it has 4 field(s), not 5. {CRON_ADVICE}",
         ),
         (
             ["add", "n", "--cron", "0 3 * * *", "tiny"],
+            2,
             "Target 'tiny' must look like module:pipeline, e.g. 'training.flows:train'.",
         ),
         (
             ["add", "n", "--cron", "0 3 * * *", "scheduled_example:tiny", "-p", "z=1"],
+            2,
             "Pipeline 'tiny' has no parameter 'z'; its parameters are: x.",
         ),
-        (["remove", "nope"], "Schedule 'nope' not found. See `ferry schedule list`."),
+        (["remove", "nope"], 1, "Schedule 'nope' not found. See `ferry schedule list`."),
     ],
 )
-def test_cli_schedule_errors_exit_1_with_one_line(
+def test_cli_schedule_errors_are_one_line_exit_2_for_bad_usage_and_1_for_failure(
     cli: Callable[..., tuple[int, str, str]],
     home: Path,
     examples: str,
     args: list[str],
+    code: int,
     message: str,
 ) -> None:
-    code, out, err = cli("--home", str(home), "schedule", *args)
-    assert (code, out, err) == (1, "", f"error: {message}\n")
+    assert cli("--home", str(home), "schedule", *args) == (code, "", f"error: {message}\n")
 
 
 def test_cli_schedule_add_of_an_existing_name_exits_1(
