@@ -108,3 +108,18 @@ def test_runs_show_names_the_experiment_and_compare_heads_by_name_and_short_id(
         f"lr0.1 {runs['lr0.1'][:8]}",
         f"lr0.01 {runs['lr0.01'][:8]}",
     ]
+
+
+def test_deleting_a_folded_parent_deletes_its_children_and_says_so(
+    cli: Cli, home: Path, runs: dict[str, str]
+) -> None:
+    code, out, _ = cli("--home", str(home), "runs", "delete", runs["sweep"])
+    assert (code, out) == (
+        0,
+        f"Deleted run {runs['sweep']} and 2 child runs. Restore with `ferry runs restore "
+        f"{runs['sweep']}`; `ferry gc` removes deleted runs for good.\n",
+    )
+    code, out, _ = cli("--home", str(home), "runs", "list", "--all", "-e", "wine", "--json")
+    assert json.loads(out)["runs"] == []
+    code, out, _ = cli("--home", str(home), "runs", "restore", runs["sweep"])
+    assert (code, out) == (0, f"Restored run {runs['sweep']} and 2 child runs.\n")

@@ -114,3 +114,19 @@ def test_the_fluent_api_deletes_and_restores_like_mlflow(fluent: Settings) -> No
     assert ferry.get_run(run.info.run_id).info.lifecycle_stage == "deleted"
     ferry.restore_experiment(experiment_id)
     assert ferry.get_run(run.info.run_id).info.lifecycle_stage == "active"
+
+
+def test_deleting_a_run_deletes_its_child_runs_and_restoring_restores_them(
+    client: FerryClient,
+) -> None:
+    experiment_id = client.create_experiment("e")
+    parent = client.create_run(experiment_id, run_name="sweep").run_id
+    child = client.create_run(experiment_id, run_name="trial", parent_run_id=parent).run_id
+    grandchild = client.create_run(experiment_id, run_name="step", parent_run_id=child).run_id
+    other = client.create_run(experiment_id, run_name="other").run_id
+
+    assert client.delete_run(parent) == [child, grandchild]
+    assert _ids(client, experiment_id) == [other]
+
+    assert client.restore_run(parent) == [child, grandchild]
+    assert sorted(_ids(client, experiment_id)) == sorted([parent, child, grandchild, other])

@@ -208,12 +208,11 @@ def _shown(value: str | float | None) -> str:
 def runs_delete(ctx: typer.Context, run_ids: Annotated[list[str], typer.Argument()]) -> None:
     """Delete runs; `ferry runs restore` undoes it until `ferry gc` removes them for good."""
     client = _client(ctx)
-    for run_id in run_ids:
-        client.delete_run(run_id)
+    children = sum(len(client.delete_run(run_id)) for run_id in run_ids)
     shown = " ".join(run_ids)
     render.console.print(
-        f"Deleted {_runs_word(run_ids)} {shown}. Restore with `ferry runs restore {shown}`; "
-        "`ferry gc` removes deleted runs for good."
+        f"Deleted {_runs_word(run_ids)} {shown}{_with_children(children)}. Restore with "
+        f"`ferry runs restore {shown}`; `ferry gc` removes deleted runs for good."
     )
 
 
@@ -221,13 +220,19 @@ def runs_delete(ctx: typer.Context, run_ids: Annotated[list[str], typer.Argument
 def runs_restore(ctx: typer.Context, run_ids: Annotated[list[str], typer.Argument()]) -> None:
     """Restore deleted runs."""
     client = _client(ctx)
-    for run_id in run_ids:
-        client.restore_run(run_id)
-    render.console.print(f"Restored {_runs_word(run_ids)} {' '.join(run_ids)}.")
+    children = sum(len(client.restore_run(run_id)) for run_id in run_ids)
+    shown = " ".join(run_ids)
+    render.console.print(f"Restored {_runs_word(run_ids)} {shown}{_with_children(children)}.")
 
 
 def _runs_word(run_ids: list[str]) -> str:
     return "run" if len(run_ids) == 1 else "runs"
+
+
+def _with_children(count: int) -> str:
+    if not count:
+        return ""
+    return f" and {count} child run{'' if count == 1 else 's'}"
 
 
 @runs.command("show")

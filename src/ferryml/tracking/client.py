@@ -276,9 +276,10 @@ class FerryClient:
         self.flush()
         return self.store.get_run(run_id)
 
-    def delete_run(self, run_id: str) -> None:
-        """Mark a run deleted: hidden from searches, kept until ``ferry gc`` removes it,
-        restored by ``restore_run``.
+    def delete_run(self, run_id: str) -> list[str]:
+        """Mark a run and its child runs (a sweep's trials, a pipeline's steps) deleted:
+        hidden from searches, kept until ``ferry gc`` removes them, restored by
+        ``restore_run``. Returns the ids of the child runs deleted with it.
 
         Raises:
             NotFound: no run has this id.
@@ -286,10 +287,16 @@ class FerryClient:
         check.check_run_id(run_id)
         self.flush()
         self.store.update_run(run_id, lifecycle_stage="deleted")
-        self._runs.pop(run_id, None)
+        children = self._descendants(run_id)
+        for child in children:
+            self.store.update_run(child, lifecycle_stage="deleted")
+        for gone in (run_id, *children):
+            self._runs.pop(gone, None)
+        return children
 
-    def restore_run(self, run_id: str) -> None:
-        """Make a deleted run active again.
+    def restore_run(self, run_id: str) -> list[str]:
+        """Make a deleted run and its child runs active again; returns the ids of the
+        child runs restored with it.
 
         Raises:
             NotFound: no run has this id (or ``ferry gc`` removed it).
@@ -297,6 +304,26 @@ class FerryClient:
         """
         check.check_run_id(run_id)
         self.store.update_run(run_id, lifecycle_stage="active")
+        children = self._descendants(run_id)
+        for child in children:
+            self.store.update_run(child, lifecycle_stage="active")
+        return children
+
+    def _descendants(self, run_id: str) -> list[str]:
+        experiments = [e.experiment_id for e in self.store.list_experiments(ViewType.ALL)]
+        found: list[str] = []
+        frontier = [run_id]
+        while frontier:
+            quoted = ", ".join(f"'{r}'" for r in frontier)  # ids are checked hex
+            children, _ = self.store.search_runs(
+                experiments,
+                f"parent_run_id IN ({quoted})",
+                max_results=50_000,
+                run_view_type=ViewType.ALL,
+            )
+            frontier = [c.run_id for c in children if c.run_id not in found]
+            found += frontier
+        return found
 
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         """Every logged value of metric ``key`` of a run, by step then time.
