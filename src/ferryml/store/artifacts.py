@@ -340,8 +340,12 @@ class ArtifactStore:
             return False
         try:
             os.utime(path)
-        except (FileNotFoundError, PermissionError):
-            return False  # moved aside by gc, or not ours to touch: store it again
+        except FileNotFoundError:
+            return False  # moved aside by gc: store it again
+        except PermissionError:
+            # Another user's blob: store it again (a fresh file, ours), unless the store is
+            # read-only to us, where no gc of ours can run either.
+            return not os.access(path.parent, os.W_OK)
         return True
 
     def local_path(self, digest: str) -> Path | None:
