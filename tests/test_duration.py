@@ -12,6 +12,7 @@ from ferryml.automation.policy import Policy
 from ferryml.data.validation import Fresh
 from ferryml.errors import InvalidArgument
 from ferryml.monitoring.alerts import parse_rule
+from ferryml.monitoring.monitors import MonitorSpec
 
 
 @pytest.mark.parametrize(
@@ -68,3 +69,14 @@ def test_30min_means_the_same_in_a_policy_an_alert_and_an_expectation() -> None:
     rule = parse_rule({"metric": "accuracy", "op": "<", "threshold": 0.8, "cooldown": "30min"})
     assert rule.cooldown_s == 1800.0
     assert Fresh("ts", "30min").max_age == timedelta(minutes=30)
+
+
+@pytest.mark.parametrize("window", ["30min", "30m", "1d12h", "90s", 1000])
+def test_a_monitor_window_is_a_duration_read_alike_or_a_count_of_rows(window: Any) -> None:
+    assert MonitorSpec("watch", "churn", "model:churn@champion", window=window).window == window
+
+
+@pytest.mark.parametrize("window", ["soon", "0.5s", "0s", 0, True])
+def test_a_monitor_window_too_short_or_not_a_duration_is_refused(window: Any) -> None:
+    with pytest.raises(InvalidArgument, match="Monitor window|rows must hold at least 1 row"):
+        MonitorSpec("watch", "churn", "model:churn@champion", window=window)

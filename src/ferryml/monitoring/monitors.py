@@ -45,7 +45,6 @@ import datetime as dt
 import json
 import logging
 import math
-import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
@@ -53,6 +52,7 @@ from typing import Any
 
 import pandas as pd
 
+from ferryml._duration import parse_duration
 from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.data.profile import Profile
@@ -83,8 +83,6 @@ TASKS = ("classification", "regression")
 NOT_FEATURES = frozenset(
     {"id", "time", "deployment", "route", "model", "version", "latency_ms", "label"}
 )
-_WINDOW = re.compile(r"^\s*(\d+)\s*(s|m|min|h|d)\s*$")
-_FREQ = {"s": "s", "m": "min", "min": "min", "h": "h", "d": "D"}
 _REFERENCE_FORM = (
     "Write model:NAME@ALIAS, data:NAME@VERSION or window:START/END, e.g. "
     "'model:churn@champion' or 'window:2024-06-01T00:00/2024-06-08T00:00'."
@@ -388,13 +386,16 @@ def _window_args(window: Any) -> tuple[str | None, int | None]:
         if window < 1:
             raise InvalidArgument(f"A monitor window of {window} rows must hold at least 1 row.")
         return None, window
-    found = _WINDOW.match(window) if isinstance(window, str) else None
-    if found is None or int(found[1]) < 1:
+    try:  # text is a duration, read as everywhere else; a number is a count of rows
+        seconds = parse_duration(window) if isinstance(window, str) else 0.0
+    except InvalidArgument:
+        seconds = 0.0
+    if seconds < 1 or not seconds.is_integer():
         raise InvalidArgument(
-            f"Monitor window {window!r:.100} is not a duration or a count of rows; write e.g. "
-            "'15m', '1h', '1d' or 1000."
+            f"Monitor window {window!r:.100} is not a duration of whole seconds or a count of "
+            "rows; write e.g. '15m', '1h', '1d' or 1000."
         )
-    return f"{int(found[1])}{_FREQ[found[2]]}", None
+    return f"{int(seconds)}s", None
 
 
 def _load_reference(settings: Settings, spec: MonitorSpec) -> Profile | pd.DataFrame:
