@@ -55,7 +55,7 @@ def test_create_set_weights_promote_rollback_and_history(manager: Any) -> None:
 
 
 def test_bad_deployment_changes_are_refused(manager: Any) -> None:
-    with pytest.raises(InvalidArgument, match="Deployment name 'Cancer API' is invalid"):
+    with pytest.raises(InvalidArgument, match="Deployment name 'Cancer API' is invalid: use 1 to"):
         manager.create("Cancer API", "cancer", 1)
     with pytest.raises(NotFound, match="Model 'cancer' has no version 9"):
         manager.create("api", "cancer", 9)

@@ -8,13 +8,13 @@ from __future__ import annotations
 import difflib
 import logging
 import math
-import re
 import threading
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from ferryml._identity import current_user
+from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.serving.runtime import ServedModel
@@ -30,7 +30,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("ferryml.deployments")
-_NAME = re.compile(r"[a-z0-9]([a-z0-9\-]{0,61}[a-z0-9])?")
 
 
 @dataclass(frozen=True)
@@ -160,11 +159,7 @@ class Deployments:
         policy: RollbackPolicy | None = None,
         reason: str = "",
     ) -> Spec:
-        if not _NAME.fullmatch(name):
-            raise InvalidArgument(
-                f"Deployment name {name!r} is invalid: lowercase letters, digits and -, "
-                "at most 63, e.g. 'churn-api'."
-            )
+        check_name(name, "Deployment", "churn-api")
         if canary is not None:
             _percent(canary_weight, f"v{canary}")
         routes = [Route(version, 100.0 - (canary_weight if canary else 0.0), "primary")]
