@@ -59,6 +59,8 @@ def test_child_runs_are_folded_into_their_parents_unless_all(
     assert rows[1][rows[0].index("children")] == "2"
     assert out.endswith("Child runs are folded into their parents; --all lists them.\n")
 
+    code, out, _ = cli("--home", str(home), "runs", "list", "-e", "wine", "--json")
+    assert json.loads(out)["child_runs"] == {runs["sweep"]: 2}
     code, out, _ = cli("--home", str(home), "runs", "list", "-e", "wine", "--all", "--json")
     assert sorted(r["info"]["run_name"] for r in json.loads(out)["runs"]) == [
         "lr0.01",

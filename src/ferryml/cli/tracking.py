@@ -163,7 +163,9 @@ def runs_list(
         columns=columns or [],
     )
     if json:
-        render.print_json({"runs": found.runs, "next_page_token": found.token})
+        render.print_json(
+            {"runs": found.runs, "child_runs": found.children, "next_page_token": found.token}
+        )
         return
     several, folded = found.several_experiments, bool(found.children)
     render.table(
