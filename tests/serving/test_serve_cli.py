@@ -88,7 +88,7 @@ def test_serving_nothing_is_a_one_line_error(registered: Any) -> None:
         text=True,
         timeout=60,
     )
-    assert done.returncode == 1
+    assert done.returncode == 2  # bad usage
     assert done.stderr == (
         "error: Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME.\n"
     )
