@@ -51,6 +51,9 @@ _EXPORTS = {
     "load_model": "ferryml.registry.api",
     "register_model": "ferryml.registry.api",
     "set_registered_model_alias": "ferryml.registry.api",
+    "delete_registered_model_alias": "ferryml.registry.api",
+    "delete_model_version": "ferryml.registry.api",
+    "delete_registered_model": "ferryml.registry.api",
     "evaluate": "ferryml.registry.api",
     "promote": "ferryml.registry.api",
     "explain": "ferryml.serving.explain",
@@ -96,6 +99,9 @@ if TYPE_CHECKING:
         StoreUnavailable,
     )
     from ferryml.registry.api import (
+        delete_model_version,
+        delete_registered_model,
+        delete_registered_model_alias,
         evaluate,
         load_model,
         log_model,

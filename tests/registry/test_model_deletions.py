@@ -128,3 +128,31 @@ def test_models_delete_on_the_command_line(
         1,
         "error: Registered model 'wine' not found. See `ferry models list`.\n",
     )
+
+
+def test_the_python_api_deletes_like_mlflow(fluent: Settings) -> None:
+    import pandas as pd
+    from sklearn.dummy import DummyClassifier
+
+    import ferryml as ferry
+    import ferryml.data
+
+    frame = pd.DataFrame({"x": [0.0, 1.0]})
+    for _ in range(2):
+        with ferry.start_run():
+            ferry.log_model(
+                DummyClassifier().fit(frame, [0, 1]), input_example=frame, registered_model_name="m"
+            )
+    ferry.set_registered_model_alias("m", "champion", 2)
+    ferry.delete_model_version("m", 1)
+    with pytest.raises(Conflict, match="Version 2 of model 'm' is still champion"):
+        ferry.delete_model_version("m", 2)
+    ferry.delete_registered_model_alias("m", "champion")
+    ferry.delete_registered_model("m")
+    with pytest.raises(NotFound, match="Registered model 'm' not found"):
+        ferry.load_model("models:/m/2")
+
+    ferry.data.add(frame, name="t")
+    ferry.data.delete("t@1")
+    with pytest.raises(NotFound, match="Version 1 of dataset 't' was deleted"):
+        ferry.data.load("t@1")

@@ -11,6 +11,7 @@ _PROFILE = "ferryml.data.profile"
 _VALIDATION = "ferryml.data.validation"
 _EXPORTS = {
     "add": "ferryml.data.api",
+    "delete": "ferryml.data.api",
     "load": "ferryml.data.api",
     "Workspace": "ferryml.data.workspace",
     "DataStatus": "ferryml.data.workspace",
@@ -49,7 +50,7 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
-    from ferryml.data.api import add, load
+    from ferryml.data.api import add, delete, load
     from ferryml.data.compare import DataDiff, diff_versions
     from ferryml.data.profile import (
         CategoricalProfile,

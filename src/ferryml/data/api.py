@@ -16,7 +16,7 @@ from ferryml.store.entities import DatasetVersion
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["add", "load"]
+__all__ = ["add", "delete", "load"]
 
 
 def add(data: pd.DataFrame | str | os.PathLike[str], name: str | None = None) -> DatasetVersion:
@@ -39,6 +39,16 @@ def add(data: pd.DataFrame | str | os.PathLike[str], name: str | None = None) ->
 
             raise InvalidArgument("Name the table: ferryml.data.add(frame, name='customers').")
         return workspace.add_frame(data, name, run_id=run.run_id if run else None)
+    finally:
+        workspace.close()
+
+
+def delete(ref: str) -> None:
+    """Delete dataset version ``"name@3"`` for good; its number is never reused, and
+    ``ferry gc`` reclaims the files no other version holds."""
+    workspace = Workspace(_settings())
+    try:
+        workspace.delete_version(ref)
     finally:
         workspace.close()
 

@@ -16,6 +16,9 @@ from ferryml.store.entities import ModelVersion
 
 __all__ = [
     "ModelInfo",
+    "delete_model_version",
+    "delete_registered_model",
+    "delete_registered_model_alias",
     "evaluate",
     "load_model",
     "log_model",
@@ -104,6 +107,26 @@ def set_registered_model_alias(name: str, alias: str, version: int, reason: str 
     """Point ``alias`` at ``version`` (recorded in the audit trail with ``reason``)."""
     with _registry() as registry:
         registry.set_alias(name, alias, version, reason=reason)
+
+
+def delete_registered_model_alias(name: str, alias: str, reason: str = "") -> None:
+    """Remove ``alias`` from model ``name`` (recorded in the audit trail)."""
+    with _registry() as registry:
+        registry.delete_alias(name, alias, reason=reason)
+
+
+def delete_model_version(name: str, version: int, reason: str = "") -> None:
+    """Delete a version for good (refused while an alias or deployment points at it);
+    its number is never reused, and ``ferry gc`` reclaims its files."""
+    with _registry() as registry:
+        registry.delete_version(name, version, reason=reason)
+
+
+def delete_registered_model(name: str, reason: str = "") -> None:
+    """Delete a model and all its versions (refused while it has aliases or a deployment
+    serves it); ``ferry gc`` reclaims their files."""
+    with _registry() as registry:
+        registry.delete_model(name, reason=reason)
 
 
 def evaluate(
