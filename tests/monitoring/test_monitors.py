@@ -150,9 +150,7 @@ def test_an_unknown_monitor_is_not_found(home: Settings) -> None:
         run_monitor(home, "nope")
 
 
-def test_the_cli_adds_runs_and_reports_a_monitor(
-    home: Settings, tmp_path: Path, cli: Any
-) -> None:
+def test_the_cli_adds_runs_and_reports_a_monitor(home: Settings, tmp_path: Path, cli: Any) -> None:
     def ferry_(*args: str) -> tuple[int, str]:
         code, out, _ = cli("--home", str(home.home), "monitor", *args)
         return code, out
@@ -244,3 +242,10 @@ def test_deploy_list_shows_the_implicit_deployments_of_served_models(
     )
     code, out, _ = cli("--home", str(home.home), "deploy", "list")
     assert code == 0 and "implicit: ferry serve d@ALIAS" in out and "v1:primary:100" in out
+    code, out, err = cli("--home", str(home.home), "deploy", "show", "d")
+    assert (code, out) == (1, "")
+    assert err == (
+        "error: Deployment 'd' is implicit: `ferry serve d@ALIAS` logs under it, and it has no "
+        "routes to show or change. Create it with `ferry deploy create d --model d --version "
+        "N`, then serve it with `ferry serve --deployment d`.\n"
+    )

@@ -115,7 +115,25 @@ class Deployments:
             self._store = None
 
     def get(self, name: str) -> Spec:
-        return Spec.from_dict(self.store.get(name))
+        """The spec of a created deployment.
+
+        Raises:
+            NotFound: none of that name; an implicit one (``ferry serve NAME@ALIAS``) has
+                no routes, and the message says how to make it a deployment.
+        """
+        from ferryml.store.sql_predictions import SqlPredictionStore
+
+        try:
+            return Spec.from_dict(self.store.get(name))
+        except NotFound as e:
+            if name not in SqlPredictionStore(self.store.sql).list_deployments():
+                raise
+            raise NotFound(
+                f"Deployment {name!r} is implicit: `ferry serve {name}@ALIAS` logs under it, "
+                f"and it has no routes to show or change. Create it with `ferry deploy create "
+                f"{name} --model {name} --version N`, then serve it with `ferry serve "
+                f"--deployment {name}`."
+            ) from e
 
     def list_deployments(self) -> list[Listed]:
         """Every deployment by name: those created, and the implicit ones of models served
