@@ -276,11 +276,21 @@ def test_ferry_gc_on_the_command_line(
     code, out, _ = cli(*home, "gc", "--dry-run", "--grace", "0")
     assert (code, out) == (
         0,
-        "Would remove 0 deleted experiments and 1 other deleted run for good; would delete "
-        "1 unreferenced blob (5 B); kept 0 referenced blobs and every blob newer than 0.\n",
+        "Would remove 1 deleted run for good; would delete 1 unreferenced blob (5 B); kept 0 "
+        "referenced blobs.\n",
     )
-    code, out, _ = cli(*home, "gc", "--grace", "0")
-    assert code == 0 and out.startswith("Removed 0 deleted experiments and 1 other deleted run")
+    client = FerryClient(sqlite_settings)
+    experiment_id = client.create_experiment("gone")
+    client.create_run(experiment_id, capture_environment=False)
+    client.delete_experiment(experiment_id)
+    client.close()
+    code, out, _ = cli(*home, "gc")
+    assert (code, out) == (
+        0,
+        "Removed 1 deleted experiment with its runs and 1 other deleted run for good; "
+        "deleted 0 unreferenced blobs (0 B); kept 0 referenced blobs and every blob newer "
+        "than 1d.\n",
+    )
     code, _, err = cli(*home, "gc", "--grace", "soon")
     assert (code, err) == (
         2,

@@ -32,13 +32,18 @@ def gc(
     if json:
         render.print_json(report)
         return
-    verb = "Would remove" if dry_run else "Removed"
+    removed = _count(report.runs, "deleted run")
+    if report.experiments:
+        removed = (
+            f"{_count(report.experiments, 'deleted experiment')} with "
+            f"{'its' if report.experiments == 1 else 'their'} runs and "
+            f"{_count(report.runs, 'other deleted run')}"
+        )
+    young = f" and every blob newer than {grace}" if report.grace else ""
     render.console.print(
-        f"{verb} {_count(report.experiments, 'deleted experiment')} and "
-        f"{_count(report.runs, 'other deleted run')} for good; "
+        f"{'Would remove' if dry_run else 'Removed'} {removed} for good; "
         f"{'would delete' if dry_run else 'deleted'} {_count(report.blobs, 'unreferenced blob')} "
-        f"({render.size(report.bytes)}); kept {_count(report.kept, 'referenced blob')} and "
-        f"every blob newer than {grace}."
+        f"({render.size(report.bytes)}); kept {_count(report.kept, 'referenced blob')}{young}."
     )
 
 
