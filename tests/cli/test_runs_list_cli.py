@@ -125,3 +125,23 @@ def test_deleting_a_folded_parent_deletes_its_children_and_says_so(
     assert json.loads(out)["runs"] == []
     code, out, _ = cli("--home", str(home), "runs", "restore", runs["sweep"])
     assert (code, out) == (0, f"Restored run {runs['sweep']} and 2 child runs.\n")
+
+
+def test_child_runs_are_counted_on_every_parent_of_a_long_page(
+    cli: Cli, home: Path, tmp_path: Path
+) -> None:
+    client = FerryClient(Settings.resolve(home=home, cwd=tmp_path, environ={}))
+    experiment_id = client.create_experiment("many")
+    parents = [
+        client.create_run(experiment_id, run_name=f"p{i}", capture_environment=False).run_id
+        for i in range(501)
+    ]
+    client.create_run(experiment_id, parent_run_id=parents[-1], capture_environment=False)
+    client.close()
+
+    code, out, _ = cli(
+        "--home", str(home), "runs", "list", "-o", "start_time", "-n", "1000", "--json"
+    )
+    assert code == 0
+    found = json.loads(out)
+    assert len(found["runs"]) == 501 and found["child_runs"] == {parents[-1]: 1}

@@ -14,6 +14,7 @@ from ferryml.tracking.client import FerryClient
 __all__ = ["RunListing", "cell", "list_runs", "parse_columns"]
 
 _PREFIXES = ("params", "metrics", "tags")
+_IN_CHUNK = 500  # parent ids per query: databases cap the values one statement binds
 
 
 @dataclass(frozen=True)
@@ -78,18 +79,20 @@ def list_runs(
             else ("parent_run_id IS NULL")
         )
     page = client.search_runs(ids, query, order_by, max_results, page_token, view)
-    counts: dict[str, int] = {}
-    if not children and page.runs:
-        parents = ", ".join(f"'{r.run_id}'" for r in page.runs)
-        found = client.search_runs(
-            ids, f"parent_run_id IN ({parents})", max_results=50_000, run_view_type=view
-        ).runs
-        counts = dict(Counter(r.info.parent_run_id for r in found if r.info.parent_run_id))
+    counts: Counter[str] = Counter()
+    if not children:
+        ids_shown = [r.run_id for r in page.runs]
+        for start in range(0, len(ids_shown), _IN_CHUNK):
+            parents = ", ".join(f"'{i}'" for i in ids_shown[start : start + _IN_CHUNK])
+            found = client.search_runs(
+                ids, f"parent_run_id IN ({parents})", max_results=50_000, run_view_type=view
+            ).runs
+            counts.update(r.info.parent_run_id for r in found if r.info.parent_run_id)
     if not chosen:
         chosen = tuple(
             f"metrics.{k}" for k in sorted({k for r in page.runs for k in r.data.metrics})[:6]
         )
-    return RunListing(page.runs, page.token, counts, experiments, chosen)
+    return RunListing(page.runs, page.token, dict(counts), experiments, chosen)
 
 
 def cell(run: Run, column: str) -> str | float | None:
