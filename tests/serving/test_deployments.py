@@ -68,6 +68,11 @@ def test_bad_deployment_changes_are_refused(manager: Any) -> None:
         manager.promote("api")
     with pytest.raises(NotFound, match="Deployment 'nope' not found"):
         manager.get("nope")
+    with pytest.raises(NotFound) as caught:
+        manager.get("apj")
+    assert str(caught.value) == (
+        "Deployment 'apj' not found. Did you mean 'api'? See `ferry deploy list`."
+    )
     assert [e.action for e in manager.history("api")] == ["create"]
 
 

@@ -9,7 +9,7 @@ import difflib
 import logging
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -118,16 +118,19 @@ class Deployments:
         """The spec of a created deployment.
 
         Raises:
-            NotFound: none of that name; an implicit one (``ferry serve NAME@ALIAS``) has
-                no routes, and the message says how to make it a deployment.
+            NotFound: none of that name (close names are suggested); an implicit one
+                (``ferry serve NAME@ALIAS``) has no routes, and the message says how to
+                make it a deployment.
         """
-        from ferryml.store.sql_predictions import SqlPredictionStore
-
         try:
             return Spec.from_dict(self.store.get(name))
         except NotFound as e:
-            if name not in SqlPredictionStore(self.store.sql).list_deployments():
-                raise
+            listed = {d.name: d for d in self.list_deployments()}
+            if name not in listed:
+                raise NotFound(
+                    f"Deployment {name!r} not found. {_did_you_mean(name, listed)}See "
+                    "`ferry deploy list`."
+                ) from e
             raise NotFound(
                 f"Deployment {name!r} is implicit: `ferry serve {name}@ALIAS` logs under it, "
                 f"and it has no routes to show or change. Create it with `ferry deploy create "
@@ -158,11 +161,9 @@ class Deployments:
         models = {m.name for m in SqlRegistryStore(self.store.sql).list_registered_models()}
         if name in known | models:
             return
-        close = difflib.get_close_matches(name, sorted(known | models), n=3)
-        hint = f"Did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise NotFound(
-            f"Deployment {name!r} not found. {hint}See `ferry deploy list`, or serve a "
-            "registered model with `ferry serve NAME@ALIAS`."
+            f"Deployment {name!r} not found. {_did_you_mean(name, known | models)}See "
+            "`ferry deploy list`, or serve a registered model with `ferry serve NAME@ALIAS`."
         )
 
     def create(
@@ -310,6 +311,11 @@ class Deployments:
     def history(self, name: str) -> list[Any]:
         self.get(name)
         return self.store.events(name)
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=3)
+    return f"Did you mean {' or '.join(map(repr, close))}? " if close else ""
 
 
 def _percent(weight: float, route: str) -> float:
