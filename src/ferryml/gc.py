@@ -64,7 +64,7 @@ def collect_garbage(
     Raises:
         InvalidArgument: the artifact store is remote, or ``grace`` is negative.
         NotFound: a dataset manifest or model package that is referred to is missing, so
-            the files it lists cannot be told from garbage; nothing is deleted then.
+            the files it lists cannot be told from garbage; no blob is deleted then.
     """
     from ferryml.store.sql import SqlStore
     from ferryml.store.sql_references import SqlReferenceStore
@@ -74,13 +74,13 @@ def collect_garbage(
     artifacts = ArtifactStore(settings.artifacts_url).open()
     store = SqlStore(settings.store_url).open()
     try:
-        experiments, runs = _purge(store, dry_run)
-        started = time.time()
-        cutoff = started - grace
+        cutoff = time.time() - grace
         if not dry_run:
             artifacts.delete_leftovers(cutoff)
-        # Listed before the references are read: a reference recorded later is still seen.
+        # Listed first (a remote store is refused before anything is removed), and before
+        # the references are read, so a reference recorded later is still seen.
         stale = artifacts.list_stale_blobs(cutoff)
+        experiments, runs = _purge(store, dry_run)
         pending = _journaled_digests(settings.journal_dir, store, deleted_runs=not dry_run)
         refs = SqlReferenceStore(store).list_blob_references(deleted_runs=not dry_run)
         used = set(pending) | refs.direct | refs.manifests | refs.packages

@@ -185,14 +185,17 @@ def test_leftovers_of_crashed_writers_and_collections_are_cleaned(tmp_path: Path
     assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
 
 
-def test_gc_refuses_remote_stores_and_bad_grace_periods(
-    settings: Settings, s3_bucket: str, s3_env: str
+def test_gc_refuses_remote_stores_before_removing_anything_and_bad_grace_periods(
+    client: FerryClient, settings: Settings, s3_bucket: str, s3_env: str
 ) -> None:
+    run_id = client.create_run(client.create_experiment("e"), capture_environment=False).run_id
+    client.delete_run(run_id)
     remote = Settings(
         home=settings.home, store_url=settings.store_url, artifacts_url=f"s3://{s3_bucket}/gc"
     )
     with pytest.raises(InvalidArgument, match="needs a local artifact store; 's3://"):
         collect_garbage(remote)
+    assert client.get_run(run_id).info.lifecycle_stage == "deleted"  # not removed
     with pytest.raises(InvalidArgument, match="Grace period 'soon' is not a duration"):
         parse_grace("soon")
     assert parse_grace("6h") == 6 * 3600
