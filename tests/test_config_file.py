@@ -196,3 +196,13 @@ def test_every_command_refuses_a_wrong_file_with_one_line_and_exit_2(
         f"error: {tmp_path / 'ferry.yaml'} line 3: models.wine.gate.min_delta: must be a "
         "number; got 'lots'.\n",
     )
+
+
+def test_help_works_beside_a_wrong_file(
+    cli: Cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "ferry.yaml").write_text("monitoring: 3\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("runs", "list", "--help")
+    assert (code, err) == (0, "")
+    assert "Usage: ferry runs list" in out

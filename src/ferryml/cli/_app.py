@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 import traceback
 from collections.abc import Sequence
@@ -76,7 +77,9 @@ def _root(
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
 ) -> None:
-    ctx.obj = Settings.resolve(home=home, store=store, artifacts=artifacts)
+    # Resolved when a command first asks (settings_of), so that --help works beside a
+    # broken ferry.yaml and a command that needs no store reads no config.
+    ctx.obj = functools.partial(Settings.resolve, home=home, store=store, artifacts=artifacts)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

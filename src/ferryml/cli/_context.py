@@ -17,6 +17,8 @@ def settings_of(ctx: typer.Context, *, announce: bool = True) -> Settings:
     is otherwise silent. A place chosen with ``--home`` or a variable is not announced.
     """
     root = ctx.find_root()
+    if not isinstance(root.obj, Settings):
+        root.obj = root.obj()  # the root command's Settings.resolve, called once
     settings = root.obj
     assert isinstance(settings, Settings)
     chosen = {settings.sources.get("home"), settings.sources.get("store")} - {"default", None}
