@@ -48,8 +48,16 @@ def test_runs_delete_hides_runs_and_restore_brings_them_back(
     assert _listed(cli, home, "--view", "deleted_only") == [a]
     assert sorted(_listed(cli, home, "--view", "all")) == sorted(run_ids)
 
+    code, out, _ = cli("--home", str(home), "runs", "show", a)
+    assert (
+        f"deleted: restore it with `ferry runs restore {a}`; `ferry gc` removes it for good"
+        in out.splitlines()
+    )
+
     code, out, _ = cli("--home", str(home), "runs", "restore", a)
     assert (code, out) == (0, f"Restored run {a}.\n")
+    code, out, _ = cli("--home", str(home), "runs", "show", a)
+    assert "deleted:" not in out
     assert sorted(_listed(cli, home)) == sorted(run_ids)
 
 
@@ -63,9 +71,7 @@ def test_runs_delete_of_an_unknown_run_fails_with_one_line(
     assert code == 2 and "Invalid value for '--view'" in err
 
 
-def test_experiments_delete_and_restore_by_name(
-    cli: Cli, home: Path, run_ids: list[str]
-) -> None:
+def test_experiments_delete_and_restore_by_name(cli: Cli, home: Path, run_ids: list[str]) -> None:
     code, out, _ = cli("--home", str(home), "experiments", "delete", "wine")
     assert code == 0
     assert out == (

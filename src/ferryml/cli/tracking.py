@@ -253,6 +253,11 @@ def runs_show(ctx: typer.Context, run_id: str, json: JsonFlag = False) -> None:
         f"(id {i.experiment_id})"
         f"  started {render.when(i.start_time)}  {render.duration(i.start_time, i.end_time)}"
     )
+    if i.lifecycle_stage == "deleted":
+        render.console.print(
+            f"deleted: restore it with `ferry runs restore {i.run_id}`; `ferry gc` removes it "
+            "for good"
+        )
     if i.failure:
         render.console.print(f"failure: {i.failure.strip().splitlines()[-1]}")
     render.table("params", ["key", "value"], sorted(run.data.params.items()))
