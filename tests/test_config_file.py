@@ -126,6 +126,16 @@ WHOLE_FILE = {
         b"- store\n- home\n",
         " line 1: the file must be a mapping of settings and sections; got a list.",
     ),
+    "a policy given twice": (
+        b"policies:\n  p: {}\nstore: x\npolicies:\n  q: {}\n",
+        " line 4: policies: given twice (first on line 1); YAML would keep only the last. "
+        "Keep one.",
+    ),
+    "a field given twice deep down": (
+        b"data:\n  t:\n    expectations:\n      - range: {column: a, min: 1, min: 2}\n",
+        " line 4: data.t.expectations[0].range.min: given twice (first on line 4); YAML would "
+        "keep only the last. Keep one.",
+    ),
     "three wrong fields": (
         b"home: 3\nstore: 4\nremote: 5\n",
         " line 1: home: must be text; got 3. (2 more problems in the file)",

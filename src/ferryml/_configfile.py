@@ -91,6 +91,13 @@ def load(path: Path) -> ProjectConfig:
         ) from e
     except yaml.YAMLError as e:
         raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}.") from e
+    twice = _duplicate(node, ())
+    if twice is not None:
+        loc, line, first = twice
+        raise ConfigError(
+            f"{path} line {line}: {dotted(loc)}: given twice (first on line {first}); YAML "
+            "would keep only the last. Keep one."
+        )
     return validate(ProjectConfig, {} if data is None else data, path, node)
 
 
@@ -102,6 +109,27 @@ def _compose(text: str) -> tuple[Any, Any]:
         return node, (loader.construct_document(node) if node is not None else None)
     finally:
         loader.dispose()
+
+
+def _duplicate(node: Any, loc: tuple[Any, ...]) -> tuple[tuple[Any, ...], int, int] | None:
+    """The first key given twice in one mapping: its location, its line and the line of
+    its first appearance."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for key, value in node.value:
+            name, line = str(getattr(key, "value", "")), key.start_mark.line + 1
+            if isinstance(key, yaml.ScalarNode) and name in seen:
+                return (*loc, name), line, seen[name]
+            seen.setdefault(name, line)
+            found = _duplicate(value, (*loc, name))
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found = _duplicate(item, (*loc, index))
+            if found is not None:
+                return found
+    return None
 
 
 def validate(model: type[BaseModel], data: Any, path: Path | None, node: Any = None) -> Any:
