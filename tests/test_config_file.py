@@ -50,9 +50,17 @@ WRONG = {
         "line 2: monitoring", "must be a mapping; got 3.",
     ),
     "a setting that is not text": ("home: 3\n", "line 1: home", "must be text; got 3."),
+    "a policy named against the rule for names": (
+        "policies:\n  retrain churn:\n    deployment: churn\n",
+        "line 2: policies['retrain churn']",
+        "is not a name: use 1 to 250 letters, digits, _ . and -, not starting with . or -; "
+        "got 'retrain churn'.",
+    ),
     "a key that is not a plain name": (
-        "data:\n  my data:\n    expectations: 3\n",
-        "line 3: data['my data'].expectations", "must be a list; got 3.",
+        "monitoring:\n  alerts:\n    channels:\n      on call: 3\n",
+        "line 4: monitoring.alerts.channels['on call']",
+        "is not one of log, webhook, slack, email: write log or a mapping with one key, its "
+        "kind, e.g. {slack: 'https://hooks.slack.com/services/...'}.",
     ),
     "an unknown key": (
         "stroe: sqlite:///x.db\n",

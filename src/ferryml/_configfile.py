@@ -23,6 +23,8 @@ from ferryml._configtypes import (
     DatasetConfig,
     ModelConfig,
     MonitoringConfig,
+    Name,
+    PathName,
     Strict,
     Text,
 )
@@ -45,11 +47,11 @@ class ProjectConfig(Strict):
     artifacts: Text | None = None
     server: Text | None = None
     remote: Text | None = None
-    data: dict[str, DatasetConfig] | None = None
-    models: dict[str, ModelConfig] | None = None
+    data: dict[PathName, DatasetConfig] | None = None
+    models: dict[Name, ModelConfig] | None = None
     pipelines: dict[str, dict[str, Any]] | None = None  # reserved for pipeline defaults
     monitoring: MonitoringConfig | None = None
-    policies: dict[str, PolicyConfig] | None = None
+    policies: dict[Name, PolicyConfig] | None = None
 
     @property
     def declares_policies(self) -> bool:

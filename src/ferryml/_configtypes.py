@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from ferryml._duration import parse_duration
+from ferryml._naming import NAME_HELP, is_name
 
 __all__ = [
     "AlertsConfig",
@@ -30,7 +31,9 @@ __all__ = [
     "GateConfig",
     "ModelConfig",
     "MonitoringConfig",
+    "Name",
     "Number",
+    "PathName",
     "RuleConfig",
     "Strict",
     "Text",
@@ -49,6 +52,20 @@ def _duration(value: Any) -> float:
 
 
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+def _named(*, paths: bool) -> AfterValidator:
+    def check(value: str) -> str:
+        if not is_name(value, paths=paths):
+            also = " (and / between parts)" if paths else ""
+            raise ValueError(f"is not a name: use {NAME_HELP}{also}; got {value!r:.80}.")
+        return value
+
+    return AfterValidator(check)
+
+
+Name = Annotated[str, _named(paths=False)]  # the one rule for names (``ferryml._naming``)
+PathName = Annotated[str, _named(paths=True)]  # datasets: names joined by /
 Duration = Annotated[float, BeforeValidator(_duration)]
 Number = Annotated[float, AfterValidator(lambda v: _finite(v))]
 
