@@ -25,6 +25,12 @@ WRONG = {
         "data:\n  wine:\n    expectations:\n      - range: {column: age, min: 9, max: 1}\n",
         "line 4: data.wine.expectations[0].range", "min 9 is above max 1.",
     ),
+    "a range between a number and a date": (
+        "data:\n  wine:\n    expectations:\n"
+        "      - range: {column: day, min: 0, max: 2024-01-01}\n",
+        "line 4: data.wine.expectations[0].range",
+        "min 0 and max 2024-01-01 differ: give two numbers or two dates.",
+    ),
     "an unknown expectation": (
         "data:\n  wine:\n    expectations:\n      - rnage: {column: age}\n",
         "line 4: data.wine.expectations[0].rnage",

@@ -98,6 +98,8 @@ class ModelConfig(Strict):
 
 
 def _bound(value: Any) -> Any:
+    if value is None:  # ``min:`` left empty: no bound
+        return None
     if isinstance(value, bool):
         raise ValueError(f"must be a number or a date such as 2024-01-01; got {value!r}.")
     if isinstance(value, int | float) and math.isfinite(value):
@@ -129,9 +131,12 @@ class RangeConfig(_Column):
         if self.min is None and self.max is None:
             raise ValueError("give min, max or both, e.g. {column: age, min: 0, max: 120}.")
         low, high = self.min, self.max
-        if isinstance(low, str) or isinstance(high, str) or isinstance(low, dt.date):
-            return self  # timestamps: compared once the column's time zone is known
-        if low is not None and high is not None and low > high:
+        if low is None or high is None:
+            return self
+        numbers = [isinstance(b, int | float) for b in (low, high)]
+        if numbers[0] != numbers[1]:
+            raise ValueError(f"min {low} and max {high} differ: give two numbers or two dates.")
+        if all(numbers) and low > high:  # dates: compared once the column's time zone is known
             raise ValueError(f"min {low!r} is above max {high!r}.")
         return self
 
