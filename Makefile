@@ -2,15 +2,41 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# What `make test`, `make demo` and CI install: every version pinned, every file hashed.
+LOCK := requirements/lock.txt
+# The core at the lowest versions pyproject.toml allows, in a second venv cached outside the
+# clone (CI starts from a fresh one), named by the lock's digest and Python's version.
+LOWEST := requirements/lowest.txt
+LOWEST_KEY := $(shell $(PYTHON) -c "import hashlib, sys; print(sys.version_info[0], \
+	sys.version_info[1], hashlib.sha256(open('$(LOWEST)', 'rb').read()).hexdigest()[:12], sep='-')")
+LOW ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ferryml/venv-lowest-$(LOWEST_KEY)
+# A fast core subset of the suite, run at those versions.
+LOWEST_TESTS := tests/tracking/test_client.py tests/tracking/test_fluent.py \
+	tests/tracking/test_search_parser.py tests/store/test_sql_store.py \
+	tests/store/test_search_sql.py tests/data/test_validation.py tests/data/test_profile.py \
+	tests/registry/test_registry.py tests/cli/test_cli.py tests/test_config.py \
+	tests/test_config_file.py tests/automation/test_policy_file.py tests/monitoring/test_drift.py \
+	tests/serving/test_server.py tests/test_dependencies.py
+PIP_VERSION := pip==26.3
+PIP_TOOLS := pip-tools==7.6.2
 
-.PHONY: demo test install lint bench clean
+.PHONY: demo test test-lowest install lint bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+$(VENV)/.installed: $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --upgrade "$(PIP_VERSION)"
+	$(BIN)/python -m pip install --quiet --require-hashes -r $(LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $@
+
+# The lock is installed once; ferryml (editable) again by each run, pointing at its clone.
+$(LOW)/.installed: | $(LOWEST)
+	rm -rf $(LOW)
+	$(PYTHON) -m venv $(LOW)
+	$(LOW)/bin/python -m pip install --quiet --upgrade "$(PIP_VERSION)"
+	$(LOW)/bin/python -m pip install --quiet --require-hashes -r $(LOWEST)
 	touch $@
 
 install: $(VENV)/.installed
@@ -18,10 +44,15 @@ install: $(VENV)/.installed
 demo: install
 	$(BIN)/python examples/demo.py
 
-test: install
+test: install test-lowest
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy src
 	$(BIN)/python -m pytest
+
+# Tests that need an extra the lowest venv leaves out skip themselves.
+test-lowest: $(LOW)/.installed
+	$(LOW)/bin/python -m pip install --quiet --no-deps -e .
+	$(LOW)/bin/python -m pytest -q -p no:cacheprovider -k "not s3" $(LOWEST_TESTS)
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks examples
@@ -30,5 +61,17 @@ lint: install
 bench: install
 	$(BIN)/python benchmarks/tracking.py
 
-clean:
-	rm -rf $(VENV) .ferry
+# After changing a dependency in pyproject.toml or requirements/lowest.in: pin again (with
+# pip-tools, in a venv of its own; it needs the network). Pins that still fit are kept;
+# `make lock UPGRADE=--upgrade` moves everything to the newest (slow: many minutes).
+LOCK_EXTRAS := postgres s3 dask xgboost lightgbm onnx pytorch shap plot river test
+COMPILE = CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile --quiet \
+	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
+lock:
+	$(PYTHON) -m venv .venv-lock
+	.venv-lock/bin/python -m pip install --quiet "$(PIP_VERSION)" "$(PIP_TOOLS)"
+	$(COMPILE) $(UPGRADE) $(foreach e,$(LOCK_EXTRAS),--extra $(e)) -o $(LOCK) pyproject.toml
+	$(COMPILE) $(UPGRADE) -o $(LOWEST) requirements/lowest.in
+
+clean:  # the cached lowest-versions venv stays; its name changes with the lock
+	rm -rf $(VENV) .venv-lock .ferry

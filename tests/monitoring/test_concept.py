@@ -17,11 +17,13 @@ The bounds asserted leave about twice the room measured.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from ferryml.errors import InvalidArgument
+from ferryml.errors import InvalidArgument, MissingExtra
 from ferryml.monitoring.concept import ChangeReport, detect_change, prediction_errors
 
 CHANGE = 2000  # the first error of the new concept
@@ -115,6 +117,19 @@ def test_ddm_waits_for_a_thousand_errors_before_it_can_fire_by_default() -> None
     assert default.params["warm_start"] == 1000
     assert not default.detected
     assert eager.detected and eager.at is not None and eager.at < 100
+
+
+@pytest.mark.parametrize("method", ["adwin", "ddm", "page_hinkley"])
+def test_without_river_detection_names_the_extra(
+    method: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "river.drift", None)  # as if not installed
+    with pytest.raises(MissingExtra) as raised:
+        detect_change([0, 1, 0, 1], method=method)  # type: ignore[arg-type]
+    assert str(raised.value) == (
+        "Concept-drift detection needs river, which is not installed: "
+        "pip install 'ferryml[river]'."
+    )
 
 
 def test_no_change_reports_nothing_detected() -> None:

@@ -18,7 +18,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ferryml.errors import InvalidArgument
+from ferryml.errors import InvalidArgument, MissingExtra
 from ferryml.registry.evaluation import Evaluation, SliceSpec, evaluate_predictor
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -590,7 +590,7 @@ def test_errors_of_ferryml_from_the_predictor_pass_through_unchanged() -> None:
 def test_plots_without_matplotlib_say_how_to_install_it(monkeypatch: pytest.MonkeyPatch) -> None:
     model, data = _diabetes()
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)  # import now fails
-    with pytest.raises(InvalidArgument, match=r"pip install 'ferryml\[plot\]', or pass plots="):
+    with pytest.raises(MissingExtra, match=r"pip install 'ferryml\[plot\]', or pass plots="):
         _evaluate(model, data, "progression", "regression", importance=False)
 
 

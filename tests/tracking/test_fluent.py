@@ -151,8 +151,7 @@ def test_numpy_numbers_and_nan_are_accepted_as_metrics(fluent: Settings) -> None
 
 
 def test_artifacts_files_folders_dicts_text_and_figures(fluent: Settings, tmp_path: Path) -> None:
-    import matplotlib
-
+    matplotlib = pytest.importorskip("matplotlib", reason="the plot extra is not installed")
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from ferryml.errors import InvalidArgument
+from ferryml.errors import InvalidArgument, MissingExtra
 from ferryml.monitoring.performance import _labelled_pairs
 
 __all__ = ["ChangeReport", "Method", "detect_change", "prediction_errors"]
@@ -149,8 +149,14 @@ def detect_change(
 
 
 def _river_class(method: Method) -> type:
-    from river.drift import ADWIN, PageHinkley
-    from river.drift.binary import DDM
+    try:
+        from river.drift import ADWIN, PageHinkley
+        from river.drift.binary import DDM
+    except ImportError as e:
+        raise MissingExtra(
+            "Concept-drift detection needs river, which is not installed: "
+            "pip install 'ferryml[river]'."
+        ) from e
 
     return {"adwin": ADWIN, "ddm": DDM, "page_hinkley": PageHinkley}[method]
 

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from sklearn import metrics as skm
 
-from ferryml.errors import FerryError, InvalidArgument
+from ferryml.errors import FerryError, InvalidArgument, MissingExtra
 from ferryml.registry.flavors.base import Predictor
 
 __all__ = ["BusinessMetric", "Evaluation", "SliceResult", "SliceSpec", "evaluate_predictor"]
@@ -423,8 +423,9 @@ def _plots(
     try:  # Figure, never pyplot: no global backend or figure registry is touched
         from matplotlib.figure import Figure
     except ImportError as e:
-        raise InvalidArgument(
-            "plots need matplotlib: pip install 'ferryml[plot]', or pass plots=False."
+        raise MissingExtra(
+            "Plots need matplotlib, which is not installed: pip install 'ferryml[plot]', "
+            "or pass plots=False."
         ) from e
 
     def png(title: str, xlabel: str, ylabel: str, draw: Callable[[Any], object]) -> bytes:
