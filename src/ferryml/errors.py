@@ -12,7 +12,9 @@ Every error derives from ``FerryError``; the subclass names what the caller does
     ├── IntegrityError                stored bytes do not match their recorded digest
     ├── StoreUnavailable              the store cannot be reached, created or written
     │   └── IncompatibleStore         the store was written by a newer ferryml: upgrade
-    └── MissingExtra (ImportError)    a feature needs an optional extra: install it
+    ├── MissingExtra (ImportError)    a feature needs an optional extra: install it
+    ├── Unauthenticated               no valid token was given: set FERRY_TOKEN
+    └── PermissionDenied              the user's role is too small: ask an admin
 
 Callers branch on these types, never on message text.
 """
@@ -29,7 +31,9 @@ __all__ = [
     "InvalidArgument",
     "MissingExtra",
     "NotFound",
+    "PermissionDenied",
     "StoreUnavailable",
+    "Unauthenticated",
     "ValidationFailed",
 ]
 
@@ -85,3 +89,12 @@ class IncompatibleStore(StoreUnavailable):
 class MissingExtra(FerryError, ImportError):
     """A feature needs a library that an optional extra installs; the message names the
     ``pip install 'ferryml[...]'`` command."""
+
+
+class Unauthenticated(FerryError):
+    """The request carried no token, or one that is unknown, revoked or malformed."""
+
+
+class PermissionDenied(FerryError):
+    """The authenticated user's role does not allow the action; the message names the role
+    needed."""

@@ -14,36 +14,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 
-from ferryml.errors import (
-    AlreadyExists,
-    Conflict,
-    FerryError,
-    IntegrityError,
-    InvalidArgument,
-    MissingExtra,
-    NotFound,
-    StoreUnavailable,
-)
+from ferryml.errors import FerryError, InvalidArgument, NotFound
 from ferryml.server import _protocols as protocols
+from ferryml.server._errors import error_response, json_response, status_of
 from ferryml.server._metrics import ServerMetrics
 from ferryml.serving.explain import explain_row
 from ferryml.serving.service import PredictionService
 
-__all__ = ["STATUS", "create_app"]
+__all__ = ["create_app"]
 
 log = logging.getLogger("ferryml.server")
 
-# The one table from error type to HTTP status; the most specific type wins.
-STATUS: tuple[tuple[type[FerryError], int], ...] = (
-    (NotFound, 404),
-    (AlreadyExists, 409),
-    (Conflict, 409),
-    (InvalidArgument, 422),
-    (IntegrityError, 503),
-    (StoreUnavailable, 503),
-    (MissingExtra, 501),
-    (FerryError, 400),
-)
 MAX_BODY = 10 * 1024 * 1024
 _OBJECT_BODY = {
     "requestBody": {
@@ -57,17 +38,18 @@ class BodyLimit:
     """Answer 413 to a body announced as over the limit, before reading it. A plain ASGI
     middleware: Starlette's ``BaseHTTPMiddleware`` costs a fifth of a small request."""
 
-    def __init__(self, app: Any, max_body: int) -> None:
+    def __init__(self, app: Any, max_body: int, exempt: tuple[str, ...] = ()) -> None:
         self.app = app
         self.max_body = max_body
+        self.exempt = exempt  # path prefixes that stream bodies of any size
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
+        if scope["type"] == "http" and not scope["path"].startswith(self.exempt):
             for name, value in scope["headers"]:
                 if name == b"content-length" and (
                     not value.isdigit() or int(value) > self.max_body
                 ):
-                    response = _error(
+                    response = error_response(
                         413,
                         f"The body is over the limit of {self.max_body} "
                         "bytes; send fewer rows per request.",
@@ -76,18 +58,6 @@ class BodyLimit:
                     await response(scope, receive, send)
                     return
         await self.app(scope, receive, send)
-
-
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(
-        orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY),
-        status_code=status,
-        media_type="application/json",
-    )
-
-
-def _error(status: int, message: str, kind: str) -> Response:
-    return json_response({"error": {"type": kind, "message": message}}, status)
 
 
 def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastAPI:
@@ -106,15 +76,15 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
     app.add_middleware(BodyLimit, max_body=max_body)
 
     @app.exception_handler(FerryError)
-    async def ferry_error(request: Request, exc: FerryError) -> Response:
-        status = next(code for kind, code in STATUS if isinstance(exc, kind))
+    async def ferryerror_response(request: Request, exc: FerryError) -> Response:
+        status = status_of(exc)
         metrics.error(request.url.path, status)
-        return _error(status, str(exc), type(exc).__name__)
+        return error_response(status, str(exc), type(exc).__name__)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(request: Request, exc: RequestValidationError) -> Response:
+    async def validationerror_response(request: Request, exc: RequestValidationError) -> Response:
         metrics.error(request.url.path, 422)
-        return _error(422, f"Invalid request: {exc.errors()}", "InvalidArgument")
+        return error_response(422, f"Invalid request: {exc.errors()}", "InvalidArgument")
 
     async def body_of(request: Request) -> Any:
         data = await request.body()
@@ -142,7 +112,7 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
     async def ready() -> Response:
         if service.ready:
             return json_response({"status": "ready"})
-        return _error(503, "The model is still loading.", "NotReady")
+        return error_response(503, "The model is still loading.", "NotReady")
 
     def monitor_results() -> dict[str, dict[str, float]]:
         from ferryml.monitoring.monitors import latest_metrics
@@ -284,61 +254,12 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
             }
         )
 
-    # -- deployments: the REST face of `ferry deploy` ------------------------------------
-
-    def deployments() -> Any:
-        from ferryml.serving.deployments import Deployments
-
-        return Deployments(service.settings)
-
-    def spec_body(name: str, spec: Any) -> Response:
-        return json_response({"name": name, **spec.to_dict()})
-
-    @app.get("/api/v1/deployments/{name}")
-    async def deployment_get(name: str) -> Response:
-        manager = deployments()
-        try:
-            return spec_body(name, manager.get(name))
-        finally:
-            manager.close()
-
-    @app.post("/api/v1/deployments/{name}/{action}", openapi_extra=_OBJECT_BODY)
-    async def deployment_change(name: str, action: str, request: Request) -> Response:
-        body = await body_of(request)
-        if not isinstance(body, dict):
-            raise InvalidArgument('Send a JSON object, e.g. {"reason": "..."}.')
-        reason = str(body.get("reason", ""))
-        manager = deployments()
-        try:
-            if action == "weights":
-                weights = body.get("weights")
-                if not isinstance(weights, dict) or not all(
-                    isinstance(v, (int, float)) for v in weights.values()
-                ):
-                    raise InvalidArgument('Send {"weights": {"v3": 90, "v4": 10}}.')
-                return spec_body(name, manager.set_weights(name, weights, reason=reason))
-            if action == "promote":
-                return spec_body(name, manager.promote(name, reason=reason))
-            if action == "rollback":
-                return spec_body(name, manager.rollback(name, reason=reason))
-            raise NotFound(f"No deployment action {action!r}: use weights, promote or rollback.")
-        finally:
-            manager.close()
-
-    @app.get("/api/v1/deployments/{name}/history")
-    async def deployment_history(name: str) -> Response:
-        manager = deployments()
-        try:
-            return json_response([e.__dict__ for e in manager.history(name)])
-        finally:
-            manager.close()
-
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Reached only by a bug: logged with its traceback, answered without one.
         log.exception("unexpected error on %s", request.url.path)
         metrics.error(request.url.path, 500)
-        return _error(
+        return error_response(
             500, f"Internal error ({type(exc).__name__}); see the server log.", "InternalError"
         )
 

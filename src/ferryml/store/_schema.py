@@ -19,6 +19,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData()
@@ -422,4 +423,37 @@ agent_leases = Table(
     Column("name", String(250), primary_key=True),
     Column("holder", String(250), nullable=False),
     Column("expires", BigInteger, nullable=False),
+)
+
+# The team server's accounts: a role per user, and API tokens stored as a SHA-256 of
+# their secret (tokens are random, so a slow hash would add nothing).
+users = Table(
+    "users",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("role", String(16), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("disabled", Boolean, nullable=False, server_default=false()),
+)
+
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("token_id", String(16), primary_key=True),
+    Column("user_name", String(64), ForeignKey("users.name"), nullable=False),
+    Column("secret_hash", String(64), nullable=False),
+    Column("label", String(250), nullable=False, server_default=""),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("revoked_time", BigInteger, nullable=True),
+    Index("ix_tokens_user", "user_name"),
+)
+
+# Maintainers named by a registered model or deployment, beside the maintainer role.
+maintainers = Table(
+    "maintainers",
+    metadata,
+    Column("kind", String(16), nullable=False),  # "model" | "deployment"
+    Column("name", String(250), nullable=False),
+    Column("user_name", String(64), ForeignKey("users.name"), nullable=False),
+    PrimaryKeyConstraint("kind", "name", "user_name", name="pk_maintainers"),
 )

@@ -240,6 +240,36 @@ class ArtifactStore:
                 raise
         return dest
 
+    def size(self, digest: str) -> int | None:
+        """The stored blob's size in bytes, or None if it is not stored."""
+        return self._stored_size(digest)
+
+    def open_blob(self, digest: str) -> Any:
+        """A binary file object reading the blob (unverified: the reader checks it).
+
+        Raises NotFound if absent.
+        """
+        with self._io(f"Reading blob {digest}", digest):
+            return self._open_blob(digest)
+
+    def adopt_file(self, path: Path, digest: str) -> None:
+        """Store the file at ``path``, whose content the caller has hashed to ``digest``,
+        moving it in when it lies on the same local filesystem (an upload's temp file)."""
+        _check_digest(digest)
+        with self._io(f"Writing blob {digest}"):
+            if self._local is None:
+                self._filesystem().put_file(os.fspath(path), self._key(digest))
+                path.unlink()
+                return
+            final = self._path(digest)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, 0o444)
+            os.replace(path, final)
+
+    def uploads_folder(self) -> Path | None:
+        """Where a server keeps partial uploads for this store, beside its blobs so an
+        upload moves in with a rename; None for a remote store."""
+        return None if self._local is None else self._local / "uploads"
     # -- garbage collection --------------------------------------------------------------
     #
     # A writer that finds its content stored already "reuses" the blob: it sets the blob's

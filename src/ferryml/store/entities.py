@@ -16,12 +16,15 @@ __all__ = [
     "ModelVersion",
     "RegisteredModel",
     "RegistryEvent",
+    "Role",
     "Run",
     "RunData",
     "RunInfo",
     "RunInput",
     "RunStatus",
     "Schedule",
+    "Token",
+    "User",
     "ViewType",
 ]
 
@@ -223,3 +226,38 @@ class BlobReferences:
     direct: frozenset[str]
     manifests: frozenset[str]
     packages: frozenset[str]
+
+
+class Role(StrEnum):
+    """What a user of the team server may do; each role may do what the ones before it may."""
+
+    READER = "reader"
+    WRITER = "writer"
+    MAINTAINER = "maintainer"
+    ADMIN = "admin"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+    def allows(self, needed: Role) -> bool:
+        return self.rank >= needed.rank
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    role: Role
+    creation_time: int
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class Token:
+    """An API token's record; the secret itself is shown once, when it is created."""
+
+    token_id: str
+    user: str
+    label: str
+    creation_time: int
+    revoked_time: int | None

@@ -6,7 +6,7 @@ crash; applying a batch twice leaves the store as applying it once.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 __all__ = [
     "ArtifactRecord",
@@ -17,7 +17,9 @@ __all__ = [
     "Record",
     "StartRecord",
     "TagRecord",
+    "batch_of_records",
     "metric_record",
+    "records_from_batch",
 ]
 
 
@@ -85,3 +87,32 @@ class EndRecord(NamedTuple):
 Record = (
     MetricRecord | ParamRecord | TagRecord | ArtifactRecord | InputRecord | StartRecord | EndRecord
 )
+
+
+# A batch as it travels to a team server: records grouped by kind, each as its fields.
+_BATCH_FIELDS: dict[type, str] = {
+    StartRecord: "starts",
+    MetricRecord: "metrics",
+    ParamRecord: "params",
+    TagRecord: "tags",
+    ArtifactRecord: "artifacts",
+    InputRecord: "inputs",
+    EndRecord: "ends",
+}
+
+
+def batch_of_records(records: list[Record]) -> dict[str, list[Any]]:
+    batch: dict[str, list[Any]] = {}
+    for record in records:
+        field = _BATCH_FIELDS[type(record)]
+        batch.setdefault(field, []).append(record.run_id if field == "starts" else list(record))
+    return batch
+
+
+def records_from_batch(batch: dict[str, list[Any]]) -> list[Record]:
+    """The records of a batch, runs started first and status changes last."""
+    records: list[Record] = []
+    for kind, field in _BATCH_FIELDS.items():
+        for fields in batch.get(field, ()):
+            records.append(kind(fields) if field == "starts" else kind(*fields))
+    return records

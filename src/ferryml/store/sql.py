@@ -60,8 +60,8 @@ from ferryml.store.records import (
 __all__ = ["SCHEMA_HEAD", "SqlStore", "StorePart"]
 
 # The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0010"
-_KNOWN_REVISIONS = tuple(f"{n:04d}" for n in range(1, 11))
+SCHEMA_HEAD = "0011"
+_KNOWN_REVISIONS = tuple(f"{n:04d}" for n in range(1, int(SCHEMA_HEAD) + 1))
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 

@@ -1,0 +1,132 @@
+"""Who is asking, and may they: tokens on every ``/api/`` request, roles per route.
+
+Reading (GET, HEAD) needs the reader role and anything else the writer role, checked
+here for every route; routes that need more say so with ``needs``. A plain ASGI
+middleware, so the authenticated user is also who the core records as acting.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from typing import Any
+
+from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
+
+from ferryml._identity import acting_as
+from ferryml.errors import FerryError, PermissionDenied, Unauthenticated
+from ferryml.server._errors import error_response, status_of
+from ferryml.store.entities import Role, User
+from ferryml.store.sql_users import SqlUserStore
+
+__all__ = ["Auth", "needs", "needs_maintainer_of"]
+
+_SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+_CACHE_SECONDS = 2.0  # how long a revoked token may still pass on another worker
+
+
+class Auth:
+    """Authenticates ``/api/`` requests against ``state.users`` (opened when the app
+    starts); when not ``enabled``, every request acts as ``anonymous``."""
+
+    def __init__(self, app: Any, state: Any, enabled: bool, anonymous: User) -> None:
+        self.app = app
+        self.state = state
+        self.enabled = enabled
+        self.anonymous = anonymous
+        self._cache: dict[str, tuple[float, User]] = {}
+        state.auth = self
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith(("/api/", "/ajax-api/")):
+            await self.app(scope, receive, send)
+            return
+        try:
+            user = await self._user(dict(scope["headers"]).get(b"authorization"))
+            if not user.role.allows(Role.READER if scope["method"] in _SAFE else Role.WRITER):
+                needed = "reader" if scope["method"] in _SAFE else "writer"
+                raise PermissionDenied(
+                    f"User {user.name!r} has the role {user.role.value}; this needs "
+                    f"{needed}. Ask an admin: ferry server user set-role {user.name} {needed}"
+                )
+        except FerryError as e:
+            await error_response(status_of(e), str(e), type(e).__name__)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["user"] = user
+        with acting_as(user.name):
+            await self.app(scope, receive, send)
+
+    async def _user(self, header: bytes | None) -> User:
+        if not self.enabled:
+            return self.anonymous
+        token = _token_of(header)
+        now = time.monotonic()
+        cached = self._cache.get(token)
+        if cached is not None and cached[0] > now:
+            return cached[1]
+        user = await run_in_threadpool(self.state.users.authenticate, token)
+        if len(self._cache) > 10_000:
+            self._cache.clear()
+        self._cache[token] = (now + _CACHE_SECONDS, user)
+        return user
+
+    def forget(self) -> None:
+        """Drop cached tokens (after a revoke or a role change on this worker)."""
+        self._cache.clear()
+
+
+def _token_of(header: bytes | None) -> str:
+    if not header:
+        raise Unauthenticated(
+            "No token: send 'Authorization: Bearer <token>'. Clients read FERRY_TOKEN; "
+            "create a token with `ferry token create`."
+        )
+    scheme, _, value = header.decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer":
+        return value.strip()
+    if scheme.lower() == "basic":  # MLflow's clients send user:token this way
+        try:
+            _, _, password = base64.b64decode(value.strip()).decode().partition(":")
+        except ValueError as e:
+            raise Unauthenticated("The Basic credentials are not valid base64.") from e
+        return password
+    raise Unauthenticated(f"Unsupported authorization scheme {scheme!r}; use Bearer.")
+
+
+def current(request: Request) -> User:
+    user: User = request.state.user
+    return user
+
+
+def needs(role: Role) -> Any:
+    """A route dependency: the user must have at least ``role``."""
+
+    def check(request: Request) -> User:
+        user = current(request)
+        if not user.role.allows(role):
+            raise PermissionDenied(
+                f"User {user.name!r} has the role {user.role.value}; this needs {role.value}."
+            )
+        return user
+
+    return Depends(check)
+
+
+def needs_maintainer_of(kind: str) -> Any:
+    """A route dependency: a maintainer, or a user the model or deployment (the route's
+    ``name``) names as one of its own maintainers."""
+
+    def check(request: Request, name: str) -> User:
+        user = current(request)
+        if user.role.allows(Role.MAINTAINER):
+            return user
+        users: SqlUserStore | None = request.app.state.users
+        if users is not None and user.name in users.list_maintainers(kind, name):
+            return user
+        raise PermissionDenied(
+            f"User {user.name!r} has the role {user.role.value} and is not a maintainer of "
+            f"{kind} {name!r}; this needs maintainer."
+        )
+
+    return Depends(check)

@@ -1,0 +1,174 @@
+"""Building and running the team server."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+
+from ferryml._identity import current_user
+from ferryml.config import Settings
+from ferryml.errors import FerryError, InvalidArgument
+from ferryml.server._errors import error_response, json_response, status_of
+from ferryml.server.app import BodyLimit
+from ferryml.server.team import blobs, deployments, registry, tracking, users
+from ferryml.server.team._auth import Auth
+from ferryml.store.entities import Role, User
+
+__all__ = ["create_team_app", "serve_team"]
+
+log = logging.getLogger("ferryml.server")
+
+MAX_BODY = 64 * 1024 * 1024  # JSON bodies; blobs stream without a limit
+_ENV = "FERRY_TEAM_SERVER_CONFIG"
+
+
+def create_team_app(settings: Settings, *, auth: bool = True) -> FastAPI:
+    """The team server's ASGI app over the stores ``settings`` name. The stores open when
+    the app starts; ``auth=False`` lets every request act as an admin named ``local``."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        from ferryml.serving.deployments import Deployments
+        from ferryml.store.artifacts import ArtifactStore
+        from ferryml.store.sql import SqlStore
+        from ferryml.store.sql_registry import SqlRegistryStore
+        from ferryml.store.sql_users import SqlUserStore
+
+        sql = SqlStore(settings.store_url).open()
+        artifacts = ArtifactStore(settings.artifacts_url).open()
+        app.state.tracking = sql
+        app.state.registry = SqlRegistryStore(sql)
+        app.state.users = SqlUserStore(sql) if auth else None
+        app.state.deployments = Deployments(settings)
+        app.state.artifacts = artifacts
+        app.state.uploads = artifacts.uploads_folder() or settings.home / "uploads"
+        try:
+            yield
+        finally:
+            app.state.deployments.close()
+            sql.close()
+
+    app = FastAPI(title="ferryml team server", version="1", lifespan=lifespan)
+    app.state.users = None
+    app.add_middleware(BodyLimit, max_body=MAX_BODY, exempt=("/api/v1/blobs/",))
+    app.add_middleware(Auth, state=app.state, enabled=auth, anonymous=_local_admin())
+    for router in (tracking, blobs, registry, deployments, users):
+        app.include_router(router.router)
+
+    @app.get("/health")
+    def health() -> Response:
+        return json_response({"status": "ok"})
+
+    @app.exception_handler(FerryError)
+    async def ferry_error(request: Request, exc: FerryError) -> Response:
+        return error_response(status_of(exc), str(exc), type(exc).__name__)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> Response:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        return error_response(422, f"Invalid request: {problems}.", "InvalidArgument")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        message = (
+            f"No route {request.method} {request.url.path}; see /docs for the API."
+            if exc.status_code in (404, 405)
+            else str(exc.detail)
+        )
+        return error_response(exc.status_code, message, "NotFound")
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # Reached only by a bug: logged with its traceback, answered without one.
+        log.exception("unexpected error on %s", request.url.path)
+        return error_response(
+            500, f"Internal error ({type(exc).__name__}); see the server log.", "InternalError"
+        )
+
+    return app
+
+
+def _local_admin() -> User:
+    return User(current_user(), Role.ADMIN, 0)
+
+
+def check_bind(host: str, port: int, auth: bool) -> None:
+    """Refuse what would expose the stores: no auth beyond loopback, or a bad port."""
+    if not 0 < port < 65536:
+        raise InvalidArgument(f"Port {port} is out of range; use 1 to 65535.")
+    if auth:
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if not loopback:
+        raise InvalidArgument(
+            f"--no-auth is allowed only on a loopback address, not {host!r}: anyone who can "
+            "reach the server could change every record. Drop --no-auth and create tokens "
+            "(ferry server user add NAME --role ROLE), or listen on 127.0.0.1."
+        )
+
+
+def app_from_env() -> FastAPI:
+    """The app of a worker process, configured by ``serve_team`` through the environment."""
+    config = json.loads(os.environ[_ENV])
+    settings = Settings.resolve(
+        home=config["home"], store=config["store"], artifacts=config["artifacts"]
+    )
+    return create_team_app(settings, auth=config["auth"])
+
+
+def serve_team(
+    settings: Settings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 5000,
+    workers: int = 1,
+    auth: bool = True,
+    ssl_certfile: Path | None = None,
+    ssl_keyfile: Path | None = None,
+) -> None:
+    """Run the team server until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    from ferryml.server.main import NoDelayHttp
+    from ferryml.store.sql import SqlStore
+
+    check_bind(host, port, auth)
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise InvalidArgument("TLS needs both --ssl-certfile and --ssl-keyfile.")
+    SqlStore(settings.store_url).open().close()  # migrate once, before workers race to
+    os.environ[_ENV] = json.dumps(
+        {
+            "home": str(settings.home),
+            "store": settings.store_url,
+            "artifacts": settings.artifacts_url,
+            "auth": auth,
+        }
+    )
+    uvicorn.run(
+        "ferryml.server.team.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        http=NoDelayHttp,
+        log_level="warning",
+        access_log=False,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,107 @@
+"""Deployments: routes, weights, promote, rollback and history. Reading needs a reader;
+every change a maintainer, or a maintainer the deployment names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ferryml.server.team._auth import needs_maintainer_of
+from ferryml.server.team._render import render
+from ferryml.store.sql_deployments import DeploymentEvent
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/deployments", tags=["deployments"])
+_MAINTAINER = [needs_maintainer_of("deployment")]
+
+
+class RouteOut(BaseModel):
+    version: int
+    weight: float
+    role: str
+
+
+class DeploymentOut(BaseModel):
+    name: str
+    model: str
+    routes: list[RouteOut]
+    policy: dict[str, Any]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateDeployment(_Body):
+    model: str
+    version: int = Field(ge=1)
+    canary: int | None = Field(default=None, ge=1)
+    canary_weight: float = Field(default=10.0, ge=0, le=100)
+    shadow: int | None = Field(default=None, ge=1)
+    reason: str = ""
+
+
+class Reason(_Body):
+    reason: str = ""
+
+
+class SetWeights(_Body):
+    weights: dict[str, float]
+    reason: str = ""
+
+
+def _manager(request: Request) -> Any:
+    return request.app.state.deployments
+
+
+def _out(name: str, spec: Any) -> Response:
+    return render({"name": name, **spec.to_dict()}, DeploymentOut)
+
+
+@router.get("", response_model=list[DeploymentOut])
+def list_deployments(request: Request) -> Response:
+    rows = _manager(request).store.list_deployments()
+    return render([{"name": name, **spec} for name, spec in rows], list[DeploymentOut])
+
+
+@router.get("/{name}", response_model=DeploymentOut)
+def get_deployment(name: str, request: Request) -> Response:
+    return _out(name, _manager(request).get(name))
+
+
+@router.put("/{name}", response_model=DeploymentOut, status_code=201, dependencies=_MAINTAINER)
+def create_deployment(name: str, body: CreateDeployment, request: Request) -> Response:
+    spec = _manager(request).create(
+        name,
+        body.model,
+        body.version,
+        canary=body.canary,
+        canary_weight=body.canary_weight,
+        shadow=body.shadow,
+        reason=body.reason,
+    )
+    return _out(name, spec)
+
+
+@router.post("/{name}/weights", response_model=DeploymentOut, dependencies=_MAINTAINER)
+def set_weights(name: str, body: SetWeights, request: Request) -> Response:
+    return _out(name, _manager(request).set_weights(name, body.weights, reason=body.reason))
+
+
+@router.post("/{name}/promote", response_model=DeploymentOut, dependencies=_MAINTAINER)
+def promote(name: str, body: Reason, request: Request) -> Response:
+    return _out(name, _manager(request).promote(name, reason=body.reason))
+
+
+@router.post("/{name}/rollback", response_model=DeploymentOut, dependencies=_MAINTAINER)
+def rollback(name: str, body: Reason, request: Request) -> Response:
+    return _out(name, _manager(request).rollback(name, reason=body.reason))
+
+
+@router.get("/{name}/history", response_model=list[DeploymentEvent])
+def history(name: str, request: Request) -> Response:
+    return render(_manager(request).history(name), list[DeploymentEvent])

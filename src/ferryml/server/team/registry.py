@@ -1,0 +1,156 @@
+"""Registered models, versions, tags, aliases and their audit trail. Moving an alias
+(which is what promotion does) needs a maintainer, or a maintainer the model names."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from ferryml._identity import current_user
+from ferryml.server.team._auth import needs_maintainer_of
+from ferryml.server.team._render import render
+from ferryml.store.entities import ModelVersion, RegisteredModel, RegistryEvent
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/models", tags=["registry"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CreateVersion(_Body):
+    package_digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    flavor: str
+    source: str
+    run_id: str | None = None
+    signature: str | None = None
+    data_versions: list[str] = []
+    profile_digest: str | None = None
+    description: str = ""
+
+
+class UpdateVersion(_Body):
+    status: str | None = None
+    description: str | None = None
+    metrics: dict[str, float] | None = None
+    reason: str = ""
+
+
+class SetAlias(_Body):
+    version: int = Field(ge=1)
+    reason: str = ""
+    evidence: dict[str, Any] | None = None
+    action: str = Field(default="set_alias", pattern=r"^(set_alias|promote|rollback)$")
+
+
+class AliasTarget(BaseModel):
+    alias: str
+    version: int
+    previous: int | None = None
+
+
+class SetTag(_Body):
+    value: str
+
+
+def _store(request: Request) -> Any:
+    return request.app.state.registry
+
+
+@router.get("", response_model=list[RegisteredModel])
+def list_models(request: Request) -> Response:
+    return render(_store(request).list_registered_models(), list[RegisteredModel])
+
+
+@router.get("/{name}", response_model=RegisteredModel)
+def get_model(name: str, request: Request) -> Response:
+    return render(_store(request).get_registered_model(name), RegisteredModel)
+
+
+@router.get("/{name}/versions", response_model=list[ModelVersion])
+def list_versions(name: str, request: Request) -> Response:
+    return render(_store(request).list_model_versions(name), list[ModelVersion])
+
+
+@router.post("/{name}/versions", response_model=ModelVersion, status_code=201)
+def create_version(name: str, body: CreateVersion, request: Request) -> Response:
+    version = _store(request).create_model_version(
+        name,
+        package_digest=body.package_digest,
+        flavor=body.flavor,
+        source=body.source,
+        run_id=body.run_id,
+        user=current_user(),
+        signature=body.signature,
+        data_versions=tuple(body.data_versions),
+        profile_digest=body.profile_digest,
+        description=body.description,
+    )
+    return render(version, ModelVersion, 201)
+
+
+@router.get("/{name}/versions/{version}", response_model=ModelVersion)
+def get_version(name: str, version: int, request: Request) -> Response:
+    return render(_store(request).get_model_version(name, version), ModelVersion)
+
+
+@router.patch("/{name}/versions/{version}", response_model=ModelVersion)
+def update_version(name: str, version: int, body: UpdateVersion, request: Request) -> Response:
+    updated = _store(request).update_model_version(
+        name,
+        version,
+        user=current_user(),
+        status=body.status,
+        description=body.description,
+        metrics=body.metrics,
+        reason=body.reason,
+    )
+    return render(updated, ModelVersion)
+
+
+@router.put("/{name}/versions/{version}/tags/{key}", status_code=204)
+def set_tag(name: str, version: int, key: str, body: SetTag, request: Request) -> Response:
+    _store(request).set_tag(name, version, key, body.value)
+    return Response(status_code=204)
+
+
+@router.get("/{name}/aliases/{alias}", response_model=AliasTarget)
+def get_alias(name: str, alias: str, request: Request) -> Response:
+    version = _store(request).resolve_alias(name, alias)
+    return render(AliasTarget(alias=alias, version=version), AliasTarget)
+
+
+@router.put(
+    "/{name}/aliases/{alias}",
+    response_model=AliasTarget,
+    dependencies=[needs_maintainer_of("model")],
+)
+def set_alias(name: str, alias: str, body: SetAlias, request: Request) -> Response:
+    previous = _store(request).set_alias(
+        name,
+        alias,
+        body.version,
+        user=current_user(),
+        reason=body.reason,
+        evidence=body.evidence,
+        action=body.action,
+    )
+    return render(AliasTarget(alias=alias, version=body.version, previous=previous), AliasTarget)
+
+
+@router.delete(
+    "/{name}/aliases/{alias}", status_code=204, dependencies=[needs_maintainer_of("model")]
+)
+def delete_alias(name: str, alias: str, request: Request, reason: str = "") -> Response:
+    _store(request).delete_alias(name, alias, user=current_user(), reason=reason)
+    return Response(status_code=204)
+
+
+@router.get("/{name}/events", response_model=list[RegistryEvent])
+def events(name: str, request: Request) -> Response:
+    return render(_store(request).events(name), list[RegistryEvent])

@@ -1,0 +1,103 @@
+"""Experiments and runs: create, read, batched logging, search, metric history."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ferryml._identity import current_user
+from ferryml.server.team._render import render
+from ferryml.server.team._schemas import (
+    CreatedExperiment,
+    CreateExperiment,
+    CreateRun,
+    KillRuns,
+    RecordBatch,
+    SearchResult,
+    SearchRuns,
+    Written,
+)
+from ferryml.store.entities import ArtifactEntry, Experiment, Metric, Run, RunInfo
+from ferryml.store.records import records_from_batch
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1", tags=["tracking"])
+
+
+def _store(request: Request) -> Any:
+    return request.app.state.tracking
+
+
+@router.post("/experiments", response_model=CreatedExperiment, status_code=201)
+def create_experiment(body: CreateExperiment, request: Request) -> Response:
+    experiment_id = _store(request).create_experiment(body.name, body.tags)
+    return render(CreatedExperiment(experiment_id=experiment_id), CreatedExperiment, 201)
+
+
+@router.get("/experiments", response_model=list[Experiment])
+def list_experiments(request: Request, name: str | None = None) -> Response:
+    store = _store(request)
+    if name is None:
+        return render(store.list_experiments(), list[Experiment])
+    found = store.get_experiment_by_name(name)
+    return render([found] if found is not None else [], list[Experiment])
+
+
+@router.get("/experiments/{experiment_id}", response_model=Experiment)
+def get_experiment(experiment_id: str, request: Request) -> Response:
+    return render(_store(request).get_experiment(experiment_id), Experiment)
+
+
+@router.post("/runs", response_model=RunInfo, status_code=201)
+def create_run(body: CreateRun, request: Request) -> Response:
+    info = _store(request).create_run(
+        body.experiment_id,
+        run_name=body.run_name,
+        start_time=body.start_time,
+        user=current_user(),  # the token's user, never the client's word
+        description=body.description,
+        parent_run_id=body.parent_run_id,
+        tags=body.tags,
+        run_id=body.run_id,
+    )
+    return render(info, RunInfo, 201)
+
+
+@router.get("/runs/{run_id}", response_model=Run)
+def get_run(run_id: str, request: Request) -> Response:
+    return render(_store(request).get_run(run_id), Run)
+
+
+@router.get("/runs/{run_id}/metrics/{key:path}", response_model=list[Metric])
+def metric_history(run_id: str, key: str, request: Request) -> Response:
+    return render(_store(request).get_metric_history(run_id, key), list[Metric])
+
+
+@router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactEntry])
+def list_artifacts(run_id: str, request: Request, prefix: str = "") -> Response:
+    return render(_store(request).list_artifacts(run_id, prefix), list[ArtifactEntry])
+
+
+@router.post("/runs/search", response_model=SearchResult)
+def search_runs(body: SearchRuns, request: Request) -> Response:
+    runs, next_offset = _store(request).search_runs(
+        body.experiment_ids, body.filter or "", body.order_by or (), body.max_results, body.offset
+    )
+    return render(SearchResult(runs=runs, next_offset=next_offset), SearchResult)
+
+
+@router.post("/runs/killed", response_model=Written)
+def mark_killed(body: KillRuns, request: Request) -> Response:
+    _store(request).mark_killed(body.run_ids)
+    return render(Written(records=len(body.run_ids)), Written)
+
+
+@router.post("/records", response_model=Written)
+def write_records(body: RecordBatch, request: Request) -> Response:
+    """A batch of logged values; applying the same batch twice stores it once."""
+    records = records_from_batch(body.model_dump())
+    _store(request).write_records(records)
+    return render(Written(records=len(records)), Written)
