@@ -43,6 +43,7 @@ class Settings:
         sources: where each of home, store, artifacts, server and remote came from:
             ``argument``, a variable's name such as ``FERRY_STORE``, ``ferry.yaml`` or
             ``default``.
+        token: the API token sent to a team server (``FERRY_TOKEN``; never from a file).
     """
 
     home: Path
@@ -54,6 +55,7 @@ class Settings:
     config_file: Path | None = None
     cwd: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
+    token: str | None = field(default=None, repr=False)
 
     @property
     def journal_dir(self) -> Path:
@@ -124,9 +126,12 @@ class Settings:
 
         def pick(key: str) -> Any:
             variable = f"FERRY_{key.upper()}"
+            from_env = env.get(variable) or None
+            if key == "store" and from_env is None:  # MLflow's name for the same thing
+                variable, from_env = "FERRY_TRACKING_URI", env.get("FERRY_TRACKING_URI") or None
             for source, value in (
                 ("argument", explicit[key]),
-                (variable, env.get(variable) or None),
+                (variable, from_env),
                 (CONFIG_FILE, file_values.get(key)),
             ):
                 if value is not None:
@@ -148,9 +153,13 @@ class Settings:
             _absolute(store, folder("store")) if store else f"sqlite:///{home_path / 'ferry.db'}"
         )
         artifacts = pick("artifacts")
+        # Through a team server, artifacts go where the server keeps them.
+        server_store = store_url.startswith(("http://", "https://"))
         artifacts_url = (
             _absolute(artifacts, folder("artifacts"))
             if artifacts
+            else store_url
+            if server_store
             else (home_path / "artifacts").as_uri()
         )
         server_url, remote = pick("server"), pick("remote")
@@ -165,6 +174,7 @@ class Settings:
             config_file=config_file,
             cwd=start,
             sources=sources,
+            token=env.get("FERRY_TOKEN") or None,
         )
 
 

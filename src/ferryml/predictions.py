@@ -39,6 +39,7 @@ from ferryml.serving.predlog import (
     read_partition_table,
     read_partitions,
 )
+from ferryml.store.factory import open_artifact_store, open_sql_part
 from ferryml.store.sql_predictions import Feedback, PredictionPartition, SqlPredictionStore
 
 __all__ = ["FeedbackReport", "import_feedback", "load", "record_feedback"]
@@ -215,13 +216,11 @@ def import_feedback(
 
 @contextmanager
 def _stores(settings: Settings | None) -> Iterator[tuple[SqlPredictionStore, Any]]:
-    from ferryml.store.artifacts import ArtifactStore
-    from ferryml.store.sql import SqlStore
 
     resolved = settings or Settings.resolve()
-    store = SqlPredictionStore(SqlStore(resolved.store_url).open())
+    store = open_sql_part(resolved, SqlPredictionStore)
     try:
-        yield store, ArtifactStore(resolved.artifacts_url).open()
+        yield store, open_artifact_store(resolved)
     finally:
         store.close()
 

@@ -29,6 +29,7 @@ from ferryml.automation import decisions as steps
 from ferryml.automation.policy import Policy, Trigger, declares_policies, load_policies
 from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
+from ferryml.store.factory import open_sql_part
 from ferryml.store.sql_automation import SqlAutomationStore
 
 __all__ = ["Agent", "Tick"]
@@ -93,9 +94,7 @@ class Agent:
     @property
     def store(self) -> SqlAutomationStore:
         if self._store is None:
-            from ferryml.store.sql import SqlStore
-
-            self._store = SqlAutomationStore(SqlStore(self.settings.store_url).open())
+            self._store = open_sql_part(self.settings, SqlAutomationStore)
         return self._store
 
     @property
@@ -158,10 +157,9 @@ class Agent:
             keeper.join()
 
     def _keep_lease(self, done: threading.Event) -> None:
-        from ferryml.store.sql import SqlStore
 
         try:
-            store = SqlAutomationStore(SqlStore(self.settings.store_url).open())
+            store = open_sql_part(self.settings, SqlAutomationStore)
         except (FerryError, SQLAlchemyError) as e:
             log.error("cannot renew the lease: %s", e)
             self._lost.set()

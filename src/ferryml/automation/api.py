@@ -9,6 +9,7 @@ from typing import Any
 from ferryml._identity import current_user
 from ferryml.automation import decisions
 from ferryml.config import Settings
+from ferryml.store.factory import open_sql_part
 from ferryml.store.sql_automation import DecisionRecord, SqlAutomationStore
 
 __all__ = ["approve", "decision_story", "list_decisions", "reject"]
@@ -16,9 +17,8 @@ __all__ = ["approve", "decision_story", "list_decisions", "reject"]
 
 @contextmanager
 def _store(settings: Settings) -> Iterator[SqlAutomationStore]:
-    from ferryml.store.sql import SqlStore
 
-    store = SqlAutomationStore(SqlStore(settings.store_url).open())
+    store = open_sql_part(settings, SqlAutomationStore)
     try:
         yield store
     finally:

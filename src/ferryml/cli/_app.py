@@ -27,6 +27,7 @@ from ferryml.cli import (
     predict,
     schedule,
     serve,
+    server,
     tracking,
 )
 from ferryml.config import Settings
@@ -51,6 +52,8 @@ app.add_typer(feedback.feedback, name="feedback")
 app.add_typer(alerts.alerts, name="alerts")
 app.add_typer(monitor.monitor, name="monitor")
 app.add_typer(schedule.schedules, name="schedule")
+app.add_typer(server.server, name="server")
+app.add_typer(server.tokens, name="token")
 app.command("init")(tracking.init)
 app.command("info")(info.info)
 app.command("serve")(serve.serve)

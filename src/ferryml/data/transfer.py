@@ -13,6 +13,7 @@ from ferryml.data.workspace import Workspace
 from ferryml.errors import InvalidArgument
 from ferryml.store.artifacts import ArtifactStore
 from ferryml.store.entities import DatasetVersion
+from ferryml.store.factory import open_artifact_store
 
 __all__ = ["TransferReport", "pull", "push"]
 
@@ -34,7 +35,7 @@ def _remote(ws: Workspace, url: str | None) -> ArtifactStore:
             "No remote given: pass --remote s3://bucket/prefix, or set FERRY_REMOTE "
             "(or `remote:` in ferry.yaml)."
         )
-    return ArtifactStore(target).open()
+    return open_artifact_store(ws.settings, target)
 
 
 def _versions(ws: Workspace, refs: list[str] | None) -> list[tuple[str, str | None]]:

@@ -18,6 +18,7 @@ from ferryml.data._manifest import FileEntry, Manifest
 from ferryml.data._pointer import SUFFIX, Pointer, pointer_file
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store.entities import DatasetVersion
+from ferryml.store.factory import open_artifact_store, open_sql_part
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -94,18 +95,15 @@ class Workspace:
     @property
     def datasets(self) -> SqlDatasetStore:
         if self._datasets is None:
-            from ferryml.store.sql import SqlStore
             from ferryml.store.sql_data import SqlDatasetStore
 
-            self._datasets = SqlDatasetStore(SqlStore(self.settings.store_url).open())
+            self._datasets = open_sql_part(self.settings, SqlDatasetStore)
         return self._datasets
 
     @property
     def artifacts(self) -> ArtifactStore:
         if self._artifacts is None:
-            from ferryml.store.artifacts import ArtifactStore
-
-            self._artifacts = ArtifactStore(self.settings.artifacts_url).open()
+            self._artifacts = open_artifact_store(self.settings)
         return self._artifacts
 
     @property

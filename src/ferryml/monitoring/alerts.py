@@ -79,6 +79,7 @@ from ferryml.monitoring.channels import (
     _reason,
     parse_channels,
 )
+from ferryml.store.factory import open_sql_part
 from ferryml.store.sql_alerts import Alert, AlertState, Delivery, SqlAlertStore
 
 __all__ = [
@@ -400,9 +401,7 @@ class AlertManager:
     @property
     def store(self) -> SqlAlertStore:
         if self._store is None:
-            from ferryml.store.sql import SqlStore
-
-            self._store = SqlAlertStore(SqlStore(self.settings.store_url).open())
+            self._store = open_sql_part(self.settings, SqlAlertStore)
         return self._store
 
     def close(self) -> None:
@@ -536,10 +535,9 @@ def list_alerts(
         NotFound: ``monitor`` names no monitor and no alert.
         StoreUnavailable: the store cannot be reached.
     """
-    from ferryml.store.sql import SqlStore
     from ferryml.store.sql_monitors import SqlMonitorStore
 
-    store = SqlAlertStore(SqlStore(settings.store_url).open())
+    store = open_sql_part(settings, SqlAlertStore)
     try:
         found = store.list_alerts(monitor=monitor, rule=rule, limit=limit)
         if not found and monitor is not None:  # a typo would read as "all quiet"

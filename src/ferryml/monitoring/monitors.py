@@ -62,6 +62,7 @@ from ferryml.monitoring.alerts import Alert, AlertManager
 from ferryml.monitoring.channels import parse_channels
 from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
 from ferryml.monitoring.performance import METRICS, Window, performance, windows
+from ferryml.store.factory import open_sql_part
 from ferryml.store.sql_monitors import SqlMonitorStore
 
 __all__ = [
@@ -342,9 +343,8 @@ def report_html(settings: Settings, name: str) -> str:
 
 @contextmanager
 def _store(settings: Settings) -> Iterator[SqlMonitorStore]:
-    from ferryml.store.sql import SqlStore
 
-    store = SqlMonitorStore(SqlStore(settings.store_url).open())
+    store = open_sql_part(settings, SqlMonitorStore)
     try:
         yield store
     finally:

@@ -15,6 +15,7 @@ from typing import Any
 from ferryml.config import Settings
 from ferryml.pipelines import _serialize
 from ferryml.pipelines._dsl import Step
+from ferryml.store.factory import open_artifact_store
 
 
 class StepTimeout(Exception):
@@ -49,13 +50,12 @@ class StepOutcome:
 
 def execute(task: StepTask) -> StepOutcome:
     """Run one attempt; never raises (a failure is an outcome)."""
-    from ferryml.store.artifacts import ArtifactStore
     from ferryml.tracking.fluent import bound_run
 
     out, err = io.StringIO(), io.StringIO()
     started = time.perf_counter()
     try:
-        artifacts = ArtifactStore(task.settings.artifacts_url).open()
+        artifacts = open_artifact_store(task.settings)
         kwargs = {
             name: _serialize.loads(artifacts.get_bytes(digest), fmt)
             for name, (digest, fmt) in task.inputs.items()

@@ -22,6 +22,7 @@ from ferryml.pipelines._dsl import Graph, Node, Output, Pipeline, load_target
 from ferryml.pipelines._task import StepOutcome, StepTask
 from ferryml.pipelines.executors import Executor, LocalExecutor, make_executor
 from ferryml.store.entities import RunStatus
+from ferryml.store.factory import open_artifact_store, open_sql_part
 from ferryml.tracking.client import FerryClient
 
 __all__ = [
@@ -93,10 +94,9 @@ class PipelineResult:
         """The value the pipeline returned (or step ``node``'s output), loaded from the
         artifact store after its digest is checked."""
         from ferryml.pipelines._serialize import loads
-        from ferryml.store.artifacts import ArtifactStore
 
         assert self.settings is not None
-        artifacts = ArtifactStore(self.settings.artifacts_url).open()
+        artifacts = open_artifact_store(self.settings)
 
         def load(output: Output) -> Any:
             state = self.steps[output.node]
@@ -318,11 +318,10 @@ def run_plans(
 ) -> None:
     """Drive every plan to its end on one executor (a sweep runs its trials side by side).
     Whatever happens, every plan's run ends: FAILED if it could not finish."""
-    from ferryml.store.sql import SqlStore
     from ferryml.store.sql_pipelines import SqlStepCache
 
-    store = SqlStore(settings.store_url).open()
-    loop = _Loop(client, settings, SqlStepCache(store), pool, on_event or (lambda e: None))
+    cache = open_sql_part(settings, SqlStepCache)
+    loop = _Loop(client, settings, cache, pool, on_event or (lambda e: None))
     try:
         loop.drive(plans)
     except BaseException as e:
@@ -332,7 +331,7 @@ def run_plans(
                     state.status, state.error = "FAILED", f"interrupted: {type(e).__name__}"
         raise
     finally:
-        store.close()
+        cache.close()
         for plan in plans:
             _finish_plan(client, plan)
 

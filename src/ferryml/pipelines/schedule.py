@@ -15,6 +15,7 @@ from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
 from ferryml.store.entities import Schedule
+from ferryml.store.factory import open_sql_part
 
 if TYPE_CHECKING:
     from ferryml.store.sql_schedules import SqlScheduleStore
@@ -37,10 +38,9 @@ class ScheduledRun(NamedTuple):
 @contextmanager
 def _schedules(settings: Settings) -> Iterator[SqlScheduleStore]:
     # Imported here so that `ferry --help` does not pay for SQLAlchemy.
-    from ferryml.store.sql import SqlStore
     from ferryml.store.sql_schedules import SqlScheduleStore
 
-    store = SqlScheduleStore(SqlStore(settings.store_url).open())
+    store = open_sql_part(settings, SqlScheduleStore)
     try:
         yield store
     finally:

@@ -14,6 +14,7 @@ from ferryml.config import Settings
 from ferryml.errors import Conflict, InvalidArgument, NotFound
 from ferryml.registry.package import METADATA, LoadedModel, PackageMeta, load_package
 from ferryml.store.entities import ModelVersion, Run
+from ferryml.store.factory import open_artifact_store, open_registry_store, open_sql_part
 
 __all__ = ["Lineage", "Registry"]
 
@@ -52,18 +53,13 @@ class Registry:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from ferryml.store.sql import SqlStore
-            from ferryml.store.sql_registry import SqlRegistryStore
-
-            self._store = SqlRegistryStore(SqlStore(self.settings.store_url).open())
+            self._store = open_registry_store(self.settings)
         return self._store
 
     @property
     def artifacts(self) -> Any:
         if self._artifacts is None:
-            from ferryml.store.artifacts import ArtifactStore
-
-            self._artifacts = ArtifactStore(self.settings.artifacts_url).open()
+            self._artifacts = open_artifact_store(self.settings)
         return self._artifacts
 
     @property
@@ -204,10 +200,9 @@ class Registry:
         """The reference profile of the first table the training run read."""
         if not run.inputs:
             return None
-        from ferryml.store.sql import SqlStore
         from ferryml.store.sql_data import SqlDatasetStore
 
-        datasets = SqlDatasetStore(SqlStore(self.settings.store_url).open())
+        datasets = open_sql_part(self.settings, SqlDatasetStore)
         try:
             for item in run.inputs:
                 try:

@@ -19,6 +19,7 @@ from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.serving.runtime import ServedModel
 from ferryml.serving.service import BatchOptions, PredictionService, RouteState
+from ferryml.store.factory import open_deployment_store
 
 __all__ = [
     "Deployments",
@@ -103,10 +104,7 @@ class Deployments:
     @property
     def store(self) -> Any:
         if self._store is None:
-            from ferryml.store.sql import SqlStore
-            from ferryml.store.sql_deployments import SqlDeploymentStore
-
-            self._store = SqlDeploymentStore(SqlStore(self.settings.store_url).open())
+            self._store = open_deployment_store(self.settings)
         return self._store
 
     def close(self) -> None:

@@ -72,6 +72,7 @@ import pyarrow.parquet as pq
 
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, StoreUnavailable
+from ferryml.store.factory import open_artifact_store, open_sql_part
 from ferryml.store.sql_predictions import PredictionPartition
 
 __all__ = [
@@ -202,13 +203,11 @@ class PredictionLog:
             self._index.close()
 
     def _open_stores(self) -> None:
-        from ferryml.store.artifacts import ArtifactStore
-        from ferryml.store.sql import SqlStore
         from ferryml.store.sql_predictions import SqlPredictionStore
 
-        self._index = SqlPredictionStore(SqlStore(self.settings.store_url).open())
+        self._index = open_sql_part(self.settings, SqlPredictionStore)
         try:
-            self._blobs = ArtifactStore(self.settings.artifacts_url).open()
+            self._blobs = open_artifact_store(self.settings)
         except BaseException:
             self._index.close()
             raise

@@ -23,6 +23,7 @@ from ferryml.store.entities import (
     RunStatus,
     ViewType,
 )
+from ferryml.store.factory import open_artifact_store, open_tracking_store
 from ferryml.store.records import (
     ArtifactRecord,
     EndRecord,
@@ -98,10 +99,9 @@ class FerryClient:
     @property
     def store(self) -> TrackingStore:
         if self._store is None:
-            from ferryml.store.sql import SqlStore
             from ferryml.tracking._journal import Journal
 
-            store = SqlStore(self.settings.store_url).open()
+            store = open_tracking_store(self.settings)
             self._journal = Journal(self.settings.journal_dir, store).open()
             self._store = store
         return self._store
@@ -109,9 +109,7 @@ class FerryClient:
     @property
     def artifacts(self) -> ArtifactStore:
         if self._artifacts is None:
-            from ferryml.store.artifacts import ArtifactStore
-
-            self._artifacts = ArtifactStore(self.settings.artifacts_url).open()
+            self._artifacts = open_artifact_store(self.settings)
         return self._artifacts
 
     def flush(self) -> None:

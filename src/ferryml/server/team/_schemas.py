@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
-from ferryml.store.entities import Role, Run
+from ferryml.store.entities import Role, Run, ViewType
 
 __all__ = [
     "CreateExperiment",
@@ -15,6 +17,7 @@ __all__ = [
     "CreateUser",
     "CreatedToken",
     "KillRuns",
+    "Lifecycle",
     "Reason",
     "RecordBatch",
     "SearchRuns",
@@ -51,6 +54,10 @@ class CreateRun(_Body):
     run_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{32}$")
 
 
+class Lifecycle(_Body):
+    lifecycle_stage: Literal["active", "deleted"]
+
+
 class KillRuns(_Body):
     run_ids: list[str] = Field(max_length=10_000)
 
@@ -76,6 +83,7 @@ class SearchRuns(_Body):
     order_by: list[str] | None = None
     max_results: int = Field(default=1000, ge=1, le=50_000)
     offset: int = Field(default=0, ge=0)
+    view: ViewType = ViewType.ACTIVE_ONLY
 
 
 class SearchResult(BaseModel):

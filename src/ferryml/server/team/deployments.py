@@ -9,6 +9,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from ferryml._identity import current_user
+from ferryml.errors import InvalidArgument
 from ferryml.server.team._auth import needs_maintainer_of
 from ferryml.server.team._render import render
 from ferryml.store.sql_deployments import DeploymentEvent
@@ -105,3 +107,27 @@ def rollback(name: str, body: Reason, request: Request) -> Response:
 @router.get("/{name}/history", response_model=list[DeploymentEvent])
 def history(name: str, request: Request) -> Response:
     return render(_manager(request).history(name), list[DeploymentEvent])
+
+
+class WriteSpec(_Body):
+    spec: dict[str, Any]
+    action: str = Field(pattern=r"^[a-z_]{1,32}$")
+    reason: str = ""
+
+
+@router.post("/{name}/spec", response_model=dict[str, Any] | None, dependencies=_MAINTAINER)
+def write_spec(name: str, body: WriteSpec, request: Request) -> Response:
+    """The store's write, for clients that run ``ferry deploy`` against this server:
+    create (``action: create``) or replace the spec; answers the spec it replaced."""
+    from ferryml.serving.deployments import Spec
+
+    try:
+        spec = Spec.from_dict(body.spec).to_dict()
+    except (KeyError, TypeError, ValueError) as e:
+        raise InvalidArgument(f"The deployment spec is malformed: {e!r}.") from e
+    store = _manager(request).store
+    if body.action == "create":
+        store.create(name, spec, user=current_user(), reason=body.reason)
+        return render(None, None, 201)
+    before = store.update(name, spec, action=body.action, user=current_user(), reason=body.reason)
+    return render(before, dict[str, Any])

@@ -8,23 +8,26 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ferryml._identity import current_user
+from ferryml.server.team._auth import needs
 from ferryml.server.team._render import render
 from ferryml.server.team._schemas import (
     CreatedExperiment,
     CreateExperiment,
     CreateRun,
     KillRuns,
+    Lifecycle,
     RecordBatch,
     SearchResult,
     SearchRuns,
     Written,
 )
-from ferryml.store.entities import ArtifactEntry, Experiment, Metric, Run, RunInfo
+from ferryml.store.entities import ArtifactEntry, Experiment, Metric, Role, Run, RunInfo, ViewType
 from ferryml.store.records import records_from_batch
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1", tags=["tracking"])
+_MAINTAINER = [needs(Role.MAINTAINER)]
 
 
 def _store(request: Request) -> Any:
@@ -38,10 +41,12 @@ def create_experiment(body: CreateExperiment, request: Request) -> Response:
 
 
 @router.get("/experiments", response_model=list[Experiment])
-def list_experiments(request: Request, name: str | None = None) -> Response:
+def list_experiments(
+    request: Request, name: str | None = None, view: ViewType = ViewType.ACTIVE_ONLY
+) -> Response:
     store = _store(request)
     if name is None:
-        return render(store.list_experiments(), list[Experiment])
+        return render(store.list_experiments(view), list[Experiment])
     found = store.get_experiment_by_name(name)
     return render([found] if found is not None else [], list[Experiment])
 
@@ -49,6 +54,20 @@ def list_experiments(request: Request, name: str | None = None) -> Response:
 @router.get("/experiments/{experiment_id}", response_model=Experiment)
 def get_experiment(experiment_id: str, request: Request) -> Response:
     return render(_store(request).get_experiment(experiment_id), Experiment)
+
+
+@router.patch("/experiments/{experiment_id}", response_model=Experiment)
+def update_experiment(experiment_id: str, body: Lifecycle, request: Request) -> Response:
+    """Mark an experiment (and its runs) deleted, or active again."""
+    updated = _store(request).update_experiment(experiment_id, lifecycle_stage=body.lifecycle_stage)
+    return render(updated, Experiment)
+
+
+@router.delete("/experiments/{experiment_id}", status_code=204, dependencies=_MAINTAINER)
+def delete_experiment(experiment_id: str, request: Request) -> Response:
+    """Remove an experiment marked deleted, and its runs, for good."""
+    _store(request).delete_experiment(experiment_id)
+    return Response(status_code=204)
 
 
 @router.post("/runs", response_model=RunInfo, status_code=201)
@@ -71,6 +90,19 @@ def get_run(run_id: str, request: Request) -> Response:
     return render(_store(request).get_run(run_id), Run)
 
 
+@router.patch("/runs/{run_id}", response_model=RunInfo)
+def update_run(run_id: str, body: Lifecycle, request: Request) -> Response:
+    """Mark a run deleted (hidden from searches), or active again."""
+    return render(_store(request).update_run(run_id, lifecycle_stage=body.lifecycle_stage), RunInfo)
+
+
+@router.delete("/runs/{run_id}", status_code=204, dependencies=_MAINTAINER)
+def delete_run(run_id: str, request: Request) -> Response:
+    """Remove a run marked deleted, with everything logged to it, for good."""
+    _store(request).delete_run(run_id)
+    return Response(status_code=204)
+
+
 @router.get("/runs/{run_id}/metrics/{key:path}", response_model=list[Metric])
 def metric_history(run_id: str, key: str, request: Request) -> Response:
     return render(_store(request).get_metric_history(run_id, key), list[Metric])
@@ -84,7 +116,12 @@ def list_artifacts(run_id: str, request: Request, prefix: str = "") -> Response:
 @router.post("/runs/search", response_model=SearchResult)
 def search_runs(body: SearchRuns, request: Request) -> Response:
     runs, next_offset = _store(request).search_runs(
-        body.experiment_ids, body.filter or "", body.order_by or (), body.max_results, body.offset
+        body.experiment_ids,
+        body.filter or "",
+        body.order_by or (),
+        body.max_results,
+        body.offset,
+        body.view,
     )
     return render(SearchResult(runs=runs, next_offset=next_offset), SearchResult)
 
