@@ -20,9 +20,11 @@ from ferryml.server._errors import error_response, status_of
 from ferryml.store.entities import Role, User
 from ferryml.store.sql_users import SqlUserStore
 
-__all__ = ["Auth", "needs", "needs_maintainer_of"]
+__all__ = ["READ_POSTS", "Auth", "needs", "needs_maintainer_of"]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
+# Reads sent as POST because their query does not fit a URL.
+READ_POSTS = frozenset({"/api/v1/runs/search"})
 _CACHE_SECONDS = 2.0  # how long a revoked token may still pass on another worker
 
 
@@ -44,8 +46,9 @@ class Auth:
             return
         try:
             user = await self._user(dict(scope["headers"]).get(b"authorization"))
-            if not user.role.allows(Role.READER if scope["method"] in _SAFE else Role.WRITER):
-                needed = "reader" if scope["method"] in _SAFE else "writer"
+            reads = scope["method"] in _SAFE or scope["path"] in READ_POSTS
+            if not user.role.allows(Role.READER if reads else Role.WRITER):
+                needed = "reader" if reads else "writer"
                 raise PermissionDenied(
                     f"User {user.name!r} has the role {user.role.value}; this needs "
                     f"{needed}. Ask an admin: ferry server user set-role {user.name} {needed}"
