@@ -7,6 +7,7 @@ import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -78,14 +79,15 @@ def postgres_ddl() -> str:
     return ";\n".join(statements)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh, empty store at the newest schema: a SQLite file, or a new schema in the
-    session's database. Built from a template, not by the migrations, unless the test is
-    marked ``migrations`` (running them for each of a thousand tests took minutes)."""
+@contextmanager
+def fresh_store(kind: str, folder: Path, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty store at the newest schema: a SQLite file in ``folder``, or a new
+    schema in the session's database. Built from a template, not by the migrations, unless
+    the test is marked ``migrations`` (running them for each of a thousand tests took
+    minutes)."""
     migrate = request.node.get_closest_marker("migrations") is not None
-    if request.param == "sqlite":
-        path = tmp_path / "store" / "ferry.db"
+    if kind == "sqlite":
+        path = folder / "store" / "ferry.db"
         if not migrate:
             path.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
@@ -105,6 +107,22 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         with engine.connect() as conn:
             conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+STORE_KINDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+@pytest.fixture(scope="session")
+def make_store() -> Callable[[str, Path, pytest.FixtureRequest], AbstractContextManager[str]]:
+    """``fresh_store``, for fixtures of a wider scope than a test."""
+    return fresh_store
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty store for each test, on SQLite and on PostgreSQL."""
+    with fresh_store(request.param, tmp_path, request) as url:
+        yield url
 
 
 @pytest.fixture

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from team_world import TeamServer, add_users, free_port
 
 
-@pytest.fixture
-def team_server(store_url: str, tmp_path: Path) -> Iterator[TeamServer]:
+def _running(store_url: str, folder: Path) -> Iterator[TeamServer]:
     server = TeamServer(
-        store_url, (tmp_path / "server-artifacts").as_uri(), tmp_path / "server-home", free_port()
+        store_url, (folder / "server-artifacts").as_uri(), folder / "server-home", free_port()
     )
     server.tokens = add_users(store_url)
     server.start()
@@ -20,6 +20,24 @@ def team_server(store_url: str, tmp_path: Path) -> Iterator[TeamServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def team_server(store_url: str, tmp_path: Path) -> Iterator[TeamServer]:
+    """A server of this test's own."""
+    yield from _running(store_url, tmp_path)
+
+
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def shared_team_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, make_store: Any
+) -> Iterator[TeamServer]:
+    """One server for the tests of a module that do not depend on each other's records."""
+    folder = tmp_path_factory.mktemp("team")
+    with make_store(request.param, folder, request) as store_url:
+        yield from _running(store_url, folder)
 
 
 @pytest.fixture

@@ -297,6 +297,13 @@ class HttpRegistryStore(_Part):
         found = self.client.call("GET", f"/api/v1/models/{name}/versions")
         return _as(list[ModelVersion], found)
 
+    def delete_model_version(self, name: str, version: int, *, user: str, reason: str = "") -> None:
+        path = f"/api/v1/models/{name}/versions/{version}"
+        self.client.call("DELETE", path, params={"reason": reason})
+
+    def delete_registered_model(self, name: str, *, user: str, reason: str = "") -> None:
+        self.client.call("DELETE", f"/api/v1/models/{name}", params={"reason": reason})
+
     def update_model_version(
         self,
         name: str,

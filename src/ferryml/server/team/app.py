@@ -18,8 +18,8 @@ from starlette.exceptions import HTTPException
 from ferryml._identity import current_user
 from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
+from ferryml.server._body import BodyLimit
 from ferryml.server._errors import error_response, json_response, status_of
-from ferryml.server.app import BodyLimit
 from ferryml.server.team import blobs, deployments, registry, tracking, users
 from ferryml.server.team._auth import Auth
 from ferryml.store.entities import Role, User

@@ -139,10 +139,14 @@ async def upload(
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError as e:
-            raise Conflict(
-                f"Blob {digest} is being uploaded by another client; retry later."
-            ) from e
+        except BlockingIOError:
+            # Another client sends the same bytes: wait for it; then they are stored.
+            await run_in_threadpool(fcntl.flock, fd, fcntl.LOCK_EX)
+            if store.size(digest) is not None:
+                state = UploadState(digest=digest, offset=upload_length, complete=True)
+                return render(state, UploadState)
+            if os.fstat(fd).st_nlink == 0:  # it failed and removed the partial file
+                raise Conflict(f"Another upload of blob {digest} failed; send it again.") from None
         held = os.fstat(fd).st_size
         if upload_offset > held:
             raise Conflict(

@@ -72,6 +72,13 @@ def get_model(name: str, request: Request) -> Response:
     return render(_store(request).get_registered_model(name), RegisteredModel)
 
 
+@router.delete("/{name}", status_code=204, dependencies=[needs_maintainer_of("model")])
+def delete_model(name: str, request: Request, reason: str = "") -> Response:
+    """Delete a model and its versions for good (refused while it has aliases)."""
+    _store(request).delete_registered_model(name, user=current_user(), reason=reason)
+    return Response(status_code=204)
+
+
 @router.get("/{name}/versions", response_model=list[ModelVersion])
 def list_versions(name: str, request: Request) -> Response:
     return render(_store(request).list_model_versions(name), list[ModelVersion])
@@ -97,6 +104,15 @@ def create_version(name: str, body: CreateVersion, request: Request) -> Response
 @router.get("/{name}/versions/{version}", response_model=ModelVersion)
 def get_version(name: str, version: int, request: Request) -> Response:
     return render(_store(request).get_model_version(name, version), ModelVersion)
+
+
+@router.delete(
+    "/{name}/versions/{version}", status_code=204, dependencies=[needs_maintainer_of("model")]
+)
+def delete_version(name: str, version: int, request: Request, reason: str = "") -> Response:
+    """Delete a version for good (refused while an alias points at it)."""
+    _store(request).delete_model_version(name, version, user=current_user(), reason=reason)
+    return Response(status_code=204)
 
 
 @router.patch("/{name}/versions/{version}", response_model=ModelVersion)

@@ -1,0 +1,111 @@
+"""Blobs stream through the team server; an upload cut short resumes, and bytes that do
+not hash to their digest are never stored."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import blake3
+import pytest
+from team_world import TeamServer
+
+from ferryml.config import Settings
+from ferryml.errors import InvalidArgument
+from ferryml.store.http import ServerClient
+from ferryml.store.http_artifacts import HttpArtifactStore
+
+pytestmark = pytest.mark.e2e
+
+
+@contextmanager
+def _store(server: TeamServer, role: str = "writer") -> Iterator[HttpArtifactStore]:
+    store = HttpArtifactStore(ServerClient(server.url, server.tokens[role]))
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def test_an_upload_cut_short_resumes_from_what_the_server_holds(
+    shared_team_server: TeamServer,
+) -> None:
+    data = os.urandom(5 * 1024 * 1024 + 7)
+    digest = blake3.blake3(data).hexdigest()
+    headers = {"Upload-Length": str(len(data))}
+    with shared_team_server.http() as http:
+        r = http.put(f"/api/v1/blobs/{digest}", content=data[:2_000_000], headers=headers)
+        assert r.status_code == 202 and r.json()["offset"] == 2_000_000
+        assert http.get(f"/api/v1/uploads/{digest}").json()["offset"] == 2_000_000
+        assert http.head(f"/api/v1/blobs/{digest}").status_code == 404
+    with _store(shared_team_server) as store:
+        assert store.put_bytes(data).digest == digest  # sends only the rest
+    with shared_team_server.http("reader") as http:
+        r = http.get(f"/api/v1/blobs/{digest}", headers={"Range": "bytes=5242880-"})
+        assert r.status_code == 206 and r.content == data[5242880:]
+    with _store(shared_team_server, "reader") as reader:
+        assert reader.get_bytes(digest) == data
+
+
+def test_bytes_that_do_not_match_their_digest_are_refused(
+    shared_team_server: TeamServer,
+) -> None:
+    data = b"the real bytes"
+    wrong = blake3.blake3(b"other bytes").hexdigest()
+    with shared_team_server.http() as http:
+        r = http.put(
+            f"/api/v1/blobs/{wrong}", content=data, headers={"Upload-Length": str(len(data))}
+        )
+        assert r.status_code == 422 and "nothing was stored" in r.json()["error"]["message"]
+        assert http.head(f"/api/v1/blobs/{wrong}").status_code == 404
+        r = http.get("/api/v1/blobs/..%2F..%2Fetc%2Fpasswd")
+        assert r.status_code in (404, 422)
+        r = http.get("/api/v1/uploads/NOT-A-DIGEST")
+        assert r.status_code == 422 and "64 lowercase hex" in r.json()["error"]["message"]
+
+
+def test_clients_sending_the_same_blob_at_once_store_it_once(
+    shared_team_server: TeamServer,
+) -> None:
+    data = os.urandom(3 * 1024 * 1024)
+    errors: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            with _store(shared_team_server) as store:
+                store.put_bytes(data)
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=send) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    with _store(shared_team_server, "reader") as reader:
+        assert reader.get_bytes(blake3.blake3(data).hexdigest()) == data
+
+
+def test_files_stream_both_ways(shared_team_server: TeamServer, tmp_path: Path) -> None:
+    source = tmp_path / "big.bin"
+    with open(source, "wb") as f:
+        for _ in range(24):
+            f.write(os.urandom(1 << 20))
+    with _store(shared_team_server) as store:
+        blob = store.put_file(source)
+        back = store.get_file(blob.digest, tmp_path / "back" / "big.bin")
+        assert store.exists(blob.digest) and store.size(blob.digest) == 24 << 20
+    assert back.read_bytes() == source.read_bytes()
+
+
+def test_an_unknown_server_setting_is_refused() -> None:
+    settings = Settings.resolve(environ={"FERRY_TRACKING_URI": "http://127.0.0.1:9"})
+    assert settings.artifacts_url == "http://127.0.0.1:9"
+    with pytest.raises(InvalidArgument, match="works on the database itself"):
+        from ferryml.store.factory import open_sql_store
+
+        open_sql_store(settings)
