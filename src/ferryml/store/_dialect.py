@@ -36,10 +36,26 @@ def make_engine(url: str) -> Engine:
     if backend == "postgresql":
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
-        return create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        event.listen(engine, "before_cursor_execute", _refuse_nul)
+        return engine
     raise InvalidArgument(
         f"Store URL {url!r} names backend {backend!r}; ferryml supports sqlite and postgresql."
     )
+
+
+def _refuse_nul(
+    conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+) -> None:
+    # PostgreSQL's text cannot hold NUL; psycopg would fail with a ValueError mid-request.
+    for row in parameters if many else (parameters,):
+        values = row.values() if isinstance(row, dict) else row or ()
+        for value in values:
+            if isinstance(value, str) and "\x00" in value:
+                raise InvalidArgument(
+                    f"Text {value[:40]!r} holds a NUL character (\\x00), which the store "
+                    "cannot keep; remove it."
+                )
 
 
 def _sqlite_engine(url: str, database: str | None) -> Engine:

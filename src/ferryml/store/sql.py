@@ -538,7 +538,10 @@ def _dispose_in_child(engine: Engine) -> None:
 
 def _experiment_int(experiment_id: str | int) -> int:
     try:
-        return int(experiment_id)
+        number = int(experiment_id)
+        if not 0 <= number < 2**31:  # the INTEGER column's range
+            raise ValueError(number)
+        return number
     except (TypeError, ValueError) as e:
         raise NotFound(
             f"Experiment id {experiment_id!r} not found: ids are whole numbers. "

@@ -56,18 +56,25 @@ def check_metric_value(key: str, value: Any) -> float:
     )
 
 
+def _fits_int64(number: Any) -> bool:  # what the stores' BIGINT columns hold
+    return bool(-(2**63) <= number < 2**63)
+
+
 def check_step(key: str, step: Any) -> int:
     if step is None:
         return 0
-    if isinstance(step, numbers.Integral) and not isinstance(step, bool):
+    if isinstance(step, numbers.Integral) and not isinstance(step, bool) and _fits_int64(step):
         return int(step)
-    raise InvalidArgument(f"Metric {key!r} got step {step!r}; steps are whole numbers.")
+    raise InvalidArgument(
+        f"Metric {key!r} got step {step!r}; steps are whole numbers of at most 64 bits."
+    )
 
 
 def check_timestamp(key: str, timestamp: Any) -> int:
     if isinstance(timestamp, numbers.Integral) and not isinstance(timestamp, bool):
-        return int(timestamp)
-    if isinstance(timestamp, float) and math.isfinite(timestamp):
+        if _fits_int64(timestamp):
+            return int(timestamp)
+    elif isinstance(timestamp, float) and math.isfinite(timestamp) and _fits_int64(timestamp):
         return int(timestamp)
     raise InvalidArgument(
         f"Metric {key!r} got timestamp {timestamp!r}; timestamps are milliseconds since "

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
 from ferryml.store.entities import Role, Run, ViewType
+from ferryml.tracking import _validation as check
 
 __all__ = [
     "CreateExperiment",
@@ -62,15 +63,32 @@ class KillRuns(_Body):
     run_ids: list[str] = Field(max_length=10_000)
 
 
-# The journal's records by kind, each as the tuple of its fields (store/records.py).
+# The journal's records by kind, each as the tuple of its fields (store/records.py), checked
+# as the client checks them before journaling: the server takes no one's word for it.
+RunId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+Key = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_\-. /:]{1,250}$")]
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Text = Annotated[str, StringConstraints(max_length=8000)]
+Status = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
+# Paths that climb out ('..', absolute) would let a download write outside its folder.
+ArtifactPath = Annotated[
+    str, StringConstraints(max_length=1000), AfterValidator(check.check_artifact_path)
+]
+
+
 class RecordBatch(_Body):
-    metrics: list[tuple[str, str, int, int, float, bool]] = []  # run, key, step, time, value, nan
-    params: list[tuple[str, str, str]] = []  # run, key, value
-    tags: list[tuple[str, str, str]] = []  # run, key, value
-    artifacts: list[tuple[str, str, str, int]] = []  # run, path, digest, size
-    inputs: list[tuple[str, str, str, str, str]] = []  # run, dataset, version, digest, context
-    starts: list[str] = []  # run ids this client started
-    ends: list[tuple[str, str, int | None, str | None]] = []  # run, status, end time, failure
+    metrics: list[tuple[RunId, Key, Int64, Int64, float, bool]] = []  # step, time, value, nan
+    params: list[tuple[RunId, Key, Annotated[str, StringConstraints(max_length=6000)]]] = []
+    tags: list[tuple[RunId, Key, Text]] = []
+    artifacts: list[
+        tuple[RunId, Annotated[str, StringConstraints(max_length=1000)], Digest, Int64]
+    ] = []
+    inputs: list[
+        tuple[RunId, Key, Key, Annotated[str, StringConstraints(max_length=64)], Text]
+    ] = []
+    starts: list[RunId] = []  # run ids this client started
+    ends: list[tuple[RunId, Status, Int64 | None, Text | None]] = []  # status, end time, failure
 
 
 class Written(BaseModel):

@@ -60,8 +60,8 @@ def _manager(request: Request) -> Any:
     return request.app.state.deployments
 
 
-def _out(name: str, spec: Any) -> Response:
-    return render({"name": name, **spec.to_dict()}, DeploymentOut)
+def _out(name: str, spec: Any, status: int = 200) -> Response:
+    return render({"name": name, **spec.to_dict()}, DeploymentOut, status)
 
 
 @router.get("", response_model=list[DeploymentOut])
@@ -86,7 +86,7 @@ def create_deployment(name: str, body: CreateDeployment, request: Request) -> Re
         shadow=body.shadow,
         reason=body.reason,
     )
-    return _out(name, spec)
+    return _out(name, spec, 201)
 
 
 @router.post("/{name}/weights", response_model=DeploymentOut, dependencies=_MAINTAINER)

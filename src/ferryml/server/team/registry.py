@@ -3,9 +3,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +17,7 @@ from ferryml.store.entities import ModelVersion, RegisteredModel, RegistryEvent
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1/models", tags=["registry"])
+Version = Annotated[int, Path(ge=1, le=2**31 - 1)]  # the registry's INTEGER column
 
 
 class _Body(BaseModel):
@@ -42,7 +43,7 @@ class UpdateVersion(_Body):
 
 
 class SetAlias(_Body):
-    version: int = Field(ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)
     reason: str = ""
     evidence: dict[str, Any] | None = None
     action: str = Field(default="set_alias", pattern=r"^(set_alias|promote|rollback)$")
@@ -102,21 +103,21 @@ def create_version(name: str, body: CreateVersion, request: Request) -> Response
 
 
 @router.get("/{name}/versions/{version}", response_model=ModelVersion)
-def get_version(name: str, version: int, request: Request) -> Response:
+def get_version(name: str, version: Version, request: Request) -> Response:
     return render(_store(request).get_model_version(name, version), ModelVersion)
 
 
 @router.delete(
     "/{name}/versions/{version}", status_code=204, dependencies=[needs_maintainer_of("model")]
 )
-def delete_version(name: str, version: int, request: Request, reason: str = "") -> Response:
+def delete_version(name: str, version: Version, request: Request, reason: str = "") -> Response:
     """Delete a version for good (refused while an alias points at it)."""
     _store(request).delete_model_version(name, version, user=current_user(), reason=reason)
     return Response(status_code=204)
 
 
 @router.patch("/{name}/versions/{version}", response_model=ModelVersion)
-def update_version(name: str, version: int, body: UpdateVersion, request: Request) -> Response:
+def update_version(name: str, version: Version, body: UpdateVersion, request: Request) -> Response:
     updated = _store(request).update_model_version(
         name,
         version,
@@ -130,7 +131,7 @@ def update_version(name: str, version: int, body: UpdateVersion, request: Reques
 
 
 @router.put("/{name}/versions/{version}/tags/{key}", status_code=204)
-def set_tag(name: str, version: int, key: str, body: SetTag, request: Request) -> Response:
+def set_tag(name: str, version: Version, key: str, body: SetTag, request: Request) -> Response:
     _store(request).set_tag(name, version, key, body.value)
     return Response(status_code=204)
 
