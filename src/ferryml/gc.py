@@ -66,13 +66,13 @@ def collect_garbage(
         NotFound: a dataset manifest or model package that is referred to is missing, so
             the files it lists cannot be told from garbage; no blob is deleted then.
     """
-    from ferryml.store.sql import SqlStore
+    from ferryml.store.factory import open_artifact_store, open_sql_store
     from ferryml.store.sql_references import SqlReferenceStore
 
     if grace < 0:
         raise InvalidArgument(f"The grace period must be 0 or more seconds; got {grace}.")
-    artifacts = ArtifactStore(settings.artifacts_url).open()
-    store = SqlStore(settings.store_url).open()
+    store = open_sql_store(settings)  # on the store's own host: refused through a server
+    artifacts = open_artifact_store(settings)
     try:
         cutoff = time.time() - grace
         if not dry_run:

@@ -14,7 +14,13 @@ from ferryml.config import Settings
 from ferryml.errors import Conflict, InvalidArgument, NotFound
 from ferryml.registry.package import METADATA, LoadedModel, PackageMeta, load_package
 from ferryml.store.entities import ModelVersion, Run
-from ferryml.store.factory import open_artifact_store, open_registry_store, open_sql_part
+from ferryml.store.factory import (
+    open_artifact_store,
+    open_deployment_store,
+    open_registry_store,
+    open_sql_part,
+    shared_part,
+)
 
 __all__ = ["Lineage", "Registry"]
 
@@ -268,7 +274,10 @@ class Registry:
         from ferryml.store.sql_deployments import SqlDeploymentStore
 
         # Over the registry's own open store: closing it is the registry's job.
-        for deployment, spec in SqlDeploymentStore(self.store.sql).list_deployments():
+        deployments = shared_part(self.store, SqlDeploymentStore) or open_deployment_store(
+            self.settings
+        )
+        for deployment, spec in deployments.list_deployments():
             hit = sorted(r["version"] for r in spec["routes"] if spec["model"] == name)
             hit = [v for v in hit if v in versions]
             if hit:

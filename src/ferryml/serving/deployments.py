@@ -19,7 +19,7 @@ from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.serving.runtime import ServedModel
 from ferryml.serving.service import BatchOptions, PredictionService, RouteState
-from ferryml.store.factory import open_deployment_store
+from ferryml.store.factory import open_deployment_store, open_registry_store, shared_part
 
 __all__ = [
     "Deployments",
@@ -142,7 +142,8 @@ class Deployments:
         from ferryml.store.sql_predictions import SqlPredictionStore
 
         created = {n: Spec.from_dict(s) for n, s in self.store.list_deployments()}
-        logged = SqlPredictionStore(self.store.sql).list_deployments()  # same connections
+        predictions = shared_part(self.store, SqlPredictionStore)  # same connections
+        logged = predictions.list_deployments() if predictions is not None else []
         names = sorted(set(created) | set(logged))
         return [Listed(n, created.get(n)) for n in names]
 
@@ -156,7 +157,8 @@ class Deployments:
         from ferryml.store.sql_registry import SqlRegistryStore
 
         known = {d.name for d in self.list_deployments()}
-        models = {m.name for m in SqlRegistryStore(self.store.sql).list_registered_models()}
+        registry = shared_part(self.store, SqlRegistryStore) or open_registry_store(self.settings)
+        models = {m.name for m in registry.list_registered_models()}
         if name in known | models:
             return
         raise NotFound(

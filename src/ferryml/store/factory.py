@@ -22,6 +22,7 @@ __all__ = [
     "open_sql_store",
     "open_tracking_store",
     "open_user_store",
+    "shared_part",
 ]
 
 P = TypeVar("P", bound="StorePart")
@@ -57,6 +58,13 @@ def open_sql_store(settings: Settings) -> SqlStore:
 def open_sql_part(settings: Settings, part: type[P]) -> P:
     """A part of the SQL store (monitors, alerts, ...) over its own connection."""
     return part(open_sql_store(settings))
+
+
+def shared_part(store: Any, part: type[P]) -> P | None:
+    """Another part of the SQL store over ``store``'s own connections; None when ``store``
+    talks to a team server, which does not serve that part (yet)."""
+    sql = getattr(store, "sql", None)
+    return None if sql is None else part(sql)
 
 
 def open_tracking_store(settings: Settings) -> TrackingStore:

@@ -241,16 +241,16 @@ class HttpTrackingStore(_Part):
     def search_runs(
         self,
         experiment_ids: Sequence[str],
-        filter_string: str = "",
-        order_by: Sequence[str] = (),
+        filter_string: str | None = "",
+        order_by: Sequence[str] | None = (),
         max_results: int = 1000,
         offset: int = 0,
         run_view_type: ViewType = ViewType.ACTIVE_ONLY,
     ) -> tuple[list[Run], int | None]:
         body = {
             "experiment_ids": [str(e) for e in experiment_ids],
-            "filter": filter_string,
-            "order_by": list(order_by),
+            "filter": filter_string or "",
+            "order_by": list(order_by or ()),
             "max_results": max_results,
             "offset": offset,
             "view": run_view_type.value,
