@@ -267,11 +267,16 @@ def test_many_clients_at_once_lose_nothing(team_server: TeamServer, client_dir: 
     )
     clients = [
         subprocess.Popen(
-            [sys.executable, "-c", code, str(i)], cwd=client_dir, env=team_server.client_env()
+            [sys.executable, "-c", code, str(i)],
+            cwd=client_dir,
+            env=team_server.client_env(),
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(20)
     ]
-    assert [c.wait(300) for c in clients] == [0] * 20
+    outcomes = [(c.wait(300), c.communicate()[1]) for c in clients]
+    assert [code for code, _ in outcomes] == [0] * 20, [err for code, err in outcomes if code]
     with team_server.http("reader") as reader:
         experiment = reader.get("/api/v1/experiments", params={"name": "crowd"}).json()[0]
         runs = reader.post(
