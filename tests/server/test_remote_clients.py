@@ -275,8 +275,8 @@ def test_many_clients_at_once_lose_nothing(team_server: TeamServer, client_dir: 
         )
         for i in range(20)
     ]
-    outcomes = [(c.wait(300), c.communicate()[1]) for c in clients]
-    assert [code for code, _ in outcomes] == [0] * 20, [err for code, err in outcomes if code]
+    errors = [c.communicate(timeout=300)[1] for c in clients]  # reads stderr, then waits
+    assert [c.returncode for c in clients] == [0] * 20, [e for e in errors if e.strip()]
     with team_server.http("reader") as reader:
         experiment = reader.get("/api/v1/experiments", params={"name": "crowd"}).json()[0]
         runs = reader.post(
