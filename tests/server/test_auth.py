@@ -31,6 +31,8 @@ _NEEDS = {
     ("GET", "/api/v1/users"): "admin",
     ("POST", "/api/v1/users"): "admin",
     ("PATCH", "/api/v1/users/{name}"): "admin",
+    ("PUT", "/api/v1/maintainers/{kind}/{name}/{user}"): "admin",
+    ("DELETE", "/api/v1/maintainers/{kind}/{name}/{user}"): "admin",
 }
 
 

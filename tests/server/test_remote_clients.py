@@ -151,9 +151,6 @@ def test_models_logged_through_the_server_load_and_promote_with_who(
 
 
 def test_a_model_may_name_its_own_maintainers(team_server: TeamServer, client_dir: Path) -> None:
-    from ferryml.store.sql import SqlStore
-    from ferryml.store.sql_users import SqlUserStore
-
     _python(
         team_server,
         client_dir,
@@ -165,9 +162,12 @@ def test_a_model_may_name_its_own_maintainers(team_server: TeamServer, client_di
                             registered_model_name="owned")
         """,
     )
-    users = SqlUserStore(SqlStore(team_server.store_url).open())
-    users.add_maintainer("model", "owned", "owner")
-    users.close()
+    named = _ferry(team_server, client_dir, "server", "maintainer", "add", "owned", "owner")
+    assert named.returncode == 1 and "needs admin" in named.stderr
+    named = _ferry(
+        team_server, client_dir, "server", "maintainer", "add", "owned", "owner", role="admin"
+    )
+    assert named.returncode == 0 and named.stdout.strip() == "owner now maintains model owned."
     with team_server.http("owner") as owner:
         assert (
             owner.put("/api/v1/models/owned/aliases/champion", json={"version": 1}).status_code

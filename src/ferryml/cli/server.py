@@ -192,3 +192,44 @@ def token_revoke(ctx: typer.Context, token_id: str) -> None:
     finally:
         store.close()
     render.console.print(f"Token {token_id} revoked.")
+
+
+maintainers = typer.Typer(
+    help="Maintainers a model or deployment names beside the maintainer role.",
+    no_args_is_help=True,
+)
+server.add_typer(maintainers, name="maintainer")
+KindOption = Annotated[str, typer.Option("--kind", help="model or deployment.")]
+
+
+@maintainers.command("add")
+def maintainer_add(ctx: typer.Context, name: str, user: str, kind: KindOption = "model") -> None:
+    """Let USER move the aliases of model NAME (or change deployment NAME)."""
+    store = _users(ctx)
+    try:
+        store.add_maintainer(kind, name, user)
+    finally:
+        store.close()
+    render.console.print(f"{user} now maintains {kind} {name}.")
+
+
+@maintainers.command("remove")
+def maintainer_remove(ctx: typer.Context, name: str, user: str, kind: KindOption = "model") -> None:
+    """Take that back."""
+    store = _users(ctx)
+    try:
+        store.remove_maintainer(kind, name, user)
+    finally:
+        store.close()
+    render.console.print(f"{user} no longer maintains {kind} {name}.")
+
+
+@maintainers.command("list")
+def maintainer_list(ctx: typer.Context, name: str, kind: KindOption = "model") -> None:
+    """The users a model or deployment names as its maintainers."""
+    store = _users(ctx)
+    try:
+        found = store.list_maintainers(kind, name)
+    finally:
+        store.close()
+    render.console.print("\n".join(found) if found else f"{kind} {name} names no maintainers.")

@@ -429,5 +429,14 @@ class HttpUserStore(_Part):
     def revoke_token(self, token_id: str) -> Token:
         return _as(Token, self.client.call("DELETE", f"/api/v1/tokens/{token_id}"))
 
+    def add_maintainer(self, kind: str, name: str, user: str) -> None:
+        self.client.call("PUT", f"/api/v1/maintainers/{kind}/{name}/{user}")
+
+    def remove_maintainer(self, kind: str, name: str, user: str) -> None:
+        self.client.call("DELETE", f"/api/v1/maintainers/{kind}/{name}/{user}")
+
+    def list_maintainers(self, kind: str, name: str) -> list[str]:
+        return list(self.client.call("GET", f"/api/v1/maintainers/{kind}/{name}"))
+
     def whoami(self) -> User:
         return _as(User, self.client.call("GET", "/api/v1/whoami"))

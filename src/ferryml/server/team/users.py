@@ -80,3 +80,21 @@ def revoke_token(token_id: str, request: Request) -> Response:
     token = users.revoke_token(token_id)
     request.app.state.auth.forget()
     return render(token, Token)
+
+
+@router.get("/maintainers/{kind}/{name}", response_model=list[str])
+def list_maintainers(kind: str, name: str, request: Request) -> Response:
+    return render(_users(request).list_maintainers(kind, name), list[str])
+
+
+@router.put("/maintainers/{kind}/{name}/{user}", status_code=204, dependencies=_ADMIN)
+def add_maintainer(kind: str, name: str, user: str, request: Request) -> Response:
+    """Name ``user`` a maintainer of model or deployment ``name``."""
+    _users(request).add_maintainer(kind, name, user)
+    return Response(status_code=204)
+
+
+@router.delete("/maintainers/{kind}/{name}/{user}", status_code=204, dependencies=_ADMIN)
+def remove_maintainer(kind: str, name: str, user: str, request: Request) -> Response:
+    _users(request).remove_maintainer(kind, name, user)
+    return Response(status_code=204)
