@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import httpx
@@ -132,16 +133,21 @@ def _error_of(response: httpx.Response) -> FerryError:
     )
 
 
-def _run(data: Any) -> Run:
+@lru_cache(maxsize=64)
+def _adapter(kind: Any) -> Any:
+    # Built once per type: building one takes about 10 ms, far longer than a request.
     from pydantic import TypeAdapter
 
-    return TypeAdapter(Run).validate_python(data)
+    return TypeAdapter(kind)
+
+
+def _run(data: Any) -> Run:
+    run: Run = _adapter(Run).validate_python(data)
+    return run
 
 
 def _as(kind: Any, data: Any) -> Any:
-    from pydantic import TypeAdapter
-
-    return TypeAdapter(kind).validate_python(data)
+    return _adapter(kind).validate_python(data)
 
 
 class _Part:
@@ -256,7 +262,8 @@ class HttpTrackingStore(_Part):
             "view": run_view_type.value,
         }
         found = self.client.call("POST", "/api/v1/runs/search", body)
-        return [_run(r) for r in found["runs"]], found["next_offset"]
+        runs: list[Run] = _as(list[Run], found["runs"])
+        return runs, found["next_offset"]
 
 
 class HttpRegistryStore(_Part):

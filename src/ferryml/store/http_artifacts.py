@@ -116,7 +116,9 @@ class HttpArtifactStore:
                     headers = {"Range": f"bytes={out.tell()}-"} if out.tell() else {}
                     try:
                         with self._client.stream(f"/api/v1/blobs/{digest}", headers) as response:
-                            for chunk in response.iter_bytes(_CHUNK):
+                            # As they arrive: re-cutting them to a fixed size cost
+                            # more than the hashing.
+                            for chunk in response.iter_bytes():
                                 out.write(chunk)
                                 hasher.update(chunk)
                         break
