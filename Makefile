@@ -20,7 +20,7 @@ LOWEST_TESTS := tests/tracking/test_client.py tests/tracking/test_fluent.py \
 PIP_VERSION := pip==26.3
 PIP_TOOLS := pip-tools==7.6.2
 
-.PHONY: demo test test-lowest install lint bench lock clean
+.PHONY: demo test test-lowest install lint bench bench-server lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,10 @@ lint: install
 
 bench: install
 	$(BIN)/python benchmarks/tracking.py
+
+# ferry server against mlflow server over HTTP; moves 1 GiB each way, about 10 minutes.
+bench-server: install
+	$(BIN)/python benchmarks/server.py
 
 # After changing a dependency in pyproject.toml or requirements/lowest.in: pin again (with
 # pip-tools, in a venv of its own; it needs the network). Pins that still fit are kept;

@@ -6,10 +6,12 @@ still leaves the earlier figures. Mirrors _mlflow_worker.py step for step; keep 
 """
 
 import json
-import random
 import sys
 import time
+from functools import partial
 from statistics import median
+
+from _search_workload import seeded_runs, time_queries
 
 import ferryml as ferry
 
@@ -76,12 +78,9 @@ emit("log_batch_call_s", median(calls))
 
 # 3. Search. Its own experiment holds exactly the seeded runs, so counts compare.
 ferry.set_experiment("bench")
-rng = random.Random(0)  # same seed and draw order as the MLflow worker
 expected = 0
 t0 = now()
-for _ in range(cfg["n_runs"]):
-    params = {f"p{k}": str(rng.randint(0, 1000)) for k in range(10)}
-    metrics = {f"m{k}": rng.random() for k in range(10)}
+for params, metrics in seeded_runs(cfg["n_runs"]):
     expected += metrics["m0"] > 0.5
     with ferry.start_run():
         ferry.log_params(params)
@@ -89,17 +88,5 @@ for _ in range(cfg["n_runs"]):
 emit("populate_s", now() - t0)
 emit("filter_expected", expected)
 
-for name, kw in (
-    ("filter", {"filter_string": "metrics.m0 > 0.5"}),
-    ("order", {"order_by": ["metrics.m1 DESC"]}),
-):
-    times = []
-    for _ in range(cfg["search_repeats"]):
-        t = now()
-        runs = ferry.search_runs(experiment_names=["bench"], max_results=1000, **kw)
-        times.append(now() - t)
-    result = {"s": median(times), "count": len(runs), "path": "ferry.search_runs"}
-    if name == "order":
-        m1 = [r.data.metrics["m1"] for r in runs]
-        result["sorted_ok"] = m1 == sorted(m1, reverse=True)
-    emit(name, result)
+search = partial(ferry.search_runs, experiment_names=["bench"])
+time_queries({"ferry.search_runs": search}, cfg["search_repeats"], emit)

@@ -6,12 +6,13 @@ _ferry_worker.py step for step; keep them in step.
 """
 
 import json
-import random
 import sys
 import time
+from functools import partial
 from statistics import median
 
 import mlflow
+from _search_workload import seeded_runs, time_queries
 from mlflow import MlflowClient
 from mlflow.entities import Metric
 
@@ -74,12 +75,9 @@ emit("log_batch_s", median(times))
 
 # 3. Search. Its own experiment holds exactly the seeded runs, so counts compare.
 exp_id = mlflow.set_experiment("bench").experiment_id
-rng = random.Random(0)  # same seed and draw order as the ferryml worker
 expected = 0
 t0 = now()
-for _ in range(cfg["n_runs"]):
-    params = {f"p{k}": str(rng.randint(0, 1000)) for k in range(10)}
-    metrics = {f"m{k}": rng.random() for k in range(10)}
+for params, metrics in seeded_runs(cfg["n_runs"]):
     expected += metrics["m0"] > 0.5
     with mlflow.start_run():
         mlflow.log_params(params)
@@ -89,26 +87,9 @@ emit("filter_expected", expected)
 
 # MLflow has two public paths to Run objects; time both and quote the faster.
 paths = {
-    "MlflowClient().search_runs": lambda **kw: client.search_runs([exp_id], **kw),
-    "mlflow.search_runs": lambda **kw: mlflow.search_runs(
-        experiment_ids=[exp_id], output_format="list", **kw
+    "MlflowClient().search_runs": partial(client.search_runs, [exp_id]),
+    "mlflow.search_runs": partial(
+        mlflow.search_runs, experiment_ids=[exp_id], output_format="list"
     ),
 }
-for name, kw in (
-    ("filter", {"filter_string": "metrics.m0 > 0.5"}),
-    ("order", {"order_by": ["metrics.m1 DESC"]}),
-):
-    medians = {}
-    for path, search in paths.items():
-        times = []
-        for _ in range(cfg["search_repeats"]):
-            t = now()
-            runs = search(max_results=1000, **kw)
-            times.append(now() - t)
-        medians[path] = median(times)
-    best = min(medians, key=lambda p: medians[p])
-    result = {"s": medians[best], "count": len(runs), "path": best, "paths": medians}
-    if name == "order":
-        m1 = [r.data.metrics["m1"] for r in runs]
-        result["sorted_ok"] = m1 == sorted(m1, reverse=True)
-    emit(name, result)
+time_queries(paths, cfg["search_repeats"], emit)

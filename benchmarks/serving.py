@@ -216,7 +216,8 @@ class Server:
         doc = json.loads(raw)
         return doc if isinstance(doc, list) else doc["predictions"]
 
-    def start(self) -> float:
+    def spawn(self) -> float:
+        """Start the process in a group of its own; the time it started."""
         log(f"  starting {self.name}: {' '.join(self.argv)}")
         out = open(self.logfile, "wb")  # noqa: SIM115  (closed with the process)
         t0 = time.perf_counter()
@@ -231,6 +232,11 @@ class Server:
         )
         LIVE.append(self)
         out.close()
+        return t0
+
+    def start(self) -> float:
+        t0 = self.spawn()
+        assert self.proc is not None
         body = self.bodies["row1"]
         status, raw = 0, b""
         for _ in range(int(COLD_START_LIMIT_S / 0.01)):  # every 10 ms, bounded in count

@@ -252,10 +252,14 @@ def main() -> None:
         ratio = f"{r['ratio']:.1f}x" if r["ratio"] else "—"
         cells = (fmt(r["ferryml"]), fmt(r["mlflow"]), r["unit"], ratio, r["target"], r["status"])
         table.append((r["workload"], *cells))
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    table.insert(1, tuple("-" * w for w in widths))
     print()
-    for row in table:
+    print_table(table)
+
+
+def print_table(table: list[tuple[str, ...]]) -> None:
+    """Print rows of cells in aligned columns, the first row a header."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    for row in (table[0], tuple("-" * w for w in widths), *table[1:]):
         print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=False)).rstrip())
 
 
