@@ -46,3 +46,13 @@ def client_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "client"
     folder.mkdir()
     return folder
+
+
+@pytest.fixture(scope="module")
+def sqlite_team_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, make_store: Any
+) -> Iterator[TeamServer]:
+    """One server over SQLite for a module's tests."""
+    folder = tmp_path_factory.mktemp("team")
+    with make_store("sqlite", folder, request) as store_url:
+        yield from _running(store_url, folder)

@@ -234,8 +234,8 @@ def test_stores_opened_one_after_another_share_one_fork_hook(tmp_path: Path) -> 
         os.register_at_fork = counting
         from ferryml.store.sql import SqlStore
         for _ in range(30):  # as a server opens one per request
-            SqlStore("sqlite:///{tmp_path / 'ferry.db'}").open().close()
-        store = SqlStore("sqlite:///{tmp_path / 'ferry.db'}").open()
+            SqlStore("sqlite:///{tmp_path / "ferry.db"}").open().close()
+        store = SqlStore("sqlite:///{tmp_path / "ferry.db"}").open()
         store.create_experiment("parent")
         pid = os.fork()
         if pid == 0:  # the child opens connections of its own
@@ -249,3 +249,12 @@ def test_stores_opened_one_after_another_share_one_fork_hook(tmp_path: Path) -> 
     )
     assert (done.returncode, done.stderr) == (0, "")
     assert done.stdout == "1 ['child', 'parent']\n"
+
+
+def test_text_with_a_nul_character_is_refused_as_bad_input(store: SqlStore) -> None:
+    # PostgreSQL's text cannot hold NUL: both stores refuse it up front, never a driver error.
+    with pytest.raises(InvalidArgument, match="NUL character"):
+        store.create_experiment("a\x00b")
+    with pytest.raises(InvalidArgument, match="NUL character"):
+        store.get_experiment_by_name("a\x00b")
+    assert store.list_experiments() == []

@@ -47,7 +47,7 @@ def make_engine(url: str) -> Engine:
 def _refuse_nul(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
 ) -> None:
-    # PostgreSQL's text cannot hold NUL; psycopg would fail with a ValueError mid-request.
+    # PostgreSQL's text cannot hold NUL (psycopg fails mid-request); both stores refuse it.
     for row in parameters if many else (parameters,):
         values = row.values() if isinstance(row, dict) else row or ()
         for value in values:
@@ -69,6 +69,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
                 "Set FERRY_HOME (or FERRY_STORE) to a writable location."
             ) from e
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
+    event.listen(engine, "before_cursor_execute", _refuse_nul)  # as PostgreSQL must
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
