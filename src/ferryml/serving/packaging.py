@@ -369,23 +369,32 @@ def write_docker_context(
 
 def _requirements(meta: PackageMeta) -> list[str]:
     """``ferryml==<version>`` and the model's own requirements, checked against ferryml's."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     version = importlib.metadata.version("ferryml")
     ours = {}
     for line in importlib.metadata.requires("ferryml") or []:
-        pinned = _pinned(line)
-        if pinned and ";" not in line:
-            ours[pinned[0]] = line
+        requirement = Requirement(line)
+        if requirement.marker is None:
+            ours[canonicalize_name(requirement.name)] = requirement
     lines = [f"ferryml=={version}"]
-    for requirement in meta.requirements:
-        pinned = _pinned(requirement)
-        if pinned is not None and pinned[0] in ours and _pinned(ours[pinned[0]]) != pinned:
-            raise Conflict(
-                f"The model needs {requirement} but ferryml {version} needs {ours[pinned[0]]}; "
-                "one image cannot hold both. Retrain and log the model with "
-                f"{ours[pinned[0]]}, or deploy it with the ferryml version it was logged with."
-            )
-        if requirement not in lines:
-            lines.append(requirement)
+    for wanted in meta.requirements:
+        pinned = _pinned(wanted)
+        theirs = ours.get(canonicalize_name(pinned[0])) if pinned is not None else None
+        if pinned is not None and theirs is not None:
+            try:
+                fits = theirs.specifier.contains(pinned[1], prereleases=True)
+            except InvalidRequirement:
+                fits = True  # not a version we can compare: pip decides at build time
+            if not fits:
+                raise Conflict(
+                    f"The model needs {wanted} but ferryml {version} needs {theirs}; one image "
+                    f"cannot hold both. Retrain and log the model with {theirs}, or deploy it "
+                    "with the ferryml version it was logged with."
+                )
+        if wanted not in lines:
+            lines.append(wanted)
     return lines
 
 

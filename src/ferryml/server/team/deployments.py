@@ -40,10 +40,10 @@ class _Body(BaseModel):
 
 class CreateDeployment(_Body):
     model: str
-    version: int = Field(ge=1)
-    canary: int | None = Field(default=None, ge=1)
+    version: int = Field(ge=1, le=2**31 - 1)  # the registry's INTEGER column
+    canary: int | None = Field(default=None, ge=1, le=2**31 - 1)
     canary_weight: float = Field(default=10.0, ge=0, le=100)
-    shadow: int | None = Field(default=None, ge=1)
+    shadow: int | None = Field(default=None, ge=1, le=2**31 - 1)
     reason: str = ""
 
 
