@@ -7,6 +7,7 @@ so callers cannot tell the two apart.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -42,7 +43,9 @@ __all__ = [
     "ServerClient",
 ]
 
-_RETRIES = 4  # for requests that change nothing, or failed before they were sent
+# How long to keep retrying requests that change nothing or failed before they were sent:
+# long enough for a server restart, so that the end of a run waits rather than fails.
+_RETRY_SECONDS = 20.0
 
 
 class ServerClient:
@@ -83,7 +86,8 @@ class ServerClient:
 
     def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         safe = method in ("GET", "HEAD")
-        for attempt in range(_RETRIES + 1):
+        deadline = time.monotonic() + _RETRY_SECONDS
+        for attempt in itertools.count():
             try:
                 response = self._http.request(method, path, **kwargs)
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
@@ -95,12 +99,13 @@ class ServerClient:
             else:
                 if response.status_code < 400 or response.status_code == 404 and method == "HEAD":
                     return response
-                if response.status_code != 503 or not safe or attempt == _RETRIES:
+                last = time.monotonic() >= deadline
+                if response.status_code != 503 or not safe or last:
                     raise _error_of(response)
                 error = _error_of(response)
-            if attempt == _RETRIES:
+            if time.monotonic() >= deadline:
                 raise self._unreachable(error) from error
-            time.sleep(min(0.2 * 2**attempt, 2.0))
+            time.sleep(min(0.1 * 2**attempt, 2.0))
         raise AssertionError("unreachable")
 
     def _unreachable(self, e: Exception) -> StoreUnavailable:
