@@ -13,6 +13,8 @@ from typing import Any, NamedTuple
 
 import boto3
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from moto.server import ThreadedMotoServer
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -21,6 +23,17 @@ import ferryml as ferry
 from ferryml.cli import main
 from ferryml.config import Settings
 from ferryml.tracking.client import FerryClient
+
+# Property tests: no deadline (the machine is shared and loaded), no example database left
+# in the clone, health checks that only say "slow" off; each test sets its own modest
+# max_examples, since the suite has a time budget.
+hypothesis_settings.register_profile(
+    "ferryml",
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+hypothesis_settings.load_profile("ferryml")
 
 PG_ADMIN_URL = os.environ.get(
     "FERRY_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
