@@ -77,6 +77,7 @@ PACKAGES = [
     "ferryml.serving.service",
     "ferryml.server.app",
     "ferryml.server.main",
+    "ferryml.server.model",
 ]
 
 

@@ -12,7 +12,14 @@ import pandas as pd
 from ferryml.errors import InvalidArgument
 from ferryml.serving.runtime import frame_from_columns, frame_from_records
 
-__all__ = ["frame_from_ferry", "frame_from_mlflow", "frame_from_v2", "v2_datatype", "v2_output"]
+__all__ = [
+    "frame_from_ferry",
+    "frame_from_mlflow",
+    "frame_from_v2",
+    "v2_datatype",
+    "v2_output",
+    "v2_type",
+]
 
 
 def frame_from_ferry(body: Any, columns: Sequence[str]) -> pd.DataFrame:
@@ -137,3 +144,8 @@ def v2_output(name: str, values: list[Any]) -> dict[str, Any]:
     else:
         flat = values
     return {"name": name, "shape": shape, "datatype": v2_datatype(flat), "data": flat}
+
+
+def v2_type(kind: str) -> str:
+    """The V2 datatype of a signature's column type."""
+    return {"integer": "INT64", "float": "FP64", "boolean": "BOOL"}.get(kind, "BYTES")

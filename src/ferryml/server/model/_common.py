@@ -1,0 +1,47 @@
+"""What every router of the model server needs: the service, the body, the served model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from fastapi import Request
+
+from ferryml.errors import InvalidArgument, NotFound
+from ferryml.serving.runtime import Loaded
+from ferryml.serving.service import PredictionService
+
+__all__ = ["OBJECT_BODY", "body_of", "served", "service_of"]
+
+OBJECT_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    }
+}
+
+
+def service_of(request: Request) -> PredictionService:
+    service: PredictionService = request.app.state.service
+    return service
+
+
+async def body_of(request: Request) -> Any:
+    """The request's JSON body, or a clear error."""
+    data = await request.body()
+    limit: int = request.app.state.max_body
+    if len(data) > limit:
+        raise InvalidArgument(f"The body is over the limit of {limit} bytes.")
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise InvalidArgument(f"The body is not valid JSON: {e}.") from e
+
+
+def served(service: PredictionService, name: str) -> Loaded:
+    """The primary model of the endpoint ``name``; NotFound for any other name."""
+    if name != service.endpoint:
+        raise NotFound(
+            f"Model {name!r} is not served here; this server serves {service.endpoint!r}."
+        )
+    return service.primary()

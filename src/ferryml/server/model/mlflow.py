@@ -1,0 +1,24 @@
+"""MLflow's scoring format on ``/invocations``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from ferryml.server import _protocols as protocols
+from ferryml.server._errors import json_response
+from ferryml.server.model._common import OBJECT_BODY, body_of, service_of
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["mlflow"])
+
+
+@router.post("/invocations", openapi_extra=OBJECT_BODY)
+async def invocations(request: Request) -> Response:
+    service = service_of(request)
+    frame = protocols.frame_from_mlflow(await body_of(request), service.primary().columns)
+    answer = await service.predict(
+        frame, key=request.headers.get("x-ferry-key"), endpoint="invocations"
+    )
+    return json_response({"predictions": answer.predictions})
