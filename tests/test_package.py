@@ -23,6 +23,7 @@ PACKAGES = [
     "ferryml.store.base",
     "ferryml.store.sql",
     "ferryml.store.artifacts",
+    "ferryml.store.filters",
     "ferryml.tracking",
     "ferryml.tracking.client",
     "ferryml.tracking.compare",

@@ -122,8 +122,11 @@ def test_models_logged_through_the_server_load_and_promote_with_who(
         from sklearn.datasets import load_iris
         from sklearn.linear_model import LogisticRegression
         X, y = load_iris(return_X_y=True, as_frame=True)
+        from sklearn.dummy import DummyClassifier
         with ferry.start_run():
             ferry.log_model(LogisticRegression(max_iter=500).fit(X, y), name="model",
+                            registered_model_name="iris", input_example=X.head(3))
+            ferry.log_model(DummyClassifier().fit(X, y), name="worse",
                             registered_model_name="iris", input_example=X.head(3))
         """,
     )
@@ -148,6 +151,26 @@ def test_models_logged_through_the_server_load_and_promote_with_who(
     with team_server.http("reader") as reader:
         events = reader.get("/api/v1/models/iris/events").json()
     assert [(e["action"], e["user"]) for e in events][-1] == ("set_alias", "maintainer")
+    out = _python(
+        team_server,
+        client_dir,
+        """
+        import ferryml as ferry
+        from sklearn.datasets import load_iris
+        data = load_iris(as_frame=True).frame
+        print(ferry.promote("iris", 2, data=data, target="target").passed)
+        """,
+    )
+    assert out.strip() == "False"
+    with team_server.http("reader") as reader:
+        events = reader.get("/api/v1/models/iris/events").json()
+    refusal = events[-1]
+    assert (refusal["action"], refusal["user"], refusal["version"]) == (
+        "promotion_refused",
+        "writer",
+        2,
+    )
+    assert refusal["from_version"] == refusal["to_version"] == 1
 
 
 def test_a_model_may_name_its_own_maintainers(team_server: TeamServer, client_dir: Path) -> None:

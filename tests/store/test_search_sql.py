@@ -8,7 +8,7 @@ from sqlalchemy import Engine, create_engine, insert, select
 from ferryml.errors import InvalidArgument
 from ferryml.store import _schema as schema
 from ferryml.store._search_sql import apply_order, where_clause
-from ferryml.tracking._search import parse_filter, parse_order_by
+from ferryml.store.filters import parse_filter, parse_order_by
 
 # run_id: (experiment, name, status, start, end, user, parent)
 RUNS: dict[str, tuple[int, str, str, int, int | None, str, str | None]] = {

@@ -241,7 +241,15 @@ def promote(
             action="promote",
         )
     elif move:
-        _record_refusal(registry, name, alias, version.version, champion, note, evidence)
+        registry.store.record_refusal(
+            name,
+            alias,
+            version.version,
+            champion=champion,
+            user=current_user(),
+            reason=note,
+            evidence=json.loads(json.dumps(evidence, default=str)),
+        )
     return Decision(
         name,
         version.version,
@@ -270,36 +278,6 @@ def _holder(registry: Registry, name: str, alias: str) -> int | None:
             f"cannot be compared with it: {why}. Nothing was promoted; try again once the "
             "store answers."
         ) from e
-
-
-def _record_refusal(
-    registry: Registry,
-    name: str,
-    alias: str,
-    candidate: int,
-    champion: int | None,
-    reason: str,
-    evidence: dict[str, Any],
-) -> None:
-    from ferryml.store import _dialect
-    from ferryml.store.sql_registry import _event
-
-    def write() -> None:
-        with registry.store._write() as conn:
-            _event(
-                conn,
-                name,
-                "promotion_refused",
-                current_user(),
-                version=candidate,
-                alias=alias,
-                from_version=champion,
-                to_version=champion,
-                reason=reason,
-                evidence=json.loads(json.dumps(evidence, default=str)),
-            )
-
-    _dialect.retry_locked(write)
 
 
 def _checks(

@@ -1,4 +1,4 @@
-"""Translate the run-search AST of ``ferryml.tracking._search`` to SQLAlchemy Core over ``runs``.
+"""Translate the run-search AST of ``ferryml.store.filters`` to SQLAlchemy Core over ``runs``.
 
 Usage::
 
@@ -29,7 +29,7 @@ from sqlalchemy.sql.elements import UnaryExpression
 
 from ferryml.errors import InvalidArgument
 from ferryml.store._schema import latest_metrics, params, runs, tags
-from ferryml.tracking._search import And, Comparison, Expr, Or, OrderKey
+from ferryml.store.filters import And, Comparison, Expr, Or, OrderKey
 
 __all__ = ["DIALECTS", "apply_order", "where_clause"]
 

@@ -370,6 +370,25 @@ class HttpRegistryStore(_Part):
     def resolve_alias(self, name: str, alias: str) -> int:
         return int(self.client.call("GET", f"/api/v1/models/{name}/aliases/{alias}")["version"])
 
+    def record_refusal(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        champion: int | None,
+        user: str,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+    ) -> None:
+        body = {
+            "version": version,
+            "champion": champion,
+            "reason": reason,
+            "evidence": dict(evidence) if evidence is not None else None,
+        }
+        self.client.call("POST", f"/api/v1/models/{name}/aliases/{alias}/refusals", body)
+
     def set_tag(self, name: str, version: int, key: str, value: str) -> None:
         path = f"/api/v1/models/{name}/versions/{version}/tags/{key}"
         self.client.call("PUT", path, {"value": value})

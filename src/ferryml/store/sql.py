@@ -407,7 +407,7 @@ class SqlStore:
         run_view_type: ViewType = ViewType.ACTIVE_ONLY,
     ) -> tuple[list[Run], int | None]:
         from ferryml.store._search_sql import apply_order, where_clause
-        from ferryml.tracking._search import parse_filter, parse_order_by
+        from ferryml.store.filters import parse_filter, parse_order_by
 
         if max_results < 1 or max_results > 50_000:
             raise InvalidArgument(f"max_results must be between 1 and 50000; got {max_results}.")

@@ -369,6 +369,38 @@ class SqlRegistryStore(StorePart):
 
         _dialect.retry_locked(write)
 
+    def record_refusal(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        champion: int | None,
+        user: str,
+        reason: str = "",
+        evidence: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record in the audit trail that ``version`` was refused ``alias``, which stays
+        with ``champion``."""
+        self.get_model_version(name, version)
+
+        def write() -> None:
+            with self._write() as conn:
+                _event(
+                    conn,
+                    name,
+                    "promotion_refused",
+                    user,
+                    version=version,
+                    alias=alias,
+                    from_version=champion,
+                    to_version=champion,
+                    reason=reason,
+                    evidence=evidence or {},
+                )
+
+        _dialect.retry_locked(write)
+
     def resolve_alias(self, name: str, alias: str) -> int:
         with self._store.engine.connect() as conn:
             version = _aliases(conn, name).get(alias)

@@ -68,7 +68,7 @@ def list_runs(
     chosen = parse_columns(columns)
     experiments = _experiments(client, experiment_names, view)
     ids = list(experiments)
-    from ferryml.tracking._search import parse_filter
+    from ferryml.store.filters import parse_filter
 
     parse_filter(filter_string)  # errors name the user's filter, not the one composed here
     query = filter_string

@@ -49,6 +49,13 @@ class SetAlias(_Body):
     action: str = Field(default="set_alias", pattern=r"^(set_alias|promote|rollback)$")
 
 
+class Refusal(_Body):
+    version: int = Field(ge=1, le=2**31 - 1)
+    champion: int | None = Field(default=None, ge=1, le=2**31 - 1)
+    reason: str = ""
+    evidence: dict[str, Any] | None = None
+
+
 class AliasTarget(BaseModel):
     alias: str
     version: int
@@ -158,6 +165,21 @@ def set_alias(name: str, alias: str, body: SetAlias, request: Request) -> Respon
         action=body.action,
     )
     return render(AliasTarget(alias=alias, version=body.version, previous=previous), AliasTarget)
+
+
+@router.post("/{name}/aliases/{alias}/refusals", status_code=204)
+def record_refusal(name: str, alias: str, body: Refusal, request: Request) -> Response:
+    """Record that a gate refused a version the alias (anyone who may write may say so)."""
+    _store(request).record_refusal(
+        name,
+        alias,
+        body.version,
+        champion=body.champion,
+        user=current_user(),
+        reason=body.reason,
+        evidence=body.evidence,
+    )
+    return Response(status_code=204)
 
 
 @router.delete(

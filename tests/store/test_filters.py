@@ -3,7 +3,7 @@ import re
 import pytest
 
 from ferryml.errors import InvalidArgument
-from ferryml.tracking._search import (
+from ferryml.store.filters import (
     And,
     Comparison,
     Or,
