@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
 from ferryml.store._search_sql import where_clause
-from ferryml.tracking._search import parse_filter
+from ferryml.store.filters import parse_filter
 from ferryml.tracking.client import FerryClient
 
 PROPERTY = settings(max_examples=40)
