@@ -23,6 +23,7 @@ import ferryml as ferry
 from ferryml.cli import main
 from ferryml.config import Settings
 from ferryml.tracking.client import FerryClient
+from private_postgres import PrivateCluster, unavailable_reason
 
 # Property tests: no deadline (the machine is shared and loaded), no example database left
 # in the clone, health checks that only say "slow" off; each test sets its own modest
@@ -57,6 +58,22 @@ def pg_database() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def private_postgres() -> Iterator[PrivateCluster]:
+    """A PostgreSQL cluster of this session's own (``initdb``/``pg_ctl`` in a temp folder),
+    for tests that stop, crash and restart the database itself. Running when handed out;
+    a test that stops it starts it again."""
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(reason)
+    cluster = PrivateCluster()
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 @pytest.fixture(scope="session")

@@ -7,25 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from team_world import TeamServer, add_users, free_port
-
-
-def _running(store_url: str, folder: Path) -> Iterator[TeamServer]:
-    server = TeamServer(
-        store_url, (folder / "server-artifacts").as_uri(), folder / "server-home", free_port()
-    )
-    server.tokens = add_users(store_url)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+from team_world import TeamServer, running_server
 
 
 @pytest.fixture
 def team_server(store_url: str, tmp_path: Path) -> Iterator[TeamServer]:
     """A server of this test's own."""
-    yield from _running(store_url, tmp_path)
+    yield from running_server(store_url, tmp_path)
 
 
 @pytest.fixture(
@@ -37,7 +25,7 @@ def shared_team_server(
     """One server for the tests of a module that do not depend on each other's records."""
     folder = tmp_path_factory.mktemp("team")
     with make_store(request.param, folder, request) as store_url:
-        yield from _running(store_url, folder)
+        yield from running_server(store_url, folder)
 
 
 @pytest.fixture
@@ -55,4 +43,4 @@ def sqlite_team_server(
     """One server over SQLite for a module's tests."""
     folder = tmp_path_factory.mktemp("team")
     with make_store("sqlite", folder, request) as store_url:
-        yield from _running(store_url, folder)
+        yield from running_server(store_url, folder)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,6 +93,20 @@ class TeamServer:
     def http(self, role: str | None = "writer") -> httpx.Client:
         headers = {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
+
+
+def running_server(store_url: str, folder: Path) -> Iterator[TeamServer]:
+    """A started server over ``store_url`` with a user per role, files under ``folder``;
+    stopped when the generator is closed (for fixtures: ``yield from``)."""
+    server = TeamServer(
+        store_url, (folder / "server-artifacts").as_uri(), folder / "server-home", free_port()
+    )
+    server.tokens = add_users(store_url)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 def add_users(store_url: str) -> dict[str, str]:

@@ -200,7 +200,7 @@ def test_unwritable_store_location_is_store_unavailable(tmp_path: Path) -> None:
 
 
 def test_unreachable_postgres_is_store_unavailable() -> None:
-    with pytest.raises(StoreUnavailable, match="Cannot open the store"):
+    with pytest.raises(StoreUnavailable, match="Cannot (open|reach) the store"):
         SqlStore("postgresql+psycopg://postgres@127.0.0.1:1/none?connect_timeout=2").open()
 
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import orjson
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 
 from ferryml.errors import InvalidArgument, StoreUnavailable
@@ -38,10 +38,28 @@ def make_engine(url: str) -> Engine:
             parsed = parsed.set(drivername="postgresql+psycopg")
         engine = create_engine(parsed, pool_pre_ping=True, pool_size=5, max_overflow=5)
         event.listen(engine, "before_cursor_execute", _refuse_nul)
+        event.listen(engine, "handle_error", _unreachable)
         return engine
     raise InvalidArgument(
         f"Store URL {url!r} names backend {backend!r}; ferryml supports sqlite and postgresql."
     )
+
+
+def _unreachable(context: ExceptionContext) -> None:
+    # A database that is down, restarting or gone mid-query is StoreUnavailable (a 503 on
+    # the servers, a retry in the journal), not an unexpected error. The pool's own
+    # pre-ping is left to reconnect by itself.
+    error = context.original_exception
+    state = str(getattr(error, "sqlstate", None) or "")
+    if context.is_pre_ping:
+        return
+    if context.is_disconnect or context.connection is None or state[:2] in ("08", "57"):
+        url = context.engine.url.render_as_string() if context.engine else "PostgreSQL"
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise StoreUnavailable(
+            f"Cannot reach the store {url}: {reason}. Check that the database is running "
+            "and reachable (FERRY_STORE); ferryml works again by itself once it is back."
+        ) from error
 
 
 def _refuse_nul(

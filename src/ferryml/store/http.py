@@ -59,8 +59,12 @@ class ServerClient:
     def close(self) -> None:
         self._http.close()
 
-    def call(self, method: str, path: str, body: Any = None, **kwargs: Any) -> Any:
-        """Send a request; its JSON answer, or None for an empty one.
+    def call(
+        self, method: str, path: str, body: Any = None, *, idempotent: bool = False, **kwargs: Any
+    ) -> Any:
+        """Send a request; its JSON answer, or None for an empty one. ``idempotent``: the
+        request may be sent again (as GET and HEAD may), so a lost connection or a 503 (the
+        server's database away) is retried for a while instead of failing.
 
         Raises:
             FerryError: the type the server named (NotFound, PermissionDenied, ...).
@@ -70,7 +74,7 @@ class ServerClient:
             # NaN and infinite metric values travel as Python's json spells them.
             kwargs["content"] = json.dumps(body, separators=(",", ":"))
             kwargs.setdefault("headers", {})["Content-Type"] = "application/json"
-        response = self.send(method, path, **kwargs)
+        response = self.send(method, path, idempotent=idempotent, **kwargs)
         if response.status_code == 204 or not response.content:
             return None
         return json.loads(response.content)
@@ -84,8 +88,10 @@ class ServerClient:
                 raise _error_of(response)
             yield response
 
-    def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        safe = method in ("GET", "HEAD")
+    def send(
+        self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
+    ) -> httpx.Response:
+        safe = idempotent or method in ("GET", "HEAD")
         deadline = time.monotonic() + _RETRY_SECONDS
         for attempt in itertools.count():
             try:
@@ -232,7 +238,10 @@ class HttpTrackingStore(_Part):
 
     def write_records(self, records: Sequence[Record]) -> None:
         if records:
-            self.client.call("POST", "/api/v1/records", batch_of_records(list(records)))
+            # A batch sent twice is stored once.
+            self.client.call(
+                "POST", "/api/v1/records", batch_of_records(list(records)), idempotent=True
+            )
 
     def mark_killed(self, run_ids: Iterable[str]) -> None:
         ids = list(run_ids)

@@ -105,7 +105,7 @@ class SqlStore:
         except DatabaseError as e:  # OperationalError included
             engine.dispose()
             raise _unavailable(engine, e) from e
-        except IncompatibleStore:
+        except StoreUnavailable:  # IncompatibleStore, or the database went away
             engine.dispose()
             raise
         self._engine = engine

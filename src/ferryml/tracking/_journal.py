@@ -218,7 +218,8 @@ class Journal:
                     self._pending[:0] = batch
                 self.last_error = e
                 raise StoreUnavailable(
-                    f"Could not write {len(batch)} logged values to the store: {e}. They are "
+                    f"Could not write {len(batch)} logged values to the store: "
+                    f"{str(e).rstrip('.')}. They are "
                     "kept in the local journal and written when the store is reachable."
                 ) from e
             self.last_error = None
