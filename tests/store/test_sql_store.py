@@ -173,9 +173,9 @@ def test_new_store_is_at_the_newest_schema(store: SqlStore) -> None:
 def test_schema_head_is_the_newest_migration() -> None:
     from alembic.script import ScriptDirectory
 
-    from ferryml.store import sql
+    from ferryml.store import _migrate, sql
 
-    scripts = ScriptDirectory(str(sql._MIGRATIONS))
+    scripts = ScriptDirectory(str(_migrate.MIGRATIONS))
     assert scripts.get_current_head() == SCHEMA_HEAD
     assert set(sql._KNOWN_REVISIONS) == {s.revision for s in scripts.walk_revisions()}
 

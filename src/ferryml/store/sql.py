@@ -6,23 +6,17 @@ import math
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
     Connection,
     Engine,
-    Select,
-    Table,
-    and_,
-    case,
     delete,
     or_,
     select,
-    text,
     update,
 )
-from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DatabaseError
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from ferryml._fork import renew_after_fork
@@ -34,27 +28,21 @@ from ferryml.errors import (
     NotFound,
     StoreUnavailable,
 )
-from ferryml.store import _dialect
+from ferryml.store import _dialect, _run_writes
 from ferryml.store import _schema as t
+from ferryml.store._migrate import current_revision, unavailable, upgrade
+from ferryml.store._run_rows import run_info, runs_from_rows, select_runs
 from ferryml.store.entities import (
     ArtifactEntry,
     Experiment,
     Metric,
     Run,
-    RunData,
     RunInfo,
-    RunInput,
     RunStatus,
     ViewType,
 )
 from ferryml.store.records import (
-    ArtifactRecord,
-    EndRecord,
-    InputRecord,
-    MetricRecord,
-    ParamRecord,
     Record,
-    TagRecord,
 )
 
 __all__ = ["SCHEMA_HEAD", "SqlStore", "StorePart"]
@@ -62,7 +50,6 @@ __all__ = ["SCHEMA_HEAD", "SqlStore", "StorePart"]
 # The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
 SCHEMA_HEAD = "0011"
 _KNOWN_REVISIONS = tuple(f"{n:04d}" for n in range(1, int(SCHEMA_HEAD) + 1))
-_MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def _now_ms() -> int:
@@ -92,7 +79,7 @@ class SqlStore:
         engine = _dialect.make_engine(self.url)
         try:
             with _dialect.migration_lock(engine):
-                revision = _current_revision(engine)
+                revision = current_revision(engine)
                 if revision != SCHEMA_HEAD:
                     if revision is not None and revision not in _KNOWN_REVISIONS:
                         raise IncompatibleStore(
@@ -101,10 +88,10 @@ class SqlStore:
                             f"(this one knows up to {SCHEMA_HEAD!r}). Upgrade ferryml: "
                             "pip install -U ferryml."
                         )
-                    _upgrade(engine)
+                    upgrade(engine)
         except DatabaseError as e:  # OperationalError included
             engine.dispose()
-            raise _unavailable(engine, e) from e
+            raise unavailable(engine, e) from e
         except StoreUnavailable:  # IncompatibleStore, or the database went away
             engine.dispose()
             raise
@@ -317,12 +304,12 @@ class SqlStore:
             row = conn.execute(select(t.runs).where(t.runs.c.run_id == run_id)).first()
         if row is None:
             raise NotFound(f"Run {run_id!r} not found. See `ferry runs list`.")
-        return _run_info(row)
+        return run_info(row)
 
     def get_run(self, run_id: str) -> Run:
         with self.engine.connect() as conn:
-            found = _runs_from_rows(
-                conn.execute(_select_runs(self.dialect).where(t.runs.c.run_id == run_id))
+            found = runs_from_rows(
+                conn.execute(select_runs(self.dialect).where(t.runs.c.run_id == run_id))
             )
         if not found:
             raise NotFound(f"Run {run_id!r} not found. See `ferry runs list`.")
@@ -413,7 +400,7 @@ class SqlStore:
             raise InvalidArgument(f"max_results must be between 1 and 50000; got {max_results}.")
         expr = parse_filter(filter_string)
         keys = parse_order_by(order_by)
-        stmt = _select_runs(self.dialect).where(
+        stmt = select_runs(self.dialect).where(
             t.runs.c.experiment_id.in_([_experiment_int(e) for e in experiment_ids]),
             t.runs.c.lifecycle_stage.in_(ViewType(run_view_type).stages()),
         )
@@ -421,7 +408,7 @@ class SqlStore:
             stmt = stmt.where(where_clause(expr, self.dialect))
         stmt = apply_order(stmt, keys, self.dialect).limit(max_results + 1).offset(offset)
         with self.engine.connect() as conn:
-            runs = _runs_from_rows(conn.execute(stmt))
+            runs = runs_from_rows(conn.execute(stmt))
         more = len(runs) > max_results
         return runs[:max_results], (offset + max_results if more else None)
 
@@ -434,44 +421,7 @@ class SqlStore:
         them to, and keeping them would block every later batch.
         """
         if records:
-            _dialect.retry_locked(lambda: self._write_records(records))
-
-    def _write_records(self, records: Sequence[Record]) -> None:
-        metric_rows: list[Record] = []
-        others: dict[type, list[Any]] = defaultdict(list)
-        for record in records:
-            if type(record) is MetricRecord:
-                metric_rows.append(record)
-            else:
-                others[type(record)].append(record)
-        with self._write() as conn:
-            run_ids = {r.run_id for r in records}
-            known = _existing_runs(conn, run_ids)
-            if known != run_ids:
-                metric_rows = [r for r in metric_rows if r.run_id in known]
-            _dialect.insert_ignore_fast(conn, t.metrics, metric_rows)
-            _dialect.upsert(
-                conn,
-                t.latest_metrics,
-                _latest(metric_rows),
-                ("run_id", "key"),
-                where=lambda tbl, new: or_(
-                    new.step > tbl.c.step,
-                    and_(new.step == tbl.c.step, new.timestamp >= tbl.c.timestamp),
-                ),
-            )
-            _dialect.insert_ignore(conn, t.params, _rows(others[ParamRecord], known))
-            _dialect.upsert(conn, t.tags, _rows(others[TagRecord], known), ("run_id", "key"))
-            _dialect.upsert(
-                conn, t.run_artifacts, _rows(others[ArtifactRecord], known), ("run_id", "path")
-            )
-            _dialect.insert_ignore(conn, t.run_inputs, _rows(others[InputRecord], known))
-            for end in others[EndRecord]:
-                conn.execute(
-                    update(t.runs)
-                    .where(t.runs.c.run_id == end.run_id)
-                    .values(status=end.status, end_time=end.end_time, failure=end.failure)
-                )
+            _dialect.retry_locked(lambda: _run_writes.write_records(self.engine, records))
 
     def mark_killed(self, run_ids: Iterable[str]) -> None:
         """Mark runs still RUNNING as KILLED: their process died without ending them."""
@@ -516,22 +466,6 @@ class StorePart:
         return self._store.engine.execution_options(ferry_write=True).begin()
 
 
-def _unavailable(engine: Engine, error: DatabaseError) -> StoreUnavailable:
-    database = engine.url.database
-    if _dialect.is_sqlite(engine) and not isinstance(error, OperationalError) and database:
-        # sqlite3 says "file is not a database" for anything but an SQLite file
-        return StoreUnavailable(
-            f"The store file {database} cannot be read as an SQLite database "
-            f"({error.orig}). Move it aside, or point FERRY_STORE (or FERRY_HOME) at "
-            "another location."
-        )
-    return StoreUnavailable(
-        f"Cannot open the store {engine.url.render_as_string()}: {error.orig}. "
-        "Check that the database is running and the location is writable "
-        "(FERRY_STORE, FERRY_HOME)."
-    )
-
-
 def _dispose_in_child(engine: Engine) -> None:
     engine.dispose(close=False)
 
@@ -567,121 +501,3 @@ def _delete_run_rows(conn: Connection, run_ids: Any) -> None:
         t.runs,
     ):
         conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
-
-
-def _current_revision(engine: Engine) -> str | None:
-    with engine.connect() as conn:
-        try:
-            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
-        except (OperationalError, ProgrammingError) as e:
-            if "alembic_version" not in str(e.orig) and "no such table" not in str(e.orig):
-                raise
-            return None
-
-
-def _upgrade(engine: Engine) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.connect() as conn:
-        config.attributes["connection"] = conn
-        command.upgrade(config, "head")
-        conn.commit()
-
-
-def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
-    if not run_ids:
-        return set()
-    rows = conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id.in_(run_ids)))
-    return {r[0] for r in rows}
-
-
-def _latest(rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Per run and key, the row with the highest (step, timestamp)."""
-    best: dict[tuple[str, str], Any] = {}
-    for row in rows:
-        key = (row[0], row[1])
-        current = best.get(key)
-        if current is None or (row[2], row[3]) >= (current[2], current[3]):
-            best[key] = row
-    return [row._asdict() for row in best.values()]
-
-
-def _rows(records: list[Any], known: set[str]) -> list[dict[str, Any]]:
-    return [r._asdict() for r in records if r.run_id in known]
-
-
-def _run_info(row: Any) -> RunInfo:
-    return RunInfo(
-        run_id=row.run_id,
-        experiment_id=str(row.experiment_id),
-        run_name=row.run_name,
-        status=RunStatus(row.status),
-        start_time=row.start_time,
-        end_time=row.end_time,
-        lifecycle_stage=row.lifecycle_stage,
-        parent_run_id=row.parent_run_id,
-        user=row.user_id,
-        description=row.description,
-        failure=row.failure,
-    )
-
-
-def _select_runs(dialect: str) -> Select[Any]:
-    """Runs with their params, tags, latest metrics and inputs, one row per run: the child
-    rows are folded into one JSON document per run by the database, so 1,000 runs are
-    1,000 rows and 1,000 decodes."""
-    r = t.runs.c
-
-    def folded(table: Table, aggregate: Any) -> Any:
-        return select(aggregate).where(table.c.run_id == r.run_id).scalar_subquery()
-
-    p, g, m, i = t.params.c, t.tags.c, t.latest_metrics.c, t.run_inputs.c
-    metric = case((m.is_nan, None), else_=_dialect.json_float(dialect, m.value))
-    children = _dialect.json_bundle(
-        dialect,
-        folded(t.params, _dialect.json_object_agg(dialect, p.key, p.value)),
-        folded(t.tags, _dialect.json_object_agg(dialect, g.key, g.value)),
-        folded(t.latest_metrics, _dialect.json_object_agg(dialect, m.key, metric)),
-        folded(
-            t.run_inputs, _dialect.json_rows_agg(dialect, i.name, i.version, i.digest, i.context)
-        ),
-    )
-    return select(*t.runs.c, children.label("children"))
-
-
-_STATUSES = {s.value: s for s in RunStatus}
-
-
-def _runs_from_rows(rows: Iterable[Any]) -> list[Run]:
-    runs = []
-    for row in rows:
-        params, tags, metrics, inputs = _dialect.load_json(row[-1])
-        runs.append(
-            Run(
-                info=RunInfo(
-                    run_id=row[0],
-                    experiment_id=str(row[1]),
-                    run_name=row[2],
-                    status=_STATUSES[row[3]],
-                    start_time=row[4],
-                    end_time=row[5],
-                    lifecycle_stage=row[6],
-                    parent_run_id=row[7],
-                    user=row[8],
-                    description=row[9],
-                    failure=row[10],
-                ),
-                data=RunData(
-                    params=params or {},
-                    metrics={
-                        k: math.nan if v is None else float(v) for k, v in (metrics or {}).items()
-                    },
-                    tags=tags or {},
-                ),
-                inputs=tuple(RunInput(*x) for x in inputs or ()),
-            )
-        )
-    return runs
