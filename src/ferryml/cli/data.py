@@ -25,14 +25,18 @@ JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts."
 RemoteOption = Annotated[
     str | None,
     typer.Option(
-        "--remote", "-r", help="Remote store URL, e.g. s3://bucket/prefix (default: FERRY_REMOTE)."
+        "--remote",
+        "-r",
+        help="Remote store URL, e.g. s3://bucket/prefix (default: FERRY_REMOTE, else the team "
+        "server that FERRY_TRACKING_URI names).",
     ),
 ]
 
 
 def _workspace(ctx: typer.Context) -> Workspace:
-    settings = settings_of(ctx)
-    return Workspace(settings)
+    workspace = Workspace(settings_of(ctx))
+    ctx.call_on_close(workspace.close)
+    return workspace
 
 
 @data.command("add")

@@ -1,11 +1,17 @@
 """``push`` and ``pull``: copy the blobs of dataset versions between the local artifact
 store and a remote one, in parallel, only those missing on the other side. An interrupted
 transfer resumes where it stopped: each blob lands whole or not at all, and the next run
-lists what is there and copies the rest."""
+lists what is there and copies the rest.
+
+Through a team server, the server is the default remote: ``add`` keeps the blobs in the
+local artifact store, ``push`` uploads them through the server and ``pull`` downloads
+them, both streamed and resumable."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ferryml.data._manifest import Manifest
@@ -13,7 +19,7 @@ from ferryml.data.workspace import Workspace
 from ferryml.errors import InvalidArgument
 from ferryml.store.artifacts import ArtifactStore
 from ferryml.store.entities import DatasetVersion
-from ferryml.store.factory import open_artifact_store
+from ferryml.store.factory import is_server_url, open_artifact_store
 
 __all__ = ["TransferReport", "pull", "push"]
 
@@ -28,14 +34,20 @@ class TransferReport:
     bytes: int
 
 
-def _remote(ws: Workspace, url: str | None) -> ArtifactStore:
-    target = url or ws.settings.remote
+@contextmanager
+def _remote(ws: Workspace, url: str | None) -> Iterator[ArtifactStore]:
+    store = ws.settings.store_url
+    target = url or ws.settings.remote or (store if is_server_url(store) else None)
     if not target:
         raise InvalidArgument(
             "No remote given: pass --remote s3://bucket/prefix, or set FERRY_REMOTE "
             "(or `remote:` in ferry.yaml)."
         )
-    return open_artifact_store(ws.settings, target)
+    remote = open_artifact_store(ws.settings, target)
+    try:
+        yield remote
+    finally:
+        remote.close()
 
 
 def _versions(ws: Workspace, refs: list[str] | None) -> list[tuple[str, str | None]]:
@@ -50,30 +62,35 @@ def _versions(ws: Workspace, refs: list[str] | None) -> list[tuple[str, str | No
 
 
 def push(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -> TransferReport:
-    """Copy the named versions' blobs (default: all in use) from the local store to ``url``."""
-    remote = _remote(ws, url)
+    """Copy the named versions' blobs (default: all in use whose files this store holds)
+    from the local store to ``url``."""
     wanted: dict[str, int] = {}
     for manifest_digest, profile_digest in _versions(ws, refs):
+        if not refs and not ws.artifacts.exists(manifest_digest):
+            continue  # added elsewhere (a team's store lists everyone's): not ours to push
         data = ws.artifacts.get_bytes(manifest_digest)
         wanted[manifest_digest] = len(data)
         if profile_digest:
             wanted[profile_digest] = 0
         for entry in Manifest.from_bytes(data, manifest_digest).entries:
             wanted[entry.digest] = entry.size
-    return _copy(ws.artifacts, remote, wanted, remote.url)
+    with _remote(ws, url) as remote:
+        return _copy(ws.artifacts, remote, wanted, remote.url)
 
 
 def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -> TransferReport:
     """Copy the named versions' blobs (default: all in use) from ``url`` to the local store."""
-    remote = _remote(ws, url)
     versions = _versions(ws, refs)
     heads = {d for d, _ in versions} | {p for _, p in versions if p}
-    first = _copy(remote, ws.artifacts, dict.fromkeys(heads, 0), remote.url)
-    wanted: dict[str, int] = {}
-    for manifest_digest, _ in versions:
-        manifest = Manifest.from_bytes(ws.artifacts.get_bytes(manifest_digest), manifest_digest)
-        wanted.update({e.digest: e.size for e in manifest.entries})
-    rest = _copy(remote, ws.artifacts, wanted, remote.url)
+    with _remote(ws, url) as remote:
+        first = _copy(remote, ws.artifacts, dict.fromkeys(heads, 0), remote.url)
+        wanted: dict[str, int] = {}
+        for manifest_digest, _ in versions:
+            data = ws.artifacts.get_bytes(manifest_digest)
+            wanted.update(
+                {e.digest: e.size for e in Manifest.from_bytes(data, manifest_digest).entries}
+            )
+        rest = _copy(remote, ws.artifacts, wanted, remote.url)
     return TransferReport(
         remote.url, first.copied + rest.copied, rest.present, first.bytes + rest.bytes
     )
@@ -82,7 +99,7 @@ def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -
 def _copy(
     src: ArtifactStore, dst: ArtifactStore, wanted: dict[str, int], remote: str
 ) -> TransferReport:
-    present = dst.list_digests()
+    present = _present(dst, wanted)
     missing = sorted(set(wanted) - present)
 
     def one(digest: str) -> int:
@@ -99,3 +116,12 @@ def _copy(
     with ThreadPoolExecutor(WORKERS) as pool:
         sizes = list(pool.map(one, missing))
     return TransferReport(remote, len(missing), len(set(wanted) & present), sum(sizes))
+
+
+def _present(store: ArtifactStore, wanted: dict[str, int]) -> set[str]:
+    if not is_server_url(store.url):
+        return store.list_digests()
+    # A team server does not list its blobs to clients: ask for each.
+    digests = sorted(wanted)
+    with ThreadPoolExecutor(WORKERS) as pool:
+        return {d for d, held in zip(digests, pool.map(store.exists, digests), strict=True) if held}

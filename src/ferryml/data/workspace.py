@@ -18,7 +18,7 @@ from ferryml.data._manifest import FileEntry, Manifest
 from ferryml.data._pointer import SUFFIX, Pointer, pointer_file
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store.entities import DatasetVersion
-from ferryml.store.factory import open_artifact_store, open_sql_part
+from ferryml.store.factory import open_artifact_store, open_dataset_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ferryml.data.profile import Profile
     from ferryml.data.validation import Expectation, ValidationReport
     from ferryml.store.artifacts import ArtifactStore
-    from ferryml.store.sql_data import SqlDatasetStore
+    from ferryml.store.base import DatasetStore
 
 __all__ = ["DataStatus", "Restored", "Workspace", "parse_ref"]
 
@@ -88,16 +88,14 @@ class Workspace:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.resolve()
         self.root = self.settings.root
-        self._datasets: SqlDatasetStore | None = None
+        self._datasets: DatasetStore | None = None
         self._artifacts: ArtifactStore | None = None
         self._cache: HashCache | None = None
 
     @property
-    def datasets(self) -> SqlDatasetStore:
+    def datasets(self) -> DatasetStore:
         if self._datasets is None:
-            from ferryml.store.sql_data import SqlDatasetStore
-
-            self._datasets = open_sql_part(self.settings, SqlDatasetStore)
+            self._datasets = open_dataset_store(self.settings)
         return self._datasets
 
     @property
@@ -118,6 +116,9 @@ class Workspace:
         if self._datasets is not None:
             self._datasets.close()
             self._datasets = None
+        if self._artifacts is not None:
+            self._artifacts.close()
+            self._artifacts = None
 
     # -- adding ------------------------------------------------------------------------
 

@@ -16,9 +16,9 @@ from ferryml.registry.package import METADATA, LoadedModel, PackageMeta, load_pa
 from ferryml.store.entities import ModelVersion, Run
 from ferryml.store.factory import (
     open_artifact_store,
+    open_dataset_store,
     open_deployment_store,
     open_registry_store,
-    open_sql_part,
     shared_part,
 )
 
@@ -206,9 +206,7 @@ class Registry:
         """The reference profile of the first table the training run read."""
         if not run.inputs:
             return None
-        from ferryml.store.sql_data import SqlDatasetStore
-
-        datasets = open_sql_part(self.settings, SqlDatasetStore)
+        datasets = open_dataset_store(self.settings)
         try:
             for item in run.inputs:
                 try:

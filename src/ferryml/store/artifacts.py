@@ -84,6 +84,9 @@ class ArtifactStore:
         """The URL the store was created with."""
         return self._url
 
+    def close(self) -> None:
+        """Nothing to release (fsspec keeps its own connections); the HTTP store has one."""
+
     def open(self) -> ArtifactStore:
         """Create the root folder (file) or reach the bucket (remote); return self.
 
@@ -270,6 +273,7 @@ class ArtifactStore:
         """Where a server keeps partial uploads for this store, beside its blobs so an
         upload moves in with a rename; None for a remote store."""
         return None if self._local is None else self._local / "uploads"
+
     # -- garbage collection --------------------------------------------------------------
     #
     # A writer that finds its content stored already "reuses" the blob: it sets the blob's

@@ -8,16 +8,18 @@ from typing import Protocol
 from ferryml.store.entities import (
     ArtifactEntry,
     BlobReferences,
+    CachedOutput,
     DatasetVersion,
     Experiment,
     Metric,
     Run,
     RunInfo,
+    Schedule,
     ViewType,
 )
 from ferryml.store.records import Record
 
-__all__ = ["DatasetStore", "ReferenceStore", "TrackingStore"]
+__all__ = ["DatasetStore", "ReferenceStore", "ScheduleStore", "StepCache", "TrackingStore"]
 
 
 class TrackingStore(Protocol):
@@ -114,6 +116,60 @@ class DatasetStore(Protocol):
     def delete_dataset_version(self, name: str, version: int) -> None:
         """Delete a version for good; its number is never given to other data."""
         ...
+
+    def close(self) -> None: ...
+
+
+class StepCache(Protocol):
+    """Pipeline steps' outputs by cache key (hash of the step's code, inputs and params)."""
+
+    def get(self, cache_key: str) -> CachedOutput | None: ...
+
+    def put(self, cache_key: str, step: str, digest: str, fmt: str, run_id: str | None) -> None:
+        """Record (or replace) the output stored for ``cache_key``."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class ScheduleStore(Protocol):
+    """Pipeline schedules. The store knows no cron: callers compute the times, and
+    ``claim`` is a compare-and-set on ``next_run_time``, so each occurrence goes to one
+    scheduler however many share the store."""
+
+    def create_schedule(
+        self,
+        name: str,
+        *,
+        target: str,
+        cron: str,
+        params: Mapping[str, str],
+        next_run_time: int,
+        creation_time: int,
+    ) -> Schedule:
+        """Raises AlreadyExists for a name in use."""
+        ...
+
+    def get_schedule(self, name: str) -> Schedule: ...
+
+    def list_schedules(self) -> list[Schedule]: ...
+
+    def delete_schedule(self, name: str) -> None: ...
+
+    def list_due(self, now_ms: int) -> list[Schedule]:
+        """Schedules whose ``next_run_time`` is at or before ``now_ms``, earliest first."""
+        ...
+
+    def claim(self, name: str, *, due: int, next_run_time: int, now_ms: int) -> Schedule | None:
+        """Move ``name`` from the occurrence ``due`` to ``next_run_time``, marked RUNNING
+        since ``now_ms``; None when another caller claimed ``due`` first."""
+        ...
+
+    def record_result(
+        self, name: str, run_id: str | None, status: str, *, run_time: int | None = None
+    ) -> bool: ...
+
+    def close(self) -> None: ...
 
 
 class ReferenceStore(Protocol):

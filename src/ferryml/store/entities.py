@@ -9,6 +9,7 @@ from enum import StrEnum
 
 __all__ = [
     "ArtifactEntry",
+    "CachedOutput",
     "BlobReferences",
     "DatasetVersion",
     "Experiment",
@@ -144,6 +145,15 @@ class DatasetVersion:
     @property
     def ref(self) -> str:
         return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class CachedOutput:
+    """A pipeline step's stored output: its blob, how it was serialized, the run that made it."""
+
+    digest: str
+    format: str
+    run_id: str | None
 
 
 @dataclass(frozen=True)

@@ -10,12 +10,13 @@ from ferryml.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from ferryml.config import Settings
-    from ferryml.store.base import TrackingStore
+    from ferryml.store.base import DatasetStore, TrackingStore
     from ferryml.store.sql import SqlStore, StorePart
 
 __all__ = [
     "is_server_url",
     "open_artifact_store",
+    "open_dataset_store",
     "open_deployment_store",
     "open_registry_store",
     "open_sql_part",
@@ -103,6 +104,16 @@ def open_user_store(settings: Settings) -> Any:
     from ferryml.store.sql_users import SqlUserStore
 
     return open_sql_part(settings, SqlUserStore)
+
+
+def open_dataset_store(settings: Settings) -> DatasetStore:
+    if is_server_url(settings.store_url):
+        from ferryml.store.http_data import HttpDatasetStore
+
+        return HttpDatasetStore(_client(settings))
+    from ferryml.store.sql_data import SqlDatasetStore
+
+    return open_sql_part(settings, SqlDatasetStore)
 
 
 def open_artifact_store(settings: Settings, url: str | None = None) -> Any:

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
+from ferryml._naming import check_name
 from ferryml.errors import NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
@@ -38,7 +39,12 @@ class SqlDatasetStore(StorePart):
         profile_digest: str | None = None,
         run_id: str | None = None,
     ) -> DatasetVersion:
-        """Record the next version of ``name`` (created on first use); numbers start at 1."""
+        """Record the next version of ``name`` (created on first use); numbers start at 1.
+
+        Raises:
+            InvalidArgument: ``name`` breaks the naming rule.
+        """
+        check_name(name, "Dataset", "images/train", paths=True)
         values: dict[str, Any] = {
             "name": name,
             "kind": kind,

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from sqlalchemy import select
 
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
+from ferryml.store.entities import CachedOutput
 from ferryml.store.sql import StorePart
 
-__all__ = ["CachedOutput", "SqlStepCache"]
-
-
-@dataclass(frozen=True)
-class CachedOutput:
-    digest: str
-    format: str
-    run_id: str | None
+__all__ = ["SqlStepCache"]
 
 
 class SqlStepCache(StorePart):

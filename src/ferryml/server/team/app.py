@@ -20,7 +20,7 @@ from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
 from ferryml.server._body import BodyLimit
 from ferryml.server._errors import error_response, json_response, status_of
-from ferryml.server.team import blobs, deployments, registry, tracking, users
+from ferryml.server.team import blobs, datasets, deployments, registry, tracking, users
 from ferryml.server.team._auth import Auth
 from ferryml.store.entities import Role, User
 
@@ -41,6 +41,7 @@ def create_team_app(settings: Settings, *, auth: bool = True) -> FastAPI:
         from ferryml.serving.deployments import Deployments
         from ferryml.store.artifacts import ArtifactStore
         from ferryml.store.sql import SqlStore
+        from ferryml.store.sql_data import SqlDatasetStore
         from ferryml.store.sql_registry import SqlRegistryStore
         from ferryml.store.sql_users import SqlUserStore
 
@@ -48,6 +49,7 @@ def create_team_app(settings: Settings, *, auth: bool = True) -> FastAPI:
         artifacts = ArtifactStore(settings.artifacts_url).open()
         app.state.tracking = sql
         app.state.registry = SqlRegistryStore(sql)
+        app.state.datasets = SqlDatasetStore(sql)
         app.state.users = SqlUserStore(sql) if auth else None
         app.state.deployments = Deployments(settings)
         app.state.artifacts = artifacts
@@ -62,7 +64,7 @@ def create_team_app(settings: Settings, *, auth: bool = True) -> FastAPI:
     app.state.users = None
     app.add_middleware(BodyLimit, max_body=MAX_BODY, exempt=("/api/v1/blobs/",))
     app.add_middleware(Auth, state=app.state, enabled=auth, anonymous=_local_admin())
-    for router in (tracking, blobs, registry, deployments, users):
+    for router in (tracking, blobs, datasets, registry, deployments, users):
         app.include_router(router.router)
 
     @app.get("/health")
