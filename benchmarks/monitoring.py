@@ -218,7 +218,7 @@ def worker_scipy(folder: Path, repeats: int) -> dict[str, Any]:
     from scipy import stats
     from scipy.spatial import distance
 
-    from ferryml.monitoring.drift import DEFAULT_THRESHOLDS, SMALL_SAMPLE
+    from ferryml.monitoring._column_drift import DEFAULT_THRESHOLDS, SMALL_SAMPLE
 
     numeric = set(json.loads((folder / "layout.json").read_text())["numeric"])
     ref = pd.read_parquet(folder / "reference.parquet")

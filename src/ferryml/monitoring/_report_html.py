@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from ferryml.monitoring.drift import OTHER
+from ferryml.monitoring._stats import OTHER
 
 if TYPE_CHECKING:
     from ferryml.monitoring.drift import ColumnDrift, DriftReport
