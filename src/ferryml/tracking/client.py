@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
 import os
 import time
@@ -28,12 +27,17 @@ from ferryml.store.records import (
     ArtifactRecord,
     EndRecord,
     InputRecord,
-    ParamRecord,
     Record,
     StartRecord,
-    TagRecord,
 )
 from ferryml.tracking import _validation as check
+from ferryml.tracking._batch import (
+    dict_text,
+    figure_bytes,
+    metric_records,
+    param_records,
+    tag_records,
+)
 
 if TYPE_CHECKING:
     from ferryml.store.artifacts import ArtifactStore
@@ -403,48 +407,10 @@ class FerryClient:
             InvalidArgument: a key or value is malformed.
             Conflict: a param was logged before with another value.
         """
-        from ferryml.store.records import MetricRecord
-
         state = self._run_state(run_id)
-        now = _now_ms()
-        records: list[Record] = []
-        for m in metrics:
-            # Checked inline: batches of thousands of values are the common case.
-            key, value, ts, step = m.key, m.value, m.timestamp, m.step
-            check.check_key(key, "metric")
-            if type(value) is not float:
-                value = check.check_metric_value(key, value)
-            if ts is None:
-                ts = now
-            elif type(ts) is not int:
-                ts = check.check_timestamp(key, ts)
-            if type(step) is not int:
-                step = check.check_step(key, step)
-            if value == value:
-                records.append(MetricRecord(run_id, key, step, ts, value, False))
-            else:
-                records.append(MetricRecord(run_id, key, step, ts, 0.0, True))
-        new_params: dict[str, str] = {}
-        for key, value in _pairs(params):
-            check.check_key(key, "param")
-            text = check.check_value(key, value, "Param", check.MAX_PARAM_VALUE)
-            old = state.params.get(key, new_params.get(key))
-            if old is not None and old != text:
-                from ferryml.errors import Conflict
-
-                raise Conflict(
-                    f"Param {key!r} of run {run_id} is {old!r} already; params cannot change "
-                    f"(got {text!r}). Log the new value under another key, or start a new run."
-                )
-            if old is None:
-                new_params[key] = text
-                records.append(ParamRecord(run_id, key, text))
-        for key, value in _pairs(tags):
-            check.check_key(key, "tag")
-            records.append(
-                TagRecord(run_id, key, check.check_value(key, value, "Tag", check.MAX_TAG_VALUE))
-            )
-        self._append(records)
+        records = metric_records(run_id, metrics, _now_ms())
+        param_rows, new_params = param_records(run_id, params, state.params)
+        self._append([*records, *param_rows, *tag_records(run_id, tags)])
         state.params.update(new_params)
 
     # -- artifacts and inputs ----------------------------------------------------------
@@ -500,27 +466,11 @@ class FerryClient:
 
     def log_dict(self, run_id: str, dictionary: Mapping[str, Any], artifact_file: str) -> None:
         """Store a mapping as JSON, or as YAML when ``artifact_file`` ends in .yaml/.yml."""
-        if artifact_file.endswith((".yaml", ".yml")):
-            import yaml
-
-            text = yaml.safe_dump(dict(dictionary), sort_keys=False)
-        else:
-            try:
-                text = json.dumps(dictionary, indent=2)
-            except TypeError as e:
-                raise InvalidArgument(f"log_dict: {e}; use JSON-compatible values.") from e
-        self.log_text(run_id, text, artifact_file)
+        self.log_text(run_id, dict_text(dictionary, artifact_file), artifact_file)
 
     def log_figure(self, run_id: str, figure: Any, artifact_file: str) -> None:
         """Store a matplotlib figure as an image (format from the file's extension)."""
-        if not hasattr(figure, "savefig"):
-            raise InvalidArgument(
-                f"log_figure needs a matplotlib Figure; got {type(figure).__name__}."
-            )
-        buffer = io.BytesIO()
-        fmt = Path(artifact_file).suffix.lstrip(".") or "png"
-        figure.savefig(buffer, format=fmt)
-        self.log_bytes(run_id, buffer.getvalue(), artifact_file)
+        self.log_bytes(run_id, figure_bytes(figure, artifact_file), artifact_file)
 
     def log_input(
         self,
@@ -560,19 +510,6 @@ class FerryClient:
             if len(entries) == 1
             else root / path.rstrip("/").rpartition("/")[2]
         )
-
-
-def _pairs(values: Mapping[str, Any] | Iterable[Any]) -> Iterable[tuple[Any, Any]]:
-    if isinstance(values, Mapping):
-        return values.items()
-    pairs = []
-    for item in values:
-        if not hasattr(item, "key") or not hasattr(item, "value"):
-            raise InvalidArgument(
-                f"Expected a mapping or Param/RunTag objects; got {type(item).__name__} {item!r}."
-            )
-        pairs.append((item.key, item.value))
-    return pairs
 
 
 def _view(value: ViewType | str) -> ViewType:
