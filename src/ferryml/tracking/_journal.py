@@ -188,7 +188,7 @@ class Journal:
         if self._fd is None:
             raise StoreUnavailable("The journal is closed; values can no longer be logged.")
         with self._lock:
-            os.write(self._fd, data)
+            self._write(self._fd, data)
             self._written += len(data)
             self._pending.extend(records)
             for record in records:
@@ -199,6 +199,22 @@ class Journal:
             size = len(self._pending)
         if size >= self._batch:
             self._wake.set()
+
+    def _write(self, fd: int, data: bytes) -> None:
+        """Append ``data`` whole or not at all: a value is accepted only once all its bytes
+        are in the file, and a torn line must not swallow the next one once space is back."""
+        done = 0
+        try:
+            while done < len(data):
+                done += os.write(fd, data[done:])
+        except OSError as e:
+            if done:
+                os.ftruncate(fd, self._written)
+            raise StoreUnavailable(
+                f"Cannot append to the journal {self._path}: {e.strerror or e} (a full disk "
+                "or a file-size limit). The value was not logged; free space in FERRY_HOME and "
+                "log it again. Values logged before it are kept."
+            ) from e
 
     def flush(self) -> None:
         """Apply every pending record to the store now.

@@ -1,0 +1,149 @@
+"""The disk fills up while ferryml writes: a file-size limit (RLIMIT_FSIZE) in a child
+process stands in for a full disk (writes past it fail with EFBIG as they would with
+ENOSPC). Each write either completes or leaves nothing, the error says what filled up, and
+the same call works once there is room again."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from ferryml import predictions
+from ferryml.config import Settings
+from ferryml.data.workspace import Workspace
+from ferryml.store.entities import RunStatus
+from ferryml.tracking.client import FerryClient
+
+pytestmark = pytest.mark.e2e
+
+# The limit is set once the stores exist, and lifted (the space comes back) where the
+# process goes on: the prediction log's blob is larger than its limit; the data version's
+# file and the artifact are larger than the next, and the journal grows until it reaches it.
+FULL = textwrap.dedent(
+    """
+    import json, os, resource, signal
+    from pathlib import Path
+    import numpy as np, pandas as pd
+    import ferryml as ferry
+    from ferryml.config import Settings
+    from ferryml.data.workspace import Workspace
+    from ferryml.serving.predlog import PredictionLog, new_prediction_id
+
+    def report(**fields):
+        print(json.dumps(fields), flush=True)
+
+    def limit(size):
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills at the limit
+    ferry.set_experiment("full")
+    run = ferry.start_run()
+    workspace = Workspace()
+    predictions = PredictionLog(Settings.resolve(), flush_interval=3600).open()
+    ids = [new_prediction_id() for _ in range(2000)]
+    features = pd.DataFrame({"x": np.random.default_rng(0).random(2000)})
+    predictions.record("churn", "primary", "churn", 1, ids, features, [0.5] * 2000, 1.0)
+    limit(1000)
+    try:
+        predictions.flush()
+    except ferry.FerryError as e:
+        report(phase="predictions", error=type(e).__name__, message=str(e),
+               pending=predictions.pending_rows)
+    limit(resource.RLIM_INFINITY)
+    report(phase="predictions, room again", flushed=predictions.flush())
+    predictions.close()
+
+    home = Path(".ferry")
+    size = max(p.stat().st_size for p in home.rglob("*") if p.is_file()) + 50_000
+    Path("data").mkdir()
+    Path("data/big.bin").write_bytes(os.urandom(size + 10_000))
+    Path("model.bin").write_bytes(os.urandom(size + 10_000))
+    limit(size)
+    report(run_id=run.info.run_id, ids=ids)
+    try:
+        workspace.add("data")
+    except ferry.FerryError as e:
+        report(phase="data", error=type(e).__name__, message=str(e))
+    try:
+        ferry.log_artifact("model.bin")
+    except ferry.FerryError as e:
+        report(phase="artifact", error=type(e).__name__, message=str(e))
+    accepted = 0
+    try:
+        for step in range(1_000_000):
+            ferry.log_metric("m", float(step), step=step)
+            accepted += 1
+    except ferry.FerryError as e:
+        report(phase="journal", error=type(e).__name__, message=str(e), accepted=accepted)
+    os.kill(os.getpid(), signal.SIGKILL)  # no chance to flush: only the journal remains
+    """
+)
+
+
+def test_a_full_disk_loses_no_accepted_value_and_leaves_no_partial_write(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    child = subprocess.run(
+        [sys.executable, "-c", FULL],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    lines = [json.loads(line) for line in child.stdout.splitlines()]
+    phases = {line.get("phase", "start"): line for line in lines}
+    assert list(phases) == [
+        "predictions",
+        "predictions, room again",
+        "start",
+        "data",
+        "artifact",
+        "journal",
+    ], child.stderr
+    run_id, ids = phases["start"]["run_id"], phases["start"]["ids"]
+    for name in ("predictions", "data", "artifact", "journal"):
+        assert phases[name]["error"] == "StoreUnavailable", phases[name]
+    assert "File too large" in phases["predictions"]["message"]
+    assert phases["predictions"]["pending"] == 2000  # kept in memory, not dropped
+    assert phases["predictions, room again"]["flushed"] == 2000
+    assert "File too large" in phases["data"]["message"]
+    assert "free space" in phases["artifact"]["message"]
+    journal = phases["journal"]
+    assert "Cannot append to the journal" in journal["message"]
+    assert "The value was not logged" in journal["message"]
+    assert journal["accepted"] > 100
+
+    settings = Settings.resolve(cwd=tmp_path, environ={})
+    blobs = settings.home / "artifacts" / "blobs"
+    assert [p.name for p in blobs.rglob("*.tmp")] == []  # no half-written blob is left
+    client = FerryClient(settings)  # replays the dead process's journal
+    try:
+        history = client.get_metric_history(run_id, "m")
+        assert [m.value for m in history] == [float(s) for s in range(journal["accepted"])]
+        run = client.get_run(run_id)
+        assert run.info.status is RunStatus.KILLED
+        assert "model.bin" not in {a.path for a in client.list_artifacts(run_id)}
+        again = client.create_run(run.info.experiment_id).info.run_id
+        client.log_artifact(again, tmp_path / "model.bin")  # room again: it works
+        client.log_metric(again, "m", 1.0)
+        assert "model.bin" in {a.path for a in client.list_artifacts(again)}
+    finally:
+        client.close()
+    logged = predictions.load("churn", settings=settings, with_feedback=False)
+    assert sorted(logged["id"]) == sorted(ids)  # each once
+    workspace = Workspace(settings)
+    try:
+        assert workspace.list_datasets() == []
+        assert workspace.add(str(tmp_path / "data")).version == 1  # room again: it works
+    finally:
+        workspace.close()
