@@ -25,7 +25,7 @@ def test_no_generated_request_gets_a_5xx(registered: Any, serve: Callable[[Any],
 
         @given(operation.as_strategy())
         @settings(
-            max_examples=25, deadline=None, database=None, suppress_health_check=list(HealthCheck)
+            max_examples=15, deadline=None, database=None, suppress_health_check=list(HealthCheck)
         )
         def check(case: Any) -> None:
             response = case.call(base_url=running.url)

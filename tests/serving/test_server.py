@@ -98,18 +98,6 @@ def test_mlflow_scoring_formats(server: Any, registered: Any) -> None:
             422,
             "missing column 'mean texture'",
         ),
-        (
-            "/invocations",
-            b'{"dataframe_split": {"data": [[1, 2]]}}',
-            422,
-            "Every row needs 30 values",
-        ),
-        (
-            "/v2/models/cancer/infer",
-            b'{"inputs": [{"name": "x", "shape": [1, 3], "data": [1]}]}',
-            422,
-            "needs 3 values",
-        ),
         ("/v1/feedback", b"[1, 2]", 422, "prediction_id"),
     ],
 )
@@ -119,6 +107,16 @@ def test_bad_requests_are_4xx_with_a_message(
     r = server.client.post(path, content=body, headers={"content-type": "application/json"})
     assert r.status_code == status
     assert message in r.json()["error"]["message"]
+
+
+def test_each_protocol_answers_bad_requests_with_its_own_error_body(server: Any) -> None:
+    r = server.client.post("/invocations", json={"dataframe_split": {"data": [[1, 2]]}})
+    assert r.status_code == 400 and r.json()["error_code"] == "BAD_REQUEST"
+    assert "Every row needs 30 values" in r.json()["message"]
+    tensor = {"name": "x", "shape": [1, 3], "datatype": "FP64", "data": [1.0]}
+    r = server.client.post("/v2/models/cancer/infer", json={"inputs": [tensor]})
+    assert r.status_code == 400
+    assert r.json() == {"error": "Input 'x' has 1 values; its shape [1, 3] needs 3."}
 
 
 def test_wrong_types_name_the_column(server: Any, registered: Any) -> None:

@@ -37,8 +37,9 @@ class ServerMetrics:
         )
         self.errors = Counter(
             "ferry_errors_total",
-            "Requests answered with an error.",
-            ("endpoint", "status"),
+            "Requests answered with an error, by route template and served model name "
+            "('unknown' for any other name).",
+            ("route", "model", "status"),
             registry=self.registry,
         )
 
@@ -82,8 +83,8 @@ class ServerMetrics:
     def observe_batch(self, rows: int, seconds: float) -> None:
         self.batch.observe(rows)
 
-    def error(self, endpoint: str, status: int) -> None:
-        self.errors.labels(endpoint, str(status)).inc()
+    def error(self, route: str, model: str, status: int) -> None:
+        self.errors.labels(route, model, str(status)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -1,28 +1,33 @@
 """The model server (FastAPI): one router per protocol (``ferryml.server.model``), one
-table that turns ferryml errors into HTTP statuses, and no input that makes it answer
-500."""
+table that turns ferryml errors into HTTP statuses, each protocol's own error body, and
+no input that makes it answer 500."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from ferryml.errors import FerryError
 from ferryml.server._body import BodyLimit
-from ferryml.server._errors import error_response, status_of
+from ferryml.server._errors import error_response, json_response, status_of
 from ferryml.server.model import feedback, ferry, health, inference, mlflow
+from ferryml.server.model._openapi import openapi_of
 from ferryml.serving.service import PredictionService
 
-__all__ = ["MAX_BODY", "create_app"]
+__all__ = ["MAX_BODY", "create_app", "protocol_error"]
 
 log = logging.getLogger("ferryml.server")
 
 MAX_BODY = 10 * 1024 * 1024
+_MLFLOW_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 413: "BAD_REQUEST"}
 
 
 def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastAPI:
@@ -37,32 +42,81 @@ def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastA
     app = FastAPI(title="ferryml model server", version="1", lifespan=lifespan)
     app.state.service = service
     app.state.max_body = max_body
-    app.add_middleware(BodyLimit, max_body=max_body)
-    for router in (health, ferry, inference, mlflow, feedback):
+    app.add_middleware(BodyLimit, max_body=max_body, respond=_refuse(app, service))
+    routers = (health, ferry, inference, mlflow, feedback)
+    for router in routers:
         app.include_router(router.router)
+    app.state.routes = [route for router in routers for route in router.router.routes]
     _handle_errors(app, service)
+    app.openapi = lambda: openapi_of(app, service)  # type: ignore[method-assign]
     return app
 
 
+def protocol_error(path: str, status: int, message: str, kind: str) -> Response:
+    """The error body of the protocol ``path`` belongs to: ``{"error": "..."}`` on the
+    Open Inference Protocol, MLflow's ``{"error_code", "message"}`` on /invocations,
+    ferryml's ``{"error": {"type", "message"}}`` elsewhere. Both peers say 400 where
+    ferryml says 422."""
+    if path == "/v2" or path.startswith("/v2/"):
+        return json_response({"error": message}, 400 if status == 422 else status)
+    if path == "/invocations":
+        status = 400 if status == 422 else status
+        code = _MLFLOW_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "BAD_REQUEST")
+        return json_response({"error_code": code, "message": message}, status)
+    return error_response(status, message, kind)
+
+
+def labels_of(app: FastAPI, scope: Any, service: PredictionService) -> tuple[str, str]:
+    """The route template and model name of a request, for metric labels: both from
+    bounded sets (the app's routes, the served names), never the raw path."""
+    route = scope.get("route")
+    params = scope.get("path_params") or {}
+    if route is None:
+        for candidate in app.state.routes:
+            match, child = candidate.matches(scope)
+            if match is Match.FULL:
+                route, params = candidate, child.get("path_params", {})
+                break
+    template = getattr(route, "path", "unmatched")
+    name = params.get("name")
+    model = "" if name is None else (name if name == service.endpoint else "unknown")
+    return template, model
+
+
+def _refuse(app: FastAPI, service: PredictionService) -> Any:
+    def respond(scope: Any, status: int, message: str, kind: str) -> Response:
+        route, model = labels_of(app, scope, service)
+        service.metrics.error(route, model, status)
+        return protocol_error(scope["path"], status, message, kind)
+
+    return respond
+
+
 def _handle_errors(app: FastAPI, service: PredictionService) -> None:
-    metrics = service.metrics
+    def answer(request: Request, status: int, message: str, kind: str) -> Response:
+        route, model = labels_of(app, request.scope, service)
+        service.metrics.error(route, model, status)
+        return protocol_error(request.url.path, status, message, kind)
 
     @app.exception_handler(FerryError)
     async def ferry_error(request: Request, exc: FerryError) -> Response:
-        status = status_of(exc)
-        metrics.error(request.url.path, status)
-        return error_response(status, str(exc), type(exc).__name__)
+        return answer(request, status_of(exc), str(exc), type(exc).__name__)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
-        metrics.error(request.url.path, 422)
-        return error_response(422, f"Invalid request: {exc.errors()}", "InvalidArgument")
+        return answer(request, 422, f"Invalid request: {exc.errors()}", "InvalidArgument")
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:
+            message = f"No route {request.method} {request.url.path}; see /docs for the routes."
+        else:
+            message = f"{request.method} {request.url.path}: {exc.detail}"
+        return answer(request, exc.status_code, message, "HTTPError")
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
         # Reached only by a bug: logged with its traceback, answered without one.
         log.exception("unexpected error on %s", request.url.path)
-        metrics.error(request.url.path, 500)
-        return error_response(
-            500, f"Internal error ({type(exc).__name__}); see the server log.", "InternalError"
-        )
+        message = f"Internal error ({type(exc).__name__}); see the server log."
+        return answer(request, 500, message, "InternalError")

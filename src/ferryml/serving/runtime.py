@@ -36,6 +36,8 @@ class Loaded:
     columns: tuple[str, ...]
     numeric: bool  # every input is a number: the model may be given an array
     floats: bool = False  # every input is a float: a float64 frame needs no checks but one
+    output: np.dtype[Any] = np.dtype(object)  # of ``predict``'s values, found at load
+    classes: tuple[Any, ...] | None = None  # a classifier's, in predict_proba's column order
 
     def predict(self, frame: pd.DataFrame) -> list[Any]:
         if self.floats and self._plain(frame):
@@ -58,6 +60,25 @@ class Loaded:
         except Exception as e:  # noqa: BLE001 - the model refused this input: a client error
             raise InvalidArgument(f"The model could not predict this input: {e}") from e
         return to_jsonable(out)
+
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        """Each row's probability of each class (``classes``), as an [n, k] float array.
+
+        Raises:
+            InvalidArgument: the model gives no probabilities, or refused this input.
+        """
+        if self.classes is None:
+            raise InvalidArgument(
+                f"Model {self.name!r} version {self.version} gives no probabilities "
+                "(predict_proba); ask for its output 'predict'."
+            )
+        prepared = self.model.prepare(frame)
+        try:
+            return np.asarray(self.model.raw.predict_proba(prepared), dtype=np.float64)  # type: ignore[attr-defined]
+        except FerryError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the model refused this input: a client error
+            raise InvalidArgument(f"The model could not predict this input: {e}") from e
 
     def _plain(self, frame: pd.DataFrame) -> bool:
         return tuple(frame.columns) == self.columns and all(
@@ -174,7 +195,8 @@ class ServedModel:
             c.type in ("integer", "float", "boolean") for c in signature.inputs
         )
         floats = signature is not None and all(c.type == "float" for c in signature.inputs)
-        loaded = Loaded(name, number, model, columns, numeric, floats)
+        output, classes = _outputs_of(model)
+        loaded = Loaded(name, number, model, columns, numeric, floats, output, classes)
         before, self.current = self.current, loaded
         if before is not None and before.version != loaded.version and self.on_switch:
             self.on_switch(before, loaded)
@@ -207,6 +229,38 @@ class ServedModel:
         if self._registry is not None:
             self._registry.close()
             self._registry = None
+
+
+def _outputs_of(model: LoadedModel) -> tuple[np.dtype[Any], tuple[Any, ...] | None]:
+    """The type of ``predict``'s values and a classifier's classes, found by predicting the
+    input example once (which also warms the model up), so what the server declares is
+    what it answers."""
+    classes = getattr(model.raw, "classes_", None) if model.has_proba else None
+    known = tuple(np.asarray(classes).tolist()) if classes is not None else None
+    example = model.metadata.input_example
+    if example:
+        try:
+            values = np.asarray(to_jsonable(model.predict(example)))
+            if known is None and model.has_proba:
+                width = np.asarray(model.predict_proba(example)).shape[-1]
+                known = tuple(range(width))
+            return _plain_dtype(values), known
+        except Exception as e:  # noqa: BLE001 - a model that refuses its own example
+            log.warning("could not predict %s's input example: %s", model.uri, e)
+    if classes is not None:
+        return _plain_dtype(np.asarray(classes)), known
+    return np.dtype(np.float64), known
+
+
+def _plain_dtype(values: np.ndarray) -> np.dtype[Any]:
+    kind = values.dtype.kind
+    if kind == "b":
+        return np.dtype(np.bool_)
+    if kind in "iu":
+        return np.dtype(np.int64)
+    if kind == "f":
+        return np.dtype(np.float64)
+    return np.dtype(object)
 
 
 def now_ms() -> float:

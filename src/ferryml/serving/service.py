@@ -36,6 +36,8 @@ class Answer:
     route: str
     ids: list[str]
     predictions: list[Any]
+    probabilities: Any = None  # an [n, k] array, when asked for
+    loaded: Loaded | None = None  # what answered
 
 
 @dataclass
@@ -125,6 +127,26 @@ class PredictionService:
     def ready(self) -> bool:
         return all(r.served.current is not None for r in self.routes)
 
+    def versions(self) -> list[int]:
+        """The versions a client may name: every loaded route's but the shadows'."""
+        loaded = (r.served.current for r in self.routes if r.role != "shadow")
+        return sorted({x.version for x in loaded if x is not None})
+
+    def route_of(self, version: int) -> RouteState:
+        """The route serving ``version``.
+
+        Raises:
+            NotFound: no route (but a shadow) serves it.
+        """
+        for route in self.routes:
+            current = route.served.current
+            if route.role != "shadow" and current is not None and current.version == version:
+                return route
+        served = ", ".join(map(str, self.versions())) or "none yet"
+        raise NotFound(
+            f"Version {version} of {self.endpoint!r} is not served here; served: {served}."
+        )
+
     def primary(self) -> Loaded:
         for route in self.routes:
             if route.role == "primary" and route.served.current is not None:
@@ -153,10 +175,18 @@ class PredictionService:
         return live[-1]
 
     async def predict(
-        self, frame: pd.DataFrame, *, key: str | None = None, endpoint: str = "v1"
+        self,
+        frame: pd.DataFrame,
+        *,
+        key: str | None = None,
+        endpoint: str = "v1",
+        version: int | None = None,
+        proba: bool = False,
     ) -> Answer:
-        route = self.choose(key)
-        answer = await self._run(route, frame, endpoint)
+        """Predict ``frame`` on a route chosen by weight (or the one serving ``version``),
+        with each row's class probabilities too when ``proba``."""
+        route = self.choose(key) if version is None else self.route_of(version)
+        answer = await self._run(route, frame, endpoint, proba)
         for shadow in (r for r in self.routes if r.role == "shadow"):
             task = asyncio.get_running_loop().create_task(self._shadow(shadow, frame, endpoint))
             self._shadow_tasks.add(task)
@@ -168,14 +198,20 @@ class PredictionService:
         with contextlib.suppress(FerryError):
             await self._run(route, frame, endpoint)
 
-    async def _run(self, route: RouteState, frame: pd.DataFrame, endpoint: str) -> Answer:
+    async def _run(
+        self, route: RouteState, frame: pd.DataFrame, endpoint: str, proba: bool = False
+    ) -> Answer:
         loaded = route.served.current
         if loaded is None:
             raise NotFound(f"Route {route.name!r} has no model loaded yet.")
         started = time.perf_counter()
         ok = False
+        probabilities = None
         try:
-            if route.batcher is not None:
+            if proba:  # rare: once per request, beside predict, not through the batcher
+                probabilities = loaded.predict_proba(frame)
+                predictions = loaded.predict(frame)
+            elif route.batcher is not None:
                 predictions = await route.batcher.submit(frame)
             else:
                 predictions = loaded.predict(frame)
@@ -203,4 +239,6 @@ class PredictionService:
                 predictions,
                 seconds * 1000,
             )
-        return Answer(loaded.name, loaded.version, route.name, ids, predictions)
+        return Answer(
+            loaded.name, loaded.version, route.name, ids, predictions, probabilities, loaded
+        )

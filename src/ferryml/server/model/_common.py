@@ -7,11 +7,11 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from ferryml.errors import InvalidArgument, NotFound
+from ferryml.errors import InvalidArgument
 from ferryml.serving.runtime import Loaded
 from ferryml.serving.service import PredictionService
 
-__all__ = ["OBJECT_BODY", "body_of", "served", "service_of"]
+__all__ = ["OBJECT_BODY", "body_of", "read_body", "served", "service_of"]
 
 OBJECT_BODY = {
     "requestBody": {
@@ -26,12 +26,18 @@ def service_of(request: Request) -> PredictionService:
     return service
 
 
-async def body_of(request: Request) -> Any:
-    """The request's JSON body, or a clear error."""
+async def read_body(request: Request) -> bytes:
+    """The request's body, up to the server's limit."""
     data = await request.body()
     limit: int = request.app.state.max_body
     if len(data) > limit:
         raise InvalidArgument(f"The body is over the limit of {limit} bytes.")
+    return data
+
+
+async def body_of(request: Request) -> Any:
+    """The request's JSON body, or a clear error."""
+    data = await read_body(request)
     try:
         return orjson.loads(data)
     except orjson.JSONDecodeError as e:
@@ -40,8 +46,6 @@ async def body_of(request: Request) -> Any:
 
 def served(service: PredictionService, name: str) -> Loaded:
     """The primary model of the endpoint ``name``; NotFound for any other name."""
-    if name != service.endpoint:
-        raise NotFound(
-            f"Model {name!r} is not served here; this server serves {service.endpoint!r}."
-        )
-    return service.primary()
+    from ferryml.server._inference import loaded_of
+
+    return loaded_of(service, name)

@@ -1,17 +1,37 @@
-"""The Open Inference Protocol (KServe V2) over REST."""
+"""The Open Inference Protocol (KServe V2) over REST: server and model metadata, health,
+readiness and infer, per model and per version, JSON or binary tensors."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ferryml.server import _protocols as protocols
+from ferryml.server import _inference as oip
 from ferryml.server._errors import json_response
-from ferryml.server.model._common import OBJECT_BODY, body_of, served, service_of
+from ferryml.server.model._common import read_body, service_of
 
 __all__ = ["router"]
 
 router = APIRouter(tags=["open inference protocol"])
+_HEADER = "inference-header-content-length"
+INFER_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "description": "A JSON header of Inference-Header-Content-Length bytes, then "
+                "the inputs' binary data (the binary tensor data extension).",
+            },
+        },
+    }
+}
+
+
+@router.get("/v2")
+async def server_metadata() -> Response:
+    return json_response(oip.server_metadata())
 
 
 @router.get("/v2/health/live")
@@ -26,44 +46,36 @@ async def ready(request: Request) -> Response:
 
 
 @router.get("/v2/models/{name}")
-async def metadata(name: str, request: Request) -> Response:
-    loaded = served(service_of(request), name)
-    signature = loaded.model.signature
-    inputs = [
-        {"name": c.name, "datatype": protocols.v2_type(c.type), "shape": [-1]}
-        for c in (signature.inputs if signature else ())
-    ]
-    return json_response(
-        {
-            "name": name,
-            "versions": [str(loaded.version)],
-            "platform": f"ferryml-{loaded.model.flavor}",
-            "inputs": inputs,
-            "outputs": [{"name": "predict", "datatype": "BYTES", "shape": [-1]}],
-        }
-    )
+@router.get("/v2/models/{name}/versions/{version}")
+async def metadata(name: str, request: Request, version: str | None = None) -> Response:
+    return json_response(oip.model_metadata(service_of(request), name, version))
 
 
 @router.get("/v2/models/{name}/ready")
-async def model_ready(name: str, request: Request) -> Response:
+@router.get("/v2/models/{name}/versions/{version}/ready")
+async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
     service = service_of(request)
-    served(service, name)
+    oip.loaded_of(service, name, version)
     return json_response({"name": name, "ready": service.ready})
 
 
-@router.post("/v2/models/{name}/infer", openapi_extra=OBJECT_BODY)
-async def infer(name: str, request: Request) -> Response:
+@router.post("/v2/models/{name}/infer", openapi_extra=INFER_BODY)
+@router.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=INFER_BODY)
+async def infer(name: str, request: Request, version: str | None = None) -> Response:
     service = service_of(request)
-    body = await body_of(request)
-    frame = protocols.frame_from_v2(body, served(service, name).columns)
-    answer = await service.predict(frame, key=request.headers.get("x-ferry-key"), endpoint="v2")
-    request_id = body.get("id") if isinstance(body.get("id"), str) else None
-    return json_response(
-        {
-            "model_name": name,
-            "model_version": str(answer.version),
-            "id": request_id or answer.ids[0],
-            "outputs": [protocols.v2_output("predict", answer.predictions)],
-            "parameters": {"prediction_ids": answer.ids},
-        }
+    oip.loaded_of(service, name, version)  # an unknown model is 404 whatever the body
+    inferred = await oip.infer(
+        service,
+        name,
+        version,
+        oip.request_from_rest(await read_body(request), request.headers.get(_HEADER)),
+        key=request.headers.get("x-ferry-key"),
+    )
+    body, header_length = oip.rest_body(name, inferred)
+    if header_length is None:
+        return Response(body, media_type="application/json")
+    return Response(
+        body,
+        media_type="application/octet-stream",
+        headers={"Inference-Header-Content-Length": str(header_length)},
     )
