@@ -1,37 +1,23 @@
-"""Starting the server: one process, or several behind one socket, each answering with
-TCP_NODELAY set (uvicorn's multi-worker mode otherwise leaves small keep-alive answers
-waiting ~40 ms for the client's delayed acknowledgement)."""
+"""Starting the model server: one process, or several behind one socket, each answering
+with TCP_NODELAY set (see ``_http``)."""
 
 from __future__ import annotations
 
-import contextlib
 import gc
 import json
 import os
-import socket
 from dataclasses import asdict
 from typing import Any
 
 from fastapi import FastAPI
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from ferryml.config import Settings
+from ferryml.server._http import NoDelayHttp
 from ferryml.serving.service import BatchOptions
 
 __all__ = ["NoDelayHttp", "app_from_env", "build_app", "serve"]
 
 _ENV = "FERRY_SERVE_CONFIG"
-
-
-class NoDelayHttp(HttpToolsProtocol):
-    """uvicorn's httptools protocol, with Nagle's algorithm off on every connection."""
-
-    def connection_made(self, transport: Any) -> None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):  # a Unix socket has no Nagle to turn off
-                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        super().connection_made(transport)
 
 
 def build_app(

@@ -11,15 +11,18 @@ import math
 import threading
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ferryml._identity import current_user
 from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
-from ferryml.serving.runtime import ServedModel
-from ferryml.serving.service import BatchOptions, PredictionService, RouteState
 from ferryml.store.factory import open_deployment_store, open_registry_store, shared_part
+
+# The serving runtime (pandas, pyarrow) is imported only to serve: the team server manages
+# deployments through this module and stays small without it.
+if TYPE_CHECKING:
+    from ferryml.serving.service import BatchOptions, PredictionService, RouteState
 
 __all__ = [
     "Deployments",
@@ -192,14 +195,16 @@ class Deployments:
         return spec
 
     def _check(self, name: str, spec: Spec) -> None:
-        from ferryml.registry.models import Registry
+        from ferryml.store.sql_registry import SqlRegistryStore
 
-        registry = Registry(self.settings)
+        shared = shared_part(self.store, SqlRegistryStore)  # same connections
+        registry = shared or open_registry_store(self.settings)
         try:
             for route in spec.routes:
-                registry.store.get_model_version(spec.model, route.version)
+                registry.get_model_version(spec.model, route.version)
         finally:
-            registry.close()
+            if shared is None:
+                registry.close()
         versions = [r.version for r in spec.routes]
         if len(set(versions)) != len(versions):
             raise InvalidArgument("A version can take only one route in a deployment.")
@@ -366,6 +371,8 @@ def deployment_service(
 ) -> PredictionService:
     """The prediction service of a deployment: its routes, kept in step with the stored
     spec, and the canary watched for automatic rollback."""
+    from ferryml.serving.service import PredictionService
+
     manager = Deployments(settings)
     spec = manager.get(name)
     routes = [_route_state(settings, spec, r, poll_seconds) for r in spec.routes]
@@ -377,6 +384,9 @@ def deployment_service(
 
 
 def _route_state(settings: Settings, spec: Spec, route: Route, poll: float) -> RouteState:
+    from ferryml.serving.runtime import ServedModel
+    from ferryml.serving.service import RouteState
+
     served = ServedModel(settings, f"{spec.model}/{route.version}", poll_seconds=poll)
     return RouteState(route.name, served, route.weight, route.role)
 

@@ -6,6 +6,7 @@ crash; applying a batch twice leaves the store as applying it once.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
 
 __all__ = [
@@ -105,11 +106,11 @@ def batch_of_records(records: list[Record]) -> dict[str, list[Any]]:
     batch: dict[str, list[Any]] = {}
     for record in records:
         field = _BATCH_FIELDS[type(record)]
-        batch.setdefault(field, []).append(record.run_id if field == "starts" else list(record))
+        batch.setdefault(field, []).append(record.run_id if field == "starts" else record)
     return batch
 
 
-def records_from_batch(batch: dict[str, list[Any]]) -> list[Record]:
+def records_from_batch(batch: Mapping[str, Sequence[Any]]) -> list[Record]:
     """The records of a batch, runs started first and status changes last."""
     records: list[Record] = []
     for kind, field in _BATCH_FIELDS.items():

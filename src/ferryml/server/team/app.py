@@ -146,7 +146,7 @@ def serve_team(
     """Run the team server until SIGTERM or Ctrl-C."""
     import uvicorn
 
-    from ferryml.server.main import NoDelayHttp
+    from ferryml.server._http import NoDelayHttp
     from ferryml.store.sql import SqlStore
 
     check_bind(host, port, auth)
