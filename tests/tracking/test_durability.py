@@ -115,3 +115,37 @@ def test_eight_processes_logging_to_one_sqlite_store_lose_nothing(tmp_path: Path
     sample = runs[0].info.run_id
     assert len(client.get_metric_history(sample, "loss")) == 150
     client.close()
+
+
+def test_journals_opened_one_after_another_share_one_exit_hook(tmp_path: Path) -> None:
+    code = """
+        import atexit
+        hooks = []
+        register = atexit.register
+        def counting(f, *args, **kwargs):
+            if f.__module__.startswith("ferryml"):
+                hooks.append(f)
+            return register(f, *args, **kwargs)
+        atexit.register = counting
+        from ferryml.tracking.client import FerryClient
+        for _ in range(30):  # as a server opens a client per request
+            opened = FerryClient()
+            opened.journal.flush()
+            opened.close()
+        client = FerryClient()  # left open: the one hook applies its values at exit
+        experiment = client.create_experiment("exit")
+        run = client.create_run(experiment, capture_environment=False)
+        client.log_metric(run.info.run_id, "m", 1.5)
+        print(len(hooks), run.info.run_id, flush=True)
+    """
+    home = tmp_path / "home"
+    child = _python(code, home)
+    out, err = child.communicate(timeout=120)
+    assert (child.returncode, err) == (0, "")
+    hooks, run_id = out.split()
+    assert hooks == "1"
+    settings = Settings.resolve(home=home, cwd=tmp_path, environ={})
+    assert list(settings.journal_dir.glob("*.journal")) == []  # applied at exit, not replayed
+    raw = SqlStore(settings.store_url).open()
+    assert raw.get_run(run_id).data.metrics == {"m": 1.5}
+    raw.close()

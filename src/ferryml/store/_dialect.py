@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
+from filelock import FileLock
 from sqlalchemy import Connection, Engine, Table, create_engine, event, func, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from ferryml.errors import InvalidArgument, StoreUnavailable
 
@@ -125,12 +125,8 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         if not database or database == ":memory:":
             yield
             return
-        with open(f"{database}.lock", "a+b") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+        with FileLock(f"{database}.lock"):
+            yield
         return
     with engine.connect() as conn:
         conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _LOCK_ADVISORY_KEY})
@@ -208,16 +204,13 @@ def is_lock_error(error: BaseException) -> bool:
 
 def retry_locked(operation: Callable[[], T], *, attempts: int = 20) -> T:
     """Run ``operation``, retrying while SQLite reports the database locked past its timeout."""
-    delay = 0.05
-    for attempt in range(attempts):
-        try:
-            return operation()
-        except OperationalError as e:
-            if not is_lock_error(e) or attempt == attempts - 1:
-                raise
-            time.sleep(delay)
-            delay = min(delay * 2, 1.0)
-    raise AssertionError("unreachable")
+    retrying = Retrying(
+        retry=retry_if_exception(is_lock_error),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential(multiplier=0.05, max=1.0),
+        reraise=True,
+    )
+    return retrying(operation)
 
 
 def json_object_agg(dialect: str, key: Any, value: Any) -> Any:

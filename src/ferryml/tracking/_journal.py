@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import fcntl
+import functools
 import json
 import logging
 import os
@@ -132,8 +133,7 @@ class Journal:
             ) from e
         self.recover()
         self._start()
-        ref = weakref.ref(self)
-        atexit.register(_close_ref, ref)
+        _close_at_exit(self)
         renew_after_fork(self, _forked)
         return self
 
@@ -148,6 +148,7 @@ class Journal:
 
     def close(self) -> None:
         """Apply what is pending and remove this process's journal file."""
+        _OPEN.discard(self)
         if self._closed or self._fd is None:
             return
         self._closed = True
@@ -311,9 +312,23 @@ class Journal:
             self._start()
 
 
-def _close_ref(ref: weakref.ref[Journal]) -> None:
-    journal = ref()
-    if journal is not None:
+# Process-wide, as atexit is: one hook closes every journal still open at exit (a hook per
+# journal would pile up in a process that opens many); a collected journal drops out.
+_OPEN: weakref.WeakSet[Journal] = weakref.WeakSet()
+
+
+def _close_at_exit(journal: Journal) -> None:
+    _register_exit_hook()
+    _OPEN.add(journal)
+
+
+@functools.cache
+def _register_exit_hook() -> None:
+    atexit.register(_close_all)
+
+
+def _close_all() -> None:
+    for journal in list(_OPEN):
         journal.close()
 
 
