@@ -1,0 +1,146 @@
+"""The object store fails: S3 (moto's server) behind a proxy that answers 503, never
+answers, or cuts an upload half-way. A blob is stored whole or not at all, the error names
+the store and what failed, and the same call works once the fault ends."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fsspec
+import pytest
+from fault_proxy import FaultProxy
+
+from ferryml.config import Settings
+from ferryml.data import transfer
+from ferryml.data.workspace import Workspace
+from ferryml.errors import StoreUnavailable
+from ferryml.store.artifacts import ArtifactStore, digest_bytes
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def proxy(s3_endpoint: str) -> Iterator[FaultProxy]:
+    host, port = s3_endpoint.removeprefix("http://").split(":")
+    proxy = FaultProxy((host, int(port)))
+    yield proxy
+    proxy.stop()
+
+
+@pytest.fixture
+def healthy(proxy: FaultProxy) -> Iterator[FaultProxy]:
+    """The proxy, passing everything again after the test."""
+    yield proxy
+    proxy.set("pass")
+
+
+def _store(proxy: FaultProxy, prefix: str) -> ArtifactStore:
+    # Short timeouts and few retries keep the test quick; the defaults behave alike, slower
+    # (botocore's 60 s timeouts, s3fs's five attempts).
+    options: dict[str, Any] = {
+        "client_kwargs": {"endpoint_url": proxy.url, "region_name": "us-east-1"},
+        "key": "testing",
+        "secret": "testing",
+        "config_kwargs": {
+            "connect_timeout": 1,
+            "read_timeout": 1,
+            "retries": {"max_attempts": 2, "mode": "standard"},
+        },
+    }
+    fsspec.filesystem("s3", use_listings_cache=False, **options).retries = 1  # the store's
+    return ArtifactStore(f"s3://ferry-test-artifacts/{prefix}", storage_options=options).open()
+
+
+def _keys(s3_client: Any, prefix: str) -> list[str]:
+    listed = s3_client.list_objects_v2(Bucket="ferry-test-artifacts", Prefix=prefix)
+    return [o["Key"] for o in listed.get("Contents", [])]
+
+
+@pytest.mark.parametrize("fault", ["error", "hang"])
+def test_a_failing_object_store_stores_nothing_says_so_and_works_once_it_is_back(
+    healthy: FaultProxy, s3_client: Any, fault: str
+) -> None:
+    store = _store(healthy, f"faults-{fault}")
+    data = os.urandom(100_000)
+    healthy.set(fault)
+    with pytest.raises(StoreUnavailable) as refused:
+        store.put_bytes(data)
+    message = str(refused.value)
+    digest = digest_bytes(data).digest
+    assert re.match(f"(Checking|Writing) blob {digest} in artifact store 's3://", message)
+    assert "Check the store is reachable" in message
+    assert (
+        ("503" in message or "ServiceUnavailable" in message)
+        if fault == "error"
+        else ("timeout" in message.lower())
+    )
+    assert _keys(s3_client, f"faults-{fault}/") == []
+    healthy.set("pass")
+    blob = store.put_bytes(data)
+    assert store.get_bytes(blob.digest) == data  # read back and checked against its digest
+
+
+@pytest.fixture
+def weights(tmp_path: Path) -> Path:
+    """A 3 MiB file: an upload long enough to be cut after its first MiB."""
+    path = tmp_path / "weights.bin"
+    path.write_bytes(os.urandom(3 << 20))
+    return path
+
+
+@pytest.mark.parametrize("cuts", [1, None], ids=["cut once", "cut every time"])
+def test_an_upload_cut_half_way_is_stored_whole_or_not_at_all(
+    healthy: FaultProxy, s3_client: Any, weights: Path, cuts: int | None
+) -> None:
+    prefix = f"faults-cut-{cuts}"
+    store = _store(healthy, prefix)
+    healthy.set("drop", drop_after=1 << 20, drop_limit=cuts)
+    if cuts is None:
+        with pytest.raises(StoreUnavailable, match="Check the store is reachable"):
+            store.put_file(weights)
+        assert _keys(s3_client, f"{prefix}/") == []  # no partial object
+        healthy.set("pass")
+    blob = store.put_file(weights)  # cut once: the retry sends the whole blob
+    assert healthy.drops == (cuts or 0)
+    assert _keys(s3_client, f"{prefix}/") == [f"{prefix}/blobs/{blob.digest[:2]}/{blob.digest[2:]}"]
+    assert store.get_bytes(blob.digest) == weights.read_bytes()
+
+
+def test_data_push_through_a_failing_store_resumes_and_copies_each_blob_once(
+    healthy: FaultProxy,
+    s3_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", healthy.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # an earlier test's client points elsewhere
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(5):
+        (folder / f"{i}.bin").write_bytes(os.urandom(20_000))
+    workspace = Workspace(Settings.resolve(cwd=tmp_path, environ={}))
+    remote = "s3://ferry-test-artifacts/faults-push"
+    try:
+        workspace.add(str(folder))
+        healthy.set("drop", drop_after=5_000)  # every upload cut: nothing gets through
+        with pytest.raises(StoreUnavailable, match="faults-push"):
+            transfer.push(workspace, remote)
+        healthy.set("pass")
+        report = transfer.push(workspace, remote)
+        assert report.copied + report.present == 6  # 5 files and the manifest
+        again = transfer.push(workspace, remote)
+        assert (again.copied, again.present) == (0, 6)
+    finally:
+        workspace.close()
+        s3fs.S3FileSystem.clear_instance_cache()
+    assert len(_keys(s3_client, "faults-push/")) == 6
