@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
 from ferryml.config import Settings, find_root, read_config, redact_url
+from ferryml.errors import ConfigError
 
 
 def test_default_is_a_ferry_folder_in_the_working_directory(tmp_path: Path) -> None:
@@ -143,3 +145,29 @@ def test_relative_paths_in_the_file_are_from_the_root_and_typed_ones_from_where_
     assert Settings.resolve(cwd=sub, store="sqlite:///:memory:", environ={}).store_url == (
         "sqlite:///:memory:"
     )
+
+
+def test_how_long_a_client_retries_a_team_server_is_a_setting(tmp_path: Path) -> None:
+    assert Settings.resolve(cwd=tmp_path, environ={}).server_retry == 20.0
+    (tmp_path / "ferry.yaml").write_text("server_retry: 2m\n")
+    assert Settings.resolve(cwd=tmp_path, environ={}).server_retry == 120.0
+    env = {"FERRY_SERVER_RETRY": "5"}
+    assert Settings.resolve(cwd=tmp_path, environ=env).server_retry == 5.0
+    with pytest.raises(ConfigError, match="FERRY_SERVER_RETRY must be seconds or a duration"):
+        Settings.resolve(cwd=tmp_path, environ={"FERRY_SERVER_RETRY": "soon"})
+    (tmp_path / "ferry.yaml").write_text("server_retry: soon\n")
+    with pytest.raises(ConfigError, match="line 1: server_retry"):
+        Settings.resolve(cwd=tmp_path, environ={})
+
+
+def test_a_client_gives_up_on_an_unreachable_server_after_the_setting(tmp_path: Path) -> None:
+    from ferryml.errors import StoreUnavailable
+    from ferryml.store.factory import open_tracking_store
+
+    env = {"FERRY_TRACKING_URI": "http://127.0.0.1:9", "FERRY_SERVER_RETRY": "0.2"}
+    store = open_tracking_store(Settings.resolve(cwd=tmp_path, environ=env))
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="Cannot reach the ferryml server"):
+        store.get_experiment("1")
+    assert time.monotonic() - started < 10  # the default budget is 20 s
+    store.close()

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from ferryml._configtypes import (
     DatasetConfig,
+    Duration,
     ModelConfig,
     MonitoringConfig,
     Name,
@@ -47,6 +48,7 @@ class ProjectConfig(Strict):
     artifacts: Text | None = None
     server: Text | None = None
     remote: Text | None = None
+    server_retry: Duration | None = None
     data: dict[PathName, DatasetConfig] | None = None
     models: dict[Name, ModelConfig] | None = None
     pipelines: dict[str, dict[str, Any]] | None = None  # reserved for pipeline defaults

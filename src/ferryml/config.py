@@ -16,14 +16,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ferryml.errors import InvalidArgument
+
 if TYPE_CHECKING:
     from ferryml._configfile import ProjectConfig
 
-__all__ = ["CONFIG_FILE", "HOME_DIR", "Settings", "find_root", "read_config", "redact_url"]
+__all__ = [
+    "CONFIG_FILE",
+    "DEFAULT_SERVER_RETRY",
+    "HOME_DIR",
+    "Settings",
+    "find_root",
+    "read_config",
+    "redact_url",
+]
 
 CONFIG_FILE = "ferry.yaml"
 HOME_DIR = ".ferry"
-_KEYS = ("home", "store", "artifacts", "server", "remote")
+_KEYS = ("home", "store", "artifacts", "server", "remote", "server_retry")
+DEFAULT_SERVER_RETRY = 20.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,8 @@ class Settings:
             ``argument``, a variable's name such as ``FERRY_STORE``, ``ferry.yaml`` or
             ``default``.
         token: the API token sent to a team server (``FERRY_TOKEN``; never from a file).
+        server_retry: seconds a client keeps retrying a team server it cannot reach, long
+            enough for a restart (``FERRY_SERVER_RETRY``, ``server_retry`` in ferry.yaml).
     """
 
     home: Path
@@ -56,6 +69,7 @@ class Settings:
     cwd: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     token: str | None = field(default=None, repr=False)
+    server_retry: float = DEFAULT_SERVER_RETRY
 
     @property
     def journal_dir(self) -> Path:
@@ -96,6 +110,7 @@ class Settings:
         artifacts: str | None = None,
         server: str | None = None,
         remote: str | None = None,
+        server_retry: float | str | None = None,
         cwd: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
@@ -121,6 +136,7 @@ class Settings:
             "artifacts": artifacts,
             "server": server,
             "remote": remote,
+            "server_retry": server_retry,
         }
         sources: dict[str, str] = {}
 
@@ -164,6 +180,8 @@ class Settings:
         )
         server_url, remote = pick("server"), pick("remote")
         remote_url = _absolute(remote, folder("remote")) if remote else None
+        retry = pick("server_retry")
+        retry_source = sources.pop("server_retry")  # sources name the places, not this
         return cls(
             home=home_path,
             store_url=str(store_url),
@@ -175,6 +193,11 @@ class Settings:
             cwd=start,
             sources=sources,
             token=env.get("FERRY_TOKEN") or None,
+            server_retry=(
+                DEFAULT_SERVER_RETRY
+                if retry is None
+                else _seconds(retry, retry_source, "server_retry")
+            ),
         )
 
 
@@ -211,6 +234,16 @@ def _absolute(url: str, folder: Path) -> str:
     if "://" not in url and not Path(url).is_absolute():
         return str((folder / url).resolve())
     return url
+
+
+def _seconds(value: Any, source: str, key: str) -> float:
+    from ferryml._duration import parse_duration
+    from ferryml.errors import ConfigError
+
+    try:
+        return parse_duration(value)
+    except InvalidArgument as e:
+        raise ConfigError(f"{key if source == CONFIG_FILE else source} {e}") from None
 
 
 def _sqlite_path(url: str) -> Path | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,6 +16,7 @@ from team_world import TeamServer
 
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
+from ferryml.store.artifacts import ArtifactStore
 from ferryml.store.http import ServerClient
 from ferryml.store.http_artifacts import HttpArtifactStore
 
@@ -109,3 +111,23 @@ def test_an_unknown_server_setting_is_refused() -> None:
         from ferryml.store.factory import open_sql_store
 
         open_sql_store(settings)
+
+
+def test_a_writer_reusing_a_blob_keeps_it_from_gc_and_a_read_does_not(
+    shared_team_server: TeamServer,
+) -> None:
+    data = os.urandom(4096)
+    local = ArtifactStore(shared_team_server.artifacts_url)
+    with _store(shared_team_server) as store:
+        digest = store.put_bytes(data).digest
+    path = local.local_path(digest)
+    assert path is not None
+    hour_ago = time.time() - 3600
+    os.utime(path, (hour_ago, hour_ago))
+    with _store(shared_team_server, "reader") as reader:
+        assert reader.exists(digest)  # a read: the blob stays as old as it was
+    assert digest in local.list_stale_blobs(time.time() - 60)
+    with _store(shared_team_server) as store:
+        assert store.put_bytes(data).digest == digest  # stored already: reused, not sent
+    assert digest not in local.list_stale_blobs(time.time() - 60)
+    assert path.read_bytes() == data

@@ -313,7 +313,7 @@ def test_many_clients_at_once_lose_nothing(team_server: TeamServer, client_dir: 
 
 def test_an_unreachable_server_is_named(client_dir: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
-    env.update(FERRY_TRACKING_URI="http://127.0.0.1:9", FERRY_TOKEN="x")
+    env.update(FERRY_TRACKING_URI="http://127.0.0.1:9", FERRY_TOKEN="x", FERRY_SERVER_RETRY="1s")
     result = subprocess.run(
         [FERRY, "runs", "list"],
         cwd=client_dir,

@@ -256,8 +256,9 @@ class ArtifactStore:
             return self._open_blob(digest)
 
     def adopt_file(self, path: Path, digest: str) -> None:
-        """Store the file at ``path``, whose content the caller has hashed to ``digest``,
-        moving it in when it lies on the same local filesystem (an upload's temp file)."""
+        """Store the file at ``path``, whose content the caller has hashed (and synced to
+        disk) to ``digest``, moving it in when it lies on the same local filesystem (an
+        upload's temp file); the move is on disk when this returns."""
         _check_digest(digest)
         with self._io(f"Writing blob {digest}"):
             if self._local is None:
@@ -265,9 +266,18 @@ class ArtifactStore:
                 path.unlink()
                 return
             final = self._path(digest)
-            final.parent.mkdir(parents=True, exist_ok=True)
+            if not final.parent.is_dir():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                _fsync_dir(final.parent.parent)
             os.chmod(path, 0o444)
             os.replace(path, final)
+            _fsync_dir(final.parent)
+
+    def reuse(self, digest: str, size: int) -> bool:
+        """Whether the blob is stored with ``size`` bytes, for a writer about to refer to it
+        instead of storing it again; if so its age restarts, so that a ``ferry gc``
+        running meanwhile keeps it."""
+        return self._reuse(digest, size)
 
     def uploads_folder(self) -> Path | None:
         """Where a server keeps partial uploads for this store, beside its blobs so an

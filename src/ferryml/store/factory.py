@@ -36,7 +36,9 @@ def is_server_url(url: str) -> bool:
 def _client(settings: Settings, url: str | None = None) -> Any:
     from ferryml.store.http import ServerClient
 
-    return ServerClient(url or settings.store_url, settings.token)
+    return ServerClient(
+        url or settings.store_url, settings.token, retry_seconds=settings.server_retry
+    )
 
 
 def open_sql_store(settings: Settings) -> SqlStore:

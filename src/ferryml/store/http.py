@@ -7,9 +7,11 @@ so callers cannot tell the two apart.
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import json
 import time
+import urllib.parse
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import lru_cache
@@ -18,6 +20,7 @@ from typing import Any
 import httpx
 
 from ferryml import errors
+from ferryml.config import DEFAULT_SERVER_RETRY
 from ferryml.errors import FerryError, StoreUnavailable
 from ferryml.store.entities import (
     ArtifactEntry,
@@ -43,18 +46,27 @@ __all__ = [
     "ServerClient",
 ]
 
-# How long to keep retrying requests that change nothing or failed before they were sent:
-# long enough for a server restart, so that the end of a run waits rather than fails.
-_RETRY_SECONDS = 20.0
-
 
 class ServerClient:
-    """One connection pool to a team server, sending the token on every request."""
+    """One connection pool to a team server, sending the token on every request.
 
-    def __init__(self, url: str, token: str | None, *, timeout: float = 60.0) -> None:
+    Requests that change nothing, or failed before they were sent, are retried for
+    ``retry_seconds``: long enough for a server restart, so that the end of a run waits
+    rather than fails (``Settings.server_retry``)."""
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        timeout: float = 60.0,
+        retry_seconds: float = DEFAULT_SERVER_RETRY,
+    ) -> None:
         self.url = url.rstrip("/")
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+        self.timeout = timeout
+        self.retry_seconds = retry_seconds
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=self.headers, timeout=timeout)
 
     def close(self) -> None:
         self._http.close()
@@ -80,19 +92,37 @@ class ServerClient:
         return json.loads(response.content)
 
     @contextmanager
-    def stream(self, path: str, headers: dict[str, str]) -> Iterator[httpx.Response]:
-        """A GET whose body is read in chunks; an error answer raises its ferryml type."""
-        with self._http.stream("GET", path, headers=headers) as response:
-            if response.status_code >= 400:
-                response.read()
-                raise _error_of(response)
+    def stream(
+        self, path: str, headers: Mapping[str, str], *, signed: bool = False
+    ) -> Iterator[http.client.HTTPResponse]:
+        """A GET of ``path`` (or of a full URL the server ``signed``, sent without the
+        token) whose body is read into the caller's buffer (``readinto``): through httpx,
+        a large body cost four times the CPU in copies. An error answer raises its
+        ferryml type; a lost connection raises OSError or http.client's errors."""
+        url = urllib.parse.urlsplit(path if signed else self.url + path)
+        if url.scheme == "https":
+            context = httpx.create_ssl_context()
+            conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+                url.netloc, timeout=self.timeout, context=context
+            )
+        else:
+            conn = http.client.HTTPConnection(url.netloc, timeout=self.timeout)
+        target = url.path + (f"?{url.query}" if url.query else "")
+        try:
+            conn.request("GET", target, headers={**({} if signed else self.headers), **headers})
+            response = conn.getresponse()
+            if response.status >= 400:
+                body = response.read()
+                raise _error_of(httpx.Response(response.status, content=body))
             yield response
+        finally:
+            conn.close()
 
     def send(
         self, method: str, path: str, *, idempotent: bool = False, **kwargs: Any
     ) -> httpx.Response:
         safe = idempotent or method in ("GET", "HEAD")
-        deadline = time.monotonic() + _RETRY_SECONDS
+        deadline = time.monotonic() + self.retry_seconds
         for attempt in itertools.count():
             try:
                 response = self._http.request(method, path, **kwargs)
@@ -150,11 +180,6 @@ def _adapter(kind: Any) -> Any:
     from pydantic import TypeAdapter
 
     return TypeAdapter(kind)
-
-
-def _run(data: Any) -> Run:
-    run: Run = _adapter(Run).validate_python(data)
-    return run
 
 
 def _as(kind: Any, data: Any) -> Any:
@@ -221,7 +246,8 @@ class HttpTrackingStore(_Part):
         return _as(RunInfo, self.client.call("POST", "/api/v1/runs", body))
 
     def get_run(self, run_id: str) -> Run:
-        return _run(self.client.call("GET", f"/api/v1/runs/{run_id}"))
+        run: Run = _as(Run, self.client.call("GET", f"/api/v1/runs/{run_id}"))
+        return run
 
     def get_run_info(self, run_id: str) -> RunInfo:
         return self.get_run(run_id).info

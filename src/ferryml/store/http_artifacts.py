@@ -1,16 +1,19 @@
-"""Blobs through a team server, streamed both ways in 1 MiB chunks. An upload cut short
-(a dropped connection, a killed client) resumes from what the server holds."""
+"""Blobs through a team server, streamed both ways. An upload cut short (a dropped
+connection, a killed client) resumes from what the server holds; a download from where
+it stopped."""
 
 from __future__ import annotations
 
+import http.client
 import io
 import os
 from pathlib import Path
 from typing import Any
 
+import blake3
 import httpx
 
-from ferryml.errors import IntegrityError, StoreUnavailable
+from ferryml.errors import IntegrityError, NotFound, StoreUnavailable
 from ferryml.store.artifacts import Blob, _create_temp, digest_bytes, digest_file
 from ferryml.store.http import ServerClient
 
@@ -18,6 +21,7 @@ __all__ = ["HttpArtifactStore"]
 
 _CHUNK = 1 << 20
 _ATTEMPTS = 5
+_THREADED_HASH = 16 << 20  # files from this size are hashed on every core, through mmap
 
 
 class HttpArtifactStore:
@@ -50,13 +54,13 @@ class HttpArtifactStore:
 
     def put_bytes(self, data: bytes) -> Blob:
         blob = digest_bytes(data)
-        if self.size(blob.digest) != blob.size:
+        if not self._reuse(blob):
             self._upload(blob, lambda: io.BytesIO(data))
         return blob
 
     def put_file(self, path: str | os.PathLike[str]) -> Blob:
-        blob = digest_file(path)
-        if self.size(blob.digest) != blob.size:
+        blob = _digest_file(path)
+        if not self._reuse(blob):
             self._upload(blob, lambda: open(path, "rb"))  # noqa: SIM115 - closed by _upload
         return blob
 
@@ -64,6 +68,17 @@ class HttpArtifactStore:
 
     def ingest_small(self, path: str | os.PathLike[str], size: int) -> Blob:
         return self.put_file(path)
+
+    def _reuse(self, blob: Blob) -> bool:
+        """Whether the server holds the blob; if so it keeps it from a running ``ferry gc``
+        until this client's reference to it is recorded."""
+        try:
+            self._client.call(
+                "POST", f"/api/v1/blobs/{blob.digest}/reuse", {"size": blob.size}, idempotent=True
+            )
+        except NotFound:
+            return False
+        return True
 
     def _upload(self, blob: Blob, source: Any) -> None:
         offset = 0
@@ -83,6 +98,8 @@ class HttpArtifactStore:
                         headers={
                             "Upload-Length": str(blob.size),
                             "Upload-Offset": str(offset),
+                            # Announced, so the body is not sent in chunked encoding.
+                            "Content-Length": str(blob.size - offset),
                             "Content-Type": "application/octet-stream",
                         },
                     )
@@ -104,25 +121,28 @@ class HttpArtifactStore:
 
     def get_file(self, digest: str, dest: str | os.PathLike[str], *, verify: bool = True) -> Path:
         """Stream the blob to ``dest`` atomically; a download cut short resumes."""
-        import blake3
-
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp, out = _create_temp(dest, 0o666)
         hasher = blake3.blake3()
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
         try:
             with out:
+                fd = out.fileno()
+                written = 0
                 for attempt in range(_ATTEMPTS):
-                    headers = {"Range": f"bytes={out.tell()}-"} if out.tell() else {}
+                    headers = {"Range": f"bytes={written}-"} if written else {}
                     try:
                         with self._client.stream(f"/api/v1/blobs/{digest}", headers) as response:
-                            # As they arrive: re-cutting them to a fixed size cost
-                            # more than the hashing.
-                            for chunk in response.iter_bytes():
-                                out.write(chunk)
-                                hasher.update(chunk)
+                            # Read into one buffer, written and hashed from there: no copy
+                            # of the bytes but the kernel's.
+                            while n := response.readinto(view):
+                                _write_all(fd, view[:n])
+                                hasher.update(view[:n])
+                                written += n
                         break
-                    except httpx.TransportError as e:
+                    except (OSError, http.client.HTTPException) as e:
                         if attempt == _ATTEMPTS - 1:
                             raise StoreUnavailable(
                                 f"Downloading blob {digest} from {self.url} failed: {e}."
@@ -142,6 +162,25 @@ class HttpArtifactStore:
         raise StoreUnavailable(
             "Listing every blob is done on the team server's host (ferry gc there), not through it."
         )
+
+
+def _digest_file(path: str | os.PathLike[str]) -> Blob:
+    """``digest_file``, with a large file hashed on every core: before an upload, the
+    hash is time the transfer waits for."""
+    try:
+        size = os.stat(path).st_size
+    except OSError:
+        size = 0
+    if size < _THREADED_HASH or not os.path.isfile(path):
+        return digest_file(path)  # and its errors, for a missing file or a folder
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    hasher.update_mmap(os.fspath(path))
+    return Blob(hasher.hexdigest(), size)
+
+
+def _write_all(fd: int, data: memoryview) -> None:
+    while data:
+        data = data[os.write(fd, data) :]
 
 
 def _read(f: Any) -> Any:

@@ -4,6 +4,8 @@ and the client sends the rest from ``GET /uploads/{digest}``'s offset."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import fcntl
 import os
 import re
@@ -14,7 +16,7 @@ from typing import Any
 import blake3
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import Response, StreamingResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
 from ferryml.errors import Conflict, InvalidArgument, NotFound
@@ -25,6 +27,8 @@ __all__ = ["router"]
 router = APIRouter(prefix="/api/v1", tags=["blobs"])
 
 _CHUNK = 1 << 20
+_BATCH = 4 << 20  # an upload's bytes written at once, while the next batch arrives
+_SYNC_EVERY = 64 << 20  # an upload's bytes between writebacks to disk
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _RANGE = re.compile(r"bytes=(\d+)-")
 
@@ -32,6 +36,12 @@ _RANGE = re.compile(r"bytes=(\d+)-")
 class BlobInfo(BaseModel):
     digest: str
     size: int
+
+
+class BlobSize(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    size: int = Field(ge=0)
 
 
 class UploadState(BaseModel):
@@ -111,6 +121,16 @@ def upload_state(digest: str, request: Request) -> Response:
     return render(UploadState(digest=digest, offset=offset, complete=False), UploadState)
 
 
+@router.post("/blobs/{digest}/reuse", response_model=BlobInfo, responses={404: {}})
+def reuse_blob(digest: str, body: BlobSize, request: Request) -> Response:
+    """Whether the blob is stored (404 if not), for a writer about to refer to it instead of
+    uploading it: its age restarts, so a ``ferry gc`` running meanwhile keeps it until the
+    reference is recorded. A ``HEAD`` changes nothing: a read must not keep garbage alive."""
+    if not _artifacts(request).reuse(_digest(digest), body.size):
+        raise NotFound(f"Blob {digest} of {body.size} bytes is not stored; upload it.")
+    return render(BlobInfo(digest=digest, size=body.size), BlobInfo)
+
+
 @router.put(
     "/blobs/{digest}",
     response_model=UploadState,
@@ -130,10 +150,12 @@ async def upload(
     upload_offset: int = Header(default=0, ge=0),
 ) -> Response:
     """Store the bytes ``upload_offset``.. of a blob of ``upload_length`` bytes. Answers
-    the offset reached; the blob is stored, checked against its digest, when complete."""
+    the offset reached; the blob is stored, checked against its digest and on disk, when
+    complete (201)."""
     store = _artifacts(request)
-    if store.size(_digest(digest)) is not None:
-        return render(UploadState(digest=digest, offset=upload_length, complete=True), UploadState)
+    done = UploadState(digest=digest, offset=upload_length, complete=True)
+    if await run_in_threadpool(store.reuse, _digest(digest), upload_length):
+        return render(done, UploadState)
     part = _part(request, digest)
     fd = os.open(part, os.O_RDWR | os.O_CREAT, 0o644)
     try:
@@ -143,8 +165,7 @@ async def upload(
             # Another client sends the same bytes: wait for it; then they are stored.
             await run_in_threadpool(fcntl.flock, fd, fcntl.LOCK_EX)
             if store.size(digest) is not None:
-                state = UploadState(digest=digest, offset=upload_length, complete=True)
-                return render(state, UploadState)
+                return render(done, UploadState)
             if os.fstat(fd).st_nlink == 0:  # it failed and removed the partial file
                 raise Conflict(f"Another upload of blob {digest} failed; send it again.") from None
         held = os.fstat(fd).st_size
@@ -160,24 +181,85 @@ async def upload(
         if upload_offset:
             await run_in_threadpool(_hash_held, fd, upload_offset, hasher)
         os.lseek(fd, upload_offset, os.SEEK_SET)
-        written = upload_offset
-        async for chunk in request.stream():
-            written += len(chunk)
-            if written > upload_length:
-                os.ftruncate(fd, 0)
-                raise InvalidArgument(
-                    f"The body runs past Upload-Length ({upload_length} bytes); send the size."
-                )
-            os.write(fd, chunk)
-            hasher.update(chunk)
+        written = await _receive(request, _Sink(fd, hasher), upload_offset, upload_length)
         if written < upload_length:
-            return render(
-                UploadState(digest=digest, offset=written, complete=False), UploadState, 202
-            )
-        await run_in_threadpool(_finish, store, part, hasher.hexdigest(), digest)
+            state = UploadState(digest=digest, offset=written, complete=False)
+            return render(state, UploadState, 202)
+        await run_in_threadpool(_finish, store, fd, part, hasher.hexdigest(), digest)
     finally:
         os.close(fd)
-    return render(UploadState(digest=digest, offset=upload_length, complete=True), UploadState, 201)
+    return render(done, UploadState, 201)
+
+
+async def _receive(request: Request, sink: _Sink, offset: int, length: int) -> int:
+    """Hand the body to ``sink`` in batches, receiving the next while one is written;
+    returns the offset reached."""
+    written, batch, size = offset, [], 0
+    try:
+        async for chunk in request.stream():
+            if written + len(chunk) > length:
+                await sink.drain()
+                os.ftruncate(sink.fd, 0)
+                raise InvalidArgument(
+                    f"The body runs past Upload-Length ({length} bytes); send the size."
+                )
+            written += len(chunk)
+            batch.append(chunk)
+            size += len(chunk)
+            if size >= _BATCH:
+                await sink.put(batch)
+                batch, size = [], 0
+        await sink.put(batch)
+    finally:
+        await sink.drain()
+    return written
+
+
+class _Sink:
+    """Writes and hashes an upload's batches on worker threads, one batch at a time (so
+    memory stays bounded), and starts writing them back to disk as they come, so that the
+    fsync before the answer has little left to do."""
+
+    def __init__(self, fd: int, hasher: Any) -> None:
+        self.fd = fd
+        self._hasher = hasher
+        self._loop = asyncio.get_running_loop()
+        self._writing: asyncio.Future[None] | None = None
+        self._syncing: asyncio.Future[None] | None = None
+        self._unsynced = 0
+
+    async def put(self, batch: list[bytes]) -> None:
+        if self._writing is not None:
+            await self._writing
+        self._writing = self._loop.run_in_executor(None, self._write, batch)
+        self._unsynced += sum(map(len, batch))
+        if self._unsynced >= _SYNC_EVERY and (self._syncing is None or self._syncing.done()):
+            if self._syncing is not None:
+                await self._syncing
+            self._syncing = self._loop.run_in_executor(None, os.fdatasync, self.fd)
+            self._unsynced = 0
+
+    async def drain(self) -> None:
+        """Wait for every write and writeback started (also when the upload failed: the
+        file is closed only after them)."""
+        for future in (self._writing, self._syncing):
+            if future is not None:
+                with contextlib.suppress(OSError):
+                    await future
+        if self._writing is not None:
+            self._writing.result()  # a failed write (disk full) fails the upload
+
+    def _write(self, batch: list[bytes]) -> None:
+        views = [memoryview(b) for b in batch if b]
+        while views:  # writev may write less than asked
+            n = os.writev(self.fd, views)
+            while views and n >= len(views[0]):
+                n -= len(views[0])
+                views.pop(0)
+            if n:
+                views[0] = views[0][n:]
+        for chunk in batch:
+            self._hasher.update(chunk)
 
 
 def _hash_held(fd: int, size: int, hasher: Any) -> None:
@@ -187,11 +269,12 @@ def _hash_held(fd: int, size: int, hasher: Any) -> None:
         offset += len(chunk)
 
 
-def _finish(store: Any, part: Path, actual: str, digest: str) -> None:
+def _finish(store: Any, fd: int, part: Path, actual: str, digest: str) -> None:
     if actual != digest:
         part.unlink(missing_ok=True)
         raise InvalidArgument(
             f"The uploaded bytes hash to {actual}, not {digest}; nothing was "
             "stored. Upload the blob again."
         )
+    os.fsync(fd)  # on disk before the 201 says it is stored
     store.adopt_file(part, digest)
