@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -59,10 +61,15 @@ def run(
     )
 
 
-def _users(ctx: typer.Context) -> Any:
+@contextmanager
+def _users(ctx: typer.Context) -> Iterator[Any]:
     from ferryml.store.factory import open_user_store
 
-    return open_user_store(settings_of(ctx))
+    store = open_user_store(settings_of(ctx))
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def _show_token(user: str, secret: str) -> None:
@@ -80,25 +87,19 @@ def user_add(
     """Add a user with a role (and print a first token for them)."""
     from ferryml.store.sql_users import parse_role
 
-    store = _users(ctx)
-    try:
+    with _users(ctx) as store:
         user = store.create_user(name, parse_role(role))
         render.console.print(f"User {user.name} added with role {user.role.value}.")
         if token:
             _, secret = store.create_token(user.name, "first token")
             _show_token(user.name, secret)
-    finally:
-        store.close()
 
 
 @users.command("list")
 def user_list(ctx: typer.Context, json: JsonFlag = False) -> None:
     """List users and their roles."""
-    store = _users(ctx)
-    try:
+    with _users(ctx) as store:
         found = store.list_users()
-    finally:
-        store.close()
     if json:
         render.print_json(found)
         return
@@ -114,22 +115,16 @@ def user_set_role(ctx: typer.Context, name: str, role: str) -> None:
     """Change a user's role."""
     from ferryml.store.sql_users import parse_role
 
-    store = _users(ctx)
-    try:
+    with _users(ctx) as store:
         user = store.update_user(name, role=parse_role(role))
-    finally:
-        store.close()
     render.console.print(f"User {user.name} now has role {user.role.value}.")
 
 
 @users.command("disable")
 def user_disable(ctx: typer.Context, name: str) -> None:
     """Disable a user: their tokens stop working."""
-    store = _users(ctx)
-    try:
+    with _users(ctx) as store:
         store.update_user(name, disabled=True)
-    finally:
-        store.close()
     render.console.print(f"User {name} disabled.")
 
 
@@ -145,16 +140,13 @@ def token_create(
     from ferryml.store.factory import is_server_url
 
     settings = settings_of(ctx)
-    store = _users(ctx)
-    try:
+    with _users(ctx) as store:
         owner = user
         if owner is None:
             if not is_server_url(settings.store_url):
                 raise typer.BadParameter("name the user with --user on the server's own store.")
             owner = store.whoami().name
         _, secret = store.create_token(owner, label)
-    finally:
-        store.close()
     _show_token(owner, secret)
 
 
@@ -165,11 +157,8 @@ def token_list(
     json: JsonFlag = False,
 ) -> None:
     """List tokens (never their secrets)."""
-    store = _users(ctx)
-    try:
+    with _users(ctx) as store:
         found = store.list_tokens(user)
-    finally:
-        store.close()
     if json:
         render.print_json(found)
         return
@@ -186,11 +175,8 @@ def token_list(
 @tokens.command("revoke")
 def token_revoke(ctx: typer.Context, token_id: str) -> None:
     """Revoke a token by its id (see `ferry token list`)."""
-    store = _users(ctx)
-    try:
+    with _users(ctx) as store:
         store.revoke_token(token_id)
-    finally:
-        store.close()
     render.console.print(f"Token {token_id} revoked.")
 
 
@@ -205,31 +191,24 @@ KindOption = Annotated[str, typer.Option("--kind", help="model or deployment.")]
 @maintainers.command("add")
 def maintainer_add(ctx: typer.Context, name: str, user: str, kind: KindOption = "model") -> None:
     """Let USER move the aliases of model NAME (or change deployment NAME)."""
-    store = _users(ctx)
-    try:
-        store.add_maintainer(kind, name, user)
-    finally:
-        store.close()
-    render.console.print(f"{user} now maintains {kind} {name}.")
+    _change_maintainer(ctx, kind, name, user, add=True)
 
 
 @maintainers.command("remove")
 def maintainer_remove(ctx: typer.Context, name: str, user: str, kind: KindOption = "model") -> None:
     """Take that back."""
-    store = _users(ctx)
-    try:
-        store.remove_maintainer(kind, name, user)
-    finally:
-        store.close()
-    render.console.print(f"{user} no longer maintains {kind} {name}.")
+    _change_maintainer(ctx, kind, name, user, add=False)
+
+
+def _change_maintainer(ctx: typer.Context, kind: str, name: str, user: str, add: bool) -> None:
+    with _users(ctx) as store:
+        (store.add_maintainer if add else store.remove_maintainer)(kind, name, user)
+    render.console.print(f"{user} {'now' if add else 'no longer'} maintains {kind} {name}.")
 
 
 @maintainers.command("list")
 def maintainer_list(ctx: typer.Context, name: str, kind: KindOption = "model") -> None:
     """The users a model or deployment names as its maintainers."""
-    store = _users(ctx)
-    try:
+    with _users(ctx) as store:
         found = store.list_maintainers(kind, name)
-    finally:
-        store.close()
     render.console.print("\n".join(found) if found else f"{kind} {name} names no maintainers.")
