@@ -1,0 +1,73 @@
+"""The wall clock jumps backwards and forwards (an NTP step, a VM resumed): values logged
+across the jump keep their order by step, predictions stamped out of order are all kept and
+joined to their labels. The jump is made by shifting ``time.time`` in this process; the
+machine's own clock is shared and is never touched."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pandas as pd
+import pytest
+
+from ferryml import predictions
+from ferryml.config import Settings
+from ferryml.serving.predlog import PredictionLog, new_prediction_id
+from ferryml.tracking.client import FerryClient
+
+HOUR = 3600.0
+
+
+@pytest.fixture
+def jump(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
+    """``jump(seconds)`` moves the wall clock this process sees by ``seconds`` from now on."""
+    real, real_ns = time.time, time.time_ns
+    offset = [0.0]
+    monkeypatch.setattr(time, "time", lambda: real() + offset[0])
+    monkeypatch.setattr(time, "time_ns", lambda: real_ns() + int(offset[0] * 1e9))
+
+    def move(seconds: float) -> None:
+        offset[0] += seconds
+
+    return move
+
+
+def test_metrics_logged_across_clock_jumps_keep_their_order_and_latest_value(
+    sqlite_settings: Settings, jump: Callable[[float], None]
+) -> None:
+    client = FerryClient(sqlite_settings)
+    try:
+        run_id = client.create_run(client.create_experiment("clock")).info.run_id
+        for step in range(30):
+            if step in (10, 20):
+                jump(-HOUR if step == 10 else 3 * HOUR)  # back an hour, then ahead two
+            client.log_metric(run_id, "m", float(step), step=step)
+        client.set_terminated(run_id)
+        history = client.get_metric_history(run_id, "m")
+        run = client.get_run(run_id)
+    finally:
+        client.close()
+    assert [m.value for m in history] == [float(s) for s in range(30)]
+    assert history[10].timestamp < history[9].timestamp  # stamped by the clock, as given
+    assert run.data.metrics["m"] == 29.0  # the latest is the last step, not the latest stamp
+
+
+def test_predictions_stamped_out_of_order_are_all_kept_and_get_their_labels(
+    sqlite_settings: Settings, jump: Callable[[float], None]
+) -> None:
+    ids: list[str] = []
+    with PredictionLog(sqlite_settings) as log:
+        for shift in (0.0, -HOUR, 3 * HOUR):  # now, an hour back, two hours ahead
+            jump(shift)
+            batch = [new_prediction_id() for _ in range(5)]
+            features = pd.DataFrame({"x": range(5)})
+            log.record("churn", "primary", "churn", 1, batch, features, [1] * 5, 1.0)
+            log.flush()
+            ids += batch
+    assert ids[5] < ids[4]  # ids sort by their clock: the jump put these before the first
+    report = predictions.record_feedback([(i, 1) for i in ids], settings=sqlite_settings)
+    assert (report.accepted, report.unknown_ids) == (15, [])
+    logged = predictions.load("churn", settings=sqlite_settings)
+    assert sorted(logged["id"]) == sorted(ids)
+    assert logged["label"].tolist() == [1] * 15
