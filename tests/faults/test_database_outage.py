@@ -1,7 +1,8 @@
 """The metadata store goes away for a while and comes back: a private PostgreSQL cluster is
-stopped and started under tracking, the registry and data versions; an SQLite store is
-locked by another process. Nothing accepted is lost or stored twice, what is refused says
-the store cannot be reached, and each component works again by itself once it is back."""
+stopped and started under tracking, the registry, data versions, the prediction log and the
+agent; an SQLite store is locked by another process. Nothing accepted is lost or stored
+twice, what is refused says the store cannot be reached, and each component works again by
+itself once it is back."""
 
 from __future__ import annotations
 
@@ -17,10 +18,13 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 import ferryml as ferry
+from ferryml import predictions
+from ferryml.automation import Agent
 from ferryml.config import Settings
 from ferryml.data.workspace import Workspace
 from ferryml.errors import StoreUnavailable
 from ferryml.registry.models import Registry
+from ferryml.serving.predlog import PredictionLog
 from ferryml.tracking.client import FerryClient
 from private_postgres import PrivateCluster
 
@@ -131,6 +135,38 @@ def test_a_data_version_is_refused_while_the_store_is_down_and_added_once_after(
         assert [d.name for d in workspace.list_datasets()] == ["images"]
     finally:
         workspace.close()
+
+
+def test_the_prediction_log_keeps_its_rows_through_an_outage_and_writes_them_once(
+    settings: Settings, outage: PrivateCluster
+) -> None:
+    ids = [f"p{i}" for i in range(20)]
+    with PredictionLog(settings, flush_interval=3600) as log:
+        log.record("outage", "primary", "m", 1, ids[:10], pd.DataFrame({"x": range(10)}),
+                   [0] * 10, 1.0)  # fmt: skip
+        outage.stop("immediate")
+        log.record("outage", "primary", "m", 1, ids[10:], pd.DataFrame({"x": range(10)}),
+                   [0] * 10, 1.0)  # fmt: skip
+        with pytest.raises(StoreUnavailable, match="Cannot reach the store"):
+            log.flush()
+        assert log.pending_rows == 20  # kept in memory, retried
+        outage.start()
+        assert log.flush() == 20
+    logged = predictions.load("outage", settings=settings, with_feedback=False)
+    assert logged["id"].tolist() == ids
+
+
+def test_the_agent_reports_an_outage_and_acts_again_when_the_store_is_back(
+    settings: Settings, outage: PrivateCluster
+) -> None:
+    with Agent(settings, {}, schedules=False) as agent:
+        assert agent.tick().active
+        outage.stop("fast")
+        tick = agent.tick()
+        assert not tick.active
+        assert tick.errors[0].startswith("could not reach the store: Cannot reach the store")
+        outage.start()
+        assert agent.tick().active
 
 
 LOCKER = textwrap.dedent(
