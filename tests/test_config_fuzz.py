@@ -17,9 +17,10 @@ import ferryml._configtypes as schema
 import ferryml.automation._policy_config as policy_schema
 from ferryml._configfile import ProjectConfig
 from ferryml.automation.policy import load_policies
-from ferryml.config import read_config
+from ferryml.config import Settings, read_config
 from ferryml.data.validation import expectation_from_checked
 from ferryml.errors import ConfigError, InvalidArgument
+from ferryml.monitoring.alerts import AlertManager
 from ferryml.registry.api import configured_gate
 
 
@@ -65,6 +66,17 @@ VALUES = st.recursive(
     max_leaves=25,
 )
 MAPPINGS = st.dictionaries(KEYS, VALUES, max_size=6)
+# channels shaped like the real ones, secrets given in clear or by a variable's name
+CHANNELS = VALUES | st.dictionaries(
+    st.sampled_from(["webhook", "slack", "email", "log"]),
+    VALUES
+    | st.dictionaries(
+        st.sampled_from(["url", "url_env", "password", "password_env", "host", "sender", "to"]),
+        SCALARS,
+        max_size=4,
+    ),
+    max_size=2,
+)
 # documents shaped like the real one, so that most reach the checks deep inside each section
 SECTIONS = st.fixed_dictionaries(
     {},
@@ -77,7 +89,11 @@ SECTIONS = st.fixed_dictionaries(
         ),
         "models": st.dictionaries(st.just("m"), st.fixed_dictionaries({"gate": MAPPINGS})),
         "monitoring": st.fixed_dictionaries(
-            {"alerts": st.fixed_dictionaries({"rules": st.lists(VALUES), "channels": MAPPINGS})}
+            {
+                "alerts": st.fixed_dictionaries(
+                    {"rules": st.lists(VALUES), "channels": st.dictionaries(KEYS, CHANNELS)}
+                )
+            }
         ),
     },
 )
@@ -96,6 +112,8 @@ def _check(folder: Path) -> None:
     for use in (
         lambda: load_policies(folder),
         lambda: [configured_gate(folder, name, "regression") for name in config.models or {}],
+        # the alert rules and channels, as a monitor's pass builds them (no I/O yet)
+        lambda: AlertManager.from_config(Settings.resolve(cwd=folder, environ={})),
         lambda: [
             expectation_from_checked(item)
             for entry in (config.data or {}).values()
@@ -106,7 +124,7 @@ def _check(folder: Path) -> None:
             use()
 
 
-@settings(max_examples=300, deadline=None, database=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(DOCUMENTS)
 def test_any_document_is_a_config_or_one_line_naming_the_file(document: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as folder:

@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.exceptions import TyperException
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     line, or an ``InvalidArgument`` from the core for a value the user gave); one line per
     error."""
     args = list(sys.argv[1:] if argv is None else argv)
-    command = typer.main.get_command(app)
+    command = _command(len(app.registered_commands), len(app.registered_groups))
     try:
         code = command.main(args=args, prog_name="ferry", standalone_mode=False)
         if isinstance(code, int) and code:
@@ -119,8 +119,16 @@ def main(argv: Sequence[str] | None = None) -> None:
         )
 
 
+@functools.cache
+def _command(commands: int, groups: int) -> Any:  # typer's own click Command
+    """The click command built from ``app``, once per shape: building it reads every
+    command's signature (most of a call's time when a process runs many commands)."""
+    return typer.main.get_command(app)
+
+
 def _fail(message: str, debug: bool, code: int = 1) -> None:
     if debug:
         traceback.print_exc()
-    print(f"error: {message}", file=sys.stderr)
+    # One line, whatever a library put in the reason (pyarrow's span two).
+    print(f"error: {' '.join(message.split())}", file=sys.stderr)
     sys.exit(code)

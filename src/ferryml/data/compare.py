@@ -110,10 +110,12 @@ def _table_diff(ws: Workspace, path: str, a: str, b: str) -> TableDiff:
 def _frame(ws: Workspace, path: str, digest: str) -> pd.DataFrame:
     import pandas as pd
 
+    from ferryml.data.workspace import read_errors
+
     data = io.BytesIO(ws.artifacts.get_bytes(digest))
     try:
         return pd.read_csv(data) if path.lower().endswith(".csv") else pd.read_parquet(data)
-    except (ValueError, OSError) as e:
+    except read_errors() as e:
         raise InvalidArgument(f"Table {path} cannot be read: {e}") from e
 
 

@@ -459,6 +459,14 @@ def _looks_like_path(root: Path, target: str) -> bool:
     )
 
 
+def read_errors() -> tuple[type[Exception], ...]:
+    """What reading a damaged CSV or Parquet file raises: pandas' and pyarrow's parse
+    errors, and the KeyError or TypeError of a Parquet file's damaged pandas metadata."""
+    import pyarrow as pa
+
+    return (ValueError, OSError, KeyError, TypeError, pa.ArrowException)
+
+
 def read_table(file: Path, suffix: str | None = None) -> pd.DataFrame:
     import pandas as pd
 
@@ -467,7 +475,7 @@ def read_table(file: Path, suffix: str | None = None) -> pd.DataFrame:
         if kind == ".csv":
             return pd.read_csv(file)
         return pd.read_parquet(file)
-    except (ValueError, OSError) as e:
+    except read_errors() as e:
         raise InvalidArgument(f"Table {file.name} cannot be read as {kind}: {e}") from e
 
 

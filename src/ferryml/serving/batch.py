@@ -33,6 +33,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ferryml.config import Settings
+from ferryml.data.workspace import read_errors
 from ferryml.errors import AlreadyExists, Conflict, FerryError, InvalidArgument, NotFound
 from ferryml.store.artifacts import Blob, digest_file
 from ferryml.store.entities import Metric, RunStatus
@@ -357,7 +358,7 @@ def _reading(source: Path) -> Iterator[None]:
     kind = "Parquet" if _is_parquet(source) else "CSV"
     try:
         yield
-    except (ValueError, OSError) as e:  # pyarrow's and pandas' parse errors are ValueErrors
+    except read_errors() as e:
         raise InvalidArgument(f"Input {str(source)!r} cannot be read as {kind}: {e}") from e
 
 
@@ -410,7 +411,10 @@ def _work(chunk: Chunk, part: Path) -> int:
 
 def _write_part(model: LoadedModel, chunk: Chunk, part: Path) -> int:
     if isinstance(chunk, pa.RecordBatch):
-        table, frame = pa.Table.from_batches([chunk]), chunk.to_pandas()
+        try:
+            table, frame = pa.Table.from_batches([chunk]), chunk.to_pandas()
+        except read_errors() as e:  # the file's pandas metadata is damaged
+            raise InvalidArgument(f"The input's rows cannot be read as a table: {e}") from e
     else:
         table, frame = pa.Table.from_pandas(chunk, preserve_index=False), chunk
     if "prediction" in table.column_names:
