@@ -68,7 +68,7 @@ bench-server: install
 # After changing a dependency in pyproject.toml or requirements/lowest.in: pin again (with
 # pip-tools, in a venv of its own; it needs the network). Pins that still fit are kept;
 # `make lock UPGRADE=--upgrade` moves everything to the newest (slow: many minutes).
-LOCK_EXTRAS := postgres s3 dask xgboost lightgbm onnx pytorch shap plot river test
+LOCK_EXTRAS := postgres s3 dask xgboost lightgbm onnx pytorch shap plot river grpc test
 COMPILE = CUSTOM_COMPILE_COMMAND="make lock" .venv-lock/bin/pip-compile --quiet \
 	--generate-hashes --allow-unsafe --strip-extras --no-emit-index-url --no-emit-find-links
 lock:
