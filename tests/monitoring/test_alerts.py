@@ -3,6 +3,7 @@ windows, deduplication, cool-down, resolution, retries, the store and ``ferry al
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as dt
 import email
@@ -12,6 +13,7 @@ import logging
 import math
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -487,8 +489,7 @@ def test_a_dead_url_is_retried_recorded_failed_and_evaluate_returns(
     port = dead_url.split(":")[2].split("/")[0]
     assert (dead.channel, dead.attempts, dead.ok) == ("dead", 3, False)
     assert dead.error == (
-        f"cannot reach http://127.0.0.1:{port}: ConnectionRefusedError: [Errno 111] "
-        "Connection refused"
+        f"cannot reach http://127.0.0.1:{port}: ConnectError: [Errno 111] Connection refused"
     )
     assert (logged.channel, logged.ok) == ("log", True)
     assert stored.deliveries == alert.deliveries
@@ -498,6 +499,43 @@ def test_a_dead_url_is_retried_recorded_failed_and_evaluate_returns(
         "attempt 2 of 3",
         "attempt 3 of 3",
     ]
+
+
+@pytest.fixture
+def silent_url() -> Iterator[tuple[str, socket.socket]]:
+    """A URL whose server takes connections and never answers (a hung receiver)."""
+    with socket.socket() as listening:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen(8)  # the kernel completes each handshake; nothing ever replies
+        yield f"http://127.0.0.1:{listening.getsockname()[1]}/hook", listening
+
+
+def test_a_hung_channel_does_not_hold_the_pass_and_its_failure_is_recorded_and_retried(
+    settings: Settings, silent_url: tuple[str, socket.socket]
+) -> None:
+    url, listening = silent_url
+    memory = Recorder()
+    channels: dict[str, Any] = {"hung": WebhookChannel(url, timeout=1.0), "memory": memory}
+    retry = Retry(attempts=2, base_delay_s=0.01)
+    with AlertManager(settings, ["m > 1"], channels, retry=retry, wait_s=0.2) as manager:
+        began = time.monotonic()
+        (alert,) = manager.evaluate("churn", *window(0), {"m": 2.0})
+        took = time.monotonic() - began
+        assert took < 1.5  # one attempt alone takes 1 s; both, over 2 s
+        assert [d.channel for d in alert.deliveries] == ["memory"]  # the hung one is pending
+        assert manager.wait(timeout=30)
+        (stored,) = manager.store.list_alerts()
+    hung = next(d for d in stored.deliveries if d.channel == "hung")
+    assert (hung.ok, hung.attempts) == (False, 2)
+    assert hung.error == f"http://127.0.0.1:{listening.getsockname()[1]}: ReadTimeout: timed out"
+    listening.setblocking(False)
+    taken = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            taken.append(listening.accept()[0])
+    assert len(taken) == 2  # each attempt connected anew
+    for connection in taken:
+        connection.close()
 
 
 def test_a_channel_raising_anything_is_recorded_failed_and_monitoring_goes_on(
@@ -834,7 +872,7 @@ def test_cli_alerts_test_sends_to_a_configured_channel(
     assert (code, out) == (1, "")
     assert err.endswith(
         f"error: channel 'dead' failed after 1 attempt: cannot reach http://127.0.0.1:{port}: "
-        "ConnectionRefusedError: [Errno 111] Connection refused\n"
+        "ConnectError: [Errno 111] Connection refused\n"
     )
     code, out, err = cli(*stores(settings), "alerts", "test", "nope")
     assert (code, out) == (1, "")

@@ -24,9 +24,11 @@ in a row breached the rule, so a restarted monitor carries on where it stopped.
   rule is ignored, so evaluating the same window twice (say, after a crash) counts once.
 
 Each alert goes to the rule's channels (all channels when the rule names none), each
-tried up to ``Retry.attempts`` times with exponential backoff; every delivery's outcome is
-recorded. A channel that keeps failing is recorded as failed: ``evaluate`` never raises
-because of a channel. The channels themselves are in ``ferryml.monitoring.channels``.
+tried up to ``Retry.attempts`` times with exponential backoff, in the background: a pass
+waits for its deliveries at most ``wait_s`` (2 s) and a dead channel never holds it.
+Every delivery's outcome is recorded once known; a channel that keeps failing is recorded
+as failed, and ``evaluate`` never raises because of a channel. The channels themselves
+are in ``ferryml.monitoring.channels``.
 
 Example:
     >>> manager = AlertManager(
@@ -64,19 +66,19 @@ import operator
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass
 from typing import Any
 
 from ferryml._duration import parse_duration
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
+from ferryml.monitoring._delivery import Deliverer
 from ferryml.monitoring.channels import (
     Channel,
     _is_number,
     _iso,
     _num,
-    _reason,
     parse_channels,
 )
 from ferryml.store.factory import open_sql_part
@@ -336,6 +338,8 @@ class AlertManager:
         channels: channels by name, objects or their ``ferry.yaml`` form (see
             ``ferryml.monitoring.channels.parse_channel``); by default, the log.
         retry: how failing channels are retried.
+        wait_s: how long ``evaluate`` waits for its deliveries before returning; those
+            still under way carry on in the background and are recorded when done.
 
     Raises:
         InvalidArgument: a rule is malformed, two rules share a name, or a rule names a
@@ -349,12 +353,17 @@ class AlertManager:
         channels: Mapping[str, Channel | str | Mapping[str, Any]] | None = None,
         *,
         retry: Retry | None = None,
+        wait_s: float = 2.0,
     ) -> None:
         self.settings = settings
         self.rules = tuple(r if isinstance(r, Rule) else parse_rule(r) for r in rules)
         self.channels = parse_channels(channels if channels is not None else {"log": "log"})
         self.retry = retry or Retry()
+        self.wait_s = wait_s
         self._store: SqlAlertStore | None = None
+        self._deliverer = Deliverer(
+            self.channels, self.retry, lambda alert, d: self.store.record_delivery(alert, d)
+        )
         names = [r.name for r in self.rules]
         twice = sorted({n for n in names if names.count(n) > 1})
         if twice:
@@ -405,6 +414,15 @@ class AlertManager:
         return self._store
 
     def close(self) -> None:
+        """Close the store once the deliveries still under way are recorded."""
+        self._deliverer.close(self._close_store)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the deliveries still under way, at most ``timeout`` seconds; True if
+        every one has finished (and is recorded)."""
+        return self._deliverer.wait(timeout)
+
+    def _close_store(self) -> None:
         if self._store is not None:
             self._store.close()
             self._store = None
@@ -477,52 +495,24 @@ class AlertManager:
         alert = Alert(
             0, now, "ferry-alerts-test", "test", "test", ">", 1, 0, None, "fired", text, now, now
         )
-        return self._attempt(channel, alert, warn=False)  # the caller reports the outcome
+        return self._deliverer.attempt(channel, alert, warn=False)  # the caller reports it
 
     def _deliver(self, alerts: list[Alert]) -> list[Alert]:
         by_rule = {r.name: r for r in self.rules}
         jobs = [
-            (alert, name)
+            (alert, self._deliverer.submit(alert, name))
             for alert in alerts
             for name in (by_rule[alert.rule].channels or tuple(self.channels))
         ]
         if not jobs:
             return alerts
-        # Channels are tried side by side, so one slow channel delays the others by nothing.
-        with ThreadPoolExecutor(max_workers=min(8, len(jobs))) as pool:
-            outcomes = list(pool.map(lambda job: self._send(*job), jobs))
+        # Channels are tried side by side and the pass waits for them only so long.
+        wait_for([future for _, future in jobs], self.wait_s)
         sent: dict[int, list[Delivery]] = {a.id: [] for a in alerts}
-        for (alert, _), delivery in zip(jobs, outcomes, strict=True):
-            sent[alert.id].append(delivery)
+        for alert, future in jobs:
+            if future.done():
+                sent[alert.id].append(future.result())
         return [dataclasses.replace(a, deliveries=tuple(sent[a.id])) for a in alerts]
-
-    def _send(self, alert: Alert, channel: str) -> Delivery:
-        delivery = self._attempt(channel, alert)
-        self.store.record_delivery(alert.id, delivery)
-        return delivery
-
-    def _attempt(self, name: str, alert: Alert, *, warn: bool = True) -> Delivery:
-        channel = self.channels[name]
-        error = ""
-        for attempt in range(1, self.retry.attempts + 1):
-            try:
-                channel.send(alert)
-            except Exception as e:  # noqa: BLE001 - a channel's failure must not stop monitoring
-                error = _reason(e)
-                if warn:
-                    log.warning(
-                        "Alert %s to channel %r failed (attempt %d of %d): %s",
-                        alert.id,
-                        name,
-                        attempt,
-                        self.retry.attempts,
-                        error,
-                    )
-                if attempt < self.retry.attempts:
-                    time.sleep(self.retry.delay(attempt))
-                continue
-            return Delivery(name, attempt, True, None, _now_ms())
-        return Delivery(name, self.retry.attempts, False, error, _now_ms())
 
 
 def list_alerts(

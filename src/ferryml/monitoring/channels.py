@@ -14,9 +14,7 @@ import math
 import os
 import smtplib
 import ssl
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from typing import Any, Protocol
@@ -291,23 +289,20 @@ def _where(url: str) -> str:
 
 
 def _post_json(url: str, body: Mapping[str, Any], timeout: float) -> None:
+    import httpx
+
     data = json.dumps(body, allow_nan=False).encode()
-    request = urllib.request.Request(
-        url,
-        data=data,
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": "ferryml-alerts"},
-    )
+    headers = {"Content-Type": "application/json", "User-Agent": "ferryml-alerts"}
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            response.read()
-    except urllib.error.HTTPError as e:
-        e.close()  # it holds the response
-        raise DeliveryError(f"HTTP {e.code} {e.reason} from {_where(url)}") from e
-    except urllib.error.URLError as e:
-        raise DeliveryError(f"cannot reach {_where(url)}: {_reason(e.reason)}") from e
-    except OSError as e:  # a timeout or reset while reading the answer
+        response = httpx.post(url, content=data, headers=headers, timeout=timeout)
+    except httpx.ConnectError as e:
+        raise DeliveryError(f"cannot reach {_where(url)}: {_reason(e)}") from e
+    except httpx.HTTPError as e:  # a timeout or reset while sending or reading the answer
         raise DeliveryError(f"{_where(url)}: {_reason(e)}") from e
+    if response.is_error:
+        raise DeliveryError(
+            f"HTTP {response.status_code} {response.reason_phrase} from {_where(url)}"
+        )
 
 
 def _reason(error: Any) -> str:
