@@ -1,0 +1,104 @@
+"""SIGKILL in the middle of a pipeline run, then a restart: the next process marks the run
+KILLED and ``resume`` finishes it, taking the steps that had finished from the cache. (The
+other components' SIGKILL cells are proven beside their code; the README's table says
+where.)"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ferryml.config import Settings
+from ferryml.pipelines.engine import run_target
+from ferryml.store.entities import RunStatus
+from ferryml.tracking.client import FerryClient
+
+pytestmark = pytest.mark.e2e
+
+PIPELINE = """
+import os, time
+from ferryml.pipelines import pipeline, step
+
+
+def _called(calls: str, name: str) -> None:
+    with open(calls, "a") as f:
+        f.write(name + "\\n")
+
+
+@step
+def load(n: int, calls: str) -> list:
+    _called(calls, "load")
+    return list(range(n))
+
+
+@step
+def total(rows: list, calls: str, pause: str) -> int:
+    _called(calls, "total")
+    if not os.path.exists(pause):  # the first run waits here to be killed
+        open(pause, "w").close()
+        time.sleep(120)
+    return sum(rows)
+
+
+@pipeline
+def counting(n: int = 5, calls: str = "", pause: str = ""):
+    return total(load(n, calls), calls, pause)
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Iterator[str]:
+    """A project folder holding a two-step pipeline; the module's name."""
+    module = f"killed_{tmp_path.name}"
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(PIPELINE))
+    sys.path.insert(0, str(tmp_path))
+    yield module
+    sys.path.remove(str(tmp_path))
+    sys.modules.pop(module, None)
+
+
+def test_a_pipeline_run_killed_mid_step_is_marked_killed_and_resumes_from_the_cache(
+    tmp_path: Path, project: str
+) -> None:
+    calls, pause = tmp_path / "calls", tmp_path / "paused"
+    code = (
+        "from ferryml.pipelines.engine import run_target\n"
+        f"run_target({project + ':counting'!r}, {{'calls': {str(calls)!r}, "
+        f"'pause': {str(pause)!r}}})\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    child = subprocess.Popen([sys.executable, "-c", code], cwd=tmp_path, env=env)
+    try:
+        deadline = time.monotonic() + 60
+        while not pause.exists():  # the second step has begun
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert calls.read_text() == "load\ntotal\n"
+
+    settings = Settings.resolve(cwd=tmp_path, environ={})
+    client = FerryClient(settings)  # replays the killed process's journal
+    try:
+        experiments = [e.experiment_id for e in client.list_experiments()]
+        (killed,) = [
+            r
+            for r in client.search_runs(experiments, max_results=100).runs
+            if r.data.tags.get("ferry.pipeline.ref", "").endswith("counting")
+        ]
+        assert killed.info.status is RunStatus.KILLED
+    finally:
+        client.close()
+    resumed = run_target(f"{project}:counting", settings=settings, resume=killed.info.run_id)
+    assert resumed.status == "FINISHED"
+    assert resumed.output() == 10
+    assert calls.read_text() == "load\ntotal\ntotal\n"  # load came from the cache
