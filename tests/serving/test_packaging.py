@@ -252,11 +252,12 @@ def test_the_docker_context_installs_ferryml_and_the_model_and_runs_ferry_serve(
         "serve",
         "--package",
         "/app/model",
-        "--host",
-        "0.0.0.0",
         "--port",
         "8080",
     ]
+    # Loopback unless asked: `docker run -e FERRY_SERVE_HOST=0.0.0.0` or --host at export
+    assert "FERRY_SERVE_HOST=127.0.0.1" in keywords["ENV"].split()
+    assert "-e FERRY_SERVE_HOST=0.0.0.0 -p 8080:8080" in (context / "Dockerfile").read_text()
     ignored = (context / ".dockerignore").read_text().splitlines()
     assert ignored[1:] == ["*", "!requirements.txt", "!wheels/", "!model/"]
 
@@ -349,6 +350,8 @@ def test_the_manifests_validate_against_the_kubernetes_schemas(
     assert container["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "http"}
     assert container["startupProbe"]["httpGet"] == {"path": "/health", "port": "http"}
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    # the pod asks for every interface: it is reached on its own address, behind the Service
+    assert container["env"] == [{"name": "FERRY_SERVE_HOST", "value": "0.0.0.0"}]
     assert set(container["resources"]) == {"requests", "limits"}
     assert container["resources"]["requests"]["cpu"] == "250m"
     selector = deployment["spec"]["selector"]["matchLabels"]
@@ -519,7 +522,6 @@ def test_the_context_installs_into_a_fresh_environment_and_serves_as_the_image_w
         arg.replace("/app", str(installed.context)) for arg in json.loads(keywords["ENTRYPOINT"])
     ]
     command[0] = str(installed.bin / command[0])
-    command[command.index("--host") + 1] = "127.0.0.1"
     command[command.index("--port") + 1] = str(port)
     isolated = ("FERRY_", "VIRTUAL_ENV", "PYTHONPATH")
     env = {k: v for k, v in os.environ.items() if not k.startswith(isolated)}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,7 +22,7 @@ from ferryml.serving.deployments import Deployments
 pytestmark = pytest.mark.e2e
 
 
-def _serve(registered: Any, *args: str) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(registered: Any, *args: str) -> tuple[subprocess.Popen[bytes], str, str]:
     port = free_port()
     s = registered.settings
     env = {
@@ -36,13 +37,17 @@ def _serve(registered: Any, *args: str) -> tuple[subprocess.Popen[bytes], str]:
         env=env,
         cwd=s.home.parent,
         stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
     )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
-                return process, url
+                assert process.stdout is not None
+                line = process.stdout.readline().decode().strip().replace(str(port), "PORT")
+                process.stdout.close()
+                return process, url, line
         except httpx.TransportError:
             time.sleep(0.05)
     process.kill()
@@ -50,7 +55,11 @@ def _serve(registered: Any, *args: str) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def test_sigterm_flushes_every_logged_prediction(registered: Any) -> None:
-    process, url = _serve(registered, "cancer@champion", "--workers", "2")
+    process, url, line = _serve(registered, "cancer@champion", "--workers", "2")
+    assert line == (
+        "ferry serve: cancer: cancer version 1 at http://127.0.0.1:PORT "
+        "(/v1, /v2, /invocations, /metrics, /docs)"
+    )
     body = {"records": registered.X.head(5).to_dict("records")}
     ids = [
         i
@@ -68,7 +77,8 @@ def test_a_deployment_is_served_by_its_name(registered: Any) -> None:
     manager = Deployments(registered.settings)
     manager.create("cancer-api", "cancer", 1)
     manager.close()
-    process, url = _serve(registered, "cancer-api", "--no-log")
+    process, url, line = _serve(registered, "cancer-api", "--no-log")
+    assert line.startswith("ferry serve: cancer-api: cancer version 1 at http://127.0.0.1:PORT")
     try:
         answer = httpx.post(
             f"{url}/v1/models/cancer-api/predict",
@@ -92,3 +102,41 @@ def test_serving_nothing_is_a_one_line_error(registered: Any) -> None:
     assert done.stderr == (
         "error: Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME.\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--port", "99999"],
+            "error: --port 99999 is not a TCP port: give a number from 1 to 65535.\n",
+        ),
+        (
+            ["--host", "203.0.113.9"],
+            "error: 203.0.113.9 is not an address of this machine; give one of its own, "
+            "127.0.0.1 or 0.0.0.0.\n",
+        ),
+        (
+            ["--port", "IN_USE"],
+            "error: Port IN_USE on 127.0.0.1 is in use by another process; stop it or choose "
+            "another --port.\n",
+        ),
+    ],
+)
+def test_a_port_or_address_it_cannot_listen_on_is_a_one_line_error(
+    args: list[str], message: str, tmp_path: Path
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        done = subprocess.run(
+            [str(Path(sys.executable).parent / "ferry"), "serve", "m@champion"]
+            + [port if a == "IN_USE" else a for a in args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+        )
+    assert (done.returncode, done.stderr) == (2, message.replace("IN_USE", port))
+    assert not (tmp_path / ".ferry").exists()  # refused before opening anything

@@ -18,6 +18,13 @@ def docker(
     ctx: typer.Context,
     ref: RefArgument,
     out: Annotated[Path, typer.Option("--out", help="The folder to write (new or empty).")],
+    host: Annotated[
+        str,
+        typer.Option(
+            help="The address the image listens on; 0.0.0.0 opens it to `docker run -p` "
+            "without asking at run time (-e FERRY_SERVE_HOST=0.0.0.0)."
+        ),
+    ] = "127.0.0.1",
     json: JsonFlag = False,
 ) -> None:
     """Write a Docker build context that serves REF: Dockerfile, requirements.txt, a
@@ -27,10 +34,11 @@ def docker(
         PORT,
         k8s_name,
         read_exported,
+        run_flags,
         write_docker_context,
     )
 
-    context = write_docker_context(settings_of(ctx), ref, out)
+    context = write_docker_context(settings_of(ctx), ref, out, host=host)
     exported = read_exported(context / MODEL_DIR)
     wheels = sorted(p.name for p in (context / "wheels").glob("*.whl"))
     if json:
@@ -50,7 +58,7 @@ def docker(
         f"Wrote a Docker build context for {exported.uri} to {context} "
         f"(ferryml from {source}). Build and run it:\n"
         f"  docker build -t {image} {context}\n"
-        f"  docker run --rm -p {PORT}:{PORT} {image}"
+        f"  docker run --rm {run_flags(host)}-p {PORT}:{PORT} {image}"
     )
 
 

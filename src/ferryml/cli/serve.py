@@ -24,8 +24,15 @@ def serve(
     deployment: Annotated[
         str | None, typer.Option(help="Serve a deployment's routes (ferry deploy create).")
     ] = None,
-    host: Annotated[str, typer.Option()] = "127.0.0.1",
-    port: Annotated[int, typer.Option()] = 8080,
+    host: Annotated[
+        str,
+        typer.Option(
+            envvar="FERRY_SERVE_HOST",
+            help="The address to listen on: 127.0.0.1 (this machine only) or 0.0.0.0 (every "
+            "interface: anyone who reaches it can predict and send feedback).",
+        ),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="The HTTP port (1-65535).")] = 8080,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     batch: Annotated[bool, typer.Option(help="Gather concurrent requests into batches.")] = False,
     max_batch: Annotated[int, typer.Option(help="Rows per batch at most.")] = 64,
@@ -37,6 +44,7 @@ def serve(
 ) -> None:
     """Serve a model over HTTP: ferryml JSON, Open Inference Protocol (V2), MLflow
     /invocations, /metrics, /health, /ready and an OpenAPI document at /docs."""
+    from ferryml.server._listen import check_address
     from ferryml.server.main import serve as run
     from ferryml.serving.service import BatchOptions
 
@@ -45,6 +53,7 @@ def serve(
         raise InvalidArgument("Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME.")
     if workers < 1 or max_batch < 1 or max_wait_ms < 0:
         raise InvalidArgument("--workers and --max-batch must be at least 1, --max-wait-ms >= 0.")
+    check_address(host, port)  # before anything is opened or loaded
     settings = settings_of(ctx)
     if target and "@" not in target and "/" not in target and _is_deployment(settings, target):
         target, deployment = None, target

@@ -80,6 +80,9 @@ class Registry:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._artifacts is not None:  # over a team server, it holds connections
+            self._artifacts.close()
+            self._artifacts = None
         if self._client is not None and self._owns_client:
             self._client.close()
             self._client = None

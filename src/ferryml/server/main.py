@@ -104,9 +104,18 @@ def serve(
     batching: BatchOptions | None = None,
     log_predictions: bool = True,
 ) -> None:
-    """Run the server until SIGTERM or Ctrl-C (which flush the prediction log)."""
+    """Run the server until SIGTERM or Ctrl-C (which flush the prediction log). The port
+    and address are checked first, and one line says what is served where.
+
+    Raises:
+        InvalidArgument: the port is out of range or in use, or the host is not this
+            machine's.
+    """
     import uvicorn
 
+    from ferryml.server import _listen
+
+    _listen.check_address(host, port)
     os.environ[_ENV] = json.dumps(
         {
             "home": str(settings.home),
@@ -122,8 +131,11 @@ def serve(
     )
     if workers == 1:
         app: Any = app_from_env()  # load before listening: errors surface here, not later
+        serving = _listen.describe_service(app.state.service)
     else:
         app = "ferryml.server.main:app_from_env"
+        serving = _listen.describe_target(settings, target, package, deployment)
+    print(_listen.startup_line(host, port, serving, None), flush=True)
     uvicorn.run(
         app,
         factory=workers > 1,

@@ -14,7 +14,7 @@ from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
 from ferryml.registry.models import Registry
 from ferryml.registry.package import PackageMeta
-from ferryml.serving.packaging import FERRY_HOME, PORT, k8s_name
+from ferryml.serving.packaging import FERRY_HOME, HOST_ENV, PORT, k8s_name
 from ferryml.store.entities import ModelVersion
 
 __all__ = ["write_k8s_manifests"]
@@ -112,6 +112,8 @@ def _manifests(
         "image": image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": PORT, "protocol": "TCP"}],
+        # The image listens on loopback unless asked; a pod is reached on its own address.
+        "env": [{"name": HOST_ENV, "value": "0.0.0.0"}],
         # /health answers once the model is loaded: allow two minutes for that.
         "startupProbe": probe("/health", 2, 60),
         "livenessProbe": probe("/health", 10, 3),

@@ -45,6 +45,7 @@ from ferryml.store.entities import ModelVersion
 __all__ = [
     "APP_DIR",
     "FERRY_HOME",
+    "HOST_ENV",
     "MODEL_DIR",
     "MODEL_INFO",
     "PORT",
@@ -54,6 +55,7 @@ __all__ = [
     "k8s_name",
     "load_exported",
     "read_exported",
+    "run_flags",
     "write_docker_context",
 ]
 
@@ -64,8 +66,9 @@ APP_DIR = "/app"  # the build context's place in the image
 FERRY_HOME = "/var/lib/ferry"  # the image's FERRY_HOME, writable by its user
 UID = 10001  # the image's user; numeric, so Kubernetes can check runAsNonRoot
 FORMAT = 1
-_ENTRYPOINT = ["ferry", "serve", "--package", f"{APP_DIR}/{MODEL_DIR}"]
-_ENTRYPOINT += ["--host", "0.0.0.0", "--port", str(PORT)]
+HOST_ENV = "FERRY_SERVE_HOST"  # the address ferry serve listens on; the image's default is
+# loopback, so a container is reached from outside only when its runner asks for it
+_ENTRYPOINT = ["ferry", "serve", "--package", f"{APP_DIR}/{MODEL_DIR}", "--port", str(PORT)]
 _PINNED = re.compile(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*==\s*([^\s;,]+)")
 _SOURCE_SKIP = {"__pycache__", "build", "dist", ".git", ".venv", ".ferry"}
 
@@ -323,13 +326,20 @@ def _make_readable(root: Path) -> None:
 
 
 def write_docker_context(
-    settings: Settings, ref: str, out_dir: str | os.PathLike[str], *, wheel: bool = True
+    settings: Settings,
+    ref: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    wheel: bool = True,
+    host: str = "127.0.0.1",
 ) -> Path:
     """Write a Docker build context that serves the version ``ref`` names: ``model/``
     (exported), ``requirements.txt`` (ferryml and the model's packages, pinned),
     ``wheels/`` (ferryml built from the installed project's source), ``Dockerfile`` and
     ``.dockerignore``. ``docker build -t IMAGE out_dir`` then builds the image, whose
-    entry point is ``ferry serve --package /app/model --host 0.0.0.0 --port 8080``.
+    entry point is ``ferry serve --package /app/model --port 8080``, listening on ``host``
+    (``FERRY_SERVE_HOST``): loopback unless asked, so ``docker run -e
+    FERRY_SERVE_HOST=0.0.0.0 -p 8080:8080 IMAGE`` (or ``host="0.0.0.0"``) opens it.
 
     When ferryml was not installed from a source folder (or ``wheel`` is False), no wheel
     is built and the image installs ``ferryml==<this version>`` from the package index.
@@ -359,7 +369,8 @@ def write_docker_context(
             + "\n".join(requirements)
             + "\n"
         )
-        (tmp / "Dockerfile").write_text(_dockerfile(exported, ref, wheels=source is not None))
+        dockerfile = _dockerfile(exported, ref, wheels=source is not None, host=host)
+        (tmp / "Dockerfile").write_text(dockerfile)
         (tmp / ".dockerignore").write_text(
             "# Only what the Dockerfile copies\n*\n!requirements.txt\n!wheels/\n!model/\n"
         )
@@ -455,7 +466,7 @@ def _ignore_source(folder: str, names: list[str]) -> set[str]:
     return {n for n in names if n in _SOURCE_SKIP or n.endswith((".egg-info", ".pyc"))}
 
 
-def _dockerfile(exported: ExportedModel, ref: str, *, wheels: bool) -> str:
+def _dockerfile(exported: ExportedModel, ref: str, *, wheels: bool, host: str) -> str:
     python = ".".join(exported.metadata.python.split(".")[:2])
     install = "wheels/*.whl -r requirements.txt" if wheels else "-r requirements.txt"
     health = (
@@ -468,13 +479,14 @@ def _dockerfile(exported: ExportedModel, ref: str, *, wheels: bool) -> str:
         f"# Serves {exported.uri} ({ref}), package {exported.package_digest}.",
         f"# Written by ferryml {importlib.metadata.version('ferryml')}. Build and run:",
         f"#   docker build -t {image} .",
-        f"#   docker run --rm -p {PORT}:{PORT} {image}",
+        f"#   docker run --rm {run_flags(host)}-p {PORT}:{PORT} {image}",
         f"FROM python:{python}-slim",
         "",
         "ENV PYTHONDONTWRITEBYTECODE=1 \\",
         "    PYTHONUNBUFFERED=1 \\",
         "    PIP_DISABLE_PIP_VERSION_CHECK=1 \\",
-        f"    FERRY_HOME={FERRY_HOME}",
+        f"    FERRY_HOME={FERRY_HOME} \\",
+        f"    {HOST_ENV}={host}",
         f"WORKDIR {APP_DIR}",
         "COPY requirements.txt ./",
         *(["COPY wheels/ wheels/"] if wheels else []),
@@ -489,6 +501,11 @@ def _dockerfile(exported: ExportedModel, ref: str, *, wheels: bool) -> str:
         f"ENTRYPOINT {json.dumps(_ENTRYPOINT)}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def run_flags(host: str) -> str:
+    """What ``docker run`` needs for ``-p`` to reach a server listening on ``host``."""
+    return "" if host in ("0.0.0.0", "::") else f"-e {HOST_ENV}=0.0.0.0 "
 
 
 def k8s_name(model_name: str) -> str:

@@ -1,4 +1,5 @@
-"""``POST /v1/feedback``: true labels for served predictions, joined by prediction id."""
+"""``POST /v1/feedback``: true labels for served predictions, joined by prediction id;
+over a team server's store, with a writer's token (``_auth``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from fastapi.responses import Response
 
 from ferryml.errors import InvalidArgument
 from ferryml.server._errors import json_response
+from ferryml.server.model._auth import writer_settings
 from ferryml.server.model._common import OBJECT_BODY, body_of, service_of
 
 __all__ = ["router"]
@@ -21,11 +23,12 @@ async def feedback(request: Request) -> Response:
     from ferryml.predictions import record_feedback
 
     service = service_of(request)
+    settings = await writer_settings(service.settings, request.headers.get("authorization"))
     pairs = _pairs(await body_of(request))
     if service.log is not None:
         # So predictions answered just now can take their labels; off the event loop.
         await asyncio.get_running_loop().run_in_executor(None, service.log.flush)
-    report = record_feedback(pairs, settings=service.settings)
+    report = record_feedback(pairs, settings=settings)
     return json_response(
         {"accepted": report.accepted, "updated": report.updated, "unknown_ids": report.unknown_ids}
     )
