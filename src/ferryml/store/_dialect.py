@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 import orjson
 from filelock import FileLock
-from sqlalchemy import Connection, Engine, Table, create_engine, event, func, text
+from sqlalchemy import Connection, Engine, Table, case, create_engine, event, func, text
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
@@ -18,6 +18,7 @@ from ferryml.errors import InvalidArgument, StoreUnavailable
 
 T = TypeVar("T")
 
+_LARGEST_FLOAT = 1.7976931348623157e308
 _LOCK_ADVISORY_KEY = 0x66657272  # "ferr": serializes migrations across PostgreSQL clients
 
 
@@ -227,13 +228,6 @@ def json_rows_agg(dialect: str, *columns: Any) -> Any:
     return func.json_agg(func.json_build_array(*columns))
 
 
-def json_bundle(dialect: str, *values: Any) -> Any:
-    """``[value, …]`` of JSON values as one JSON array: one document to decode per row."""
-    if dialect == "sqlite":
-        return func.json_array(*(func.json(v) for v in values))
-    return func.json_build_array(*values)
-
-
 def load_json(value: Any) -> Any:
     """A JSON value from the database: SQLite returns text, psycopg decodes it already.
     orjson decodes a search's thousand documents in a quarter of json's time."""
@@ -241,9 +235,11 @@ def load_json(value: Any) -> Any:
 
 
 def json_float(dialect: str, value: Any) -> Any:
-    """A float for a JSON aggregate, read back exactly with ``float()``. SQLite's JSON keeps
-    only 15 digits and writes infinity as ``Inf`` (not JSON), so there the float goes as
-    text with 17 digits; PostgreSQL keeps every digit and writes "Infinity" itself."""
+    """A float for a JSON aggregate, read back exactly. SQLite's JSON keeps only 15 digits
+    and writes infinity as ``Inf`` (not JSON), so there the number is printed with 17
+    digits and inserted as JSON as it is, and an infinity goes as the text ``Inf``;
+    PostgreSQL keeps every digit and writes "Infinity" itself."""
     if dialect != "sqlite":
         return value
-    return func.printf("%!.17g", value)
+    digits = func.printf("%!.17g", value)
+    return case((func.abs(value) > _LARGEST_FLOAT, digits), else_=func.json(digits))

@@ -3,6 +3,7 @@ into one JSON document by the database, and the ``Run`` built from each row."""
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from typing import Any
@@ -32,10 +33,12 @@ def run_info(row: Any) -> RunInfo:
     )
 
 
+@functools.cache
 def select_runs(dialect: str) -> Select[Any]:
     """Runs with their params, tags, latest metrics and inputs, one row per run: the child
-    rows are folded into one JSON document per run by the database, so 1,000 runs are
-    1,000 rows and 1,000 decodes."""
+    rows of each kind are folded into one JSON document per run by the database (the last
+    four columns), so 1,000 runs are 1,000 rows. Built once per dialect (a select is
+    immutable)."""
     r = t.runs.c
 
     def folded(table: Table, aggregate: Any) -> Any:
@@ -43,8 +46,8 @@ def select_runs(dialect: str) -> Select[Any]:
 
     p, g, m, i = t.params.c, t.tags.c, t.latest_metrics.c, t.run_inputs.c
     metric = case((m.is_nan, None), else_=_dialect.json_float(dialect, m.value))
-    children = _dialect.json_bundle(
-        dialect,
+    return select(
+        *t.runs.c,
         folded(t.params, _dialect.json_object_agg(dialect, p.key, p.value)),
         folded(t.tags, _dialect.json_object_agg(dialect, g.key, g.value)),
         folded(t.latest_metrics, _dialect.json_object_agg(dialect, m.key, metric)),
@@ -52,39 +55,42 @@ def select_runs(dialect: str) -> Select[Any]:
             t.run_inputs, _dialect.json_rows_agg(dialect, i.name, i.version, i.digest, i.context)
         ),
     )
-    return select(*t.runs.c, children.label("children"))
 
 
 _STATUSES = {s.value: s for s in RunStatus}
 
 
 def runs_from_rows(rows: Iterable[Any]) -> list[Run]:
+    load = _dialect.load_json
     runs = []
     for row in rows:
-        params, tags, metrics, inputs = _dialect.load_json(row[-1])
+        metrics = load(row[-2]) or {}
+        for value in metrics.values():
+            if type(value) is not float:  # NaN (null), infinity (text), or a whole number
+                metrics = {k: _metric(v) for k, v in metrics.items()}
+                break
+        inputs = load(row[-1])
         runs.append(
             Run(
-                info=RunInfo(
-                    run_id=row[0],
-                    experiment_id=str(row[1]),
-                    run_name=row[2],
-                    status=_STATUSES[row[3]],
-                    start_time=row[4],
-                    end_time=row[5],
-                    lifecycle_stage=row[6],
-                    parent_run_id=row[7],
-                    user=row[8],
-                    description=row[9],
-                    failure=row[10],
+                RunInfo(
+                    row[0],
+                    str(row[1]),
+                    row[2],
+                    _STATUSES[row[3]],
+                    row[4],
+                    row[5],
+                    row[6],
+                    row[7],
+                    row[8],
+                    row[9],
+                    row[10],
                 ),
-                data=RunData(
-                    params=params or {},
-                    metrics={
-                        k: math.nan if v is None else float(v) for k, v in (metrics or {}).items()
-                    },
-                    tags=tags or {},
-                ),
-                inputs=tuple(RunInput(*x) for x in inputs or ()),
+                RunData(load(row[-4]) or {}, metrics, load(row[-3]) or {}),
+                tuple(RunInput(*x) for x in inputs) if inputs else (),
             )
         )
     return runs
+
+
+def _metric(value: Any) -> float:
+    return math.nan if value is None else float(value)
