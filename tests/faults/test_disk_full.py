@@ -60,6 +60,14 @@ FULL = textwrap.dedent(
     report(phase="predictions, room again", flushed=predictions.flush())
     predictions.close()
 
+    limit(1)  # the metadata store's own file cannot grow
+    try:
+        ferry.create_experiment("during")
+    except ferry.FerryError as e:
+        report(phase="store", error=type(e).__name__, message=str(e))
+    limit(resource.RLIM_INFINITY)
+    report(phase="store, room again", experiment=ferry.create_experiment("after"))
+
     home = Path(".ferry")
     size = max(p.stat().st_size for p in home.rglob("*") if p.is_file()) + 50_000
     Path("data").mkdir()
@@ -105,17 +113,21 @@ def test_a_full_disk_loses_no_accepted_value_and_leaves_no_partial_write(
     assert list(phases) == [
         "predictions",
         "predictions, room again",
+        "store",
+        "store, room again",
         "start",
         "data",
         "artifact",
         "journal",
     ], child.stderr
     run_id, ids = phases["start"]["run_id"], phases["start"]["ids"]
-    for name in ("predictions", "data", "artifact", "journal"):
+    for name in ("predictions", "store", "data", "artifact", "journal"):
         assert phases[name]["error"] == "StoreUnavailable", phases[name]
     assert "File too large" in phases["predictions"]["message"]
     assert phases["predictions"]["pending"] == 2000  # kept in memory, not dropped
     assert phases["predictions, room again"]["flushed"] == 2000
+    assert phases["store"]["message"].startswith("Cannot write the store ")
+    assert "Free space on its disk" in phases["store"]["message"]
     assert "File too large" in phases["data"]["message"]
     assert "free space" in phases["artifact"]["message"]
     journal = phases["journal"]
@@ -133,6 +145,8 @@ def test_a_full_disk_loses_no_accepted_value_and_leaves_no_partial_write(
         run = client.get_run(run_id)
         assert run.info.status is RunStatus.KILLED
         assert "model.bin" not in {a.path for a in client.list_artifacts(run_id)}
+        names = {e.name for e in client.list_experiments()}
+        assert "after" in names and "during" not in names
         again = client.create_run(run.info.experiment_id).info.run_id
         client.log_artifact(again, tmp_path / "model.bin")  # room again: it works
         client.log_metric(again, "m", 1.0)

@@ -63,6 +63,19 @@ def _unreachable(context: ExceptionContext) -> None:
         ) from error
 
 
+def _unwritable(context: ExceptionContext) -> None:
+    # A full disk (or a failing one) under an SQLite store is StoreUnavailable, saying so;
+    # "database is locked" stays an OperationalError, which retry_locked waits out.
+    error = context.original_exception
+    name = str(getattr(error, "sqlite_errorname", ""))
+    if name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR"):
+        database = context.engine.url.database if context.engine else None
+        raise StoreUnavailable(
+            f"Cannot write the store {database}: {error} ({name}). Free space on its disk, "
+            "or check the disk, then retry; logged values wait in the journal meanwhile."
+        ) from error
+
+
 def _refuse_nul(
     conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
 ) -> None:
@@ -89,6 +102,7 @@ def _sqlite_engine(url: str, database: str | None) -> Engine:
             ) from e
     engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
     event.listen(engine, "before_cursor_execute", _refuse_nul)  # as PostgreSQL must
+    event.listen(engine, "handle_error", _unwritable)
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
