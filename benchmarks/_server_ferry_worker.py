@@ -25,6 +25,11 @@ import ferryml as ferry
 tmp, cfg = Path(sys.argv[1]), json.loads(sys.argv[2])
 out, sys.stdout = sys.stdout, sys.stderr  # stray prints must not corrupt the JSON on stdout
 now = time.perf_counter
+repeats = cfg.get("repeats", 1)
+
+
+def want(workload: str) -> bool:
+    return workload in cfg.get("only", (workload,))
 
 
 def emit(key: str, value: object) -> None:
@@ -52,72 +57,76 @@ ferry.set_experiment("log")
 # 1. log_metric one call at a time, in fresh runs (medians). A call returns once the value
 # is in the local journal; total_s runs until the `with` exit has stored every value on the
 # server, and the history read back from the server shows them all.
-n, repeats = cfg["n_log_metric"], cfg["repeats"]
-loops, totals, ok = [], [], True
-for _ in range(repeats):
-    with ferry.start_run() as run:
-        t0 = now()
-        for i in range(n):
-            ferry.log_metric("loss", float(i), step=i)
-        t1 = now()
-    t2 = now()
-    loops.append(t1 - t0)
-    totals.append(t2 - t0)
-    history = client.get_metric_history(run.info.run_id, "loss")
-    ok = ok and sorted(m.value for m in history) == [float(i) for i in range(n)]
-emit("log_metric", {"loop_s": median(loops), "total_s": median(totals), "stored_ok": ok})
+if want("log_metric"):
+    n = cfg["n_log_metric"]
+    loops, totals, ok = [], [], True
+    for _ in range(repeats):
+        with ferry.start_run() as run:
+            t0 = now()
+            for i in range(n):
+                ferry.log_metric("loss", float(i), step=i)
+            t1 = now()
+        t2 = now()
+        loops.append(t1 - t0)
+        totals.append(t2 - t0)
+        history = client.get_metric_history(run.info.run_id, "loss")
+        ok = ok and sorted(m.value for m in history) == [float(i) for i in range(n)]
+    emit("log_metric", {"loop_s": median(loops), "total_s": median(totals), "stored_ok": ok})
 
 # 2. log_batch in chunks of 1,000, then flush(): every value is on the server.
-total, chunk = cfg["n_batch_values"], cfg["batch_chunk"]
-ts = int(time.time() * 1000)
-chunks = [
-    [
-        ferry.Metric(key=f"b{i % 10}", value=float(i), timestamp=ts, step=i // 10)
-        for i in range(s, min(s + chunk, total))
+if want("log_batch"):
+    total, chunk = cfg["n_batch_values"], cfg["batch_chunk"]
+    ts = int(time.time() * 1000)
+    chunks = [
+        [
+            ferry.Metric(key=f"b{i % 10}", value=float(i), timestamp=ts, step=i // 10)
+            for i in range(s, min(s + chunk, total))
+        ]
+        for s in range(0, total, chunk)
     ]
-    for s in range(0, total, chunk)
-]
-times, ok = [], True
-for _ in range(repeats):
-    with ferry.start_run() as run:
-        t0 = now()
-        for batch in chunks:
-            client.log_batch(run.info.run_id, metrics=batch)
-        client.flush()
-        times.append(now() - t0)
-    stored = sum(len(client.get_metric_history(run.info.run_id, f"b{k}")) for k in range(10))
-    ok = ok and stored == total
-emit("log_batch", {"s": median(times), "stored_ok": ok})
+    times, ok = [], True
+    for _ in range(repeats):
+        with ferry.start_run() as run:
+            t0 = now()
+            for batch in chunks:
+                client.log_batch(run.info.run_id, metrics=batch)
+            client.flush()
+            times.append(now() - t0)
+        stored = sum(len(client.get_metric_history(run.info.run_id, f"b{k}")) for k in range(10))
+        ok = ok and stored == total
+    emit("log_batch", {"s": median(times), "stored_ok": ok})
 
 # 3. Search the runs the populate phase wrote.
-search = partial(ferry.search_runs, experiment_names=["bench"])
-time_queries({"ferry.search_runs": search}, cfg["search_repeats"], emit)
-
+if want("search"):
+    search = partial(ferry.search_runs, experiment_names=["bench"])
+    time_queries({"ferry.search_runs": search}, cfg["search_repeats"], emit)
 
 # 4. One large artifact up and down through the server, beside `cp` of the same file
 # (before, between and after: the median is the local copy's figure).
-def cp_s(source: Path) -> float:
-    t = now()
-    subprocess.run(["cp", str(source), str(tmp / "copy.bin")], check=True)
-    spent = now() - t
-    (tmp / "copy.bin").unlink()
-    return spent
+if want("artifact"):
 
+    def cp_s(source: Path) -> float:
+        t = now()
+        subprocess.run(["cp", str(source), str(tmp / "copy.bin")], check=True)
+        spent = now() - t
+        (tmp / "copy.bin").unlink()
+        return spent
 
-source = Path(cfg["artifact"])
-cps = [cp_s(source)]
-ferry.set_experiment("artifacts")
-with ferry.start_run() as run:
+    source = Path(cfg["artifact"])
+    cps = [cp_s(source)]
+    ferry.set_experiment("artifacts")
+    with ferry.start_run() as run:
+        t0 = now()
+        ferry.log_artifact(str(source))
+        upload_s = now() - t0
+    cps.append(cp_s(source))
     t0 = now()
-    ferry.log_artifact(str(source))
-    upload_s = now() - t0
-cps.append(cp_s(source))
-t0 = now()
-got = client.download_artifacts(run.info.run_id, source.name, tmp / "download")
-download_s = now() - t0
-same = filecmp.cmp(source, got, shallow=False)
-shutil.rmtree(tmp / "download")
-cps.append(cp_s(source))
-emit("artifact", {"upload_s": upload_s, "download_s": download_s, "cp_s": median(cps),
-                  "cps": cps, "same": same})  # fmt: skip
+    got = client.download_artifacts(run.info.run_id, source.name, tmp / "download")
+    download_s = now() - t0
+    same = filecmp.cmp(source, got, shallow=False)
+    shutil.rmtree(tmp / "download")
+    cps.append(cp_s(source))
+    emit("artifact", {"upload_s": upload_s, "download_s": download_s, "cp_s": median(cps),
+                      "cps": cps, "same": same})  # fmt: skip
+
 client.close()

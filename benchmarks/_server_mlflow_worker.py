@@ -25,6 +25,11 @@ from mlflow.entities import Metric, Param
 tmp, cfg = Path(sys.argv[1]), json.loads(sys.argv[2])
 out, sys.stdout = sys.stdout, sys.stderr  # stray prints must not corrupt the JSON on stdout
 now = time.perf_counter
+repeats = cfg.get("repeats", 1)
+
+
+def want(workload: str) -> bool:
+    return workload in cfg.get("only", (workload,))
 
 
 def emit(key: str, value: object) -> None:
@@ -58,63 +63,67 @@ mlflow.set_experiment("log")
 
 # 1. log_metric one call at a time, in fresh runs (medians). Each call returns once the
 # server has stored the value; total_s adds the `with` exit.
-n, repeats = cfg["n_log_metric"], cfg["repeats"]
-loops, totals, ok = [], [], True
-for _ in range(repeats):
-    with mlflow.start_run() as run:
-        t0 = now()
-        for i in range(n):
-            mlflow.log_metric("loss", float(i), step=i)
-        t1 = now()
-    t2 = now()
-    loops.append(t1 - t0)
-    totals.append(t2 - t0)
-    history = client.get_metric_history(run.info.run_id, "loss")
-    ok = ok and sorted(m.value for m in history) == [float(i) for i in range(n)]
-emit("log_metric", {"loop_s": median(loops), "total_s": median(totals), "stored_ok": ok})
+if want("log_metric"):
+    n = cfg["n_log_metric"]
+    loops, totals, ok = [], [], True
+    for _ in range(repeats):
+        with mlflow.start_run() as run:
+            t0 = now()
+            for i in range(n):
+                mlflow.log_metric("loss", float(i), step=i)
+            t1 = now()
+        t2 = now()
+        loops.append(t1 - t0)
+        totals.append(t2 - t0)
+        history = client.get_metric_history(run.info.run_id, "loss")
+        ok = ok and sorted(m.value for m in history) == [float(i) for i in range(n)]
+    emit("log_metric", {"loop_s": median(loops), "total_s": median(totals), "stored_ok": ok})
 
 # 2. log_batch in chunks of 1,000 (MLflow's limit per call); each call stores its chunk.
-total, chunk = cfg["n_batch_values"], cfg["batch_chunk"]
-ts = int(time.time() * 1000)
-chunks = [
-    [Metric(f"b{i % 10}", float(i), ts, i // 10) for i in range(s, min(s + chunk, total))]
-    for s in range(0, total, chunk)
-]
-times, ok = [], True
-for _ in range(repeats):
-    with mlflow.start_run() as run:
-        t0 = now()
-        for batch in chunks:
-            client.log_batch(run.info.run_id, metrics=batch)
-        times.append(now() - t0)
-    stored = sum(len(client.get_metric_history(run.info.run_id, f"b{k}")) for k in range(10))
-    ok = ok and stored == total
-emit("log_batch", {"s": median(times), "stored_ok": ok})
+if want("log_batch"):
+    total, chunk = cfg["n_batch_values"], cfg["batch_chunk"]
+    ts = int(time.time() * 1000)
+    chunks = [
+        [Metric(f"b{i % 10}", float(i), ts, i // 10) for i in range(s, min(s + chunk, total))]
+        for s in range(0, total, chunk)
+    ]
+    times, ok = [], True
+    for _ in range(repeats):
+        with mlflow.start_run() as run:
+            t0 = now()
+            for batch in chunks:
+                client.log_batch(run.info.run_id, metrics=batch)
+            times.append(now() - t0)
+        stored = sum(len(client.get_metric_history(run.info.run_id, f"b{k}")) for k in range(10))
+        ok = ok and stored == total
+    emit("log_batch", {"s": median(times), "stored_ok": ok})
 
 # 3. Search the runs the populate phase wrote. MLflow has two public paths to Run
 # objects; time both and quote the faster.
-exp_id = client.get_experiment_by_name("bench").experiment_id
-paths = {
-    "MlflowClient().search_runs": partial(client.search_runs, [exp_id]),
-    "mlflow.search_runs": partial(
-        mlflow.search_runs, experiment_ids=[exp_id], output_format="list"
-    ),
-}
-time_queries(paths, cfg["search_repeats"], emit)
+if want("search"):
+    exp_id = client.get_experiment_by_name("bench").experiment_id
+    paths = {
+        "MlflowClient().search_runs": partial(client.search_runs, [exp_id]),
+        "mlflow.search_runs": partial(
+            mlflow.search_runs, experiment_ids=[exp_id], output_format="list"
+        ),
+    }
+    time_queries(paths, cfg["search_repeats"], emit)
 
 # 4. One large artifact up and down through the server's artifact proxy
 # (--serve-artifacts, the default).
-source = Path(cfg["artifact"])
-mlflow.set_experiment("artifacts")
-with mlflow.start_run() as run:
+if want("artifact"):
+    source = Path(cfg["artifact"])
+    mlflow.set_experiment("artifacts")
+    with mlflow.start_run() as run:
+        t0 = now()
+        mlflow.log_artifact(str(source))
+        upload_s = now() - t0
     t0 = now()
-    mlflow.log_artifact(str(source))
-    upload_s = now() - t0
-t0 = now()
-got = mlflow.artifacts.download_artifacts(
-    run_id=run.info.run_id, artifact_path=source.name, dst_path=str(tmp / "download")
-)
-download_s = now() - t0
-same = filecmp.cmp(source, got, shallow=False)
-shutil.rmtree(tmp / "download")
-emit("artifact", {"upload_s": upload_s, "download_s": download_s, "same": same})
+    got = mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path=source.name, dst_path=str(tmp / "download")
+    )
+    download_s = now() - t0
+    same = filecmp.cmp(source, got, shallow=False)
+    shutil.rmtree(tmp / "download")
+    emit("artifact", {"upload_s": upload_s, "download_s": download_s, "same": same})

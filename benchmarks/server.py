@@ -59,11 +59,13 @@ from tracking import (  # noqa: E402
 )
 
 FERRY_BIN = str(Path(FERRY_PY).parent / "ferry")
+MOTO_BIN = str(Path(FERRY_PY).parent / "moto_server")
+WORKLOADS = ("log_metric", "log_batch", "search", "artifact", "s3")
 MLFLOW_BIN = str(Path(MLFLOW_PY).parent / "mlflow")
 FULL = {"n_log_metric": 2000, "n_batch_values": 20000, "batch_chunk": 1000, "n_runs": 1000,
-        "repeats": 3, "search_repeats": 5, "artifact_mib": 1024}  # fmt: skip
+        "repeats": 3, "search_repeats": 5, "artifact_mib": 1024, "s3_mib": 256}  # fmt: skip
 QUICK = {"n_log_metric": 200, "n_batch_values": 2000, "batch_chunk": 1000, "n_runs": 100,
-         "repeats": 1, "search_repeats": 3, "artifact_mib": 64}  # fmt: skip
+         "repeats": 1, "search_repeats": 3, "artifact_mib": 64, "s3_mib": 16}  # fmt: skip
 PEER_REPEATS = 1
 RSS_LIMIT_MB = 200
 COPY_SHARE = 0.5  # of the local copy's speed, each way
@@ -92,10 +94,18 @@ ROWS = [
 
 
 class HttpServer(Server):
-    """A server that is ready once it answers GET /health; stopped as serving.Server is."""
+    """A server that is ready once it answers GET ``health``; stopped as serving.Server is."""
 
-    def __init__(self, side: str, name: str, argv: list[str], env: dict[str, str], cwd: Path):
-        super().__init__(side, name, argv, env, str(cwd), "/health", {}, [])
+    def __init__(
+        self,
+        side: str,
+        name: str,
+        argv: list[str],
+        env: dict[str, str],
+        cwd: Path,
+        health: str = "/health",
+    ):
+        super().__init__(side, name, argv, env, str(cwd), health, {}, [])
 
     @property
     def base_url(self) -> str:
@@ -106,7 +116,7 @@ class HttpServer(Server):
         assert self.proc is not None
         while self.proc.poll() is None:
             try:
-                with urllib.request.urlopen(f"{self.base_url}/health", timeout=5) as answer:
+                with urllib.request.urlopen(f"{self.base_url}{self.path}", timeout=5) as answer:
                     if answer.status == 200:
                         self.cold_start_s = time.perf_counter() - t0
                         log(f"  {self.name} answered after {self.cold_start_s:.2f} s")
@@ -155,26 +165,32 @@ def add_writer(home: Path) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def run_all(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+def run_all(root: Path, cfg: dict[str, Any], sides: list[str]) -> dict[str, Any]:
     source = root / "artifact.bin"
-    log(f"writing {cfg['artifact_mib']} MiB of random bytes ...")
-    make_big(source, cfg["artifact_mib"])
+    if "artifact" in cfg["only"]:
+        log(f"writing {cfg['artifact_mib']} MiB of random bytes ...")
+        make_big(source, cfg["artifact_mib"])
     ferry_home, mlflow_dir = root / "ferry-home", root / "mlflow"
     mlflow_dir.mkdir()
     db = mlflow_dir / "mlflow.db"
-    log(f"writing the {cfg['n_runs']} runs searched, straight to each side's SQLite file ...")
-    populate = {**cfg, "phase": "populate"}
+    n_runs = cfg["n_runs"] if "search" in cfg["only"] else 0
+    populate = {**cfg, "phase": "populate", "n_runs": n_runs}
+    log(f"writing the {populate['n_runs']} runs searched, straight to each side's SQLite file ...")
     seeded = {
         "ferryml": run_worker(FERRY_PY, "_server_ferry_worker.py", populate, ferry_env(ferry_home)),
         "mlflow": run_worker(
             MLFLOW_PY, "_server_mlflow_worker.py", {**populate, "db": str(db)}, MLFLOW_ENV
-        ),
+        )
+        if {"mlflow", "mlflow1"} & set(sides)
+        else {},
     }
     token = add_writer(ferry_home)
     mlflow_env = {**os.environ, **MLFLOW_ENV}
     mlflow_env["PATH"] = f"{Path(MLFLOW_PY).parent}:{os.environ['PATH']}"
     res: dict[str, Any] = {}
     for key, name in SIDES.items():
+        if key not in sides:
+            continue
         if key == "ferryml":
             argv = [FERRY_BIN, "server", "--host", HOST, "--port", "{port}"]
             server = HttpServer(key, name, argv, server_env(ferry_home), root)
@@ -209,6 +225,69 @@ def run_all(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             shutil.rmtree(artifacts, ignore_errors=True)  # a GiB a side
         res[key] = out
     return res
+
+
+S3_KEYS = {"testing": "AWS_ACCESS_KEY_ID", "testing-secret": "AWS_SECRET_ACCESS_KEY"}
+
+
+def run_s3(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """ferryml over a bucket of moto's S3 server: a file up and down through `ferry server`,
+    which streams the blobs to and from the bucket, and through `ferry server
+    --signed-urls`, whose clients move them straight to and from the bucket at URLs it
+    signs (it then reads an upload back to check its digest)."""
+    source = root / "s3.bin"
+    log(f"writing {cfg['s3_mib']} MiB of random bytes for S3 ...")
+    make_big(source, cfg["s3_mib"])
+    moto = HttpServer("moto", "moto S3 server", [MOTO_BIN, "-H", HOST, "-p", "{port}"],
+                      dict(os.environ), root, health="/")  # fmt: skip
+    out: dict[str, Any] = {}
+    try:
+        moto.start()
+        aws = {"AWS_ENDPOINT_URL": moto.base_url, "AWS_DEFAULT_REGION": "us-east-1",
+               **{name: value for value, name in S3_KEYS.items()}}  # fmt: skip
+        make_bucket = "import boto3; boto3.client('s3').create_bucket(Bucket='bench')"  # reads aws
+        subprocess.run([FERRY_PY, "-c", make_bucket], env={**os.environ, **aws}, check=True)
+        for key, flags in (("stream", []), ("signed", ["--signed-urls"])):
+            home = root / f"s3-{key}"
+            env = {**server_env(home), **aws, "FERRY_ARTIFACTS": f"s3://bench/{key}"}
+            token = add_writer(home)
+            argv = [FERRY_BIN, "server", "--host", HOST, "--port", "{port}", *flags]
+            server = HttpServer(key, f"ferry server over S3 ({key})", argv, env, root)
+            try:
+                server.start()
+                job = {**cfg, "phase": "client", "only": ["artifact"], "artifact": str(source),
+                       "url": server.base_url}  # fmt: skip
+                client = {"FERRY_TRACKING_URI": server.base_url, "FERRY_TOKEN": token}
+                got = run_worker(FERRY_PY, "_server_ferry_worker.py", job,
+                                 ferry_env("{tmp}", **client))  # fmt: skip
+                got["memory"] = server.memory_mb()
+                out[key] = got
+            except RuntimeError as e:
+                out[key] = {"error": str(e)}
+            finally:
+                server.stop()
+    except RuntimeError as e:
+        out["error"] = str(e)
+    finally:
+        moto.stop()
+    return out
+
+
+def print_s3(s3: dict[str, Any], cfg: dict[str, Any]) -> None:
+    size_mb = cfg["s3_mib"] * (1 << 20) / 1e6
+    table: list[tuple[str, ...]] = [("S3 (moto), ferryml", "upload MB/s", "download MB/s",
+                                     "server peak MB", "same")]  # fmt: skip
+    for key, label in (("stream", "through the server"), ("signed", "signed URLs")):
+        got = s3.get(key, {})
+        art = got.get("artifact")
+        if art is None:
+            table.append((label, "failed", got.get("error", s3.get("error", "?"))[:60], "", ""))
+            continue
+        table.append((label, fmt(size_mb / art["upload_s"]), fmt(size_mb / art["download_s"]),
+                      fmt(got["memory"]["peak"]), str(art["same"])))  # fmt: skip
+    print()
+    print(f"A {cfg['s3_mib']:,} MiB artifact over S3 (moto's server on 127.0.0.1):")
+    print_table(table)
 
 
 def figures(res: dict[str, Any], cfg: dict[str, Any]) -> dict[str, float]:
@@ -300,33 +379,47 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument(
+        "--only",
+        default=",".join(WORKLOADS),
+        help=f"comma-separated workloads to run, of {', '.join(WORKLOADS)}",
+    )
+    ap.add_argument("--sides", default=",".join(SIDES),
+                    help=f"comma-separated servers to run, of {', '.join(SIDES)}")  # fmt: skip
     args = ap.parse_args()
-    cfg = QUICK if args.quick else FULL
+    only = [w.strip() for w in args.only.split(",") if w.strip()]
+    sides = [s.strip() for s in args.sides.split(",") if s.strip()]
+    unknown = sorted(set(only) - set(WORKLOADS)) + sorted(set(sides) - set(SIDES))
+    if unknown:
+        ap.error(f"unknown workload or server: {', '.join(unknown)}")
+    cfg = {**(QUICK if args.quick else FULL), "only": [w for w in only if w != "s3"]}
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs atexit: servers stopped
 
-    version = ensure_mlflow()
+    peers = bool(cfg["only"]) and bool({"mlflow", "mlflow1"} & set(sides))
+    version = ensure_mlflow() if peers else "(not run)"
     t_run, load_before = time.perf_counter(), os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="ferry-bench-server-") as name:
         try:
-            res = run_all(Path(name), cfg)
+            res = run_all(Path(name), cfg, sides) if cfg["only"] else {}
+            s3 = run_s3(Path(name), cfg) if "s3" in only else {}
         finally:
             stop_all()
     run_s, load_after = time.perf_counter() - t_run, os.getloadavg()[0]
     rows = report(res, cfg)
 
     if args.json:
-        doc = {"config": cfg, "mlflow_version": version, "results": res, "rows": rows,
+        doc = {"config": cfg, "mlflow_version": version, "results": res, "rows": rows, "s3": s3,
                "run_s": run_s, "loadavg_1min": [load_before, load_after]}  # fmt: skip
         print(json.dumps(doc, indent=2))
         return
     print(
-        f"ferryml {res['ferryml'].get('version', '?')} (ferry server, 1 worker) vs MLflow "
+        f"ferryml {res.get('ferryml', {}).get('version', '?')} (ferry server, 1 worker) vs MLflow "
         f"{version} (mlflow server: default 4 workers, and --workers 1), SQLite, clients "
         f"over HTTP on 127.0.0.1; counts: {cfg}"
     )
     for key, name in SIDES.items():
-        if "error" in res[key]:
+        if "error" in res.get(key, {}):
             print(f"{name} FAILED: {res[key]['error']}")
     table: list[tuple[str, ...]] = [
         ("workload", "ferryml", "MLflow 4w", "ratio", "MLflow 1w", "ratio", "unit", "target",
@@ -346,8 +439,10 @@ def main() -> None:
             print(f"{r['workload'].strip()}: {r['note']}")
     for key in ("mlflow", "mlflow1"):
         for what in ("filter", "order"):
-            if what in res[key]:
+            if what in res.get(key, {}):
                 print(f"{SIDES[key]}, {what}: the faster path, {res[key][what]['path']}")
+    if s3:
+        print_s3(s3, cfg)
     print(
         f"ratio: how many times ferryml is better; result: against the default MLflow "
         f"server (the targets of issue 12), vs 1w: against --workers 1. Whole run "

@@ -95,11 +95,24 @@ class TeamServer:
         return httpx.Client(base_url=self.url, headers=headers, timeout=30)
 
 
-def running_server(store_url: str, folder: Path) -> Iterator[TeamServer]:
-    """A started server over ``store_url`` with a user per role, files under ``folder``;
-    stopped when the generator is closed (for fixtures: ``yield from``)."""
+def running_server(
+    store_url: str,
+    folder: Path,
+    *,
+    artifacts: str | None = None,
+    args: tuple[str, ...] = (),
+    env: dict[str, str] | None = None,
+) -> Iterator[TeamServer]:
+    """A started server over ``store_url`` with a user per role, files under ``folder``
+    (and its blobs there unless ``artifacts`` says where); stopped when the generator is
+    closed (for fixtures: ``yield from``)."""
     server = TeamServer(
-        store_url, (folder / "server-artifacts").as_uri(), folder / "server-home", free_port()
+        store_url,
+        artifacts or (folder / "server-artifacts").as_uri(),
+        folder / "server-home",
+        free_port(),
+        extra_env=dict(env or {}),
+        args=args,
     )
     server.tokens = add_users(store_url)
     server.start()

@@ -32,6 +32,13 @@ def run(
     auth: Annotated[
         bool, typer.Option("--auth/--no-auth", help="Require tokens (--no-auth: loopback only).")
     ] = True,
+    signed_urls: Annotated[
+        bool,
+        typer.Option(
+            "--signed-urls/--no-signed-urls",
+            help="Over S3 artifacts, let clients move blobs straight to and from the bucket.",
+        ),
+    ] = False,
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
@@ -56,6 +63,7 @@ def run(
         port=port,
         workers=workers,
         auth=auth,
+        signed_urls=signed_urls,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )

@@ -25,6 +25,7 @@ __all__ = ["ArtifactStore", "Blob", "digest_bytes", "digest_file"]
 _CHUNK = 1 << 20
 SMALL = 1 << 20  # files below this are read and written whole
 _DIGEST = re.compile(r"[0-9a-f]{64}")
+_SIGNS = ("s3", "s3a")  # stores whose URLs can be presigned
 
 
 @dataclass(frozen=True)
@@ -278,6 +279,62 @@ class ArtifactStore:
         instead of storing it again; if so its age restarts, so that a ``ferry gc``
         running meanwhile keeps it."""
         return self._reuse(digest, size)
+
+    def signed_url(self, digest: str, expires: int) -> str | None:
+        """A URL that reads the blob without credentials for ``expires`` seconds, from an
+        S3 store; None from one that cannot sign URLs.
+
+        Raises NotFound if absent."""
+        if self._protocol not in _SIGNS:
+            return None
+        if self._stored_size(digest) is None:
+            raise NotFound(f"Blob {digest} not found in artifact store {self._url!r}.")
+        with self._io(f"Signing a URL for blob {digest}"):
+            return str(self._filesystem().url(self._key(digest), expires=expires))
+
+    def signed_upload(self, expires: int) -> tuple[str, str] | None:
+        """An upload id and a URL where a client may PUT a new blob's bytes without
+        credentials for ``expires`` seconds (``adopt_upload`` then checks and stores them);
+        None from a store that cannot sign URLs."""
+        if self._protocol not in _SIGNS:
+            return None
+        upload_id = secrets.token_hex(16)
+        with self._io("Signing an upload URL"):
+            url = self._filesystem().url(
+                self._upload_key(upload_id), expires=expires, client_method="put_object"
+            )
+        return upload_id, str(url)
+
+    def adopt_upload(self, upload_id: str, digest: str) -> None:
+        """Store the bytes PUT at ``signed_upload``'s URL as blob ``digest`` if they hash to
+        it; remove them either way.
+
+        Raises NotFound if nothing was PUT there, InvalidArgument if they do not match."""
+        _check_digest(digest)
+        if not re.fullmatch(r"[0-9a-f]{32}", upload_id) or self._protocol not in _SIGNS:
+            raise InvalidArgument(f"Upload {upload_id!r} is not one this store signed.")
+        staged, fs = self._upload_key(upload_id), self._filesystem()
+        with self._io(f"Reading upload {upload_id}"):
+            try:
+                src = fs.open(staged, "rb")
+            except FileNotFoundError as e:
+                raise NotFound(f"Nothing was PUT for upload {upload_id}; send the bytes.") from e
+            with src:
+                actual = _copy(src, None).digest  # the bytes, not the client's word
+        try:
+            if actual != digest:
+                raise InvalidArgument(
+                    f"The uploaded bytes hash to {actual}, not {digest}; nothing was stored. "
+                    "Upload the blob again."
+                )
+            with self._io(f"Writing blob {digest}"):
+                fs.copy(staged, self._key(digest))
+        finally:
+            with self._io(f"Removing upload {upload_id}"):
+                fs.rm(staged)
+
+    def _upload_key(self, upload_id: str) -> str:
+        return f"{self._root}/uploads/{upload_id}"
 
     def uploads_folder(self) -> Path | None:
         """Where a server keeps partial uploads for this store, beside its blobs so an

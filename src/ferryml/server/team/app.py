@@ -32,9 +32,10 @@ MAX_BODY = 64 * 1024 * 1024  # JSON bodies; blobs stream without a limit
 _ENV = "FERRY_TEAM_SERVER_CONFIG"
 
 
-def create_team_app(settings: Settings, *, auth: bool = True) -> FastAPI:
+def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool = False) -> FastAPI:
     """The team server's ASGI app over the stores ``settings`` name. The stores open when
-    the app starts; ``auth=False`` lets every request act as an admin named ``local``."""
+    the app starts; ``auth=False`` lets every request act as an admin named ``local``;
+    ``signed_urls`` lets clients move blobs straight to and from an S3 artifact store."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -62,6 +63,7 @@ def create_team_app(settings: Settings, *, auth: bool = True) -> FastAPI:
 
     app = FastAPI(title="ferryml team server", version="1", lifespan=lifespan)
     app.state.users = None
+    app.state.signed_urls = signed_urls
     app.add_middleware(BodyLimit, max_body=MAX_BODY, exempt=("/api/v1/blobs/",))
     app.add_middleware(Auth, state=app.state, enabled=auth, anonymous=_local_admin())
     for router in (tracking, blobs, datasets, registry, deployments, users):
@@ -130,7 +132,7 @@ def app_from_env() -> FastAPI:
     settings = Settings.resolve(
         home=config["home"], store=config["store"], artifacts=config["artifacts"]
     )
-    return create_team_app(settings, auth=config["auth"])
+    return create_team_app(settings, auth=config["auth"], signed_urls=config["signed_urls"])
 
 
 def serve_team(
@@ -140,6 +142,7 @@ def serve_team(
     port: int = 5000,
     workers: int = 1,
     auth: bool = True,
+    signed_urls: bool = False,
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
 ) -> None:
@@ -159,6 +162,7 @@ def serve_team(
             "store": settings.store_url,
             "artifacts": settings.artifacts_url,
             "auth": auth,
+            "signed_urls": signed_urls,
         }
     )
     uvicorn.run(

@@ -29,6 +29,7 @@ router = APIRouter(prefix="/api/v1", tags=["blobs"])
 _CHUNK = 1 << 20
 _BATCH = 4 << 20  # an upload's bytes written at once, while the next batch arrives
 _SYNC_EVERY = 64 << 20  # an upload's bytes between writebacks to disk
+_EXPIRES = 3600  # seconds a signed URL is good for
 _DIGEST = re.compile(r"[0-9a-f]{64}")
 _RANGE = re.compile(r"bytes=(\d+)-")
 
@@ -42,6 +43,12 @@ class BlobSize(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     size: int = Field(ge=0)
+
+
+class SignedUrl(BaseModel):
+    url: str | None
+    expires: int  # seconds
+    upload_id: str | None = None
 
 
 class UploadState(BaseModel):
@@ -109,6 +116,40 @@ def _chunks(source: Any, start: int) -> Iterator[bytes]:
             source.seek(start)
         while chunk := source.read(_CHUNK):
             yield chunk
+
+
+@router.get("/blobs/{digest}/url", response_model=SignedUrl)
+def signed_download(digest: str, request: Request) -> Response:
+    """A URL that reads the blob straight from the bucket, when the server hands them out
+    (``ferry server --signed-urls`` over S3); ``url`` is null when it streams blobs itself."""
+    store = _artifacts(request)
+    url = store.signed_url(_digest(digest), _EXPIRES) if request.app.state.signed_urls else None
+    if url is None and store.size(digest) is None:
+        raise NotFound(f"Blob {digest} not found on this server.")
+    return render(SignedUrl(url=url, expires=_EXPIRES), SignedUrl)
+
+
+@router.post("/blobs/{digest}/signed-uploads", response_model=SignedUrl, status_code=201)
+def create_signed_upload(digest: str, request: Request) -> Response:
+    """A URL to PUT the blob's bytes straight into the bucket, then to be stored with
+    ``POST .../signed-uploads/{upload_id}``; ``url`` is null when the server streams."""
+    signed = None
+    if request.app.state.signed_urls:
+        signed = _artifacts(request).signed_upload(_EXPIRES)
+    if signed is None:
+        return render(SignedUrl(url=None, expires=_EXPIRES), SignedUrl, 201)
+    upload_id, url = signed
+    return render(SignedUrl(url=url, expires=_EXPIRES, upload_id=upload_id), SignedUrl, 201)
+
+
+@router.post("/blobs/{digest}/signed-uploads/{upload_id}", response_model=UploadState)
+def finish_signed_upload(digest: str, upload_id: str, request: Request) -> Response:
+    """Store the bytes PUT at a signed URL as the blob, once they hash to its digest."""
+    if not request.app.state.signed_urls:
+        raise InvalidArgument("This server does not hand out signed URLs; upload through it.")
+    _artifacts(request).adopt_upload(upload_id, _digest(digest))
+    size = _artifacts(request).size(digest)
+    return render(UploadState(digest=digest, offset=size or 0, complete=True), UploadState, 201)
 
 
 @router.get("/uploads/{digest}", response_model=UploadState)
