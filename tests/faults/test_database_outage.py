@@ -1,8 +1,8 @@
 """The metadata store goes away for a while and comes back: a private PostgreSQL cluster is
-stopped and started under tracking, the registry, data versions, the prediction log and the
-agent; an SQLite store is locked by another process. Nothing accepted is lost or stored
-twice, what is refused says the store cannot be reached, and each component works again by
-itself once it is back."""
+stopped and started under tracking, the registry, data versions, the prediction log, a
+monitor and the agent; an SQLite store is locked by another process. Nothing accepted is
+lost or stored twice, what is refused says the store cannot be reached, and each component
+works again by itself once it is back."""
 
 from __future__ import annotations
 
@@ -23,7 +23,9 @@ from ferryml.automation import Agent
 from ferryml.config import Settings
 from ferryml.data.workspace import Workspace
 from ferryml.errors import StoreUnavailable
+from ferryml.monitoring.monitors import MonitorSpec, add_monitor, run_monitor
 from ferryml.registry.models import Registry
+from ferryml.serving.deployments import Deployments
 from ferryml.serving.predlog import PredictionLog
 from ferryml.tracking.client import FerryClient
 from private_postgres import PrivateCluster
@@ -154,6 +156,37 @@ def test_the_prediction_log_keeps_its_rows_through_an_outage_and_writes_them_onc
         assert log.flush() == 20
     logged = predictions.load("outage", settings=settings, with_feedback=False)
     assert logged["id"].tolist() == ids
+
+
+def test_a_monitor_pass_is_refused_while_the_store_is_down_and_checks_each_window_once(
+    settings: Settings, outage: PrivateCluster
+) -> None:
+    frame = pd.DataFrame({"a": [float(i % 7) for i in range(40)], "label": [0, 1] * 20})
+    workspace = Workspace(settings)
+    workspace.add_frame(frame[["a"]], "watched")
+    workspace.close()
+    ferry.configure(home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url)
+    try:
+        with ferry.start_run():
+            model = LogisticRegression().fit(frame[["a"]], frame["label"])
+            ferry.log_model(model, registered_model_name="watched")
+    finally:
+        ferry.configure(
+            home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url
+        )
+    deployments = Deployments(settings)
+    deployments.create("watched", "watched", 1)
+    deployments.close()
+    add_monitor(settings, MonitorSpec("watch", "watched", "data:watched@1", 10, checks="drift"))
+    with PredictionLog(settings) as log:
+        ids = [f"w{i}" for i in range(20)]
+        log.record("watched", "primary", "watched", 1, ids, frame[["a"]][:20], [0] * 20, 1.0)
+    outage.stop("fast")
+    with pytest.raises(StoreUnavailable, match="Cannot reach the store"):
+        run_monitor(settings, "watch")
+    outage.start()
+    assert len(run_monitor(settings, "watch")) >= 1  # the complete windows, checked once
+    assert run_monitor(settings, "watch") == []
 
 
 def test_the_agent_reports_an_outage_and_acts_again_when_the_store_is_back(
