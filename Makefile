@@ -76,6 +76,7 @@ lock:
 	.venv-lock/bin/python -m pip install --quiet "$(PIP_VERSION)" "$(PIP_TOOLS)"
 	$(COMPILE) $(UPGRADE) $(foreach e,$(LOCK_EXTRAS),--extra $(e)) -o $(LOCK) pyproject.toml
 	$(COMPILE) $(UPGRADE) -o $(LOWEST) requirements/lowest.in
+	$(COMPILE) $(UPGRADE) -o requirements/clients.txt requirements/clients.in
 
 clean:  # the cached lowest-versions venv stays; its name changes with the lock
 	rm -rf $(VENV) .venv-lock .ferry

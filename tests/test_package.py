@@ -79,6 +79,7 @@ PACKAGES = [
     "ferryml.server.app",
     "ferryml.server.main",
     "ferryml.server.model",
+    "ferryml.server.rpc",
 ]
 
 
@@ -147,8 +148,9 @@ def test_readme_quickstart_runs_as_written(tmp_path: Path) -> None:
 
 
 def test_the_cli_starts_without_loading_data_libraries() -> None:
-    code = ("import sys, ferryml.cli; heavy = [m for m in ('pandas', 'numpy', 'sklearn', "
-            "'sqlalchemy', 'pyarrow') if m in sys.modules]; print(heavy)")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True)
+    code = (
+        "import sys, ferryml.cli; heavy = [m for m in ('pandas', 'numpy', 'sklearn', "
+        "'sqlalchemy', 'pyarrow') if m in sys.modules]; print(heavy)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"

@@ -33,6 +33,12 @@ def serve(
         ),
     ] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="The HTTP port (1-65535).")] = 8080,
+    grpc_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve the Open Inference Protocol over gRPC on this port (ferryml[grpc])."
+        ),
+    ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
     batch: Annotated[bool, typer.Option(help="Gather concurrent requests into batches.")] = False,
     max_batch: Annotated[int, typer.Option(help="Rows per batch at most.")] = 64,
@@ -44,7 +50,7 @@ def serve(
 ) -> None:
     """Serve a model over HTTP: ferryml JSON, Open Inference Protocol (V2), MLflow
     /invocations, /metrics, /health, /ready and an OpenAPI document at /docs."""
-    from ferryml.server._listen import check_address
+    from ferryml.server._listen import check_address, check_grpc
     from ferryml.server.main import serve as run
     from ferryml.serving.service import BatchOptions
 
@@ -54,6 +60,8 @@ def serve(
     if workers < 1 or max_batch < 1 or max_wait_ms < 0:
         raise InvalidArgument("--workers and --max-batch must be at least 1, --max-wait-ms >= 0.")
     check_address(host, port)  # before anything is opened or loaded
+    if grpc_port is not None:
+        check_grpc(host, grpc_port, port)
     settings = settings_of(ctx)
     if target and "@" not in target and "/" not in target and _is_deployment(settings, target):
         target, deployment = None, target
@@ -67,6 +75,7 @@ def serve(
         workers=workers,
         batching=BatchOptions(max_batch, max_wait_ms) if batch else None,
         log_predictions=log_predictions,
+        grpc_port=grpc_port,
     )
 
 

@@ -8,10 +8,16 @@ import socket
 from collections.abc import Iterable
 
 from ferryml.config import Settings
-from ferryml.errors import InvalidArgument
+from ferryml.errors import InvalidArgument, MissingExtra
 from ferryml.serving.service import PredictionService
 
-__all__ = ["check_address", "describe_service", "describe_target", "startup_line"]
+__all__ = [
+    "check_address",
+    "check_grpc",
+    "describe_service",
+    "describe_target",
+    "startup_line",
+]
 
 
 def check_address(host: str, port: int, *, flag: str = "--port") -> None:
@@ -35,6 +41,22 @@ def check_address(host: str, port: int, *, flag: str = "--port") -> None:
             probe.bind(address)
         except OSError as e:
             raise InvalidArgument(_why(e.errno, host, port, flag, e.strerror)) from e
+
+
+def check_grpc(host: str, port: int, http_port: int) -> None:
+    """As ``check_address``, for ``--grpc-port``; and grpcio must be installed.
+
+    Raises:
+        InvalidArgument: the port is the HTTP one, out of range or in use.
+        MissingExtra: ferryml[grpc] is not installed.
+    """
+    if port == http_port:
+        raise InvalidArgument(f"--grpc-port {port} is the HTTP port too; give another.")
+    check_address(host, port, flag="--grpc-port")
+    try:
+        import grpc  # noqa: F401
+    except ImportError as e:
+        raise MissingExtra("--grpc-port needs grpcio: pip install 'ferryml[grpc]'.") from e
 
 
 def _why(code: int | None, host: str, port: int, flag: str, reason: str | None) -> str:

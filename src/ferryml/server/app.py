@@ -30,14 +30,29 @@ MAX_BODY = 10 * 1024 * 1024
 _MLFLOW_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 413: "BAD_REQUEST"}
 
 
-def create_app(service: PredictionService, *, max_body: int = MAX_BODY) -> FastAPI:
-    """The ASGI app around ``service`` (started on startup, closed on shutdown)."""
+def create_app(
+    service: PredictionService,
+    *,
+    max_body: int = MAX_BODY,
+    grpc_address: tuple[str, int] | None = None,
+) -> FastAPI:
+    """The ASGI app around ``service`` (started on startup, closed on shutdown), with the
+    gRPC service on ``grpc_address`` (host, port) beside it when given (ferryml[grpc])."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         service.start()
-        yield
-        await service.close()
+        rpc = None
+        if grpc_address is not None:
+            from ferryml.server.rpc import start_grpc
+
+            rpc = await start_grpc(service, *grpc_address, max_message=max_body)
+        try:
+            yield
+        finally:
+            if rpc is not None:
+                await rpc.stop(grace=5)
+            await service.close()
 
     app = FastAPI(title="ferryml model server", version="1", lifespan=lifespan)
     app.state.service = service

@@ -29,6 +29,7 @@ def build_app(
     batching: BatchOptions | None = None,
     log_predictions: bool = True,
     poll_seconds: float = 2.0,
+    grpc_address: tuple[str, int] | None = None,
 ) -> FastAPI:
     """The app serving a model (``NAME@ALIAS``, ``NAME/VERSION``), an exported package, or
     a deployment's routes."""
@@ -64,7 +65,7 @@ def build_app(
             log=log,
             metrics=ServerMetrics(),
         )
-    app = create_app(service)
+    app = create_app(service, grpc_address=grpc_address)
     # Everything loaded so far lives as long as the server: keep it out of the collector's
     # full passes, which otherwise stall requests for 100 ms and more.
     gc.collect()
@@ -89,6 +90,7 @@ def app_from_env() -> FastAPI:
         deployment=config["deployment"],
         batching=batching,
         log_predictions=config["log"],
+        grpc_address=tuple(config["grpc"]) if config["grpc"] else None,
     )
 
 
@@ -103,6 +105,7 @@ def serve(
     workers: int = 1,
     batching: BatchOptions | None = None,
     log_predictions: bool = True,
+    grpc_port: int | None = None,
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C (which flush the prediction log). The port
     and address are checked first, and one line says what is served where.
@@ -116,6 +119,8 @@ def serve(
     from ferryml.server import _listen
 
     _listen.check_address(host, port)
+    if grpc_port is not None:
+        _listen.check_grpc(host, grpc_port, port)
     os.environ[_ENV] = json.dumps(
         {
             "home": str(settings.home),
@@ -127,6 +132,7 @@ def serve(
             "deployment": deployment,
             "log": log_predictions,
             "batching": asdict(batching) if batching else None,
+            "grpc": None if grpc_port is None else [host, grpc_port],
         }
     )
     if workers == 1:
@@ -135,7 +141,7 @@ def serve(
     else:
         app = "ferryml.server.main:app_from_env"
         serving = _listen.describe_target(settings, target, package, deployment)
-    print(_listen.startup_line(host, port, serving, None), flush=True)
+    print(_listen.startup_line(host, port, serving, grpc_port), flush=True)
     uvicorn.run(
         app,
         factory=workers > 1,
