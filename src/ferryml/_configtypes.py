@@ -274,7 +274,7 @@ class RuleConfig(Strict):
     @classmethod
     def _from_text(cls, data: Any) -> Any:
         if isinstance(data, str):
-            from ferryml.monitoring.alerts import parse_rule  # the grammar lives with the rules
+            from ferryml.monitoring.rules import parse_rule  # the grammar lives with the rules
 
             rule = parse_rule(data)  # raises InvalidArgument, a ValueError, if malformed
             return {

@@ -67,7 +67,7 @@ class TriggerConfig(Strict):
     def _one_window_rule(cls, rule: str | None) -> str | None:
         if rule is None:
             return None
-        from ferryml.monitoring.alerts import parse_rule
+        from ferryml.monitoring.rules import parse_rule
 
         parsed = parse_rule(rule)  # InvalidArgument is a ValueError: reported on this field
         relative = parsed.op in ("dropped_by", "rose_by")

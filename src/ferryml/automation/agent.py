@@ -28,9 +28,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from ferryml.automation import decisions as steps
 from ferryml.automation.policy import Policy, Trigger, declares_policies, load_policies
 from ferryml.config import Settings
-from ferryml.errors import FerryError, InvalidArgument
-from ferryml.store.factory import open_sql_part
-from ferryml.store.sql_automation import SqlAutomationStore
+from ferryml.errors import FerryError, InvalidArgument, PermissionDenied, Unauthenticated
+from ferryml.store.factory import (
+    open_alert_store,
+    open_automation_store,
+    open_monitor_store,
+    open_prediction_store,
+)
+from ferryml.store.loop import AutomationStore
 
 __all__ = ["Agent", "Tick"]
 
@@ -87,28 +92,30 @@ class Agent:
         self.monitors, self.schedules = monitors, schedules
         self.clock = clock
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self._store: SqlAutomationStore | None = None
+        self._store: AutomationStore | None = None
         self._sources: _Sources | None = None
         self._lost = threading.Event()
 
     @property
-    def store(self) -> SqlAutomationStore:
+    def store(self) -> AutomationStore:
         if self._store is None:
-            self._store = open_sql_part(self.settings, SqlAutomationStore)
+            self._store = open_automation_store(self.settings)
         return self._store
 
     @property
     def sources(self) -> _Sources:
         """The stores the triggers read, over the agent's one open connection pool."""
         if self._sources is None:
-            self._sources = _Sources(self.store.sql)
+            self._sources = _Sources(self.settings, self.store)
         return self._sources
 
     def close(self) -> None:
         if self._store is not None:
-            self._store.release_lease(LEASE, self.holder)
-            self._store.close()
-            self._store, self._sources = None, None
+            store, self._store, self._sources = self._store, None, None
+            try:
+                store.release_lease(LEASE, self.holder)
+            finally:  # a refused token, or the store away, still closes the connections
+                store.close()
 
     def __enter__(self) -> Agent:
         return self
@@ -138,11 +145,18 @@ class Agent:
                 return
 
     def tick(self) -> Tick:
-        """One pass: take the lease, or stand by if another agent holds it."""
+        """One pass: take the lease, or stand by if another agent holds it.
+
+        Raises:
+            Unauthenticated, PermissionDenied: a team server refused the agent's token,
+                which no later pass would change.
+        """
         try:
             if not self.store.acquire_lease(LEASE, self.holder, self.lease_seconds):
                 held = self.store.lease_holder(LEASE)
                 return Tick(False, held[0] if held else "another agent")
+        except (Unauthenticated, PermissionDenied):
+            raise
         except (FerryError, SQLAlchemyError) as e:  # the store is away: try next pass
             log.error("could not reach the store: %s", e)
             return Tick(False, None, errors=[f"could not reach the store: {e}"])
@@ -159,7 +173,7 @@ class Agent:
     def _keep_lease(self, done: threading.Event) -> None:
 
         try:
-            store = open_sql_part(self.settings, SqlAutomationStore)
+            store = open_automation_store(self.settings)
         except (FerryError, SQLAlchemyError) as e:
             log.error("cannot renew the lease: %s", e)
             self._lost.set()
@@ -296,14 +310,10 @@ class Agent:
 class _Sources:
     """What triggers read: alerts, monitor windows and feedback labels."""
 
-    def __init__(self, sql: Any) -> None:
-        from ferryml.store.sql_alerts import SqlAlertStore
-        from ferryml.store.sql_monitors import SqlMonitorStore
-        from ferryml.store.sql_predictions import SqlPredictionStore
-
-        self.alerts = SqlAlertStore(sql)
-        self.monitors = SqlMonitorStore(sql)
-        self.predictions = SqlPredictionStore(sql)
+    def __init__(self, settings: Settings, store: AutomationStore) -> None:
+        self.alerts = open_alert_store(settings, sharing=store)
+        self.monitors = open_monitor_store(settings, sharing=store)
+        self.predictions = open_prediction_store(settings, sharing=store)
 
 
 def _check(
@@ -351,7 +361,7 @@ def _alert(
 def _metric(
     sources: _Sources, trigger: Trigger, state: dict[str, Any], key: str
 ) -> tuple[str, dict[str, Any]] | None:
-    from ferryml.monitoring.alerts import parse_rule
+    from ferryml.monitoring.rules import parse_rule
 
     seen = int(state.get(key, 0))
     state.setdefault(key, seen)  # a first pass before any window still sets the watermark

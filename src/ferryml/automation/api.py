@@ -7,18 +7,16 @@ from contextlib import contextmanager
 from typing import Any
 
 from ferryml._identity import current_user
-from ferryml.automation import decisions
 from ferryml.config import Settings
-from ferryml.store.factory import open_sql_part
-from ferryml.store.sql_automation import DecisionRecord, SqlAutomationStore
+from ferryml.store.factory import open_automation_store
+from ferryml.store.loop import AutomationStore, DecisionRecord
 
 __all__ = ["approve", "decision_story", "list_decisions", "reject"]
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[SqlAutomationStore]:
-
-    store = open_sql_part(settings, SqlAutomationStore)
+def _store(settings: Settings) -> Iterator[AutomationStore]:
+    store = open_automation_store(settings)
     try:
         yield store
     finally:
@@ -85,23 +83,27 @@ def decision_story(settings: Settings, decision_id: int) -> dict[str, Any]:
     }
 
 
-def approve(settings: Settings, decision_id: int, reason: str = "") -> None:
-    """Let a decision that waits for approval roll out its candidate.
+def approve(settings: Settings, decision_id: int, reason: str = "") -> DecisionRecord:
+    """Let a decision that waits for approval roll out its candidate; the decision as it
+    is now. Through a team server, the token's user approves (a maintainer, or one the
+    deployment names).
 
     Raises:
         NotFound: no such decision.
         Conflict: it is not waiting for approval.
+        PermissionDenied: through a team server, the token's user may not.
     """
     with _store(settings) as store:
-        decisions.approve(store, decision_id, current_user(), reason)
+        return store.approve(decision_id, user=current_user(), reason=reason)
 
 
-def reject(settings: Settings, decision_id: int, reason: str = "") -> None:
+def reject(settings: Settings, decision_id: int, reason: str = "") -> DecisionRecord:
     """End a decision that waits for approval; the champion keeps serving.
 
     Raises:
         NotFound: no such decision.
         Conflict: it is not waiting for approval.
+        PermissionDenied: through a team server, the token's user may not.
     """
     with _store(settings) as store:
-        decisions.reject(store, decision_id, current_user(), reason)
+        return store.reject(decision_id, user=current_user(), reason=reason)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -28,17 +27,17 @@ from typing import Any
 import pandas as pd
 from sqlalchemy.exc import OperationalError
 
+from ferryml.automation import _observe as see
 from ferryml.automation.policy import Policy
 from ferryml.config import Settings
-from ferryml.errors import Conflict, FerryError, InvalidArgument, NotFound, StoreUnavailable
-from ferryml.store.sql_automation import DecisionRecord, SqlAutomationStore
+from ferryml.errors import FerryError, InvalidArgument, StoreUnavailable
+from ferryml.store.loop import DecisionRecord, DecisionStore
 
-__all__ = ["OUTCOMES", "advance", "approve", "reject"]
+__all__ = ["OUTCOMES", "advance", "take_down"]
 
 log = logging.getLogger("ferryml.agent")
 OUTCOMES = ("promoted", "failed", "rejected", "rolled_back", "abandoned")
 MIN_HOLDOUT = 20
-_CHANGED = "Decision {id} changed meanwhile; see `ferry decisions show {id}` and try again."
 
 
 @dataclass
@@ -52,7 +51,7 @@ class Step:
 
 
 def advance(
-    store: SqlAutomationStore,
+    store: DecisionStore,
     settings: Settings,
     policy: Policy,
     decision: DecisionRecord,
@@ -91,52 +90,6 @@ def advance(
     return moved
 
 
-def approve(store: SqlAutomationStore, decision_id: int, user: str, reason: str = "") -> None:
-    """Let a decision waiting for approval roll out.
-
-    Raises:
-        NotFound: no such decision.
-        Conflict: it is not waiting for approval.
-    """
-    record = _awaiting(store, decision_id)
-    context = {**record.context, "approved_by": user}
-    message = f"approved by {user}" + (f": {reason}" if reason else "")
-    if not store.advance(
-        decision_id, record.state, "approved", context, ("approved", message, {"user": user})
-    ):
-        raise Conflict(_CHANGED.format(id=decision_id))
-
-
-def reject(store: SqlAutomationStore, decision_id: int, user: str, reason: str = "") -> None:
-    """End a decision waiting for approval; the champion keeps serving.
-
-    Raises:
-        NotFound: no such decision.
-        Conflict: it is not waiting for approval.
-    """
-    record = _awaiting(store, decision_id)
-    message = f"rejected by {user}" + (f": {reason}" if reason else "")
-    if not store.advance(
-        decision_id,
-        record.state,
-        "done",
-        record.context,
-        ("rejected", message, {"user": user, "reason": reason}),
-        outcome="rejected",
-    ):
-        raise Conflict(_CHANGED.format(id=decision_id))
-
-
-def _awaiting(store: SqlAutomationStore, decision_id: int) -> DecisionRecord:
-    record = store.get_decision(decision_id)
-    if record.state != "awaiting_approval":
-        raise Conflict(
-            f"Decision {decision_id} is {record.outcome or record.state}, not waiting for "
-            "approval; see `ferry decisions show " + str(decision_id) + "`."
-        )
-    return record
-
-
 # -- the steps ----------------------------------------------------------------------------
 
 
@@ -156,7 +109,7 @@ def _prepare_data(
     since = None
     if retrain.feedback_since == "trigger":
         since = context.get("evidence", {}).get("window_start", context["started"])
-    fresh = _labelled(settings, policy, since)
+    fresh = see.labelled_rows(settings, policy, since)
     if len(fresh) < retrain.min_rows:
         if now - context["started"] <= retrain.max_wait_s * 1000:
             return None
@@ -239,8 +192,8 @@ def _train(
             f"(failed steps: {failed}{': ' + last_line if last_line else ''}); the champion "
             "keeps serving",
         )
-    model, champion = _serving(settings, policy)
-    candidate = _new_version(settings, model, decision.created)
+    model, champion = see.serving_versions(settings, policy)
+    candidate = see.new_version(settings, model, decision.created)
     if candidate is None:
         cached = bool(result.steps) and all(s.cache == "hit" for s in result.steps.values())
         why = (
@@ -289,13 +242,13 @@ def _gate(
     context["gate"] = {
         "passed": result.passed,
         "metric": metric,
-        "candidate": _finite(result.candidate_metrics.get(metric)),
-        "champion": _finite(result.champion_metrics.get(metric)),
+        "candidate": see.finite(result.candidate_metrics.get(metric)),
+        "champion": see.finite(result.champion_metrics.get(metric)),
         "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in result.checks],
     }
     summary = (
-        f"{metric} {_num(context['gate']['candidate'])} vs champion "
-        f"{_num(context['gate']['champion'])} on {len(holdout)} held-out rows"
+        f"{metric} {see.fmt(context['gate']['candidate'])} vs champion "
+        f"{see.fmt(context['gate']['champion'])} on {len(holdout)} held-out rows"
     )
     if not result.passed:
         failed = "; ".join(c.detail for c in result.checks if not c.passed)
@@ -338,15 +291,15 @@ def _roll_out(
     manager = Deployments(settings)
     try:
         spec = manager.get(policy.deployment)
-        if _primary(spec) == int(context["candidate"]):  # promoted before a kill: finish it
+        if see.primary_version(spec) == int(context["candidate"]):  # promoted, then killed
             return _promote(settings, policy, context, context.get("observed", {}))
-        if why := _canary_gone(manager, spec, policy.deployment, context, since):
+        if why := see.canary_gone(manager, spec, policy.deployment, context, since):
             return _undo(settings, policy, context, why)
     finally:
         manager.close()
-    seen = _route_figures(settings, policy, since, context)
+    seen = see.route_figures(settings, policy, since, context)
     context["observed"] = seen
-    worse = _worse(policy, seen)
+    worse = see.worse_canary(policy, seen)
     if worse is not None:
         return _undo(settings, policy, context, worse)
     elapsed = now - since
@@ -384,7 +337,7 @@ def _set_step(
     try:
         spec = manager.get(policy.deployment)
         canary = spec.route("canary")
-        if index > 0 and (why := _canary_gone(manager, spec, policy.deployment, context,
+        if index > 0 and (why := see.canary_gone(manager, spec, policy.deployment, context,
                                                int(context["step_started"]))):  # fmt: skip
             return _undo(settings, policy, context, why)
         if canary is None or canary.version != candidate:
@@ -393,18 +346,18 @@ def _set_step(
             )
         manager.set_weights(
             policy.deployment,
-            {f"v{candidate}": step.weight, f"v{_primary(spec)}": 100.0 - step.weight},
+            {f"v{candidate}": step.weight, f"v{see.primary_version(spec)}": 100.0 - step.weight},
             reason=reason,
         )
     finally:
         manager.close()
     context["step"], context["step_started"] = index, now
-    after = "" if seen is None else f" after {_observed(seen)}"
+    after = "" if seen is None else f" after {see.describe_observed(seen)}"
     return Step(
         "rolling_out",
         "rollout",
         f"canary step {index + 1}/{len(policy.rollout.steps)}: {step.weight:g}% of the traffic "
-        f"to v{candidate} for {_lasts(step)}{after}",
+        f"to v{candidate} for {see.describe_step(step)}{after}",
     )
 
 
@@ -415,12 +368,12 @@ def _promote(
     from ferryml.serving.deployments import Deployments
 
     candidate, model = int(context["candidate"]), context["model"]
-    reason = f"decision {context['decision']}: canary healthy after {_observed(seen)}"
+    reason = f"decision {context['decision']}: canary healthy after {see.describe_observed(seen)}"
     if not seen:
         reason = f"decision {context['decision']}: finishing a promotion begun before a restart"
     manager = Deployments(settings)
     try:
-        if _primary(manager.get(policy.deployment)) != candidate:  # not promoted yet
+        if see.primary_version(manager.get(policy.deployment)) != candidate:  # not promoted yet
             manager.promote(policy.deployment, reason=reason)
     finally:
         manager.close()
@@ -502,163 +455,3 @@ _DETAILS = {
     "rolled_back": ("observed",),
     "failed": ("pipeline_run",),
 }
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def _labelled(settings: Settings, policy: Policy, since_ms: int | None) -> pd.DataFrame:
-    """The deployment's newest labelled predictions (made since ``since_ms``), oldest
-    first, as training rows: the model's input columns and the label under the policy's
-    target name."""
-    from ferryml import predictions
-
-    if policy.retrain.feedback == 0:
-        return pd.DataFrame()
-    start = None if since_ms is None else pd.Timestamp(since_ms, unit="ms", tz="UTC")
-    try:
-        frame = predictions.load(
-            policy.deployment,
-            since=None if start is None else start.to_pydatetime(),
-            with_feedback=True,
-            settings=settings,
-        )
-    except NotFound:
-        return pd.DataFrame()
-    if frame.empty or "label" not in frame.columns:
-        return pd.DataFrame()
-    frame = frame[frame["label"].notna()].tail(policy.retrain.feedback)
-    from ferryml.monitoring.monitors import NOT_FEATURES
-
-    features = [c for c in frame.columns if c not in NOT_FEATURES and c != "prediction"]
-    out = frame[features].copy()
-    out[policy.target] = frame["label"].to_numpy()
-    return out.reset_index(drop=True)
-
-
-def _serving(settings: Settings, policy: Policy) -> tuple[str, int]:
-    from ferryml.serving.deployments import Deployments
-
-    manager = Deployments(settings)
-    try:
-        spec = manager.get(policy.deployment)
-    finally:
-        manager.close()
-    primary = spec.route("primary")
-    assert primary is not None
-    return spec.model, primary.version
-
-
-def _new_version(settings: Settings, model: str, since_ms: int) -> int | None:
-    """The newest version of ``model`` registered since the decision began (a pipeline
-    killed after registering, then re-run from its cache, registers nothing new)."""
-    from ferryml.registry.models import Registry
-
-    registry = Registry(settings)
-    try:
-        found = [
-            v.version
-            for v in registry.store.list_model_versions(model)
-            if v.creation_time >= since_ms
-        ]
-    finally:
-        registry.close()
-    return max(found) if found else None
-
-
-def _route_figures(
-    settings: Settings, policy: Policy, since: int, context: dict[str, Any]
-) -> dict[str, Any]:
-    """Requests and, on labelled rows, the task's metric of the canary and the primary
-    since the step began."""
-    from ferryml import predictions
-    from ferryml.monitoring.performance import performance
-
-    try:
-        frame = predictions.load(
-            policy.deployment,
-            since=pd.Timestamp(since, unit="ms", tz="UTC").to_pydatetime(),
-            with_feedback=True,
-            settings=settings,
-        )
-    except NotFound:
-        frame = pd.DataFrame()
-    candidate = int(context["candidate"])
-    seen: dict[str, Any] = {"canary_requests": 0, "primary_requests": 0}
-    if frame.empty:
-        return seen
-    is_canary = frame["version"].astype(int) == candidate
-    seen["canary_requests"] = int(is_canary.sum())
-    seen["primary_requests"] = int((~is_canary).sum())
-    metric = _metric(policy)
-    for role, rows in (("canary", frame[is_canary]), ("primary", frame[~is_canary])):
-        labelled = rows[rows["label"].notna()] if "label" in rows.columns else rows.iloc[:0]
-        seen[f"{role}_labelled"] = len(labelled)
-        if len(labelled):
-            perf = performance(labelled, task=policy.task, by=None, group_by=())  # type: ignore[arg-type]
-            seen[f"{role}_{metric}"] = _finite(float(perf.iloc[0][metric]))
-    return seen
-
-
-def _metric(policy: Policy) -> str:
-    return "accuracy" if policy.task == "classification" else "rmse"
-
-
-def _worse(policy: Policy, seen: dict[str, Any]) -> str | None:
-    metric = _metric(policy)
-    canary, primary = seen.get(f"canary_{metric}"), seen.get(f"primary_{metric}")
-    enough = min(seen.get("canary_labelled", 0), seen.get("primary_labelled", 0))
-    if canary is None or primary is None or enough < policy.rollout.min_labelled:
-        return None
-    drop = (primary - canary) if metric == "accuracy" else (canary - primary)
-    if drop > policy.rollout.max_drop:
-        return (
-            f"the canary's {metric} {canary:.3f} is worse than the primary's {primary:.3f} by "
-            f"more than {policy.rollout.max_drop:g} on {enough}+ labelled requests"
-        )
-    return None
-
-
-def _primary(spec: Any) -> int:
-    primary = spec.route("primary")
-    if primary is None:  # Deployments keeps exactly one; a hand-edited store might not
-        raise InvalidArgument("The deployment has no primary route; fix it with `ferry deploy`.")
-    return int(primary.version)
-
-
-def _canary_gone(
-    manager: Any, spec: Any, deployment: str, context: dict[str, Any], since: int
-) -> str | None:
-    """Why the decision's canary no longer takes traffic, or None while it does."""
-    canary = spec.route("canary")
-    if canary is not None and canary.version == context["candidate"] and canary.weight > 0:
-        return None
-    for event in reversed(manager.history(deployment)):
-        if event.action in ("auto_rollback", "rollback") and event.time >= since:
-            return f"the canary was rolled back ({event.user}): {event.reason}"
-    if canary is not None and canary.version != context["candidate"]:
-        return f"another canary (v{canary.version}) replaced it"
-    return "the canary route was removed"
-
-
-def _lasts(step: Any) -> str:
-    parts = [f"{step.requests} requests"] if step.requests else []
-    if step.minutes:
-        parts.append(f"{step.minutes:g} minutes")
-    return " and ".join(parts)
-
-
-def _observed(seen: dict[str, Any]) -> str:
-    parts = [f"{seen.get('canary_requests', 0)} canary requests"]
-    for key in ("canary_accuracy", "primary_accuracy", "canary_rmse", "primary_rmse"):
-        if seen.get(key) is not None:
-            parts.append(f"{key.replace('_', ' ')} {seen[key]:.3f}")
-    return ", ".join(parts)
-
-
-def _finite(value: Any) -> float | None:
-    return float(value) if isinstance(value, int | float) and math.isfinite(value) else None
-
-
-def _num(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

@@ -37,7 +37,7 @@ def import_(
 ) -> None:
     """Store the labels in FILE, joined to predictions by id; ids no logged prediction has
     are listed, not stored. Exits 1 when the file has labels but none matched a prediction."""
-    from ferryml.predictions import import_feedback
+    from ferryml.serving.predictions import import_feedback
 
     settings = settings_of(ctx)
     report = import_feedback(

@@ -23,8 +23,8 @@ _EXPORTS = {
     "estimate_performance": "ferryml.monitoring.estimated",
     "fit_calibration": "ferryml.monitoring.estimated",
     "AlertManager": "ferryml.monitoring.alerts",
-    "Rule": "ferryml.monitoring.alerts",
-    "parse_rule": "ferryml.monitoring.alerts",
+    "Rule": "ferryml.monitoring.rules",
+    "parse_rule": "ferryml.monitoring.rules",
     "MonitorSpec": _MONITORS,
     "WindowResult": _MONITORS,
     "add_monitor": _MONITORS,
@@ -37,7 +37,7 @@ __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
-    from ferryml.monitoring.alerts import AlertManager, Rule, parse_rule
+    from ferryml.monitoring.alerts import AlertManager
     from ferryml.monitoring.concept import ChangeReport, detect_change, prediction_errors
     from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
     from ferryml.monitoring.estimated import Calibrator, estimate_performance, fit_calibration
@@ -52,3 +52,4 @@ if TYPE_CHECKING:
     )
     from ferryml.monitoring.performance import Window, windows
     from ferryml.monitoring.performance import performance as realised_performance
+    from ferryml.monitoring.rules import Rule, parse_rule

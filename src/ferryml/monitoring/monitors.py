@@ -62,8 +62,8 @@ from ferryml.monitoring.alerts import Alert, AlertManager
 from ferryml.monitoring.channels import parse_channels
 from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
 from ferryml.monitoring.performance import METRICS, Window, performance, windows
-from ferryml.store.factory import open_sql_part
-from ferryml.store.sql_monitors import SqlMonitorStore
+from ferryml.store.factory import open_monitor_store
+from ferryml.store.loop import MonitorStore
 
 __all__ = [
     "latest_metrics",
@@ -342,9 +342,8 @@ def report_html(settings: Settings, name: str) -> str:
 
 
 @contextmanager
-def _store(settings: Settings) -> Iterator[SqlMonitorStore]:
-
-    store = open_sql_part(settings, SqlMonitorStore)
+def _store(settings: Settings) -> Iterator[MonitorStore]:
+    store = open_monitor_store(settings)
     try:
         yield store
     finally:
@@ -437,7 +436,7 @@ def _load_reference(settings: Settings, spec: MonitorSpec) -> Profile | pd.DataF
 def _load(
     settings: Settings, deployment: str, since: pd.Timestamp | None, until: pd.Timestamp | None
 ) -> pd.DataFrame:
-    from ferryml import predictions
+    from ferryml.serving import predictions
 
     return predictions.load(
         deployment,

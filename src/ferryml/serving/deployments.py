@@ -17,7 +17,12 @@ from ferryml._identity import current_user
 from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
-from ferryml.store.factory import open_deployment_store, open_registry_store, shared_part
+from ferryml.store.factory import (
+    open_deployment_store,
+    open_prediction_store,
+    open_registry_store,
+    shared_part,
+)
 
 # The serving runtime (pandas, pyarrow) is imported only to serve: the team server manages
 # deployments through this module and stays small without it.
@@ -142,11 +147,9 @@ class Deployments:
     def list_deployments(self) -> list[Listed]:
         """Every deployment by name: those created, and the implicit ones of models served
         by name (``ferry serve NAME@ALIAS``) that logged predictions."""
-        from ferryml.store.sql_predictions import SqlPredictionStore
-
         created = {n: Spec.from_dict(s) for n, s in self.store.list_deployments()}
-        predictions = shared_part(self.store, SqlPredictionStore)  # same connections
-        logged = predictions.list_deployments() if predictions is not None else []
+        predictions = open_prediction_store(self.settings, sharing=self.store)
+        logged = predictions.list_deployments()
         names = sorted(set(created) | set(logged))
         return [Listed(n, created.get(n)) for n in names]
 
@@ -160,8 +163,13 @@ class Deployments:
         from ferryml.store.sql_registry import SqlRegistryStore
 
         known = {d.name for d in self.list_deployments()}
-        registry = shared_part(self.store, SqlRegistryStore) or open_registry_store(self.settings)
-        models = {m.name for m in registry.list_registered_models()}
+        shared = shared_part(self.store, SqlRegistryStore)
+        registry = shared or open_registry_store(self.settings)
+        try:
+            models = {m.name for m in registry.list_registered_models()}
+        finally:
+            if shared is None:
+                registry.close()
         if name in known | models:
             return
         raise NotFound(

@@ -72,8 +72,8 @@ import pyarrow.parquet as pq
 
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, StoreUnavailable
-from ferryml.store.factory import open_artifact_store, open_sql_part
-from ferryml.store.sql_predictions import PredictionPartition
+from ferryml.store.factory import open_artifact_store, open_prediction_store
+from ferryml.store.loop import PredictionPartition
 
 __all__ = [
     "FEATURE_PREFIX",
@@ -201,11 +201,11 @@ class PredictionLog:
             self._flush()
         finally:
             self._index.close()
+            if hasattr(self._blobs, "close"):  # a team server's: its connections
+                self._blobs.close()
 
     def _open_stores(self) -> None:
-        from ferryml.store.sql_predictions import SqlPredictionStore
-
-        self._index = open_sql_part(self.settings, SqlPredictionStore)
+        self._index = open_prediction_store(self.settings)
         try:
             self._blobs = open_artifact_store(self.settings)
         except BaseException:

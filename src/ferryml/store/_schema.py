@@ -281,6 +281,7 @@ prediction_feedback = Table(
     Column("prediction_time", BigInteger, nullable=False),
     Column("label", Text, nullable=False),
     Column("time", BigInteger, nullable=False),
+    Column("user_name", String(64), nullable=False, server_default=""),  # who gave the label
     Index("ix_prediction_feedback_deployment_time", "deployment", "prediction_time"),
 )
 

@@ -11,13 +11,18 @@ from ferryml.errors import InvalidArgument
 if TYPE_CHECKING:
     from ferryml.config import Settings
     from ferryml.store.base import DatasetStore, TrackingStore
+    from ferryml.store.loop import AlertStore, AutomationStore, MonitorStore, PredictionStore
     from ferryml.store.sql import SqlStore, StorePart
 
 __all__ = [
     "is_server_url",
+    "open_alert_store",
     "open_artifact_store",
+    "open_automation_store",
     "open_dataset_store",
     "open_deployment_store",
+    "open_monitor_store",
+    "open_prediction_store",
     "open_registry_store",
     "open_sql_part",
     "open_sql_store",
@@ -116,6 +121,53 @@ def open_dataset_store(settings: Settings) -> DatasetStore:
     from ferryml.store.sql_data import SqlDatasetStore
 
     return open_sql_part(settings, SqlDatasetStore)
+
+
+def _loop_part(settings: Settings, sql: str, http: str, sharing: Any) -> Any:
+    """The part named ``sql`` (a class of ``ferryml.store.sql_*``) or ``http`` (of
+    ``ferryml.store.http_loop``); over ``sharing``'s connections when given (closing the
+    part then closes ``sharing``'s too)."""
+    import importlib
+
+    client = getattr(sharing, "client", None)
+    if client is not None or (sharing is None and is_server_url(settings.store_url)):
+        from ferryml.store import http_loop
+
+        return getattr(http_loop, http)(client or _client(settings))
+    module, name = sql.rsplit(".", 1)
+    cls = getattr(importlib.import_module(f"ferryml.store.{module}"), name)
+    sql_store = getattr(sharing, "sql", None)
+    return cls(sql_store) if sql_store is not None else open_sql_part(settings, cls)
+
+
+def open_monitor_store(settings: Settings, *, sharing: Any = None) -> MonitorStore:
+    """Monitors and their windows: SQL, or a team server's by the store's URL."""
+    store: MonitorStore = _loop_part(
+        settings, "sql_monitors.SqlMonitorStore", "HttpMonitorStore", sharing
+    )
+    return store
+
+
+def open_alert_store(settings: Settings, *, sharing: Any = None) -> AlertStore:
+    """Alerts, their deliveries and the rules' states."""
+    store: AlertStore = _loop_part(settings, "sql_alerts.SqlAlertStore", "HttpAlertStore", sharing)
+    return store
+
+
+def open_prediction_store(settings: Settings, *, sharing: Any = None) -> PredictionStore:
+    """The prediction log's index, and feedback labels."""
+    store: PredictionStore = _loop_part(
+        settings, "sql_predictions.SqlPredictionStore", "HttpPredictionStore", sharing
+    )
+    return store
+
+
+def open_automation_store(settings: Settings, *, sharing: Any = None) -> AutomationStore:
+    """Policies' state, the agents' lease, and decisions."""
+    store: AutomationStore = _loop_part(
+        settings, "sql_automation.SqlAutomationStore", "HttpAutomationStore", sharing
+    )
+    return store
 
 
 def open_artifact_store(settings: Settings, url: str | None = None) -> Any:

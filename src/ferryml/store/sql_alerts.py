@@ -5,8 +5,7 @@ restarted monitor carries on counting windows where the last one stopped."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from typing import Any
 
 from sqlalchemy import select, true, update
@@ -14,77 +13,10 @@ from sqlalchemy import select, true, update
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
+from ferryml.store.loop import Alert, AlertState, Delivery, Step
 from ferryml.store.sql import StorePart
 
 __all__ = ["Alert", "AlertState", "Delivery", "SqlAlertStore"]
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """What became of sending one alert to one channel.
-
-    Attributes:
-        channel: the channel's name.
-        attempts: how many times it was tried.
-        ok: whether the last attempt succeeded.
-        error: the last attempt's error, when it failed.
-        time: when the outcome was recorded, ms since the epoch.
-    """
-
-    channel: str
-    attempts: int
-    ok: bool
-    error: str | None
-    time: int
-
-
-@dataclass(frozen=True)
-class Alert:
-    """An alert a rule fired (``state`` "fired") or resolved ("resolved").
-
-    Times are ms since the epoch: ``time`` when it was recorded, ``window_start`` and
-    ``window_end`` the monitor's window. ``reference`` is what a ``dropped_by``/``rose_by``
-    rule compared the value with. ``deliveries`` holds each channel's outcome, once known.
-    """
-
-    id: int
-    time: int
-    monitor: str
-    rule: str
-    metric: str
-    op: str
-    value: float
-    threshold: float
-    reference: float | None
-    state: str
-    message: str
-    window_start: int
-    window_end: int
-    deliveries: tuple[Delivery, ...] = ()
-
-
-@dataclass(frozen=True)
-class AlertState:
-    """Where a rule stands for a monitor.
-
-    Attributes:
-        consecutive: how many windows in a row breached the rule.
-        firing: whether an alert fired and has not resolved yet.
-        last_fired: ``window_end`` of the last alert fired, for the cool-down.
-        reference: the metric's first value, for ``dropped_by``/``rose_by`` rules.
-        last_window_end: the newest window counted, so a window is never counted twice.
-    """
-
-    monitor: str
-    rule: str
-    consecutive: int = 0
-    firing: bool = False
-    last_fired: int | None = None
-    reference: float | None = None
-    last_window_end: int | None = None
-
-
-Step = Callable[[AlertState], tuple[AlertState, Alert | None]]
 
 
 class SqlAlertStore(StorePart):

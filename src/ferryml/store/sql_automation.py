@@ -6,43 +6,27 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from ferryml.errors import NotFound
+from ferryml.errors import Conflict, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
+from ferryml.store.loop import DecisionEvent, DecisionRecord
 from ferryml.store.sql import StorePart
 
 __all__ = ["DecisionEvent", "DecisionRecord", "SqlAutomationStore"]
 
 
-@dataclass(frozen=True)
-class DecisionRecord:
-    id: int
-    policy: str
-    deployment: str
-    state: str
-    outcome: str | None
-    context: dict[str, Any]
-    created: int
-    updated: int
-
-
-@dataclass(frozen=True)
-class DecisionEvent:
-    decision_id: int
-    seq: int
-    time: int
-    kind: str
-    message: str
-    details: dict[str, Any]
+_CHANGED = "Decision {id} changed meanwhile; see `ferry decisions show {id}` and try again."
 
 
 class SqlAutomationStore(StorePart):
+    """``AutomationStore`` (policies' state, the lease, decisions) in an opened
+    ``SqlStore``'s database."""
+
     # -- decisions -------------------------------------------------------------------------
 
     def create_decision(
@@ -162,6 +146,46 @@ class SqlAutomationStore(StorePart):
             DecisionEvent(r.decision_id, r.seq, r.time, r.kind, r.message, json.loads(r.details))
             for r in rows
         ]
+
+    def approve(self, decision_id: int, *, user: str, reason: str = "") -> DecisionRecord:
+        """Let a decision waiting for approval roll out; the decision as it is now.
+
+        Raises:
+            NotFound: no such decision.
+            Conflict: it is not waiting for approval.
+        """
+        record = self._awaiting(decision_id)
+        context = {**record.context, "approved_by": user}
+        message = f"approved by {user}" + (f": {reason}" if reason else "")
+        event = ("approved", message, {"user": user})
+        if not self.advance(decision_id, record.state, "approved", context, event):
+            raise Conflict(_CHANGED.format(id=decision_id))
+        return self.get_decision(decision_id)
+
+    def reject(self, decision_id: int, *, user: str, reason: str = "") -> DecisionRecord:
+        """End a decision waiting for approval; the champion keeps serving.
+
+        Raises:
+            NotFound: no such decision.
+            Conflict: it is not waiting for approval.
+        """
+        record = self._awaiting(decision_id)
+        message = f"rejected by {user}" + (f": {reason}" if reason else "")
+        event = ("rejected", message, {"user": user, "reason": reason})
+        if not self.advance(
+            decision_id, record.state, "done", record.context, event, outcome="rejected"
+        ):
+            raise Conflict(_CHANGED.format(id=decision_id))
+        return self.get_decision(decision_id)
+
+    def _awaiting(self, decision_id: int) -> DecisionRecord:
+        record = self.get_decision(decision_id)
+        if record.state != "awaiting_approval":
+            raise Conflict(
+                f"Decision {decision_id} is {record.outcome or record.state}, not waiting for "
+                f"approval; see `ferry decisions show {decision_id}`."
+            )
+        return record
 
     # -- policy watermarks -------------------------------------------------------------------
 

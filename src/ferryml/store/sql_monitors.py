@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, select
@@ -12,24 +11,15 @@ from sqlalchemy import delete, select
 from ferryml.errors import AlreadyExists, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
+from ferryml.store.loop import MonitorResult
 from ferryml.store.sql import StorePart
 
 __all__ = ["MonitorResult", "SqlMonitorStore"]
 
 
-@dataclass(frozen=True)
-class MonitorResult:
-    """What a monitor found in one window; bounds in ms since the epoch."""
-
-    monitor: str
-    window_start: int
-    window_end: int
-    metrics: dict[str, float]
-    drift: dict[str, Any]
-    created: int
-
-
 class SqlMonitorStore(StorePart):
+    """``MonitorStore`` in an opened ``SqlStore``'s database."""
+
     def create(self, name: str, spec: dict[str, Any]) -> None:
         def write() -> None:
             with self._store.engine.execution_options(ferry_write=True).begin() as conn:

@@ -5,61 +5,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
+from ferryml.store.loop import Feedback, PredictionPartition
 from ferryml.store.sql import StorePart
 
 __all__ = ["Feedback", "PredictionPartition", "SqlPredictionStore"]
 
 # Bound parameters per statement stay far below SQLite's and psycopg's limits.
 _CHUNK = 1000
-
-
-@dataclass(frozen=True)
-class PredictionPartition:
-    """One Parquet blob of logged predictions of one deployment.
-
-    Attributes:
-        digest: the blob in the artifact store.
-        deployment: the deployment whose predictions it holds.
-        rows: how many predictions it holds.
-        min_time, max_time: ms since the epoch, bounding the rows' times (inclusive).
-        min_id, max_id: the smallest and largest prediction id in it (code point order).
-        creation_time: when it was written, ms since the epoch.
-    """
-
-    digest: str
-    deployment: str
-    rows: int
-    min_time: int
-    max_time: int
-    min_id: str
-    max_id: str
-    creation_time: int = 0
-
-
-@dataclass(frozen=True)
-class Feedback:
-    """The true label of a logged prediction.
-
-    Attributes:
-        prediction_id: the prediction it labels.
-        deployment: the prediction's deployment.
-        prediction_time: the prediction's time, ms since the epoch.
-        label: the label as JSON text.
-        time: when the label was recorded, ms since the epoch.
-    """
-
-    prediction_id: str
-    deployment: str
-    prediction_time: int
-    label: str
-    time: int
 
 
 class SqlPredictionStore(StorePart):
@@ -131,10 +89,9 @@ class SqlPredictionStore(StorePart):
 
     # -- feedback ------------------------------------------------------------------------
 
-    def upsert_feedback(self, rows: Sequence[Feedback]) -> set[str]:
-        """Store labels, replacing earlier ones of the same ids; return the ids that had one.
-
-        ``rows`` must not repeat an id.
+    def upsert_feedback(self, rows: Sequence[Feedback], *, user: str) -> set[str]:
+        """Store labels given by ``user``, replacing earlier ones of the same ids; return
+        the ids that had one. ``rows`` must not repeat an id.
         """
         if not rows:
             return set()
@@ -146,6 +103,7 @@ class SqlPredictionStore(StorePart):
                 "prediction_time": r.prediction_time,
                 "label": r.label,
                 "time": r.time,
+                "user_name": user,
             }
             for r in rows
         ]
@@ -182,7 +140,9 @@ class SqlPredictionStore(StorePart):
             stmt = stmt.where(f.time > recorded_after)
         with self._store.engine.connect() as conn:
             return [
-                Feedback(r.prediction_id, r.deployment, r.prediction_time, r.label, r.time)
+                Feedback(
+                    r.prediction_id, r.deployment, r.prediction_time, r.label, r.time, r.user_name
+                )
                 for r in conn.execute(stmt)
             ]
 

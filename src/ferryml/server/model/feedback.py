@@ -20,7 +20,7 @@ router = APIRouter(tags=["feedback"])
 
 @router.post("/v1/feedback", openapi_extra=OBJECT_BODY)
 async def feedback(request: Request) -> Response:
-    from ferryml.predictions import record_feedback
+    from ferryml.serving.predictions import record_feedback
 
     service = service_of(request)
     settings = await writer_settings(service.settings, request.headers.get("authorization"))

@@ -20,7 +20,7 @@ from ferryml.server._errors import error_response, status_of
 from ferryml.store.entities import Role, User
 from ferryml.store.sql_users import SqlUserStore
 
-__all__ = ["READ_POSTS", "Auth", "needs", "needs_maintainer_of"]
+__all__ = ["READ_POSTS", "Auth", "maintainer_of", "needs", "needs_maintainer_of"]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reads sent as POST because their query does not fit a URL.
@@ -121,15 +121,25 @@ def needs_maintainer_of(kind: str) -> Any:
     ``name``) names as one of its own maintainers."""
 
     def check(request: Request, name: str) -> User:
-        user = current(request)
-        if user.role.allows(Role.MAINTAINER):
-            return user
-        users: SqlUserStore | None = request.app.state.users
-        if users is not None and user.name in users.list_maintainers(kind, name):
-            return user
-        raise PermissionDenied(
-            f"User {user.name!r} has the role {user.role.value} and is not a maintainer of "
-            f"{kind} {name!r}; this needs maintainer."
-        )
+        return maintainer_of(request, kind, name)
 
     return Depends(check)
+
+
+def maintainer_of(request: Request, kind: str, name: str | None) -> User:
+    """The user, if a maintainer or one of those the model or deployment ``name`` names
+    (None: no such thing, so only a maintainer).
+
+    Raises:
+        PermissionDenied: neither.
+    """
+    user = current(request)
+    if user.role.allows(Role.MAINTAINER):
+        return user
+    users: SqlUserStore | None = request.app.state.users
+    if name is not None and users is not None and user.name in users.list_maintainers(kind, name):
+        return user
+    of = "" if name is None else f" and is not a maintainer of {kind} {name!r}"
+    raise PermissionDenied(
+        f"User {user.name!r} has the role {user.role.value}{of}; this needs maintainer."
+    )

@@ -9,14 +9,20 @@ from functools import lru_cache
 from typing import Any
 
 from fastapi.responses import Response
-from pydantic import TypeAdapter
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter
 
 __all__ = ["render"]
 
 
+_KEEP_NAN = ConfigDict(ser_json_inf_nan="constants")  # also inside fields typed Any
+
+
 @lru_cache(maxsize=64)
 def _adapter(kind: Any) -> TypeAdapter[Any]:
-    return TypeAdapter(kind)
+    try:
+        return TypeAdapter(kind, config=_KEEP_NAN)
+    except PydanticUserError:  # a dataclass or model itself: it keeps its own config
+        return TypeAdapter(kind)
 
 
 def render(value: Any, kind: Any, status: int = 200) -> Response:

@@ -20,7 +20,18 @@ from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
 from ferryml.server._body import BodyLimit
 from ferryml.server._errors import error_response, json_response, status_of
-from ferryml.server.team import blobs, datasets, deployments, registry, tracking, users
+from ferryml.server.team import (
+    alerts,
+    blobs,
+    datasets,
+    decisions,
+    deployments,
+    monitors,
+    predictions,
+    registry,
+    tracking,
+    users,
+)
 from ferryml.server.team._auth import Auth
 from ferryml.store.entities import Role, User
 
@@ -42,7 +53,11 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         from ferryml.serving.deployments import Deployments
         from ferryml.store.artifacts import ArtifactStore
         from ferryml.store.sql import SqlStore
+        from ferryml.store.sql_alerts import SqlAlertStore
+        from ferryml.store.sql_automation import SqlAutomationStore
         from ferryml.store.sql_data import SqlDatasetStore
+        from ferryml.store.sql_monitors import SqlMonitorStore
+        from ferryml.store.sql_predictions import SqlPredictionStore
         from ferryml.store.sql_registry import SqlRegistryStore
         from ferryml.store.sql_users import SqlUserStore
 
@@ -53,6 +68,10 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         app.state.datasets = SqlDatasetStore(sql)
         app.state.users = SqlUserStore(sql) if auth else None
         app.state.deployments = Deployments(settings)
+        app.state.monitors = SqlMonitorStore(sql)
+        app.state.alerts = SqlAlertStore(sql)
+        app.state.predictions = SqlPredictionStore(sql)
+        app.state.automation = SqlAutomationStore(sql)
         app.state.artifacts = artifacts
         app.state.uploads = artifacts.uploads_folder() or settings.home / "uploads"
         try:
@@ -66,7 +85,18 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
     app.state.signed_urls = signed_urls
     app.add_middleware(BodyLimit, max_body=MAX_BODY, exempt=("/api/v1/blobs/",))
     app.add_middleware(Auth, state=app.state, enabled=auth, anonymous=_local_admin())
-    for router in (tracking, blobs, datasets, registry, deployments, users):
+    for router in (
+        tracking,
+        blobs,
+        datasets,
+        registry,
+        deployments,
+        users,
+        monitors,
+        alerts,
+        predictions,
+        decisions,
+    ):
         app.include_router(router.router)
 
     @app.get("/health")

@@ -1,0 +1,114 @@
+"""The prediction log's index and feedback labels. Reading needs a reader; indexing the
+partitions a model server wrote, and giving feedback, a writer. Who gave a label is the
+token's user."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from ferryml._identity import current_user
+from ferryml.errors import InvalidArgument
+from ferryml.server.team._render import render
+from ferryml.store.loop import Feedback, PredictionPartition
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/api/v1/predictions", tags=["predictions"])
+Ms = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+MsQuery = Annotated[int | None, Query(ge=-(2**63), le=2**63 - 1)]
+Digest = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Deployment = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+PredictionId = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PartitionIn(_Body):
+    digest: Digest
+    deployment: Deployment
+    rows: int = Field(ge=0, le=2**31 - 1)
+    min_time: Ms
+    max_time: Ms
+    min_id: PredictionId
+    max_id: PredictionId
+    creation_time: Ms = 0
+
+
+class Partitions(_Body):
+    partitions: list[PartitionIn] = Field(max_length=100_000)
+
+
+class FeedbackIn(_Body):
+    prediction_id: PredictionId
+    deployment: Deployment
+    prediction_time: Ms
+    label: str = Field(max_length=100_000)  # JSON text
+    time: Ms
+
+
+class FeedbackRows(_Body):
+    rows: list[FeedbackIn] = Field(max_length=100_000)
+
+
+def _store(request: Request) -> Any:
+    return request.app.state.predictions
+
+
+@router.get("/deployments", response_model=list[str])
+def list_deployments(request: Request) -> Response:
+    """Every deployment with logged predictions."""
+    return render(_store(request).list_deployments(), list[str])
+
+
+@router.get("/partitions", response_model=list[PredictionPartition])
+def list_partitions(
+    deployment: str, request: Request, since: MsQuery = None, until: MsQuery = None
+) -> Response:
+    found = _store(request).list_partitions(deployment, since=since, until=until)
+    return render(found, list[PredictionPartition])
+
+
+@router.get("/partitions/by-id", response_model=list[PredictionPartition])
+def search_partitions_by_id(lowest: str, highest: str, request: Request) -> Response:
+    """Partitions whose id range overlaps ``[lowest, highest]``."""
+    found = _store(request).search_partitions_by_id(lowest, highest)
+    return render(found, list[PredictionPartition])
+
+
+@router.post("/partitions", status_code=204)
+def create_partitions(body: Partitions, request: Request) -> Response:
+    """Index partitions already in the artifact store, all or none; again changes nothing."""
+    rows = [PredictionPartition(**p.model_dump()) for p in body.partitions]
+    _store(request).create_partitions(rows)
+    return Response(status_code=204)
+
+
+@router.post("/feedback", response_model=list[str])
+def upsert_feedback(body: FeedbackRows, request: Request) -> Response:
+    """Store labels as the token's user; answers the ids that had a label before."""
+    ids = [r.prediction_id for r in body.rows]
+    if len(set(ids)) != len(ids):
+        raise InvalidArgument("Feedback rows repeat a prediction id; send each id once.")
+    rows = [Feedback(**r.model_dump(), user=current_user()) for r in body.rows]
+    replaced = _store(request).upsert_feedback(rows, user=current_user())
+    return render(sorted(replaced), list[str])
+
+
+@router.get("/feedback", response_model=list[Feedback])
+def list_feedback(
+    deployment: str,
+    request: Request,
+    since: MsQuery = None,
+    until: MsQuery = None,
+    recorded_after: MsQuery = None,
+) -> Response:
+    found = _store(request).list_feedback(
+        deployment, since=since, until=until, recorded_after=recorded_after
+    )
+    return render(found, list[Feedback])
