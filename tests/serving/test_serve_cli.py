@@ -112,6 +112,11 @@ def test_serving_nothing_is_a_one_line_error(registered: Any) -> None:
             "error: --port 99999 is not a TCP port: give a number from 1 to 65535.\n",
         ),
         (
+            ["--grpc-port", "IN_USE"],
+            "error: Port IN_USE on 127.0.0.1 is in use by another process; stop it or choose "
+            "another --grpc-port.\n",
+        ),
+        (
             ["--host", "203.0.113.9"],
             "error: 203.0.113.9 is not an address of this machine; give one of its own, "
             "127.0.0.1 or 0.0.0.0.\n",
@@ -124,19 +129,13 @@ def test_serving_nothing_is_a_one_line_error(registered: Any) -> None:
     ],
 )
 def test_a_port_or_address_it_cannot_listen_on_is_a_one_line_error(
-    args: list[str], message: str, tmp_path: Path
+    args: list[str], message: str, tmp_path: Path, cli: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        done = subprocess.run(
-            [str(Path(sys.executable).parent / "ferry"), "serve", "m@champion"]
-            + [port if a == "IN_USE" else a for a in args],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            cwd=tmp_path,
-        )
-    assert (done.returncode, done.stderr) == (2, message.replace("IN_USE", port))
+        code, _, err = cli("serve", "m@champion", *[port if a == "IN_USE" else a for a in args])
+    assert (code, err) == (2, message.replace("IN_USE", port))
     assert not (tmp_path / ".ferry").exists()  # refused before opening anything
