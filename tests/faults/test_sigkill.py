@@ -1,7 +1,7 @@
-"""SIGKILL in the middle of a pipeline run, then a restart: the next process marks the run
-KILLED and ``resume`` finishes it, taking the steps that had finished from the cache. (The
-other components' SIGKILL cells are proven beside their code; the README's table says
-where.)"""
+"""SIGKILL in the middle of the operation, then a restart: a pipeline run is marked KILLED
+by the next process and ``resume`` finishes it from the cache; a checkout run again finishes
+what the killed one began. (The other components' SIGKILL cells are proven beside their
+code; the README's table says where.)"""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from ferryml.config import Settings
+from ferryml.data.workspace import Workspace
 from ferryml.pipelines.engine import run_target
 from ferryml.store.entities import RunStatus
 from ferryml.tracking.client import FerryClient
@@ -102,3 +103,51 @@ def test_a_pipeline_run_killed_mid_step_is_marked_killed_and_resumes_from_the_ca
     assert resumed.status == "FINISHED"
     assert resumed.output() == 10
     assert calls.read_text() == "load\ntotal\ntotal\n"  # load came from the cache
+
+
+CHECKOUT = """
+from ferryml.data.workspace import Workspace
+print("restoring", flush=True)
+Workspace().checkout("big@1", to="restored")
+"""
+
+
+def test_a_checkout_killed_half_way_is_finished_by_running_it_again(tmp_path: Path) -> None:
+    big = tmp_path / "big"
+    big.mkdir()
+    for i in range(1000):
+        (big / f"{i}.bin").write_bytes(os.urandom(1024))
+    settings = Settings.resolve(cwd=tmp_path, environ={})
+    workspace = Workspace(settings)
+    try:
+        workspace.add(str(big))
+    finally:
+        workspace.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHECKOUT], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    restored = tmp_path / "restored"
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "restoring\n"
+        deadline = time.monotonic() + 60
+        while sum(1 for _ in restored.glob("*")) < 100:  # waiting for it to be under way
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert 0 < sum(1 for _ in restored.glob("*.bin")) < 1000
+    # What a kill between a file's write and its rename leaves, whether or not this one did.
+    (restored / ".7.bin.0123456789ab.tmp").write_bytes(b"half a file")
+
+    workspace = Workspace(settings)
+    try:
+        workspace.checkout("big@1", to=str(restored))
+    finally:
+        workspace.close()
+    assert sorted(p.name for p in restored.iterdir()) == sorted(p.name for p in big.iterdir())
+    for path in big.iterdir():
+        assert (restored / path.name).read_bytes() == path.read_bytes()

@@ -4,6 +4,7 @@ no rehash of unchanged files, and the I/O spread over threads (it releases the G
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -113,14 +114,26 @@ def restore_files(
     return len(todo)
 
 
+# What ArtifactStore.restore_small writes before its rename: left behind by a killed checkout.
+_TORN = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
+
+
 def _remove_stored_extras(
     root: Path, wanted: set[str], cached: dict[str, tuple[Stat, str]]
 ) -> None:
     """Remove files the version lacks, but only those whose content is in the store (the
-    cache vouches for them): a file the user made and never added is never deleted."""
+    cache vouches for them): a file the user made and never added is never deleted. Also
+    remove the temp files a killed checkout left beside files of the version, so that they
+    never become data."""
     for relative, absolute, st in walk(root):
+        if relative in wanted:
+            continue
         hit = cached.get(absolute)
-        if relative not in wanted and hit is not None and hit[0] == stat_key(st):
+        folder, _, name = relative.rpartition("/")
+        torn = _TORN.fullmatch(name)
+        if (hit is not None and hit[0] == stat_key(st)) or (
+            torn is not None and f"{folder}/{torn['name']}".lstrip("/") in wanted
+        ):
             os.unlink(absolute)
 
 
