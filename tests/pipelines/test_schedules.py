@@ -21,12 +21,15 @@ from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
 from ferryml.pipelines.schedule import (
     ScheduledRun,
     add_schedule,
+    claim_due,
+    create_schedule,
     list_schedules,
+    next_occurrence,
     remove_schedule,
     run_scheduler,
 )
 from ferryml.store.sql import SqlStore
-from ferryml.store.sql_schedules import SqlScheduleStore, next_occurrence
+from ferryml.store.sql_schedules import SqlScheduleStore
 from ferryml.tracking.client import FerryClient
 
 HERE = Path(__file__).resolve().parent
@@ -87,8 +90,13 @@ def test_a_bad_cron_expression_is_named_with_the_reason_and_an_example(
 def test_create_schedule_is_due_at_the_first_occurrence_after_creation(
     schedules: SqlScheduleStore,
 ) -> None:
-    created = schedules.create_schedule(
-        "nightly", target="m:p", cron="0 3 * * *", params={"lr": "0.1"}, now_ms=T0 - MINUTE
+    created = create_schedule(
+        schedules,
+        "nightly",
+        target="m:p",
+        cron="0 3 * * *",
+        params={"lr": "0.1"},
+        now_ms=T0 - MINUTE,
     )
     assert created.next_run_time == T0
     assert schedules.get_schedule("nightly") == created
@@ -99,28 +107,28 @@ def test_create_schedule_is_due_at_the_first_occurrence_after_creation(
 def test_claim_due_returns_a_due_schedule_once_and_moves_it_to_the_next_occurrence(
     schedules: SqlScheduleStore,
 ) -> None:
-    schedules.create_schedule("nightly", target="m:p", cron="0 3 * * *", now_ms=T0 - MINUTE)
-    assert schedules.claim_due(T0 - 1) == []
-    [claimed] = schedules.claim_due(T0 + 5_000)
+    create_schedule(schedules, "nightly", target="m:p", cron="0 3 * * *", now_ms=T0 - MINUTE)
+    assert claim_due(schedules, T0 - 1) == []
+    [claimed] = claim_due(schedules, T0 + 5_000)
     assert claimed.name == "nightly"
     assert claimed.last_run_time == T0 + 5_000
     assert claimed.last_status == "RUNNING"
     assert claimed.next_run_time == T0 + 24 * 60 * MINUTE
     assert schedules.get_schedule("nightly") == claimed
-    assert schedules.claim_due(T0 + 5_000) == []
-    assert schedules.claim_due(T0 + 60 * MINUTE) == []
+    assert claim_due(schedules, T0 + 5_000) == []
+    assert claim_due(schedules, T0 + 60 * MINUTE) == []
 
 
 def test_a_second_store_claiming_the_same_occurrence_gets_nothing(
     store_url: str, schedules: SqlScheduleStore
 ) -> None:
-    schedules.create_schedule("nightly", target="m:p", cron="0 3 * * *", now_ms=T0 - MINUTE)
+    create_schedule(schedules, "nightly", target="m:p", cron="0 3 * * *", now_ms=T0 - MINUTE)
     other = SqlScheduleStore(SqlStore(store_url).open())
     try:
-        assert [s.name for s in schedules.claim_due(T0)] == ["nightly"]
-        assert other.claim_due(T0) == []
-        assert other.claim_due(T0 + 1_000) == []  # another clock, the same occurrence
-        assert [s.name for s in other.claim_due(T0 + 24 * 60 * MINUTE)] == ["nightly"]
+        assert [s.name for s in claim_due(schedules, T0)] == ["nightly"]
+        assert claim_due(other, T0) == []
+        assert claim_due(other, T0 + 1_000) == []  # another clock, the same occurrence
+        assert [s.name for s in claim_due(other, T0 + 24 * 60 * MINUTE)] == ["nightly"]
     finally:
         other.close()
 
@@ -128,27 +136,27 @@ def test_a_second_store_claiming_the_same_occurrence_gets_nothing(
 def test_missed_occurrences_run_once_then_the_next_future_occurrence(
     schedules: SqlScheduleStore,
 ) -> None:
-    schedules.create_schedule("minutely", target="m:p", cron="* * * * *", now_ms=T0 - 1)
+    create_schedule(schedules, "minutely", target="m:p", cron="* * * * *", now_ms=T0 - 1)
     down_until = T0 + 90 * MINUTE + 30_000  # 91 occurrences passed while nothing ran
-    [claimed] = schedules.claim_due(down_until)
+    [claimed] = claim_due(schedules, down_until)
     assert claimed.next_run_time == T0 + 91 * MINUTE
-    assert schedules.claim_due(down_until) == []
-    assert [s.name for s in schedules.claim_due(T0 + 91 * MINUTE)] == ["minutely"]
+    assert claim_due(schedules, down_until) == []
+    assert [s.name for s in claim_due(schedules, T0 + 91 * MINUTE)] == ["minutely"]
 
 
 def test_claim_due_takes_every_due_schedule_and_leaves_the_others(
     schedules: SqlScheduleStore,
 ) -> None:
-    schedules.create_schedule("b-hourly", target="m:p", cron="0 * * * *", now_ms=T0 - 1)
-    schedules.create_schedule("a-daily", target="m:p", cron="0 3 * * *", now_ms=T0 - 1)
-    schedules.create_schedule("later", target="m:p", cron="0 4 * * *", now_ms=T0 - 1)
-    assert [s.name for s in schedules.claim_due(T0)] == ["a-daily", "b-hourly"]
+    create_schedule(schedules, "b-hourly", target="m:p", cron="0 * * * *", now_ms=T0 - 1)
+    create_schedule(schedules, "a-daily", target="m:p", cron="0 3 * * *", now_ms=T0 - 1)
+    create_schedule(schedules, "later", target="m:p", cron="0 4 * * *", now_ms=T0 - 1)
+    assert [s.name for s in claim_due(schedules, T0)] == ["a-daily", "b-hourly"]
     assert schedules.get_schedule("later").last_status is None
 
 
 def test_record_result_stores_the_run_and_its_status(schedules: SqlScheduleStore) -> None:
-    schedules.create_schedule("nightly", target="m:p", cron="0 3 * * *", now_ms=T0 - 1)
-    [claimed] = schedules.claim_due(T0)
+    create_schedule(schedules, "nightly", target="m:p", cron="0 3 * * *", now_ms=T0 - 1)
+    [claimed] = claim_due(schedules, T0)
     assert schedules.record_result("nightly", "abc", "FINISHED", run_time=claimed.last_run_time)
     found = schedules.get_schedule("nightly")
     assert (found.last_run_id, found.last_status, found.last_run_time) == ("abc", "FINISHED", T0)
@@ -157,9 +165,9 @@ def test_record_result_stores_the_run_and_its_status(schedules: SqlScheduleStore
 def test_a_slow_run_does_not_overwrite_the_status_of_a_newer_occurrence(
     schedules: SqlScheduleStore,
 ) -> None:
-    schedules.create_schedule("minutely", target="m:p", cron="* * * * *", now_ms=T0 - 1)
-    [first] = schedules.claim_due(T0)
-    [second] = schedules.claim_due(T0 + MINUTE)
+    create_schedule(schedules, "minutely", target="m:p", cron="* * * * *", now_ms=T0 - 1)
+    [first] = claim_due(schedules, T0)
+    [second] = claim_due(schedules, T0 + MINUTE)
     assert schedules.record_result("minutely", "new", "FINISHED", run_time=second.last_run_time)
     assert not schedules.record_result("minutely", "old", "FAILED", run_time=first.last_run_time)
     found = schedules.get_schedule("minutely")
@@ -174,9 +182,9 @@ def test_record_result_of_a_removed_schedule_raises_not_found(
 
 
 def test_create_schedule_twice_raises_already_exists(schedules: SqlScheduleStore) -> None:
-    schedules.create_schedule("nightly", target="m:p", cron="0 3 * * *")
+    create_schedule(schedules, "nightly", target="m:p", cron="0 3 * * *")
     with pytest.raises(AlreadyExists) as raised:
-        schedules.create_schedule("nightly", target="m:q", cron="0 4 * * *")
+        create_schedule(schedules, "nightly", target="m:q", cron="0 4 * * *")
     assert str(raised.value) == (
         "Schedule 'nightly' already exists. Pick another name, or remove it first with "
         "`ferry schedule remove nightly`."
@@ -197,7 +205,7 @@ def test_get_and_delete_an_unknown_schedule_raise_not_found(
 
 def test_list_schedules_by_name_and_delete_removes_one(schedules: SqlScheduleStore) -> None:
     for name in ("b", "a", "c"):
-        schedules.create_schedule(name, target="m:p", cron="0 3 * * *")
+        create_schedule(schedules, name, target="m:p", cron="0 3 * * *")
     assert [s.name for s in schedules.list_schedules()] == ["a", "b", "c"]
     schedules.delete_schedule("b")
     assert [s.name for s in schedules.list_schedules()] == ["a", "c"]
@@ -206,11 +214,12 @@ def test_list_schedules_by_name_and_delete_removes_one(schedules: SqlScheduleSto
 _CLAIMER = """
 import json, sys
 from ferryml.store.sql import SqlStore
+from ferryml.pipelines.schedule import claim_due
 from ferryml.store.sql_schedules import SqlScheduleStore
 store = SqlScheduleStore(SqlStore(sys.argv[1]).open())
 print("ready", flush=True)
 sys.stdin.readline()
-got = [[s.name, clock] for clock in json.loads(sys.argv[2]) for s in store.claim_due(clock)]
+got = [[s.name, clock] for clock in json.loads(sys.argv[2]) for s in claim_due(store, clock)]
 print(json.dumps(got), flush=True)
 """
 
@@ -221,7 +230,7 @@ def test_two_processes_claiming_at_once_each_occurrence_goes_to_exactly_one(
 ) -> None:
     names = [f"s{i:02d}" for i in range(20)]
     for name in names:
-        schedules.create_schedule(name, target="m:p", cron="* * * * *", now_ms=T0 - 1)
+        create_schedule(schedules, name, target="m:p", cron="* * * * *", now_ms=T0 - 1)
     clocks = [T0 + k * MINUTE + 1_000 for k in range(5)]
     got = _race(
         [[sys.executable, "-c", _CLAIMER, store_url, json.dumps(clocks)]] * 2, env=os.environ
@@ -385,7 +394,7 @@ def test_a_failing_pipeline_is_recorded_failed_and_the_others_still_run(
     added = add_schedule(settings, "b-tiny", "* * * * *", "scheduled_example:tiny")
     store = SqlScheduleStore(SqlStore(settings.store_url).open())
     try:  # a module deleted after the schedule was added: the run cannot even start
-        store.create_schedule("c-gone", target="deleted_module:flow", cron="* * * * *")
+        create_schedule(store, "c-gone", target="deleted_module:flow", cron="* * * * *")
     finally:
         store.close()
     due = added.next_run_time / 1000 + 1
@@ -586,7 +595,8 @@ def test_cli_scheduler_once_runs_what_is_due(
     assert (code, out) == (0, "No schedule was due.\n")
     store = SqlScheduleStore(SqlStore(f"sqlite:///{home / 'ferry.db'}").open())
     try:  # created an hour ago, so its first occurrence is due now
-        store.create_schedule(
+        create_schedule(
+            store,
             "tiny",
             target="scheduled_example:tiny",
             cron="* * * * *",

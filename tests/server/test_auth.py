@@ -40,6 +40,8 @@ _NEEDS = {
     ("PUT", "/api/v1/policies/{policy}/state"): "maintainer",
     ("POST", "/api/v1/leases/{name}"): "maintainer",
     ("DELETE", "/api/v1/leases/{name}"): "maintainer",
+    ("POST", "/api/v1/schedules"): "maintainer",
+    ("DELETE", "/api/v1/schedules/{name}"): "maintainer",
     ("GET", "/api/v1/users"): "admin",
     ("POST", "/api/v1/users"): "admin",
     ("PATCH", "/api/v1/users/{name}"): "admin",

@@ -83,7 +83,7 @@ class TriggerConfig(Strict):
     @classmethod
     def _cron(cls, cron: str | None) -> str | None:
         if cron is not None:
-            from ferryml.store.sql_schedules import next_occurrence
+            from ferryml.pipelines.schedule import next_occurrence
 
             next_occurrence(cron, 0)  # raises InvalidArgument naming what is wrong
         return cron

@@ -330,7 +330,7 @@ def _check(
     if trigger.kind == "metric":
         return _metric(sources, trigger, state, key)
     if trigger.kind == "schedule":
-        from ferryml.store.sql_schedules import next_occurrence
+        from ferryml.pipelines.schedule import next_occurrence
 
         since = int(state.get(key, now))
         state[key] = now if next_occurrence(str(trigger.cron), since) <= now else since

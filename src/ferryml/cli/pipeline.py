@@ -101,7 +101,9 @@ def runs(
     from ferryml.pipelines.history import list_pipeline_runs
     from ferryml.tracking.client import FerryClient
 
-    found = list_pipeline_runs(FerryClient(settings_of(ctx)), max_results)
+    client = FerryClient(settings_of(ctx))
+    ctx.call_on_close(client.close)
+    found = list_pipeline_runs(client, max_results)
     if json:
         render.print_json(found)
         return
@@ -135,7 +137,9 @@ def show(
     from ferryml.pipelines.history import describe_run
     from ferryml.tracking.client import FerryClient
 
-    view = describe_run(FerryClient(settings_of(ctx)), run_id)
+    client = FerryClient(settings_of(ctx))
+    ctx.call_on_close(client.close)
+    view = describe_run(client, run_id)
     if json:
         render.print_json(view)
         return

@@ -54,6 +54,7 @@ def execute(task: StepTask) -> StepOutcome:
 
     out, err = io.StringIO(), io.StringIO()
     started = time.perf_counter()
+    artifacts = None
     try:
         artifacts = open_artifact_store(task.settings)
         kwargs = {
@@ -83,6 +84,9 @@ def execute(task: StepTask) -> StepOutcome:
             error_kind=type(e).__name__,
             attempt=task.attempt,
         )
+    finally:
+        if artifacts is not None:
+            artifacts.close()  # a team server's connections
     return StepOutcome(
         task.node,
         blob.digest,

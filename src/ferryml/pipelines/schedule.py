@@ -1,30 +1,125 @@
-"""Pipeline schedules: add, list and remove them, and the scheduler loop that runs each
-due occurrence once, however many schedulers run and however often they restart."""
+"""Pipeline schedules: add, list and remove them, the cron expressions that say when they
+run, and the scheduler loop that runs each due occurrence once, however many schedulers
+run and however often they restart. The store keeps the schedules and the lock; the times
+are computed here, so a team server's store works as the database's does."""
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
+from ferryml.store.base import ScheduleStore
 from ferryml.store.entities import Schedule
-from ferryml.store.factory import open_sql_part
+from ferryml.store.factory import open_schedule_store
 
-if TYPE_CHECKING:
-    from ferryml.store.sql_schedules import SqlScheduleStore
-
-__all__ = ["ScheduledRun", "add_schedule", "list_schedules", "remove_schedule", "run_scheduler"]
+__all__ = [
+    "CRON_EXAMPLE",
+    "ScheduledRun",
+    "add_schedule",
+    "claim_due",
+    "create_schedule",
+    "list_schedules",
+    "next_occurrence",
+    "remove_schedule",
+    "run_scheduler",
+]
 
 _log = logging.getLogger("ferryml.scheduler")
 _DOTTED = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
 _TARGET = re.compile(rf"{_DOTTED}:{_DOTTED}")
+CRON_EXAMPLE = "'0 3 * * *' (03:00 UTC every day)"
+_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
+
+
+def next_occurrence(cron: str, after_ms: int) -> int:
+    """The first time strictly after ``after_ms`` that ``cron`` names, in ms, read in UTC.
+
+    Only classic five-field expressions (``minute hour day month weekday``) and the
+    ``@hourly``-style aliases are accepted: croniter reads a sixth field as seconds at the
+    end, so a Quartz-style ``0 0 3 * * *`` would silently mean something else.
+
+    Raises:
+        InvalidArgument: the expression is malformed or names no date that exists.
+    """
+    from croniter import CroniterBadDateError, CroniterError, croniter  # only for schedules
+
+    fields = cron.split()
+    if len(fields) == 1 and fields[0].startswith("@"):
+        if fields[0].lower() not in _ALIASES:
+            reason = f"{fields[0]!r} is not one of {', '.join(_ALIASES)}"
+            raise InvalidArgument(_cron_message(cron, reason))
+    elif len(fields) != 5:
+        raise InvalidArgument(_cron_message(cron, f"it has {len(fields)} field(s), not 5"))
+    start = dt.datetime.fromtimestamp(after_ms / 1000, tz=dt.UTC)
+    try:
+        following = croniter(cron, start).get_next(dt.datetime)
+    except CroniterBadDateError as e:
+        raise InvalidArgument(_cron_message(cron, "it names no date that exists")) from e
+    except CroniterError as e:
+        raise InvalidArgument(_cron_message(cron, str(e).rstrip("."))) from e
+    return int(following.timestamp() * 1000)
+
+
+def _cron_message(cron: str, reason: str) -> str:
+    return (
+        f"Cron expression {cron!r} is invalid: {reason}. Use five fields, "
+        f"minute hour day-of-month month day-of-week, in UTC, e.g. {CRON_EXAMPLE}."
+    )
+
+
+def create_schedule(
+    store: ScheduleStore,
+    name: str,
+    *,
+    target: str,
+    cron: str,
+    params: Mapping[str, str] | None = None,
+    now_ms: int | None = None,
+) -> Schedule:
+    """Record a schedule in ``store``, first due at the first occurrence after ``now_ms``.
+
+    Raises:
+        InvalidArgument: ``cron`` is not a valid expression.
+        AlreadyExists: a schedule with this name exists.
+    """
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return store.create_schedule(
+        name,
+        target=target,
+        cron=cron,
+        params=dict(params or {}),
+        next_run_time=next_occurrence(cron, now),
+        creation_time=now,
+    )
+
+
+def claim_due(store: ScheduleStore, now_ms: int) -> list[Schedule]:
+    """Take every schedule due at ``now_ms`` and return them, marked RUNNING.
+
+    A claimed schedule moves to its first occurrence after ``now_ms``, so a scheduler that
+    was down across several occurrences runs the missed work once, not once per
+    occurrence. Of schedulers racing for one occurrence, the store gives it to one.
+    """
+    claimed = []
+    for due in store.list_due(now_ms):
+        try:
+            following = next_occurrence(due.cron, now_ms)
+        except InvalidArgument as e:  # only a hand-edited row; the others still run
+            _log.warning("Skipping schedule %r: %s", due.name, e)
+            continue
+        got = store.claim(due.name, due=due.next_run_time, next_run_time=following, now_ms=now_ms)
+        if got is not None:
+            claimed.append(got)
+    return claimed
 
 
 class ScheduledRun(NamedTuple):
@@ -36,11 +131,8 @@ class ScheduledRun(NamedTuple):
 
 
 @contextmanager
-def _schedules(settings: Settings) -> Iterator[SqlScheduleStore]:
-    # Imported here so that `ferry --help` does not pay for SQLAlchemy.
-    from ferryml.store.sql_schedules import SqlScheduleStore
-
-    store = open_sql_part(settings, SqlScheduleStore)
+def _schedules(settings: Settings) -> Iterator[ScheduleStore]:
+    store = open_schedule_store(settings)
     try:
         yield store
     finally:
@@ -67,8 +159,6 @@ def add_schedule(
         >>> add_schedule(settings, "nightly", "0 3 * * *", "train:training", {"lr": "0.1"})
     """
     check_name(name, "Schedule", "nightly-training")
-    from ferryml.store.sql_schedules import next_occurrence
-
     next_occurrence(cron, int(time.time() * 1000))  # a bad expression fails before any I/O
     if not _TARGET.fullmatch(target):
         raise InvalidArgument(
@@ -92,7 +182,7 @@ def add_schedule(
 
         pipeline = load_target(target)
         coerce_params(pipeline, pipeline.bind(params))  # a wrong type fails now, not at 3 am
-        return store.create_schedule(name, target=target, cron=cron, params=params)
+        return create_schedule(store, name, target=target, cron=cron, params=params)
 
 
 def list_schedules(settings: Settings) -> list[Schedule]:
@@ -147,14 +237,14 @@ def run_scheduler(
         while True:
             ran = [
                 _run(store, schedule, settings, on_run)
-                for schedule in store.claim_due(int(clock() * 1000))
+                for schedule in claim_due(store, int(clock() * 1000))
             ]
             if once or stop.wait(interval):
                 return ran
 
 
 def _run(
-    store: SqlScheduleStore,
+    store: ScheduleStore,
     schedule: Schedule,
     settings: Settings,
     on_run: Callable[[ScheduledRun], None] | None,

@@ -13,14 +13,13 @@ from typing import Any
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
 from ferryml.pipelines._dsl import Pipeline
+from ferryml.pipelines._loop import opened, run_plans
 from ferryml.pipelines.engine import (
     DEFAULT_EXPERIMENT,
     PipelineResult,
     _experiment,
     _result,
     _start_plan,
-    opened,
-    run_plans,
 )
 from ferryml.pipelines.executors import Executor
 from ferryml.tracking.client import FerryClient

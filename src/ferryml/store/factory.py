@@ -10,7 +10,7 @@ from ferryml.errors import InvalidArgument
 
 if TYPE_CHECKING:
     from ferryml.config import Settings
-    from ferryml.store.base import DatasetStore, TrackingStore
+    from ferryml.store.base import DatasetStore, ScheduleStore, StepCache, TrackingStore
     from ferryml.store.loop import AlertStore, AutomationStore, MonitorStore, PredictionStore
     from ferryml.store.sql import SqlStore, StorePart
 
@@ -24,8 +24,10 @@ __all__ = [
     "open_monitor_store",
     "open_prediction_store",
     "open_registry_store",
+    "open_schedule_store",
     "open_sql_part",
     "open_sql_store",
+    "open_step_cache",
     "open_tracking_store",
     "open_user_store",
     "shared_part",
@@ -168,6 +170,26 @@ def open_automation_store(settings: Settings, *, sharing: Any = None) -> Automat
         settings, "sql_automation.SqlAutomationStore", "HttpAutomationStore", sharing
     )
     return store
+
+
+def open_step_cache(settings: Settings) -> StepCache:
+    if is_server_url(settings.store_url):
+        from ferryml.store.http_data import HttpStepCache
+
+        return HttpStepCache(_client(settings))
+    from ferryml.store.sql_pipelines import SqlStepCache
+
+    return open_sql_part(settings, SqlStepCache)
+
+
+def open_schedule_store(settings: Settings) -> ScheduleStore:
+    if is_server_url(settings.store_url):
+        from ferryml.store.http_data import HttpScheduleStore
+
+        return HttpScheduleStore(_client(settings))
+    from ferryml.store.sql_schedules import SqlScheduleStore
+
+    return open_sql_part(settings, SqlScheduleStore)
 
 
 def open_artifact_store(settings: Settings, url: str | None = None) -> Any:

@@ -1,79 +1,39 @@
-"""Pipeline schedules in the same SQL database as the tracking store, and the lock that
-runs each occurrence once however many schedulers are running."""
+"""Pipeline schedules in the same SQL database as the tracking store. The store knows no
+cron (``ferryml.pipelines.schedule`` computes the times): ``claim`` is the compare-and-set
+that runs each occurrence once however many schedulers are running."""
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import json
-import logging
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
+from ferryml._naming import check_name
+from ferryml.errors import AlreadyExists, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
 from ferryml.store.entities import Schedule
 from ferryml.store.sql import StorePart
 
-__all__ = ["CRON_EXAMPLE", "SqlScheduleStore", "next_occurrence"]
+__all__ = ["RUNNING", "SqlScheduleStore"]
 
-CRON_EXAMPLE = "'0 3 * * *' (03:00 UTC every day)"
 RUNNING = "RUNNING"
-_ALIASES = ("@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually")
-_log = logging.getLogger(__name__)
-
-
-def next_occurrence(cron: str, after_ms: int) -> int:
-    """The first time strictly after ``after_ms`` that ``cron`` names, in ms, read in UTC.
-
-    Only classic five-field expressions (``minute hour day month weekday``) and the
-    ``@hourly``-style aliases are accepted: croniter reads a sixth field as seconds at the
-    end, so a Quartz-style ``0 0 3 * * *`` would silently mean something else.
-
-    Raises:
-        InvalidArgument: the expression is malformed or names no date that exists.
-    """
-    from croniter import CroniterBadDateError, CroniterError, croniter  # only for schedules
-
-    fields = cron.split()
-    if len(fields) == 1 and fields[0].startswith("@"):
-        if fields[0].lower() not in _ALIASES:
-            reason = f"{fields[0]!r} is not one of {', '.join(_ALIASES)}"
-            raise InvalidArgument(_cron_message(cron, reason))
-    elif len(fields) != 5:
-        raise InvalidArgument(_cron_message(cron, f"it has {len(fields)} field(s), not 5"))
-    start = dt.datetime.fromtimestamp(after_ms / 1000, tz=dt.UTC)
-    try:
-        following = croniter(cron, start).get_next(dt.datetime)
-    except CroniterBadDateError as e:
-        raise InvalidArgument(_cron_message(cron, "it names no date that exists")) from e
-    except CroniterError as e:
-        raise InvalidArgument(_cron_message(cron, str(e).rstrip("."))) from e
-    return int(following.timestamp() * 1000)
-
-
-def _cron_message(cron: str, reason: str) -> str:
-    return (
-        f"Cron expression {cron!r} is invalid: {reason}. Use five fields, "
-        f"minute hour day-of-month month day-of-week, in UTC, e.g. {CRON_EXAMPLE}."
-    )
 
 
 class SqlScheduleStore(StorePart):
     """Schedules in an opened ``SqlStore``'s database.
 
-    ``claim_due`` is the lock: a compare-and-set on ``next_run_time`` hands each
-    occurrence to exactly one caller, across threads, processes and restarts.
+    ``claim`` is the lock: a compare-and-set on ``next_run_time`` hands each occurrence
+    to exactly one caller, across threads, processes and restarts.
 
     Example:
         >>> schedules = SqlScheduleStore(SqlStore("sqlite:///.ferry/ferry.db").open())
-        >>> for schedule in schedules.claim_due(now_ms):
-        ...     schedules.record_result(schedule.name, run_id, "FINISHED")
+        >>> for due in schedules.list_due(now_ms):
+        ...     schedules.claim(due.name, due=due.next_run_time, next_run_time=n, now_ms=now_ms)
     """
 
     def create_schedule(
@@ -82,26 +42,27 @@ class SqlScheduleStore(StorePart):
         *,
         target: str,
         cron: str,
-        params: Mapping[str, str] | None = None,
-        now_ms: int | None = None,
+        params: Mapping[str, str],
+        next_run_time: int,
+        creation_time: int,
     ) -> Schedule:
-        """Record a schedule; its first run is the first occurrence after ``now_ms``.
+        """Record a schedule, first due at ``next_run_time``.
 
         Raises:
-            InvalidArgument: ``cron`` is not a valid expression.
+            InvalidArgument: ``name`` breaks the naming rule.
             AlreadyExists: a schedule with this name exists.
         """
-        now = _now_ms() if now_ms is None else now_ms
+        check_name(name, "Schedule", "nightly-training")
         schedule = Schedule(
             name=name,
             target=target,
             cron=cron,
-            params=dict(params or {}),
-            next_run_time=next_occurrence(cron, now),
+            params=dict(params),
+            next_run_time=next_run_time,
             last_run_time=None,
             last_run_id=None,
             last_status=None,
-            creation_time=now,
+            creation_time=creation_time,
         )
         row = {
             **dataclasses.asdict(schedule),
@@ -147,49 +108,43 @@ class SqlScheduleStore(StorePart):
         if _dialect.retry_locked(delete) == 0:
             raise _not_found(name)
 
-    def claim_due(self, now_ms: int) -> list[Schedule]:
-        """Take ownership of every schedule due at ``now_ms`` and return them, marked RUNNING.
-
-        A claimed schedule's ``next_run_time`` moves to its first occurrence after
-        ``now_ms``, so a scheduler that was down across several occurrences runs the
-        missed work once, not once per occurrence. Each claim is an UPDATE conditioned on
-        the ``next_run_time`` that was read: of callers racing for one occurrence, only the
-        one whose UPDATE changed the row gets it (SQLite serializes the writers; PostgreSQL
-        re-checks the condition once the first writer commits).
-        """
+    def list_due(self, now_ms: int) -> list[Schedule]:
+        """Schedules due at ``now_ms`` (``next_run_time`` at or before it), earliest first."""
         c = t.schedules.c
         with self._store.engine.connect() as conn:
-            due = conn.execute(
+            rows = conn.execute(
                 select(t.schedules)
                 .where(c.next_run_time <= now_ms)
                 .order_by(c.next_run_time, c.name)
             ).all()
-        claimed = []
-        for row in due:
-            try:
-                following = next_occurrence(row.cron, now_ms)
-            except InvalidArgument as e:  # only a hand-edited row; the others still run
-                _log.warning("Skipping schedule %r: %s", row.name, e)
-                continue
-            changes: dict[str, Any] = {
-                "next_run_time": following,
-                "last_run_time": now_ms,
-                "last_run_id": None,
-                "last_status": RUNNING,
-            }
-            stmt = (
-                update(t.schedules)
-                .where(c.name == row.name, c.next_run_time == row.next_run_time)
-                .values(**changes)
+        return [_schedule(r) for r in rows]
+
+    def claim(self, name: str, *, due: int, next_run_time: int, now_ms: int) -> Schedule | None:
+        """Take the occurrence ``due`` of ``name``: move the schedule to ``next_run_time``,
+        marked RUNNING since ``now_ms``. An UPDATE conditioned on ``next_run_time == due``:
+        of callers racing for one occurrence only the one whose UPDATE changed the row gets
+        it (SQLite serializes the writers; PostgreSQL re-checks the condition once the first
+        writer commits); the others get None."""
+        c = t.schedules.c
+        stmt = (
+            update(t.schedules)
+            .where(c.name == name, c.next_run_time == due)
+            .values(
+                next_run_time=next_run_time,
+                last_run_time=now_ms,
+                last_run_id=None,
+                last_status=RUNNING,
             )
+        )
 
-            def claim(stmt: Any = stmt) -> int:
-                with self._write() as conn:
-                    return int(conn.execute(stmt).rowcount)
+        def claim() -> Schedule | None:
+            with self._write() as conn:
+                if conn.execute(stmt).rowcount != 1:
+                    return None
+                row = conn.execute(select(t.schedules).where(c.name == name)).one()
+            return _schedule(row)
 
-            if _dialect.retry_locked(claim) == 1:
-                claimed.append(dataclasses.replace(_schedule(row), **changes))
-        return claimed
+        return _dialect.retry_locked(claim)
 
     def record_result(
         self, name: str, run_id: str | None, status: str, *, run_time: int | None = None
@@ -217,10 +172,6 @@ class SqlScheduleStore(StorePart):
             return True
         self.get_schedule(name)  # raises NotFound if it is gone
         return False
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
 
 
 def _not_found(name: str) -> NotFound:

@@ -128,6 +128,9 @@ class FerryClient:
         if self._store is not None:
             self._store.close()
             self._store = None
+        if self._artifacts is not None:
+            self._artifacts.close()  # a team server's connections
+            self._artifacts = None
 
     def _run_state(self, run_id: str) -> _RunState:
         state = self._runs.get(run_id)

@@ -27,8 +27,10 @@ from ferryml.server.team import (
     decisions,
     deployments,
     monitors,
+    pipelines,
     predictions,
     registry,
+    schedules,
     tracking,
     users,
 )
@@ -57,8 +59,10 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         from ferryml.store.sql_automation import SqlAutomationStore
         from ferryml.store.sql_data import SqlDatasetStore
         from ferryml.store.sql_monitors import SqlMonitorStore
+        from ferryml.store.sql_pipelines import SqlStepCache
         from ferryml.store.sql_predictions import SqlPredictionStore
         from ferryml.store.sql_registry import SqlRegistryStore
+        from ferryml.store.sql_schedules import SqlScheduleStore
         from ferryml.store.sql_users import SqlUserStore
 
         sql = SqlStore(settings.store_url).open()
@@ -66,6 +70,8 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         app.state.tracking = sql
         app.state.registry = SqlRegistryStore(sql)
         app.state.datasets = SqlDatasetStore(sql)
+        app.state.step_cache = SqlStepCache(sql)
+        app.state.schedules = SqlScheduleStore(sql)
         app.state.users = SqlUserStore(sql) if auth else None
         app.state.deployments = Deployments(settings)
         app.state.monitors = SqlMonitorStore(sql)
@@ -89,6 +95,8 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         tracking,
         blobs,
         datasets,
+        pipelines,
+        schedules,
         registry,
         deployments,
         users,
