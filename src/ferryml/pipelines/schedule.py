@@ -59,13 +59,15 @@ def next_occurrence(cron: str, after_ms: int) -> int:
             raise InvalidArgument(_cron_message(cron, reason))
     elif len(fields) != 5:
         raise InvalidArgument(_cron_message(cron, f"it has {len(fields)} field(s), not 5"))
-    start = dt.datetime.fromtimestamp(after_ms / 1000, tz=dt.UTC)
     try:
+        start = dt.datetime.fromtimestamp(after_ms / 1000, tz=dt.UTC)
         following = croniter(cron, start).get_next(dt.datetime)
     except CroniterBadDateError as e:
         raise InvalidArgument(_cron_message(cron, "it names no date that exists")) from e
     except CroniterError as e:
         raise InvalidArgument(_cron_message(cron, str(e).rstrip("."))) from e
+    except (OverflowError, ValueError, OSError) as e:  # a time past the year 9999
+        raise InvalidArgument(_cron_message(cron, "it names no date that exists")) from e
     return int(following.timestamp() * 1000)
 
 
