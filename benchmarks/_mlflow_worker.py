@@ -34,63 +34,64 @@ mlflow.set_experiment("log")
 emit("first_use_s", now() - t)
 client = MlflowClient()
 
-# 1. log_metric one call at a time in one run, repeated in fresh runs (medians). total_s
-# adds the `with` exit (MLflow has written every call already).
-n, repeats = cfg["n_log_metric"], cfg["repeats"]
-starts, loops, totals = [], [], []
-for _ in range(repeats):
-    t = now()
-    with mlflow.start_run():
-        t0 = now()  # start_run is reported apart: it is not a log_metric call
-        for i in range(n):
-            mlflow.log_metric("loss", float(i), step=i)
-        t1 = now()
-    t2 = now()
-    starts.append(t0 - t)
-    loops.append(t1 - t0)
-    totals.append(t2 - t0)
-logged = mlflow.search_runs(
-    experiment_names=["log"], filter_string="metrics.loss >= 0", output_format="list"
-)
-ok = len(logged) == repeats and all(r.data.metrics.get("loss") == n - 1 for r in logged)
-emit("start_run_s", starts[0])  # the first run of a process, as a script meets it
-emit("log_metric", {"loop_s": median(loops), "total_s": median(totals), "latest_ok": ok})
-
-# 1b. The same with MLflow's own asynchronous logging: the calls return before the values
-# are stored, as ferryml's do; total_s runs until they are stored (flush_async_logging).
-loops, totals = [], []
-for _ in range(repeats):
-    with mlflow.start_run() as run:
-        t0 = now()
-        for i in range(n):
-            mlflow.log_metric("loss", float(i), step=i, synchronous=False)
-        t1 = now()
-        mlflow.flush_async_logging()
+if not cfg.get("search_only"):  # --search-only: the search workload alone
+    # 1. log_metric one call at a time in one run, repeated in fresh runs (medians). total_s
+    # adds the `with` exit (MLflow has written every call already).
+    n, repeats = cfg["n_log_metric"], cfg["repeats"]
+    starts, loops, totals = [], [], []
+    for _ in range(repeats):
+        t = now()
+        with mlflow.start_run():
+            t0 = now()  # start_run is reported apart: it is not a log_metric call
+            for i in range(n):
+                mlflow.log_metric("loss", float(i), step=i)
+            t1 = now()
         t2 = now()
-    loops.append(t1 - t0)
-    totals.append(t2 - t0)
-stored = client.get_metric_history(run.info.run_id, "loss")
-emit(
-    "log_metric_async",
-    {"loop_s": median(loops), "total_s": median(totals), "stored_ok": len(stored) == n},
-)
+        starts.append(t0 - t)
+        loops.append(t1 - t0)
+        totals.append(t2 - t0)
+    logged = mlflow.search_runs(
+        experiment_names=["log"], filter_string="metrics.loss >= 0", output_format="list"
+    )
+    ok = len(logged) == repeats and all(r.data.metrics.get("loss") == n - 1 for r in logged)
+    emit("start_run_s", starts[0])  # the first run of a process, as a script meets it
+    emit("log_metric", {"loop_s": median(loops), "total_s": median(totals), "latest_ok": ok})
 
-# 2. log_batch in chunks, in fresh runs (median). The Metric objects are
-# built before timing, as on the ferryml side, so the figure is the library's own work.
-total, chunk = cfg["n_batch_values"], cfg["batch_chunk"]
-ts = int(time.time() * 1000)
-chunks = [
-    [Metric(f"b{i % 10}", float(i), ts, i // 10) for i in range(s, min(s + chunk, total))]
-    for s in range(0, total, chunk)
-]
-times = []
-for _ in range(repeats):
-    with mlflow.start_run() as run:
-        t0 = now()
-        for batch in chunks:
-            client.log_batch(run.info.run_id, metrics=batch)
-        times.append(now() - t0)
-emit("log_batch_s", median(times))
+    # 1b. The same with MLflow's own asynchronous logging: the calls return before the values
+    # are stored, as ferryml's do; total_s runs until they are stored (flush_async_logging).
+    loops, totals = [], []
+    for _ in range(repeats):
+        with mlflow.start_run() as run:
+            t0 = now()
+            for i in range(n):
+                mlflow.log_metric("loss", float(i), step=i, synchronous=False)
+            t1 = now()
+            mlflow.flush_async_logging()
+            t2 = now()
+        loops.append(t1 - t0)
+        totals.append(t2 - t0)
+    stored = client.get_metric_history(run.info.run_id, "loss")
+    emit(
+        "log_metric_async",
+        {"loop_s": median(loops), "total_s": median(totals), "stored_ok": len(stored) == n},
+    )
+
+    # 2. log_batch in chunks, in fresh runs (median). The Metric objects are
+    # built before timing, as on the ferryml side, so the figure is the library's own work.
+    total, chunk = cfg["n_batch_values"], cfg["batch_chunk"]
+    ts = int(time.time() * 1000)
+    chunks = [
+        [Metric(f"b{i % 10}", float(i), ts, i // 10) for i in range(s, min(s + chunk, total))]
+        for s in range(0, total, chunk)
+    ]
+    times = []
+    for _ in range(repeats):
+        with mlflow.start_run() as run:
+            t0 = now()
+            for batch in chunks:
+                client.log_batch(run.info.run_id, metrics=batch)
+            times.append(now() - t0)
+    emit("log_batch_s", median(times))
 
 # 3. Search. Its own experiment holds exactly the seeded runs, so counts compare.
 exp_id = mlflow.set_experiment("bench").experiment_id

@@ -5,7 +5,7 @@ sit on rows that compare the same work: values until they are stored (a ferryml 
 returns once the value is in its journal, an MLflow call once it is committed), and the
 calls alone next to MLflow's own asynchronous logging (``synchronous=False``).
 
-    python benchmarks/tracking.py [--quick] [--json]
+    python benchmarks/tracking.py [--quick] [--json] [--search-only]
 
 MLflow gets its own venv (benchmarks/.cache/mlflow-venv, made on first use) so it never
 touches the project's dependencies. Each side runs in a fresh interpreter (_ferry_worker.py,
@@ -131,6 +131,18 @@ def import_ms(py: str, code: str, repeats: int, env: dict) -> float | None:
     return (statistics.median(imp) - statistics.median(base)) * 1000
 
 
+def time_imports(f: dict, m: dict, cfg: dict) -> None:
+    log("timing imports ...")
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
+        for res, py, mod, env in ((f, FERRY_PY, "ferryml", {"FERRY_HOME": tmp}),
+                                  (m, MLFLOW_PY, "mlflow", MLFLOW_ENV)):  # fmt: skip
+            env = {**os.environ, **env}
+            n = cfg["import_repeats"]
+            res["import_ms"] = import_ms(py, f"import {mod}", n, env)
+            # ferryml imports lazily: also time the first touch of the tracking API.
+            res["import_use_ms"] = import_ms(py, f"import {mod}; {mod}.start_run", n, env)
+
+
 def figures(res: dict, cfg: dict) -> dict[str, float]:
     """One side's figure per row key; keys missing where that side failed."""
     n = cfg["n_log_metric"]
@@ -219,24 +231,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small counts, for a smoke test")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument("--search-only", action="store_true", help="the search workload alone")
     args = ap.parse_args()
-    cfg = QUICK if args.quick else FULL
+    cfg = {**(QUICK if args.quick else FULL), "search_only": args.search_only}
 
     version = ensure_mlflow()
     log(f"running MLflow {version} side ...")
     m = run_worker(MLFLOW_PY, "_mlflow_worker.py", cfg, MLFLOW_ENV)
     log("running ferryml side ...")
     f = run_worker(FERRY_PY, "_ferry_worker.py", cfg, {"FERRY_HOME": "{tmp}"})
-    log("timing imports ...")
-    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
-        for res, py, mod, env in ((f, FERRY_PY, "ferryml", {"FERRY_HOME": tmp}),
-                                  (m, MLFLOW_PY, "mlflow", MLFLOW_ENV)):  # fmt: skip
-            env = {**os.environ, **env}
-            n = cfg["import_repeats"]
-            res["import_ms"] = import_ms(py, f"import {mod}", n, env)
-            # ferryml imports lazily: also time the first touch of the tracking API.
-            res["import_use_ms"] = import_ms(py, f"import {mod}; {mod}.start_run", n, env)
+    if not args.search_only:
+        time_imports(f, m, cfg)
     rows = report(f, m, cfg)
+    if args.search_only:
+        rows = [r for r in rows if r["key"] in ("filter", "order", "populate")]
 
     if args.json:
         doc = {"config": cfg, "mlflow_version": version, "ferryml": f, "mlflow": m, "rows": rows}
