@@ -20,40 +20,10 @@ from ferryml.errors import FerryError, InvalidArgument
 from ferryml.monitoring.concept import detect_change, prediction_errors
 from ferryml.monitoring.estimated import ESTIMATED, estimate_performance
 
-CHECKS = ("drift", "performance", "concept", "estimated", "importance")
-DEFAULT_CHECKS = ("drift", "performance")
-# Checks that compare predictions with labels or with the model's classes need a task.
-NEEDS_TASK = {"performance": None, "concept": None, "importance": None,
-              "estimated": "classification"}  # fmt: skip
 IMPORTANCE_ROWS = 1000
 IMPORTANCE_REPEATS = 3
 
 Loader = Callable[[str, int], Any]
-
-
-def check_names(checks: Any, task: str | None) -> tuple[str, ...]:
-    """The checks as a tuple, each known and possible with ``task``."""
-    if isinstance(checks, str):
-        checks = [c for c in checks.replace(" ", "").split(",") if c]
-    names = tuple(dict.fromkeys(checks))
-    if unknown := [c for c in names if c not in CHECKS]:
-        raise InvalidArgument(
-            f"Unknown monitor check(s) {', '.join(map(repr, unknown))}; choose from "
-            f"{', '.join(CHECKS)}."
-        )
-    for name in names:
-        if name in NEEDS_TASK and task is None:
-            raise InvalidArgument(
-                f"Check {name!r} compares predictions with labels; give the monitor a task "
-                "(classification or regression)."
-            )
-        wanted = NEEDS_TASK.get(name)
-        if wanted is not None and task != wanted:
-            raise InvalidArgument(
-                f"Check {name!r} estimates a binary classifier's performance from its "
-                f"probabilities; it needs task {wanted!r}, not {task!r}."
-            )
-    return names
 
 
 class ModelCache:

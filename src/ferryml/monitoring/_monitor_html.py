@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from ferryml.monitoring.drift import DriftReport
-from ferryml.store.sql_monitors import MonitorResult
+from ferryml.store.loop import MonitorResult
 
 # The plot area of a sparkline, and the margins that hold its axes' labels.
 _WIDTH, _HEIGHT = 300, 70

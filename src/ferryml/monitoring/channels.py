@@ -20,7 +20,7 @@ from email.message import EmailMessage
 from typing import Any, Protocol
 
 from ferryml.errors import InvalidArgument
-from ferryml.store.sql_alerts import Alert
+from ferryml.store.loop import Alert
 
 __all__ = [
     "Channel",

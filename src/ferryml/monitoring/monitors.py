@@ -45,19 +45,18 @@ import datetime as dt
 import json
 import logging
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from typing import Any
 
 import pandas as pd
 
-from ferryml._duration import parse_duration
-from ferryml._naming import check_name
 from ferryml.config import Settings
 from ferryml.data.profile import Profile
 from ferryml.errors import FerryError, InvalidArgument, NotFound
 from ferryml.monitoring import _checks
+from ferryml.monitoring._spec import MonitorSpec, _reference_parts, _utc, _window_args
 from ferryml.monitoring.alerts import Alert, AlertManager
 from ferryml.monitoring.channels import parse_channels
 from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
@@ -79,79 +78,10 @@ __all__ = [
 ]
 
 _log = logging.getLogger("ferryml.monitoring")
-TASKS = ("classification", "regression")
 # The prediction log's columns that are not the model's inputs.
 NOT_FEATURES = frozenset(
     {"id", "time", "deployment", "route", "model", "version", "latency_ms", "label"}
 )
-_REFERENCE_FORM = (
-    "Write model:NAME@ALIAS, data:NAME@VERSION or window:START/END, e.g. "
-    "'model:churn@champion' or 'window:2024-06-01T00:00/2024-06-08T00:00'."
-)
-
-
-@dataclass(frozen=True)
-class MonitorSpec:
-    """What a monitor watches and how.
-
-    Args:
-        name: the monitor's name: 1 to 250 letters, digits, _ . and -.
-        deployment: the deployment whose predictions are checked.
-        reference: ``model:NAME@ALIAS``, ``data:NAME@VERSION`` or ``window:START/END``.
-        window: a duration (``"15m"``, ``"1h"``, ``"1d"``) or a count of rows.
-        task: ``"classification"``, ``"regression"`` or None (no performance metrics).
-        rules: alert rules (see ``ferryml.monitoring.alerts.parse_rule``).
-        channels: the alerts' channels in their ``ferry.yaml`` forms; default the log.
-        checks: which of ``drift``, ``performance``, ``concept``, ``estimated`` and
-            ``importance`` run on each window (a list or comma-separated text).
-
-    Raises:
-        InvalidArgument: a field is malformed.
-    """
-
-    name: str
-    deployment: str
-    reference: str
-    window: str | int = "1h"
-    task: str | None = None
-    rules: Sequence[str | Mapping[str, Any]] = ()
-    channels: Sequence[Any] = field(default_factory=tuple)
-    checks: Sequence[str] | str = _checks.DEFAULT_CHECKS
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "rules", tuple(self.rules))
-        object.__setattr__(self, "channels", tuple(self.channels))
-        check_name(self.name, "Monitor", "churn-watch")
-        if not isinstance(self.deployment, str) or not self.deployment.strip():
-            raise InvalidArgument(
-                f"Monitor deployment {self.deployment!r:.300} must be a deployment's name."
-            )
-        _reference_parts(self.reference)
-        _window_args(self.window)
-        if self.task is not None and self.task not in TASKS:
-            raise InvalidArgument(
-                f"Task {self.task!r} is unknown; use classification, regression or none."
-            )
-        checks = self.checks
-        if self.task is None and checks == _checks.DEFAULT_CHECKS:
-            checks = ("drift",)  # performance needs a task
-        object.__setattr__(self, "checks", _checks.check_names(checks, self.task))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "deployment": self.deployment,
-            "reference": self.reference,
-            "window": self.window,
-            "task": self.task,
-            "rules": [r if isinstance(r, str) else dict(r) for r in self.rules],
-            "channels": list(self.channels),
-            "checks": list(self.checks),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> MonitorSpec:
-        return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
 
 
 @dataclass(frozen=True)
@@ -355,48 +285,6 @@ def _alerts(settings: Settings, spec: MonitorSpec) -> AlertManager:
     return AlertManager(settings, list(spec.rules), channels)
 
 
-def _reference_parts(reference: Any) -> tuple[str, str]:
-    kind, sep, rest = reference.partition(":") if isinstance(reference, str) else ("", "", "")
-    if not sep or kind not in ("model", "data", "window") or not rest.strip():
-        raise InvalidArgument(
-            f"Monitor reference {reference!r:.300} is not understood. {_REFERENCE_FORM}"
-        )
-    if kind == "window":
-        start, slash, end = rest.partition("/")
-        if not slash:
-            raise InvalidArgument(
-                f"Monitor reference {reference!r} has no end time. {_REFERENCE_FORM}"
-            )
-        try:
-            since, until = _utc(pd.Timestamp(start)), _utc(pd.Timestamp(end))
-        except ValueError as e:
-            raise InvalidArgument(
-                f"Monitor reference {reference!r} holds a time that is not ISO. {_REFERENCE_FORM}"
-            ) from e
-        if not since < until:
-            raise InvalidArgument(
-                f"Monitor reference {reference!r} ends before it starts. {_REFERENCE_FORM}"
-            )
-    return kind, rest
-
-
-def _window_args(window: Any) -> tuple[str | None, int | None]:
-    if isinstance(window, int) and not isinstance(window, bool):
-        if window < 1:
-            raise InvalidArgument(f"A monitor window of {window} rows must hold at least 1 row.")
-        return None, window
-    try:  # text is a duration, read as everywhere else; a number is a count of rows
-        seconds = parse_duration(window) if isinstance(window, str) else 0.0
-    except InvalidArgument:
-        seconds = 0.0
-    if seconds < 1 or not seconds.is_integer():
-        raise InvalidArgument(
-            f"Monitor window {window!r:.100} is not a duration of whole seconds or a count of "
-            "rows; write e.g. '15m', '1h', '1d' or 1000."
-        )
-    return f"{int(seconds)}s", None
-
-
 def _load_reference(settings: Settings, spec: MonitorSpec) -> Profile | pd.DataFrame:
     kind, rest = _reference_parts(spec.reference)
     if kind == "model":
@@ -580,10 +468,6 @@ def _float(value: Any) -> Any:
     if value in ("inf", "-inf"):
         return float(value)
     return value
-
-
-def _utc(ts: pd.Timestamp) -> pd.Timestamp:
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _ms(ts: pd.Timestamp) -> int:

@@ -74,7 +74,7 @@ def get_monitor(name: str, request: Request) -> Response:
 def create_monitor(name: str, body: CreateMonitor, request: Request) -> Response:
     """Store a monitor's spec, checked as ``ferry monitor add`` checks it (which also
     checks that its deployment and reference exist)."""
-    from ferryml.monitoring.monitors import MonitorSpec
+    from ferryml.monitoring._spec import MonitorSpec  # not the monitoring machinery
 
     try:
         spec = MonitorSpec.from_dict({**body.spec, "name": name})
