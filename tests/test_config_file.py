@@ -72,7 +72,7 @@ WRONG = {
         "stroe: sqlite:///x.db\n",
         "line 1: stroe",
         "unknown field (did you mean 'store'?); use artifacts, data, home, models, monitoring, "
-        "pipelines, policies, remote, server, server_retry, store.",
+        "pipelines, policies, remote, server, server_retry, store, trust.",
     ),
     "an alert threshold that is not a number": (
         "monitoring:\n  alerts:\n    rules:\n      - {metric: acc, op: '<', threshold: high}\n",

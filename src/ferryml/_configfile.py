@@ -54,6 +54,8 @@ class ProjectConfig(Strict):
     pipelines: dict[str, dict[str, Any]] | None = None  # reserved for pipeline defaults
     monitoring: MonitoringConfig | None = None
     policies: dict[Name, PolicyConfig] | None = None
+    # public keys (or files of them) whose signature a model package needs to be loaded
+    trust: list[Text] | None = None
 
     @property
     def declares_policies(self) -> bool:

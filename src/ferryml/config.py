@@ -57,6 +57,8 @@ class Settings:
         token: the API token sent to a team server (``FERRY_TOKEN``; never from a file).
         server_retry: seconds a client keeps retrying a team server it cannot reach, long
             enough for a restart (``FERRY_SERVER_RETRY``, ``server_retry`` in ferry.yaml).
+        trust: public keys (or key files) from ferry.yaml's ``trust:``; when given, a model
+            package loads only with a valid signature by one of them.
     """
 
     home: Path
@@ -69,6 +71,7 @@ class Settings:
     cwd: Path | None = None
     sources: Mapping[str, str] = field(default_factory=dict, hash=False, compare=False)
     token: str | None = field(default=None, repr=False)
+    trust: tuple[str, ...] = ()
     server_retry: float = DEFAULT_SERVER_RETRY
 
     @property
@@ -129,7 +132,8 @@ class Settings:
         base = find_root(start) or start
         config = base / CONFIG_FILE
         config_file = config if config.is_file() else None
-        file_values = read_config(base).model_dump(include=set(_KEYS)) if config_file else {}
+        project = read_config(base) if config_file else None
+        file_values = project.model_dump(include=set(_KEYS)) if project else {}
         explicit = {
             "home": home,
             "store": store,
@@ -198,6 +202,7 @@ class Settings:
                 if retry is None
                 else _seconds(retry, retry_source, "server_retry")
             ),
+            trust=tuple(project.trust or ()) if project else (),
         )
 
 

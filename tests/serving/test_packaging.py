@@ -8,6 +8,7 @@ import glob
 import json
 import os
 import pickle
+import platform
 import re
 import shlex
 import shutil
@@ -35,10 +36,11 @@ from typer.testing import CliRunner
 
 import ferryml as ferry
 from ferryml.cli import deploy_pack
-from ferryml.config import Settings
+from ferryml.config import Settings, read_config
 from ferryml.errors import AlreadyExists, Conflict, IntegrityError, InvalidArgument, NotFound
 from ferryml.registry.models import Registry
 from ferryml.registry.package import METADATA, PackageMeta
+from ferryml.registry.signing import generate_key
 from ferryml.serving.kubernetes import write_k8s_manifests
 from ferryml.serving.packaging import (
     MODEL_DIR,
@@ -234,7 +236,8 @@ def test_the_docker_context_installs_ferryml_and_the_model_and_runs_ferry_serve(
 
     instructions = _instructions((context / "Dockerfile").read_text())
     keywords = dict(instructions)
-    assert keywords["FROM"] == "python:3.11-slim"
+    # pinned: the exact Python that logged the model, on a named Debian release
+    assert keywords["FROM"] == f"python:{platform.python_version()}-slim-bookworm"
     assert _pip_install_args((context / "Dockerfile").read_text()) == [
         "--no-cache-dir",
         "wheels/*.whl",
@@ -265,12 +268,47 @@ def test_the_docker_context_installs_ferryml_and_the_model_and_runs_ferry_serve(
 def test_without_a_wheel_the_image_installs_ferryml_from_the_index(
     model: Model, tmp_path: Path
 ) -> None:
-    context = write_docker_context(model.settings, "m/1", tmp_path / "ctx", wheel=False)
+    image = "python@sha256:" + "0" * 64  # pinned by digest
+    context = write_docker_context(
+        model.settings, "m/1", tmp_path / "ctx", wheel=False, base_image=image
+    )
     assert not (context / "wheels").exists()
     dockerfile = (context / "Dockerfile").read_text()
+    assert dict(_instructions(dockerfile))["FROM"] == image
     assert "wheels" not in dockerfile
     assert _pip_install_args(dockerfile) == ["--no-cache-dir", "-r", "requirements.txt"]
     assert "ferryml==0.1.0" in (context / "requirements.txt").read_text().splitlines()
+
+
+def test_an_unpinned_base_image_is_refused(sqlite_settings: Settings, tmp_path: Path) -> None:
+    for image in ["python", "python:latest", "python:3.11-slim", "python@sha256:abc", "a b:1.2.3"]:
+        with pytest.raises(InvalidArgument, match="is not pinned: give a digest"):
+            write_docker_context(sqlite_settings, "m/1", tmp_path / "ctx", base_image=image)
+        assert not (tmp_path / "ctx").exists()
+
+
+def test_with_trust_the_context_needs_a_signed_package_and_the_image_checks_it(
+    model: Model, tmp_path: Path
+) -> None:
+    public = generate_key(tmp_path / "key")
+    settings = replace(model.settings, trust=(public,))
+    with pytest.raises(IntegrityError, match="is not signed"):
+        write_docker_context(settings, "m/1", tmp_path / "ctx", wheel=False)
+    assert not (tmp_path / "ctx").exists()
+
+    registry = Registry(settings)
+    try:
+        registry.sign("m/1", tmp_path / "key")
+    finally:
+        registry.close()
+    context = write_docker_context(settings, "m/1", tmp_path / "ctx", wheel=False)
+    assert read_config(context).trust == [public]  # the image's ferry.yaml, in WORKDIR /app
+    instructions = _instructions((context / "Dockerfile").read_text())
+    assert ("COPY", "ferry.yaml ./") in instructions
+    assert ("WORKDIR", "/app") in instructions
+    assert "!ferry.yaml" in (context / ".dockerignore").read_text().splitlines()
+    loaded = load_exported(context / MODEL_DIR, trust=(public,), root=context)
+    assert loaded.version is not None and loaded.version.version == 1
 
 
 def test_the_docker_context_goes_to_a_new_or_empty_folder_only(

@@ -25,10 +25,18 @@ def docker(
             "without asking at run time (-e FERRY_SERVE_HOST=0.0.0.0)."
         ),
     ] = "127.0.0.1",
+    base_image: Annotated[
+        str | None,
+        typer.Option(
+            help="The image to start from, pinned by digest or exact tag (default: "
+            "python:<the model's Python>-slim-bookworm)."
+        ),
+    ] = None,
     json: JsonFlag = False,
 ) -> None:
     """Write a Docker build context that serves REF: Dockerfile, requirements.txt, a
-    ferryml wheel and the model, every file checked against the registry."""
+    ferryml wheel and the model, every file checked against the registry; the image runs
+    as an unprivileged user."""
     from ferryml.serving.packaging import (
         MODEL_DIR,
         PORT,
@@ -38,7 +46,7 @@ def docker(
         write_docker_context,
     )
 
-    context = write_docker_context(settings_of(ctx), ref, out, host=host)
+    context = write_docker_context(settings_of(ctx), ref, out, host=host, base_image=base_image)
     exported = read_exported(context / MODEL_DIR)
     wheels = sorted(p.name for p in (context / "wheels").glob("*.whl"))
     if json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -308,3 +309,37 @@ def delete_alias(
     """Remove ALIAS from NAME (recorded in the audit trail)."""
     version = _registry(ctx).delete_alias(name, alias_name, reason=reason)
     render.console.print(f"{name}@{alias_name} removed (it pointed at version {version}).")
+
+
+@models.command("keygen")
+def keygen(
+    key: Annotated[Path, typer.Argument(metavar="KEY", help="Where to write the private key.")],
+) -> None:
+    """Make an ed25519 key pair for `ferry models sign`: KEY (private, PEM) and KEY.pub
+    (the public key, for ferry.yaml's trust: list)."""
+    from ferryml.registry.signing import generate_key
+
+    line = generate_key(key)
+    render.console.print(
+        f"Wrote {key} (keep it secret) and {key}.pub. To require it, add to ferry.yaml:\n"
+        f"trust:\n  - {line}",
+        markup=False,
+        highlight=False,
+    )
+
+
+@models.command("sign")
+def sign(
+    ctx: typer.Context,
+    ref: Annotated[str, typer.Argument(help="NAME/VERSION or NAME@ALIAS.")],
+    key: Annotated[
+        Path, typer.Option(help="The ed25519 private key (from `ferry models keygen`).")
+    ],
+) -> None:
+    """Sign the version's package: with `trust:` in ferry.yaml, only packages signed by a
+    trusted key load (load_model, ferry serve, ferry predict, exported packages)."""
+    version, key_id = _registry(ctx).sign(ref, key)
+    render.console.print(
+        f"Signed {version.name}/{version.version} (package {version.package_digest[:12]}) "
+        f"with key {key_id}."
+    )

@@ -4,6 +4,7 @@ load with every digest checked, point aliases (each move audited), and trace lin
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -225,14 +226,42 @@ class Registry:
     # -- loading -------------------------------------------------------------------------
 
     def load(self, uri: str) -> LoadedModel:
-        """Load a model, checking every file against the digests in the registry first.
+        """Load a model, checking every file against the digests in the registry first,
+        and its signature when ferry.yaml lists ``trust:`` keys.
 
         Raises:
-            IntegrityError: a stored file was changed; it was not deserialized.
+            IntegrityError: a stored file was changed, or the package is not signed by a
+                trusted key; it was not deserialized.
         """
         digest, version = self.resolve(uri)
+        self.check_trusted(uri, digest, version)
         meta, predictor, background = load_package(self.artifacts, digest)
         return LoadedModel(meta, predictor, uri, version, background=background)
+
+    def check_trusted(self, uri: str, digest: str, version: ModelVersion | None) -> None:
+        """Refuse the package unless a trusted key signed it, when ferry.yaml's ``trust:``
+        asks for signatures (see ``ferryml.registry.signing``). Raises IntegrityError."""
+        from ferryml.registry.signing import check_trusted
+
+        what = f"Model {version.name}/{version.version}" if version else f"Model {uri}"
+        tags = version.tags if version is not None else {}
+        check_trusted(digest, tags, self.settings.trust, what, root=self.settings.root)
+
+    def sign(self, ref: str, key_path: str | os.PathLike[str]) -> tuple[ModelVersion, str]:
+        """Sign the package of the version ``ref`` names with the ed25519 private key in
+        ``key_path``; the signature is kept with the version. Returns the version and the
+        key's id.
+
+        Raises:
+            NotFound: no such version. InvalidArgument: the file holds no such key.
+        """
+        from ferryml.registry.signing import SIGNATURE_TAG, read_private_key, sign_digest
+
+        key = read_private_key(key_path)
+        version = self.version(ref.removeprefix("models:/"))
+        tag, signature = sign_digest(key, version.package_digest)
+        self.store.set_tag(version.name, version.version, tag, signature)
+        return version, tag[len(SIGNATURE_TAG) :]
 
     # -- aliases and lineage -------------------------------------------------------------
 

@@ -181,6 +181,7 @@ def _load_model(client: FerryClient, uri: str) -> tuple[LoadedModel, str]:
     registry = Registry(client=client)
     try:
         digest, version = registry.resolve(uri)
+        registry.check_trusted(uri, digest, version)
         meta, predictor, background = load_package(registry.artifacts, digest)
     finally:
         registry.close()

@@ -22,12 +22,13 @@ import sys
 import tempfile
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from ferryml.config import CONFIG_FILE as CONFIG
 from ferryml.config import Settings
 from ferryml.errors import (
     AlreadyExists,
@@ -200,7 +201,11 @@ def read_exported(
 
 
 def load_exported(
-    folder: str | os.PathLike[str], *, package_digest: str | None = None
+    folder: str | os.PathLike[str],
+    *,
+    package_digest: str | None = None,
+    trust: Sequence[str] = (),
+    root: Path | None = None,
 ) -> LoadedModel:
     """Load an exported model after checking its metadata against the recorded package
     digest and every file against the metadata; nothing is deserialized before that.
@@ -210,6 +215,8 @@ def load_exported(
     Args:
         folder: the exported folder (``DIR/model``).
         package_digest: the package expected, to refuse any other.
+        trust: public keys (``ferry.yaml``'s ``trust:``, relative to ``root``); when given,
+            the package loads only if one of them signed it.
 
     Returns:
         The model, whose ``version`` is the registry's record of it as of the export.
@@ -217,11 +224,16 @@ def load_exported(
     Raises:
         NotFound: ``folder`` holds no exported model.
         InvalidArgument: ``model.json`` is malformed, or its flavor is unknown.
-        IntegrityError: a file is missing or changed; the message names it.
+        IntegrityError: a file is missing or changed, or the package is not signed by a
+            trusted key; the message names it.
     """
     from ferryml.registry.flavors import get_flavor
+    from ferryml.registry.signing import check_trusted
 
     exported = read_exported(folder, package_digest=package_digest)
+    version = exported.model_version
+    what = f"Model {version.name}/{version.version} in {exported.folder}"
+    check_trusted(exported.package_digest, version.tags, trust, what, root=root)
     meta = exported.metadata
     flavor = get_flavor(meta.flavor)
     with tempfile.TemporaryDirectory(prefix="ferry-model-") as tmp:
@@ -332,6 +344,7 @@ def write_docker_context(
     *,
     wheel: bool = True,
     host: str = "127.0.0.1",
+    base_image: str | None = None,
 ) -> Path:
     """Write a Docker build context that serves the version ``ref`` names: ``model/``
     (exported), ``requirements.txt`` (ferryml and the model's packages, pinned),
@@ -344,6 +357,12 @@ def write_docker_context(
     When ferryml was not installed from a source folder (or ``wheel`` is False), no wheel
     is built and the image installs ``ferryml==<this version>`` from the package index.
 
+    The image starts from ``base_image``, pinned by digest (``python@sha256:…``) or by an
+    exact tag (``python:3.11.7-slim-bookworm``); by default the official Python image of
+    the exact version that logged the model. It runs as an unprivileged user (uid 10001).
+    With ``trust:`` in ferry.yaml the package must be signed by a trusted key, and the
+    image gets a ``ferry.yaml`` with those keys, so it refuses any other package too.
+
     Returns:
         ``out_dir``, written whole or not at all.
 
@@ -351,14 +370,28 @@ def write_docker_context(
         NotFound: no such model, version or alias.
         AlreadyExists: ``out_dir`` exists and is not empty.
         Conflict: the model needs another version of a package than ferryml does.
+        IntegrityError: ``trust:`` is set and no trusted key signed the package.
+        InvalidArgument: ``base_image`` is not pinned.
         FerryError: building the ferryml wheel failed.
     """
+    from ferryml.registry.signing import check_trusted, public_key_line, read_public_key
+
+    if base_image is not None:
+        _check_pinned(base_image)
     out = Path(out_dir)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise AlreadyExists(f"{out} exists and is not empty; remove it or choose another --out.")
     out.parent.mkdir(parents=True, exist_ok=True)
     with _staging(out) as tmp:
         exported = export_model(settings, ref, tmp)
+        version = exported.model_version
+        what = f"Model {version.name}/{version.version}"
+        check_trusted(
+            exported.package_digest, version.tags, settings.trust, what, root=settings.root
+        )
+        if settings.trust:  # the image checks the signature again, at each start
+            keys = [public_key_line(read_public_key(k, settings.root)) for k in settings.trust]
+            (tmp / CONFIG).write_text("trust:\n" + "".join(f"  - {k}\n" for k in keys))
         requirements = _requirements(exported.metadata)
         source = _source_root() if wheel else None
         if source is not None:
@@ -369,10 +402,15 @@ def write_docker_context(
             + "\n".join(requirements)
             + "\n"
         )
-        dockerfile = _dockerfile(exported, ref, wheels=source is not None, host=host)
+        image = base_image or _base_image(exported.metadata.python)
+        trusts = bool(settings.trust)
+        dockerfile = _dockerfile(
+            exported, ref, wheels=source is not None, host=host, base=image, trust=trusts
+        )
         (tmp / "Dockerfile").write_text(dockerfile)
         (tmp / ".dockerignore").write_text(
             "# Only what the Dockerfile copies\n*\n!requirements.txt\n!wheels/\n!model/\n"
+            + (f"!{CONFIG}\n" if trusts else "")
         )
         _make_readable(tmp)
     return out
@@ -466,8 +504,33 @@ def _ignore_source(folder: str, names: list[str]) -> set[str]:
     return {n for n in names if n in _SOURCE_SKIP or n.endswith((".egg-info", ".pyc"))}
 
 
-def _dockerfile(exported: ExportedModel, ref: str, *, wheels: bool, host: str) -> str:
-    python = ".".join(exported.metadata.python.split(".")[:2])
+_PINNED_IMAGE = re.compile(r"[^\s@]+(@sha256:[0-9a-f]{64}|:[^\s:@/]*\d+\.\d+\.\d+[^\s:@/]*)")
+
+
+def _base_image(python: str) -> str:
+    """The official image of exactly this Python: a tag that names the patch release and
+    the Debian release, so a rebuild starts from the same system."""
+    return f"python:{python}-slim-bookworm"
+
+
+def _check_pinned(image: str) -> None:
+    if not _PINNED_IMAGE.fullmatch(image):
+        raise InvalidArgument(
+            f"Base image {image!r} is not pinned: give a digest (python@sha256:...) or an "
+            "exact tag (python:3.11.7-slim-bookworm), so that every build starts from the "
+            "same image."
+        )
+
+
+def _dockerfile(
+    exported: ExportedModel,
+    ref: str,
+    *,
+    wheels: bool,
+    host: str,
+    base: str,
+    trust: bool = False,
+) -> str:
     install = "wheels/*.whl -r requirements.txt" if wheels else "-r requirements.txt"
     health = (
         "import urllib.request; "
@@ -480,7 +543,7 @@ def _dockerfile(exported: ExportedModel, ref: str, *, wheels: bool, host: str) -
         f"# Written by ferryml {importlib.metadata.version('ferryml')}. Build and run:",
         f"#   docker build -t {image} .",
         f"#   docker run --rm {run_flags(host)}-p {PORT}:{PORT} {image}",
-        f"FROM python:{python}-slim",
+        f"FROM {base}",
         "",
         "ENV PYTHONDONTWRITEBYTECODE=1 \\",
         "    PYTHONUNBUFFERED=1 \\",
@@ -493,6 +556,11 @@ def _dockerfile(exported: ExportedModel, ref: str, *, wheels: bool, host: str) -
         f"RUN pip install --no-cache-dir {install}",
         f"RUN useradd --system --uid {UID} --home-dir {FERRY_HOME} --create-home ferry",
         f"COPY {MODEL_DIR}/ {MODEL_DIR}/",
+        *(
+            [f"# {CONFIG}'s trust: the keys the package must be signed by", f"COPY {CONFIG} ./"]
+            if trust
+            else []
+        ),
         "",
         f"USER {UID}",
         f"EXPOSE {PORT}",

@@ -175,7 +175,7 @@ class ServedModel:
         if self.package is not None:
             from ferryml.serving.packaging import load_exported
 
-            model = load_exported(self.package)
+            model = load_exported(self.package, trust=self.settings.trust, root=self.settings.root)
             version = model.version
             name, number = (version.name, version.version) if version is not None else ("model", 0)
         else:
