@@ -314,6 +314,8 @@ def test_data_travels_through_the_server_with_add_push_pull_and_checkout(
     # Carol pulls them into her own local store, then checks them out from there.
     carol = _project(tmp_path / "carol")
     local = {"FERRY_ARTIFACTS": str(carol / "blobs")}
+    early = ferry(carol, "data", "checkout", f"{folder}@1", **local)
+    assert early.code == 1 and "Fetch them with `ferry data pull` (from the team" in early.err
     pulled = _ok(ferry(carol, "data", "pull", f"{folder}@1", **local))
     assert pulled.startswith("pulled 3 blobs")
     _ok(ferry(carol, "data", "checkout", f"{folder}@1", **local))

@@ -18,7 +18,7 @@ from ferryml.data._manifest import FileEntry, Manifest
 from ferryml.data._pointer import SUFFIX, Pointer, pointer_file
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store.entities import DatasetVersion
-from ferryml.store.factory import open_artifact_store, open_dataset_store
+from ferryml.store.factory import is_server_url, open_artifact_store, open_dataset_store
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -227,9 +227,14 @@ class Workspace:
         try:
             data = self.artifacts.get_bytes(digest)
         except NotFound as e:
+            pull = (
+                "`ferry data pull` (from the team server)"
+                if is_server_url(self.settings.store_url)
+                else "`ferry data pull --remote URL`"
+            )
             raise NotFound(
                 f"The files of {version.name}@{version.version} are not in the local store "
-                f"{self.settings.artifacts_url}. Fetch them with `ferry data pull --remote URL`."
+                f"{self.settings.artifacts_url}. Fetch them with {pull}."
             ) from e
         return Manifest.from_bytes(data, digest)
 
