@@ -17,10 +17,16 @@ LOWEST_TESTS := tests/tracking/test_client.py tests/tracking/test_fluent.py \
 	tests/registry/test_registry.py tests/cli/test_cli.py tests/test_config.py \
 	tests/test_config_file.py tests/automation/test_policy_file.py tests/monitoring/test_drift.py \
 	tests/serving/test_server.py tests/test_dependencies.py
+# The real mlflow client that tests/server/test_mlflow_client.py drives, in a third venv
+# cached the same way (the tests build it on first use when it is missing).
+MLFLOW_LOCK := requirements/mlflow.txt
+MLFLOW_KEY := $(shell $(PYTHON) -c "import hashlib, sys; print(sys.version_info[0], \
+	sys.version_info[1], hashlib.sha256(open('$(MLFLOW_LOCK)', 'rb').read()).hexdigest()[:12], sep='-')")
+MLFLOW_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ferryml/venv-mlflow-$(MLFLOW_KEY)
 PIP_VERSION := pip==26.3
 PIP_TOOLS := pip-tools==7.6.2
 
-.PHONY: demo test test-lowest install lint bench bench-server lock clean
+.PHONY: demo test test-lowest install lint bench bench-server lock clean venv-mlflow
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +44,15 @@ $(LOW)/.installed: | $(LOWEST)
 	$(LOW)/bin/python -m pip install --quiet --upgrade "$(PIP_VERSION)"
 	$(LOW)/bin/python -m pip install --quiet --require-hashes -r $(LOWEST)
 	touch $@
+
+$(MLFLOW_VENV)/.installed: | $(MLFLOW_LOCK)
+	rm -rf $(MLFLOW_VENV)
+	$(PYTHON) -m venv $(MLFLOW_VENV)
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --upgrade "$(PIP_VERSION)"
+	$(MLFLOW_VENV)/bin/python -m pip install --quiet --require-hashes -r $(MLFLOW_LOCK)
+	touch $@
+
+venv-mlflow: $(MLFLOW_VENV)/.installed
 
 install: $(VENV)/.installed
 
@@ -77,6 +92,7 @@ lock:
 	$(COMPILE) $(UPGRADE) $(foreach e,$(LOCK_EXTRAS),--extra $(e)) -o $(LOCK) pyproject.toml
 	$(COMPILE) $(UPGRADE) -o $(LOWEST) requirements/lowest.in
 	$(COMPILE) $(UPGRADE) -o requirements/clients.txt requirements/clients.in
+	$(COMPILE) $(UPGRADE) -o $(MLFLOW_LOCK) requirements/mlflow.in
 
 clean:  # the cached lowest-versions venv stays; its name changes with the lock
 	rm -rf $(VENV) .venv-lock .ferry

@@ -20,6 +20,7 @@ from ferryml.cli import (
     deploy,
     feedback,
     gc,
+    importing,
     info,
     models,
     monitor,
@@ -54,6 +55,7 @@ app.add_typer(monitor.monitor, name="monitor")
 app.add_typer(schedule.schedules, name="schedule")
 app.add_typer(server.server, name="server")
 app.add_typer(server.tokens, name="token")
+app.add_typer(importing.imports, name="import")
 app.command("init")(tracking.init)
 app.command("info")(info.info)
 app.command("serve")(serve.serve)

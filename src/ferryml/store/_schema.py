@@ -458,3 +458,55 @@ maintainers = Table(
     Column("user_name", String(64), ForeignKey("users.name"), nullable=False),
     PrimaryKeyConstraint("kind", "name", "user_name", name="pk_maintainers"),
 )
+
+# What MLflow's clients log beyond ferryml's own records (server/mlflow/): MLflow 3's
+# logged models with their files by digest, and the datasets runs read.
+logged_models = Table(
+    "logged_models",
+    metadata,
+    Column("model_id", String(64), primary_key=True),
+    Column("experiment_id", Integer, nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("source_run_id", String(32), nullable=True),
+    Column("status", String(32), nullable=False),
+    Column("model_type", String(250), nullable=False, server_default=""),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("tags", Text, nullable=False, server_default="{}"),  # JSON
+    Column("params", Text, nullable=False, server_default="{}"),  # JSON
+    Index("ix_logged_models_experiment_name", "experiment_id", "name"),
+    Index("ix_logged_models_run", "source_run_id"),
+)
+
+logged_model_files = Table(
+    "logged_model_files",
+    metadata,
+    Column("model_id", String(64), nullable=False),
+    Column("path", String(1000), nullable=False),
+    Column("digest", String(80), nullable=False),
+    Column("size", BigInteger, nullable=False),
+    PrimaryKeyConstraint("model_id", "path", name="pk_logged_model_files"),
+)
+
+mlflow_datasets = Table(
+    "mlflow_datasets",
+    metadata,
+    Column("name", String(500), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("source_type", String(64), nullable=False, server_default=""),
+    Column("source", Text, nullable=False, server_default=""),
+    Column("schema", Text, nullable=False, server_default=""),
+    Column("profile", Text, nullable=False, server_default=""),
+    PrimaryKeyConstraint("name", "digest", name="pk_mlflow_datasets"),
+)
+
+# The tags of a run's dataset input (its context among them), as JSON.
+mlflow_inputs = Table(
+    "mlflow_inputs",
+    metadata,
+    Column("run_id", String(32), nullable=False),
+    Column("name", String(500), nullable=False),
+    Column("digest", String(64), nullable=False),
+    Column("tags", Text, nullable=False, server_default="{}"),
+    PrimaryKeyConstraint("run_id", "name", "digest", name="pk_mlflow_inputs"),
+)

@@ -48,7 +48,7 @@ from ferryml.store.records import (
 __all__ = ["SCHEMA_HEAD", "SqlStore", "StorePart"]
 
 # The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
-SCHEMA_HEAD = "0012"
+SCHEMA_HEAD = "0013"
 _KNOWN_REVISIONS = tuple(f"{n:04d}" for n in range(1, int(SCHEMA_HEAD) + 1))
 
 
@@ -498,6 +498,7 @@ def _delete_run_rows(conn: Connection, run_ids: Any) -> None:
         t.tags,
         t.run_artifacts,
         t.run_inputs,
+        t.mlflow_inputs,
         t.runs,
     ):
         conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))

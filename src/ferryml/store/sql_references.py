@@ -33,7 +33,11 @@ class SqlReferenceStore(StorePart):
                 outputs = outputs.where(g.run_id.in_(active))
             direct.update(conn.execute(artifacts).scalars())
             direct.update(conn.execute(outputs).scalars())
-            for column in (t.step_cache.c.digest, t.prediction_partitions.c.digest):
+            for column in (
+                t.step_cache.c.digest,
+                t.prediction_partitions.c.digest,
+                t.logged_model_files.c.digest,  # MLflow's logged models
+            ):
                 direct.update(conn.execute(select(column).distinct()).scalars())
             manifests, packages = set(), set()
             for row in conn.execute(

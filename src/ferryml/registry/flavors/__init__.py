@@ -27,6 +27,7 @@ _CLASSES = {
     "onnx": "ONNXFlavor",
     "sklearn": "SklearnFlavor",
     "pyfunc": "PyfuncFlavor",
+    "mlflow": "MlflowFlavor",  # loads MLflow's format; never picked for saving
 }
 _LIBRARIES = {"xgboost": "XGBoost", "lightgbm": "LightGBM", "onnx": "ONNX", "pytorch": "PyTorch"}
 

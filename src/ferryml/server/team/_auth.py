@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Depends, Request
@@ -23,8 +24,20 @@ from ferryml.store.sql_users import SqlUserStore
 __all__ = ["READ_POSTS", "Auth", "maintainer_of", "needs", "needs_maintainer_of"]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
-# Reads sent as POST because their query does not fit a URL.
-READ_POSTS = frozenset({"/api/v1/runs/search"})
+# Reads sent as POST because their query does not fit a URL (MLflow's searches too).
+READ_POSTS = frozenset(
+    {"/api/v1/runs/search"}
+    | {
+        f"{base}/mlflow/{path}"
+        for base in ("/api/2.0", "/ajax-api/2.0")
+        for path in ("runs/search", "experiments/search", "logged-models/search")
+    }
+    | {
+        f"{base}/mlflow/registered-models/get-latest-versions"
+        for base in ("/api/2.0", "/ajax-api/2.0")
+    }
+)
+ErrorRenderer = Callable[[str, FerryError], Any]  # (path, error) -> an ASGI response
 _CACHE_SECONDS = 2.0  # how long a revoked token may still pass on another worker
 
 
@@ -32,11 +45,19 @@ class Auth:
     """Authenticates ``/api/`` requests against ``state.users`` (opened when the app
     starts); when not ``enabled``, every request acts as ``anonymous``."""
 
-    def __init__(self, app: Any, state: Any, enabled: bool, anonymous: User) -> None:
+    def __init__(
+        self,
+        app: Any,
+        state: Any,
+        enabled: bool,
+        anonymous: User,
+        render: ErrorRenderer | None = None,
+    ) -> None:
         self.app = app
         self.state = state
         self.enabled = enabled
         self.anonymous = anonymous
+        self.render = render or _render
         self._cache: dict[str, tuple[float, User]] = {}
         state.auth = self
 
@@ -54,7 +75,7 @@ class Auth:
                     f"{needed}. Ask an admin: ferry server user set-role {user.name} {needed}"
                 )
         except FerryError as e:
-            await error_response(status_of(e), str(e), type(e).__name__)(scope, receive, send)
+            await self.render(scope["path"], e)(scope, receive, send)
             return
         scope.setdefault("state", {})["user"] = user
         with acting_as(user.name):
@@ -63,15 +84,21 @@ class Auth:
     async def _user(self, header: bytes | None) -> User:
         if not self.enabled:
             return self.anonymous
-        token = _token_of(header)
+        token, name = _token_of(header)
         now = time.monotonic()
         cached = self._cache.get(token)
         if cached is not None and cached[0] > now:
-            return cached[1]
-        user = await run_in_threadpool(self.state.users.authenticate, token)
-        if len(self._cache) > 10_000:
-            self._cache.clear()
-        self._cache[token] = (now + _CACHE_SECONDS, user)
+            user = cached[1]
+        else:
+            user = await run_in_threadpool(self.state.users.authenticate, token)
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token] = (now + _CACHE_SECONDS, user)
+        if name and name != user.name:
+            raise Unauthenticated(
+                f"The user name {name!r} does not match the token's user; send the token's "
+                "own user name (MLFLOW_TRACKING_USERNAME), or none."
+            )
         return user
 
     def forget(self) -> None:
@@ -79,7 +106,12 @@ class Auth:
         self._cache.clear()
 
 
-def _token_of(header: bytes | None) -> str:
+def _render(path: str, error: FerryError) -> Any:
+    return error_response(status_of(error), str(error), type(error).__name__)
+
+
+def _token_of(header: bytes | None) -> tuple[str, str]:
+    """The token and, from Basic credentials, the user name that came with it."""
     if not header:
         raise Unauthenticated(
             "No token: send 'Authorization: Bearer <token>'. Clients read FERRY_TOKEN; "
@@ -87,13 +119,13 @@ def _token_of(header: bytes | None) -> str:
         )
     scheme, _, value = header.decode("latin-1").partition(" ")
     if scheme.lower() == "bearer":
-        return value.strip()
+        return value.strip(), ""
     if scheme.lower() == "basic":  # MLflow's clients send user:token this way
         try:
-            _, _, password = base64.b64decode(value.strip()).decode().partition(":")
+            name, _, password = base64.b64decode(value.strip()).decode().partition(":")
         except ValueError as e:
             raise Unauthenticated("The Basic credentials are not valid base64.") from e
-        return password
+        return password, name
     raise Unauthenticated(f"Unsupported authorization scheme {scheme!r}; use Bearer.")
 
 

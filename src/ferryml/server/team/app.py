@@ -20,6 +20,7 @@ from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
 from ferryml.server._body import BodyLimit
 from ferryml.server._errors import error_response, json_response, status_of
+from ferryml.server.mlflow import include_mlflow, is_mlflow_path, mlflow_error
 from ferryml.server.team import (
     alerts,
     blobs,
@@ -89,8 +90,11 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
     app = FastAPI(title="ferryml team server", version="1", lifespan=lifespan)
     app.state.users = None
     app.state.signed_urls = signed_urls
-    app.add_middleware(BodyLimit, max_body=MAX_BODY, exempt=("/api/v1/blobs/",))
-    app.add_middleware(Auth, state=app.state, enabled=auth, anonymous=_local_admin())
+    exempt = ("/api/v1/blobs/", "/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/")
+    app.add_middleware(BodyLimit, max_body=MAX_BODY, exempt=exempt)
+    app.add_middleware(
+        Auth, state=app.state, enabled=auth, anonymous=_local_admin(), render=_error_for
+    )
     for router in (
         tracking,
         blobs,
@@ -106,6 +110,7 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         decisions,
     ):
         app.include_router(router.router)
+    include_mlflow(app)
 
     @app.get("/health")
     def health() -> Response:
@@ -124,6 +129,8 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
+        if is_mlflow_path(request.url.path):
+            return mlflow_error(exc)
         message = (
             f"No route {request.method} {request.url.path}; see /docs for the API."
             if exc.status_code in (404, 405)
@@ -140,6 +147,13 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         )
 
     return app
+
+
+def _error_for(path: str, error: FerryError) -> Response:
+    """MLflow's error shape on MLflow's routes, ferryml's elsewhere."""
+    if is_mlflow_path(path):
+        return mlflow_error(error)
+    return error_response(status_of(error), str(error), type(error).__name__)
 
 
 def _local_admin() -> User:

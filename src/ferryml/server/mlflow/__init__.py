@@ -1,0 +1,45 @@
+"""MLflow's REST API on the team server, so MLflow's own client (``MLFLOW_TRACKING_URI``
+pointed at ``ferry server``) logs ferryml runs, artifacts and models: the tracking routes,
+logged models and the registry under ``/api/2.0/mlflow/`` (and ``/ajax-api/2.0/``), the
+artifact proxy under ``/api/2.0/mlflow-artifacts/``, and ``/api/3.0/mlflow/server-info``.
+Every failure answers MLflow's JSON error; a route not served answers 404
+``ENDPOINT_NOT_FOUND``, which the client reads as "this server has no such feature".
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from ferryml.server.mlflow._errors import PREFIXES, is_mlflow_path, mlflow_error, mlflow_response
+
+__all__ = ["PREFIXES", "include_mlflow", "is_mlflow_path", "mlflow_error"]
+
+_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+
+
+def include_mlflow(app: FastAPI) -> None:
+    """Add MLflow's routes to ``app``, with a JSON answer for the ones not served. They
+    stay out of the OpenAPI document: MLflow's client and docs define them."""
+    from ferryml.server.mlflow import artifacts, models, tracking
+
+    for base in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
+        app.include_router(tracking.router, prefix=base, include_in_schema=False)
+        app.include_router(models.router, prefix=base, include_in_schema=False)
+    for base in ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"):
+        app.include_router(artifacts.router, prefix=base, include_in_schema=False)
+    for base in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
+        app.include_router(artifacts.info_router, prefix=base, include_in_schema=False)
+    for prefix in PREFIXES:
+        app.add_api_route(
+            f"{prefix}{{rest:path}}", _not_served, methods=_METHODS, include_in_schema=False
+        )
+
+
+async def _not_served(request: Request) -> Response:
+    return mlflow_response(
+        404,
+        "ENDPOINT_NOT_FOUND",
+        f"ferry server does not serve MLflow's {request.method} {request.url.path}: it serves "
+        "MLflow's tracking, logged-model, registry and artifact routes (README: MLflow).",
+    )
