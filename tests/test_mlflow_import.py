@@ -24,7 +24,7 @@ from mlflow_world import run_client
 pytestmark = pytest.mark.e2e
 
 FERRY = str(Path(sys.executable).with_name("ferry"))
-RUNS = 200
+RUNS = 100
 
 
 @pytest.fixture(scope="module")

@@ -16,6 +16,9 @@ import ferryml
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = [
     "ferryml",
+    "ferryml.imports",
+    "ferryml.server.mlflow",
+    "ferryml.store.sql_mlflow",
     "ferryml.errors",
     "ferryml.config",
     "ferryml.store.entities",

@@ -4,14 +4,16 @@ nested runs, a history of 10,000 steps, artifacts, a dataset input, logged model
 registry with tags and aliases. Prints one JSON object of what it wrote."""
 
 import json
+import sqlite3
 import sys
 import time
+import uuid
 
 import mlflow
 import mlflow.sklearn
 import pandas as pd
 from mlflow import MlflowClient
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Metric
 from sklearn.linear_model import LinearRegression
 
 uri, count = sys.argv[1], int(sys.argv[2])
@@ -20,15 +22,41 @@ client = MlflowClient()
 out: dict = {}
 bulk = client.create_experiment("bulk", tags={"team": "ml"})
 now = int(time.time() * 1000)
-for i in range(count):
-    run = client.create_run(bulk, run_name=f"r{i}", start_time=now + i)
-    client.log_batch(
-        run.info.run_id,
-        metrics=[Metric(f"m{k}", i + k / 10, now, s) for k in range(3) for s in range(3)],
-        params=[Param("i", str(i)), Param("kind", "bulk")],
-        tags=[RunTag("index", str(i))],
-    )
-    client.set_terminated(run.info.run_id, end_time=now + i + 1)
+# The bulk runs go into MLflow's own tables in one transaction (the client writes about
+# one run a second on this loaded machine); MLflow reads them back below.
+database = sqlite3.connect(uri[len("sqlite:///") :])
+with database:
+    for i in range(count):
+        run_id = uuid.uuid4().hex
+        database.execute(
+            "INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, "
+            "user_id, status, start_time, end_time, source_version, lifecycle_stage, "
+            "artifact_uri, experiment_id) VALUES (?, ?, 'LOCAL', '', '', 'me', 'FINISHED', "
+            "?, ?, '', 'active', '', ?)",
+            (run_id, f"r{i}", now + i, now + i + 1, int(bulk)),
+        )
+        database.executemany(
+            "INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)",
+            [("i", str(i), run_id), ("kind", "bulk", run_id)],
+        )
+        database.execute(
+            "INSERT INTO tags (key, value, run_uuid) VALUES ('mlflow.runName', ?, ?)",
+            (f"r{i}", run_id),
+        )
+        values = [(f"m{k}", i + k / 10, now, run_id, s) for k in range(3) for s in range(3)]
+        database.executemany(
+            "INSERT INTO metrics (key, value, timestamp, run_uuid, step, is_nan) "
+            "VALUES (?, ?, ?, ?, ?, 0)",
+            values,
+        )
+        database.executemany(
+            "INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) "
+            "VALUES (?, ?, ?, 2, 0, ?)",
+            [(f"m{k}", i + k / 10, now, run_id) for k in range(3)],
+        )
+database.close()
+found = client.search_runs([bulk], "metrics.m0 >= 0", max_results=count + 1)
+assert len(found) == count and found[0].data.params["kind"] == "bulk", len(found)
 mlflow.set_experiment("main")
 with mlflow.start_run(run_name="parent") as parent:
     mlflow.log_param("alpha", "0.5")

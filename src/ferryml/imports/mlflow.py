@@ -176,22 +176,26 @@ class _Importer:
                 parent_run_id=parent,
                 run_id=run.run_id,
             )
+        history = self.source.history(run.run_id)
+        metrics: list[Record] = [
+            metric_record(run.run_id, key, math.nan if nan else value, timestamp, step)
+            for key, value, timestamp, step, nan in history
+        ]
+        cut = (len(metrics) - 1) // _BATCH * _BATCH if metrics else 0
+        for start in range(0, cut, _BATCH):  # a long history's first values go ahead
+            self.store.write_records(metrics[start : start + _BATCH])
         records: list[Record] = [ParamRecord(run.run_id, k, v) for k, v in run.params.items()]
         records += [TagRecord(run.run_id, k, v) for k, v in run.tags.items()]
         records += self._artifacts(run)
-        self.store.write_records(records)
-        history = self.source.history(run.run_id)
-        for start in range(0, len(history), _BATCH):
-            self.store.write_records(
-                [
-                    metric_record(run.run_id, key, math.nan if nan else value, timestamp, step)
-                    for key, value, timestamp, step, nan in history[start : start + _BATCH]
-                ]
-            )
+        records += metrics[cut:]
         inputs = self.source.inputs(run.run_id)
-        self.mlflow.log_inputs(run.run_id, inputs)
+        if inputs:
+            self.mlflow.log_inputs(run.run_id, inputs)
+        # The status last, in the same transaction as the rest: a run whose status and end
+        # time match the source's was imported whole.
         end = run.end_time if status.is_terminal else None
-        self.store.write_records([EndRecord(run.run_id, status.value, end, None)])
+        records.append(EndRecord(run.run_id, status.value, end, None))
+        self.store.write_records(records)
         if run.lifecycle_stage == "deleted":
             self.store.update_run(run.run_id, lifecycle_stage="deleted")
         counts = self.report.counts
