@@ -4,6 +4,7 @@ reference's times)."""
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
@@ -83,6 +84,8 @@ class MonitorSpec:
         object.__setattr__(self, "rules", tuple(self.rules))
         object.__setattr__(self, "channels", tuple(self.channels))
         check_name(self.name, "Monitor", "churn-watch")
+        for channel in self.channels:
+            _no_secret_in_clear(channel)
         if not isinstance(self.deployment, str) or not self.deployment.strip():
             raise InvalidArgument(
                 f"Monitor deployment {self.deployment!r:.300} must be a deployment's name."
@@ -113,6 +116,32 @@ class MonitorSpec:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MonitorSpec:
         return cls(**{f.name: data[f.name] for f in fields(cls) if f.name in data})
+
+
+def _no_secret_in_clear(channel: Any) -> None:
+    """A monitor's spec is stored, so its channels may name the variables that hold their
+    secrets (``url_env``, ``password_env`` or ``${VAR}`` inside the value), never hold
+    them: an email password, a Slack URL (its path is the secret), or a URL carrying a
+    password or a query string."""
+    if not isinstance(channel, Mapping) or len(channel) != 1:
+        return  # not a channel: parse_channel says what is wrong with it
+    ((kind, body),) = channel.items()
+    fields = body if isinstance(body, Mapping) else {"url": body}
+    if kind == "email" and isinstance(fields.get("password"), str):
+        clear = "${" not in fields["password"]
+        what, hint = "its SMTP password", "password_env: VARIABLE"
+    elif kind in ("webhook", "slack") and isinstance(fields.get("url"), str):
+        url = fields["url"]
+        parts = urllib.parse.urlsplit(url)
+        clear = "${" not in url and (kind == "slack" or bool(parts.password or parts.query))
+        what, hint = "a secret in its URL", "url_env: VARIABLE, or ${VARIABLE} inside the URL"
+    else:
+        return
+    if clear:
+        raise InvalidArgument(
+            f"The monitor's {kind} channel holds {what} in clear, which the store would keep: "
+            f"keep it in an environment variable and name it ({hint})."
+        )
 
 
 def _reference_parts(reference: Any) -> tuple[str, str]:

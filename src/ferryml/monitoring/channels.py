@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import re
 import smtplib
 import ssl
 import urllib.parse
@@ -35,6 +36,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("ferryml.alerts")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _CHANNEL_EXAMPLE = (
     "e.g. 'log', {webhook: 'https://example.com/hook'}, "
@@ -261,8 +263,10 @@ def _is_channel(value: Any) -> bool:
 
 
 def _secret(value: str | None, variable: str | None, key: str, kind: str) -> str:
+    """The value, with each ``${VAR}`` in it replaced by the variable's value, or the
+    variable's value: secrets stay in the environment, their names in the config."""
     if value is not None:
-        return value
+        return _expand(value, key, kind)
     found = os.environ.get(str(variable))
     if not found:
         raise InvalidArgument(
@@ -270,6 +274,19 @@ def _secret(value: str | None, variable: str | None, key: str, kind: str) -> str
             f"Set it, or give {key} in the channel's settings."
         )
     return found
+
+
+def _expand(value: str, key: str, kind: str) -> str:
+    def variable(match: re.Match[str]) -> str:
+        found = os.environ.get(match.group(1))
+        if not found:
+            raise InvalidArgument(
+                f"The {kind} channel's {key} reads ${{{match.group(1)}}}, which is not set. "
+                "Set it in the environment of the process that sends alerts."
+            )
+        return found
+
+    return _VARIABLE.sub(variable, value)
 
 
 def _http_url(url: str, kind: str) -> str:
@@ -293,8 +310,22 @@ def _post_json(url: str, body: Mapping[str, Any], timeout: float) -> None:
 
     data = json.dumps(body, allow_nan=False).encode()
     headers = {"Content-Type": "application/json", "User-Agent": "ferryml-alerts"}
+    # The transport, not a Client: a Client logs every request's full URL at INFO, and a
+    # webhook's URL usually holds its token.
+    request = httpx.Request(
+        "POST",
+        url,
+        content=data,
+        headers=headers,
+        extensions={"timeout": httpx.Timeout(timeout).as_dict()},
+    )
     try:
-        response = httpx.post(url, content=data, headers=headers, timeout=timeout)
+        with httpx.HTTPTransport() as transport:
+            response = transport.handle_request(request)
+            try:
+                response.read()
+            finally:
+                response.close()
     except httpx.ConnectError as e:
         raise DeliveryError(f"cannot reach {_where(url)}: {_reason(e)}") from e
     except httpx.HTTPError as e:  # a timeout or reset while sending or reading the answer
