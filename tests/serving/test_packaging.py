@@ -474,7 +474,7 @@ def test_the_deploy_commands_write_and_say_what_to_run(model: Model, tmp_path: P
         0,
         f"Wrote a Docker build context for models:/m/1 to {out} (ferryml from a wheel built "
         f"from its source). Build and run it:\n  docker build -t m:1 {out}\n"
-        "  docker run --rm -p 8080:8080 m:1\n",
+        "  docker run --rm -e FERRY_SERVE_HOST=0.0.0.0 -p 8080:8080 m:1\n",
     )
     result = runner.invoke(
         _cli(),

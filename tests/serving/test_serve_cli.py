@@ -38,9 +38,10 @@ def _serve(registered: Any, *args: str) -> tuple[subprocess.Popen[bytes], str, s
         cwd=s.home.parent,
         stderr=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        start_new_session=True,  # so a failed start can stop its workers too
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"{url}/ready", timeout=1).status_code == 200:
@@ -50,8 +51,9 @@ def _serve(registered: Any, *args: str) -> tuple[subprocess.Popen[bytes], str, s
                 return process, url, line
         except httpx.TransportError:
             time.sleep(0.05)
-    process.kill()
-    raise AssertionError(f"ferry serve did not start: {process.stderr.read()!r}")
+    os.killpg(process.pid, signal.SIGKILL)
+    _, err = process.communicate()
+    raise AssertionError(f"ferry serve did not start: {err!r}")
 
 
 def test_sigterm_flushes_every_logged_prediction(registered: Any) -> None:
