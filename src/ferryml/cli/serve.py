@@ -14,15 +14,21 @@ from ferryml.errors import InvalidArgument
 
 def serve(
     ctx: typer.Context,
-    target: Annotated[
-        str | None, typer.Argument(help="NAME@ALIAS or NAME/VERSION from the registry.")
+    targets: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="[TARGET]...",
+            help="NAME@ALIAS, NAME/VERSION or a deployment's name; several serve side by side, "
+            "each under its own name.",
+        ),
     ] = None,
     package: Annotated[
         Path | None,
         typer.Option(help="Serve an exported model folder (ferry deploy docker) instead."),
     ] = None,
     deployment: Annotated[
-        str | None, typer.Option(help="Serve a deployment's routes (ferry deploy create).")
+        list[str] | None,
+        typer.Option(help="Serve a deployment's routes (ferry deploy create); repeatable."),
     ] = None,
     host: Annotated[
         str,
@@ -48,14 +54,15 @@ def serve(
         typer.Option("--log/--no-log", help="Log every prediction (for monitoring and feedback)."),
     ] = True,
 ) -> None:
-    """Serve a model over HTTP: ferryml JSON, Open Inference Protocol (V2), MLflow
-    /invocations, /metrics, /health, /ready and an OpenAPI document at /docs."""
+    """Serve models over HTTP: ferryml JSON, Open Inference Protocol (V2), MLflow
+    /invocations, /metrics, /health, /ready and an OpenAPI document at /docs; gRPC too with
+    --grpc-port. Several targets serve side by side, each under its own name."""
     from ferryml.server._listen import check_address, check_grpc
     from ferryml.server.main import serve as run
     from ferryml.serving.service import BatchOptions
 
-    given = [x for x in (target, package, deployment) if x is not None]
-    if len(given) != 1:
+    named = bool(targets or deployment)
+    if named == (package is not None):  # --package serves alone
         raise InvalidArgument("Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME.")
     if workers < 1 or max_batch < 1 or max_wait_ms < 0:
         raise InvalidArgument("--workers and --max-batch must be at least 1, --max-wait-ms >= 0.")
@@ -63,13 +70,16 @@ def serve(
     if grpc_port is not None:
         check_grpc(host, grpc_port, port)
     settings = settings_of(ctx)
-    if target and "@" not in target and "/" not in target and _is_deployment(settings, target):
-        target, deployment = None, target
+    models: list[str] = []
+    deployments = list(deployment or [])
+    for target in targets or []:
+        named = "@" not in target and "/" not in target and _is_deployment(settings, target)
+        (deployments if named else models).append(target)
     run(
         settings,
-        target,
+        models,
         package=str(package) if package else None,
-        deployment=deployment,
+        deployment=deployments,
         host=host,
         port=port,
         workers=workers,

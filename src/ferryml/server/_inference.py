@@ -27,6 +27,7 @@ __all__ = [
     "loaded_of",
     "model_metadata",
     "output_specs",
+    "pick",
     "request_from_rest",
     "rest_body",
     "server_metadata",
@@ -48,6 +49,19 @@ def server_metadata() -> dict[str, Any]:
     return {"name": "ferryml", "version": ferryml.__version__, "extensions": EXTENSIONS}
 
 
+def pick(services: Mapping[str, PredictionService], name: str) -> PredictionService:
+    """The service of the model (or deployment) ``name``.
+
+    Raises:
+        NotFound: this server serves no such name.
+    """
+    found = services.get(name)
+    if found is None:
+        names = ", ".join(repr(n) for n in services)
+        raise NotFound(f"Model {name!r} is not served here; this server serves {names}.")
+    return found
+
+
 def loaded_of(service: PredictionService, name: str, version: str | None = None) -> Loaded:
     """The model serving ``name`` (and ``version``, when named).
 
@@ -55,9 +69,7 @@ def loaded_of(service: PredictionService, name: str, version: str | None = None)
         NotFound: no such model or version here.
     """
     if name != service.endpoint:
-        raise NotFound(
-            f"Model {name!r} is not served here; this server serves {service.endpoint!r}."
-        )
+        return loaded_of(pick({service.endpoint: service}, name), name, version)
     if version is None:
         return service.primary()
     loaded = service.route_of(_number(service, version)).served.current

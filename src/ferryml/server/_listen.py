@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import errno
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, MissingExtra
@@ -99,32 +99,33 @@ def describe_service(service: PredictionService) -> list[str]:
 
 
 def describe_target(
-    settings: Settings, target: str | None, package: str | None, deployment: str | None
+    settings: Settings,
+    targets: Sequence[str],
+    package: str | None,
+    deployments: Sequence[str],
 ) -> list[str]:
-    """The same, looked up without loading (the workers load): also a early NotFound."""
+    """The same, looked up without loading (the workers load): also an early NotFound."""
     if package is not None:
         from ferryml.serving.packaging import read_exported
 
         exported = read_exported(package)
         return [f"{exported.name}: {exported.name} version {exported.version}"]
-    if deployment is not None:
-        from ferryml.serving.deployments import Deployments
-
-        manager = Deployments(settings)
-        try:
-            spec = manager.get(deployment)
-        finally:
-            manager.close()
-        routes = ", ".join(
-            f"{spec.model} version {r.version} ({r.role} {r.weight:g}%)" for r in spec.routes
-        )
-        return [f"{deployment}: {routes}"]
     from ferryml.registry.models import Registry
+    from ferryml.serving.deployments import Deployments
 
-    assert target is not None
-    registry = Registry(settings)
+    lines = []
+    manager, registry = Deployments(settings), Registry(settings)
     try:
-        found = registry.version(target)
+        for deployment in deployments:
+            spec = manager.get(deployment)
+            routes = ", ".join(
+                f"{spec.model} version {r.version} ({r.role} {r.weight:g}%)" for r in spec.routes
+            )
+            lines.append(f"{deployment}: {routes}")
+        for target in targets:
+            found = registry.version(target)
+            lines.append(f"{found.name}: {found.name} version {found.version}")
     finally:
+        manager.close()
         registry.close()
-    return [f"{found.name}: {found.name} version {found.version}"]
+    return lines

@@ -5,7 +5,7 @@ no input that makes it answer 500."""
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from ferryml.errors import FerryError
+from ferryml.errors import FerryError, InvalidArgument
 from ferryml.server._body import BodyLimit
 from ferryml.server._errors import error_response, json_response, status_of
 from ferryml.server.model import feedback, ferry, health, inference, mlflow
@@ -31,32 +31,40 @@ _MLFLOW_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 413: "BAD_R
 
 
 def create_app(
-    service: PredictionService,
+    service: PredictionService | Sequence[PredictionService],
     *,
     max_body: int = MAX_BODY,
     grpc_address: tuple[str, int] | None = None,
 ) -> FastAPI:
-    """The ASGI app around ``service`` (started on startup, closed on shutdown), with the
-    gRPC service on ``grpc_address`` (host, port) beside it when given (ferryml[grpc])."""
+    """The ASGI app around ``service`` (or several, each under its own name, sharing one
+    metrics registry), started on startup and closed on shutdown, with the gRPC service on
+    ``grpc_address`` (host, port) beside it when given (ferryml[grpc])."""
+    given = [service] if isinstance(service, PredictionService) else list(service)
+    services = {s.endpoint: s for s in given}
+    if len(services) != len(given):
+        raise InvalidArgument("Serve each model or deployment once: a name is given twice.")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        service.start()
+        for each in given:
+            each.start()
         rpc = None
         if grpc_address is not None:
             from ferryml.server.rpc import start_grpc
 
-            rpc = await start_grpc(service, *grpc_address, max_message=max_body)
+            rpc = await start_grpc(services, *grpc_address, max_message=max_body)
         try:
             yield
         finally:
             if rpc is not None:
                 await rpc.stop(grace=5)
-            await service.close()
+            for each in given:
+                await each.close()
 
     app = FastAPI(title="ferryml model server", version="1", lifespan=lifespan)
-    app.state.service = service
+    app.state.service, app.state.services = given[0], services
     app.state.max_body = max_body
+    service = given[0]
     app.add_middleware(BodyLimit, max_body=max_body, respond=_refuse(app, service))
     routers = (health, ferry, inference, mlflow, feedback)
     for router in routers:
@@ -94,7 +102,7 @@ def labels_of(app: FastAPI, scope: Any, service: PredictionService) -> tuple[str
                 break
     template = getattr(route, "path", "unmatched")
     name = params.get("name")
-    model = "" if name is None else (name if name == service.endpoint else "unknown")
+    model = "" if name is None else (name if name in app.state.services else "unknown")
     return template, model
 
 

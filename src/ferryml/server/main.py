@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -22,17 +23,17 @@ _ENV = "FERRY_SERVE_CONFIG"
 
 def build_app(
     settings: Settings,
-    target: str | None = None,
+    target: str | Sequence[str] | None = None,
     *,
     package: str | None = None,
-    deployment: str | None = None,
+    deployment: str | Sequence[str] | None = None,
     batching: BatchOptions | None = None,
     log_predictions: bool = True,
     poll_seconds: float = 2.0,
     grpc_address: tuple[str, int] | None = None,
 ) -> FastAPI:
-    """The app serving a model (``NAME@ALIAS``, ``NAME/VERSION``), an exported package, or
-    a deployment's routes."""
+    """The app serving models (``NAME@ALIAS``, ``NAME/VERSION``; several at once, each under
+    its name), an exported package, or deployments' routes (each under its name)."""
     from ferryml.server._metrics import ServerMetrics
     from ferryml.server.app import create_app
     from ferryml.serving.runtime import ServedModel
@@ -43,34 +44,43 @@ def build_app(
         from ferryml.serving.predlog import PredictionLog
 
         log = PredictionLog(settings).open()
-    if deployment is not None:
+    metrics = ServerMetrics()  # one registry: every model's series side by side
+    services = []
+    for name in _names(deployment):
         from ferryml.serving.deployments import deployment_service
 
-        service = deployment_service(
-            settings,
-            deployment,
-            batching=batching,
-            log=log,
-            metrics=ServerMetrics(),
-            poll_seconds=poll_seconds,
+        services.append(
+            deployment_service(
+                settings,
+                name,
+                batching=batching,
+                log=log,
+                metrics=metrics,
+                poll_seconds=poll_seconds,
+            )
         )
-    else:
-        served = ServedModel(settings, target, package=package, poll_seconds=poll_seconds)
+    refs: list[str | None] = list(_names(target)) or ([None] if package is not None else [])
+    for ref in refs:
+        served = ServedModel(settings, ref, package=package, poll_seconds=poll_seconds)
         served.load()
-        service = PredictionService(
-            settings,
-            served.name,
-            [RouteState("primary", served)],
-            batching=batching,
-            log=log,
-            metrics=ServerMetrics(),
+        route = [RouteState("primary", served)]
+        services.append(
+            PredictionService(
+                settings, served.name, route, batching=batching, log=log, metrics=metrics
+            )
         )
-    app = create_app(service, grpc_address=grpc_address)
+    app = create_app(services, grpc_address=grpc_address)
     # Everything loaded so far lives as long as the server: keep it out of the collector's
     # full passes, which otherwise stall requests for 100 ms and more.
     gc.collect()
     gc.freeze()
     return app
+
+
+def _names(given: str | Sequence[str] | None) -> list[str]:
+    if given is None:
+        return []
+    return [given] if isinstance(given, str) else list(given)
 
 
 def app_from_env() -> FastAPI:
@@ -96,10 +106,10 @@ def app_from_env() -> FastAPI:
 
 def serve(
     settings: Settings,
-    target: str | None = None,
+    target: str | Sequence[str] | None = None,
     *,
     package: str | None = None,
-    deployment: str | None = None,
+    deployment: str | Sequence[str] | None = None,
     host: str = "127.0.0.1",
     port: int = 8080,
     workers: int = 1,
@@ -137,10 +147,12 @@ def serve(
     )
     if workers == 1:
         app: Any = app_from_env()  # load before listening: errors surface here, not later
-        serving = _listen.describe_service(app.state.service)
+        serving = [
+            line for each in app.state.services.values() for line in _listen.describe_service(each)
+        ]
     else:
         app = "ferryml.server.main:app_from_env"
-        serving = _listen.describe_target(settings, target, package, deployment)
+        serving = _listen.describe_target(settings, _names(target), package, _names(deployment))
     print(_listen.startup_line(host, port, serving, grpc_port), flush=True)
     uvicorn.run(
         app,

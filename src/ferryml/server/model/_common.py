@@ -11,7 +11,15 @@ from ferryml.errors import InvalidArgument
 from ferryml.serving.runtime import Loaded
 from ferryml.serving.service import PredictionService
 
-__all__ = ["OBJECT_BODY", "body_of", "read_body", "served", "service_of"]
+__all__ = [
+    "OBJECT_BODY",
+    "body_of",
+    "read_body",
+    "served",
+    "service_named",
+    "service_of",
+    "services_of",
+]
 
 OBJECT_BODY = {
     "requestBody": {
@@ -21,9 +29,22 @@ OBJECT_BODY = {
 }
 
 
+def services_of(request: Request) -> dict[str, PredictionService]:
+    """Every model or deployment this server serves, by name, in the order given."""
+    services: dict[str, PredictionService] = request.app.state.services
+    return services
+
+
 def service_of(request: Request) -> PredictionService:
+    """The first one served: what routes without a model name (/invocations) answer with."""
     service: PredictionService = request.app.state.service
     return service
+
+
+def service_named(request: Request, name: str) -> PredictionService:
+    from ferryml.server._inference import pick
+
+    return pick(services_of(request), name)
 
 
 async def read_body(request: Request) -> bytes:
@@ -44,8 +65,6 @@ async def body_of(request: Request) -> Any:
         raise InvalidArgument(f"The body is not valid JSON: {e}.") from e
 
 
-def served(service: PredictionService, name: str) -> Loaded:
-    """The primary model of the endpoint ``name``; NotFound for any other name."""
-    from ferryml.server._inference import loaded_of
-
-    return loaded_of(service, name)
+def served(request: Request, name: str) -> Loaded:
+    """The primary model served as ``name``; NotFound for any other name."""
+    return service_named(request, name).primary()

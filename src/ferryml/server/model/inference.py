@@ -8,7 +8,7 @@ from fastapi.responses import Response
 
 from ferryml.server import _inference as oip
 from ferryml.server._errors import json_response
-from ferryml.server.model._common import read_body, service_of
+from ferryml.server.model._common import read_body, service_named, services_of
 
 __all__ = ["router"]
 
@@ -41,20 +41,20 @@ async def live() -> Response:
 
 @router.get("/v2/health/ready")
 async def ready(request: Request) -> Response:
-    is_ready = service_of(request).ready
+    is_ready = all(s.ready for s in services_of(request).values())
     return json_response({"ready": is_ready}, 200 if is_ready else 503)
 
 
 @router.get("/v2/models/{name}")
 @router.get("/v2/models/{name}/versions/{version}")
 async def metadata(name: str, request: Request, version: str | None = None) -> Response:
-    return json_response(oip.model_metadata(service_of(request), name, version))
+    return json_response(oip.model_metadata(service_named(request, name), name, version))
 
 
 @router.get("/v2/models/{name}/ready")
 @router.get("/v2/models/{name}/versions/{version}/ready")
 async def model_ready(name: str, request: Request, version: str | None = None) -> Response:
-    service = service_of(request)
+    service = service_named(request, name)
     oip.loaded_of(service, name, version)
     return json_response({"name": name, "ready": service.ready})
 
@@ -62,7 +62,7 @@ async def model_ready(name: str, request: Request, version: str | None = None) -
 @router.post("/v2/models/{name}/infer", openapi_extra=INFER_BODY)
 @router.post("/v2/models/{name}/versions/{version}/infer", openapi_extra=INFER_BODY)
 async def infer(name: str, request: Request, version: str | None = None) -> Response:
-    service = service_of(request)
+    service = service_named(request, name)
     oip.loaded_of(service, name, version)  # an unknown model is 404 whatever the body
     inferred = await oip.infer(
         service,

@@ -5,7 +5,7 @@ answer back; ferryml's errors become gRPC status codes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import grpc
@@ -55,34 +55,37 @@ _CONTENTS = {
 
 
 async def start_grpc(
-    service: PredictionService, host: str, port: int, *, max_message: int
+    services: Mapping[str, PredictionService], host: str, port: int, *, max_message: int
 ) -> grpc.aio.Server:
-    """Listen on ``host:port``; the caller stops the returned server."""
+    """Listen on ``host:port`` for the models ``services`` serve (by name); the caller
+    stops the returned server."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", max_message),
         ]
     )
-    server.add_generic_rpc_handlers((_handler(service),))
+    server.add_generic_rpc_handlers((_handler(services),))
     shown = f"[{host}]" if ":" in host else host
     server.add_insecure_port(f"{shown}:{port}")
     await server.start()
     return server
 
 
-def _handler(service: PredictionService) -> grpc.GenericRpcHandler:
+def _handler(services: Mapping[str, PredictionService]) -> grpc.GenericRpcHandler:
     calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
         "ServerLive": lambda _: _reply("ServerLiveResponse", live=True),
-        "ServerReady": lambda _: _reply("ServerReadyResponse", ready=service.ready),
+        "ServerReady": lambda _: _reply(
+            "ServerReadyResponse", ready=all(s.ready for s in services.values())
+        ),
         "ServerMetadata": lambda _: _reply("ServerMetadataResponse", **oip.server_metadata()),
-        "ModelReady": lambda r: _model_ready(service, r),
-        "ModelMetadata": lambda r: _model_metadata(service, r),
-        "ModelInfer": lambda r: _infer(service, r),
+        "ModelReady": lambda r: _model_ready(oip.pick(services, r.name), r),
+        "ModelMetadata": lambda r: _model_metadata(oip.pick(services, r.name), r),
+        "ModelInfer": lambda r: _infer(oip.pick(services, r.model_name), r),
     }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
-            _guarded(service, name, call),
+            _guarded(services, name, call),
             request_deserializer=message(f"{name}Request").FromString,
             response_serializer=lambda m: m.SerializeToString(),
         )
@@ -92,7 +95,9 @@ def _handler(service: PredictionService) -> grpc.GenericRpcHandler:
 
 
 def _guarded(
-    service: PredictionService, name: str, call: Callable[[Any], Awaitable[Any]]
+    services: Mapping[str, PredictionService],
+    name: str,
+    call: Callable[[Any], Awaitable[Any]],
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
     route = f"/{SERVICE}/{name}"
 
@@ -107,10 +112,8 @@ def _guarded(
             log.exception("unexpected error on %s", route)
             code, failed = grpc.StatusCode.INTERNAL, e
         model_name = getattr(request, "model_name", "") or getattr(request, "name", "")
-        known = (
-            "" if not model_name else (model_name if model_name == service.endpoint else "unknown")
-        )
-        service.metrics.error(route, known, code.name)
+        known = "" if not model_name else (model_name if model_name in services else "unknown")
+        next(iter(services.values())).metrics.error(route, known, code.name)
         message_text = (
             str(failed)
             if isinstance(failed, FerryError)
