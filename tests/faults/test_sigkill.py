@@ -1,7 +1,8 @@
 """SIGKILL in the middle of the operation, then a restart: a pipeline run is marked KILLED
 by the next process and ``resume`` finishes it from the cache; a checkout run again finishes
-what the killed one began. (The other components' SIGKILL cells are proven beside their
-code; the README's table says where.)"""
+what the killed one began; predictions a server answered are stored by the next process to
+open the prediction log, each once, and feedback joins them. (The other components' SIGKILL
+cells are proven beside their code; the README's table says where.)"""
 
 from __future__ import annotations
 
@@ -16,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
+from ferryml import predictions
 from ferryml.config import Settings
 from ferryml.data.workspace import Workspace
 from ferryml.pipelines.engine import run_target
+from ferryml.serving.predlog import PredictionLog
 from ferryml.store.entities import RunStatus
 from ferryml.tracking.client import FerryClient
 
@@ -151,3 +154,53 @@ def test_a_checkout_killed_half_way_is_finished_by_running_it_again(tmp_path: Pa
     assert sorted(p.name for p in restored.iterdir()) == sorted(p.name for p in big.iterdir())
     for path in big.iterdir():
         assert (restored / path.name).read_bytes() == path.read_bytes()
+
+
+SERVING = """
+import sys, time
+import pandas as pd
+from ferryml.config import Settings
+from ferryml.serving.predlog import PredictionLog, new_prediction_id
+
+log = PredictionLog(Settings.resolve(), flush_interval=3600).open()  # no flush before the kill
+for i in range(int(sys.argv[1])):  # one request a prediction, as a server answers them
+    ids = [new_prediction_id()]
+    log.record("churn", "primary", "churn", 1, ids, pd.DataFrame({"x": [i]}), [i / 10], 1.0)
+    print(ids[0], flush=True)  # the answer: the client has the id
+print("answered", flush=True)
+time.sleep(120)
+"""
+
+
+def test_predictions_answered_before_a_sigkill_are_stored_once_and_take_feedback(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", SERVING, "200"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout is not None
+        answered = [line.strip() for line in iter(child.stdout.readline, "answered\n")]
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+        if child.stdout is not None:
+            child.stdout.close()
+    assert len(answered) == 200
+    settings = Settings.resolve(cwd=tmp_path, environ={})
+    assert list((settings.home / "predictions").glob("*.predwal"))  # nothing stored yet
+
+    for _ in range(2):  # the second start finds nothing left to store
+        PredictionLog(settings).open().close()
+    frame = predictions.load("churn", with_feedback=False, settings=settings)
+    assert sorted(frame["id"]) == sorted(answered)  # every answered prediction, once
+    assert frame.set_index("id").loc[answered[7], "prediction"] == 0.7
+    assert not list((settings.home / "predictions").glob("*.predwal"))
+
+    report = predictions.record_feedback([(pid, 1) for pid in answered], settings=settings)
+    assert (report.accepted, report.unknown_ids) == (200, [])

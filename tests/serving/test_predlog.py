@@ -539,7 +539,7 @@ def test_sigkill_loses_nothing_flushed(settings: Settings) -> None:
 
 
 @pytest.mark.e2e
-def test_sigkill_loses_only_the_last_flush_interval(settings: Settings) -> None:
+def test_sigkill_after_a_background_flush_loses_nothing(settings: Settings) -> None:
     with start_child(settings, interval=0.2, flushed=100, more=150, sigterm_exits=False) as child:
         try:
             # Rows recorded more than a flush interval ago are written by the flusher alone.
@@ -556,6 +556,24 @@ def test_sigterm_flushes_everything(settings: Settings) -> None:
         child.send_signal(signal.SIGTERM)
         assert child.wait(timeout=30) == 0
     assert logged_ids(settings) == [f"id{i:06d}" for i in range(100)]
+
+
+def test_a_file_whose_rows_were_stored_before_the_kill_is_not_stored_again(
+    sqlite_settings: Settings,
+) -> None:
+    log = PredictionLog(sqlite_settings, flush_interval=3600).open()
+    log.record("d", "primary", "m", 1, ["a", "b"], features(0, 2), [1, 2], 1.0)
+    (written,) = (sqlite_settings.home / "predictions").glob("*.predwal")
+    left = written.read_bytes()  # what a kill between the flush and the removal leaves
+    log.record("d", "primary", "m", 1, ["c"], features(2, 1), [3], 1.0)
+    log.close()
+    assert not written.exists()
+    # A torn record after it, as a kill in the middle of a write leaves.
+    written.write_bytes(left + left[:9])
+    with PredictionLog(sqlite_settings) as again:
+        assert again.recover() == 0  # open() found the file; nothing is left
+    assert logged_ids(sqlite_settings) == ["a", "b", "c"]
+    assert not written.exists()
 
 
 def test_modules_list_their_public_names() -> None:

@@ -1,17 +1,21 @@
 """The prediction log: every prediction a server makes, written in the background.
 
-``PredictionLog.record`` is on the server's hot path: it appends references (ids, the
-features frame, the outputs) to a list under a lock and returns, in about a microsecond;
-no pandas work, no I/O. A daemon thread flushes what is pending every ``flush_interval``
-seconds (sooner once ``max_rows`` rows wait): per deployment, one Parquet blob in the
-artifact store, then one index row per blob in the metadata store, in one transaction.
+``PredictionLog.record`` is on the server's hot path: it pickles the request (ids, the
+features frame, the outputs), appends it to a write-ahead file in one ``write``, keeps the
+references in a list and returns; no Arrow or Parquet work, no store I/O. A daemon thread
+flushes what is pending every ``flush_interval`` seconds (sooner once ``max_rows`` rows
+wait): per deployment, one Parquet blob in the artifact store, then one index row per blob
+in the metadata store, in one transaction.
 
-Durability: a flushed row survives any crash (the blob is written to a temporary file and
-renamed, the index row is committed after it). ``close()`` flushes everything, and the
-server calls it on a graceful stop (SIGTERM); a log still open at interpreter exit is
-closed too. A SIGKILL loses what was recorded since the last flush began: at most
-``flush_interval`` seconds of predictions (1 s by default), plus those of a flush in
-progress. A failed flush keeps its rows and retries at the next interval.
+Durability: ``record`` also appends the request to a write-ahead file of this process
+(``<FERRY_HOME>/predictions``, one ``write``, no fsync: see ``_predwal``) before it
+returns, so a SIGKILL loses no answered prediction: the next process to open a prediction
+log stores what a dead one left, each row once (by its prediction id). A flushed row
+survives any crash (the blob is written to a temporary file and renamed, the index row is
+committed after it), and its write-ahead segment is then removed. ``close()`` flushes
+everything, and the server calls it on a graceful stop (SIGTERM); a log still open at
+interpreter exit is closed too. A failed flush keeps its rows and retries at the next
+interval.
 
 Why Parquet partitions in the artifact store, not one row per prediction in the metadata
 store: ``benchmarks/predlog.py`` measures both on the same workloads (50,000 predictions of
@@ -57,12 +61,14 @@ import json
 import logging
 import math
 import operator
+import pickle
 import secrets
 import threading
 import time as _time
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, TypeAlias
 
 import numpy as np
@@ -72,6 +78,7 @@ import pyarrow.parquet as pq
 
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, StoreUnavailable
+from ferryml.serving._predwal import Segment, WriteAhead, dead_segments
 from ferryml.store.factory import open_artifact_store, open_prediction_store
 from ferryml.store.loop import PredictionPartition
 
@@ -109,8 +116,7 @@ class PredictionLog:
 
     Args:
         settings: where the metadata and artifact stores are.
-        flush_interval: seconds between background flushes; a SIGKILL loses at most this
-            much of the log.
+        flush_interval: seconds between background flushes.
         max_rows: pending rows that start a flush before the interval is up.
 
     The constructor does no I/O; ``open()`` opens the stores and starts the flusher.
@@ -148,6 +154,8 @@ class PredictionLog:
         self._index: Any = None
         self._blobs: Any = None
         self._at_exit: Callable[[], None] | None = None
+        self._wal: WriteAhead | None = None
+        self._segments: list[Segment] = []  # written ahead, rows not stored yet
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -162,6 +170,11 @@ class PredictionLog:
         if self._thread is not None:
             return self
         self._open_stores()
+        try:
+            self._open_write_ahead()
+        except BaseException:
+            self._index.close()
+            raise
         self._thread = threading.Thread(
             target=self._run, name="ferryml-prediction-log", daemon=True
         )
@@ -197,9 +210,16 @@ class PredictionLog:
             self._open_stores()  # recorded but never opened: still nothing is dropped
         else:
             return
+        flushed = False
         try:
             self._flush()
+            flushed = True
         finally:
+            if self._wal is not None:  # kept on failure: the next process stores the rows
+                for segment in self._segments:
+                    segment.release(remove=flushed)
+                self._segments = []
+                self._wal.close(remove=flushed)
             self._index.close()
             if hasattr(self._blobs, "close"):  # a team server's: its connections
                 self._blobs.close()
@@ -211,6 +231,61 @@ class PredictionLog:
         except BaseException:
             self._index.close()
             raise
+
+    @property
+    def _wal_folder(self) -> Path:
+        return Path(self.settings.home) / "predictions"
+
+    def _open_write_ahead(self) -> None:
+        """Start this process's write-ahead file (with what was recorded before ``open``),
+        then store what dead processes left in theirs."""
+        wal = WriteAhead(self._wal_folder).open()
+        with self._lock:
+            for batch in self._pending:
+                payload = _payload(batch)
+                if payload is not None:
+                    wal.append(payload)
+            self._wal = wal
+        try:
+            self.recover()
+        except BaseException:
+            with self._lock:
+                self._wal = None
+            wal.close(remove=False)
+            raise
+
+    def recover(self) -> int:
+        """Store the rows that dead processes wrote ahead and never stored; return how many.
+        A request whose ids are stored already (its process died between storing it and
+        removing its file) is skipped: a request is stored in one partition, whole or not.
+
+        Raises:
+            StoreUnavailable: a store failed; the files stay for the next attempt.
+        """
+        stored = 0
+        for path, payloads in dead_segments(self._wal_folder):
+            batches = [b for b in map(_unpickle, payloads) if b is not None]
+            known = self._stored_ids([str(i) for b in batches for i in b[4]])
+            fresh = [b for b in batches if not any(str(i) in known for i in b[4])]
+            if fresh:
+                self._write(fresh)
+            stored += sum(len(b[4]) for b in fresh)
+            path.unlink(missing_ok=True)
+        if stored:
+            log.info("Stored %d predictions that a stopped server had not written yet", stored)
+        return stored
+
+    def _stored_ids(self, ids: list[str]) -> set[str]:
+        if not ids:
+            return set()
+        import pyarrow.compute as pc
+
+        wanted = pa.array(sorted(set(ids)), type=pa.string())
+        found: set[str] = set()
+        for partition in self._index.search_partitions_by_id(min(ids), max(ids)):
+            table = read_partition_table(self._blobs.get_bytes(partition.digest), ["id"])
+            found.update(table.filter(pc.is_in(table["id"], value_set=wanted))["id"].to_pylist())
+        return found
 
     def __enter__(self) -> PredictionLog:
         return self.open()
@@ -289,9 +364,12 @@ class PredictionLog:
             ) from e
         if n == 0:
             return
+        payload = _payload(batch) if self._wal is not None else None
         with self._lock:
             if self._closed:
                 raise StoreUnavailable("This prediction log is closed; create a new PredictionLog.")
+            if payload is not None and self._wal is not None:
+                self._wal.append(payload)
             self._pending.append(batch)
             self._pending_rows += n
             full = self._pending_rows >= self.max_rows
@@ -342,6 +420,12 @@ class PredictionLog:
             with self._lock:
                 batches, self._pending = self._pending, []
                 rows, self._pending_rows = self._pending_rows, 0
+                # After a failed flush the current file is not rotated, so an outage keeps
+                # two files open, not one a second; rows it holds that get stored meanwhile
+                # are skipped if it is ever replayed.
+                if batches and not self._segments and self._wal and self._wal.current:
+                    self._segments.append(self._wal.rotate())
+                segments, self._segments = self._segments, []
             if not batches:
                 return 0
             try:
@@ -350,7 +434,10 @@ class PredictionLog:
                 with self._lock:  # back in front, in order, for the next attempt
                     self._pending[:0] = batches
                     self._pending_rows += rows
+                    self._segments[:0] = segments
                 raise
+            for segment in segments:
+                segment.release(remove=True)
             return rows
 
     def _write(self, batches: list[_Batch]) -> None:
@@ -384,6 +471,29 @@ class PredictionLog:
                 )
             )
         self._index.create_partitions(partitions)
+
+
+def _payload(batch: _Batch) -> bytes | None:
+    try:
+        return pickle.dumps(batch, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:  # noqa: BLE001 - an object pickle refuses: kept in memory alone
+        log.warning(
+            "A request of deployment %r cannot be written ahead; it is kept in memory "
+            "until the next flush",
+            batch[0],
+            exc_info=True,
+        )
+        return None
+
+
+def _unpickle(payload: bytes) -> _Batch | None:
+    # The files are this user's, written by ferryml under FERRY_HOME, like the store itself.
+    try:
+        batch: _Batch = pickle.loads(payload)  # noqa: S301
+    except Exception:  # noqa: BLE001 - a record no pandas here can read: skipped, not fatal
+        log.warning("Skipping a write-ahead prediction record that cannot be read", exc_info=True)
+        return None
+    return batch
 
 
 def _encode(

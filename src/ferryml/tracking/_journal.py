@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from ferryml._fork import renew_after_fork
+from ferryml._leftovers import dead_files
 from ferryml.errors import StoreUnavailable
 from ferryml.store.base import TrackingStore
 from ferryml.store.records import (
@@ -270,24 +271,9 @@ class Journal:
     def recover(self) -> int:
         """Replay the journals of processes that died; returns how many records."""
         replayed = 0
-        for path in sorted(self._folder.glob(f"*{_SUFFIX}")):
-            if path == self._path:
-                continue
-            try:
-                fd = os.open(path, os.O_RDWR)
-            except FileNotFoundError:
-                continue
-            try:
-                try:
-                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    continue  # its process is alive
-                if not path.exists():
-                    continue  # another process replayed it while we waited
-                replayed += self._replay(fd)
-                path.unlink(missing_ok=True)
-            finally:
-                os.close(fd)
+        for path, fd in dead_files(self._folder, _SUFFIX, skip=self._path):
+            replayed += self._replay(fd)
+            path.unlink(missing_ok=True)
         return replayed
 
     def _replay(self, fd: int) -> int:
