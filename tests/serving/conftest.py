@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -13,6 +12,7 @@ import httpx
 import pandas as pd
 import pytest
 import uvicorn
+from serving_net import free_port
 from sklearn.datasets import load_breast_cancer
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
@@ -49,12 +49,6 @@ def registered(sqlite_settings: Settings) -> Iterator[Registered]:
     ferry.set_registered_model_alias("cancer", "champion", 1)
     yield Registered(X, y, good, sqlite_settings)
     ferry.configure(home=sqlite_settings.home)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass

@@ -13,11 +13,11 @@ import httpx
 import numpy as np
 import pandas as pd
 import pytest
+from serving_net import free_port
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 import ferryml as ferry
-from conftest import free_port
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
 from ferryml.server import _tensors as tensors

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 import uvicorn
+from serving_net import free_port
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
 
 import ferryml as ferry
-from conftest import free_port
 from ferryml.config import Settings
 from ferryml.server.main import build_app
 

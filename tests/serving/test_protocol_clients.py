@@ -22,11 +22,11 @@ import pandas as pd
 import pytest
 import uvicorn
 from filelock import FileLock
+from serving_net import free_port
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
 import ferryml as ferry
-from conftest import free_port
 from ferryml.config import Settings
 from ferryml.server.main import build_app
 

@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from serving_net import free_port
 
-from conftest import free_port
 from ferryml.predictions import load
 from ferryml.serving.deployments import Deployments
 
