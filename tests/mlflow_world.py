@@ -57,6 +57,9 @@ def run_client(
 ) -> Any:
     """Run ``mlflow_scripts/<script>`` with the mlflow venv; its last stdout line, as JSON."""
     full = {**env, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+    # log_model infers requirements by loading the model in a subprocess (tens of seconds
+    # on a loaded machine); a short timeout falls back to MLflow's default requirements.
+    full.setdefault("MLFLOW_REQUIREMENTS_INFERENCE_TIMEOUT", "1")
     full.pop("PYTHONPATH", None)  # the client must not see ferryml's sources
     done = subprocess.run(
         [str(mlflow_python()), str(SCRIPTS / script), *args],

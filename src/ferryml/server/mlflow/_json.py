@@ -42,8 +42,10 @@ __all__ = [
 ]
 
 
-def ok(body: Any = None) -> Response:
-    return Response(orjson.dumps(body or {}), media_type="application/json")
+def ok(body: dict[str, Any] | None = None) -> Response:
+    """A 200 with ``body``, its None fields left out (a last page has no token)."""
+    found = {k: v for k, v in (body or {}).items() if v is not None}
+    return Response(orjson.dumps(found), media_type="application/json")
 
 
 def tag_list(tags: Mapping[str, str]) -> list[dict[str, str]]:
