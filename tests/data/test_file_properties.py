@@ -40,6 +40,10 @@ CSV = FRAME.to_csv(index=False).encode()
 _buffer = io.BytesIO()
 FRAME.to_parquet(_buffer, index=False)
 PARQUET = _buffer.getvalue()
+_buffer = io.BytesIO()
+FRAME.to_parquet(_buffer, index=False, compression=None)
+# text that is not UTF-8, which pandas reads lazily: it failed later, in the profile
+BAD_TEXT = _buffer.getvalue().replace(b"Lyon", b"Ly\xffn")
 
 
 @pytest.fixture(scope="module")
@@ -149,6 +153,7 @@ def _check(result: tuple[int, str, str], what: str) -> int:
 # a Parquet file whose pandas metadata is damaged: KeyError and TypeError inside pandas
 @example(file=_file("table.parquet", PARQUET.replace(b'"pandas_type"', b'"pandas_typX"', 1)))
 @example(file=_file("table.parquet", PARQUET.replace(b'"float64"', b'"fl\x7fat64"', 1)))
+@example(file=_file("table.parquet", BAD_TEXT))
 # an ArrowException that is not a ValueError (with pyarrow 26: thrift's integer overflow)
 @example(file=_file("table.parquet", PARQUET[:3460] + b"\x59" + PARQUET[3461:]))
 @example(file=_file("table.csv", "x,y\n1,2\n".encode("utf-16")))

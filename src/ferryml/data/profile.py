@@ -273,9 +273,10 @@ def _numeric(values: np.ndarray, missing: int, bins: int, kind: NumericKind) -> 
     if n == 0:
         return NumericProfile(0, missing, _NAN, _NAN, _NAN, _NAN, (), (), 0.0, kind)
     x = np.sort(values)  # one sort gives min, max, the quantiles and the bin counts
-    mean = float(x.mean())
-    deviations = x - mean
-    m2 = float(deviations @ deviations)
+    with np.errstate(over="ignore", invalid="ignore"):  # values near 1e308: inf, not a warning
+        mean = float(x.mean())
+        deviations = x - mean
+        m2 = float(deviations @ deviations)
     # edges are data values at the quantiles ("lower" method): a discrete column gets its own
     # values as edges, never empty bins between them
     edges = np.unique(x[np.floor(np.linspace(0.0, n - 1.0, bins + 1)).astype(np.intp)])

@@ -472,6 +472,21 @@ def read_errors() -> tuple[type[Exception], ...]:
     return (ValueError, OSError, KeyError, TypeError, pa.ArrowException)
 
 
+def check_parquet_text(file: Path) -> None:
+    """Raise ArrowInvalid (a ValueError) if a text column of the Parquet ``file`` holds
+    bytes that are not UTF-8: pandas reads them lazily, and whatever touches them later
+    fails far from the file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = pq.read_schema(file)
+    text = [
+        f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    ]
+    if text:
+        pq.read_table(file, columns=text).validate(full=True)
+
+
 def read_table(file: Path, suffix: str | None = None) -> pd.DataFrame:
     import pandas as pd
 
@@ -479,7 +494,9 @@ def read_table(file: Path, suffix: str | None = None) -> pd.DataFrame:
     try:
         if kind == ".csv":
             return pd.read_csv(file)
-        return pd.read_parquet(file)
+        frame = pd.read_parquet(file)
+        check_parquet_text(file)
+        return frame
     except read_errors() as e:
         raise InvalidArgument(f"Table {file.name} cannot be read as {kind}: {e}") from e
 

@@ -33,7 +33,7 @@ import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from ferryml.config import Settings
-from ferryml.data.workspace import read_errors
+from ferryml.data.workspace import check_parquet_text, read_errors
 from ferryml.errors import AlreadyExists, Conflict, FerryError, InvalidArgument, NotFound
 from ferryml.store.artifacts import Blob, digest_file
 from ferryml.store.entities import Metric, RunStatus
@@ -347,6 +347,7 @@ def _total_rows(source: Path) -> int:
     with _reading(source):
         if _is_parquet(source):
             rows = int(pq.ParquetFile(source).metadata.num_rows)
+            check_parquet_text(source)
         else:
             rows = len(pd.read_csv(source, nrows=1))  # is there a row at all
     if rows == 0:

@@ -373,7 +373,7 @@ def _holding(partitions: list[PredictionPartition], ids: list[str]) -> list[Pred
 
 
 def _read_table(path: Path, id_columns: list[str]) -> pd.DataFrame:
-    from ferryml.data.workspace import read_errors
+    from ferryml.data.workspace import check_parquet_text, read_errors
 
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".parquet", ".pq"):
@@ -386,7 +386,9 @@ def _read_table(path: Path, id_columns: list[str]) -> pd.DataFrame:
         if suffix == ".csv":
             # Ids stay text: "0123" must not become 123.
             return pd.read_csv(path, dtype=dict.fromkeys(id_columns, str), keep_default_na=True)
-        return pd.read_parquet(path)
+        frame = pd.read_parquet(path)
+        check_parquet_text(path)
+        return frame
     except read_errors() as e:
         kind = "CSV" if suffix == ".csv" else "Parquet"
         raise InvalidArgument(f"{path} cannot be read as {kind}: {e}") from e
