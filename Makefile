@@ -4,12 +4,14 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # What `make test`, `make demo` and CI install: every version pinned, every file hashed.
 LOCK := requirements/lock.txt
-# The core at the lowest versions pyproject.toml allows, in a second venv cached outside the
-# clone (CI starts from a fresh one), named by the lock's digest and Python's version.
+# Venvs cached outside the clone (CI starts from a fresh one), each named by its lock's
+# digest and Python's version.
+CACHE := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ferryml
+venv_key = $(shell $(PYTHON) -c "import hashlib, sys; print(sys.version_info[0], \
+	sys.version_info[1], hashlib.sha256(open('$(1)', 'rb').read()).hexdigest()[:12], sep='-')")
+# The core at the lowest versions pyproject.toml allows.
 LOWEST := requirements/lowest.txt
-LOWEST_KEY := $(shell $(PYTHON) -c "import hashlib, sys; print(sys.version_info[0], \
-	sys.version_info[1], hashlib.sha256(open('$(LOWEST)', 'rb').read()).hexdigest()[:12], sep='-')")
-LOW ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ferryml/venv-lowest-$(LOWEST_KEY)
+LOW ?= $(CACHE)/venv-lowest-$(call venv_key,$(LOWEST))
 # A fast core subset of the suite, run at those versions.
 LOWEST_TESTS := tests/tracking/test_client.py tests/tracking/test_fluent.py \
 	tests/tracking/test_search_parser.py tests/store/test_sql_store.py \
@@ -17,16 +19,22 @@ LOWEST_TESTS := tests/tracking/test_client.py tests/tracking/test_fluent.py \
 	tests/registry/test_registry.py tests/cli/test_cli.py tests/test_config.py \
 	tests/test_config_file.py tests/automation/test_policy_file.py tests/monitoring/test_drift.py \
 	tests/serving/test_server.py tests/test_dependencies.py
-# The real mlflow client that tests/server/test_mlflow_client.py drives, in a third venv
-# cached the same way (the tests build it on first use when it is missing).
+# The peers' clients the tests drive: the real mlflow client (tests/server/test_mlflow_client.py)
+# and Triton's clients of the inference protocol (tests/serving/test_protocol_clients.py).
+# `make test` builds them before the suite, so their install is not test time; a test builds
+# a missing one itself.
 MLFLOW_LOCK := requirements/mlflow.txt
-MLFLOW_KEY := $(shell $(PYTHON) -c "import hashlib, sys; print(sys.version_info[0], \
-	sys.version_info[1], hashlib.sha256(open('$(MLFLOW_LOCK)', 'rb').read()).hexdigest()[:12], sep='-')")
-MLFLOW_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ferryml/venv-mlflow-$(MLFLOW_KEY)
+MLFLOW_VENV ?= $(CACHE)/venv-mlflow-$(call venv_key,$(MLFLOW_LOCK))
+CLIENTS_LOCK := requirements/clients.txt
+CLIENTS_VENV ?= $(CACHE)/venv-clients-$(call venv_key,$(CLIENTS_LOCK))
+# The suite spreads over the machine's cores, a test file per worker at a time (a file's
+# tests share their servers).
+PYTEST_WORKERS ?= auto
 PIP_VERSION := pip==26.3
 PIP_TOOLS := pip-tools==7.6.2
 
-.PHONY: demo test test-lowest install lint bench bench-server lock clean venv-mlflow
+.PHONY: demo test test-lowest install lint bench bench-server lock clean venv-mlflow \
+	venv-clients
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,17 +60,24 @@ $(MLFLOW_VENV)/.installed: | $(MLFLOW_LOCK)
 	$(MLFLOW_VENV)/bin/python -m pip install --quiet --require-hashes -r $(MLFLOW_LOCK)
 	touch $@
 
+$(CLIENTS_VENV)/.installed: | $(CLIENTS_LOCK)
+	rm -rf $(CLIENTS_VENV)
+	$(PYTHON) -m venv $(CLIENTS_VENV)
+	$(CLIENTS_VENV)/bin/python -m pip install --quiet --require-hashes -r $(CLIENTS_LOCK)
+	touch $@
+
 venv-mlflow: $(MLFLOW_VENV)/.installed
+venv-clients: $(CLIENTS_VENV)/.installed
 
 install: $(VENV)/.installed
 
 demo: install
 	$(BIN)/python examples/demo.py
 
-test: install test-lowest
+test: install test-lowest venv-mlflow venv-clients
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy src
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
 
 # Tests that need an extra the lowest venv leaves out skip themselves.
 test-lowest: $(LOW)/.installed
