@@ -46,7 +46,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 from data import make_big  # noqa: E402
-from serving import COLD_START_LIMIT_S, HOST, Server, descendants, stop_all  # noqa: E402
+from serving import HOST, Server, descendants, stop_all  # noqa: E402
 from tracking import (  # noqa: E402
     FERRY_PY,
     MLFLOW_ENV,
@@ -67,6 +67,7 @@ FULL = {"n_log_metric": 2000, "n_batch_values": 20000, "batch_chunk": 1000, "n_r
 QUICK = {"n_log_metric": 200, "n_batch_values": 2000, "batch_chunk": 1000, "n_runs": 100,
          "repeats": 1, "search_repeats": 3, "artifact_mib": 64, "s3_mib": 16}  # fmt: skip
 PEER_REPEATS = 1
+START_LIMIT_S = 300  # mlflow server's four workers took over 120 s to answer at load 29
 RSS_LIMIT_MB = 200
 COPY_SHARE = 0.5  # of the local copy's speed, each way
 # Keys of the three servers, in the order they run; the first MLflow one is the reference.
@@ -123,8 +124,8 @@ class HttpServer(Server):
                         return self.cold_start_s
             except OSError:
                 pass
-            if time.perf_counter() - t0 > COLD_START_LIMIT_S:
-                raise RuntimeError(f"{self.name} did not answer in {COLD_START_LIMIT_S} s")
+            if time.perf_counter() - t0 > START_LIMIT_S:
+                raise RuntimeError(f"{self.name} did not answer in {START_LIMIT_S} s")
             time.sleep(0.05)
         raise RuntimeError(f"{self.name} exited ({self.proc.returncode}): {self.tail()}")
 
