@@ -14,7 +14,7 @@ LOWEST := requirements/lowest.txt
 LOW ?= $(CACHE)/venv-lowest-$(call venv_key,$(LOWEST))
 # A fast core subset of the suite, run at those versions.
 LOWEST_TESTS := tests/tracking/test_client.py tests/tracking/test_fluent.py \
-	tests/tracking/test_search_parser.py tests/store/test_sql_store.py \
+	tests/store/test_filters.py tests/store/test_sql_store.py \
 	tests/store/test_search_sql.py tests/data/test_validation.py tests/data/test_profile.py \
 	tests/registry/test_registry.py tests/cli/test_cli.py tests/test_config.py \
 	tests/test_config_file.py tests/automation/test_policy_file.py tests/monitoring/test_drift.py \
