@@ -510,3 +510,32 @@ mlflow_inputs = Table(
     Column("tags", Text, nullable=False, server_default="{}"),
     PrimaryKeyConstraint("run_id", "name", "digest", name="pk_mlflow_inputs"),
 )
+
+# Each deployment's review queue: how predictions are chosen for a person to label.
+review_queues = Table(
+    "review_queues",
+    metadata,
+    Column("deployment", String(256), primary_key=True),
+    Column("spec", Text, nullable=False),  # JSON: strategy, size, lookback, choices
+    Column("last_update_time", BigInteger, nullable=False),
+    Column("user_name", String(64), nullable=False, server_default=""),
+)
+
+# A prediction chosen for review; its label, once given, is in prediction_feedback too.
+review_items = Table(
+    "review_items",
+    metadata,
+    Column("deployment", String(256), nullable=False),
+    Column("prediction_id", Text, nullable=False),
+    Column("prediction_time", BigInteger, nullable=False),
+    Column("reason", String(16), nullable=False),
+    Column("score", Float, nullable=True),
+    Column("body", Text, nullable=False),  # JSON: features, prediction, model, version, shadow
+    Column("added_time", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),  # open | labelled | skipped
+    Column("label", Text, nullable=True),
+    Column("user_name", String(64), nullable=False, server_default=""),
+    Column("resolved_time", BigInteger, nullable=True),
+    PrimaryKeyConstraint("deployment", "prediction_id", name="pk_review_items"),
+    Index("ix_review_items_state", "deployment", "state", "added_time"),
+)

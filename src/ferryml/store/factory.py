@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ferryml.config import Settings
     from ferryml.store.base import DatasetStore, ScheduleStore, StepCache, TrackingStore
     from ferryml.store.loop import AlertStore, AutomationStore, MonitorStore, PredictionStore
+    from ferryml.store.review import ReviewStore
     from ferryml.store.sql import SqlStore, StorePart
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "open_monitor_store",
     "open_prediction_store",
     "open_registry_store",
+    "open_review_store",
     "open_schedule_store",
     "open_sql_part",
     "open_sql_store",
@@ -168,6 +170,14 @@ def open_automation_store(settings: Settings, *, sharing: Any = None) -> Automat
     """Policies' state, the agents' lease, and decisions."""
     store: AutomationStore = _loop_part(
         settings, "sql_automation.SqlAutomationStore", "HttpAutomationStore", sharing
+    )
+    return store
+
+
+def open_review_store(settings: Settings, *, sharing: Any = None) -> ReviewStore:
+    """Review queues and the predictions chosen for a person to label."""
+    store: ReviewStore = _loop_part(
+        settings, "sql_review.SqlReviewStore", "HttpReviewStore", sharing
     )
     return store
 

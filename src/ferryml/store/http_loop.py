@@ -11,6 +11,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
+from urllib.parse import quote
 
 from ferryml.errors import Conflict
 from ferryml.store.http import _as, _Part
@@ -26,10 +27,18 @@ from ferryml.store.loop import (
     PredictionPartition,
     Step,
 )
+from ferryml.store.review import ReviewItem, ReviewQueue
 
-__all__ = ["HttpAlertStore", "HttpAutomationStore", "HttpMonitorStore", "HttpPredictionStore"]
+__all__ = [
+    "HttpAlertStore",
+    "HttpAutomationStore",
+    "HttpMonitorStore",
+    "HttpPredictionStore",
+    "HttpReviewStore",
+]
 
 _CHUNK = 10_000  # feedback rows a request, far below the server's body limit
+_ITEMS = 1000  # review items a request
 _TRIES = 20  # alert transitions retried when another writer moved the state first
 
 
@@ -272,3 +281,60 @@ def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
 def _event(event: Event) -> dict[str, Any]:
     kind, message, details = event
     return {"kind": kind, "message": message, "details": _plain(details)}
+
+
+class HttpReviewStore(_Part):
+    """``ReviewStore`` over a team server: setting a queue up needs a maintainer of the
+    deployment; adding, labelling and skipping items a writer, recorded as the token's
+    user."""
+
+    def set_queue(self, queue: ReviewQueue, *, user: str) -> ReviewQueue:
+        found = self.client.call("PUT", _review(queue.deployment), queue.spec())
+        return _as(ReviewQueue, found)
+
+    def get_queue(self, deployment: str) -> ReviewQueue:
+        return _as(ReviewQueue, self.client.call("GET", _review(deployment)))
+
+    def list_queues(self) -> list[ReviewQueue]:
+        return _as(list[ReviewQueue], self.client.call("GET", "/api/v1/review"))
+
+    def add_items(self, items: Sequence[ReviewItem]) -> int:
+        added = 0
+        for deployment in dict.fromkeys(i.deployment for i in items):
+            mine = [_review_row(i) for i in items if i.deployment == deployment]
+            for start in range(0, len(mine), _ITEMS):
+                body = {"items": mine[start : start + _ITEMS]}
+                path = f"{_review(deployment)}/items"
+                added += int(self.client.call("POST", path, body)["added"])
+        return added
+
+    def list_items(
+        self, deployment: str, *, state: str | None = "open", limit: int = 100
+    ) -> list[ReviewItem]:
+        params = _query(state=state or "any", limit=limit)
+        found = self.client.call("GET", f"{_review(deployment)}/items", params=params)
+        return _as(list[ReviewItem], found)
+
+    def queued_ids(self, deployment: str, since: int) -> set[str]:
+        path = f"{_review(deployment)}/queued-ids"
+        return set(self.client.call("GET", path, params={"since": since}))
+
+    def label(self, deployment: str, prediction_id: str, label: str, *, user: str) -> ReviewItem:
+        path = f"{_review(deployment)}/items/{quote(prediction_id, safe='')}/label"
+        found = self.client.call("POST", path, {"label": json.loads(label)})
+        return _as(ReviewItem, found)
+
+    def skip(self, deployment: str, prediction_id: str, *, user: str) -> ReviewItem:
+        path = f"{_review(deployment)}/items/{quote(prediction_id, safe='')}/skip"
+        return _as(ReviewItem, self.client.call("POST", path, {}))
+
+
+def _review(deployment: str) -> str:
+    return f"/api/v1/review/{quote(deployment, safe='')}"
+
+
+def _review_row(item: ReviewItem) -> dict[str, Any]:
+    fields = dataclasses.asdict(item)
+    for server_side in ("state", "label", "user", "resolved"):
+        del fields[server_side]
+    return fields

@@ -31,6 +31,7 @@ from ferryml.server.team import (
     pipelines,
     predictions,
     registry,
+    review,
     schedules,
     tracking,
     users,
@@ -63,6 +64,7 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         from ferryml.store.sql_pipelines import SqlStepCache
         from ferryml.store.sql_predictions import SqlPredictionStore
         from ferryml.store.sql_registry import SqlRegistryStore
+        from ferryml.store.sql_review import SqlReviewStore
         from ferryml.store.sql_schedules import SqlScheduleStore
         from ferryml.store.sql_users import SqlUserStore
 
@@ -79,6 +81,7 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         app.state.alerts = SqlAlertStore(sql)
         app.state.predictions = SqlPredictionStore(sql)
         app.state.automation = SqlAutomationStore(sql)
+        app.state.review = SqlReviewStore(sql)
         app.state.artifacts = artifacts
         app.state.uploads = artifacts.uploads_folder() or settings.home / "uploads"
         try:
@@ -89,6 +92,7 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
 
     app = FastAPI(title="ferryml team server", version="1", lifespan=lifespan)
     app.state.users = None
+    app.state.settings = settings
     app.state.signed_urls = signed_urls
     exempt = ("/api/v1/blobs/", "/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/")
     app.add_middleware(BodyLimit, max_body=MAX_BODY, exempt=exempt)
@@ -108,6 +112,7 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         alerts,
         predictions,
         decisions,
+        review,
     ):
         app.include_router(router.router)
     include_mlflow(app)
