@@ -53,6 +53,22 @@ def serve(
         bool,
         typer.Option("--log/--no-log", help="Log every prediction (for monitoring and feedback)."),
     ] = True,
+    max_queue: Annotated[
+        int | None,
+        typer.Option(
+            envvar="FERRY_SERVE_MAX_QUEUE",
+            help="Answer 503 with Retry-After to a prediction that finds this many requests "
+            "in flight in its worker (default: no limit).",
+        ),
+    ] = None,
+    max_queue_wait_ms: Annotated[
+        float | None,
+        typer.Option(
+            envvar="FERRY_SERVE_MAX_QUEUE_WAIT_MS",
+            help="Answer 503 with Retry-After to a prediction that waited longer than this "
+            "for its worker (default: no limit).",
+        ),
+    ] = None,
 ) -> None:
     """Serve models over HTTP: ferryml JSON, Open Inference Protocol (V2), MLflow
     /invocations, /metrics, /health, /ready and an OpenAPI document at /docs; gRPC too with
@@ -66,6 +82,12 @@ def serve(
         raise InvalidArgument("Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME.")
     if workers < 1 or max_batch < 1 or max_wait_ms < 0:
         raise InvalidArgument("--workers and --max-batch must be at least 1, --max-wait-ms >= 0.")
+    if max_queue is not None and max_queue < 1:
+        raise InvalidArgument(f"--max-queue {max_queue}: give at least 1 (or leave it out).")
+    if max_queue_wait_ms is not None and not max_queue_wait_ms > 0:
+        raise InvalidArgument(
+            f"--max-queue-wait-ms {max_queue_wait_ms:g}: give a number of milliseconds above 0."
+        )
     check_address(host, port)  # before anything is opened or loaded
     if grpc_port is not None:
         check_grpc(host, grpc_port, port)
@@ -86,6 +108,8 @@ def serve(
         batching=BatchOptions(max_batch, max_wait_ms) if batch else None,
         log_predictions=log_predictions,
         grpc_port=grpc_port,
+        max_queue=max_queue,
+        max_queue_wait_ms=max_queue_wait_ms,
     )
 
 

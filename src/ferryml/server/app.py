@@ -18,6 +18,7 @@ from starlette.routing import Match
 from ferryml.errors import FerryError, InvalidArgument
 from ferryml.server._body import BodyLimit
 from ferryml.server._errors import error_response, json_response, status_of
+from ferryml.server._overload import Overload
 from ferryml.server.model import feedback, ferry, health, inference, mlflow
 from ferryml.server.model._openapi import openapi_of
 from ferryml.serving.service import PredictionService
@@ -35,10 +36,14 @@ def create_app(
     *,
     max_body: int = MAX_BODY,
     grpc_address: tuple[str, int] | None = None,
+    max_queue: int | None = None,
+    max_queue_wait_ms: float | None = None,
 ) -> FastAPI:
     """The ASGI app around ``service`` (or several, each under its own name, sharing one
     metrics registry), started on startup and closed on shutdown, with the gRPC service on
-    ``grpc_address`` (host, port) beside it when given (ferryml[grpc])."""
+    ``grpc_address`` (host, port) beside it when given (ferryml[grpc]). Past ``max_queue``
+    requests in flight, or ``max_queue_wait_ms`` of waiting, a POST is answered 503 with
+    Retry-After (see ``_overload``)."""
     given = [service] if isinstance(service, PredictionService) else list(service)
     services = {s.endpoint: s for s in given}
     if len(services) != len(given):
@@ -66,6 +71,13 @@ def create_app(
     app.state.max_body = max_body
     service = given[0]
     app.add_middleware(BodyLimit, max_body=max_body, respond=_refuse(app, service))
+    if max_queue is not None or max_queue_wait_ms is not None:  # outermost: sheds first
+        app.add_middleware(
+            Overload,
+            max_queue=max_queue,
+            max_wait_ms=max_queue_wait_ms,
+            respond=_refuse(app, service),
+        )
     routers = (health, ferry, inference, mlflow, feedback)
     for router in routers:
         app.include_router(router.router)

@@ -31,6 +31,8 @@ def build_app(
     log_predictions: bool = True,
     poll_seconds: float = 2.0,
     grpc_address: tuple[str, int] | None = None,
+    max_queue: int | None = None,
+    max_queue_wait_ms: float | None = None,
 ) -> FastAPI:
     """The app serving models (``NAME@ALIAS``, ``NAME/VERSION``; several at once, each under
     its name), an exported package, or deployments' routes (each under its name)."""
@@ -69,7 +71,12 @@ def build_app(
                 settings, served.name, route, batching=batching, log=log, metrics=metrics
             )
         )
-    app = create_app(services, grpc_address=grpc_address)
+    app = create_app(
+        services,
+        grpc_address=grpc_address,
+        max_queue=max_queue,
+        max_queue_wait_ms=max_queue_wait_ms,
+    )
     # Everything loaded so far lives as long as the server: keep it out of the collector's
     # full passes, which otherwise stall requests for 100 ms and more.
     gc.collect()
@@ -101,6 +108,8 @@ def app_from_env() -> FastAPI:
         batching=batching,
         log_predictions=config["log"],
         grpc_address=tuple(config["grpc"]) if config["grpc"] else None,
+        max_queue=config["max_queue"],
+        max_queue_wait_ms=config["max_queue_wait_ms"],
     )
 
 
@@ -116,9 +125,13 @@ def serve(
     batching: BatchOptions | None = None,
     log_predictions: bool = True,
     grpc_port: int | None = None,
+    max_queue: int | None = None,
+    max_queue_wait_ms: float | None = None,
 ) -> None:
-    """Run the server until SIGTERM or Ctrl-C (which flush the prediction log). The port
-    and address are checked first, and one line says what is served where.
+    """Run the server until SIGTERM or Ctrl-C: it stops accepting, answers the requests
+    in flight and flushes the prediction log. With several workers, SIGHUP replaces them
+    one at a time (each new one serving before its old one stops), failing no request.
+    The port and address are checked first, and one line says what is served where.
 
     Raises:
         InvalidArgument: the port is out of range or in use, or the host is not this
@@ -143,6 +156,8 @@ def serve(
             "log": log_predictions,
             "batching": asdict(batching) if batching else None,
             "grpc": None if grpc_port is None else [host, grpc_port],
+            "max_queue": max_queue,
+            "max_queue_wait_ms": max_queue_wait_ms,
         }
     )
     if workers == 1:
@@ -165,4 +180,8 @@ def serve(
         log_level="warning",
         access_log=False,
         timeout_graceful_shutdown=10,
+        # A new worker loads its models before it counts as ready (a rolling restart waits
+        # for that): on a busy machine that takes longer than uvicorn's 5 s.
+        timeout_worker_healthcheck=60,
+        backlog=4096,  # uvicorn's 2048 refuses connections when thousands open at once
     )
