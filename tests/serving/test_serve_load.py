@@ -101,6 +101,7 @@ def test_max_queue_must_be_positive(cli: Any, tmp_path: Path, monkeypatch: Any) 
     )
 
 
+@pytest.mark.slow
 def test_a_rolling_restart_of_two_workers_under_load_fails_no_request(registered: Any) -> None:
     process, url, _ = _serve(registered, "cancer@champion", "--workers", "2")
     body = {"records": registered.X.head(2).to_dict("records")}
