@@ -2,7 +2,8 @@
 chooses its least confident predictions, the ones its shadow disagreed on, or a random
 sample; a label given to an item is the prediction's feedback, with who gave it, which is
 what retraining policies count; through the server, only a maintainer sets a queue up and a
-reader changes nothing."""
+reader changes nothing. Beside it, what the deployment and model pages read from the same
+world: a deployment's traffic per route, and a prediction's lineage."""
 
 from __future__ import annotations
 
@@ -241,3 +242,41 @@ def test_confidence_needs_class_probabilities(world: Settings, tmp_path: Path) -
     queue = ReviewQueue("d", "confidence")
     with pytest.raises(InvalidArgument, match="gives no class probabilities.*'random' or"):
         choose_for_review(frame, queue, 1, load=lambda name, version: Regressor())
+
+
+def test_a_deployments_traffic_is_counted_per_route_from_its_log(
+    world: Settings, sqlite_team_server: TeamServer
+) -> None:
+    name, _ = deployment(world, n=30)  # logged over the last 30 s, 2 ms on v1, 3 ms on v2
+    with sqlite_team_server.http("reader") as reader:
+        found = reader.get(
+            f"/api/v1/deployments/{name}/traffic", params={"span_s": 120, "buckets": 4}
+        )
+        routes = {r["route"]: r for r in found.json()}
+        assert set(routes) == {"v1", "v2"}
+        assert routes["v1"]["requests"] == 30 and routes["v1"]["rate"] == pytest.approx(30 / 120)
+        assert (routes["v1"]["p50_ms"], routes["v2"]["p99_ms"]) == pytest.approx((2.0, 3.0))
+        assert [b["requests"] for b in routes["v2"]["buckets"]][:2] == [0, 0]  # 30 s a slot
+        assert sum(b["requests"] for b in routes["v2"]["buckets"]) == 30
+        assert reader.get("/api/v1/deployments/nothing/traffic").json() == []
+        bad = reader.get(f"/api/v1/deployments/{name}/traffic", params={"span_s": 0})
+        assert bad.status_code == 422 and "span_s" in bad.json()["error"]["message"]
+
+
+def test_a_predictions_lineage_reaches_the_run_that_trained_its_model(
+    world: Settings, sqlite_team_server: TeamServer
+) -> None:
+    name, sent = deployment(world, n=2)
+    prediction = sent["id"].iloc[0]
+    with sqlite_team_server.http("reader") as reader:
+        graph = reader.get(f"/api/v1/predictions/{prediction}/lineage").json()
+        missing = reader.get("/api/v1/predictions/nope/lineage")
+        version = reader.get("/api/v1/models/reviewed/versions/1/lineage").json()
+    kinds = [n["kind"] for n in graph["nodes"]]
+    assert kinds[:3] == ["prediction", "model_version", "run"]
+    assert graph["nodes"][0]["detail"] == f"deployment {name}"
+    assert graph["nodes"][1]["key"] == "reviewed/1"
+    run = graph["nodes"][2]["key"]
+    assert [prediction, "reviewed/1"] in graph["edges"] and ["reviewed/1", run] in graph["edges"]
+    assert version["nodes"] == graph["nodes"][1:]
+    assert missing.status_code == 404 and "No logged prediction has id 'nope'" in missing.text

@@ -43,7 +43,7 @@ from ferryml.serving.predlog import (
 from ferryml.store.factory import open_artifact_store, open_prediction_store
 from ferryml.store.loop import Feedback, PredictionPartition, PredictionStore
 
-__all__ = ["FeedbackReport", "import_feedback", "load", "record_feedback"]
+__all__ = ["FeedbackReport", "find_prediction", "import_feedback", "load", "record_feedback"]
 
 _RESERVED = {*META_COLUMNS, "prediction", "label"}
 _META_TYPES = {
@@ -342,6 +342,27 @@ def _store_feedback(pairs: list[tuple[str, str]], settings: Settings | None) -> 
             seen.add(pid)
     unknown = [pid for pid in last if pid not in found]
     return FeedbackReport(accepted=accepted, unknown_ids=unknown, updated=updated)
+
+
+def find_prediction(
+    prediction_id: str, *, settings: Settings | None = None
+) -> tuple[str, str, int] | None:
+    """The deployment, model and version of the flushed prediction ``prediction_id``;
+    None when there is none. Only the partitions whose id range holds it are read."""
+    import pyarrow.compute as pc
+
+    with _stores(settings) as (store, artifacts):
+        partitions = _holding(
+            store.search_partitions_by_id(prediction_id, prediction_id), [prediction_id]
+        )
+        for partition in partitions:
+            blob = artifacts.get_bytes(partition.digest)
+            table = read_partition_table(blob, ["id", "model", "version"])
+            hits = table.filter(pc.equal(table["id"], prediction_id))
+            if hits.num_rows:
+                row = hits.slice(0, 1).to_pylist()[0]
+                return partition.deployment, str(row["model"]), int(row["version"])
+    return None
 
 
 def _find_predictions(

@@ -3,9 +3,9 @@ every change a maintainer, or a maintainer the deployment names."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -13,6 +13,7 @@ from ferryml._identity import current_user
 from ferryml.errors import InvalidArgument
 from ferryml.server.team._auth import needs_maintainer_of
 from ferryml.server.team._render import render
+from ferryml.serving.traffic import RouteTraffic, deployment_traffic
 from ferryml.store.sql_deployments import DeploymentEvent
 
 __all__ = ["router"]
@@ -107,6 +108,23 @@ def rollback(name: str, body: Reason, request: Request) -> Response:
 @router.get("/{name}/history", response_model=list[DeploymentEvent])
 def history(name: str, request: Request) -> Response:
     return render(_manager(request).history(name), list[DeploymentEvent])
+
+
+@router.get("/{name}/traffic", response_model=list[RouteTraffic])
+def traffic(
+    name: str,
+    request: Request,
+    span_s: Annotated[int, Query(ge=1, le=24 * 3600)] = 900,
+    buckets: Annotated[int, Query(ge=1, le=500)] = 30,
+) -> Response:
+    """Each route's requests per second and latency over the last ``span_s`` seconds,
+    from the prediction log (what the deployment page polls)."""
+    found = deployment_traffic(name, span_s=span_s, buckets=buckets, settings=_settings(request))
+    return render(found, list[RouteTraffic])
+
+
+def _settings(request: Request) -> Any:
+    return request.app.state.settings
 
 
 class WriteSpec(_Body):

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ferryml._identity import current_user
 from ferryml.errors import InvalidArgument
+from ferryml.registry.lineage import LineageGraph, prediction_lineage
 from ferryml.server.team._render import render
 from ferryml.store.loop import Feedback, PredictionPartition
 
@@ -112,3 +113,10 @@ def list_feedback(
         deployment, since=since, until=until, recorded_after=recorded_after
     )
     return render(found, list[Feedback])
+
+
+@router.get("/{prediction_id}/lineage", response_model=LineageGraph)
+def lineage(prediction_id: PredictionId, request: Request) -> Response:
+    """The prediction, the model version that made it, and where that version came from."""
+    graph = prediction_lineage(prediction_id, settings=request.app.state.settings)
+    return render(graph, LineageGraph)

@@ -10,6 +10,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from ferryml._identity import current_user
+from ferryml.registry.lineage import LineageGraph, lineage_graph
 from ferryml.server.team._auth import needs_maintainer_of
 from ferryml.server.team._render import render
 from ferryml.store.entities import ModelVersion, RegisteredModel, RegistryEvent
@@ -112,6 +113,13 @@ def create_version(name: str, body: CreateVersion, request: Request) -> Response
 @router.get("/{name}/versions/{version}", response_model=ModelVersion)
 def get_version(name: str, version: Version, request: Request) -> Response:
     return render(_store(request).get_model_version(name, version), ModelVersion)
+
+
+@router.get("/{name}/versions/{version}/lineage", response_model=LineageGraph)
+def lineage(name: str, version: Version, request: Request) -> Response:
+    """The version, its run, the data versions the run read and the code commit."""
+    graph = lineage_graph(name, version, settings=request.app.state.settings)
+    return render(graph, LineageGraph)
 
 
 @router.delete(
