@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ferryml._configtypes import (
+    DaskConfig,
     DatasetConfig,
     Duration,
     ModelConfig,
@@ -53,6 +54,7 @@ class ProjectConfig(Strict):
     models: dict[Name, ModelConfig] | None = None
     pipelines: dict[str, dict[str, Any]] | None = None  # reserved for pipeline defaults
     monitoring: MonitoringConfig | None = None
+    dask: DaskConfig | None = None
     policies: dict[Name, PolicyConfig] | None = None
     # public keys (or files of them) whose signature a model package needs to be loaded
     trust: list[Text] | None = None

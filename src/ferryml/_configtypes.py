@@ -25,6 +25,7 @@ from ferryml._naming import NAME_HELP, is_name
 __all__ = [
     "AlertsConfig",
     "ChannelSpec",
+    "DaskConfig",
     "DatasetConfig",
     "Duration",
     "ExpectationConfig",
@@ -371,6 +372,12 @@ class AlertsConfig(Strict):
 
 class MonitoringConfig(Strict):
     alerts: AlertsConfig | None = None
+
+
+class DaskConfig(Strict):
+    """``dask:``: the cluster that data work (profiles, drift, batch inference) runs on."""
+
+    address: Text | None = None  # tcp://scheduler:8786
 
 
 # -- small checks -----------------------------------------------------------------------------

@@ -16,6 +16,10 @@ _EXPORTS = {
     "Workspace": "ferryml.data.workspace",
     "DataStatus": "ferryml.data.workspace",
     "DataDiff": "ferryml.data.compare",
+    "ParquetDataset": "ferryml.data.dataset",
+    "iter_batches": "ferryml.data.dataset",
+    "open_dataset": "ferryml.data.dataset",
+    "profile_dataset": "ferryml.data.dataset",
     "diff_versions": "ferryml.data.compare",
     "TransferReport": "ferryml.data.transfer",
     "push": "ferryml.data.transfer",
@@ -52,6 +56,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from ferryml.data.api import add, delete, load
     from ferryml.data.compare import DataDiff, diff_versions
+    from ferryml.data.dataset import ParquetDataset, iter_batches, open_dataset, profile_dataset
     from ferryml.data.profile import (
         CategoricalProfile,
         ColumnProfile,

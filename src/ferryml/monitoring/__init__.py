@@ -13,6 +13,7 @@ _EXPORTS = {
     "ColumnDrift": _DRIFT,
     "DriftReport": _DRIFT,
     "detect_drift": _DRIFT,
+    "detect_dataset_drift": "ferryml.monitoring.dataset_drift",
     "Window": "ferryml.monitoring.performance",
     "windows": "ferryml.monitoring.performance",
     "realised_performance": "ferryml.monitoring.performance",
@@ -39,6 +40,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 if TYPE_CHECKING:
     from ferryml.monitoring.alerts import AlertManager
     from ferryml.monitoring.concept import ChangeReport, detect_change, prediction_errors
+    from ferryml.monitoring.dataset_drift import detect_dataset_drift
     from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
     from ferryml.monitoring.estimated import Calibrator, estimate_performance, fit_calibration
     from ferryml.monitoring.monitors import (

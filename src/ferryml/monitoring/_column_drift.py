@@ -31,6 +31,7 @@ from ferryml.monitoring._stats import (
     _chisquare,
     _jensenshannon,
     _norm,
+    _NumBins,
     _profile_keys,
     _psi,
     _shares,
@@ -134,6 +135,7 @@ class Raw:
     numeric_kind: str | None
     keys: np.ndarray | None = None  # categorical: distinct values (str), object array
     counts: np.ndarray | None = None  # their counts, int64
+    bins: _NumBins | None = None  # numeric, from a dataset: values already binned
 
     @property
     def count(self) -> int:
@@ -201,7 +203,7 @@ def column_drift(
     cur_rate = cur.missing / cur.rows if isinstance(cur, Raw) else cur.missing_rate
     ref_numeric = isinstance(ref, NumericProfile)
     cur_numeric = (
-        cur.values is not None if isinstance(cur, Raw) else isinstance(cur, NumericProfile)
+        cur.numeric_kind is not None if isinstance(cur, Raw) else isinstance(cur, NumericProfile)
     )
     ref_kind: Kind = "numeric" if ref_numeric else "categorical"
     cur_kind: Kind = "numeric" if cur_numeric else "categorical"
@@ -254,6 +256,8 @@ def _numeric_drift(
     cur_x = cur.values if isinstance(cur, Raw) else None
     if cur_x is not None:
         b = _bin_values(ref, cur_x)
+    elif isinstance(cur, Raw) and cur.bins is not None:
+        b = cur.bins
     else:
         assert isinstance(cur, NumericProfile)
         b = _bin_profile(ref, cur)

@@ -41,7 +41,28 @@ class _CatBins:
     new: list[tuple[str, int]] | None  # current-only values and counts; None if unknowable
 
 
-def _bin_values(ref: NumericProfile, x: np.ndarray) -> _NumBins:
+@dataclass
+class _NumCounts:
+    """Current values counted on the reference's bins, addable: what ``_bin_values`` needs
+    of them, so a dataset is binned batch by batch with the same result."""
+
+    counts: np.ndarray  # k + 2: below e0, the k bins, above ek
+    below_sum: float = 0.0
+    above_sum: float = 0.0
+    low: float = math.inf  # smallest and largest value
+    high: float = -math.inf
+
+    def add(self, other: _NumCounts) -> _NumCounts:
+        return _NumCounts(
+            self.counts + other.counts,
+            self.below_sum + other.below_sum,
+            self.above_sum + other.above_sum,
+            min(self.low, other.low),
+            max(self.high, other.high),
+        )
+
+
+def _count_values(ref: NumericProfile, x: np.ndarray) -> _NumCounts:
     e = np.asarray(ref.edges, dtype=np.float64)
     k = e.size - 1
     idx = np.searchsorted(e, x, side="right")  # 0: below e0; i + 1: bin i; k + 1: >= ek
@@ -51,15 +72,27 @@ def _bin_values(ref: NumericProfile, x: np.ndarray) -> _NumBins:
     counts[k + 1] -= top
     counts[k] += top
     sums[k + 1] -= top * e[-1]
-    low = float(x.min()) if counts[0] else e[0]
-    high = float(x.max()) if counts[k + 1] else e[-1]
+    if not x.size:
+        return _NumCounts(counts)
+    return _NumCounts(counts, float(sums[0]), float(sums[k + 1]), float(x.min()), float(x.max()))
+
+
+def _bin_counts(ref: NumericProfile, c: _NumCounts) -> _NumBins:
+    e = np.asarray(ref.edges, dtype=np.float64)
+    counts = c.counts
+    low = c.low if counts[0] else e[0]
+    high = c.high if counts[-1] else e[-1]
     return _NumBins(
         np.concatenate(([low], e, [high])),
         np.concatenate(([0.0], np.asarray(ref.counts, dtype=np.float64), [0.0])),
         counts,
-        sums[0] / counts[0] if counts[0] else _NAN,
-        sums[k + 1] / counts[k + 1] if counts[k + 1] else _NAN,
+        c.below_sum / counts[0] if counts[0] else _NAN,
+        c.above_sum / counts[-1] if counts[-1] else _NAN,
     )
+
+
+def _bin_values(ref: NumericProfile, x: np.ndarray) -> _NumBins:
+    return _bin_counts(ref, _count_values(ref, x))
 
 
 def _bin_profile(ref: NumericProfile, cur: NumericProfile) -> _NumBins:

@@ -172,6 +172,15 @@ def _names(value: str | Sequence[str] | None, what: str) -> list[str]:
     return list(value)
 
 
+def _check_share(share_threshold: float) -> None:
+    if (
+        isinstance(share_threshold, bool)
+        or not isinstance(share_threshold, int | float)
+        or not (0 < share_threshold <= 1)
+    ):
+        raise InvalidArgument(f"share_threshold must be in (0, 1], got {share_threshold!r}.")
+
+
 def _check_test(test: str | None, allowed: Sequence[str], what: str) -> None:
     if test is not None and test not in allowed:
         raise InvalidArgument(f"Unknown {what} {test!r}; use one of {', '.join(allowed)}.")
@@ -283,12 +292,7 @@ def detect_drift(
                 f"it has {', '.join(map(repr, names)) or 'none'}. Pass columns=[...] to "
                 "compare a subset."
             )
-    if (
-        isinstance(share_threshold, bool)
-        or not isinstance(share_threshold, int | float)
-        or not (0 < share_threshold <= 1)
-    ):
-        raise InvalidArgument(f"share_threshold must be in (0, 1], got {share_threshold!r}.")
+    _check_share(share_threshold)
     options = _options(
         wanted, tests, numeric_test, categorical_test, thresholds, bins, max_categories
     )

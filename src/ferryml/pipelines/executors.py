@@ -10,7 +10,7 @@ import os
 import time
 from typing import Any, Protocol
 
-from ferryml.errors import InvalidArgument, StoreUnavailable
+from ferryml.errors import InvalidArgument
 from ferryml.pipelines._task import StepOutcome, StepTask, execute
 
 __all__ = ["DaskExecutor", "Executor", "LocalExecutor", "ProcessExecutor", "make_executor"]
@@ -89,30 +89,9 @@ class DaskExecutor:
     name = "dask"
 
     def __init__(self, address: str | None = None, workers: int | None = None) -> None:
-        try:
-            from distributed import Client, LocalCluster
-        except ImportError as e:
-            raise InvalidArgument(
-                "The dask executor needs Dask: pip install 'ferryml[dask]'."
-            ) from e
-        self._cluster = None
-        try:
-            if address:
-                self._client = Client(address, timeout="10s")
-            else:
-                self._cluster = LocalCluster(
-                    n_workers=workers or 2,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    host="127.0.0.1",
-                )
-                self._client = Client(self._cluster)
-        except (OSError, TimeoutError) as e:
-            raise StoreUnavailable(
-                f"Cannot reach the Dask scheduler at {address}: {e}. Check the address "
-                "(tcp://host:8786) and that the scheduler is running."
-            ) from e
+        from ferryml._dask import connect
+
+        self._client, self._cluster = connect(address, workers)
 
     def submit(self, task: StepTask) -> Any:
         return self._client.submit(execute, task, pure=False)
