@@ -30,6 +30,10 @@ CLIENTS_VENV ?= $(CACHE)/venv-clients-$(call venv_key,$(CLIENTS_LOCK))
 # The suite spreads over the machine's cores, a test file per worker at a time (a file's
 # tests share their servers).
 PYTEST_WORKERS ?= auto
+# The web UI's front-end packages (ui/package-lock.json): uPlot is copied into the package's
+# static folder (shipped in the wheel, not in git); axe-core stays in ui/node_modules for
+# the browser tests.
+UI_VENDOR := src/ferryml/ui/static/vendor
 PIP_VERSION := pip==26.3
 PIP_TOOLS := pip-tools==7.6.2
 
@@ -38,6 +42,13 @@ PIP_TOOLS := pip-tools==7.6.2
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
+
+$(UI_VENDOR)/.built: ui/package-lock.json ui/package.json
+	cd ui && npm ci --no-audit --no-fund --loglevel=error
+	mkdir -p $(UI_VENDOR)
+	cp ui/node_modules/uplot/dist/uPlot.esm.js ui/node_modules/uplot/dist/uPlot.min.css \
+		ui/node_modules/uplot/LICENSE $(UI_VENDOR)/
+	touch $@
 
 $(VENV)/.installed: $(LOCK) pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet --upgrade "$(PIP_VERSION)"
@@ -69,7 +80,7 @@ $(CLIENTS_VENV)/.installed: | $(CLIENTS_LOCK)
 venv-mlflow: $(MLFLOW_VENV)/.installed
 venv-clients: $(CLIENTS_VENV)/.installed
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed $(UI_VENDOR)/.built
 
 demo: install
 	$(BIN)/python examples/demo.py
@@ -110,4 +121,4 @@ lock:
 	$(COMPILE) $(UPGRADE) -o $(MLFLOW_LOCK) requirements/mlflow.in
 
 clean:  # the cached lowest-versions venv stays; its name changes with the lock
-	rm -rf $(VENV) .venv-lock .ferry
+	rm -rf $(VENV) .venv-lock .ferry ui/node_modules $(UI_VENDOR)

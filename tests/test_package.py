@@ -18,6 +18,7 @@ PACKAGES = [
     "ferryml",
     "ferryml.imports",
     "ferryml.server.mlflow",
+    "ferryml.ui",
     "ferryml.store.sql_mlflow",
     "ferryml.errors",
     "ferryml.config",

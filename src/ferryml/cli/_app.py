@@ -30,6 +30,7 @@ from ferryml.cli import (
     serve,
     server,
     tracking,
+    ui,
 )
 from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument, ValidationFailed
@@ -61,6 +62,7 @@ app.command("info")(info.info)
 app.command("serve")(serve.serve)
 app.command("predict")(predict.predict)
 app.command("gc")(gc.gc)
+app.command("ui")(ui.ui)
 app.command("scheduler")(schedule.scheduler)
 app.add_typer(agent.decisions, name="decisions")
 app.command("agent")(agent.agent)

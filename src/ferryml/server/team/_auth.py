@@ -3,6 +3,9 @@
 Reading (GET, HEAD) needs the reader role and anything else the writer role, checked
 here for every route; routes that need more say so with ``needs``. A plain ASGI
 middleware, so the authenticated user is also who the core records as acting.
+
+The web UI's pages send the token of a session cookie instead of a header; a change sent
+with the cookie must also carry ``X-Ferry-UI``, which no other site's form can set.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
+from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from fastapi import Depends, Request
@@ -21,7 +25,16 @@ from ferryml.server._errors import error_response, status_of
 from ferryml.store.entities import Role, User
 from ferryml.store.sql_users import SqlUserStore
 
-__all__ = ["READ_POSTS", "Auth", "maintainer_of", "needs", "needs_maintainer_of"]
+__all__ = [
+    "READ_POSTS",
+    "SESSION_COOKIE",
+    "UI_HEADER",
+    "Auth",
+    "maintainer_of",
+    "needs",
+    "needs_maintainer_of",
+    "session_token",
+]
 
 _SAFE = frozenset({"GET", "HEAD", "OPTIONS"})
 # Reads sent as POST because their query does not fit a URL (MLflow's searches too).
@@ -39,6 +52,8 @@ READ_POSTS = frozenset(
 )
 ErrorRenderer = Callable[[str, FerryError], Any]  # (path, error) -> an ASGI response
 _CACHE_SECONDS = 2.0  # how long a revoked token may still pass on another worker
+SESSION_COOKIE = "ferry_session"
+UI_HEADER = "x-ferry-ui"
 
 
 class Auth:
@@ -62,12 +77,25 @@ class Auth:
         state.auth = self
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith(("/api/", "/ajax-api/")):
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        if not scope["path"].startswith(("/api/", "/ajax-api/")):
+            # A page of the web UI: who is signed in, if anyone; the page decides.
+            scope.setdefault("state", {})["user"] = await self._page_user(headers)
             await self.app(scope, receive, send)
             return
         try:
-            user = await self._user(dict(scope["headers"]).get(b"authorization"))
+            header = headers.get(b"authorization")
+            cookie = session_token(headers) if header is None else None
+            user = await self._user(header if cookie is None else b"Bearer " + cookie.encode())
             reads = scope["method"] in _SAFE or scope["path"] in READ_POSTS
+            if cookie is not None and not reads and UI_HEADER.encode() not in headers:
+                raise PermissionDenied(
+                    f"A change sent with the web UI's session cookie needs the {UI_HEADER} "
+                    "header; scripts send 'Authorization: Bearer <token>' instead."
+                )
             if not user.role.allows(Role.READER if reads else Role.WRITER):
                 needed = "reader" if reads else "writer"
                 raise PermissionDenied(
@@ -80,6 +108,17 @@ class Auth:
         scope.setdefault("state", {})["user"] = user
         with acting_as(user.name):
             await self.app(scope, receive, send)
+
+    async def _page_user(self, headers: dict[bytes, bytes]) -> User | None:
+        if not self.enabled:
+            return self.anonymous
+        token = session_token(headers)
+        if token is None:
+            return None
+        try:
+            return await self._user(b"Bearer " + token.encode())
+        except FerryError:  # revoked or disabled: signed out
+            return None
 
     async def _user(self, header: bytes | None) -> User:
         if not self.enabled:
@@ -104,6 +143,20 @@ class Auth:
     def forget(self) -> None:
         """Drop cached tokens (after a revoke or a role change on this worker)."""
         self._cache.clear()
+
+
+def session_token(headers: dict[bytes, bytes]) -> str | None:
+    """The token of the web UI's session cookie among request ``headers``, if any."""
+    raw = headers.get(b"cookie")
+    if not raw:
+        return None
+    cookies = SimpleCookie()
+    try:
+        cookies.load(raw.decode("latin-1"))
+    except CookieError:
+        return None
+    morsel = cookies.get(SESSION_COOKIE)
+    return morsel.value if morsel is not None and morsel.value else None
 
 
 def _render(path: str, error: FerryError) -> Any:

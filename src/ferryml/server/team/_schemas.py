@@ -19,8 +19,10 @@ __all__ = [
     "CreatedToken",
     "KillRuns",
     "Lifecycle",
+    "MetricPoints",
     "Reason",
     "RecordBatch",
+    "RunKeysOut",
     "SearchRuns",
     "SearchResult",
     "SetAlias",
@@ -142,3 +144,19 @@ class CreatedToken(BaseModel):
     token_id: str
     user: str
     token: str  # shown once
+
+
+class MetricPoints(BaseModel):
+    """A metric's points as columns, downsampled; ``total`` is how many it has in all."""
+
+    key: str
+    total: int
+    step: list[int]
+    time: list[int]
+    value: list[float | None]
+
+
+class RunKeysOut(BaseModel):
+    params: list[str]
+    metrics: list[str]
+    tags: list[str]

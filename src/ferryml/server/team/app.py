@@ -67,11 +67,13 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         from ferryml.store.sql_review import SqlReviewStore
         from ferryml.store.sql_schedules import SqlScheduleStore
         from ferryml.store.sql_users import SqlUserStore
+        from ferryml.store.sql_views import SqlRunViews
 
         sql = SqlStore(settings.store_url).open()
         artifacts = ArtifactStore(settings.artifacts_url).open()
         app.state.tracking = sql
         app.state.registry = SqlRegistryStore(sql)
+        app.state.run_views = SqlRunViews(sql)
         app.state.datasets = SqlDatasetStore(sql)
         app.state.step_cache = SqlStepCache(sql)
         app.state.schedules = SqlScheduleStore(sql)
@@ -116,6 +118,10 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
     ):
         app.include_router(router.router)
     include_mlflow(app)
+    from ferryml.ui import include_ui  # the UI's pages import the auth middleware
+    from ferryml.ui._pages import error_page, is_page
+
+    include_ui(app)
 
     @app.get("/health")
     def health() -> Response:
@@ -123,6 +129,8 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
 
     @app.exception_handler(FerryError)
     async def ferry_error(request: Request, exc: FerryError) -> Response:
+        if is_page(request.url.path):
+            return error_page(request, status_of(exc), str(exc))
         return error_response(status_of(exc), str(exc), type(exc).__name__)
 
     @app.exception_handler(RequestValidationError)
@@ -141,6 +149,8 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
             if exc.status_code in (404, 405)
             else str(exc.detail)
         )
+        if is_page(request.url.path) and request.method == "GET":
+            return error_page(request, exc.status_code, f"No page {request.url.path}.")
         return error_response(exc.status_code, message, "NotFound")
 
     @app.exception_handler(Exception)

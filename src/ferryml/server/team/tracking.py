@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from ferryml._identity import current_user
+from ferryml.server._errors import json_response
 from ferryml.server.team._auth import needs
 from ferryml.server.team._render import render
 from ferryml.server.team._schemas import (
@@ -19,13 +20,16 @@ from ferryml.server.team._schemas import (
     CreateRun,
     KillRuns,
     Lifecycle,
+    MetricPoints,
     RecordBatch,
+    RunKeysOut,
     SearchResult,
     SearchRuns,
     Written,
 )
 from ferryml.store.entities import ArtifactEntry, Experiment, Metric, Role, Run, RunInfo, ViewType
 from ferryml.store.records import records_from_batch
+from ferryml.tracking.downsample import lttb
 
 __all__ = ["router"]
 
@@ -109,6 +113,35 @@ def delete_run(run_id: str, request: Request) -> Response:
 @router.get("/runs/{run_id}/metrics/{key:path}", response_model=list[Metric])
 def metric_history(run_id: str, key: str, request: Request) -> Response:
     return render(_store(request).get_metric_history(run_id, key), list[Metric])
+
+
+@router.get("/runs/{run_id}/series", response_model=MetricPoints)
+def metric_series(
+    run_id: str,
+    key: str,
+    request: Request,
+    points: Annotated[int, Query(ge=3, le=20_000)] = 1000,
+    x: Literal["step", "time"] = "step",
+) -> Response:
+    """A metric's history downsampled to at most ``points`` points that keep its shape
+    (LTTB over ``x``), as columns: what a chart draws."""
+    series = request.app.state.run_views.get_metric_series(run_id, key)
+    chosen = lttb(series.steps if x == "step" else series.timestamps, series.values, points)
+    body = {
+        "key": key,
+        "total": len(series.values),
+        "step": series.steps[chosen],
+        "time": series.timestamps[chosen],
+        "value": series.values[chosen],
+    }
+    return json_response(body)
+
+
+@router.get("/experiments/{experiment_id}/keys", response_model=RunKeysOut)
+def run_keys(experiment_id: str, request: Request) -> Response:
+    """The param, metric and tag keys the experiment's runs use (columns to choose)."""
+    _store(request).get_experiment(experiment_id)
+    return render(request.app.state.run_views.list_run_keys([experiment_id]), RunKeysOut)
 
 
 @router.get("/runs/{run_id}/artifacts", response_model=list[ArtifactEntry])
