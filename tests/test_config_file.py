@@ -71,8 +71,8 @@ WRONG = {
     "an unknown key": (
         "stroe: sqlite:///x.db\n",
         "line 1: stroe",
-        "unknown field (did you mean 'store'?); use artifacts, dask, data, home, models, "
-        "monitoring, pipelines, policies, remote, server, server_retry, store, trust.",
+        "unknown field (did you mean 'store'?); use artifacts, dask, data, home, link, "
+        "models, monitoring, pipelines, policies, remote, server, server_retry, store, trust.",
     ),
     "an alert threshold that is not a number": (
         "monitoring:\n  alerts:\n    rules:\n      - {metric: acc, op: '<', threshold: high}\n",

@@ -50,6 +50,7 @@ class ProjectConfig(Strict):
     server: Text | None = None
     remote: Text | None = None
     server_retry: Duration | None = None
+    link: Text | list[Text] | None = None  # how checkouts place files: reflink,hardlink,copy
     data: dict[PathName, DatasetConfig] | None = None
     models: dict[Name, ModelConfig] | None = None
     pipelines: dict[str, dict[str, Any]] | None = None  # reserved for pipeline defaults

@@ -33,7 +33,7 @@ __all__ = [
 
 CONFIG_FILE = "ferry.yaml"
 HOME_DIR = ".ferry"
-_KEYS = ("home", "store", "artifacts", "server", "remote", "server_retry")
+_KEYS = ("home", "store", "artifacts", "server", "remote", "server_retry", "link")
 DEFAULT_SERVER_RETRY = 20.0
 
 
@@ -59,6 +59,9 @@ class Settings:
             enough for a restart (``FERRY_SERVER_RETRY``, ``server_retry`` in ferry.yaml).
         trust: public keys (or key files) from ferry.yaml's ``trust:``; when given, a model
             package loads only with a valid signature by one of them.
+        link: how ``ferry data checkout`` puts stored files in the project, the first that
+            works of ``reflink``, ``hardlink`` and ``copy`` (``FERRY_LINK``, ``link`` in
+            ferry.yaml; default ``reflink,copy``).
     """
 
     home: Path
@@ -73,6 +76,7 @@ class Settings:
     token: str | None = field(default=None, repr=False)
     trust: tuple[str, ...] = ()
     server_retry: float = DEFAULT_SERVER_RETRY
+    link: tuple[str, ...] = ("reflink", "copy")
 
     @property
     def journal_dir(self) -> Path:
@@ -114,6 +118,7 @@ class Settings:
         server: str | None = None,
         remote: str | None = None,
         server_retry: float | str | None = None,
+        link: str | None = None,
         cwd: str | Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> Settings:
@@ -141,6 +146,7 @@ class Settings:
             "server": server,
             "remote": remote,
             "server_retry": server_retry,
+            "link": link,
         }
         sources: dict[str, str] = {}
 
@@ -186,6 +192,8 @@ class Settings:
         remote_url = _absolute(remote, folder("remote")) if remote else None
         retry = pick("server_retry")
         retry_source = sources.pop("server_retry")  # sources name the places, not this
+        links = pick("link")
+        link_source = sources.pop("link")
         return cls(
             home=home_path,
             store_url=str(store_url),
@@ -203,6 +211,7 @@ class Settings:
                 else _seconds(retry, retry_source, "server_retry")
             ),
             trust=tuple(project.trust or ()) if project else (),
+            link=("reflink", "copy") if links is None else _links(links, link_source),
         )
 
 
@@ -249,6 +258,16 @@ def _seconds(value: Any, source: str, key: str) -> float:
         return parse_duration(value)
     except InvalidArgument as e:
         raise ConfigError(f"{key if source == CONFIG_FILE else source} {e}") from None
+
+
+def _links(value: Any, source: str) -> tuple[str, ...]:
+    from ferryml.data._links import parse_links
+    from ferryml.errors import ConfigError
+
+    try:
+        return parse_links(value)
+    except InvalidArgument as e:
+        raise ConfigError(f"{CONFIG_FILE if source == CONFIG_FILE else source}: {e}") from None
 
 
 def _sqlite_path(url: str) -> Path | None:

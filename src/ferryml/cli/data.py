@@ -120,10 +120,18 @@ def checkout(
         typer.Argument(help="NAME@VERSION or a tracked path (default: every pointer file)."),
     ] = None,
     to: Annotated[Path | None, typer.Option(help="Restore to this path instead.")] = None,
+    link: Annotated[
+        str | None,
+        typer.Option(
+            help="How to place files, the first that works of reflink, hardlink (read-only, "
+            "shares the store's copy) and copy (default: FERRY_LINK, `link:` in ferry.yaml, "
+            "else reflink,copy)."
+        ),
+    ] = None,
     json: JsonFlag = False,
 ) -> None:
     """Restore data as a pointer file or a version names it."""
-    done = _workspace(ctx).checkout(target, to=to)
+    done = _workspace(ctx).checkout(target, to=to, link=link)
     if json:
         render.print_json([r._asdict() for r in done])
         return

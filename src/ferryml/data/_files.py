@@ -5,20 +5,22 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
-from ferryml.data._hashcache import HashCache, Stat, stat_key
+from ferryml.data._hashcache import Entry, HashCache, Stat, stat_key
+from ferryml.data._links import DEFAULT_LINKS, Placer
 from ferryml.data._manifest import FileEntry
 from ferryml.data._pointer import SUFFIX
+from ferryml.errors import FerryError, IntegrityError, NotFound
 from ferryml.store.artifacts import ArtifactStore
 
 T = TypeVar("T")
 R = TypeVar("R")
 _SKIP = {".git", ".ferry", "__pycache__"}
-WORKERS = min(8, (os.cpu_count() or 1) * 4)
+WORKERS = min(8, (os.cpu_count() or 1) * 2)
 
 
 def walk(folder: Path) -> Iterator[tuple[str, str, os.stat_result]]:
@@ -37,90 +39,161 @@ def walk(folder: Path) -> Iterator[tuple[str, str, os.stat_result]]:
                     yield relative, entry.path, entry.stat()
 
 
-def parallel(fn: Callable[[T], R], items: list[T], *, large: bool = False) -> list[R]:
-    """Threads pay off for large files (hashing and I/O release the GIL); for small ones
-    the threads mostly fight over the GIL, so they run one after another."""
-    if not large or len(items) < 2:
+def parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
+    """``fn`` over ``items`` on a few threads, in order: each file costs a handful of
+    system calls, which release the GIL, so threads overlap one file's calls with
+    another's Python. Work goes out in slices: a future per file would cost more than
+    the file."""
+    if len(items) < 2 * _SLICE:
         return [fn(item) for item in items]
+    slices = [items[i : i + _SLICE] for i in range(0, len(items), _SLICE)]
     with ThreadPoolExecutor(WORKERS) as pool:
-        return list(pool.map(fn, items, chunksize=4))
+        done = pool.map(lambda part: [fn(item) for item in part], slices)
+        return [result for part in done for result in part]
 
 
-def _large(sizes: list[int]) -> bool:
-    return bool(sizes) and sum(sizes) / len(sizes) >= (1 << 20)
+_SLICE = 256
+
+
+def _read_digest(path: str) -> str | None:
+    """The file's digest now, or None if it is gone (to confirm a racy cache entry)."""
+    from ferryml.store.artifacts import digest_file
+
+    try:
+        return digest_file(path).digest
+    except (OSError, FerryError):
+        return None
 
 
 def store_files(
     files: list[tuple[str, str, os.stat_result]],
     artifacts: ArtifactStore,
     cache: HashCache,
-    cached: dict[str, tuple[Stat, str]],
+    cached: dict[str, Entry],
 ) -> list[FileEntry]:
     """Store what changed since the cache last saw it; return every file's entry."""
     entries: list[FileEntry] = []
     todo: list[tuple[str, str, os.stat_result]] = []
     for relative, absolute, st in files:
         hit = cached.get(absolute)
-        if hit is not None and hit[0] == stat_key(st):
-            entries.append(FileEntry(relative, hit[1], st.st_size))
+        if hit is not None and hit.vouches(st):
+            entries.append(FileEntry(relative, hit.digest, st.st_size))
         else:
-            todo.append((relative, absolute, st))
+            todo.append((relative, absolute, st))  # new, changed or racy: read it
 
     def store(item: tuple[str, str, os.stat_result]) -> tuple[str, str, Stat, str, int]:
         relative, absolute, st = item
         blob = artifacts.ingest_small(absolute, st.st_size)
-        return relative, absolute, stat_key(st), blob.digest, blob.size
+        key = stat_key(st)
+        if st.st_nlink > 1:  # maybe the blob's own file (a hardlink checkout), which
+            key = _linked_key(absolute, artifacts.blob_path(blob.digest), key)  # was touched
+        return relative, absolute, key, blob.digest, blob.size
 
-    stored = parallel(store, todo, large=_large([st.st_size for _, _, st in todo]))
+    stored = parallel(store, todo)
     entries += [FileEntry(rel, digest, size) for rel, _, _, digest, size in stored]
-    cache.update((absolute, st, digest) for _, absolute, st, digest, _ in stored)
+    cache.update((absolute, key, digest) for _, absolute, key, digest, _ in stored)
     return entries
 
 
+def _linked_key(path: str, blob: str | None, key: Stat) -> Stat:
+    """The stat of a file that is a hard link of its blob, after storing it touched the
+    blob (so that gc keeps it): the same inode holds the same bytes."""
+    try:
+        now = os.stat(path)
+        if blob is not None and now.st_ino == key[3] and os.stat(blob).st_ino == now.st_ino:
+            return stat_key(now)
+    except OSError:
+        pass
+    return key
+
+
 def restore_files(
-    root: Path, entries: list[FileEntry], artifacts: ArtifactStore, cache: HashCache
+    root: Path,
+    entries: list[FileEntry],
+    artifacts: ArtifactStore,
+    cache: HashCache,
+    links: Sequence[str] = DEFAULT_LINKS,
 ) -> int:
     """Make the files under ``root`` match ``entries``; return how many were written.
 
-    Files already matching (by the hash cache) are left alone. Each restored file is a new
-    copy written beside its target and renamed over it: editing it never touches the store.
+    Files already matching (by the hash cache) are left alone, except read-only hard links
+    when hard links are not wanted. Each file is written beside its target and renamed over
+    it, with the first of ``links`` that works (see ``_links``); only a hard link shares
+    its bytes with the store, and the store keeps its blobs read-only.
     """
     cached = cache.lookup(root)
+    for entry in entries:
+        _check_digest(entry.digest)
+    hardlinks = "hardlink" in links
 
-    def current(entry: FileEntry) -> bool:
-        target = root / entry.path if entry.path else root
+    def current(entry: FileEntry) -> tuple[FileEntry, bool, bool]:
+        """(entry, whether the target is right as it is, whether it exists)."""
+        target = f"{root}/{entry.path}" if entry.path else str(root)
         try:
             st = os.stat(target)
         except OSError:
-            return False
-        hit = cached.get(str(target))
-        return hit is not None and hit[0] == stat_key(st) and hit[1] == entry.digest
+            return entry, False, False
+        hit = cached.get(target)
+        if hit is None or hit.digest != entry.digest:
+            return entry, False, True
+        ok = hit.vouches(st)
+        if ok is None:
+            ok = _read_digest(target) == entry.digest
+        if ok and not hardlinks and st.st_nlink > 1 and not st.st_mode & 0o200:
+            ok = False  # a read-only hard link of the blob: make it a file of its own
+        return entry, ok, True
 
-    todo = [e for e in entries if not current(e)]
+    checked = parallel(current, entries)
+    todo = [(entry, existed) for entry, ok, existed in checked if not ok]
 
-    made: set[Path] = set()
+    made: set[str] = set()
+    placer = Placer(links) if artifacts.blob_path(_ZERO) is not None else None
 
-    def restore(entry: FileEntry) -> tuple[str, Stat, str]:
-        target = root / entry.path if entry.path else root
-        if target.parent not in made:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            made.add(target.parent)
-        artifacts.restore_small(entry.digest, target, entry.size)
-        return str(target), stat_key(os.stat(target)), entry.digest
+    def restore(item: tuple[FileEntry, bool]) -> tuple[str, Stat, str]:
+        entry, existed = item
+        target = f"{root}/{entry.path}" if entry.path else str(root)
+        parent = os.path.dirname(target)
+        if parent not in made:
+            os.makedirs(parent, exist_ok=True)
+            made.add(parent)
+        blob = artifacts.blob_path(entry.digest)
+        if placer is None or blob is None:
+            artifacts.restore_small(entry.digest, Path(target), entry.size)
+        else:
+            try:
+                placer.place(blob, target, entry.size, existed)
+            except FileNotFoundError as e:
+                if os.path.exists(parent):
+                    raise NotFound(
+                        f"Blob {entry.digest} ({entry.path or root.name}) is not in the "
+                        f"artifact store {artifacts.url}. Fetch it with `ferry data pull`."
+                    ) from e
+                raise
+        return target, stat_key(os.stat(target)), entry.digest
 
-    cache.update(parallel(restore, todo, large=_large([e.size for e in todo])))
+    cache.update(parallel(restore, todo))
     if root.is_dir():
         _remove_stored_extras(root, {e.path for e in entries}, cached)
     return len(todo)
 
 
-# What ArtifactStore.restore_small writes before its rename: left behind by a killed checkout.
+_ZERO = "0" * 64
+
+
+def _check_digest(digest: str) -> None:
+    if len(digest) != 64 or not _HEX.fullmatch(digest):
+        raise IntegrityError(
+            f"Manifest names a malformed digest {digest[:80]!r}; it is not a ferryml manifest. "
+            "Pull it again with `ferry data pull`."
+        )
+
+
+_HEX = re.compile(r"[0-9a-f]{64}")
+# What a checkout writes before its rename: left behind by a killed checkout.
 _TORN = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{12}\.tmp")
 
 
-def _remove_stored_extras(
-    root: Path, wanted: set[str], cached: dict[str, tuple[Stat, str]]
-) -> None:
+def _remove_stored_extras(root: Path, wanted: set[str], cached: dict[str, Entry]) -> None:
     """Remove files the version lacks, but only those whose content is in the store (the
     cache vouches for them): a file the user made and never added is never deleted. Also
     remove the temp files a killed checkout left beside files of the version, so that they
@@ -131,9 +204,11 @@ def _remove_stored_extras(
         hit = cached.get(absolute)
         folder, _, name = relative.rpartition("/")
         torn = _TORN.fullmatch(name)
-        if (hit is not None and hit[0] == stat_key(st)) or (
-            torn is not None and f"{folder}/{torn['name']}".lstrip("/") in wanted
-        ):
+        stored = False
+        if hit is not None:
+            vouched = hit.vouches(st)
+            stored = vouched or (vouched is None and _read_digest(absolute) == hit.digest)
+        if stored or (torn is not None and f"{folder}/{torn['name']}".lstrip("/") in wanted):
             os.unlink(absolute)
 
 
@@ -143,13 +218,24 @@ def hash_files(files: list[tuple[str, str, os.stat_result]], cache: HashCache) -
 
     cached = cache.lookup(Path(os.path.commonpath([a for _, a, _ in files]))) if files else {}
     digests: dict[str, str] = {}
-    todo = []
+    todo: list[tuple[str, str, os.stat_result, str | None]] = []
     for relative, absolute, st in files:
         hit = cached.get(absolute)
-        if hit is not None and hit[0] == stat_key(st):
-            digests[relative] = hit[1]
+        vouched = None if hit is None else hit.vouches(st)
+        if vouched:
+            digests[relative] = hit.digest  # type: ignore[union-attr]
+        elif vouched is False or hit is None:
+            todo.append((relative, absolute, st, None))
         else:
-            todo.append((relative, absolute))
-    for relative, digest in parallel(lambda i: (i[0], digest_file(i[1]).digest), todo, large=True):
-        digests[relative] = digest
+            todo.append((relative, absolute, st, hit.digest))
+
+    def digest(item: tuple[str, str, os.stat_result, str | None]) -> tuple[str, str]:
+        return item[0], digest_file(item[1]).digest
+
+    confirmed: list[tuple[str, Stat, str]] = []
+    for (relative, absolute, st, was), (_, now) in zip(todo, parallel(digest, todo), strict=True):
+        digests[relative] = now
+        if now == was:  # a racy entry, confirmed: trusted from now on
+            confirmed.append((absolute, stat_key(st), now))
+    cache.update(confirmed)
     return digests

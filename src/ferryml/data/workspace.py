@@ -14,6 +14,7 @@ from ferryml import _naming
 from ferryml.config import Settings
 from ferryml.data import _files
 from ferryml.data._hashcache import HashCache
+from ferryml.data._links import parse_links
 from ferryml.data._manifest import FileEntry, Manifest
 from ferryml.data._pointer import SUFFIX, Pointer, pointer_file
 from ferryml.errors import InvalidArgument, NotFound
@@ -267,7 +268,9 @@ class Workspace:
     def _materialize(self, version: DatasetVersion, manifest: Manifest) -> Path:
         base = self.settings.home / "cache" / "data" / version.name / str(version.version)
         target = base / (Path(version.source).name or "data") if version.kind != "folder" else base
-        _files.restore_files(target, list(manifest.entries), self.artifacts, self.cache)
+        _files.restore_files(
+            target, list(manifest.entries), self.artifacts, self.cache, self.settings.link
+        )
         return target
 
     def validate(self, ref: str, expectations: list[Expectation] | None = None) -> ValidationReport:
@@ -370,13 +373,21 @@ class Workspace:
         return results
 
     def checkout(
-        self, target: str | None = None, *, to: str | os.PathLike[str] | None = None
+        self,
+        target: str | None = None,
+        *,
+        to: str | os.PathLike[str] | None = None,
+        link: str | None = None,
     ) -> list[Restored]:
         """Restore data: ``NAME@VERSION`` (to its original path, or ``to``), a tracked path,
         or, with no target, every pointer file's version. Files already matching are not
         rewritten. ``NAME@VERSION`` restored to its original path moves that path's pointer
         file to the version, so ``ferry data status`` and git see what is there; ``note``
-        says what became of the pointer file."""
+        says what became of the pointer file. ``link`` (``"hardlink,copy"``) overrides the
+        settings' link types for the files written.
+
+        Raises InvalidArgument for an unknown link type, NotFound."""
+        links = parse_links(link) if link is not None else self.settings.link
         jobs: list[tuple[Path, int, Manifest, DatasetVersion | None]] = []
         if target is not None and not _looks_like_path(self.settings.workdir, target):
             version = self.version(target)
@@ -395,7 +406,9 @@ class Workspace:
                 )
         done = []
         for dest, number, manifest, named in jobs:
-            written = _files.restore_files(dest, list(manifest.entries), self.artifacts, self.cache)
+            written = _files.restore_files(
+                dest, list(manifest.entries), self.artifacts, self.cache, links
+            )
             note = "" if named is None else self._move_pointer(dest, named, manifest, to is None)
             done.append(Restored(dest.relative_to(self.root).as_posix(), number, written, note))
         return done

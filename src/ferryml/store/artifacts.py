@@ -6,6 +6,7 @@ Layout under the root: ``blobs/<digest[:2]>/<digest[2:]>``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
@@ -72,6 +73,7 @@ class ArtifactStore:
         protocol, sep, rest = url.partition("://")
         self._protocol, self._root = (protocol, rest.rstrip("/")) if sep else ("file", url)
         self._local = Path(self._root or "/") if self._protocol == "file" else None
+        self._blobs = os.fspath(self._local / "blobs") if self._local is not None else ""
         if self._local is not None and not os.path.isabs(self._root or "/"):
             raise InvalidArgument(
                 f"Artifact store URL {url!r} is neither an absolute path nor a URL. "
@@ -144,7 +146,8 @@ class ArtifactStore:
 
     def ingest_small(self, path: str | os.PathLike[str], size: int) -> Blob:
         """``ingest_file`` for a small file (under ``SMALL`` bytes) of a local store, in a
-        handful of system calls: many small files are where per-file overhead shows."""
+        handful of system calls and no pathlib: many small files are where per-file
+        overhead shows."""
         if self._local is None or size >= SMALL:
             return self.ingest_file(path)
         try:
@@ -152,13 +155,23 @@ class ArtifactStore:
                 data = src.read()
         except FileNotFoundError as e:
             raise NotFound(f"File {os.fspath(path)!r} not found. Check the path.") from e
-        blob = digest_bytes(data)
-        if self._reuse(blob.digest, blob.size):
-            return blob
-        final = self._path(blob.digest)
-        with self._io(f"Writing blob {blob.digest}"):
+        digest = blake3.blake3(data).hexdigest()
+        final = f"{self._blobs}/{digest[:2]}/{digest[2:]}"
+        try:
+            if _reuse_path(final, len(data)):
+                return Blob(digest, len(data))
             _write_new(final, data, 0o444, self._fsync)
-        return blob
+        except OSError as e:
+            raise StoreUnavailable(
+                f"Writing blob {digest} in artifact store {self._url!r} failed: {e}. "
+                "Check the store is writable and has free space."
+            ) from e
+        return Blob(digest, len(data))
+
+    def blob_path(self, digest: str) -> str | None:
+        """``local_path`` as a string, unchecked: for loops over many blobs whose digests
+        the caller checked."""
+        return None if self._local is None else f"{self._blobs}/{digest[:2]}/{digest[2:]}"
 
     def restore_small(self, digest: str, dest: Path, size: int) -> None:
         """``get_file`` without verification for a small blob of a local store, written
@@ -171,7 +184,7 @@ class ArtifactStore:
                 data = src.read()
         except FileNotFoundError as e:
             raise NotFound(f"Blob {digest} not found in artifact store {self._url!r}.") from e
-        _write_new(dest, data, 0o666, False)
+        _write_new(os.fspath(dest), data, 0o666, False)
 
     def list_digests(self) -> set[str]:
         """Every stored blob's digest, from one listing (for transfers between stores)."""
@@ -432,22 +445,8 @@ class ArtifactStore:
         if self._local is None:
             return self._stored_size(digest) == size
         _check_digest(digest)
-        path = self._path(digest)
-        try:
-            with self._io(f"Checking blob {digest}", digest):
-                if path.stat().st_size != size:
-                    return False
-        except NotFound:
-            return False
-        try:
-            os.utime(path)
-        except FileNotFoundError:
-            return False  # moved aside by gc: store it again
-        except PermissionError:
-            # Another user's blob: store it again (a fresh file, ours), unless the store is
-            # read-only to us, where no gc of ours can run either.
-            return not os.access(path.parent, os.W_OK)
-        return True
+        with self._io(f"Checking blob {digest}", digest):
+            return _reuse_path(os.fspath(self._path(digest)), size)
 
     def local_path(self, digest: str) -> Path | None:
         """The blob's path (stored yet or not) in a file:// store, else None."""
@@ -553,13 +552,30 @@ class ArtifactStore:
         return blob
 
 
-def _write_new(target: Path, data: bytes, mode: int, fsync: bool) -> None:
+def _reuse_path(path: str, size: int) -> bool:
+    """Whether the blob file at ``path`` holds ``size`` bytes; if so its mtime becomes now
+    (see ``ArtifactStore._reuse``)."""
+    try:
+        if os.stat(path).st_size != size:
+            return False
+        os.utime(path)
+    except FileNotFoundError:
+        return False  # absent, or moved aside by gc: store it again
+    except PermissionError:
+        # Another user's blob: store it again (a fresh file, ours), unless the store is
+        # read-only to us, where no gc of ours can run either.
+        return not os.access(os.path.dirname(path), os.W_OK)
+    return True
+
+
+def _write_new(target: str, data: bytes, mode: int, fsync: bool) -> None:
     """Write ``data`` to a temp file beside ``target`` and rename it over ``target``."""
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}.tmp")
+    folder, name = os.path.split(target)
+    tmp = f"{folder}/.{name}.{secrets.token_hex(6)}.tmp"
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     except FileNotFoundError:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        os.makedirs(folder, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         try:
@@ -572,7 +588,8 @@ def _write_new(target: Path, data: bytes, mode: int, fsync: bool) -> None:
             os.close(fd)
         os.replace(tmp, target)
     except BaseException:  # a full disk included: no half-written file is left behind
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 

@@ -53,6 +53,9 @@ class HttpArtifactStore:
     def local_path(self, digest: str) -> Path | None:
         return None
 
+    def blob_path(self, digest: str) -> str | None:
+        return None
+
     def put_bytes(self, data: bytes) -> Blob:
         blob = digest_bytes(data)
         if not self._reuse(blob):

@@ -1,0 +1,133 @@
+"""How a checkout puts a stored blob at a workspace path: the first of the store's link
+types that works, as DVC's ``cache.type`` chooses.
+
+- ``reflink``: a copy-on-write clone (btrfs, XFS, APFS-like filesystems): instant, and an
+  edit in place changes the workspace file alone.
+- ``hardlink``: the blob's own file, read-only: instant and no space, but to edit the file
+  replace it (editors that save by rename do), or check it out again with ``--link copy``.
+- ``copy``: the bytes, always safe.
+
+The default, ``reflink,copy``, is safe for users who edit files in place. A link type the
+filesystem refuses (another device, no reflinks) is dropped for the rest of the checkout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import secrets
+import shutil
+from collections.abc import Sequence
+
+from ferryml.errors import InvalidArgument
+
+__all__ = ["DEFAULT_LINKS", "LINKS", "Placer", "parse_links"]
+
+LINKS = ("reflink", "hardlink", "copy")
+DEFAULT_LINKS = ("reflink", "copy")
+_FICLONE = 0x40049409  # linux/fs.h: _IOW(0x94, 9, int)
+# What a filesystem answers when it cannot link or clone: try the next type.
+_UNSUPPORTED = {
+    errno.EXDEV,
+    errno.EOPNOTSUPP,
+    errno.ENOTSUP,
+    errno.EINVAL,
+    errno.ENOTTY,
+    errno.EPERM,
+    errno.ENOSYS,
+}
+
+
+def parse_links(value: str | Sequence[str]) -> tuple[str, ...]:
+    """``"hardlink,copy"`` or a list of link types, checked, in order of preference.
+
+    Raises InvalidArgument naming the unknown type and the known ones."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    links = tuple(str(item).strip().lower() for item in items if str(item).strip())
+    unknown = [link for link in links if link not in LINKS]
+    if unknown or not links:
+        raise InvalidArgument(
+            f"Unknown link type {', '.join(unknown) or repr(value)}: use one or more of "
+            f"{', '.join(LINKS)}, e.g. --link hardlink,copy."
+        )
+    return links
+
+
+class Placer:
+    """Puts blobs of a local store at workspace paths, beside the target and renamed over
+    it, so a reader never sees half a file and a killed checkout leaves the old one."""
+
+    def __init__(self, links: Sequence[str]) -> None:
+        self.links = list(links)
+
+    def place(self, blob: str, target: str, size: int, existed: bool = False) -> str:
+        """Put the blob file ``blob`` at ``target`` (which ``existed`` or not); return the
+        link type used."""
+        folder, name = os.path.split(target)
+        tmp = f"{folder}/.{name}.{secrets.token_hex(6)}.tmp"
+        for link in list(self.links):
+            if link == "copy" or self._linked(link, blob, tmp):
+                break
+        else:
+            link = "copy"
+        try:
+            if link == "copy":
+                _copy(blob, tmp, size)
+            os.replace(tmp, target)
+            if existed and link == "hardlink" and os.path.lexists(tmp):
+                os.unlink(tmp)  # target was a link of the blob already: rename did nothing
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+            raise
+        return link
+
+    def _linked(self, link: str, blob: str, tmp: str) -> bool:
+        try:
+            if link == "hardlink":
+                os.link(blob, tmp)
+            else:
+                _reflink(blob, tmp)
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED and e.errno != errno.EMLINK:
+                raise
+            if e.errno != errno.EMLINK and link in self.links:  # EMLINK: this blob only
+                self.links.remove(link)
+            return False
+        return True
+
+
+def _copy(blob: str, tmp: str, size: int) -> None:
+    if size >= (1 << 20):
+        shutil.copyfile(blob, tmp)  # sendfile, in the kernel
+        return
+    with open(blob, "rb", buffering=0) as src:
+        data = src.read()
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)
+
+
+def _reflink(blob: str, tmp: str) -> None:
+    try:
+        import fcntl
+    except ImportError as e:  # not a POSIX system
+        raise OSError(errno.ENOTSUP, "no reflinks here") from e
+
+    src = os.open(blob, os.O_RDONLY)
+    try:
+        dst = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            fcntl.ioctl(dst, _FICLONE, src)
+        except BaseException:
+            os.close(dst)
+            os.unlink(tmp)
+            raise
+        os.close(dst)
+    finally:
+        os.close(src)
