@@ -474,6 +474,7 @@ CHILD = """
 import json, signal, sys, time
 import numpy as np, pandas as pd
 from ferryml.config import Settings
+from ferryml.serving._frames import float_frame
 from ferryml.serving.predlog import PredictionLog
 
 args = json.loads(sys.argv[1])
@@ -485,8 +486,11 @@ log = PredictionLog(settings, flush_interval=args["interval"]).open()
 
 def record(first, n):
     for i in range(first, first + n):
-        log.record("d", "primary", "m", 1, [f"id{i:06d}"],
-                   pd.DataFrame({"x": [i]}), [float(i)], 1.0)
+        if args.get("floats"):  # as the server builds them from JSON records
+            rows = float_frame(np.array([[i, i / 3]]), ["x", "third"])
+        else:
+            rows = pd.DataFrame({"x": [i]})
+        log.record("d", "primary", "m", 1, [f"id{i:06d}"], rows, [float(i)], 1.0)
 
 record(0, args["flushed"])
 log.flush()
@@ -548,6 +552,22 @@ def test_sigkill_after_a_background_flush_loses_nothing(settings: Settings) -> N
             child.send_signal(signal.SIGKILL)
             child.wait(timeout=30)
     assert logged_ids(settings) == [f"id{i:06d}" for i in range(250)]
+
+
+@pytest.mark.e2e
+def test_float_frames_written_ahead_come_back_whole_after_a_sigkill(settings: Settings) -> None:
+    with start_child(
+        settings, interval=3600, flushed=3, more=40, sigterm_exits=False, floats=True
+    ) as child:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    with PredictionLog(settings):
+        pass  # opening replays the dead process's write-ahead file
+    frame = predictions.load("d", with_feedback=False, settings=settings)
+    assert frame["id"].tolist() == [f"id{i:06d}" for i in range(43)]
+    assert frame["x"].tolist() == [float(i) for i in range(43)]
+    assert frame["third"].tolist() == [i / 3 for i in range(43)]
+    assert frame["x"].dtype == np.float64
 
 
 @pytest.mark.e2e

@@ -18,8 +18,15 @@ import pandas as pd
 from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
 from ferryml.registry.package import LoadedModel
+from ferryml.serving._frames import float_columns, float_frame
 
-__all__ = ["Loaded", "ServedModel", "frame_from_columns", "frame_from_records", "to_jsonable"]
+__all__ = [
+    "Loaded",
+    "ServedModel",
+    "frame_from_columns",
+    "frame_from_records",
+    "to_jsonable",
+]
 
 log = logging.getLogger("ferryml.serving")
 _FAST_FLAVORS = {"sklearn", "xgboost", "lightgbm"}
@@ -81,6 +88,9 @@ class Loaded:
             raise InvalidArgument(f"The model could not predict this input: {e}") from e
 
     def _plain(self, frame: pd.DataFrame) -> bool:
+        marked = float_columns(frame)
+        if marked is not None:  # float_frame's: no look at each column's type
+            return marked == self.columns
         return tuple(frame.columns) == self.columns and all(
             dtype == np.float64 for dtype in frame.dtypes
         )
@@ -127,7 +137,7 @@ def frame_from_records(records: Any, columns: Sequence[str] | None) -> pd.DataFr
         except KeyError:
             return pd.DataFrame.from_records(records)
         if all(type(v) in (float, int) for row in rows for v in row):
-            return pd.DataFrame(np.array(rows, dtype=np.float64), columns=list(columns))
+            return float_frame(np.array(rows, dtype=np.float64), columns)
         return pd.DataFrame(rows, columns=list(columns))
     return pd.DataFrame.from_records(records)
 
