@@ -408,7 +408,9 @@ def test_an_import_with_a_header_only_is_an_empty_report(
 
 def test_module_lists_its_public_names() -> None:
     assert sorted(predictions.__all__) == [
+        "CompactionReport",
         "FeedbackReport",
+        "compact",
         "import_feedback",
         "load",
         "record_feedback",

@@ -187,6 +187,28 @@ def test_partitions_are_indexed_once_and_found_by_time_and_id(settings: Settings
         store.close()
 
 
+def test_compaction_swaps_partitions_at_once_and_a_lost_race_changes_nothing(
+    settings: Settings,
+) -> None:
+    store = open_prediction_store(settings)
+    deployment = _name("dep")
+    a, b, c, x, y = (uuid.uuid4().hex * 2 for _ in range(5))
+    small = [
+        PredictionPartition(d, deployment, 1, i, i, f"id-{i}", f"id-{i}", 1)
+        for i, d in enumerate((a, b, c))
+    ]
+    merged = PredictionPartition(x, deployment, 2, 0, 1, "id-0", "id-1", 5)
+    try:
+        store.create_partitions(small)
+        assert store.replace_partitions([a, b], [merged]) is True
+        assert store.list_partitions(deployment) == [merged, small[2]]
+        rival = PredictionPartition(y, deployment, 2, 1, 2, "id-1", "id-2", 6)
+        assert store.replace_partitions([b, c], [rival]) is False  # b was taken: no change
+        assert store.list_partitions(deployment) == [merged, small[2]]
+    finally:
+        store.close()
+
+
 def test_feedback_is_replaced_by_id_and_records_who_gave_it(settings: Settings) -> None:
     store = open_prediction_store(settings)
     deployment = _name("fb")

@@ -26,6 +26,7 @@ from ferryml.cli import (
     monitor,
     pipeline,
     predict,
+    predictions,
     schedule,
     serve,
     server,
@@ -51,6 +52,7 @@ app.add_typer(pipeline.pipelines, name="pipeline")
 app.add_typer(models.models, name="models")
 app.add_typer(deploy.deploy, name="deploy")
 app.add_typer(feedback.feedback, name="feedback")
+app.add_typer(predictions.predictions, name="predictions")
 app.add_typer(alerts.alerts, name="alerts")
 app.add_typer(monitor.monitor, name="monitor")
 app.add_typer(schedule.schedules, name="schedule")

@@ -46,8 +46,10 @@ feedback, 1,000 ids         66 ms            46 ms         86 ms          18 ms
   figure is the lookup alone), for a batch operation.
 - Equally safe: a flush commits atomically either way (blob renamed into place, then its
   index row committed; a crash in between leaves an unindexed blob, never a partial one).
-- The cost: small blobs, one per flush, deployment and server process. A compaction step
-  can merge old ones later without changing the format.
+- The cost: small blobs, one per flush, deployment and server process. The flusher merges
+  the ones of its deployments older than ``compact_every`` seconds into partitions of up to
+  500,000 rows, day by day, every ``compact_every`` seconds (see ``compaction``); the
+  format stays the same.
 
 The partition format, and how it is encoded and read, is in ``_partitions``.
 """
@@ -116,6 +118,8 @@ class PredictionLog:
         settings: where the metadata and artifact stores are.
         flush_interval: seconds between background flushes.
         max_rows: pending rows that start a flush before the interval is up.
+        compact_every: seconds between background compactions of the partitions this
+            process wrote (those at least that old); None turns them off.
 
     The constructor does no I/O; ``open()`` opens the stores and starts the flusher.
 
@@ -126,7 +130,12 @@ class PredictionLog:
     """
 
     def __init__(
-        self, settings: Settings, *, flush_interval: float = 1.0, max_rows: int = 50_000
+        self,
+        settings: Settings,
+        *,
+        flush_interval: float = 1.0,
+        max_rows: int = 50_000,
+        compact_every: float | None = 600.0,
     ) -> None:
         if (
             isinstance(flush_interval, bool)
@@ -138,7 +147,17 @@ class PredictionLog:
             )
         if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
             raise InvalidArgument(f"max_rows must be a whole number >= 1; got {max_rows!r}.")
+        if compact_every is not None and not (
+            isinstance(compact_every, int | float) and 0 < compact_every < math.inf
+        ):
+            raise InvalidArgument(
+                f"compact_every must be a positive number of seconds or None; got "
+                f"{compact_every!r}."
+            )
         self.settings = settings
+        self.compact_every = compact_every
+        self._compacted = _time.monotonic()
+        self._deployments: set[str] = set()  # written by this process: compacted by it
         self.flush_interval = float(flush_interval)
         self.max_rows = max_rows
         self._lock = threading.Lock()  # guards _pending, _pending_rows, _closed
@@ -412,6 +431,25 @@ class PredictionLog:
                 if failing:
                     log.warning("Writing the prediction log works again.")
                 failing = False
+                self._compact_due()
+
+    def _compact_due(self) -> None:
+        """Merge this process's old small partitions, every ``compact_every`` seconds."""
+        every = self.compact_every
+        if every is None or _time.monotonic() - self._compacted < every:
+            return
+        self._compacted = _time.monotonic()
+        from ferryml.serving.compaction import compact_stores
+
+        try:
+            report = compact_stores(
+                self._index, self._blobs, sorted(self._deployments), min_age=every
+            )
+        except Exception as e:  # noqa: BLE001 - the log keeps working uncompacted
+            log.warning("Compacting the prediction log failed; it is retried later: %s", e)
+            return
+        if report.merged:
+            log.info("Compacted %d prediction partitions into %d", report.merged, report.written)
 
     def _flush(self) -> int:
         with self._flush_lock:
@@ -447,6 +485,7 @@ class PredictionLog:
             encoded.extend(encode(deployment, group))
         partitions = []
         for deployment, (table, ids, times) in encoded:
+            self._deployments.add(deployment)
             blob = self._blobs.put_bytes(parquet_bytes(table))
             partitions.append(
                 PredictionPartition(

@@ -157,6 +157,10 @@ class HttpPredictionStore(_Part):
         found = self.client.call("GET", "/api/v1/predictions/partitions/by-id", params=params)
         return _as(list[PredictionPartition], found)
 
+    def replace_partitions(self, old: Sequence[str], new: Sequence[PredictionPartition]) -> bool:
+        body = {"old": list(old), "new": [dataclasses.asdict(p) for p in new]}
+        return bool(self.client.call("POST", "/api/v1/predictions/partitions/replace", body))
+
     def upsert_feedback(self, rows: Sequence[Feedback], *, user: str) -> set[str]:
         replaced: set[str] = set()
         for start in range(0, len(rows), _CHUNK):

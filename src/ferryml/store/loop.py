@@ -249,6 +249,12 @@ class PredictionStore(Protocol):
 
     def search_partitions_by_id(self, lowest: str, highest: str) -> list[PredictionPartition]: ...
 
+    def replace_partitions(self, old: Sequence[str], new: Sequence[PredictionPartition]) -> bool:
+        """Swap the partitions of digests ``old`` for ``new`` in one transaction, so a
+        reader lists either; False, and nothing changed, if one of ``old`` is no longer
+        indexed (another compaction took it)."""
+        ...
+
     def upsert_feedback(self, rows: Sequence[Feedback], *, user: str) -> set[str]:
         """Store labels given by ``user`` (a team server records its token's user
         instead); the ids that had a label before."""

@@ -34,19 +34,7 @@ class SqlPredictionStore(StorePart):
         if not partitions:
             return
         now = int(time.time() * 1000)
-        rows = [
-            {
-                "digest": p.digest,
-                "deployment": p.deployment,
-                "rows": p.rows,
-                "min_time": p.min_time,
-                "max_time": p.max_time,
-                "min_id": p.min_id.encode(),
-                "max_id": p.max_id.encode(),
-                "creation_time": p.creation_time or now,
-            }
-            for p in partitions
-        ]
+        rows = [_row(p, now) for p in partitions]
 
         def create() -> None:
             with self._write() as conn:
@@ -86,6 +74,34 @@ class SqlPredictionStore(StorePart):
         )
         with self._store.engine.connect() as conn:
             return [_partition(r) for r in conn.execute(stmt.order_by(p.min_id))]
+
+    def replace_partitions(self, old: Sequence[str], new: Sequence[PredictionPartition]) -> bool:
+        """Swap the partitions of digests ``old`` for ``new`` in one transaction; False, and
+        nothing changed, if one of ``old`` is no longer indexed."""
+        if not old:
+            raise ValueError("replace_partitions needs the digests of the partitions it replaces")
+        p = t.prediction_partitions
+        now = int(time.time() * 1000)
+        rows = [_row(x, now) for x in new]
+
+        class _Lost(Exception):
+            pass
+
+        def swap() -> bool:
+            try:
+                with self._write() as conn:
+                    gone = 0
+                    for chunk in _chunks(list(dict.fromkeys(old))):
+                        gone += conn.execute(p.delete().where(p.c.digest.in_(chunk))).rowcount
+                    if gone != len(set(old)):
+                        raise _Lost  # rolls the deletes back
+                    if rows:
+                        conn.execute(p.insert(), rows)
+            except _Lost:
+                return False
+            return True
+
+        return _dialect.retry_locked(swap)
 
     # -- feedback ------------------------------------------------------------------------
 
@@ -163,3 +179,16 @@ def _partition(row: Any) -> PredictionPartition:
         max_id=bytes(row.max_id).decode(),
         creation_time=row.creation_time,
     )
+
+
+def _row(p: PredictionPartition, now: int) -> dict[str, Any]:
+    return {
+        "digest": p.digest,
+        "deployment": p.deployment,
+        "rows": p.rows,
+        "min_time": p.min_time,
+        "max_time": p.max_time,
+        "min_id": p.min_id.encode(),
+        "max_id": p.max_id.encode(),
+        "creation_time": p.creation_time or now,
+    }

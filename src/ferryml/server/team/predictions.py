@@ -45,6 +45,11 @@ class Partitions(_Body):
     partitions: list[PartitionIn] = Field(max_length=100_000)
 
 
+class Replacement(_Body):
+    old: list[Digest] = Field(min_length=1, max_length=100_000)
+    new: list[PartitionIn] = Field(max_length=100_000)
+
+
 class FeedbackIn(_Body):
     prediction_id: PredictionId
     deployment: Deployment
@@ -88,6 +93,14 @@ def create_partitions(body: Partitions, request: Request) -> Response:
     rows = [PredictionPartition(**p.model_dump()) for p in body.partitions]
     _store(request).create_partitions(rows)
     return Response(status_code=204)
+
+
+@router.post("/partitions/replace", response_model=bool)
+def replace_partitions(body: Replacement, request: Request) -> Response:
+    """Swap partitions for their compacted form in one transaction; false, and nothing
+    changed, if one of ``old`` is no longer indexed."""
+    rows = [PredictionPartition(**p.model_dump()) for p in body.new]
+    return render(_store(request).replace_partitions(body.old, rows), bool)
 
 
 @router.post("/feedback", response_model=list[str])
