@@ -88,7 +88,7 @@ demo: install
 test: install test-lowest venv-mlflow venv-clients
 	$(BIN)/ruff check src tests examples
 	$(BIN)/mypy src
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=30
 
 # Tests that need an extra the lowest venv leaves out skip themselves.
 test-lowest: $(LOW)/.installed
