@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from ferryml.errors import InvalidArgument
 from ferryml.store.entities import Run
 from ferryml.tracking.client import FerryClient
 
-__all__ = ["PipelineView", "StepView", "describe_run", "list_pipeline_runs"]
+__all__ = [
+    "PipelineView",
+    "StepView",
+    "check_pipeline_run",
+    "describe_run",
+    "list_pipeline_runs",
+    "pipeline_view",
+]
 
 
 @dataclass(frozen=True)
@@ -45,8 +53,7 @@ def describe_run(client: FerryClient, run_id: str) -> PipelineView:
         NotFound: no such run. InvalidArgument: the run is not a pipeline run.
     """
     run = client.get_run(run_id)
-    if run.data.tags.get("ferry.kind") != "pipeline":
-        raise InvalidArgument(f"Run {run_id} is not a pipeline run. See `ferry pipeline runs`.")
+    check_pipeline_run(run)
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -54,6 +61,19 @@ def describe_run(client: FerryClient, run_id: str) -> PipelineView:
     children = client.search_runs(
         [run.info.experiment_id], f"attributes.parent_run_id = '{run_id}'", max_results=10_000
     ).runs
+    return pipeline_view(run, dag, children)
+
+
+def check_pipeline_run(run: Run) -> None:
+    """Raises InvalidArgument when ``run`` is not a pipeline run."""
+    if run.data.tags.get("ferry.kind") != "pipeline":
+        raise InvalidArgument(
+            f"Run {run.info.run_id} is not a pipeline run. See `ferry pipeline runs`."
+        )
+
+
+def pipeline_view(run: Run, dag: dict[str, Any], children: list[Run]) -> PipelineView:
+    """The steps of ``run`` from its DAG (``pipeline/dag.json``) and its child runs."""
     by_name = {c.info.run_name: c for c in children}
     steps = []
     for node in dag["nodes"]:
