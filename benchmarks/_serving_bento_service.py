@@ -20,23 +20,33 @@ def load() -> tuple:
     return model, list(model.feature_names_in_)
 
 
-@bentoml.service
-class Plain:
+class _Predictor:
     def __init__(self) -> None:
         self.model, self.columns = load()
+
+    def run(self, records: list[dict[str, float]]) -> list[int]:
+        frame = pd.DataFrame.from_records(records, columns=self.columns)
+        return self.model.predict(frame).tolist()
+
+
+@bentoml.service
+class Plain(_Predictor):
+    @bentoml.api
+    def predict(self, records: list[dict[str, float]]) -> list[int]:
+        return self.run(records)
+
+
+@bentoml.service
+class Batched(_Predictor):
+    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH, max_latency_ms=MAX_LATENCY_MS)
+    def predict(self, records: list[dict[str, float]]) -> list[int]:
+        return self.run(records)
+
+
+@bentoml.service(workers=2)
+class Plain2(_Predictor):
+    """Plain with two worker processes (for the open-loop workload)."""
 
     @bentoml.api
     def predict(self, records: list[dict[str, float]]) -> list[int]:
-        frame = pd.DataFrame.from_records(records, columns=self.columns)
-        return self.model.predict(frame).tolist()
-
-
-@bentoml.service
-class Batched:
-    def __init__(self) -> None:
-        self.model, self.columns = load()
-
-    @bentoml.api(batchable=True, max_batch_size=MAX_BATCH, max_latency_ms=MAX_LATENCY_MS)
-    def predict(self, records: list[dict[str, float]]) -> list[int]:
-        frame = pd.DataFrame.from_records(records, columns=self.columns)
-        return self.model.predict(frame).tolist()
+        return self.run(records)

@@ -13,10 +13,8 @@ import time
 from urllib.parse import urlsplit
 
 
-async def main() -> None:
-    url, body_file = sys.argv[1], sys.argv[2]
-    conns, duration = int(sys.argv[3]), float(sys.argv[4])
-    max_requests, timeout = int(sys.argv[5]), float(sys.argv[6])
+def post_request(url: str, body_file: str) -> tuple[str, int, bytes]:
+    """The host, port and bytes of a keep-alive POST of BODY_FILE's JSON to URL."""
     parts = urlsplit(url)
     host, port, path = parts.hostname or "127.0.0.1", parts.port or 80, parts.path or "/"
     with open(body_file, "rb") as f:
@@ -25,6 +23,43 @@ async def main() -> None:
         f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode() + body
+    return host, port, request
+
+
+def summary(
+    latencies: list[float],
+    codes: dict[int, int],
+    errors: dict[str, int],
+    elapsed: float,
+    nbytes: int,
+) -> dict[str, object]:
+    """The fields of _serving_wrk.lua's SERVINGBENCH line (times in µs)."""
+    latencies.sort()
+
+    def pct(p: float) -> int:
+        if not latencies:
+            return 0
+        return int(latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] * 1e6)
+
+    return {
+        "requests": len(latencies),
+        "duration_us": int(elapsed * 1e6),
+        "bytes": nbytes,
+        **errors,
+        "status": sum(n for s, n in codes.items() if s > 399),
+        "p50_us": pct(50),
+        "p90_us": pct(90),
+        "p99_us": pct(99),
+        "max_us": int(latencies[-1] * 1e6) if latencies else 0,
+        "mean_us": sum(latencies) / len(latencies) * 1e6 if latencies else 0.0,
+        "codes": {str(k): v for k, v in codes.items()},
+    }
+
+
+async def main() -> None:
+    conns, duration = int(sys.argv[3]), float(sys.argv[4])
+    max_requests, timeout = int(sys.argv[5]), float(sys.argv[6])
+    host, port, request = post_request(sys.argv[1], sys.argv[2])
     latencies: list[float] = []
     codes: dict[int, int] = {}
     errors = {"connect": 0, "read": 0, "write": 0, "timeout": 0}
@@ -96,26 +131,7 @@ async def main() -> None:
 
     await asyncio.gather(*(connection() for _ in range(conns)))
     elapsed = time.perf_counter() - start
-    latencies.sort()
-
-    def pct(p: float) -> int:
-        if not latencies:
-            return 0
-        return int(latencies[min(len(latencies) - 1, int(len(latencies) * p / 100))] * 1e6)
-
-    doc = {
-        "requests": len(latencies),
-        "duration_us": int(elapsed * 1e6),
-        "bytes": nbytes,
-        **errors,
-        "status": sum(n for s, n in codes.items() if s > 399),
-        "p50_us": pct(50),
-        "p90_us": pct(90),
-        "p99_us": pct(99),
-        "max_us": int(latencies[-1] * 1e6) if latencies else 0,
-        "mean_us": sum(latencies) / len(latencies) * 1e6 if latencies else 0.0,
-        "codes": {str(k): v for k, v in codes.items()},
-    }
+    doc = summary(latencies, codes, errors, elapsed, nbytes)
     print("SERVINGBENCH " + json.dumps(doc), flush=True)
 
 

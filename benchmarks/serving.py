@@ -48,6 +48,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
+import _serving_scale as scale  # noqa: E402
+
 from tracking import MLFLOW_ENV, MLFLOW_PY, ensure_mlflow, log  # noqa: E402
 
 FERRY_PY = sys.executable  # this script runs from the repo's .venv
@@ -351,11 +353,7 @@ class Load:
                 "10",
             ]
         p = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
-        line = next((x for x in p.stdout.splitlines() if x.startswith("SERVINGBENCH ")), None)
-        if line is None:
-            said = (p.stderr.strip() or p.stdout.strip())[-500:]
-            raise RuntimeError(f"load generator failed ({p.returncode}): {said}")
-        r = json.loads(line.split(" ", 1)[1])
+        r = scale.figures(p, "load generator")
         codes = {int(k): v for k, v in r["codes"].items()}
         non2xx = sum(n for s, n in codes.items() if not 200 <= s < 300)
         socket_errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
@@ -517,11 +515,11 @@ def server_makers(tmp: Path, info: dict[str, Any]) -> dict[str, Any]:
         path = "/v1/models/cancer/predict"
         return Server("ferryml", name, argv, env, str(tmp), path, b["ferryml"], expected)
 
-    def mlflow() -> Server:
+    def mlflow(workers: int = 1) -> Server:
         argv = [str(Path(mlflow_bin_dir) / "mlflow"), "models", "serve"]
         argv += ["-m", str(tmp / "mlflow-model"), "-h", HOST, "-p", "{port}"]
-        argv += ["--env-manager", "local"]
-        name = "mlflow models serve"
+        argv += ["--env-manager", "local", "--workers", str(workers)]
+        name = "mlflow models serve" + (f" --workers {workers}" if workers > 1 else "")
         return Server(
             "mlflow", name, argv, mlflow_env, str(tmp), "/invocations", b["mlflow"], expected
         )
@@ -535,6 +533,18 @@ def server_makers(tmp: Path, info: dict[str, Any]) -> dict[str, Any]:
     return {"ferry": ferry, "mlflow": mlflow, "bento": bento}
 
 
+def start_into(res: dict[str, Any], group: dict[str, Server], who: str, server: Server) -> None:
+    """Start ``server`` into ``group``, its cold start into ``res``; a failure is reported
+    in ``res`` and the others still run."""
+    try:
+        res["cold_start"][who] = server.start()
+        group[who] = server
+    except Exception as e:  # noqa: BLE001
+        log(f"  {who} FAILED: {e}")
+        res["errors"][who] = str(e)[:2000]
+        server.stop()
+
+
 def run_all(tmp: Path, cfg: dict[str, Any], load: Load, info: dict[str, Any]) -> dict[str, Any]:
     """Every workload, in three groups of servers up at once (each server started alone, so
     its cold start is its own), measured in turns; every group stopped before the next.
@@ -543,13 +553,7 @@ def run_all(tmp: Path, cfg: dict[str, Any], load: Load, info: dict[str, Any]) ->
     res: dict[str, Any] = {"cold_start": {}, "errors": {}, "runs": {}}
 
     def start(group: dict[str, Server], who: str, server: Server) -> None:
-        try:
-            res["cold_start"][who] = server.start()
-            group[who] = server
-        except Exception as e:  # noqa: BLE001  (reported; the others still run)
-            log(f"  {who} FAILED: {e}")
-            res["errors"][who] = str(e)[:2000]
-            server.stop()
+        start_into(res, group, who, server)
 
     def measure(
         workload: str,
@@ -638,6 +642,82 @@ def run_all(tmp: Path, cfg: dict[str, Any], load: Load, info: dict[str, Any]) ->
         measure("row1", only, "row1", 32, cfg["row100_s"])
     finally:
         for server in group.values():
+            server.stop()
+    return res
+
+
+def run_open_loop(tmp: Path, cfg: dict[str, Any], info: dict[str, Any]) -> dict[str, Any]:
+    """The highest constant arrival rate each server answers with p99 under 50 ms and no
+    error, one and two workers each; the servers are up together, searched one by one."""
+    make = server_makers(tmp, info)
+    plan = scale.OPEN_LOOP["quick" if cfg is QUICK else "full"]
+    res: dict[str, Any] = {"cold_start": {}, "errors": {}, "open_loop": {}}
+    makers = [
+        ("ferryml", lambda: make["ferry"]("ferry serve")),
+        ("ferryml --workers 2", lambda: make["ferry"]("ferry serve --workers 2", "--workers", "2")),
+        ("mlflow", make["mlflow"]),
+        ("mlflow --workers 2", lambda: make["mlflow"](2)),
+        ("bentoml", lambda: make["bento"]("Plain")),
+        ("bentoml workers=2", lambda: make["bento"]("Plain2")),
+    ]
+    group: dict[str, Server] = {}
+    try:
+        for who, maker in makers:
+            start_into(res, group, who, maker())
+        for who, server in group.items():
+            body = tmp / f"{server.side}-row1.json"
+
+            def run(rate: float, server: Server = server, body: Path = body) -> dict[str, Any]:
+                r = scale.open_loop_run(FERRY_PY, server.url, body, rate, plan["seconds"])
+                log(
+                    f"    open loop {server.name:<34} {rate:>7,.0f}/s: p50 {r['p50_ms']:.1f} "
+                    f"ms, p99 {r['p99_ms']:.1f} ms, errors {r['errors']}, sent "
+                    f"{r['sent_rate']:,.0f}/s (lag {r['lag_ms']:.0f} ms), "
+                    f"load {os.getloadavg()[0]:.1f}"
+                )
+                time.sleep(1)  # the queue of a failed rate drains before the next
+                return r
+
+            try:
+                scale.open_loop_run(FERRY_PY, server.url, body, scale.START_RATE, 1)  # warm-up
+                res["open_loop"][who] = scale.max_rate(run, plan["bisect"])
+            except Exception as e:  # noqa: BLE001
+                log(f"  open loop {who} FAILED: {e}")
+                res["errors"][f"open loop {who}"] = str(e)[:2000]
+    finally:
+        for server in group.values():
+            server.stop()
+    return res
+
+
+def run_connections(
+    tmp: Path, cfg: dict[str, Any], info: dict[str, Any], wrk: str | None, connections: int
+) -> dict[str, Any]:
+    """ferryml with one and two workers, each held at ``connections`` keep-alive
+    connections sending single-row requests (wrk, 2 threads)."""
+    if wrk is None:
+        sys.exit("--connections needs wrk (apt-get install wrk)")
+    make = server_makers(tmp, info)
+    res: dict[str, Any] = {"cold_start": {}, "errors": {}, "connections": {}}
+    seconds = 20 if cfg is FULL else 8
+    for who, opts in (("ferryml", ()), ("ferryml --workers 2", ("--workers", "2"))):
+        server = make["ferry"](f"ferry serve {' '.join(opts)}".strip(), *opts)
+        try:
+            res["cold_start"][who] = server.start()
+            log(f"  {who}: {connections:,} connections for {seconds} s ...")
+            r = scale.connections_run(
+                wrk, LUA, server.url, tmp / "ferryml-row1.json", connections, seconds
+            )
+            r["loadavg_1min"] = os.getloadavg()[0]
+            res["connections"][who] = r
+            log(
+                f"    {who}: {r['rps']:,.0f} req/s, p50 {r['p50_ms']:,.0f} ms, p99 "
+                f"{r['p99_ms']:,.0f} ms, failed {r['failed']} {r['codes']} {r['socket_errors']}"
+            )
+        except Exception as e:  # noqa: BLE001
+            log(f"  {who} FAILED: {e}")
+            res["errors"][who] = str(e)[:2000]
+        finally:
             server.stop()
     return res
 
@@ -791,12 +871,55 @@ def table(res: dict[str, Any]) -> list[str]:
     return ["  ".join(x.ljust(w) for x, w in zip(c, widths, strict=True)).rstrip() for c in cells]
 
 
+def report_scale(res: dict[str, Any], versions: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"versions": versions, "results": res}, indent=2, default=str))
+        return
+    print(f"versions: {json.dumps(versions)}")
+    for what, err in res["errors"].items():
+        print(f"{what} FAILED: {err.splitlines()[0] if err else '?'}")
+    for who, r in res.get("connections", {}).items():
+        print(
+            f"{who}: {r['connections']:,} keep-alive connections, 1 row a request: "
+            f"{r['rps']:,.0f} req/s, p50 {r['p50_ms']:,.0f} ms, p99 {r['p99_ms']:,.0f} ms, "
+            f"max {r['max_ms']:,.0f} ms; {r['requests']:,} answers {r['codes']}, failed "
+            f"{r['failed']} (socket errors {r['socket_errors']}); load average "
+            f"{r['loadavg_1min']:.1f}"
+        )
+    if res.get("open_loop"):
+        print(
+            f"open loop, 1 row a request (constant arrival rate, at most {scale.MAX_CONNS} "
+            "connections):"
+        )
+        for line in scale.rate_table(res["open_loop"]):
+            print(line)
+    la = res["loadavg_1min"]
+    print(
+        f"\nwhole run: {res['run_s']:.0f} s; machine load average (1 min) "
+        f"{la['before']:.1f} before, {la['after']:.1f} after, on {os.cpu_count()} CPUs"
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="short runs, for a smoke test")
     ap.add_argument("--json", action="store_true", help="print the figures as JSON")
+    ap.add_argument(
+        "--connections",
+        type=int,
+        metavar="N",
+        help="only: ferryml (1 and 2 workers) held at N keep-alive connections",
+    )
+    ap.add_argument(
+        "--open-loop",
+        action="store_true",
+        help="only: the highest constant arrival rate with p99 under 50 ms, every server",
+    )
     args = ap.parse_args()
     cfg = QUICK if args.quick else FULL
+    if args.connections:
+        limits = scale.raise_open_files(args.connections)
+        log(f"open-files limit of this process and its children: {limits}")
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs atexit: servers stopped
 
@@ -826,12 +949,20 @@ def main() -> None:
         tmp = Path(name)
         try:
             info = prepare(tmp)
-            res = run_all(tmp, cfg, Load(wrk, tmp, cfg), info)
+            if args.connections:
+                res = run_connections(tmp, cfg, info, wrk, args.connections)
+            elif args.open_loop:
+                res = run_open_loop(tmp, cfg, info)
+            else:
+                res = run_all(tmp, cfg, Load(wrk, tmp, cfg), info)
         finally:
             stop_all()
     res["run_s"] = time.perf_counter() - t_run
     # Other work on the machine starves every server alike; the rounds spread it out.
     res["loadavg_1min"] = {"before": load_before[0], "after": os.getloadavg()[0]}
+    if args.connections or args.open_loop:
+        report_scale(res, versions, args.json)
+        return
     checks = verdicts(res)
 
     if args.json:
