@@ -38,7 +38,7 @@ PIP_VERSION := pip==26.3
 PIP_TOOLS := pip-tools==7.6.2
 
 .PHONY: demo test test-lowest install lint bench bench-server lock clean venv-mlflow \
-	venv-clients
+	venv-clients topology
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -84,6 +84,13 @@ install: $(VENV)/.installed $(UI_VENDOR)/.built
 
 demo: install
 	$(BIN)/python examples/demo.py
+
+# The team's parts as processes of their own on 127.0.0.1 (examples/topology.py): PostgreSQL
+# (a database of its own in FERRY_TOPOLOGY_POSTGRES's server), S3 (moto), a Dask scheduler and
+# two workers, ferry server, two ferry serve replicas and ferry agent; the closed loop runs
+# across them while parts are killed. A few minutes; Ctrl-C stops every part.
+topology: install
+	$(BIN)/python examples/topology.py
 
 test: install test-lowest venv-mlflow venv-clients
 	$(BIN)/ruff check src tests examples

@@ -143,41 +143,8 @@ def main(console: Console | None = None) -> dict[str, Any]:
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     hook = f"http://127.0.0.1:{receiver.server_address[1]}/alerts"
-    add_monitor(
-        settings,
-        MonitorSpec(
-            names.monitor,
-            names.deployment,
-            f"model:{names.model}/{v1}",
-            window=BATCH,
-            task="classification",
-            checks="drift,performance,concept",
-            rules=["accuracy < 0.72"],
-            channels=[{"webhook": hook}],
-        ),
-    )
-    policy = Policy.from_dict(
-        names.policy,
-        {
-            "deployment": names.deployment,
-            "target": "churned",
-            "triggers": [{"alert": names.monitor}],
-            "retrain": {
-                "pipeline": "churn_pipeline:training",
-                "params": {"model_name": names.model},
-                "feedback_since": "trigger",
-                "min_rows": 400,
-                "holdout": 0.3,
-            },
-            "gate": {"metric": "accuracy", "min_delta": 0.02},
-            "rollout": {
-                "steps": [{"weight": 30, "requests": 60}, {"weight": 60, "requests": 60}],
-                "max_drop": 0.05,
-                "min_labelled": 30,
-            },
-            "cooldown": "1h",
-        },
-    )
+    add_monitor(settings, monitor_spec(names, v1, [{"webhook": hook}]))
+    policy = Policy.from_dict(names.policy, policy_body(names))
     console.print(
         f"[bold]monitor[/bold] {names.monitor}: windows of {BATCH}, alert when accuracy < 0.72 "
         f"-> webhook {hook}; [bold]policy[/bold] {names.policy}: on that alert, retrain on "
@@ -251,6 +218,46 @@ def main(console: Console | None = None) -> dict[str, Any]:
         f"ferry deploy history {names.deployment} ; ferry alerts list --monitor {names.monitor}"
     )
     return figures
+
+
+def monitor_spec(names: Names, version: int, channels: list[Any]) -> MonitorSpec:
+    """The monitor: windows of ``BATCH`` predictions against ``version``'s training data,
+    alerting when accuracy falls below 0.72."""
+    return MonitorSpec(
+        names.monitor,
+        names.deployment,
+        f"model:{names.model}/{version}",
+        window=BATCH,
+        task="classification",
+        checks="drift,performance,concept",
+        rules=["accuracy < 0.72"],
+        channels=channels,
+    )
+
+
+def policy_body(names: Names, **retrain: Any) -> dict[str, Any]:
+    """The retraining policy's ``ferry.yaml`` mapping; ``retrain`` adds to its retrain part
+    (where the pipeline runs, for one)."""
+    return {
+        "deployment": names.deployment,
+        "target": "churned",
+        "triggers": [{"alert": names.monitor}],
+        "retrain": {
+            "pipeline": "churn_pipeline:training",
+            "params": {"model_name": names.model},
+            "feedback_since": "trigger",
+            "min_rows": 400,
+            "holdout": 0.3,
+            **retrain,
+        },
+        "gate": {"metric": "accuracy", "min_delta": 0.02},
+        "rollout": {
+            "steps": [{"weight": 30, "requests": 60}, {"weight": 60, "requests": 60}],
+            "max_drop": 0.05,
+            "min_labelled": 30,
+        },
+        "cooldown": "1h",
+    }
 
 
 def _names(settings: ferry.Settings) -> Names:

@@ -35,6 +35,8 @@ policies:
       feedback: 2000
       holdout: 0.25
       params: {n_estimators: 200}
+      executor: dask
+      address: tcp://scheduler:8786
     gate: {metric: f1, min_delta: 0.01}
     rollout:
       steps: [{weight: 20, requests: 200}, {weight: 50, requests: 300}]
@@ -76,11 +78,14 @@ def test_a_policy_file_is_read_field_by_field(tmp_path: Path) -> None:
         feedback=2000,
         holdout=0.25,
         params={"n_estimators": 200},
+        executor="dask",
+        address="tcp://scheduler:8786",
     )
     assert (p.gate.metric, p.gate.min_delta) == ("f1", 0.01)
     assert p.rollout == Rollout((RolloutStep(20, 200), RolloutStep(50, 300)), 30, 0.02, 40)
     assert (p.cooldown_s, p.max_per_day) == (7200, 5)
     other = policies["other"]
+    assert (other.retrain.executor, other.retrain.address) == ("local", None)
     assert (other.mode, other.cooldown_s, other.max_per_day, other.rollout) == (
         "auto", 3600, 3, Rollout(),
     )  # fmt: skip
@@ -128,7 +133,7 @@ INVALID = {
         _edit("      pipeline: train.py:training\n",
               "      pipeline: train.py:training\n      holdot: 0.2\n"),
         "policies.p.retrain.holdot", 8,
-        "unknown field (did you mean 'holdout'?); use data, data_param, feedback, ",
+        "unknown field (did you mean 'holdout'?); use address, data, data_param, executor, ",
     ),
     "missing deployment": (
         _edit("    deployment: churn\n", ""), "policies.p.deployment", 2, "is required.",
@@ -140,6 +145,22 @@ INVALID = {
     "pipeline without its target": (
         _edit("pipeline: train.py:training", "pipeline: train.py"),
         "policies.p.retrain.pipeline", 7, "'train.py' is not FILE.py:PIPELINE or MODULE:PIPELINE.",
+    ),
+    "unknown executor": (
+        _edit("pipeline: train.py:training", "{pipeline: 'train.py:training', executor: ray}"),
+        "policies.p.retrain.executor", 7, "must be 'local', 'process' or 'dask'; got 'ray'.",
+    ),
+    "a scheduler address without dask": (
+        _edit("pipeline: train.py:training",
+              "{pipeline: 'train.py:training', address: 'tcp://s:8786'}"),
+        "policies.p.retrain", 6,
+        "address is a Dask scheduler's, for executor: dask (executor is local).",
+    ),
+    "an address that is not one": (
+        _edit("pipeline: train.py:training",
+              "{pipeline: 'train.py:training', executor: dask, address: scheduler}"),
+        "policies.p.retrain.address", 7,
+        "'scheduler' is not a scheduler's address such as tcp://host:8786.",
     ),
     "bad cron": (
         _edit("- alert: churn-watch", '- schedule: "61 * * * *"'),

@@ -3,7 +3,11 @@ failures and retries behave exactly as with the local executor."""
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+import textwrap
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -69,6 +73,52 @@ def test_a_dask_step_past_its_timeout_fails(
     result = run_pipeline(ex.sleepy, {"seconds": 4.0}, settings=sqlite_settings, executor=cluster)
     assert result.status == "FAILED"
     assert "timeout of 0.5 s" in (result.steps["slow"].error or "")
+
+
+PROJECT_PIPELINE = """
+from ferryml.pipelines import pipeline, step
+
+FACTOR = 3
+
+
+def triple(value):
+    return value * FACTOR
+
+
+@step
+def first(n: int) -> int:
+    return triple(n)
+
+
+@step
+def second(value: int) -> str:
+    return f"got {value}"
+
+
+@pipeline
+def training(n: int = 2):
+    return second(first(n))
+"""
+
+
+def test_a_project_pipeline_runs_on_workers_that_lack_its_file(
+    cluster: DaskExecutor, sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    # The module is importable here only, as a project's train.py is on the machine that
+    # submits it and not on the cluster's workers.
+    folder = tmp_path / "project"
+    folder.mkdir()
+    name = f"project_{uuid.uuid4().hex[:8]}"
+    (folder / f"{name}.py").write_text(textwrap.dedent(PROJECT_PIPELINE))
+    sys.path.insert(0, str(folder))
+    try:
+        module = importlib.import_module(name)
+        result = run_pipeline(module.training, {"n": 5}, settings=sqlite_settings, executor=cluster)
+    finally:
+        sys.path.remove(str(folder))
+        sys.modules.pop(name, None)
+    assert result.status == "FINISHED", [s.error for s in result.steps.values()]
+    assert result.output() == "got 15"
 
 
 def test_an_unreachable_scheduler_is_a_clear_error() -> None:

@@ -103,6 +103,8 @@ class RetrainConfig(Strict):
     max_wait: Duration = 86400.0
     holdout: Number = 0.3
     params: dict[str, Any] = {}
+    executor: Literal["local", "process", "dask"] = "local"
+    address: Text | None = None
 
     @field_validator("pipeline")
     @classmethod
@@ -118,8 +120,19 @@ class RetrainConfig(Strict):
             raise ValueError(f"must be at least 0 and below 1; got {holdout}.")
         return holdout
 
+    @field_validator("address")
+    @classmethod
+    def _scheduler(cls, address: str | None) -> str | None:
+        if address is not None and "://" not in address:
+            raise ValueError(f"{address!r} is not a scheduler's address such as tcp://host:8786.")
+        return address
+
     @model_validator(mode="after")
     def _reachable(self) -> RetrainConfig:
+        if self.address is not None and self.executor != "dask":
+            raise ValueError(
+                f"address is a Dask scheduler's, for executor: dask (executor is {self.executor})."
+            )
         if self.min_rows > self.feedback:
             raise ValueError(
                 f"min_rows: {self.min_rows} fresh labels can never be found when at most "

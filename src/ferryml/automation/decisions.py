@@ -177,7 +177,19 @@ def _train(
     if root not in sys.path:
         sys.path.insert(0, root)
     params = {**policy.retrain.params, policy.retrain.data_param: context["data"]}
-    result = run_target(policy.retrain.pipeline, params, settings=settings)
+    address = policy.retrain.address
+    if policy.retrain.executor == "dask" and address is None:  # the project's cluster, if any
+        from ferryml.config import read_config
+
+        section = read_config(settings.root).dask
+        address = None if section is None else section.address
+    result = run_target(
+        policy.retrain.pipeline,
+        params,
+        settings=settings,
+        executor=policy.retrain.executor,
+        address=address,
+    )
     context["pipeline_run"] = result.run_id
     if result.status != "FINISHED":
         failed = ", ".join(result.failed) or "?"

@@ -26,6 +26,8 @@ file, the error names the line and the field::
           max_wait: 1d             # ... at most this long, else give up
           holdout: 0.3             # their newest share, kept out to gate on
           params: {n_estimators: 200}
+          executor: dask           # or local (the default), process
+          address: tcp://scheduler:8786   # else ferry.yaml's dask: address, else a LocalCluster
         gate: {metric: accuracy, min_delta: 0.01}
         rollout:
           steps: [{weight: 20, requests: 200}, {weight: 50, minutes: 30}]
@@ -104,6 +106,8 @@ class Retrain:
     max_wait_s: float = 86400.0
     holdout: float = 0.3
     params: Mapping[str, Any] = field(default_factory=dict)
+    executor: str = "local"  # where the pipeline's steps run: local, process or dask
+    address: str | None = None  # the Dask scheduler's; a LocalCluster when None
 
 
 @dataclass(frozen=True)
@@ -180,6 +184,8 @@ class Policy:
                 max_wait_s=retrain.max_wait,
                 holdout=retrain.holdout,
                 params=dict(retrain.params),
+                executor=retrain.executor,
+                address=retrain.address,
             ),
             task=config.task,
             target=config.target,

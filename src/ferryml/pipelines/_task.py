@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import pickle
 import signal
+import sys
+import sysconfig
 import threading
 import time
 import traceback
@@ -97,6 +100,52 @@ def execute(task: StepTask) -> StepOutcome:
         err.getvalue(),
         attempt=task.attempt,
     )
+
+
+# cloudpickle's set of modules pickled by value is global: one shipment at a time.
+_shipping = threading.Lock()
+
+
+def ship(task: StepTask) -> bytes:
+    """``task`` as bytes for a Dask cluster. A step of the project (a module not installed,
+    such as ``train.py`` beside ``ferry.yaml``) travels with its code, so a scheduler and
+    workers that do not have the project's files can take it; an installed one by name."""
+    import cloudpickle
+
+    module = sys.modules.get(task.step.fn.__module__)
+    by_value = module is not None and not _installed(module)
+
+    class StepPickler(cloudpickle.Pickler):
+        """Pickles a project's step with its function, not by the name a worker imports."""
+
+        def reducer_override(self, obj: Any) -> Any:
+            if by_value and isinstance(obj, Step):
+                return Step, (obj.fn, obj.options)
+            return super().reducer_override(obj)
+
+    buffer = io.BytesIO()
+    with _shipping:
+        if by_value:
+            cloudpickle.register_pickle_by_value(module)
+        try:
+            StepPickler(buffer).dump(task)
+        finally:
+            if by_value:
+                cloudpickle.unregister_pickle_by_value(module)
+    return buffer.getvalue()
+
+
+def execute_shipped(data: bytes) -> StepOutcome:
+    """``execute`` of a task made by ``ship``."""
+    return execute(pickle.loads(data))  # noqa: S301 - the driver's own task, not user bytes
+
+
+def _installed(module: Any) -> bool:
+    path = getattr(module, "__file__", None)
+    if path is None:
+        return True  # built in
+    roots = {sysconfig.get_paths()[k] for k in ("purelib", "platlib", "stdlib", "platstdlib")}
+    return any(path.startswith(root) for root in roots)
 
 
 def _check_inputs(step: Step, kwargs: dict[str, Any]) -> None:

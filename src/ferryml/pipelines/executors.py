@@ -11,7 +11,7 @@ import time
 from typing import Any, Protocol
 
 from ferryml.errors import InvalidArgument
-from ferryml.pipelines._task import StepOutcome, StepTask, execute
+from ferryml.pipelines._task import StepOutcome, StepTask, execute, execute_shipped, ship
 
 __all__ = ["DaskExecutor", "Executor", "LocalExecutor", "ProcessExecutor", "make_executor"]
 
@@ -94,7 +94,9 @@ class DaskExecutor:
         self._client, self._cluster = connect(address, workers)
 
     def submit(self, task: StepTask) -> Any:
-        return self._client.submit(execute, task, pure=False)
+        # Bytes, not the task: the scheduler unpickles what it is given, and neither it nor
+        # the workers need the project's files to take a step that travels with its code.
+        return self._client.submit(execute_shipped, ship(task), pure=False)
 
     def wait(self, handles: list[Any], timeout: float | None) -> list[Any]:
         from distributed import wait
