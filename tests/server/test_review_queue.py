@@ -22,7 +22,11 @@ from ferryml.config import Settings
 from ferryml.errors import Conflict, InvalidArgument, NotFound
 from ferryml.monitoring.review import configure_review, fill_review_queue, label_prediction
 from ferryml.predictions import record_feedback
-from ferryml.store.factory import open_prediction_store, open_review_store
+from ferryml.store.factory import (
+    open_automation_store,
+    open_prediction_store,
+    open_review_store,
+)
 from ferryml.store.review import ReviewQueue
 
 pytestmark = pytest.mark.e2e
@@ -280,3 +284,36 @@ def test_a_predictions_lineage_reaches_the_run_that_trained_its_model(
     assert [prediction, "reviewed/1"] in graph["edges"] and ["reviewed/1", run] in graph["edges"]
     assert version["nodes"] == graph["nodes"][1:]
     assert missing.status_code == 404 and "No logged prediction has id 'nope'" in missing.text
+
+
+def test_a_new_labels_policy_counts_the_labels_given_in_the_queue(world: Settings) -> None:
+    from ferryml.automation import Agent
+    from ferryml.automation.policy import Policy
+
+    name, _ = deployment(world, n=4)
+    configure_review(name, strategy="random", size=2, settings=world)
+    fill_review_queue(name, settings=world)
+    policy = Policy.from_dict(
+        "relabelled",
+        {
+            "deployment": name,
+            "triggers": [{"new_labels": 2}],
+            "retrain": {"pipeline": "nowhere:training"},
+        },
+    )
+    with Agent(world, {"relabelled": policy}, monitors=False, schedules=False) as agent:
+        assert agent.tick().created == []  # the trigger's first pass sets its watermark
+        store = open_review_store(world)
+        try:
+            for item in store.list_items(name):
+                label_prediction(name, item.prediction_id, 1, settings=world)
+        finally:
+            store.close()
+        created = agent.tick().created
+    assert len(created) == 1
+    automation = open_automation_store(world)
+    try:
+        trigger = automation.events(created[0])[0]
+    finally:
+        automation.close()
+    assert trigger.details["labels"] == 2 and "2 new labels" in trigger.message

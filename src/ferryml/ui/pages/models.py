@@ -4,6 +4,7 @@ evaluation, gate decisions and lineage drawn as a graph; maintainers move aliase
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -62,10 +63,31 @@ def version(request: Request, name: str, version: int, user: Viewer) -> Response
         drawing=layout(*lineage_nodes(graph)),
         events=gates,
         gate_actions=_GATES,
+        evidence_lines=evidence_lines,
         plots=plots,
         signature=signature,
         aliases=sorted({"champion", "challenger", *store.get_registered_model(name).aliases}),
     )
+
+
+def evidence_lines(evidence: Mapping[str, Any]) -> list[str]:
+    """A gate's evidence as a person reads it: each check with its verdict, and the metrics
+    of the candidate beside the champion's; other evidence as key: value."""
+    if "checks" not in evidence:
+        return [f"{k}: {v}" for k, v in sorted(evidence.items())]
+    lines = [
+        f"{'passed' if c.get('passed') else 'FAILED'} {c.get('name')}: {c.get('detail', '')}"
+        for c in evidence.get("checks") or []
+    ]
+    new = (evidence.get("candidate") or {}).get("metrics") or {}
+    old = (evidence.get("champion") or {}).get("metrics") or {}
+    for key in sorted(new):
+        if isinstance(new[key], int | float):
+            before = f" (champion {old[key]:.4g})" if isinstance(old.get(key), int | float) else ""
+            lines.append(f"{key} {new[key]:.4g}{before}")
+    if evidence.get("forced"):
+        lines.append("forced past a failed gate")
+    return lines
 
 
 def lineage_nodes(graph: LineageGraph) -> tuple[list[GraphNode], list[tuple[str, str]]]:
