@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -361,3 +362,98 @@ def test_a_failed_ferry_predict_removes_an_empty_parts_folder_or_says_the_rerun_
         "them (delete the folder to start over)."
     )
     assert err.splitlines()[1].startswith("error: ")
+
+
+# -- datasets larger than memory: folders and prefixes, here or on Dask ---------------------
+
+
+def write_dataset(root: Path, data: pd.DataFrame) -> None:
+    """``data`` hive-partitioned by date: three days, the last in two files."""
+    days = {"2026-12-01": [data.iloc[:1000]], "2026-12-02": [data.iloc[1000:2000]]}
+    days["2026-12-03"] = [data.iloc[2000:2600], data.iloc[2600:]]
+    for day, frames in days.items():
+        (root / f"date={day}").mkdir(parents=True)
+        for i, frame in enumerate(frames):
+            frame.to_parquet(root / f"date={day}" / f"part-{i}.parquet", index=False)
+
+
+def test_a_dataset_is_predicted_batch_by_batch_into_a_file_or_a_folder_like_the_input(
+    tmp_path: Path, home: Settings, model: LogisticRegression, data: pd.DataFrame
+) -> None:
+    write_dataset(Path("log"), data)
+    seen: list[int] = []
+    result = run_batch(
+        URI,
+        "log",
+        "out.parquet",
+        chunk_rows=300,
+        workers=1,
+        on_progress=lambda done, total: seen.append(total - done),
+    )
+    assert (result.rows, result.chunks) == (3000, 12)  # 4+4+2+2 batches of <= 300 rows
+    assert seen[-1] == 0 and seen == sorted(seen, reverse=True)
+    got = pd.read_parquet("out.parquet").sort_values("id").reset_index(drop=True)
+    want = expected(model, data).assign(date=pd.Series(dtype=object))
+    assert (got["prediction"].to_numpy() == want["prediction"].to_numpy()).all()
+    assert got["date"].value_counts().to_dict() == {
+        "2026-12-01": 1000,
+        "2026-12-02": 1000,
+        "2026-12-03": 1000,
+    }
+    run_batch(URI, "log", "scored", chunk_rows=700, workers=2)
+    files = sorted(p.relative_to("scored").as_posix() for p in Path("scored").rglob("*.parquet"))
+    assert files[:3] == [
+        "date=2026-12-01/part-0-00000.parquet",
+        "date=2026-12-01/part-0-00001.parquet",
+        "date=2026-12-02/part-0-00000.parquet",
+    ]
+    folder = pd.read_parquet("scored").sort_values("id").reset_index(drop=True)
+    assert folder["prediction"].tolist() == got["prediction"].tolist()
+    assert not Path("scored.parts").exists()
+
+
+def test_dask_workers_predict_the_files_and_write_what_a_local_run_writes(
+    tmp_path: Path, home: Settings, model: LogisticRegression, data: pd.DataFrame, dask_client: Any
+) -> None:
+    write_dataset(Path("log"), data)
+    local = run_batch(URI, "log", "local.parquet", chunk_rows=400, workers=1)
+    remote = run_batch(URI, "log", "dask.parquet", chunk_rows=400, executor=dask_client)
+    assert (remote.rows, remote.chunks) == (local.rows, local.chunks) == (3000, 9)
+    pd.testing.assert_frame_equal(pd.read_parquet("dask.parquet"), pd.read_parquet("local.parquet"))
+
+
+def test_an_interrupted_dataset_job_resumes_from_its_parts(
+    tmp_path: Path, home: Settings, model: LogisticRegression, data: pd.DataFrame
+) -> None:
+    write_dataset(Path("log"), data)
+
+    def crash(done: int, total: int) -> None:
+        if done >= 1500:
+            raise Interrupted
+
+    with pytest.raises(Interrupted):
+        run_batch(URI, "log", "out.parquet", chunk_rows=500, workers=1, on_progress=crash)
+    result = run_batch(URI, "log", "out.parquet", chunk_rows=500, workers=1)
+    assert result.rows == 3000 and 3 <= result.resumed_chunks < result.chunks == 7
+    assert len(pd.read_parquet("out.parquet")) == 3000
+
+
+def test_bad_dataset_inputs_get_one_clear_line(
+    tmp_path: Path, home: Settings, model: LogisticRegression, data: pd.DataFrame
+) -> None:
+    with pytest.raises(NotFound, match=r"Dataset 'absent' not found"):
+        run_batch(URI, "absent", "out.parquet", executor="local")
+    Path("notes").mkdir()
+    Path("notes/a.parquet").write_text("f0,f1\n1,2\n")
+    with pytest.raises(InvalidArgument, match=r"cannot be read as Parquet") as caught:
+        run_batch(URI, "notes", "out.parquet")
+    assert "\n" not in str(caught.value)
+    Path("narrow").mkdir()
+    data.drop(columns="f3").to_parquet("narrow/a.parquet")
+    with pytest.raises(InvalidArgument, match=r"missing column 'f3'"):
+        run_batch(URI, "narrow", "out.parquet", workers=1)
+    Path("taken").mkdir()
+    with pytest.raises(Conflict, match=r"Output folder 'taken' exists"):
+        run_batch(URI, "narrow", "taken")
+    with pytest.raises(InvalidArgument, match=r"Unknown executor 'nope': use local or dask"):
+        run_batch(URI, "narrow", "out2.parquet", executor="nope")

@@ -15,11 +15,31 @@ from ferryml.cli._context import settings_of
 def predict(
     ctx: typer.Context,
     model_uri: Annotated[str, typer.Argument(help="models:/NAME@ALIAS, models:/NAME/N, runs:/…")],
-    input: Annotated[Path, typer.Argument(help="Rows to predict: a .parquet or .csv file.")],
-    output: Annotated[Path, typer.Argument(help="Where to write them with a prediction column.")],
+    input: Annotated[
+        str,
+        typer.Argument(
+            help="Rows to predict: a .parquet or .csv file, or a Parquet dataset (a folder or "
+            "an s3:// prefix, hive-partitioned or not)."
+        ),
+    ],
+    output: Annotated[
+        Path,
+        typer.Argument(
+            help="Where to write them with a prediction column: a .parquet or .csv file, or "
+            "for a dataset a new folder."
+        ),
+    ],
     chunk_rows: Annotated[int, typer.Option(help="Rows per chunk.", min=1)] = 50_000,
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (default: one per CPU).", min=1)
+    ] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="local or dask (default: dask: in ferry.yaml, else local)."),
+    ] = None,
+    address: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler, tcp://host:8786 (default: a LocalCluster)."),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")] = False,
 ) -> None:
@@ -39,6 +59,8 @@ def predict(
                 chunk_rows=chunk_rows,
                 workers=workers,
                 settings=settings,
+                executor=executor,
+                address=address,
                 on_progress=lambda done, total: bar.update(
                     task, completed=done, total=total or None
                 ),

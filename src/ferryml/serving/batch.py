@@ -1,5 +1,6 @@
-"""Batch inference: predict a Parquet or CSV file chunk by chunk in worker processes,
-resumably, and record the job as a run.
+"""Batch inference: predict a Parquet or CSV file, or a Parquet dataset larger than memory,
+chunk by chunk in worker processes or on a Dask cluster, resumably, and record the job as
+a run.
 
 Each chunk's rows and predictions go to ``<output>.parts/part-00007.parquet`` (written to a
 temporary file and renamed, so a part is whole or absent). A manifest in that folder names
@@ -21,7 +22,7 @@ import shutil
 import signal
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -46,7 +47,7 @@ __all__ = ["BatchResult", "kept_parts", "run_batch"]
 
 _FORMATS = (".parquet", ".csv")
 _MANIFEST = "manifest.json"
-_OURS = re.compile(r"part-\d+\.parquet|manifest\.json|\..+\.tmp")
+_OURS = re.compile(r"part-\d+(-\d+)?\.parquet|manifest\.json|\..+\.tmp")
 Chunk: TypeAlias = "pa.RecordBatch | pd.DataFrame"
 
 
@@ -72,56 +73,107 @@ def run_batch(
     workers: int | None = None,
     settings: Settings | None = None,
     on_progress: Callable[[int, int], None] | None = None,
+    executor: Any = None,
+    address: str | None = None,
 ) -> BatchResult:
-    """Predict every row of a Parquet or CSV file with a model; write the rows with a
-    ``prediction`` column to ``output_path`` (``.parquet`` or ``.csv``).
+    """Predict every row of a Parquet or CSV file, or of a Parquet dataset, with a model;
+    write the rows with a ``prediction`` column to ``output_path``.
 
     Args:
         model_uri: ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``runs:/ID/PATH``.
+        input_path: a ``.parquet`` or ``.csv`` file, or a Parquet dataset larger than
+            memory: a folder or an ``s3://`` prefix, hive-partitioned or not.
+        output_path: a ``.parquet`` or ``.csv`` file; for a dataset also a new folder
+            (no extension), laid out as the input, a file per chunk.
         chunk_rows: rows per chunk, the unit of parallel work and of resuming.
-        workers: processes predicting at once (default: one per CPU); 1 predicts in this
-            process.
+        workers: processes predicting at once here (default: one per CPU); 1 predicts in
+            this process.
         settings: the stores of the model and the run (default: the fluent API's, whose
             current experiment gets the run, as a child of the active run if any).
-        on_progress: called with (rows done, total rows) after each chunk; the total is 0
-            when it is not known up front (CSV).
+        on_progress: called with (rows done, total rows) after each chunk (on Dask, each
+            file); the total is 0 when it is not known up front (CSV).
+        executor, address: for a dataset, ``"dask"`` predicts on the cluster at
+            ``address`` (or a LocalCluster), a file a task, each worker loading the model
+            from the artifact store; or a ``distributed.Client``. Default: ``dask:`` in
+            ``ferry.yaml``, else here.
 
     Returns:
         The run id, rows, chunks, resumed chunks, output path and seconds taken.
 
     Raises:
-        NotFound: the input file or the model does not exist.
+        NotFound: the input or the model does not exist.
         InvalidArgument: an extension is not .parquet or .csv, the input cannot be read or
             already has a ``prediction`` column, or a setting is out of range.
-        Conflict: ``<output>.parts`` holds files this function did not write.
+        Conflict: ``<output>.parts`` holds files this function did not write, or the
+            output folder exists.
 
     Example:
         >>> run_batch("models:/churn@champion", "customers.parquet", "scored.parquet")
+        >>> run_batch("models:/churn@champion", "s3://logs/churn", "scored", executor="dask")
     """
-    source, target = Path(input_path), Path(output_path)
-    _check_arguments(source, target, chunk_rows, workers)
+    from ferryml.serving import _batch_dataset as by_file
+
+    text, target = os.fspath(input_path), Path(output_path)
+    dataset = None
+    if by_file.is_dataset(text) or executor not in (None, "local"):
+        _check_dataset_arguments(target, chunk_rows, workers)
+        dataset = by_file.open_input(text)
+    else:
+        _check_arguments(Path(text), target, chunk_rows, workers)
     workers = workers or os.cpu_count() or 1
     client = FerryClient(settings) if settings is not None else _fluent_client()
     try:
-        total = _total_rows(source)
+        if dataset is None:
+            source = Path(text)
+            total = _total_rows(source)
+            blob = digest_file(source)
+            pinned: dict[str, Any] = {"size": blob.size, "blake3": blob.digest}
+            label, digest = str(source.resolve()), blob.digest
+            pointer = _data_version(client.settings, source, blob)
+        else:
+            total = by_file.rows_of(dataset)
+            pinned = by_file.listing_digest(dataset)
+            # a folder output keeps the hive folders: its files leave their columns out
+            columns = None if target.suffix else by_file.stored_columns(dataset)
+            pinned["columns"] = columns
+            label, digest, pointer = dataset.url, pinned["listing_sha256"], None
         model, package = _load_model(client, model_uri)
-        blob = digest_file(source)
         parts = target.with_name(target.name + ".parts")
         manifest = {
             "format": 1,
             "model_uri": model_uri,
             "model_package": package,
-            "input": {"size": blob.size, "blake3": blob.digest},
+            "input": pinned,
             "chunk_rows": chunk_rows,
         }
         _prepare_parts(parts, manifest)
-        run_id = _start_run(client, settings, model, source, target, blob, chunk_rows, workers)
+        run_id = _start_run(
+            client, settings, model, (label, digest, pointer), target, chunk_rows, workers
+        )
         start = time.perf_counter()
         try:
-            rows, chunks, resumed = _predict_chunks(
-                model, source, total, parts, chunk_rows, workers, on_progress
-            )
-            _concatenate(parts, chunks, target)
+            if dataset is None:
+                chunked = _read(Path(text), chunk_rows)
+                named = ((parts / f"part-{i:05d}.parquet", c) for i, c in enumerate(chunked))
+                rows, chunks, resumed = _predict_chunks(
+                    model, named, total, workers, on_progress, text
+                )
+            else:
+                rows, chunks, resumed = _predict_dataset(
+                    model,
+                    dataset,
+                    parts,
+                    total,
+                    (chunk_rows, columns),
+                    workers,
+                    on_progress,
+                    (client.settings, package, model_uri, executor, address),
+                )
+            files = sorted(parts.glob("part-*.parquet"))
+            if dataset is not None and not target.suffix:
+                by_file.organise(dataset, parts, target)
+            else:
+                _concatenate(files, target)
         except BaseException as e:
             failed = RunStatus.KILLED if isinstance(e, KeyboardInterrupt) else RunStatus.FAILED
             client.set_terminated(run_id, failed, failure=traceback.format_exc()[-8000:])
@@ -141,12 +193,62 @@ def run_batch(
             client.close()
 
 
+def _predict_dataset(
+    model: LoadedModel,
+    dataset: Any,
+    parts: Path,
+    total: int,
+    chunking: tuple[int, list[str] | None],
+    workers: int,
+    on_progress: Callable[[int, int], None] | None,
+    where: tuple[Settings, str, str, Any, str | None],
+) -> tuple[int, int, int]:
+    from ferryml._dask import runner
+    from ferryml.data.dataset import _project_root
+    from ferryml.serving import _batch_dataset as by_file
+
+    settings, package, uri, executor, address = where
+    chunk_rows, columns = chunking
+    with runner(executor, address=address, root=_project_root()) as run:
+        if run.name == "local":
+            named = by_file.read_chunks(dataset, parts, chunk_rows, columns)
+            return _predict_chunks(model, named, total, workers, on_progress, dataset.url)
+        report = on_progress or (lambda done, total: None)
+        done = 0
+
+        def progress(rows: int) -> None:
+            nonlocal done
+            done += rows
+            report(done, total)
+
+        result = by_file.predict_on(
+            run, dataset, parts, chunk_rows, columns, settings, package, uri, progress
+        )
+    if result[1] == 0:
+        raise InvalidArgument(f"Input {dataset.url!r} has no rows; there is nothing to predict.")
+    return result
+
+
 def kept_parts(output_path: str | os.PathLike[str]) -> tuple[Path, int]:
     """The parts folder of ``output_path`` and how many predicted chunks it holds, which a
     call with the same arguments reuses."""
     target = Path(output_path)
     parts = target.with_name(target.name + ".parts")
     return parts, len(list(parts.glob("part-*.parquet"))) if parts.is_dir() else 0
+
+
+def _check_dataset_arguments(target: Path, chunk_rows: int, workers: int | None) -> None:
+    if target.suffix and target.suffix.lower() not in _FORMATS:
+        raise InvalidArgument(
+            f"Output {str(target)!r} has extension {target.suffix!r}; write a .parquet or "
+            ".csv file, or a folder (a name without extension)."
+        )
+    if not target.suffix and target.exists():
+        raise Conflict(f"Output folder {str(target)!r} exists; remove it or choose another.")
+    if chunk_rows < 1 or (workers is not None and workers < 1):
+        raise InvalidArgument(
+            f"chunk_rows and workers must be at least 1; got {chunk_rows} and {workers}."
+        )
 
 
 def _check_arguments(source: Path, target: Path, chunk_rows: int, workers: int | None) -> None:
@@ -222,12 +324,12 @@ def _start_run(
     client: FerryClient,
     settings: Settings | None,
     model: LoadedModel,
-    source: Path,
+    source: tuple[str, str, Any],
     target: Path,
-    blob: Blob,
     chunk_rows: int,
     workers: int,
 ) -> str:
+    """A run for the job; ``source`` is the input's label, digest and data version."""
     from ferryml.tracking import fluent
 
     version = model.version
@@ -241,10 +343,10 @@ def _start_run(
         experiment_id, run_name=f"batch {label}", tags={"ferry.kind": "batch"}, parent_run_id=parent
     )
     run_id = run.info.run_id
-    params = {"model_uri": model.uri, "model_version": label, "input": source.resolve()}
-    params |= {"input_digest": blob.digest, "output": target.resolve()}
+    text, digest, pointer = source
+    params: dict[str, Any] = {"model_uri": model.uri, "model_version": label, "input": text}
+    params |= {"input_digest": digest, "output": target.resolve()}
     client.log_batch(run_id, params={**params, "chunk_rows": chunk_rows, "workers": workers})
-    pointer = _data_version(client.settings, source, blob)
     if pointer is not None:
         client.log_input(run_id, pointer.name, pointer.version, pointer.manifest, "inference")
     return run_id
@@ -282,13 +384,14 @@ def _data_version(settings: Settings, source: Path, blob: Blob) -> Any:
 
 def _predict_chunks(
     model: LoadedModel,
-    source: Path,
+    named: Iterable[tuple[Path, Chunk]],
     total: int,
-    parts: Path,
-    chunk_rows: int,
     workers: int,
     on_progress: Callable[[int, int], None] | None,
+    source: str,
 ) -> tuple[int, int, int]:
+    """Predict each chunk into its part, ``workers`` at a time, skipping the parts an
+    earlier call wrote; (rows, chunks, resumed chunks)."""
     report = on_progress or (lambda done, total: None)
     pool: cf.Executor
     task: Callable[[Chunk, Path], int]
@@ -308,8 +411,7 @@ def _predict_chunks(
     done = chunks = resumed = 0
     in_flight: set[cf.Future[int]] = set()
     try:
-        for chunk in _read(source, chunk_rows):
-            part = parts / f"part-{chunks:05d}.parquet"
+        for part, chunk in named:
             chunks += 1
             if _is_complete(part, len(chunk)):
                 resumed += 1
@@ -327,7 +429,7 @@ def _predict_chunks(
         # chunks being predicted finish and keep their parts for the next call
         pool.shutdown(wait=True, cancel_futures=True)
     if chunks == 0:
-        raise InvalidArgument(f"Input {str(source)!r} has no rows; there is nothing to predict.")
+        raise InvalidArgument(f"Input {source!r} has no rows; there is nothing to predict.")
     return done, chunks, resumed
 
 
@@ -437,8 +539,7 @@ def _write_part(model: LoadedModel, chunk: Chunk, part: Path) -> int:
     return len(frame)
 
 
-def _concatenate(parts: Path, chunks: int, target: Path) -> None:
-    files = [parts / f"part-{i:05d}.parquet" for i in range(chunks)]
+def _concatenate(files: list[Path], target: Path) -> None:
     schemas = [pq.read_schema(f) for f in files]
     schema = schemas[0]
     tmp = target.with_name(f".{target.name}.tmp")
