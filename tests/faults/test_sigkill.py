@@ -1,8 +1,9 @@
 """SIGKILL in the middle of the operation, then a restart: a pipeline run is marked KILLED
 by the next process and ``resume`` finishes it from the cache; a checkout run again finishes
 what the killed one began; predictions a server answered are stored by the next process to
-open the prediction log, each once, and feedback joins them. (The other components' SIGKILL
-cells are proven beside their code; the README's table says where.)"""
+open the prediction log, each once, and feedback joins them; a monitor's pass killed
+mid-way leaves each window stored once and counted once by its alert rules. (The other
+components' SIGKILL cells are proven beside their code; the README's table says where.)"""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from ferryml import predictions
@@ -204,3 +207,55 @@ def test_predictions_answered_before_a_sigkill_are_stored_once_and_take_feedback
 
     report = predictions.record_feedback([(pid, 1) for pid in answered], settings=settings)
     assert (report.accepted, report.unknown_ids) == (200, [])
+
+
+def test_a_monitor_killed_mid_pass_leaves_each_window_stored_once_and_counted_once(
+    tmp_path: Path,
+) -> None:
+    from ferryml.monitoring.alerts import AlertManager
+    from ferryml.monitoring.monitors import MonitorSpec, add_monitor, report, run_monitor
+
+    windows, rows, start = 120, 20, 1_717_200_000.0  # hourly windows
+    settings = Settings.resolve(cwd=tmp_path, environ={})
+    base = pd.DataFrame({"x": np.random.default_rng(0).normal(0.0, 1.0, rows)})
+    with PredictionLog(settings) as log:
+        for w in range(windows):  # odd windows drift, even ones repeat the reference
+            batch = base + (3.0 if w % 2 else 0.0)
+            ids = [f"w{w}-{i}" for i in range(rows)]
+            log.record("d", "primary", "m", 1, ids, batch, [0] * rows, 1.0, time=start + w * 3600)
+    reference = f"window:{_iso(start)}/{_iso(start + 3600)}"
+    spec = MonitorSpec(
+        name="watch", deployment="d", reference=reference, window="1h",
+        rules=["drift_share > 0.3"], channels=["log"],
+    )  # fmt: skip
+    add_monitor(settings, spec)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    ferry = Path(sys.executable).parent / "ferry"
+    child = subprocess.Popen(
+        [str(ferry), "monitor", "run", "watch"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while len(report(settings, "watch")["windows"]) < 5:  # under way
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert 5 <= len(report(settings, "watch")["windows"]) < windows
+
+    run_monitor(settings, "watch")
+    stored = report(settings, "watch")["windows"]
+    assert len(stored) == windows and len({w["start"] for w in stored}) == windows
+    with AlertManager(settings, list(spec.rules)) as manager:
+        alerts = manager.store.list_alerts(monitor="watch", limit=10 * windows)
+    states = [a.state for a in sorted(alerts, key=lambda a: a.id)]
+    assert states == ["fired", "resolved"] * (windows // 2 - 1) + ["fired"]  # each window once
+
+
+def _iso(seconds: float) -> str:
+    return pd.Timestamp(seconds, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M")

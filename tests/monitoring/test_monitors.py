@@ -112,6 +112,31 @@ def test_a_monitor_stores_each_window_once_and_alerts_on_drift(
     assert "<svg" in page
 
 
+def test_a_window_stored_by_a_pass_cut_short_before_its_alerts_is_counted_by_the_next(
+    home: Settings,
+) -> None:
+    from ferryml.monitoring.alerts import AlertManager
+    from ferryml.monitoring.monitors import _store
+
+    add_monitor(home, _spec(rules=[]))
+    done = run_monitor(home, "watch")  # both windows stored, no rule to count them
+    spec = _spec()
+    with _store(home) as store:  # the rule arrives as if the pass had died before counting
+        store.remove("watch")
+        store.create("watch", spec.to_dict())
+        for r in done:
+            assert store.add_result(
+                "watch", int(r.start.value // 10**6), int(r.end.value // 10**6), r.metrics, {}
+            )
+    assert run_monitor(home, "watch") == []  # nothing new to check ...
+    with AlertManager(home, list(spec.rules)) as manager:
+        alerts = manager.store.list_alerts(monitor="watch")
+    assert [(a.rule, a.state) for a in alerts] == [("drift_share > 0.3", "fired")]  # ... counted
+    assert run_monitor(home, "watch") == []
+    with AlertManager(home, list(spec.rules)) as manager:
+        assert len(manager.store.list_alerts(monitor="watch")) == 1  # and counted once
+
+
 def test_windows_that_have_not_ended_wait_for_a_later_run(home: Settings) -> None:
     add_monitor(home, _spec(rules=[]))
     early = run_monitor(home, "watch", now=pd.Timestamp("2024-06-01T01:30Z"))
