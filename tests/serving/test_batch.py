@@ -420,6 +420,10 @@ def test_dask_workers_predict_the_files_and_write_what_a_local_run_writes(
     remote = run_batch(URI, "log", "dask.parquet", chunk_rows=400, executor=dask_client)
     assert (remote.rows, remote.chunks) == (local.rows, local.chunks) == (3000, 9)
     pd.testing.assert_frame_equal(pd.read_parquet("dask.parquet"), pd.read_parquet("local.parquet"))
+    # scoring a scored set again: the new predictions go beside the old ones
+    run_batch(URI, "local.parquet", "again.parquet", column="again", workers=2)
+    again = pd.read_parquet("again.parquet")
+    assert again["again"].tolist() == again["prediction"].tolist()
 
 
 def test_an_interrupted_dataset_job_resumes_from_its_parts(

@@ -33,6 +33,7 @@ def predict(
     workers: Annotated[
         int | None, typer.Option(help="Worker processes (default: one per CPU).", min=1)
     ] = None,
+    column: Annotated[str, typer.Option(help="The column predictions go to.")] = "prediction",
     executor: Annotated[
         str | None,
         typer.Option(help="local or dask (default: dask: in ferry.yaml, else local)."),
@@ -61,6 +62,7 @@ def predict(
                 settings=settings,
                 executor=executor,
                 address=address,
+                column=column,
                 on_progress=lambda done, total: bar.update(
                     task, completed=done, total=total or None
                 ),

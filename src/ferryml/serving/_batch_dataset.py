@@ -78,8 +78,7 @@ def predict_on(
     run: Any,
     dataset: ParquetDataset,
     parts: Path,
-    chunk_rows: int,
-    columns: list[str] | None,
+    chunking: tuple[int, list[str] | None, str],
     settings: Settings,
     digest: str,
     uri: str,
@@ -88,7 +87,7 @@ def predict_on(
     """Predict on a Dask cluster: one task a file, each loading the model from the artifact
     store once per worker process; (rows, chunks, resumed chunks)."""
     tasks = [
-        (dataset, f, fragment, parts, chunk_rows, columns, settings, digest, uri)
+        (dataset, f, fragment, parts, chunking, settings, digest, uri)
         for f, fragment in enumerate(dataset.fragments)
     ]
     rows = chunks = resumed = 0
@@ -101,7 +100,7 @@ def predict_on(
 def _predict_file(task: tuple[Any, ...]) -> tuple[int, int, int]:
     from ferryml.serving.batch import _is_complete, _write_part
 
-    dataset, f, fragment, parts, chunk_rows, columns, settings, digest, uri = task
+    dataset, f, fragment, parts, (chunk_rows, columns, column), settings, digest, uri = task
     model = _model(settings, digest, uri)
     rows = chunks = resumed = 0
     for b, batch in enumerate(_fragment_batches(dataset, fragment, columns, chunk_rows)):
@@ -111,7 +110,7 @@ def _predict_file(task: tuple[Any, ...]) -> tuple[int, int, int]:
             resumed += 1
             rows += batch.num_rows
             continue
-        rows += _write_part(model, batch, part)
+        rows += _write_part(model, batch, part, column=column)
     return rows, chunks, resumed
 
 

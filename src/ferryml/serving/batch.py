@@ -75,6 +75,7 @@ def run_batch(
     on_progress: Callable[[int, int], None] | None = None,
     executor: Any = None,
     address: str | None = None,
+    column: str = "prediction",
 ) -> BatchResult:
     """Predict every row of a Parquet or CSV file, or of a Parquet dataset, with a model;
     write the rows with a ``prediction`` column to ``output_path``.
@@ -96,6 +97,8 @@ def run_batch(
             ``address`` (or a LocalCluster), a file a task, each worker loading the model
             from the artifact store; or a ``distributed.Client``. Default: ``dask:`` in
             ``ferry.yaml``, else here.
+        column: the name of the column predictions go to (say, to score a prediction log
+            again beside its ``prediction``).
 
     Returns:
         The run id, rows, chunks, resumed chunks, output path and seconds taken.
@@ -146,6 +149,8 @@ def run_batch(
             "input": pinned,
             "chunk_rows": chunk_rows,
         }
+        if column != "prediction":
+            manifest["column"] = column
         _prepare_parts(parts, manifest)
         run_id = _start_run(
             client, settings, model, (label, digest, pointer), target, chunk_rows, workers
@@ -156,7 +161,7 @@ def run_batch(
                 chunked = _read(Path(text), chunk_rows)
                 named = ((parts / f"part-{i:05d}.parquet", c) for i, c in enumerate(chunked))
                 rows, chunks, resumed = _predict_chunks(
-                    model, named, total, workers, on_progress, text
+                    model, named, total, workers, on_progress, text, column
                 )
             else:
                 rows, chunks, resumed = _predict_dataset(
@@ -164,7 +169,7 @@ def run_batch(
                     dataset,
                     parts,
                     total,
-                    (chunk_rows, columns),
+                    (chunk_rows, columns, column),
                     workers,
                     on_progress,
                     (client.settings, package, model_uri, executor, address),
@@ -198,7 +203,7 @@ def _predict_dataset(
     dataset: Any,
     parts: Path,
     total: int,
-    chunking: tuple[int, list[str] | None],
+    chunking: tuple[int, list[str] | None, str],
     workers: int,
     on_progress: Callable[[int, int], None] | None,
     where: tuple[Settings, str, str, Any, str | None],
@@ -208,11 +213,11 @@ def _predict_dataset(
     from ferryml.serving import _batch_dataset as by_file
 
     settings, package, uri, executor, address = where
-    chunk_rows, columns = chunking
+    chunk_rows, columns, column = chunking
     with runner(executor, address=address, root=_project_root()) as run:
         if run.name == "local":
             named = by_file.read_chunks(dataset, parts, chunk_rows, columns)
-            return _predict_chunks(model, named, total, workers, on_progress, dataset.url)
+            return _predict_chunks(model, named, total, workers, on_progress, dataset.url, column)
         report = on_progress or (lambda done, total: None)
         done = 0
 
@@ -222,7 +227,7 @@ def _predict_dataset(
             report(done, total)
 
         result = by_file.predict_on(
-            run, dataset, parts, chunk_rows, columns, settings, package, uri, progress
+            run, dataset, parts, (chunk_rows, columns, column), settings, package, uri, progress
         )
     if result[1] == 0:
         raise InvalidArgument(f"Input {dataset.url!r} has no rows; there is nothing to predict.")
@@ -389,6 +394,7 @@ def _predict_chunks(
     workers: int,
     on_progress: Callable[[int, int], None] | None,
     source: str,
+    column: str = "prediction",
 ) -> tuple[int, int, int]:
     """Predict each chunk into its part, ``workers`` at a time, skipping the parts an
     earlier call wrote; (rows, chunks, resumed chunks)."""
@@ -396,7 +402,7 @@ def _predict_chunks(
     pool: cf.Executor
     task: Callable[[Chunk, Path], int]
     if workers == 1:
-        pool, task = _Inline(), functools.partial(_write_part, model)
+        pool, task = _Inline(), functools.partial(_write_part, model, column=column)
     else:
         # fork: workers share the loaded model with this process instead of loading it
         pool, task = (
@@ -404,7 +410,7 @@ def _predict_chunks(
                 workers,
                 mp_context=multiprocessing.get_context("fork"),
                 initializer=_init_worker,
-                initargs=(model,),
+                initargs=(model, column),
             ),
             _work,
         )
@@ -494,11 +500,12 @@ class _Inline(cf.Executor):
 # A worker process's model, set once by its initializer: a pool task cannot carry it (it
 # would be pickled with every chunk), and each forked process has its own copy.
 _worker_model: LoadedModel | None = None
+_worker_column = "prediction"
 
 
-def _init_worker(model: LoadedModel) -> None:
-    global _worker_model
-    _worker_model = model
+def _init_worker(model: LoadedModel, column: str) -> None:
+    global _worker_model, _worker_column
+    _worker_model, _worker_column = model, column
     # Ctrl-C is the parent's to handle: it lets the chunks in flight finish their parts.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     # One thread per worker: the workers use the cores already, and GNU OpenMP (used by
@@ -510,10 +517,10 @@ def _init_worker(model: LoadedModel) -> None:
 
 def _work(chunk: Chunk, part: Path) -> int:
     assert _worker_model is not None, "the pool's initializer sets the model"
-    return _write_part(_worker_model, chunk, part)
+    return _write_part(_worker_model, chunk, part, column=_worker_column)
 
 
-def _write_part(model: LoadedModel, chunk: Chunk, part: Path) -> int:
+def _write_part(model: LoadedModel, chunk: Chunk, part: Path, *, column: str = "prediction") -> int:
     if isinstance(chunk, pa.RecordBatch):
         try:
             table, frame = pa.Table.from_batches([chunk]), chunk.to_pandas()
@@ -521,10 +528,10 @@ def _write_part(model: LoadedModel, chunk: Chunk, part: Path) -> int:
             raise InvalidArgument(f"The input's rows cannot be read as a table: {e}") from e
     else:
         table, frame = pa.Table.from_pandas(chunk, preserve_index=False), chunk
-    if "prediction" in table.column_names:
+    if column in table.column_names:
         raise InvalidArgument(
-            "The input has a column 'prediction' already, where predictions would go; "
-            "rename or drop it."
+            f"The input has a column {column!r} already, where predictions would go; "
+            "rename or drop it, or name another column (--column)."
         )
     predictions = np.asarray(model.predict(frame))
     if len(predictions) != len(frame):
@@ -532,7 +539,7 @@ def _write_part(model: LoadedModel, chunk: Chunk, part: Path) -> int:
             f"Model {model.uri} returned {len(predictions)} predictions for {len(frame)} rows."
         )
     values = pa.array(predictions if predictions.ndim == 1 else list(predictions))
-    table = table.append_column("prediction", values)
+    table = table.append_column(column, values)
     tmp = part.with_name(f".{part.name}.{os.getpid()}.tmp")
     pq.write_table(table, tmp, use_dictionary=_dictionary_columns(table.schema))
     os.replace(tmp, part)
