@@ -146,4 +146,5 @@ def visit(screenshots: Path) -> Callable[..., Any]:
         assert unexpected == [], f"console errors on {path}"
         return page
 
+    go.screenshots = screenshots  # type: ignore[attr-defined]
     return go

@@ -46,6 +46,11 @@ def test_the_pages_render_for_a_writer(signed_in: Any, visit: Any, ui_server: An
     page.click("#runs tr[data-run] button.fold")
     assert "fold-1" in _rows(page)
     assert page.locator("[data-change]").count() == 1  # Delete selected
+    page.check("tr[data-run] input[aria-label='Select run run-1']")
+    page.check("tr[data-run] input[aria-label='Select run run-2']")
+    page.click("#compare")
+    page.wait_for_selector("#diff")
+    assert page.locator("#diff thead th a").all_inner_texts() == ["run-1", "run-2"]
     page.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sqlalchemy import select
@@ -12,9 +13,10 @@ from sqlalchemy import select
 from ferryml.store import _schema as t
 from ferryml.store.sql import StorePart, _experiment_int
 
-__all__ = ["MetricSeries", "RunKeys", "SqlRunViews"]
+__all__ = ["MetricSeries", "RunKeys", "RunOutputs", "SqlRunViews"]
 
 MAX_KEYS = 1000  # per kind: a column picker, not an export
+KEY_SAMPLE = 2000  # runs, newest first: all 10,000 runs' keys took a second
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,35 @@ class MetricSeries:
     values: np.ndarray
 
 
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run produced: dataset versions and model versions, as (name, version)."""
+
+    datasets: tuple[tuple[str, int], ...]
+    models: tuple[tuple[str, int], ...]
+
+
 class SqlRunViews(StorePart):
+    def list_run_outputs(self, run_id: str) -> RunOutputs:
+        d, m = t.dataset_versions.c, t.model_versions.c
+        with self.sql.engine.connect() as conn:
+            datasets = conn.execute(
+                select(d.name, d.version).where(d.run_id == run_id).order_by(d.name, d.version)
+            ).all()
+            models = conn.execute(
+                select(m.name, m.version).where(m.run_id == run_id).order_by(m.name, m.version)
+            ).all()
+        return RunOutputs(
+            tuple((r.name, r.version) for r in datasets), tuple((r.name, r.version) for r in models)
+        )
+
     def list_run_keys(self, experiment_ids: Sequence[str]) -> RunKeys:
-        runs = select(t.runs.c.run_id).where(
-            t.runs.c.experiment_id.in_([_experiment_int(e) for e in experiment_ids])
+        """The keys of the experiments' newest ``KEY_SAMPLE`` runs."""
+        runs = (
+            select(t.runs.c.run_id)
+            .where(t.runs.c.experiment_id.in_([_experiment_int(e) for e in experiment_ids]))
+            .order_by(t.runs.c.start_time.desc())
+            .limit(KEY_SAMPLE)
         )
         found = []
         with self.sql.engine.connect() as conn:
@@ -63,12 +90,24 @@ class SqlRunViews(StorePart):
             .where(m.run_id == run_id, m.key == key)
             .order_by(m.step, m.timestamp)
         )
+        compiled = stmt.compile(dialect=self.sql.engine.dialect)
+        params: Any = (
+            tuple(compiled.params[k] for k in compiled.positiontup or ())
+            if compiled.positional
+            else compiled.params
+        )
         with self.sql.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
+            # The driver's own tuples: SQLAlchemy's rows cost 2.5x as much at 100,000 points.
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.execute(str(compiled), params)
+                rows = cursor.fetchall()
+            finally:
+                cursor.close()
         if not rows:
             empty = np.empty(0)
             return MetricSeries(key, empty.astype(np.int64), empty.astype(np.int64), empty)
-        steps, times, values, nans = (np.asarray(c) for c in zip(*rows, strict=True))
-        values = values.astype(np.float64)
-        values[nans.astype(bool)] = np.nan
-        return MetricSeries(key, steps.astype(np.int64), times.astype(np.int64), values)
+        table = np.array(rows, dtype=np.float64)
+        values = table[:, 2]
+        values[table[:, 3] != 0] = np.nan
+        return MetricSeries(key, table[:, 0].astype(np.int64), table[:, 1].astype(np.int64), values)

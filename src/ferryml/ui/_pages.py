@@ -69,7 +69,15 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     env.filters["urlquote"] = lambda value: quote(str(value), safe="")
+    env.filters["num"] = _number
     return env
+
+
+def _number(value: Any) -> str:
+    """Six significant digits for floats, as the runs table shows them."""
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.6g}"
+    return str(value)
 
 
 def render(

@@ -112,11 +112,12 @@ class Auth:
     async def _page_user(self, headers: dict[bytes, bytes]) -> User | None:
         if not self.enabled:
             return self.anonymous
+        header = headers.get(b"authorization")
         token = session_token(headers)
-        if token is None:
+        if header is None and token is None:
             return None
         try:
-            return await self._user(b"Bearer " + token.encode())
+            return await self._user(header or b"Bearer " + str(token).encode())
         except FerryError:  # revoked or disabled: signed out
             return None
 

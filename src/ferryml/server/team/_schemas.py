@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 
@@ -27,6 +27,7 @@ __all__ = [
     "SearchResult",
     "SetAlias",
     "SetWeights",
+    "TablePreview",
     "UpdateUser",
     "Written",
 ]
@@ -160,3 +161,8 @@ class RunKeysOut(BaseModel):
     params: list[str]
     metrics: list[str]
     tags: list[str]
+
+
+class TablePreview(BaseModel):
+    columns: list[str]
+    rows: list[list[Any]]

@@ -32,6 +32,7 @@ from ferryml.server.team import (
     predictions,
     registry,
     review,
+    run_files,
     schedules,
     tracking,
     users,
@@ -103,6 +104,7 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
     )
     for router in (
         tracking,
+        run_files,
         blobs,
         datasets,
         pipelines,
