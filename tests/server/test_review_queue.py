@@ -317,3 +317,20 @@ def test_a_new_labels_policy_counts_the_labels_given_in_the_queue(world: Setting
     finally:
         automation.close()
     assert trigger.details["labels"] == 2 and "2 new labels" in trigger.message
+
+
+def test_the_agent_tops_review_queues_up_each_pass(world: Settings) -> None:
+    from ferryml.automation import Agent
+
+    name, _ = deployment(world, n=6)
+    configure_review(name, strategy="confidence", size=4, settings=world)
+    with Agent(world, {}, schedules=False) as agent:
+        assert agent.tick().reviews >= 4  # other tests' queues may take some too
+        store = open_review_store(world)
+        try:
+            assert len(store.list_items(name)) == 4
+            label_prediction(name, store.list_items(name)[0].prediction_id, 0, settings=world)
+        finally:
+            store.close()
+        second = agent.tick()
+    assert second.errors == [] and second.reviews >= 1

@@ -1,4 +1,5 @@
-"""The agent: runs due schedules, every monitor and every policy, pass after pass.
+"""The agent: runs due schedules, every monitor and every policy, pass after pass, and
+tops every review queue up with predictions for a person to label.
 
 One agent acts at a time: each pass starts by taking (or renewing) a lease in the metadata
 store, and a background thread renews it while a long step (a training pipeline) runs; an
@@ -28,12 +29,19 @@ from sqlalchemy.exc import SQLAlchemyError
 from ferryml.automation import decisions as steps
 from ferryml.automation.policy import Policy, Trigger, declares_policies, load_policies
 from ferryml.config import Settings
-from ferryml.errors import FerryError, InvalidArgument, PermissionDenied, Unauthenticated
+from ferryml.errors import (
+    FerryError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    Unauthenticated,
+)
 from ferryml.store.factory import (
     open_alert_store,
     open_automation_store,
     open_monitor_store,
     open_prediction_store,
+    open_review_store,
 )
 from ferryml.store.loop import AutomationStore
 
@@ -52,6 +60,7 @@ class Tick:
     holder: str | None = None
     schedules: int = 0
     windows: int = 0
+    reviews: int = 0  # predictions added to review queues
     created: list[int] = field(default_factory=list)
     steps: int = 0
     errors: list[str] = field(default_factory=list)
@@ -203,6 +212,7 @@ class Agent:
             tick.schedules = len(run_scheduler(self.settings, once=True))
         if self.monitors:
             tick.windows = self._run_monitors(tick)
+            tick.reviews = self._fill_reviews(tick)
         if self._given is None and declares_policies(self.settings.root):
             for decision in self.store.list_decisions(open_only=True):
                 if decision.policy not in self.policies:  # removed from ferry.yaml
@@ -232,6 +242,24 @@ class Agent:
             except Exception as e:  # noqa: BLE001 - one broken monitor must not stop the others
                 tick.errors.append(f"monitor {spec.name}: {e}")
                 log.error("monitor %s: %s", spec.name, e)
+        return count
+
+    def _fill_reviews(self, tick: Tick) -> int:
+        """Top each deployment's review queue up; a deployment with no predictions yet, or
+        a queue full already, adds none."""
+        from ferryml.monitoring.review import fill_review_queue
+
+        count = 0
+        for queue in self.sources.review.list_queues():
+            try:
+                count += fill_review_queue(
+                    queue.deployment, settings=self.settings, store=self.sources.review
+                )
+            except NotFound:
+                continue
+            except Exception as e:  # noqa: BLE001 - one broken queue must not stop the others
+                tick.errors.append(f"review queue {queue.deployment}: {e}")
+                log.error("review queue %s: %s", queue.deployment, e)
         return count
 
     def _run_policy(self, policy: Policy, tick: Tick) -> None:
@@ -314,6 +342,7 @@ class _Sources:
         self.alerts = open_alert_store(settings, sharing=store)
         self.monitors = open_monitor_store(settings, sharing=store)
         self.predictions = open_prediction_store(settings, sharing=store)
+        self.review = open_review_store(settings, sharing=store)
 
 
 def _check(

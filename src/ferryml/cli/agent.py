@@ -65,6 +65,8 @@ def _print_tick(tick: Any) -> None:
         typer.echo(f"Decision {decision} started; see `ferry decisions show {decision}`.")
     for error in tick.errors:
         typer.echo(f"Error: {error}", err=True)
+    if tick.reviews:
+        typer.echo(f"Review queues: {tick.reviews} prediction(s) chosen for a person to label.")
     if tick.schedules or tick.windows or tick.steps:
         typer.echo(
             f"Pass: {tick.schedules} scheduled run(s), {tick.windows} monitor window(s), "
