@@ -184,3 +184,23 @@ def test_a_label_given_in_the_review_queue_is_feedback_with_who(
     assert (given[prediction]["label"], given[prediction]["user"]) == ("1", "writer")
     assert page.locator("#done td", has_text="writer").count() == 1
     page.close()
+
+
+def test_pages_of_missing_things_say_what_is_missing(ui_server: Any) -> None:
+    import httpx
+
+    with httpx.Client(base_url=ui_server.url) as http:
+        http.post("/signin", data={"user": "reader", "token": ui_server.tokens["reader"]})
+        for path, message in (
+            ("/deployments/nowhere", "Deployment &#39;nowhere&#39; not found"),
+            (f"/models/{MODEL}/versions/99", "has no version 99"),
+            ("/monitors/churn-watch/windows/5", "has no window ending at 5"),
+            ("/predictions/nope", "No logged prediction has id &#39;nope&#39;"),
+            ("/decisions/999", "999"),
+            ("/data/nothing/versions/1", "nothing"),
+        ):
+            page = http.get(path)
+            assert page.status_code == 404, path
+            assert message in page.text and "Traceback" not in page.text, path
+        unset = http.get("/review/nowhere")
+        assert unset.status_code == 200 and "has no review queue yet" in unset.text
