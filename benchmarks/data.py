@@ -13,8 +13,12 @@ venv (benchmarks/.cache/dvc-venv, made on first use). Every file the run makes l
 one temp folder, removed at the end, also on failure. Stdlib only.
 
 Workloads: add a file of random bytes (1 GiB); first add of a folder of small files
-(20,000 of 4 KiB in 100 subfolders); add again after changing one file; remove the folder
-and check it out, then compare every file's bytes. Each repeat starts from a fresh project;
+(20,000 of 4 KiB in 100 subfolders); add again after changing one file; the status of the
+unchanged folder; remove the folder and check it out, then compare every file's bytes;
+push the folder to S3 (a moto server on 127.0.0.1, its own process, shared by both
+sides), then remove the folder and the local cache and pull it back (`ferry data pull`
+and `ferry data checkout`; `dvc pull`, which does both), comparing every file's bytes
+again. Each repeat starts from a fresh project;
 the sides take turns going first. The data is copied into each project with cp right before
 the add, and that copy's time is the floor printed beside the figures, measured in the same
 state of the machine.
@@ -53,6 +57,9 @@ DVC = str(VENV / "bin" / "dvc")
 FERRY_PY = sys.executable  # this script runs from the repo's .venv
 FERRY = str(Path(sys.executable).parent / "ferry")
 DVC_PIN = "3.67.1"  # the version PEERS.md measured
+MOTO = str(Path(sys.executable).parent / "moto_server")
+BUCKET = "ferry-bench"
+CP_SHARE_TARGET = 1.5  # ferryml's first add and checkout, times cp -r of the folder
 FULL = {"big_mib": 1024, "n_files": 20000, "file_kib": 4, "n_dirs": 100, "repeats": 3}
 QUICK = {"big_mib": 128, "n_files": 2000, "file_kib": 4, "n_dirs": 20, "repeats": 1}
 READD_SHARE_TARGET = 0.10  # ferryml's add after a one-file change, share of its first add
@@ -61,7 +68,10 @@ ROWS = [
     ("big_add", "add {big} file", 4),
     ("tree_add", "add {n} files, first", 5),
     ("tree_readd", "add again, one file changed", None),  # target: READD_SHARE_TARGET
+    ("status", "status of {n} unchanged files", None),
     ("checkout", "checkout {n} files, folder deleted", 5),
+    ("push", "push {n} files to S3 (moto)", 5),
+    ("pull", "pull them back and check out, folder and cache deleted", 5),
     ("init", "set up a new project (context)", None),
 ]
 # Used only while `ferry data` is missing from the CLI: the same calls through the Python
@@ -89,8 +99,8 @@ def ensure_dvc() -> str:
         log(f"creating {VENV} (once) ...")
         venv.create(VENV, with_pip=True)
         for spec in (f"dvc=={DVC_PIN}", "dvc>=3.67,<3.68", "dvc>=3,<4"):
-            log(f"pip install {spec}")
-            pip = [DVC_PY, "-m", "pip", "install", "--quiet", spec]
+            log(f"pip install {spec} dvc-s3")
+            pip = [DVC_PY, "-m", "pip", "install", "--quiet", spec, "dvc-s3"]
             if subprocess.run(pip, check=False, stdout=sys.stderr).returncode == 0:
                 break
         else:
@@ -128,6 +138,11 @@ class Side:
                  init: list[str], init_first: bool, pointer_suffix: str) -> None:  # fmt: skip
         self.name, self.env, self.init_cmd, self.init_first = name, env, init, init_first
         self.add_cmd, self.checkout_cmd, self.pointer_suffix = add, checkout, pointer_suffix
+        self.status_cmd: list[str] = []
+        self.push_cmd: list[str] = []
+        self.pull_cmds: list[list[str]] = []  # run one after the other, timed together
+        self.remote_cmds: list[list[str]] = []  # set the remote up ({url}, {endpoint})
+        self.caches: list[str] = []  # folders holding the local copies of the data
 
     def project(self, parent: Path, label: str, res: dict | None) -> Path:
         """A fresh git repo with a data/ folder, initialised for the tool if it needs that
@@ -176,6 +191,11 @@ class Side:
         os.sync()
         return self.run(self.checkout_cmd, project)
 
+    def runs(self, cmds: list[list[str]], project: Path) -> tuple[float, float]:
+        os.sync()
+        took = [self.run(cmd, project) for cmd in cmds]
+        return sum(t[0] for t in took), sum(t[1] for t in took)
+
 
 def make_sides(tmp: Path, api: bool) -> tuple[Side, Side]:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("FERRY_", "DVC_"))}
@@ -196,8 +216,18 @@ def make_sides(tmp: Path, api: bool) -> tuple[Side, Side]:
         add, checkout = [FERRY_PY, "-c", API_DRIVER, "add"], [FERRY_PY, "-c", API_DRIVER, "co"]
     else:
         add, checkout = [FERRY, "data", "add"], [FERRY, "data", "checkout"]
+    dvc.status_cmd = [DVC, "status", "-q"]
+    dvc.push_cmd, dvc.pull_cmds = [DVC, "push", "-q"], [[DVC, "pull", "-q"]]
+    dvc.remote_cmds = [[DVC, "remote", "add", "-f", "-d", "bench", "{url}"],
+                       [DVC, "remote", "modify", "bench", "endpointurl", "{endpoint}"]]  # fmt: skip
+    dvc.caches = [".dvc/cache"]
     # ferryml needs no init: its first add creates .ferry/ (timed apart with `ferry init`).
-    return Side("ferryml", base, add, checkout, [FERRY, "init"], False, ".ferry"), dvc
+    ferry = Side("ferryml", base, add, checkout, [FERRY, "init"], False, ".ferry")
+    ferry.status_cmd = [FERRY, "data", "status"]
+    ferry.push_cmd, ferry.pull_cmds = [FERRY, "data", "push"], [[FERRY, "data", "pull"], checkout]
+    ferry.remote_cmds = [["{set FERRY_REMOTE}"]]
+    ferry.caches = [".ferry/artifacts", ".ferry/cache"]
+    return ferry, dvc
 
 
 # -- data ------------------------------------------------------------------------------
@@ -262,6 +292,13 @@ def copy_in(cmd: list[str], floor: str) -> None:
 FLOORS: dict[str, list[float]] = {}
 
 
+def time_floor(cmd: list[str], floor: str) -> None:
+    """Time a command that does part of the work alone (its output discarded)."""
+    t = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    FLOORS.setdefault(floor, []).append(time.perf_counter() - t)
+
+
 def warm_up(side: Side, tmp: Path) -> None:
     """Untimed: one small add and checkout, to compile .pyc files and fill the page cache
     with the tool's code."""
@@ -316,14 +353,74 @@ def tree_round(
         (folder / changed).write_bytes(new)
         expected = {**digests, changed: hashlib.blake2b(new).hexdigest()}
         record(res, "tree_readd", step("tree_readd", side.add, project, "data/files"))
+        time_floor(["find", str(folder), "-type", "f", "-printf", "%s\n"], "stat_tree")
+        record(res, "status", step("status", side.runs, [side.status_cmd], project))
         shutil.rmtree(folder) if cfg.get("rm") else discard(folder, tmp)
         took = step("checkout", side.checkout, project)
         step("checkout", verify_tree, folder, expected)  # a wrong result is no figure
         record(res, "checkout", took)
         res["checkout_verified"] = res.get("checkout_verified", 0) + 1
+        if cfg.get("s3") and rep < cfg["s3_repeats"]:  # minutes a side against moto
+            transfer(side, project, folder, expected, cfg, rep, res)
     finally:
         if project.exists():
             discard(project, tmp)
+
+
+def transfer(
+    side: Side,
+    project: Path,
+    folder: Path,
+    expected: dict[str, str],
+    cfg: dict,
+    rep: int,
+    res: dict,
+) -> None:
+    """Push the folder's version to a fresh prefix of the bucket; then, with the folder and
+    the local cache gone, pull it back into the workspace and compare every file."""
+    url, endpoint = f"s3://{BUCKET}/{side.name}-{rep}", cfg["s3"]
+    for cmd in side.remote_cmds:
+        if cmd == ["{set FERRY_REMOTE}"]:
+            side.env["FERRY_REMOTE"] = url
+        else:
+            side.run([c.format(url=url, endpoint=endpoint) for c in cmd], project)
+    record(res, "push", step("push", side.runs, [side.push_cmd], project))
+    discard(folder, project.parent)
+    for cache in side.caches:
+        discard(project / cache, project.parent)
+    took = step("pull", side.runs, side.pull_cmds, project)
+    step("pull", verify_tree, folder, expected)
+    record(res, "pull", took)
+    res["pull_verified"] = res.get("pull_verified", 0) + 1
+
+
+def start_moto(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """A moto S3 server in its own process on a free port of 127.0.0.1, with the bucket."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    out = open(tmp / "moto.log", "wb")  # noqa: SIM115 - the server's lifetime
+    proc = subprocess.Popen([MOTO, "-H", "127.0.0.1", "-p", str(port)], stdout=out,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    endpoint = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    import boto3  # in the repo's venv, as moto is
+
+    boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    ).create_bucket(Bucket=BUCKET)
+    return proc, endpoint
 
 
 def step(key: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -398,12 +495,24 @@ def report(f: dict, d: dict, cfg: dict) -> list[dict]:
         if key == "init":
             notes.append("ferryml: `ferry init`, which its first adds above do themselves; "
                          "DVC: `dvc init`, run before its adds, off their clocks")  # fmt: skip
-        if key == "checkout":
+        if key in ("checkout", "pull"):
             notes.append(
-                f"bytes of all files checked: ferryml {f.get('checkout_verified', 0)}/"
-                f"{len(f.get('checkout', []))}, DVC {d.get('checkout_verified', 0)}/"
-                f"{len(d.get('checkout', []))} runs right"
+                f"bytes of all files checked: ferryml {f.get(f'{key}_verified', 0)}/"
+                f"{len(f.get(key, []))}, DVC {d.get(f'{key}_verified', 0)}/"
+                f"{len(d.get(key, []))} runs right"
             )
+        cp = statistics.median(FLOORS["cp_r_tree"]) if FLOORS.get("cp_r_tree") else None
+        if key in ("tree_add", "checkout") and fv and cp:
+            within = fv / cp <= CP_SHARE_TARGET
+            ok = ok and within
+            notes.append(f"ferryml {fv / cp:.1f}x cp -r of the folder ({cp:.2f} s; target "
+                         f"<={CP_SHARE_TARGET}x: {'PASS' if within else 'MISS'})")  # fmt: skip
+        if key == "status" and FLOORS.get("stat_tree"):
+            notes.append(
+                f"stat of every file (find) {statistics.median(FLOORS['stat_tree']):.2f} s"
+            )
+        if key == "pull":
+            notes.append("ferryml: `ferry data pull` then `ferry data checkout`; DVC: `dvc pull`")
         fc, dc = (statistics.median(r[f"{key}_cpu"]) if r.get(f"{key}_cpu") else None
                   for r in (f, d))  # fmt: skip
         if fc is not None or dc is not None:
@@ -435,11 +544,13 @@ def main() -> None:
     ap.add_argument("--api", action="store_true",
                     help="drive ferryml through its Python API (used anyway while the "
                          "`ferry data` commands are missing)")  # fmt: skip
+    ap.add_argument("--no-s3", action="store_true", help="skip push and pull (no moto server)")
+    ap.add_argument("--s3-repeats", type=int, default=1, help="repeats that push and pull")
     ap.add_argument("--rm", action="store_true",
                     help="delete the folder before checkout, not move it away (shows "
                          "this machine's slow file creation after mass deletes)")  # fmt: skip
     args = ap.parse_args()
-    cfg = {**(QUICK if args.quick else FULL), "rm": args.rm}
+    cfg = {**(QUICK if args.quick else FULL), "rm": args.rm, "s3_repeats": args.s3_repeats}
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # clean up the temp folder too
 
     version = ensure_dvc()
@@ -450,10 +561,17 @@ def main() -> None:
     ferry_version = importlib.metadata.version("ferryml")
     f: dict[str, Any] = {}
     d: dict[str, Any] = {}
+    moto: subprocess.Popen[bytes] | None = None
     with tempfile.TemporaryDirectory(prefix="ferry-bench-data-", dir="/tmp") as tmp_:
         tmp = Path(tmp_)
         ferry_side, dvc_side = make_sides(tmp, api)
         sides = [(ferry_side, f), (dvc_side, d)]
+        if not args.no_s3:
+            moto, cfg["s3"] = start_moto(tmp)
+            for side, _ in sides:  # as a user points any S3 client at their own endpoint
+                side.env.update(AWS_ENDPOINT_URL=cfg["s3"], AWS_ACCESS_KEY_ID="testing",
+                                AWS_SECRET_ACCESS_KEY="testing",
+                                AWS_DEFAULT_REGION="us-east-1")  # fmt: skip
         log(f"making the data under {tmp} ...")
         big, tree = tmp / "big.bin", tmp / "tree"
         make_big(big, cfg["big_mib"])
@@ -470,10 +588,16 @@ def main() -> None:
                 attempt(side, res, "big", big_add, tmp, big)
         for rep in range(cfg["repeats"]):
             for side, res in sides if rep % 2 == 0 else sides[::-1]:
-                log(f"[{side.name}] folder: add, change one, add, checkout; repeat {rep + 1}")
+                log(
+                    f"[{side.name}] folder: add, change one, add, status, checkout, push, "
+                    f"pull; repeat {rep + 1}"
+                )
                 attempt(side, res, "tree", tree_round, tmp, tree, digests, cfg, rep)
         log("hashing floors ...")
         hashed = hash_floors(big, cfg["repeats"])
+        if moto is not None:
+            moto.terminate()
+            moto.wait()
         log(f"removing {tmp} ...")
     floor = {k: sorted(v) for k, v in FLOORS.items()}
     floor.update({f"{k}_in_process": [v] for k, v in hashed.items()})
@@ -495,7 +619,8 @@ def main() -> None:
             line += f" (target {r['target']}: {r['status']})"
         print(line + f" — runs {r['samples']}" + (f"; {r['note']}" if r["note"] else ""))
     floor_text = []
-    for key, label in (("cp_r_tree", "cp -r of the folder"), ("cp_big", "cp of the file")):
+    for key, label in (("cp_r_tree", "cp -r of the folder"), ("cp_big", "cp of the file"),
+                       ("stat_tree", "stat of every file of the folder (find)")):  # fmt: skip
         if floor.get(key):  # one copy into each project, right before its timed add
             v = floor[key]
             floor_text.append(f"{label} {statistics.median(v):.2f} s "

@@ -11,7 +11,7 @@ import pytest
 from ferryml.config import Settings
 from ferryml.data.transfer import pull, push
 from ferryml.data.workspace import Workspace
-from ferryml.errors import InvalidArgument, NotFound, StoreUnavailable
+from ferryml.errors import IntegrityError, InvalidArgument, NotFound, StoreUnavailable
 
 
 @pytest.fixture
@@ -66,8 +66,7 @@ def test_an_interrupted_push_resumes_with_only_the_missing_blobs(
     assert (report.copied, report.present) == (7, 34)
 
 
-def test_pull_of_a_table_brings_its_profile(ws: Workspace, s3_bucket: str, tmp_path: Path
-                                            ) -> None:
+def test_pull_of_a_table_brings_its_profile(ws: Workspace, s3_bucket: str, tmp_path: Path) -> None:
     import pandas as pd
 
     remote = _remote(s3_bucket, tmp_path)
@@ -87,3 +86,41 @@ def test_no_remote_and_an_unreachable_remote_are_clear_errors(ws: Workspace) -> 
         push(ws)
     with pytest.raises(StoreUnavailable, match="is unreachable.*bucket 'no-such-bucket'"):
         push(ws, "s3://no-such-bucket/x")
+
+
+def test_a_corrupt_local_blob_is_never_pushed_under_its_name(
+    ws: Workspace, s3_bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    remote = _remote(s3_bucket, tmp_path)
+    version = ws.add("data")
+    entry = ws.manifest(version).by_path()["7.txt"]
+    blob = ws.artifacts.local_path(entry.digest)
+    assert blob is not None
+    blob.chmod(0o644)
+    blob.write_bytes(b"bit rot")
+    with pytest.raises(
+        IntegrityError, match=f"^Blob {entry.digest} in artifact store .* is corrupt"
+    ):
+        push(ws, remote)
+    key = f"{tmp_path.name}/blobs/{entry.digest[:2]}/{entry.digest[2:]}"
+    listed = s3_client.list_objects_v2(Bucket=s3_bucket, Prefix=key)
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_a_blob_missing_on_the_remote_is_named_by_pull(
+    ws: Workspace, s3_bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    remote = _remote(s3_bucket, tmp_path)
+    version = ws.add("data")
+    push(ws, remote)
+    digest = ws.manifest(version).by_path()["3.txt"].digest
+    s3_client.delete_object(
+        Bucket=s3_bucket, Key=f"{tmp_path.name}/blobs/{digest[:2]}/{digest[2:]}"
+    )
+    shutil.rmtree(ws.settings.home / "artifacts")
+    fresh = Workspace(ws.settings)
+    try:
+        with pytest.raises(NotFound, match=f"^Blob {digest} not found in artifact store"):
+            pull(fresh, remote)
+    finally:
+        fresh.close()
