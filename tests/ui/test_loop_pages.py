@@ -19,7 +19,7 @@ from ferryml.config import Settings
 from ferryml.serving.predlog import PredictionLog
 from ferryml.tracking.client import FerryClient
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # builds the whole loop: a minute
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]  # builds the whole loop: 2 min in all
 
 
 def ui_data(client: FerryClient) -> dict[str, Any]:
