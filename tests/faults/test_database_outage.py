@@ -1,8 +1,8 @@
 """The metadata store goes away for a while and comes back: a private PostgreSQL cluster is
-stopped and started under tracking, the registry, data versions, the prediction log, a
-monitor and the agent; an SQLite store is locked by another process. Nothing accepted is
-lost or stored twice, what is refused says the store cannot be reached, and each component
-works again by itself once it is back."""
+stopped and started under tracking, the registry, data versions, a pipeline run, the
+prediction log, a monitor and the agent; an SQLite store is locked by another process.
+Nothing accepted is lost or stored twice, what is refused says the store cannot be reached,
+and each component works again by itself once it is back."""
 
 from __future__ import annotations
 
@@ -243,3 +243,82 @@ def test_a_locked_sqlite_store_holds_values_in_the_journal_until_it_is_free(
         float(s) for s in range(500)
     ]
     client.close()
+
+
+OUTAGE_PIPELINE = """
+import threading
+from ferryml.pipelines import pipeline, step
+
+CALLS: list = []
+BEGUN, GO_ON = threading.Event(), threading.Event()
+
+
+@step
+def load(n: int) -> list:
+    CALLS.append("load")
+    return list(range(n))
+
+
+@step
+def total(rows: list) -> int:
+    CALLS.append("total")
+    if not GO_ON.is_set():  # the first run's step outlives the database
+        BEGUN.set()
+        GO_ON.wait(60)
+    return sum(rows)
+
+
+@pipeline
+def counting(n: int = 5):
+    return total(load(n))
+"""
+
+
+def test_a_pipeline_run_cut_off_by_an_outage_ends_failed_and_resumes_from_the_cache(
+    settings: Settings, outage: PrivateCluster, tmp_path: Path
+) -> None:
+    from ferryml.pipelines.engine import load_target, run_pipeline
+
+    module = f"outage_{tmp_path.name}"
+    (tmp_path / f"{module}.py").write_text(OUTAGE_PIPELINE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        pipeline = load_target(f"{module}:counting")
+        steps = sys.modules[module]
+        refused: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                run_pipeline(pipeline, settings=settings)
+            except StoreUnavailable as e:
+                refused.append(e)
+
+        first = threading.Thread(target=run)
+        first.start()
+        assert steps.BEGUN.wait(60)
+        outage.stop("fast")  # while the second step runs
+        steps.GO_ON.set()
+        first.join(120)
+        assert not first.is_alive()
+        assert "Cannot reach the store" in str(refused[0])
+        outage.start()
+        client = FerryClient(settings)  # writes the ends the journal kept
+        try:
+            experiments = [e.experiment_id for e in client.list_experiments()]
+            runs = [
+                r
+                for r in client.search_runs(experiments, max_results=1000).runs
+                if module in r.data.tags.get("ferry.pipeline.ref", "")
+                or module in r.data.tags.get("ferry.step.ref", "")
+            ]
+        finally:
+            client.close()
+        statuses = sorted((r.data.tags["ferry.kind"], r.info.status.value) for r in runs)
+        assert statuses == [("pipeline", "FAILED"), ("step", "FAILED"), ("step", "FINISHED")]
+        (cut,) = [r for r in runs if r.data.tags["ferry.kind"] == "pipeline"]
+        again = run_pipeline(pipeline, settings=settings, resume=cut.info.run_id)
+        assert (again.status, again.output()) == ("FINISHED", 10)
+        assert steps.CALLS == ["load", "total", "total"]  # load came from the cache
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop(module, None)

@@ -15,6 +15,7 @@ from typing import Any
 import blake3
 
 from ferryml.config import Settings
+from ferryml.errors import StoreUnavailable
 from ferryml.pipelines._code import code_digest
 from ferryml.pipelines._dsl import Graph, Node, Pipeline
 from ferryml.pipelines._task import StepOutcome, StepTask
@@ -98,6 +99,8 @@ def run_plans(
         for plan in plans:
             for state in plan.states.values():
                 if state.status in ("PENDING", "RUNNING"):
+                    if state.status == "RUNNING" and state.run_id is not None:
+                        _end(client, state.run_id, "FAILED", f"interrupted: {e}")
                     state.status, state.error = "FAILED", f"interrupted: {type(e).__name__}"
         raise
     finally:
@@ -328,19 +331,27 @@ def finish_plan(client: FerryClient, plan: Plan) -> None:
         "steps_failed": float(sum(s.status == "FAILED" for s in states)),
         "duration_s": time.monotonic() - plan.started,
     }
-    for state in states:  # what steps logged, so runs of a pipeline compare on it
-        if state.run_id is not None and state.status == "FINISHED":
-            for key, value in client.get_run(state.run_id).data.metrics.items():
-                if key != "duration_s":
-                    metrics[key] = value
+    with contextlib.suppress(StoreUnavailable):  # the run still ends, in the journal
+        for state in states:  # what steps logged, so runs of a pipeline compare on it
+            if state.run_id is not None and state.status == "FINISHED":
+                for key, value in client.get_run(state.run_id).data.metrics.items():
+                    if key != "duration_s":
+                        metrics[key] = value
     _log_metrics(client, plan.run_id, metrics)
     if failed:
         summary = "; ".join(
             f"{s.node}: {last_line(s.error) if s.error else s.status}" for s in failed
         )
-        client.set_terminated(plan.run_id, "FAILED", failure=summary[:8000])
+        _end(client, plan.run_id, "FAILED", summary[:8000])
     else:
-        client.set_terminated(plan.run_id, "FINISHED")
+        _end(client, plan.run_id, "FINISHED", None)
+
+
+def _end(client: FerryClient, run_id: str, status: str, failure: str | None) -> None:
+    """End a run even while the store is away: the journal keeps the end and writes it once
+    the store is back, so no run is left RUNNING by an outage."""
+    with contextlib.suppress(StoreUnavailable):
+        client.set_terminated(run_id, status, failure=failure)
 
 
 # -- cache keys ---------------------------------------------------------------------------
