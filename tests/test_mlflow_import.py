@@ -3,12 +3,9 @@ arrives once, an interrupted import resumes, a missing artifact is reported and 
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,14 +13,10 @@ import pytest
 
 from ferryml.config import Settings
 from ferryml.imports import import_mlflow, open_source
-from ferryml.registry.models import Registry
-from ferryml.store.artifacts import ArtifactStore
-from ferryml.store.sql import SqlStore
-from mlflow_world import run_client
+from mlflow_world import check_imported, ferry_cli, run_client
 
 pytestmark = pytest.mark.e2e
 
-FERRY = str(Path(sys.executable).with_name("ferry"))
 RUNS = 100
 
 
@@ -35,53 +28,9 @@ def source(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, dict[str, Any
     return uri, wrote, folder
 
 
-def _ferry(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {"PATH": "/usr/bin:/bin", "FERRY_HOME": str(home), "HOME": str(home)}
-    env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
-    return subprocess.run([FERRY, *args], env=env, capture_output=True, text=True, check=False)
-
-
 def test_import_brings_everything_once(source: Any, tmp_path: Path) -> None:
     uri, wrote, _ = source
-    home = tmp_path / "home"
-    done = _ferry(home, "import", "mlflow", uri, "--json")
-    assert done.returncode == 0, done.stderr
-    report = json.loads(done.stdout)
-    counts = report["counts"]
-    assert counts["runs"] == wrote["runs"] and report["mismatches"] == []
-    assert counts["metric values"] == RUNS * 9 + 10_000 + 2
-    assert (counts["registered models"], counts["model versions"], counts["aliases"]) == (1, 1, 1)
-    assert report["checked_runs"] == wrote["runs"] and report["problems"] == []
-
-    settings = Settings.resolve(home=home, environ={})
-    store = SqlStore(settings.store_url).open()
-    try:
-        parent = store.get_run(wrote["parent"])
-        assert parent.info.run_name == "parent" and parent.data.params == {"alpha": "0.5"}
-        history = store.get_metric_history(wrote["parent"], "loss")
-        assert [m.step for m in history] == list(range(10_000))
-        children = store.search_runs(
-            [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{wrote['parent']}'"
-        )[0]
-        assert {c.info.parent_run_id for c in children} == {wrote["parent"]} and len(children) == 2
-        files = {a.path: a.digest for a in store.list_artifacts(wrote["parent"])}
-        artifacts = ArtifactStore(settings.artifacts_url).open()
-        assert artifacts.get_bytes(files["notes/hello.txt"]) == b"hello"
-        assert [(i.name, i.context) for i in parent.inputs] == [("train", "training")]
-    finally:
-        store.close()
-    registry = Registry(settings)
-    try:
-        model = registry.load("models:/line@champion")
-        assert model.predict([{"x": 4.0}]).tolist() == pytest.approx([4.0])
-        assert registry.version("line@champion").tags["validated"] == "yes"
-    finally:
-        registry.close()
-
-    again = _ferry(home, "import", "mlflow", uri, "--json")
-    counts = json.loads(again.stdout)["counts"]
-    assert counts.get("runs", 0) == 0 and counts["runs already imported"] == wrote["runs"]
-    assert counts.get("metric values", 0) == 0 and counts.get("model versions", 0) == 0
+    check_imported(tmp_path / "home", uri, wrote)
 
 
 def test_an_interrupted_import_resumes_and_a_missing_artifact_is_skipped(
@@ -120,9 +69,10 @@ def test_an_interrupted_import_resumes_and_a_missing_artifact_is_skipped(
     assert report.problems[0].startswith("logged model m-") and "no files at" in report.problems[0]
     assert report.problems[1].startswith("model line version 1: ")
 
-    bad = _ferry(tmp_path / "other", "import", "mlflow", "s3://bucket/mlruns")
+    bad = ferry_cli(tmp_path / "other", "import", "mlflow", "s3://bucket/mlruns")
     assert (bad.returncode, bad.stderr) == (
         2,
-        "error: Cannot import 's3://bucket/mlruns': name an MLflow tracking database "
-        "(sqlite:///mlflow.db or postgresql://...).\n",
+        "error: Cannot import 's3://bucket/mlruns': name an mlruns/ folder, an MLflow tracking "
+        "database (sqlite:///mlflow.db or postgresql://...) or an MLflow server "
+        "(http://host:5000).\n",
     )

@@ -258,3 +258,23 @@ def test_text_with_a_nul_character_is_refused_as_bad_input(store: SqlStore) -> N
     with pytest.raises(InvalidArgument, match="NUL character"):
         store.get_experiment_by_name("a\x00b")
     assert store.list_experiments() == []
+
+
+def test_metric_rows_of_a_bulk_load_are_stored_once_with_their_latest_value(
+    store: SqlStore,
+) -> None:
+    run_id = _run(store)
+    rows = [(run_id, "loss", s, 1000 + s, 1 / (s + 1), False) for s in range(2000)]
+    rows += [(run_id, "odd", 0, 5, 0.0, True)]
+    store.write_metric_rows(run_id, rows)
+    store.write_metric_rows(run_id, rows[:10])  # again: nothing twice
+    history = store.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, 1 / (s + 1)) for s in range(2000)]
+    metrics = store.get_run(run_id).data.metrics
+    assert metrics["loss"] == 1 / 2000 and math.isnan(metrics["odd"])
+    with pytest.raises(NotFound, match="Run '0+' not found"):
+        store.write_metric_rows("0" * 32, [("0" * 32, "m", 0, 0, 1.0, False)])
+    with pytest.raises(InvalidArgument, match="another run"):
+        store.write_metric_rows(run_id, [("f" * 32, "m", 0, 0, 1.0, False)])
+    with pytest.raises(InvalidArgument, match="NUL"):
+        store.write_metric_rows(run_id, [(run_id, "a\x00b", 0, 0, 1.0, False)])

@@ -18,7 +18,10 @@ def import_mlflow(
     ctx: typer.Context,
     source: Annotated[
         str,
-        typer.Argument(help="An MLflow tracking database: sqlite:///mlflow.db or postgresql://..."),
+        typer.Argument(
+            help="An MLflow store: an mlruns/ folder, a tracking database (sqlite:///mlflow.db, "
+            "postgresql://...) or a running MLflow server (http://host:5000)."
+        ),
     ],
     artifacts_root: Annotated[
         str | None,
@@ -38,7 +41,7 @@ def import_mlflow(
     from ferryml.imports import open_source
 
     settings = settings_of(ctx)
-    reader = open_source(source)
+    reader = open_source(source, artifacts_root=artifacts_root)
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     try:
         with Progress(*columns, console=render.console, transient=True, disable=json) as bar:
@@ -49,7 +52,7 @@ def import_mlflow(
                     tasks[kind] = bar.add_task(f"importing {kind}", total=total)
                 bar.update(tasks[kind], completed=done)  # type: ignore[arg-type]
 
-            report = run_import(reader, settings, artifacts_root=artifacts_root, progress=progress)
+            report = run_import(reader, settings, progress=progress)
     finally:
         reader.close()
     if json:

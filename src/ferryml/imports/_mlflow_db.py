@@ -4,7 +4,8 @@ tables MLflow's SQL store writes, read with plain queries, so MLflow need not be
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
@@ -12,31 +13,30 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 from ferryml.errors import InvalidArgument, StoreUnavailable
 from ferryml.imports._mlflow_types import (
-    SourceExperiment,
+    MODEL_STATUS,
+    MetricRow,
     SourceLoggedModel,
     SourceModel,
     SourceRun,
     SourceVersion,
+    local_files,
+    run_status,
 )
-from ferryml.store.sql_mlflow import DatasetInput
+from ferryml.store.entities import Experiment, RegisteredModel, Run, RunData, RunInfo
+from ferryml.store.sql_mlflow import DatasetInput, LoggedModel
 
 __all__ = ["DbSource"]
-
-# MLflow stores a logged model's status as its proto enum's number.
-_MODEL_STATUS = {
-    1: "LOGGED_MODEL_PENDING",
-    2: "LOGGED_MODEL_READY",
-    3: "LOGGED_MODEL_UPLOAD_FAILED",
-}
 
 
 class DbSource:
     """An MLflow database, read only."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, artifacts_root: str | None = None) -> None:
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg://" + url[len("postgresql://") :]
         self.url = url
+        self.artifacts_root = artifacts_root
+        self.problems: list[str] = []
         self._engine: Engine | None = None
 
     def open(self) -> DbSource:
@@ -55,10 +55,14 @@ class DbSource:
         if self._engine is not None:
             self._engine.dispose()
 
-    def _rows(self, sql: str, **params: Any) -> list[Any]:
+    @property
+    def engine(self) -> Engine:
         if self._engine is None:
             raise InvalidArgument("The MLflow database is not open; call open() first.")
-        with self._engine.connect() as conn:
+        return self._engine
+
+    def _rows(self, sql: str, **params: Any) -> list[Any]:
+        with self.engine.connect() as conn:
             return list(conn.execute(text(sql), params))
 
     def _has(self, table: str) -> bool:
@@ -70,7 +74,7 @@ class DbSource:
 
     # -- tracking ------------------------------------------------------------------------
 
-    def experiments(self) -> list[SourceExperiment]:
+    def experiments(self) -> list[Experiment]:
         tags: dict[str, dict[str, str]] = defaultdict(dict)
         for r in self._rows("SELECT experiment_id, key, value FROM experiment_tags"):
             tags[str(r.experiment_id)][r.key] = r.value or ""
@@ -79,7 +83,7 @@ class DbSource:
             "FROM experiments ORDER BY experiment_id"
         )
         return [
-            SourceExperiment(
+            Experiment(
                 str(r.experiment_id),
                 r.name,
                 r.lifecycle_stage or "active",
@@ -91,42 +95,62 @@ class DbSource:
         ]
 
     def runs(self, experiment_id: str) -> Iterator[SourceRun]:
+        e = int(experiment_id)
+        params: dict[str, dict[str, str]] = defaultdict(dict)
+        for p in self._rows(
+            "SELECT p.run_uuid, p.key, p.value FROM params p JOIN runs r "
+            "ON r.run_uuid = p.run_uuid WHERE r.experiment_id = :e",
+            e=e,
+        ):
+            params[p.run_uuid][p.key] = p.value
+        tags: dict[str, dict[str, str]] = defaultdict(dict)
+        for t in self._rows(
+            "SELECT t.run_uuid, t.key, t.value FROM tags t JOIN runs r "
+            "ON r.run_uuid = t.run_uuid WHERE r.experiment_id = :e",
+            e=e,
+        ):
+            tags[t.run_uuid][t.key] = t.value or ""
         rows = self._rows(
             "SELECT run_uuid, name, user_id, status, start_time, end_time, lifecycle_stage, "
             "artifact_uri FROM runs WHERE experiment_id = :e ORDER BY start_time, run_uuid",
-            e=int(experiment_id),
+            e=e,
         )
         for r in rows:
-            params = {
-                p.key: p.value
-                for p in self._rows(
-                    "SELECT key, value FROM params WHERE run_uuid = :r", r=r.run_uuid
-                )
-            }
-            tags = {
-                t.key: t.value or ""
-                for t in self._rows("SELECT key, value FROM tags WHERE run_uuid = :r", r=r.run_uuid)
-            }
-            yield SourceRun(
+            run_tags = tags[r.run_uuid]
+            info = RunInfo(
                 r.run_uuid,
                 experiment_id,
-                r.name or tags.get("mlflow.runName") or r.run_uuid[:8],
-                r.user_id or "",
-                r.status or "FINISHED",
+                r.name or run_tags.get("mlflow.runName") or r.run_uuid[:8],
+                run_status(r.status or "FINISHED"),
                 r.start_time or 0,
                 r.end_time,
                 r.lifecycle_stage or "active",
-                r.artifact_uri or "",
-                params,
-                tags,
+                run_tags.get("mlflow.parentRunId") or None,
+                r.user_id or "",
+                run_tags.get("mlflow.note.content", ""),
+                None,
             )
+            yield SourceRun(Run(info, RunData(params[r.run_uuid], {}, run_tags)), r.artifact_uri)
 
-    def history(self, run_id: str) -> list[tuple[str, float, int, int, bool]]:
-        rows = self._rows(
-            "SELECT key, value, timestamp, step, is_nan FROM metrics WHERE run_uuid = :r",
-            r=run_id,
+    def history(self, run_id: str) -> Sequence[MetricRow]:
+        # The driver's own cursor: millions of rows, each a plain tuple in the order of
+        # ferryml's metrics table, with no per-row objects of SQLAlchemy's.
+        mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
+        sql = (
+            "SELECT run_uuid, key, step, timestamp, CASE WHEN is_nan THEN 0.0 ELSE value END, "
+            f"is_nan FROM metrics WHERE run_uuid = {mark}"  # noqa: S608 - no user text
         )
-        return [(r.key, float(r.value), r.timestamp, r.step, bool(r.is_nan)) for r in rows]
+        connection = self.engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            cursor.execute(sql, (run_id,))
+            rows: list[Any] = list(cursor.fetchall())
+            cursor.close()
+        finally:
+            connection.close()
+        if rows and not isinstance(rows[0][5], bool):  # SQLite's booleans are integers
+            return [(r, k, s, t, v, bool(n)) for r, k, s, t, v, n in rows]
+        return rows
 
     def inputs(self, run_id: str) -> list[DatasetInput]:
         if not self._has("inputs"):
@@ -176,17 +200,19 @@ class DbSource:
         )
         return [
             SourceLoggedModel(
-                r.model_id,
-                str(r.experiment_id),
-                r.name,
-                r.source_run_id,
-                _MODEL_STATUS.get(r.status, "LOGGED_MODEL_READY"),
-                r.model_type or "",
-                r.creation_timestamp_ms,
-                r.last_updated_timestamp_ms,
+                LoggedModel(
+                    r.model_id,
+                    str(r.experiment_id),
+                    r.name,
+                    r.source_run_id,
+                    MODEL_STATUS.get(r.status, "LOGGED_MODEL_READY"),
+                    r.model_type or "",
+                    r.creation_timestamp_ms,
+                    r.last_updated_timestamp_ms,
+                    tags[r.model_id],
+                    params[r.model_id],
+                ),
                 r.artifact_location,
-                tags[r.model_id],
-                params[r.model_id],
             )
             for r in rows
         ]
@@ -214,7 +240,6 @@ class DbSource:
         ):
             versions[v.name].append(
                 SourceVersion(
-                    v.name,
                     v.version,
                     v.source or "",
                     v.run_id,
@@ -230,12 +255,18 @@ class DbSource:
         )
         return [
             SourceModel(
-                r.name,
-                r.description or "",
-                r.creation_time or 0,
-                tags[r.name],
+                RegisteredModel(
+                    r.name,
+                    r.description or "",
+                    r.creation_time or 0,
+                    r.last_updated_time or r.creation_time or 0,
+                    aliases[r.name],
+                    tags[r.name],
+                ),
                 versions[r.name],
-                aliases[r.name],
             )
             for r in rows
         ]
+
+    def files(self, uri: str) -> Iterator[tuple[str, Path]]:
+        return local_files(uri, self.artifacts_root)

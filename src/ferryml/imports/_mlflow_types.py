@@ -1,66 +1,60 @@
-"""What ``ferry import mlflow`` reads from a source, whatever the source."""
+"""What ``ferry import mlflow`` reads from a source, whatever the source: ferryml's own
+entities, with where the source keeps each one's files."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
+from urllib.parse import unquote, urlparse
 
-from ferryml.store.sql_mlflow import DatasetInput
+from ferryml.errors import InvalidArgument
+from ferryml.store.entities import Experiment, RegisteredModel, Run, RunStatus
+from ferryml.store.sql_mlflow import DatasetInput, LoggedModel
 
 __all__ = [
+    "MODEL_STATUS",
+    "MetricRow",
     "Source",
-    "SourceExperiment",
     "SourceLoggedModel",
     "SourceModel",
     "SourceRun",
     "SourceVersion",
+    "local_files",
+    "run_status",
 ]
 
-
-@dataclass(frozen=True)
-class SourceExperiment:
-    experiment_id: str
-    name: str
-    lifecycle_stage: str
-    creation_time: int
-    last_update_time: int
-    tags: Mapping[str, str] = field(default_factory=dict)
+# A logged value in the order of ferryml's metrics table: (run_id, key, step, timestamp,
+# value, is_nan), NaN stored as value 0.0 with is_nan true; a batch goes to the store as is.
+MetricRow = tuple[str, str, int, int, float, bool]
+# MLflow stores a logged model's status as its proto enum's number (tables and meta.yaml).
+MODEL_STATUS = {
+    1: "LOGGED_MODEL_PENDING",
+    2: "LOGGED_MODEL_READY",
+    3: "LOGGED_MODEL_UPLOAD_FAILED",
+}
 
 
 @dataclass(frozen=True)
 class SourceRun:
-    run_id: str
-    experiment_id: str
-    name: str
-    user: str
-    status: str
-    start_time: int
-    end_time: int | None
-    lifecycle_stage: str
+    """A run (its ``data.metrics`` empty: the history is read apart) and the URI of its
+    artifacts."""
+
+    run: Run
     artifact_uri: str
-    params: Mapping[str, str] = field(default_factory=dict)
-    tags: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SourceLoggedModel:
-    model_id: str
-    experiment_id: str
-    name: str
-    source_run_id: str | None
-    status: str
-    model_type: str
-    creation_time: int
-    last_update_time: int
+    model: LoggedModel
     artifact_location: str
-    tags: Mapping[str, str] = field(default_factory=dict)
-    params: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class SourceVersion:
-    name: str
+    """A version as MLflow numbers it; its files are at ``storage_location`` (or ``source``)."""
+
     version: int
     source: str
     run_id: str | None
@@ -72,23 +66,26 @@ class SourceVersion:
 
 @dataclass(frozen=True)
 class SourceModel:
-    name: str
-    description: str
-    creation_time: int
-    tags: Mapping[str, str]
+    model: RegisteredModel
     versions: list[SourceVersion]
-    aliases: Mapping[str, int]
 
 
 class Source(Protocol):
-    """An MLflow tracking store to read from."""
+    """An MLflow tracking store to read from. What cannot be read is added to ``problems``
+    (by name, with the reason) and left out; the rest is returned."""
 
-    def experiments(self) -> list[SourceExperiment]: ...
+    problems: list[str]
+
+    def experiments(self) -> list[Experiment]: ...
 
     def runs(self, experiment_id: str) -> Iterator[SourceRun]: ...
 
-    def history(self, run_id: str) -> list[tuple[str, float, int, int, bool]]:
-        """(key, value, timestamp, step, is_nan) of every logged metric value."""
+    def history(self, run_id: str) -> Sequence[MetricRow]:
+        """Every logged value of the run's metrics.
+
+        Raises:
+            FerryError: the history cannot be read (the run is then skipped).
+        """
         ...
 
     def inputs(self, run_id: str) -> list[DatasetInput]: ...
@@ -97,4 +94,45 @@ class Source(Protocol):
 
     def registered_models(self) -> list[SourceModel]: ...
 
+    def files(self, uri: str) -> Iterator[tuple[str, Path]]:
+        """The files under artifact URI ``uri``: (path relative to it, a local copy to read
+        before the next is yielded); nothing when there is no such folder.
+
+        Raises:
+            FerryError, OSError: a file cannot be read.
+        """
+        ...
+
     def close(self) -> None: ...
+
+
+def run_status(status: str) -> RunStatus:
+    """ferryml's status of an MLflow run status (SCHEDULED has not ended: RUNNING)."""
+    return RunStatus.RUNNING if status == "SCHEDULED" else RunStatus(status)
+
+
+def local_files(uri: str, artifacts_root: str | None) -> Iterator[tuple[str, Path]]:
+    """The files under a local artifact URI (a path, ``file:``, or ``mlflow-artifacts:``
+    under ``artifacts_root``, the MLflow server's ``--artifacts-destination``).
+
+    Raises:
+        InvalidArgument: the URI names no folder of this machine.
+    """
+    if not uri:
+        return
+    parsed = urlparse(uri)
+    if parsed.scheme == "mlflow-artifacts":
+        if artifacts_root is None:
+            raise InvalidArgument(
+                f"artifacts at {uri} are on an MLflow server; pass --artifacts-root (its "
+                "--artifacts-destination folder), or import from the server's URL"
+            )
+        folder = Path(artifacts_root) / parsed.path.lstrip("/")
+    elif parsed.scheme in ("", "file"):
+        folder = Path(unquote(parsed.path))
+    else:
+        raise InvalidArgument(f"artifacts at {uri} are not on this machine")
+    if not folder.is_dir():
+        return
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        yield path.relative_to(folder).as_posix(), path

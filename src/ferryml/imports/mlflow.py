@@ -14,16 +14,16 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from ferryml.config import Settings
 from ferryml.errors import AlreadyExists, FerryError, InvalidArgument, NotFound
-from ferryml.imports._mlflow_types import Source, SourceExperiment, SourceRun
+from ferryml.imports._mlflow_types import MetricRow, Source, SourceRun, SourceVersion
 from ferryml.store.artifacts import ArtifactStore, Blob
-from ferryml.store.entities import RunStatus, ViewType
+from ferryml.store.entities import Experiment, ViewType
 from ferryml.store.factory import open_artifact_store, open_sql_store
 from ferryml.store.records import (
     ArtifactRecord,
@@ -31,7 +31,6 @@ from ferryml.store.records import (
     ParamRecord,
     Record,
     TagRecord,
-    metric_record,
 )
 from ferryml.store.sql import SqlStore
 from ferryml.store.sql_mlflow import SqlMlflowStore
@@ -40,7 +39,7 @@ from ferryml.store.sql_registry import SqlRegistryStore
 __all__ = ["ImportReport", "import_mlflow", "open_source"]
 
 Progress = Callable[[str, int, int], None]  # kind, done, total
-_BATCH = 20_000  # metric values per transaction
+_BATCH = 50_000  # metric values per transaction
 _VERSION_TAG = "mlflow.import.version"  # the version's number in the source registry
 
 
@@ -54,20 +53,33 @@ class ImportReport:
     checked_runs: int = 0
 
 
-def open_source(source: str) -> Source:
-    """The MLflow store ``source`` names: a database URL (``sqlite:///mlflow.db``,
-    ``postgresql://...``).
+def open_source(source: str, *, artifacts_root: str | None = None) -> Source:
+    """The MLflow store ``source`` names, opened: an ``mlruns/`` folder (MLflow's file
+    store), a database URL (``sqlite:///mlflow.db``, ``postgresql://...``) or a running
+    ``mlflow server``'s URL (``http://host:5000``). ``artifacts_root`` is the folder an MLflow
+    server keeps proxied artifacts in, for ``mlflow-artifacts:`` URIs read from a folder or a
+    database.
 
     Raises:
         InvalidArgument: ``source`` names nothing ferryml can read.
+        NotFound: the folder does not exist.
+        StoreUnavailable: the database or server cannot be reached.
     """
     from ferryml.imports._mlflow_db import DbSource
+    from ferryml.imports._mlflow_files import FileSource
+    from ferryml.imports._mlflow_rest import RestSource
 
     if source.startswith(("sqlite:", "postgresql:", "postgresql+", "mysql:")):
-        return DbSource(source).open()
+        return DbSource(source, artifacts_root).open()
+    if source.startswith(("http://", "https://")):
+        return RestSource(source, artifacts_root).open()
+    if source.startswith("file:"):
+        return FileSource(Path(unquote(urlparse(source).path)), artifacts_root).open()
+    if "://" not in source:
+        return FileSource(Path(source), artifacts_root).open()
     raise InvalidArgument(
-        f"Cannot import {source!r}: name an MLflow tracking database (sqlite:///mlflow.db or "
-        "postgresql://...)."
+        f"Cannot import {source!r}: name an mlruns/ folder, an MLflow tracking database "
+        "(sqlite:///mlflow.db or postgresql://...) or an MLflow server (http://host:5000)."
     )
 
 
@@ -75,14 +87,13 @@ def import_mlflow(
     source: Source,
     settings: Settings,
     *,
-    artifacts_root: str | None = None,
     progress: Progress | None = None,
 ) -> ImportReport:
     """Import everything ``source`` holds into the stores ``settings`` names (a database:
     run it on the team server's host)."""
     store = open_sql_store(settings)
     artifacts = open_artifact_store(settings)
-    importer = _Importer(source, store, artifacts, artifacts_root, progress or _quiet)
+    importer = _Importer(source, store, artifacts, progress or _quiet)
     try:
         importer.run()
         return importer.report
@@ -100,7 +111,6 @@ class _Importer:
         source: Source,
         store: SqlStore,
         artifacts: ArtifactStore,
-        artifacts_root: str | None,
         progress: Progress,
     ) -> None:
         self.source = source
@@ -108,11 +118,12 @@ class _Importer:
         self.mlflow = SqlMlflowStore(store)
         self.registry = SqlRegistryStore(store)
         self.artifacts = artifacts
-        self.root = artifacts_root
         self.progress = progress
         self.report = ImportReport()
         self.experiments: dict[str, str] = {}  # source id -> ferryml id
         self.runs: list[SourceRun] = []
+        self.latest: dict[str, dict[str, float]] = {}  # run id -> latest value per key
+        self.failed: set[str] = set()  # runs reported and not imported: left out of the check
 
     def run(self) -> None:
         experiments = self.source.experiments()
@@ -120,11 +131,14 @@ class _Importer:
             self._experiment(experiment)
         for experiment in experiments:
             self.runs += list(self.source.runs(experiment.experiment_id))
+        self._problems()
+        self.runs.sort(key=lambda r: r.run.info.start_time)  # parents before their children
         for done, run in enumerate(self.runs, 1):
             try:
                 self._run(run)
             except (FerryError, OSError) as e:
-                self.report.problems.append(f"run {run.run_id} ({run.name}): {e}")
+                self.report.problems.append(f"run {run.run.run_id} ({run.run.info.run_name}): {e}")
+                self.failed.add(run.run.run_id)
             self.progress("runs", done, len(self.runs))
         for experiment in experiments:
             if experiment.lifecycle_stage == "deleted":
@@ -132,11 +146,17 @@ class _Importer:
                 self.store.update_experiment(ferry_id, lifecycle_stage="deleted")
         self._logged_models()
         self._registry()
+        self._problems()
         self._check()
+
+    def _problems(self) -> None:
+        """What the source could not read, reported once."""
+        self.report.problems += self.source.problems
+        self.source.problems.clear()
 
     # -- tracking ------------------------------------------------------------------------
 
-    def _experiment(self, experiment: SourceExperiment) -> None:
+    def _experiment(self, experiment: Experiment) -> None:
         found = self.store.get_experiment_by_name(experiment.name)
         if found is None:
             ferry_id = self.store.create_experiment(experiment.name, experiment.tags)
@@ -149,62 +169,58 @@ class _Importer:
                 self.mlflow.set_experiment_tag(ferry_id, key, value)
         self.experiments[experiment.experiment_id] = ferry_id
 
-    def _run(self, run: SourceRun) -> None:
-        status = RunStatus.RUNNING if run.status == "SCHEDULED" else RunStatus(run.status)
+    def _run(self, source_run: SourceRun) -> None:
+        info, data = source_run.run.info, source_run.run.data
         try:
-            existing = self.store.get_run_info(run.run_id)
+            existing = self.store.get_run_info(info.run_id)
         except NotFound:
             existing = None
         if (
             existing is not None
-            and status.is_terminal
-            and existing.status == status
-            and existing.end_time == run.end_time
+            and info.status.is_terminal
+            and existing.status == info.status
+            and existing.end_time == info.end_time
         ):
             self.report.counts["runs already imported"] += 1
             return
+        history = self.source.history(info.run_id)
+        artifacts = self._artifacts(source_run)  # read before anything is written
+        inputs = self.source.inputs(info.run_id)
         if existing is None:
-            parent = run.tags.get("mlflow.parentRunId") or None
+            parent = info.parent_run_id
             if parent is not None and not self._exists(parent):
                 parent = None  # kept as the tag; its parent was not imported
             self.store.create_run(
-                self.experiments[run.experiment_id],
-                run_name=run.name[:250],
-                start_time=run.start_time,
-                user=run.user,
-                description=run.tags.get("mlflow.note.content", ""),
+                self.experiments[info.experiment_id],
+                run_name=info.run_name[:250],
+                start_time=info.start_time,
+                user=info.user,
+                description=info.description,
                 parent_run_id=parent,
-                run_id=run.run_id,
+                run_id=info.run_id,
             )
-        history = self.source.history(run.run_id)
-        metrics: list[Record] = [
-            metric_record(run.run_id, key, math.nan if nan else value, timestamp, step)
-            for key, value, timestamp, step, nan in history
-        ]
-        cut = (len(metrics) - 1) // _BATCH * _BATCH if metrics else 0
-        for start in range(0, cut, _BATCH):  # a long history's first values go ahead
-            self.store.write_records(metrics[start : start + _BATCH])
-        records: list[Record] = [ParamRecord(run.run_id, k, v) for k, v in run.params.items()]
-        records += [TagRecord(run.run_id, k, v) for k, v in run.tags.items()]
-        records += self._artifacts(run)
-        records += metrics[cut:]
-        inputs = self.source.inputs(run.run_id)
+        for start in range(0, len(history), _BATCH):  # the metrics ahead of the status
+            self.store.write_metric_rows(info.run_id, history[start : start + _BATCH])
+        records: list[Record] = [ParamRecord(info.run_id, k, v) for k, v in data.params.items()]
+        records += [TagRecord(info.run_id, k, v) for k, v in data.tags.items()]
+        records += artifacts
         if inputs:
-            self.mlflow.log_inputs(run.run_id, inputs)
+            self.mlflow.log_inputs(info.run_id, inputs)
         # The status last, in the same transaction as the rest: a run whose status and end
         # time match the source's was imported whole.
-        end = run.end_time if status.is_terminal else None
-        records.append(EndRecord(run.run_id, status.value, end, None))
+        end = info.end_time if info.status.is_terminal else None
+        records.append(EndRecord(info.run_id, info.status.value, end, None))
         self.store.write_records(records)
-        if run.lifecycle_stage == "deleted":
-            self.store.update_run(run.run_id, lifecycle_stage="deleted")
+        if info.lifecycle_stage == "deleted":
+            self.store.update_run(info.run_id, lifecycle_stage="deleted")
+        self.latest[info.run_id] = _latest(history)
         counts = self.report.counts
         counts["runs"] += 1
-        counts["params"] += len(run.params)
-        counts["tags"] += len(run.tags)
+        counts["params"] += len(data.params)
+        counts["tags"] += len(data.tags)
         counts["metric values"] += len(history)
         counts["dataset inputs"] += len(inputs)
-        counts["artifacts"] += sum(isinstance(r, ArtifactRecord) for r in records)
+        counts["artifacts"] += len(artifacts)
 
     def _exists(self, run_id: str) -> bool:
         try:
@@ -215,42 +231,26 @@ class _Importer:
 
     def _artifacts(self, run: SourceRun) -> list[Record]:
         return [
-            ArtifactRecord(run.run_id, relative, blob.digest, blob.size)
-            for relative, blob in self._files(run.artifact_uri, f"run {run.run_id}")
+            ArtifactRecord(run.run.run_id, relative, blob.digest, blob.size)
+            for relative, blob in self._files(run.artifact_uri, f"run {run.run.run_id}")
         ]
 
-    def _files(self, uri: str, owner: str) -> Iterator[tuple[str, Blob]]:
-        folder = self._local(uri, owner)
-        if folder is None:
-            return
-        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            yield path.relative_to(folder).as_posix(), self.artifacts.ingest_file(path)
-
-    def _local(self, uri: str, owner: str) -> Path | None:
-        """The local folder an artifact URI names; None (reported) when it is not local."""
-        if not uri:
-            return None
-        if uri.startswith("mlflow-artifacts:"):
-            if self.root is None:
-                self.report.problems.append(
-                    f"{owner}: artifacts at {uri} are on an MLflow server; pass "
-                    "--artifacts-root (its --artifacts-destination folder) to import them"
-                )
-                return None
-            relative = urlparse(uri).path.lstrip("/")
-            return Path(self.root) / relative if (Path(self.root) / relative).is_dir() else None
-        parsed = urlparse(uri)
-        if parsed.scheme not in ("", "file"):
-            self.report.problems.append(f"{owner}: artifacts at {uri} are not local; skipped")
-            return None
-        folder = Path(unquote(parsed.path))
-        return folder if folder.is_dir() else None
+    def _files(self, uri: str, owner: str) -> list[tuple[str, Blob]]:
+        """The files under ``uri``, stored; none (reported) when they are out of reach."""
+        try:
+            return [
+                (path, self.artifacts.ingest_file(copy)) for path, copy in self.source.files(uri)
+            ]
+        except InvalidArgument as e:
+            self.report.problems.append(f"{owner}: {e}")
+            return []
 
     # -- logged models and the registry --------------------------------------------------
 
     def _logged_models(self) -> None:
         models = self.source.logged_models()
-        for done, model in enumerate(models, 1):
+        for done, found in enumerate(models, 1):
+            model = found.model
             try:
                 self.mlflow.get_logged_model(model.model_id)
                 self.report.counts["logged models already imported"] += 1
@@ -259,9 +259,9 @@ class _Importer:
                 pass
             owner = f"logged model {model.model_id} ({model.name})"
             try:
-                files = list(self._files(model.artifact_location, owner))
+                files = self._files(found.artifact_location, owner)
                 if not files:
-                    raise NotFound(f"no files at {model.artifact_location}")
+                    raise NotFound(f"no files at {found.artifact_location}")
                 created = self.mlflow.create_logged_model(
                     self.experiments[model.experiment_id],
                     model.name,
@@ -285,9 +285,8 @@ class _Importer:
         return run_id if run_id is not None and self._exists(run_id) else None
 
     def _registry(self) -> None:
-        from ferryml.registry.mlmodel import package_mlmodel
-
-        for model in self.source.registered_models():
+        for found in self.source.registered_models():
+            model = found.model
             try:
                 self.mlflow.create_registered_model(
                     model.name, description=model.description, tags=model.tags
@@ -300,33 +299,13 @@ class _Importer:
                 v.tags.get(_VERSION_TAG): v.version
                 for v in self.registry.list_model_versions(model.name)
             }
-            for version in model.versions:
+            for version in found.versions:
                 if str(version.version) in have:
                     numbers[version.version] = have[str(version.version)]
-                    continue
-                owner = f"model {model.name} version {version.version}"
-                try:
-                    found = self._version_files(version.source, version.storage_location, owner)
-                    files = {path: (blob.digest, blob.size) for path, blob in found}
-                    digest, meta = package_mlmodel(self.artifacts, files)
-                except (FerryError, OSError) as e:
-                    self.report.problems.append(f"{owner}: {e}")
-                    continue
-                created = self.registry.create_model_version(
-                    model.name,
-                    package_digest=digest,
-                    flavor=meta.flavor,
-                    source=version.source,
-                    run_id=self._known(version.run_id),
-                    user="mlflow-import",
-                    signature=json.dumps(meta.signature) if meta.signature else None,
-                    description=version.description,
-                )
-                numbers[version.version] = created.version
-                tags = {**version.tags, _VERSION_TAG: str(version.version)}
-                for tag, value in tags.items():
-                    self.registry.set_tag(model.name, created.version, tag, value)
-                self.report.counts["model versions"] += 1
+                else:
+                    created = self._version(model.name, version)
+                    if created is not None:
+                        numbers[version.version] = created
             for alias, number in model.aliases.items():
                 if number in numbers and self._alias(model.name, alias) != numbers[number]:
                     self.registry.set_alias(
@@ -334,20 +313,59 @@ class _Importer:
                     )
                     self.report.counts["aliases"] += 1
 
+    def _version(self, name: str, version: SourceVersion) -> int | None:
+        """The ferryml version made of ``version``; None (reported) when its files fail."""
+        from ferryml.registry.mlmodel import package_mlmodel
+
+        owner = f"model {name} version {version.version}"
+        try:
+            found = self._version_files(version, owner)
+            files = {path: (blob.digest, blob.size) for path, blob in found}
+            digest, meta = package_mlmodel(self.artifacts, files)
+        except (FerryError, OSError) as e:
+            self.report.problems.append(f"{owner}: {e}")
+            return None
+        created = self.registry.create_model_version(
+            name,
+            package_digest=digest,
+            flavor=meta.flavor,
+            source=version.source,
+            run_id=self._known(version.run_id),
+            user="mlflow-import",
+            signature=json.dumps(meta.signature) if meta.signature else None,
+            description=version.description,
+        )
+        tags = {**version.tags, _VERSION_TAG: str(version.version)}
+        for tag, value in tags.items():
+            self.registry.set_tag(name, created.version, tag, value)
+        self.report.counts["model versions"] += 1
+        return created.version
+
     def _alias(self, name: str, alias: str) -> int | None:
         try:
             return int(self.registry.resolve_alias(name, alias))
         except NotFound:
             return None
 
-    def _version_files(self, source: str, storage: str, owner: str) -> Iterator[tuple[str, Blob]]:
+    def _version_files(self, version: SourceVersion, owner: str) -> list[tuple[str, Blob]]:
+        """A version's files: its logged model's or its run's, when imported; else read."""
+        source = version.source
         if source.startswith("models:/m-"):
-            files = self.mlflow.list_model_files(source[len("models:/") :])
-            if files:
-                for path, digest, size in files:
-                    yield path, Blob(digest, size)
-                return
-        yield from self._files(storage or source, owner)
+            stored = self.mlflow.list_model_files(source[len("models:/") :])
+            if stored:
+                return [(path, Blob(digest, size)) for path, digest, size in stored]
+        if source.startswith("runs:/"):
+            run_id, _, prefix = source[len("runs:/") :].partition("/")
+            if self._exists(run_id):
+                folder = prefix.strip("/") + "/"
+                files = [
+                    (a.path[len(folder) :], Blob(a.digest, a.size))
+                    for a in self.store.list_artifacts(run_id)
+                    if a.path.startswith(folder)
+                ]
+                if files:
+                    return files
+        return self._files(version.storage_location or source, owner)
 
     # -- the check -----------------------------------------------------------------------
 
@@ -355,7 +373,8 @@ class _Importer:
         """The same runs, params and latest metric values on both sides."""
         by_experiment: dict[str, list[SourceRun]] = {}
         for run in self.runs:
-            by_experiment.setdefault(run.experiment_id, []).append(run)
+            if run.run.run_id not in self.failed:
+                by_experiment.setdefault(run.run.info.experiment_id, []).append(run)
         for source_id, runs in by_experiment.items():
             ferry_id = self.experiments[source_id]
             found, offset = {}, 0
@@ -367,24 +386,28 @@ class _Importer:
                 if next_offset is None:
                     break
                 offset = next_offset
-            latest = self.mlflow.latest_metrics([r.run_id for r in runs])
-            for run in runs:
-                mine = found.get(run.run_id)
+            latest = self.mlflow.latest_metrics([r.run.run_id for r in runs])
+            for source_run in runs:
+                run_id = source_run.run.run_id
+                mine = found.get(run_id)
                 if mine is None:
-                    self.report.mismatches.append(f"run {run.run_id} is missing")
+                    self.report.mismatches.append(f"run {run_id} is missing")
                     continue
-                if dict(mine.data.params) != dict(run.params):
-                    self.report.mismatches.append(f"run {run.run_id}: params differ")
-                expected = _latest(self.source.history(run.run_id))
-                got = {m.key: m.value for m in latest.get(run.run_id, [])}
+                if dict(mine.data.params) != dict(source_run.run.data.params):
+                    self.report.mismatches.append(f"run {run_id}: params differ")
+                expected = self.latest.get(run_id)
+                if expected is None:  # imported before; read its history again
+                    expected = _latest(self.source.history(run_id))
+                got = {m.key: m.value for m in latest.get(run_id, [])}
                 if not _same(expected, got):
-                    self.report.mismatches.append(f"run {run.run_id}: metrics differ")
+                    self.report.mismatches.append(f"run {run_id}: metrics differ")
                 self.report.checked_runs += 1
 
 
-def _latest(history: list[tuple[str, float, int, int, bool]]) -> dict[str, float]:
+def _latest(history: Sequence[MetricRow]) -> dict[str, float]:
+    """The value at the highest (step, timestamp) per key, as ferryml's store keeps it."""
     best: dict[str, tuple[int, int, float]] = {}
-    for key, value, timestamp, step, nan in history:
+    for _, key, step, timestamp, value, nan in history:
         current = best.get(key)
         if current is None or (step, timestamp) >= current[:2]:
             best[key] = (step, timestamp, math.nan if nan else value)

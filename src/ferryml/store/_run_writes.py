@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, and_, or_, select, update
 
+from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
 from ferryml.store.records import (
@@ -21,7 +22,7 @@ from ferryml.store.records import (
     TagRecord,
 )
 
-__all__ = ["write_records"]
+__all__ = ["write_metric_rows", "write_records"]
 
 
 def write_records(engine: Engine, records: Sequence[Record]) -> None:
@@ -63,6 +64,40 @@ def write_records(engine: Engine, records: Sequence[Record]) -> None:
             )
 
 
+def write_metric_rows(engine: Engine, run_id: str, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Metric values of one existing run, as tuples in the ``metrics`` table's column order,
+    in one transaction (see ``SqlStore.write_metric_rows``)."""
+    latest = _latest_rows(rows)  # one pass, which also gives the keys and runs to check
+    if {row[0] for row in latest} != {run_id}:
+        raise InvalidArgument(f"Metric rows of another run than {run_id} in one batch.")
+    if any("\x00" in row[1] for row in latest):  # what the store's per-statement check refuses
+        raise InvalidArgument(f"A metric key of run {run_id} holds a NUL character; remove it.")
+    names = [c.name for c in t.metrics.columns]
+    with engine.execution_options(ferry_write=True).begin() as conn:
+        if not _existing_runs(conn, {run_id}):
+            raise NotFound(f"Run {run_id!r} not found; create it before writing its metrics.")
+        # The driver's own cursor: no per-row work of SQLAlchemy's or of its event hooks.
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        mark = "?" if conn.dialect.name == "sqlite" else "%s"
+        columns, marks = ", ".join(names), ", ".join([mark] * len(names))
+        if conn.dialect.name == "sqlite":
+            sql = f"INSERT OR IGNORE INTO metrics ({columns}) VALUES ({marks})"
+        else:
+            sql = f"INSERT INTO metrics ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING"
+        cursor.executemany(sql, rows)
+        cursor.close()
+        _dialect.upsert(
+            conn,
+            t.latest_metrics,
+            [dict(zip(names, row, strict=True)) for row in latest],
+            ("run_id", "key"),
+            where=lambda tbl, new: or_(
+                new.step > tbl.c.step,
+                and_(new.step == tbl.c.step, new.timestamp >= tbl.c.timestamp),
+            ),
+        )
+
+
 def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
     if not run_ids:
         return set()
@@ -72,13 +107,17 @@ def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
 
 def _latest(rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Per run and key, the row with the highest (step, timestamp)."""
+    return [row._asdict() for row in _latest_rows(rows)]
+
+
+def _latest_rows(rows: Sequence[Any]) -> list[Any]:
     best: dict[tuple[str, str], Any] = {}
     for row in rows:
         key = (row[0], row[1])
         current = best.get(key)
         if current is None or (row[2], row[3]) >= (current[2], current[3]):
             best[key] = row
-    return [row._asdict() for row in best.values()]
+    return list(best.values())
 
 
 def _rows(records: list[Any], known: set[str]) -> list[dict[str, Any]]:

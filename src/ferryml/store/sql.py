@@ -431,6 +431,19 @@ class SqlStore:
         if records:
             _dialect.retry_locked(lambda: _run_writes.write_records(self.engine, records))
 
+    def write_metric_rows(self, run_id: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Write many metric values of one run at once, as tuples in the ``metrics`` table's
+        column order (``MetricRecord``'s: run_id, key, step, timestamp, value, is_nan), in
+        one transaction; writing them again changes nothing. For bulk loads (an import),
+        where building a record per value costs more than storing it.
+
+        Raises:
+            NotFound: the run does not exist.
+            InvalidArgument: a row names another run, or a key holds a NUL character.
+        """
+        if rows:
+            _dialect.retry_locked(lambda: _run_writes.write_metric_rows(self.engine, run_id, rows))
+
     def mark_killed(self, run_ids: Iterable[str]) -> None:
         """Mark runs still RUNNING as KILLED: their process died without ending them."""
         ids = list(run_ids)
