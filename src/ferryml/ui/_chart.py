@@ -12,6 +12,7 @@ __all__ = ["Chart", "Series", "line_chart"]
 
 COLOURS = ("#0b5cad", "#b3261e", "#1a7f37", "#8a5a00", "#6f42c1", "#1b7c83", "#cf222e", "#57606a")
 W, H, LEFT, RIGHT, TOP, BOTTOM = 560, 180, 48, 12, 10, 22
+DOTS = 200
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,8 @@ def line_chart(
             if v is not None and math.isfinite(v)
         ]
         points = " ".join(f"{x},{y}" for x, y in kept)
-        series.append(Series(name, COLOURS[i % len(COLOURS)], points, tuple(kept)))
+        dots = tuple(kept) if len(kept) <= DOTS else ()  # past that a line reads better
+        series.append(Series(name, COLOURS[i % len(COLOURS)], points, dots))
     y_ticks = tuple((round(py(y), 1), f"{y:.3g}") for y in (y0, (y0 + y1) / 2, y1))
     x_ticks = tuple((round(px(x), 1), _utc(x)) for x in sorted({x0, x1}))
     return Chart(

@@ -17,6 +17,8 @@ router = APIRouter()
 NAV = Nav("Monitoring", "/monitors", 60)
 _DRIFT = ("drift_share", "prediction_drift")
 _SKIP = {"rows", "labelled", "concept_drift", *_DRIFT}
+CHARTED = 2000  # windows drawn, the newest (a year of hourly windows is ~8,800)
+LISTED = 200  # windows in the table, the newest
 
 
 @router.get("/monitors")
@@ -31,7 +33,7 @@ def monitors(request: Request, user: Viewer) -> Response:
 def monitor(request: Request, name: str, user: Viewer) -> Response:
     store = request.app.state.monitors
     spec = store.get(name)
-    windows = store.list_results(name)
+    windows = store.list_results(name)[-CHARTED:]
     alerts = request.app.state.alerts.list_alerts(monitor=name, limit=100)
     return render(
         request,
@@ -39,7 +41,8 @@ def monitor(request: Request, name: str, user: Viewer) -> Response:
         title=f"Monitor {name}",
         name=name,
         spec=spec,
-        windows=list(reversed(windows)),
+        windows=list(reversed(windows[-LISTED:])),
+        listed=LISTED,
         charts=charts(windows),
         alerts=alerts,
     )
