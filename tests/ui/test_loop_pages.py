@@ -40,7 +40,7 @@ def _pages(server: Any) -> list[tuple[str, str, str]]:
         (f"/pipelines/{data['failed_run']}", "pipeline-failed", "pre.log.error"),
         ("/models", "models", "text=" + MODEL),
         (f"/models/{MODEL}", "model", "#audit"),
-        (f"/models/{MODEL}/versions/2", "model-version", "svg.graph"),
+        (f"/models/{MODEL}/versions/2", "model-version", "figure.card img"),
         ("/deployments", "deployments", "text=" + DEPLOYMENT),
         (f"/deployments/{DEPLOYMENT}", "deployment", "#routes svg.bars"),
         ("/monitors", "monitors", "text=churn-watch"),
