@@ -178,6 +178,7 @@ def test_an_empty_window_is_an_empty_frame_with_the_log_columns(
         "model",
         "version",
         "latency_ms",
+        "request_id",
         "prediction",
         "label",
     ]

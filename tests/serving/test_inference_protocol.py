@@ -76,7 +76,7 @@ def test_server_metadata_names_ferryml_its_version_and_extensions(world: World) 
     assert r.json() == {
         "name": "ferryml",
         "version": ferry.__version__,
-        "extensions": ["binary_tensor_data"],
+        "extensions": ["binary_tensor_data", "model_repository"],
     }
 
 

@@ -106,6 +106,7 @@ def test_records_from_several_threads_load_back_with_types_and_values(
         "model",
         "version",
         "latency_ms",
+        "request_id",
         "x",
         "score",
         "plan",

@@ -156,9 +156,9 @@ def test_tritonclient_over_rest_json_rest_binary_and_grpc(
     assert out["server"] == {
         "name": "ferryml",
         "version": ferry.__version__,
-        "extensions": ["binary_tensor_data"],
+        "extensions": ["binary_tensor_data", "model_repository"],
     }
-    assert out["grpc_server"]["extensions"] == ["binary_tensor_data"]
+    assert out["grpc_server"]["extensions"] == ["binary_tensor_data", "model_repository"]
     assert out["metadata"]["outputs"][0] == {"name": "predict", "datatype": "INT64", "shape": [-1]}
     assert out["grpc_metadata"]["outputs"][1] == {
         "name": "predict_proba",
@@ -174,3 +174,52 @@ def test_tritonclient_over_rest_json_rest_binary_and_grpc(
     assert "'nope' is not served here" in out["http_unknown"]
     assert out["grpc_unknown"][0] == "StatusCode.NOT_FOUND"
     assert "'nope' is not served here" in out["grpc_unknown"][1]
+
+
+REPOSITORY = """
+import json, sys
+import tritonclient.grpc as tg
+import tritonclient.http as th
+from tritonclient.utils import InferenceServerException
+
+http_url, grpc_url = sys.argv[1], sys.argv[2]
+h, g = th.InferenceServerClient(http_url), tg.InferenceServerClient(grpc_url)
+out = {"http_index": h.get_model_repository_index()}
+out["grpc_index"] = g.get_model_repository_index(as_json=True)
+g.unload_model("iris")
+out["unloaded_ready"] = h.is_model_ready("iris")
+out["unloaded_index"] = h.get_model_repository_index()
+h.load_model("iris")
+out["loaded_ready"] = g.is_model_ready("iris")
+for client, key in ((h, "http_nope"), (g, "grpc_nope")):
+    try:
+        client.load_model("nope")
+    except InferenceServerException as e:
+        out[key] = e.message()
+print(json.dumps(out))
+"""
+
+
+def test_tritonclient_lists_unloads_and_loads_models_over_rest_and_grpc(
+    clients_python: Path, served: tuple[str, str, Any, Any]
+) -> None:
+    http_url, grpc_url, _, _ = served
+    done = subprocess.run(
+        [str(clients_python), "-c", REPOSITORY, http_url, grpc_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = json.loads(done.stdout)
+    ready = {"name": "iris", "version": "1", "state": "READY", "reason": ""}
+    assert out["http_index"] == [ready]
+    assert out["grpc_index"] == {"models": [{k: v for k, v in ready.items() if v}]}  # proto3 JSON
+    assert out["unloaded_ready"] is False
+    assert out["unloaded_index"] == [
+        {"name": "iris", "version": "", "state": "UNAVAILABLE", "reason": "unloaded"}
+    ]
+    assert out["loaded_ready"] is True
+    assert "'nope' is not in this server's repository" in out["http_nope"]
+    assert "'nope' is not in this server's repository" in out["grpc_nope"]

@@ -102,7 +102,8 @@ def test_serving_nothing_is_a_one_line_error(registered: Any) -> None:
     )
     assert done.returncode == 2  # bad usage
     assert done.stderr == (
-        "error: Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME.\n"
+        "error: Name what to serve: NAME@ALIAS, --package DIR, --deployment NAME or "
+        "--all-deployments.\n"
     )
 
 

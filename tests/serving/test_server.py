@@ -284,5 +284,8 @@ def test_monitor_results_are_prometheus_gauges(server: Any, registered: Any) -> 
     store.add_result("cancer-drift", 0, 3_600_000, {"drift_share": 0.4, "rows": 120.0}, {})
     store.close()
     text = server.client.get("/metrics").text
-    assert 'ferry_monitor_metric{metric="drift_share",monitor="cancer-drift"} 0.4' in text
-    assert 'ferry_monitor_metric{metric="rows",monitor="cancer-drift"} 120.0' in text
+    labels = 'deployment="cancer",metric="{}",monitor="cancer-drift"'
+    assert f"ferry_monitor_metric{{{labels.format('drift_share')}}} 0.4" in text
+    assert f"ferry_monitor_metric{{{labels.format('rows')}}} 120.0" in text
+    at = 'ferry_monitor_window_end_seconds{deployment="cancer",monitor="cancer-drift"} 3600.0'
+    assert at in text

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from ferryml.cli import _render as render
-from ferryml.cli import deploy_pack
+from ferryml.cli import deploy_observe, deploy_pack
 from ferryml.cli._context import settings_of
 from ferryml.errors import InvalidArgument
 
@@ -16,11 +16,14 @@ if TYPE_CHECKING:
     from ferryml.serving.deployments import Deployments, Spec
 
 deploy = typer.Typer(
-    help="Deployments: canary, shadow, promote, rollback; Docker and Kubernetes files.",
+    help="Deployments: canary, shadow, promote, rollback; Docker and Kubernetes files; a "
+    "Grafana dashboard and Prometheus alerting rules.",
     no_args_is_help=True,
 )
 deploy.command("docker")(deploy_pack.docker)
 deploy.command("k8s")(deploy_pack.k8s)
+deploy.command("grafana")(deploy_observe.grafana)
+deploy.command("prometheus-rules")(deploy_observe.prometheus_rules)
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ReasonOption = Annotated[str, typer.Option(help="Why, for the history.")]
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,11 @@ import typer
 from ferryml.cli._context import settings_of
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
+
+
+class AccessLogFormat(StrEnum):
+    json = "json"
+    off = "off"
 
 
 def serve(
@@ -70,6 +76,19 @@ def serve(
             "for its worker (default: no limit).",
         ),
     ] = None,
+    all_deployments: Annotated[
+        bool,
+        typer.Option(
+            "--all-deployments", help="Serve every deployment in the store (ferry deploy list)."
+        ),
+    ] = False,
+    access_log: Annotated[
+        AccessLogFormat,
+        typer.Option(
+            help="One JSON line per request on stderr (request id, method, route, status, "
+            "duration, model and version), or off."
+        ),
+    ] = AccessLogFormat.json,
 ) -> None:
     """Serve models over HTTP: ferryml JSON, Open Inference Protocol (V2), MLflow
     /invocations, /metrics, /health, /ready and an OpenAPI document at /docs; gRPC too with
@@ -82,10 +101,11 @@ def serve(
         from ferryml.server.main import serve as run
         from ferryml.serving.service import BatchOptions
 
-        named = bool(targets or deployment)
+        named = bool(targets or deployment or all_deployments)
         if named == (package is not None):  # --package serves alone
             raise InvalidArgument(
-                "Name what to serve: NAME@ALIAS, --package DIR or --deployment NAME."
+                "Name what to serve: NAME@ALIAS, --package DIR, --deployment NAME or "
+                "--all-deployments."
             )
         if workers < 1 or max_batch < 1 or max_wait_ms < 0:
             raise InvalidArgument(
@@ -103,6 +123,8 @@ def serve(
         settings = settings_of(ctx)
         models: list[str] = []
         deployments = list(deployment or [])
+        if all_deployments:
+            deployments += [n for n in _created_deployments(settings) if n not in deployments]
         for target in targets or []:
             named = "@" not in target and "/" not in target and _is_deployment(settings, target)
             (deployments if named else models).append(target)
@@ -119,10 +141,27 @@ def serve(
             grpc_port=grpc_port,
             max_queue=max_queue,
             max_queue_wait_ms=max_queue_wait_ms,
+            access_log=access_log.value,
         )
 
     finally:
         gc.enable()  # on a failed start too (the in-process CLI of the tests goes on)
+
+
+def _created_deployments(settings: Settings) -> list[str]:
+    from ferryml.serving.deployments import Deployments
+
+    manager = Deployments(settings)
+    try:
+        names = sorted(name for name, _ in manager.store.list_deployments())
+    finally:
+        manager.close()
+    if not names:
+        raise InvalidArgument(
+            "--all-deployments: the store has no deployments; create one with "
+            "`ferry deploy create NAME --model MODEL --version N`."
+        )
+    return names
 
 
 def _is_deployment(settings: Settings, name: str) -> bool:

@@ -66,6 +66,8 @@ from ferryml.store.loop import MonitorStore
 
 __all__ = [
     "latest_metrics",
+    "latest_windows",
+    "MonitorStatus",
     "MonitorSpec",
     "WindowResult",
     "add_monitor",
@@ -80,7 +82,7 @@ __all__ = [
 _log = logging.getLogger("ferryml.monitoring")
 # The prediction log's columns that are not the model's inputs.
 NOT_FEATURES = frozenset(
-    {"id", "time", "deployment", "route", "model", "version", "latency_ms", "label"}
+    {"id", "time", "deployment", "route", "model", "version", "latency_ms", "request_id", "label"}
 )
 
 
@@ -144,23 +146,49 @@ def list_monitors(settings: Settings) -> list[MonitorSpec]:
         return [MonitorSpec.from_dict(spec) for _, spec in store.list_monitors()]
 
 
-def latest_metrics(settings: Settings, deployment: str) -> dict[str, dict[str, float]]:
-    """The newest stored window's numeric metrics of every monitor watching ``deployment``,
-    by monitor name: what the server exports as Prometheus gauges."""
-    found: dict[str, dict[str, float]] = {}
+@dataclass(frozen=True)
+class MonitorStatus:
+    """A monitor's newest stored window, as the server exports it: when the window ended
+    (seconds since the epoch), how long a window is (None for windows of a count of rows),
+    and its numeric metrics."""
+
+    window_end: float
+    window_seconds: float | None
+    metrics: dict[str, float]
+
+
+def latest_windows(settings: Settings, deployment: str) -> dict[str, MonitorStatus]:
+    """The newest stored window of every monitor watching ``deployment``, by monitor name;
+    monitors with no window yet are left out."""
+    found: dict[str, MonitorStatus] = {}
     with _store(settings) as store:
         for name, spec in store.list_monitors():
             if spec.get("deployment") != deployment:
                 continue
             last = store.last_window(name)  # read the newest window only
             results = [] if last is None else store.list_results(name, ended_after=last[1] - 1)
-            if results:
-                found[name] = {
+            if not results or last is None:
+                continue
+            try:
+                duration, _ = _window_args(spec.get("window", "1h"))
+            except InvalidArgument:
+                duration = None
+            found[name] = MonitorStatus(
+                last[1] / 1000,
+                None if duration is None else float(duration.removesuffix("s")),
+                {
                     k: float(v)
                     for k, v in results[-1].metrics.items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool)
-                }
+                },
+            )
     return found
+
+
+def latest_metrics(settings: Settings, deployment: str) -> dict[str, dict[str, float]]:
+    """The newest stored window's numeric metrics of every monitor watching ``deployment``,
+    by monitor name."""
+    return {name: status.metrics for name, status in latest_windows(settings, deployment).items()}
 
 
 def run_monitor(

@@ -33,7 +33,7 @@ __all__ = [
     "server_metadata",
 ]
 
-EXTENSIONS = ["binary_tensor_data"]
+EXTENSIONS = ["binary_tensor_data", "model_repository"]
 PROBA = "predict_proba"
 COLUMN_DATATYPES = {"integer": "INT64", "float": "FP64", "boolean": "BOOL"}
 

@@ -16,11 +16,14 @@ from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
 from ferryml.errors import FerryError, InvalidArgument
+from ferryml.server._access import AccessLog, RequestIds
 from ferryml.server._body import BodyLimit
 from ferryml.server._errors import error_response, json_response, status_of
 from ferryml.server._overload import Overload
 from ferryml.server.model import feedback, ferry, health, inference, mlflow
+from ferryml.server.model import repository as repository_routes
 from ferryml.server.model._openapi import openapi_of
+from ferryml.serving.repository import ModelRepository
 from ferryml.serving.service import PredictionService
 
 __all__ = ["MAX_BODY", "create_app", "protocol_error"]
@@ -38,47 +41,64 @@ def create_app(
     grpc_address: tuple[str, int] | None = None,
     max_queue: int | None = None,
     max_queue_wait_ms: float | None = None,
+    repository: ModelRepository | None = None,
+    access_log: AccessLog | None = None,
 ) -> FastAPI:
     """The ASGI app around ``service`` (or several, each under its own name, sharing one
     metrics registry), started on startup and closed on shutdown, with the gRPC service on
     ``grpc_address`` (host, port) beside it when given (ferryml[grpc]). Past ``max_queue``
     requests in flight, or ``max_queue_wait_ms`` of waiting, a POST is answered 503 with
-    Retry-After (see ``_overload``)."""
+    Retry-After (see ``_overload``). ``repository`` loads and unloads models while it runs
+    (``/v2/repository``); without one, the models given can be listed and unloaded. Every
+    request gets an ``X-Request-Id``, and a line in ``access_log`` when given."""
     given = [service] if isinstance(service, PredictionService) else list(service)
-    services = {s.endpoint: s for s in given}
+    if repository is None:
+        repository = ModelRepository(given[0].settings, {})
+    services = repository.services  # the repository loads and unloads in this very dict
+    services.update((s.endpoint, s) for s in given)
     if len(services) != len(given):
         raise InvalidArgument("Serve each model or deployment once: a name is given twice.")
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        if access_log is not None:
+            access_log.open()
         for each in given:
             each.start()
         rpc = None
         if grpc_address is not None:
             from ferryml.server.rpc import start_grpc
 
-            rpc = await start_grpc(services, *grpc_address, max_message=max_body)
+            rpc = await start_grpc(
+                services, *grpc_address, max_message=max_body, repository=repository
+            )
         try:
             yield
         finally:
             if rpc is not None:
                 await rpc.stop(grace=5)
-            for each in given:
+            for each in {*given, *services.values()}:
                 await each.close()
+            if access_log is not None:
+                access_log.close()
 
     app = FastAPI(title="ferryml model server", version="1", lifespan=lifespan)
     app.state.service, app.state.services = given[0], services
+    app.state.repository, app.state.metrics = repository, given[0].metrics
     app.state.max_body = max_body
     service = given[0]
     app.add_middleware(BodyLimit, max_body=max_body, respond=_refuse(app, service))
-    if max_queue is not None or max_queue_wait_ms is not None:  # outermost: sheds first
+    if max_queue is not None or max_queue_wait_ms is not None:  # sheds before the app
         app.add_middleware(
             Overload,
             max_queue=max_queue,
             max_wait_ms=max_queue_wait_ms,
             respond=_refuse(app, service),
         )
-    routers = (health, ferry, inference, mlflow, feedback)
+    app.add_middleware(  # outermost: shed and refused requests get an id and a line too
+        RequestIds, labels=lambda scope: labels_of(app, scope, service), access_log=access_log
+    )
+    routers = (health, ferry, inference, repository_routes, mlflow, feedback)
     for router in routers:
         app.include_router(router.router)
     app.state.routes = [route for router in routers for route in router.router.routes]

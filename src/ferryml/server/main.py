@@ -3,10 +3,11 @@ with TCP_NODELAY set (see ``_http``)."""
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
 
@@ -14,7 +15,7 @@ from fastapi import FastAPI
 
 from ferryml.config import Settings
 from ferryml.server._http import NoDelayHttp
-from ferryml.serving.service import BatchOptions
+from ferryml.serving.service import BatchOptions, PredictionService
 
 __all__ = ["NoDelayHttp", "app_from_env", "build_app", "serve"]
 
@@ -33,13 +34,17 @@ def build_app(
     grpc_address: tuple[str, int] | None = None,
     max_queue: int | None = None,
     max_queue_wait_ms: float | None = None,
+    access_log: str = "off",
 ) -> FastAPI:
     """The app serving models (``NAME@ALIAS``, ``NAME/VERSION``; several at once, each under
-    its name), an exported package, or deployments' routes (each under its name)."""
+    its name), an exported package, or deployments' routes (each under its name), with an
+    access log of JSON lines on stderr when ``access_log`` is ``"json"``."""
+    from ferryml.server._access import AccessLog
     from ferryml.server._metrics import ServerMetrics
     from ferryml.server.app import create_app
+    from ferryml.serving.repository import ModelRepository
     from ferryml.serving.runtime import ServedModel
-    from ferryml.serving.service import PredictionService, RouteState
+    from ferryml.serving.service import RouteState
 
     log = None
     if log_predictions:
@@ -47,35 +52,43 @@ def build_app(
 
         log = PredictionLog(settings).open()
     metrics = ServerMetrics()  # one registry: every model's series side by side
-    services = []
-    for name in _names(deployment):
+
+    def deployment_named(name: str) -> PredictionService:
         from ferryml.serving.deployments import deployment_service
 
-        services.append(
-            deployment_service(
-                settings,
-                name,
-                batching=batching,
-                log=log,
-                metrics=metrics,
-                poll_seconds=poll_seconds,
-            )
+        return deployment_service(
+            settings, name, batching=batching, log=log, metrics=metrics, poll_seconds=poll_seconds
         )
-    refs: list[str | None] = list(_names(target)) or ([None] if package is not None else [])
-    for ref in refs:
+
+    def model_named(ref: str | None) -> PredictionService:
         served = ServedModel(settings, ref, package=package, poll_seconds=poll_seconds)
         served.load()
         route = [RouteState("primary", served)]
-        services.append(
-            PredictionService(
-                settings, served.name, route, batching=batching, log=log, metrics=metrics
-            )
+        return PredictionService(
+            settings, served.name, route, batching=batching, log=log, metrics=metrics
         )
+
+    services = [deployment_named(name) for name in _names(deployment)]
+    builders: dict[str, Callable[[], PredictionService]] = {
+        name: functools.partial(deployment_named, name) for name in _names(deployment)
+    }
+    refs: list[str | None] = list(_names(target)) or ([None] if package is not None else [])
+    for ref in refs:
+        services.append(model_named(ref))
+        builders[services[-1].endpoint] = functools.partial(model_named, ref)
+    repository = ModelRepository(
+        settings,
+        {},  # create_app fills it
+        builders=builders,
+        build_deployment=None if package is not None else deployment_named,
+    )
     app = create_app(
         services,
         grpc_address=grpc_address,
         max_queue=max_queue,
         max_queue_wait_ms=max_queue_wait_ms,
+        repository=repository,
+        access_log=AccessLog() if access_log == "json" else None,
     )
     # Everything loaded so far lives as long as the server: keep it out of the collector's
     # full passes, which otherwise stall requests for 100 ms and more. The collector was
@@ -113,6 +126,7 @@ def app_from_env() -> FastAPI:
         grpc_address=tuple(config["grpc"]) if config["grpc"] else None,
         max_queue=config["max_queue"],
         max_queue_wait_ms=config["max_queue_wait_ms"],
+        access_log=config.get("access_log", "off"),
     )
 
 
@@ -130,6 +144,7 @@ def serve(
     grpc_port: int | None = None,
     max_queue: int | None = None,
     max_queue_wait_ms: float | None = None,
+    access_log: str = "json",
 ) -> None:
     """Run the server until SIGTERM or Ctrl-C: it stops accepting, answers the requests
     in flight and flushes the prediction log. With several workers, SIGHUP replaces them
@@ -165,6 +180,7 @@ def serve(
                 "grpc": None if grpc_port is None else [host, grpc_port],
                 "max_queue": max_queue,
                 "max_queue_wait_ms": max_queue_wait_ms,
+                "access_log": access_log,
             }
         )
         if workers == 1:

@@ -2,8 +2,9 @@
 deployment and flush, and partitions read back.
 
 Partition format: columns ``id``, ``time`` (timestamp[us, UTC]), ``deployment``,
-``route``, ``model``, ``version``, ``latency_ms``, one ``feature.<name>`` column per input
-feature, and ``prediction``; schema metadata ``ferryml.prediction = json`` marks a
+``route``, ``model``, ``version``, ``latency_ms``, ``request_id`` (the HTTP request's
+``X-Request-Id``; absent from partitions written before it existed), one ``feature.<name>``
+column per input feature, and ``prediction``; schema metadata ``ferryml.prediction = json`` marks a
 prediction column stored as JSON text because Arrow could not type it.
 """
 
@@ -37,13 +38,23 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 FEATURE_PREFIX = "feature."
-META_COLUMNS = ("id", "time", "deployment", "route", "model", "version", "latency_ms")
+META_COLUMNS = (
+    "id",
+    "time",
+    "deployment",
+    "route",
+    "model",
+    "version",
+    "latency_ms",
+    "request_id",
+)
 _JSON_KEY = b"ferryml.prediction"
 
 # One output a row: scalars, lists, or a frame of named outputs.
 Outputs: TypeAlias = Sequence[Any] | np.ndarray | pd.Series | pd.DataFrame
-# (deployment, route, model, version, ids, features, outputs, latency_ms, time)
-Batch = tuple[str, str, str, int, Sequence[Any], pd.DataFrame, Outputs, float, float]
+# (deployment, route, model, version, ids, features, outputs, latency_ms, time, request_id);
+# write-ahead files of older servers hold the first nine alone.
+Batch = tuple[str, str, str, int, Sequence[Any], pd.DataFrame, Outputs, float, float, str | None]
 
 
 def encode(
@@ -98,6 +109,12 @@ def _partition_table(
         "version": pa.array(np.repeat(np.array([b[3] for b in batches]), counts), pa.int64()),
         "latency_ms": pa.array(
             np.repeat(np.array([b[7] for b in batches], dtype=np.float64), counts)
+        ),
+        "request_id": pa.array(
+            np.repeat(
+                np.array([b[9] if len(b) > 9 else None for b in batches], dtype=object), counts
+            ),
+            pa.string(),
         ),
     }
     for position, (name, column) in enumerate(meta.items()):

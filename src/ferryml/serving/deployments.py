@@ -414,8 +414,7 @@ class _Watcher:
         self._lock = threading.Lock()
 
     def run(self) -> None:
-        stop = threading.Event()
-        while not stop.wait(self.poll):
+        while not self.service.stopped.wait(self.poll):  # until the service is unloaded
             try:
                 self.apply(self.manager.get(self.service.endpoint))
             except Exception as e:  # noqa: BLE001 - keep serving the routes we have

@@ -54,6 +54,7 @@ _META_TYPES = {
     "model": "str",
     "version": "int64",
     "latency_ms": "float64",
+    "request_id": "str",
 }
 _SHOWN = 5  # ids or rows quoted in an error message
 
@@ -259,6 +260,9 @@ def _columns(frame: pd.DataFrame) -> pd.DataFrame:
             {name: pd.Series(dtype=kind) for name, kind in _META_TYPES.items()}
             | {"prediction": pd.Series(dtype=object)}
         )
+    for name in META_COLUMNS:
+        if name not in frame.columns:  # partitions written before the column existed
+            frame[name] = None
     features = [c for c in frame.columns if c.startswith(FEATURE_PREFIX)]
     names = {}
     for column in features:

@@ -328,10 +328,12 @@ class PredictionLog:
         outputs: Outputs,
         latency_ms: float,
         time: float | None = None,
+        request_id: str | None = None,
     ) -> None:
         """Log one request's predictions: row ``i`` of ``features`` got ``outputs[i]``,
-        with id ``ids[i]``. ``time`` is seconds since the epoch (default: now). The frame and
-        sequences are kept by reference until flushed: do not change them afterwards.
+        with id ``ids[i]``. ``time`` is seconds since the epoch (default: now);
+        ``request_id`` the request's ``X-Request-Id``. The frame and sequences are kept by
+        reference until flushed: do not change them afterwards.
 
         Raises:
             InvalidArgument: the lengths differ, a name is empty or too long, or
@@ -372,6 +374,7 @@ class PredictionLog:
                 outputs,
                 float(latency_ms),
                 _time.time() if time is None else float(time),
+                None if request_id is None else str(request_id),
             )
         except (TypeError, ValueError) as e:
             raise InvalidArgument(

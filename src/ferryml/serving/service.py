@@ -7,9 +7,11 @@ import asyncio
 import contextlib
 import hashlib
 import random
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +22,28 @@ from ferryml.errors import FerryError, NotFound
 from ferryml.serving.predlog import new_prediction_id
 from ferryml.serving.runtime import Loaded, ServedModel
 
-__all__ = ["Answer", "BatchOptions", "PredictionService", "RouteState"]
+__all__ = [
+    "CURRENT_REQUEST",
+    "Answer",
+    "BatchOptions",
+    "PredictionService",
+    "RequestInfo",
+    "RouteState",
+]
+
+
+@dataclass
+class RequestInfo:
+    """The request being answered: its id (``X-Request-Id``) in, and what answered it out,
+    for the prediction log and the access log."""
+
+    id: str
+    model: str = ""
+    version: int | None = None
+
+
+# Set by the server around each request; read (and filled in) by ``PredictionService``.
+CURRENT_REQUEST: ContextVar[RequestInfo | None] = ContextVar("ferryml_request", default=None)
 
 
 @dataclass(frozen=True)
@@ -84,6 +107,7 @@ class PredictionService:
         self.log = log
         self.metrics = metrics
         self.on_request: Callable[[RouteState, bool, float], None] | None = None
+        self.stopped = threading.Event()  # set by ``unload``: background work ends
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -105,7 +129,11 @@ class PredictionService:
             return loaded.predict(frame)
 
         assert self.batching is not None
-        on_batch = self.metrics.observe_batch if self.metrics is not None else None
+        on_batch = (
+            self.metrics.batch_observer(self.endpoint, route.name)
+            if self.metrics is not None
+            else None
+        )
         return MicroBatcher(
             predict,
             max_batch_rows=self.batching.max_rows,
@@ -113,13 +141,22 @@ class PredictionService:
             on_batch=on_batch,
         )
 
-    async def close(self) -> None:
+    async def unload(self) -> None:
+        """Stop serving: finish the batches and shadows in flight, stop following aliases
+        and let the models go. The prediction log (shared) stays open."""
+        self.stopped.set()
         for route in self.routes:
             route.served.stop()
             if route.batcher is not None:
                 await route.batcher.close()
+                route.batcher = None
         if self._shadow_tasks:
             await asyncio.gather(*self._shadow_tasks, return_exceptions=True)
+        for route in self.routes:
+            route.served.current = None
+
+    async def close(self) -> None:
+        await self.unload()
         if self.log is not None:
             self.log.close()
 
@@ -228,6 +265,9 @@ class PredictionService:
             if self.on_request is not None:
                 self.on_request(route, ok, seconds)
         ids = [new_prediction_id() for _ in range(len(frame))]
+        request = CURRENT_REQUEST.get()
+        if request is not None and route.role != "shadow":
+            request.model, request.version = self.endpoint, loaded.version
         if self.log is not None:
             self.log.record(
                 self.endpoint,
@@ -238,6 +278,7 @@ class PredictionService:
                 frame,
                 predictions,
                 seconds * 1000,
+                request_id=None if request is None else request.id,
             )
         return Answer(
             loaded.name, loaded.version, route.name, ids, predictions, probabilities, loaded

@@ -7,7 +7,7 @@ from typing import Any
 import orjson
 from fastapi import Request
 
-from ferryml.errors import InvalidArgument
+from ferryml.errors import InvalidArgument, NotFound
 from ferryml.serving.runtime import Loaded
 from ferryml.serving.service import PredictionService
 
@@ -36,9 +36,16 @@ def services_of(request: Request) -> dict[str, PredictionService]:
 
 
 def service_of(request: Request) -> PredictionService:
-    """The first one served: what routes without a model name (/invocations) answer with."""
-    service: PredictionService = request.app.state.service
-    return service
+    """The first one served: what routes without a model name (/invocations) answer with.
+
+    Raises:
+        NotFound: every model was unloaded (``/v2/repository``).
+    """
+    for service in services_of(request).values():
+        return service
+    raise NotFound(
+        "No model is loaded on this server; load one with POST /v2/repository/models/NAME/load."
+    )
 
 
 def service_named(request: Request, name: str) -> PredictionService:

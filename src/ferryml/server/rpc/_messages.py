@@ -85,6 +85,29 @@ _MESSAGES: dict[str, list[tuple[str, int, str, bool]]] = {
         ("raw_output_contents", 6, "bytes", True),
     ],
     "ModelInferResponse.InferOutputTensor": _TENSOR,
+    # The model repository extension, as Triton's grpc_service.proto has it (a load's or
+    # unload's ``parameters``, field 3, are not read).
+    "RepositoryIndexRequest": [
+        ("repository_name", 1, "string", False),
+        ("ready", 2, "bool", False),
+    ],
+    "RepositoryIndexResponse": [("models", 1, "RepositoryIndexResponse.ModelIndex", True)],
+    "RepositoryIndexResponse.ModelIndex": [
+        ("name", 1, "string", False),
+        ("version", 2, "string", False),
+        ("state", 3, "string", False),
+        ("reason", 4, "string", False),
+    ],
+    "RepositoryModelLoadRequest": [
+        ("repository_name", 1, "string", False),
+        ("model_name", 2, "string", False),
+    ],
+    "RepositoryModelLoadResponse": [],
+    "RepositoryModelUnloadRequest": [
+        ("repository_name", 1, "string", False),
+        ("model_name", 2, "string", False),
+    ],
+    "RepositoryModelUnloadResponse": [],
     "InferTensorContents": [
         ("bool_contents", 1, "bool", True),
         ("int_contents", 2, "int32", True),

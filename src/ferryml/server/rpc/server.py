@@ -4,6 +4,7 @@ answer back; ferryml's errors become gRPC status codes."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -24,6 +25,7 @@ from ferryml.server import _inference as oip
 from ferryml.server import _tensors as tensors
 from ferryml.server._tensors import InferRequest, Requested, Tensor
 from ferryml.server.rpc._messages import SERVICE, message
+from ferryml.serving.repository import ModelRepository
 from ferryml.serving.service import PredictionService
 
 __all__ = ["start_grpc"]
@@ -55,24 +57,32 @@ _CONTENTS = {
 
 
 async def start_grpc(
-    services: Mapping[str, PredictionService], host: str, port: int, *, max_message: int
+    services: Mapping[str, PredictionService],
+    host: str,
+    port: int,
+    *,
+    max_message: int,
+    repository: ModelRepository | None = None,
 ) -> grpc.aio.Server:
-    """Listen on ``host:port`` for the models ``services`` serve (by name); the caller
-    stops the returned server."""
+    """Listen on ``host:port`` for the models ``services`` serve (by name), and for the
+    repository extension's calls when ``repository`` is given; the caller stops the
+    returned server."""
     server = grpc.aio.server(
         options=[
             ("grpc.max_receive_message_length", max_message),
             ("grpc.max_send_message_length", max_message),
         ]
     )
-    server.add_generic_rpc_handlers((_handler(services),))
+    server.add_generic_rpc_handlers((_handler(services, repository),))
     shown = f"[{host}]" if ":" in host else host
     server.add_insecure_port(f"{shown}:{port}")
     await server.start()
     return server
 
 
-def _handler(services: Mapping[str, PredictionService]) -> grpc.GenericRpcHandler:
+def _handler(
+    services: Mapping[str, PredictionService], repository: ModelRepository | None
+) -> grpc.GenericRpcHandler:
     calls: dict[str, Callable[[Any], Awaitable[Any]]] = {
         "ServerLive": lambda _: _reply("ServerLiveResponse", live=True),
         "ServerReady": lambda _: _reply(
@@ -83,6 +93,12 @@ def _handler(services: Mapping[str, PredictionService]) -> grpc.GenericRpcHandle
         "ModelMetadata": lambda r: _model_metadata(oip.pick(services, r.name), r),
         "ModelInfer": lambda r: _infer(oip.pick(services, r.model_name), r),
     }
+    if repository is not None:
+        calls |= {
+            "RepositoryIndex": lambda r: _index(repository, r),
+            "RepositoryModelLoad": lambda r: _load(repository, r),
+            "RepositoryModelUnload": lambda r: _unload(repository, r),
+        }
     handlers = {
         name: grpc.unary_unary_rpc_method_handler(
             _guarded(services, name, call),
@@ -100,6 +116,7 @@ def _guarded(
     call: Callable[[Any], Awaitable[Any]],
 ) -> Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]:
     route = f"/{SERVICE}/{name}"
+    metrics = next(iter(services.values())).metrics  # one registry; kept if all are unloaded
 
     async def handle(request: Any, context: grpc.aio.ServicerContext) -> Any:
         failed: Exception
@@ -113,7 +130,7 @@ def _guarded(
             code, failed = grpc.StatusCode.INTERNAL, e
         model_name = getattr(request, "model_name", "") or getattr(request, "name", "")
         known = "" if not model_name else (model_name if model_name in services else "unknown")
-        next(iter(services.values())).metrics.error(route, known, code.name)
+        metrics.error(route, known, code.name)
         message_text = (
             str(failed)
             if isinstance(failed, FerryError)
@@ -122,6 +139,22 @@ def _guarded(
         await context.abort(code, message_text)
 
     return handle
+
+
+async def _index(repository: ModelRepository, request: Any) -> Any:
+    loop = asyncio.get_running_loop()  # reads the store's deployments: off the event loop
+    entries = await loop.run_in_executor(None, lambda: repository.index(ready=request.ready))
+    return message("RepositoryIndexResponse")(models=[e.to_dict() for e in entries])
+
+
+async def _load(repository: ModelRepository, request: Any) -> Any:
+    await repository.load(request.model_name)
+    return message("RepositoryModelLoadResponse")()
+
+
+async def _unload(repository: ModelRepository, request: Any) -> Any:
+    await repository.unload(request.model_name)
+    return message("RepositoryModelUnloadResponse")()
 
 
 async def _reply(kind: str, **fields: Any) -> Any:
