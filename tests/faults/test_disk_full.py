@@ -161,3 +161,59 @@ def test_a_full_disk_loses_no_accepted_value_and_leaves_no_partial_write(
         assert workspace.add(str(tmp_path / "data")).version == 1  # room again: it works
     finally:
         workspace.close()
+
+
+MONITOR = textwrap.dedent(
+    """
+    import json, resource, signal
+    import numpy as np, pandas as pd
+    import ferryml as ferry
+    from ferryml.config import Settings
+    from ferryml.monitoring.monitors import MonitorSpec, add_monitor, run_monitor
+    from ferryml.serving.predlog import PredictionLog
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    settings = Settings.resolve()
+    start = 1_717_200_000.0
+    with PredictionLog(settings) as log:
+        for hour in range(4):
+            x = np.random.default_rng(hour).normal(hour, 1.0, 50)
+            ids = [f"h{hour}-{i}" for i in range(50)]
+            log.record("d", "primary", "m", 1, ids, pd.DataFrame({"x": x}), [0] * 50, 1.0,
+                       time=start + hour * 3600)
+    add_monitor(settings, MonitorSpec("watch", "d", "window:2024-06-01T00:00/2024-06-01T01:00",
+                                      "1h", rules=["drift_share > 0.3"], channels=["log"]))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1, resource.RLIM_INFINITY))
+    try:
+        run_monitor(settings, "watch")
+    except ferry.FerryError as e:
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}), flush=True)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+    print(json.dumps({"checked": len(run_monitor(settings, "watch")),
+                      "again": len(run_monitor(settings, "watch"))}), flush=True)
+    """
+)
+
+
+def test_a_monitor_pass_on_a_full_disk_is_refused_and_checks_each_window_once_with_room(
+    tmp_path: Path,
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    child = subprocess.run(
+        [sys.executable, "-c", MONITOR],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert child.returncode == 0, child.stderr
+    refused, after = (json.loads(line) for line in child.stdout.splitlines())
+    assert refused["error"] == "StoreUnavailable", refused
+    assert refused["message"].startswith("Cannot write the store "), refused
+    assert after == {"checked": 4, "again": 0}
+    settings = Settings.resolve(cwd=tmp_path, environ={})
+    from ferryml.monitoring.monitors import report
+
+    windows = report(settings, "watch")["windows"]
+    assert [w["start"][11:16] for w in windows] == ["00:00", "01:00", "02:00", "03:00"]
