@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -183,6 +184,12 @@ def main() -> None:
     serve_champion(holdout)
     monitor_champion()
     closed_loop.main(console)
+    console.print(
+        f"[bold]look at it[/bold] in the browser: ferry ui (in {Path.cwd()}), then "
+        f"http://127.0.0.1:5050/experiments/{experiment.experiment_id} : the runs, models, "
+        "deployment, monitor and decision above",
+        soft_wrap=True,  # a path cut across lines could not be copied
+    )
 
 
 def run_pipelines(data_ref: str) -> None:

@@ -32,6 +32,7 @@ def test_demo_runs_the_tour_and_closes_the_loop(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Runs, best ROC AUC first" in done.stdout
+    assert f"look at it in the browser: ferry ui (in {tmp_path})" in done.stdout
     client = FerryClient(Settings.resolve(cwd=tmp_path, environ={}))
     experiment = client.get_experiment_by_name("demo-breast-cancer")
     assert experiment is not None
