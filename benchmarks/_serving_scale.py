@@ -147,7 +147,9 @@ def rate_table(results: dict[str, dict[str, Any]]) -> list[str]:
         cells.append(
             (
                 who,
-                f"{best['rate']:,.0f} req/s" if best else f"< {START_RATE:g} req/s",
+                f"{best['rate']:,.0f} req/s"
+                if best
+                else f"< {min(t['rate'] for t in found['trials']):g} req/s",
                 f"{best['p50_ms']:.1f}" if best else "—",
                 f"{best['p99_ms']:.1f}" if best else "—",
                 nxt,
