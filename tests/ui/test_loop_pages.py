@@ -202,5 +202,7 @@ def test_pages_of_missing_things_say_what_is_missing(ui_server: Any) -> None:
             page = http.get(path)
             assert page.status_code == 404, path
             assert message in page.text and "Traceback" not in page.text, path
+        bad = http.get("/decisions/first")
+        assert bad.status_code == 422 and "Invalid address: path.decision_id" in bad.text
         unset = http.get("/review/nowhere")
         assert unset.status_code == 200 and "has no review queue yet" in unset.text

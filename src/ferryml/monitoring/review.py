@@ -30,6 +30,7 @@ import pandas as pd
 from ferryml._identity import current_user
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound
+from ferryml.serving.predlog import META_COLUMNS
 from ferryml.store.factory import open_review_store
 from ferryml.store.review import STRATEGIES, ReviewItem, ReviewQueue, ReviewStore
 
@@ -37,7 +38,7 @@ __all__ = ["choose_for_review", "configure_review", "fill_review_queue", "label_
 
 MAX_SIZE = 1000  # items open at once: a person's work, not a data set
 _PAIRING_MS = 60_000  # a shadow's answer is logged within this long of the primary's
-_META = {"id", "time", "deployment", "route", "model", "version", "latency_ms", "prediction"}
+_META = {*META_COLUMNS, "prediction", "label"}  # the rest of a loaded window are features
 
 Loader = Callable[[str, int], Any]
 
@@ -170,7 +171,7 @@ def choose_for_review(
     ``load(model, version)`` loads a model for the ``confidence`` strategy."""
     if frame.empty or need <= 0:
         return []
-    features = [c for c in frame.columns if c not in _META and c != "label"]
+    features = [c for c in frame.columns if c not in _META]
     answered = frame[frame["route"] != shadow] if shadow else frame
     fresh = ~answered["id"].isin(queued)
     if "label" in answered.columns:

@@ -140,6 +140,8 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         problems = "; ".join(
             f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
         )
+        if is_page(request.url.path) and request.method == "GET":  # e.g. /decisions/abc
+            return error_page(request, 422, f"Invalid address: {problems}.")
         return error_response(422, f"Invalid request: {problems}.", "InvalidArgument")
 
     @app.exception_handler(HTTPException)
