@@ -95,18 +95,18 @@ FULL = textwrap.dedent(
 )
 
 
+def _child(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a Python process of its own in ``cwd``, with no FERRY_ settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
 def test_a_full_disk_loses_no_accepted_value_and_leaves_no_partial_write(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
-    child = subprocess.run(
-        [sys.executable, "-c", FULL],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    child = _child(FULL, tmp_path)
     assert child.returncode == -signal.SIGKILL, child.stderr
     lines = [json.loads(line) for line in child.stdout.splitlines()]
     phases = {line.get("phase", "start"): line for line in lines}
@@ -198,15 +198,7 @@ MONITOR = textwrap.dedent(
 def test_a_monitor_pass_on_a_full_disk_is_refused_and_checks_each_window_once_with_room(
     tmp_path: Path,
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
-    child = subprocess.run(
-        [sys.executable, "-c", MONITOR],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    child = _child(MONITOR, tmp_path)
     assert child.returncode == 0, child.stderr
     refused, after = (json.loads(line) for line in child.stdout.splitlines())
     assert refused["error"] == "StoreUnavailable", refused
