@@ -33,7 +33,7 @@ def test_overload_is_answered_503_with_retry_after_and_accepted_requests_stay_fa
 ) -> None:
     process, url, _ = _serve(registered, "cancer@champion", "--max-queue", "4")
     body = {"records": registered.X.head(1).to_dict("records")}
-    clients, waves = 48, 8
+    clients, waves = 40, 5
     barrier = threading.Barrier(clients)
 
     def client(_: int) -> list[tuple[int, float, str | None, bytes]]:
