@@ -7,13 +7,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import os
-import queue
 import re
 import select
 import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from typing import IO, Any
 
@@ -39,14 +39,24 @@ def request_id_of(given: bytes | None) -> str:
 
 class AccessLog:
     """JSON lines, one a request, written by a background thread so that a slow reader of
-    the stream never stalls a request or a graceful stop: past ``max_pending`` lines
-    waiting, or when the stream (a pipe nobody reads) stays full for a second, lines are
-    dropped and counted (``dropped``). The constructor does no I/O."""
+    the stream never stalls a request or a graceful stop. A request only appends its line
+    to a deque (no lock, no wake-up); the thread writes what gathered every 50 ms, in
+    writes of at most PIPE_BUF bytes of whole lines. Past ``max_pending`` lines waiting,
+    or when the stream (a pipe nobody reads) stays full for a second, lines are dropped
+    and counted (``dropped``). The constructor does no I/O."""
 
-    def __init__(self, stream: IO[str] | None = None, *, max_pending: int = 10_000) -> None:
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        max_pending: int = 10_000,
+        interval: float = 0.05,
+    ) -> None:
         self.stream = stream
+        self.max_pending = max_pending
+        self.interval = interval
         self.dropped = 0
-        self._queue: queue.Queue[bytes | None] = queue.Queue(max_pending)
+        self._lines: deque[bytes] = deque()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -58,19 +68,16 @@ class AccessLog:
         return self
 
     def write(self, record: dict[str, Any]) -> None:
-        try:
-            self._queue.put_nowait(orjson.dumps(record) + b"\n")
-        except queue.Full:
+        if len(self._lines) >= self.max_pending:
             self.dropped += 1
+            return
+        self._lines.append(orjson.dumps(record) + b"\n")
 
     def close(self) -> None:
         """Write what waits (as long as the stream takes it), then stop. Idempotent."""
         if self._thread is None:
             return
-        try:
-            self._queue.put_nowait(None)
-        except queue.Full:
-            self._stop.set()
+        self._stop.set()
         self._thread.join(timeout=5)
         self._thread = None
 
@@ -81,31 +88,51 @@ class AccessLog:
             stream.flush()  # what Python buffered goes first
         except (OSError, ValueError, AttributeError):
             fd = None  # no file behind it (a StringIO): its own write
-        while not self._stop.is_set():
-            try:
-                line = self._queue.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if line is None:
-                return
-            if fd is None:
-                with contextlib.suppress(OSError, ValueError):
-                    stream.write(line.decode())
-                    stream.flush()
-            elif not _write(fd, line):
-                self.dropped += 1
+        while not self._stop.wait(self.interval):
+            self._drain(stream, fd)
+        self._drain(stream, fd)
+
+    def _drain(self, stream: IO[str], fd: int | None) -> None:
+        chunk: list[bytes] = []
+        size = 0
+        while self._lines:
+            line = self._lines.popleft()
+            if chunk and size + len(line) > select.PIPE_BUF:
+                if not self._emit(stream, fd, chunk):
+                    return
+                chunk, size = [], 0
+            chunk.append(line)
+            size += len(line)
+        if chunk:
+            self._emit(stream, fd, chunk)
+
+    def _emit(self, stream: IO[str], fd: int | None, chunk: list[bytes]) -> bool:
+        data = b"".join(chunk)
+        if fd is None:
+            with contextlib.suppress(OSError, ValueError):
+                stream.write(data.decode())
+                stream.flush()
+            return True
+        if _write(fd, data):
+            return True
+        # Nobody reads the stream: drop what waits rather than wait a second per write.
+        waiting = len(self._lines)
+        self._lines.clear()
+        self.dropped += len(chunk) + waiting
+        return False
 
 
-def _write(fd: int, line: bytes) -> bool:
-    """Write ``line`` to ``fd`` if it takes it within a second: a pipe reports writable
-    once it has room for PIPE_BUF bytes, and a line is shorter, so ``write`` then does not
-    block. A line is one ``write``: lines of several processes on one stderr stay whole."""
+def _write(fd: int, data: bytes) -> bool:
+    """Write ``data`` (whole lines, at most PIPE_BUF bytes but for one longer line) to
+    ``fd`` if it takes it within a second: a pipe reports writable once it has room for
+    PIPE_BUF bytes, so ``write`` then does not block, and it is atomic: lines of several
+    worker processes on one stderr stay whole."""
     try:
         poller = select.poll()
         poller.register(fd, select.POLLOUT)
         if not poller.poll(1000):
             return False
-        os.write(fd, line)
+        os.write(fd, data)
     except OSError:
         return False
     return True
