@@ -582,22 +582,24 @@ def main() -> None:
                 warm_up(side, tmp)
             except Failed as e:  # the workloads will fail the same way, and say so
                 log(f"[{side.name}] warm-up FAILED: {e}")
-        for rep in range(cfg["repeats"]):  # sides take turns going first
-            for side, res in sides if rep % 2 == 0 else sides[::-1]:
-                log(f"[{side.name}] add {cfg['big_mib']} MiB file, repeat {rep + 1}")
-                attempt(side, res, "big", big_add, tmp, big)
-        for rep in range(cfg["repeats"]):
-            for side, res in sides if rep % 2 == 0 else sides[::-1]:
-                log(
-                    f"[{side.name}] folder: add, change one, add, status, checkout, push, "
-                    f"pull; repeat {rep + 1}"
-                )
-                attempt(side, res, "tree", tree_round, tmp, tree, digests, cfg, rep)
-        log("hashing floors ...")
-        hashed = hash_floors(big, cfg["repeats"])
-        if moto is not None:
-            moto.terminate()
-            moto.wait()
+        try:
+            for rep in range(cfg["repeats"]):  # sides take turns going first
+                for side, res in sides if rep % 2 == 0 else sides[::-1]:
+                    log(f"[{side.name}] add {cfg['big_mib']} MiB file, repeat {rep + 1}")
+                    attempt(side, res, "big", big_add, tmp, big)
+            for rep in range(cfg["repeats"]):
+                for side, res in sides if rep % 2 == 0 else sides[::-1]:
+                    log(
+                        f"[{side.name}] folder: add, change one, add, status, checkout, push, "
+                        f"pull; repeat {rep + 1}"
+                    )
+                    attempt(side, res, "tree", tree_round, tmp, tree, digests, cfg, rep)
+            log("hashing floors ...")
+            hashed = hash_floors(big, cfg["repeats"])
+        finally:
+            if moto is not None:
+                moto.terminate()
+                moto.wait()
         log(f"removing {tmp} ...")
     floor = {k: sorted(v) for k, v in FLOORS.items()}
     floor.update({f"{k}_in_process": [v] for k, v in hashed.items()})
