@@ -101,6 +101,18 @@ def test_max_queue_must_be_positive(cli: Any, tmp_path: Path, monkeypatch: Any) 
     )
 
 
+def test_sighup_stops_one_worker_gracefully(registered: Any) -> None:
+    process, url, _ = _serve(registered, "cancer@champion")
+    body = {"records": registered.X.head(3).to_dict("records")}
+    ids = httpx.post(f"{url}/v1/models/cancer/predict", json=body).json()["ids"]
+    process.send_signal(signal.SIGHUP)
+    # Stopped as by SIGTERM (uvicorn re-raises it once stopped), not killed by SIGHUP.
+    assert process.wait(timeout=60) == -signal.SIGTERM
+    process.stderr.close()
+    logged = load("cancer", settings=registered.settings, with_feedback=False)
+    assert set(ids) <= set(logged["id"])
+
+
 @pytest.mark.slow
 def test_a_rolling_restart_of_two_workers_under_load_fails_no_request(registered: Any) -> None:
     process, url, _ = _serve(registered, "cancer@champion", "--workers", "2")

@@ -7,6 +7,7 @@ import functools
 import gc
 import json
 import os
+import signal
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from typing import Any
@@ -184,6 +185,9 @@ def serve(
             }
         )
         if workers == 1:
+            # No worker to replace: SIGHUP stops gracefully, as SIGTERM (its default would
+            # kill the server mid-request); a supervisor starts it again.
+            signal.signal(signal.SIGHUP, lambda *_: signal.raise_signal(signal.SIGTERM))
             app: Any = app_from_env()  # load before listening: errors surface here, not later
             serving = [
                 line
