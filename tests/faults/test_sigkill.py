@@ -1,13 +1,15 @@
 """SIGKILL in the middle of the operation, then a restart: a pipeline run is marked KILLED
-by the next process and ``resume`` finishes it from the cache; a checkout run again finishes
-what the killed one began; predictions a server answered are stored by the next process to
-open the prediction log, each once, and feedback joins them; a monitor's pass killed
-mid-way leaves each window stored once and counted once by its alert rules. (The other
-components' SIGKILL cells are proven beside their code; the README's table says where.)"""
+by the next process and ``resume`` finishes it from the cache; a checkout run again
+finishes what the killed one began, and so does a pull; predictions a server answered are
+stored by the next process to open the prediction log, each once, and feedback joins them;
+a monitor's pass killed mid-way leaves each window stored once and counted once by its
+alert rules. (The other components' SIGKILL cells are proven beside their code; the
+README's table says where.)"""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -141,10 +143,7 @@ def test_a_checkout_killed_half_way_is_finished_by_running_it_again(tmp_path: Pa
             assert child.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
     finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-        if child.stdout is not None:
-            child.stdout.close()
+        _kill(child)
     assert 0 < sum(1 for _ in restored.glob("*.bin")) < 1000
     # What a kill between a file's write and its rename leaves, whether or not this one did.
     (restored / ".7.bin.0123456789ab.tmp").write_bytes(b"half a file")
@@ -190,10 +189,7 @@ def test_predictions_answered_before_a_sigkill_are_stored_once_and_take_feedback
         assert child.stdout is not None
         answered = [line.strip() for line in iter(child.stdout.readline, "answered\n")]
     finally:
-        child.send_signal(signal.SIGKILL)
-        child.wait(timeout=30)
-        if child.stdout is not None:
-            child.stdout.close()
+        _kill(child)
     assert len(answered) == 200
     settings = Settings.resolve(cwd=tmp_path, environ={})
     assert list((settings.home / "predictions").glob("*.predwal"))  # nothing stored yet
@@ -259,3 +255,65 @@ def test_a_monitor_killed_mid_pass_leaves_each_window_stored_once_and_counted_on
 
 def _iso(seconds: float) -> str:
     return pd.Timestamp(seconds, unit="s", tz="UTC").strftime("%Y-%m-%dT%H:%M")
+
+
+PULL = """
+from ferryml.data import transfer
+from ferryml.data.workspace import Workspace
+print("pulling", flush=True)
+transfer.pull(Workspace(), {remote!r})
+print("pulled", flush=True)
+"""
+
+
+def test_a_pull_killed_half_way_is_finished_by_running_it_again(tmp_path: Path) -> None:
+    from ferryml.data import transfer
+
+    source, remote = tmp_path / "source", (tmp_path / "remote").as_uri()
+    (source / "big").mkdir(parents=True)
+    for i in range(3000):
+        (source / "big" / f"{i}.bin").write_bytes(os.urandom(2048))
+    workspace = Workspace(Settings.resolve(cwd=source, environ={}))
+    try:
+        workspace.add(str(source / "big"))
+        transfer.push(workspace, remote)
+    finally:
+        workspace.close()
+    clone = tmp_path / "clone"  # the project's metadata without its blobs, as on a new machine
+    shutil.copytree(source, clone, ignore=shutil.ignore_patterns("big", "artifacts"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", PULL.format(remote=remote)],
+        cwd=clone,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    blobs = clone / ".ferry" / "artifacts" / "blobs"
+    try:
+        assert child.stdout is not None and child.stdout.readline() == "pulling\n"
+        deadline = time.monotonic() + 60
+        while sum(1 for _ in blobs.glob("*/*")) < 300:  # under way
+            assert child.poll() is None and time.monotonic() < deadline
+            time.sleep(0.01)
+    finally:
+        _kill(child)
+    assert 300 <= sum(1 for _ in blobs.glob("*/*")) < 3001
+
+    workspace = Workspace(Settings.resolve(cwd=clone, environ={}))
+    try:
+        again = transfer.pull(workspace, remote)
+        assert again.copied + again.present == 3001  # the files and the manifest
+        assert 0 < again.copied < 3001  # only what the killed pull had not brought
+        workspace.checkout("big@1")
+    finally:
+        workspace.close()
+    for path in (source / "big").iterdir():
+        assert (clone / "big" / path.name).read_bytes() == path.read_bytes()
+
+
+def _kill(child: subprocess.Popen[str]) -> None:
+    child.send_signal(signal.SIGKILL)
+    child.wait(timeout=30)
+    if child.stdout is not None:
+        child.stdout.close()

@@ -92,7 +92,10 @@ def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -
             )
         rest = _copy(remote, ws.artifacts, wanted, remote.url)
     return TransferReport(
-        remote.url, first.copied + rest.copied, rest.present, first.bytes + rest.bytes
+        remote.url,
+        first.copied + rest.copied,
+        first.present + rest.present,  # the manifests count, as they do in push
+        first.bytes + rest.bytes,
     )
 
 
