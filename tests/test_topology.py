@@ -41,7 +41,7 @@ def test_the_loop_closes_across_processes_and_survives_killed_parts(
 ) -> None:
     said: list[str] = []
     result: dict[str, Any] = topology.run_loop(
-        running, said.append, before=300, after_promotion=100, batch=40, per_request=4
+        running, said.append, before=200, after_promotion=80, batch=80, per_request=4
     )
     assert (result["outcome"], result["events"]) == ("promoted", DEMO_STORY), (
         said,
