@@ -11,7 +11,9 @@ import signal
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -209,3 +211,47 @@ def test_a_monitor_pass_on_a_full_disk_is_refused_and_checks_each_window_once_wi
 
     windows = report(settings, "watch")["windows"]
     assert [w["start"][11:16] for w in windows] == ["00:00", "01:00", "02:00", "03:00"]
+
+
+def test_the_team_server_on_a_full_disk_refuses_an_upload_whole_and_takes_it_with_room(
+    tmp_path: Path, make_store: Callable[..., Any], request: pytest.FixtureRequest
+) -> None:
+    import resource
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+    from team_world import TeamServer, add_users, free_port
+
+    from ferryml.errors import StoreUnavailable
+    from ferryml.store.http import ServerClient
+    from ferryml.store.http_artifacts import HttpArtifactStore
+
+    blobs = tmp_path / "server-blobs"
+    with make_store("sqlite", tmp_path, request) as store_url:
+        server = TeamServer(
+            store_url,
+            blobs.as_uri(),
+            tmp_path / "server-home",
+            free_port(),
+            preexec=lambda: signal.signal(signal.SIGXFSZ, signal.SIG_IGN),  # fail, not die
+        )
+        server.tokens = add_users(store_url)
+        server.start()
+        store = HttpArtifactStore(ServerClient(server.url, server.tokens["writer"]))
+        try:
+            assert server.process is not None
+            database = Path(store_url.removeprefix("sqlite:///"))
+            room = max(database.stat().st_size, 1 << 20) + (256 << 10)
+            resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (room, -1))
+            data = os.urandom(3 << 20)
+            with pytest.raises(
+                StoreUnavailable, match="The server's disk is full .*File too large"
+            ):
+                store.put_bytes(data)
+            held = [p.parent.name for p in blobs.rglob("*") if p.is_file()]
+            assert held == ["uploads"]  # what arrived waits to be resumed; no blob is stored
+            resource.prlimit(server.process.pid, resource.RLIMIT_FSIZE, (-1, -1))
+            blob = store.put_bytes(data)
+            assert store.get_bytes(blob.digest) == data
+        finally:
+            store.close()
+            server.stop()

@@ -19,7 +19,7 @@ from ferryml._identity import current_user
 from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
 from ferryml.server._body import BodyLimit
-from ferryml.server._errors import error_response, json_response, status_of
+from ferryml.server._errors import disk_full, error_response, json_response, status_of
 from ferryml.server.mlflow import include_mlflow, is_mlflow_path, mlflow_error
 from ferryml.server.team import (
     alerts,
@@ -159,6 +159,10 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, exc: Exception) -> Response:
+        full = disk_full(exc)
+        if full is not None:
+            log.error("disk full on %s: %s", request.url.path, exc)
+            return full
         # Reached only by a bug: logged with its traceback, answered without one.
         log.exception("unexpected error on %s", request.url.path)
         return error_response(
