@@ -1,6 +1,7 @@
 """The object store fails: S3 (moto's server) behind a proxy that answers 503, never
 answers, or cuts an upload half-way. A blob is stored whole or not at all, the error names
-the store and what failed, and the same call works once the fault ends."""
+the store and what failed, and the same call (a monitor's pass too) works once the fault
+ends."""
 
 from __future__ import annotations
 
@@ -116,14 +117,9 @@ def test_data_push_through_a_failing_store_resumes_and_copies_each_blob_once(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL", healthy.url)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    _use_proxy(monkeypatch, healthy)
     import s3fs
 
-    s3fs.S3FileSystem.clear_instance_cache()  # an earlier test's client points elsewhere
     folder = tmp_path / "images"
     folder.mkdir()
     for i in range(5):
@@ -144,3 +140,61 @@ def test_data_push_through_a_failing_store_resumes_and_copies_each_blob_once(
         workspace.close()
         s3fs.S3FileSystem.clear_instance_cache()
     assert len(_keys(s3_client, "faults-push/")) == 6
+
+
+def test_a_monitor_pass_is_refused_while_the_object_store_fails_and_checks_each_window_after(
+    healthy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    import ferryml as ferry
+    from ferryml.monitoring.monitors import MonitorSpec, add_monitor, run_monitor
+    from ferryml.serving.predlog import PredictionLog
+
+    _use_proxy(monkeypatch, healthy)
+    settings = Settings(
+        home=tmp_path / "home",
+        store_url=f"sqlite:///{tmp_path / 'ferry.db'}",
+        artifacts_url="s3://ferry-test-artifacts/faults-monitor",
+        root=tmp_path,
+    )
+    X = pd.DataFrame({"a": np.random.default_rng(0).normal(0.0, 1.0, 200)})
+    ferry.configure(home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url)
+    try:
+        with ferry.start_run():
+            model = LogisticRegression().fit(X, X["a"] > 0)
+            ferry.log_model(model, training_data=X, registered_model_name="m")
+        ferry.set_registered_model_alias("m", "champion", 1)
+        with PredictionLog(settings) as log:
+            for hour in range(3):
+                ids = [f"h{hour}-{i}" for i in range(50)]
+                log.record("d", "primary", "m", 1, ids, X[:50] + hour, [0] * 50, 1.0,
+                           time=1_717_200_000.0 + hour * 3600)  # fmt: skip
+        add_monitor(settings, MonitorSpec("watch", "d", "model:m@champion", "1h"))
+        healthy.set("error")
+        with pytest.raises(StoreUnavailable, match="faults-monitor' is unreachable"):
+            run_monitor(settings, "watch")
+        healthy.set("pass")
+        assert len(run_monitor(settings, "watch")) == 3  # each window, once
+        assert run_monitor(settings, "watch") == []
+    finally:
+        ferry.configure(
+            home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url
+        )
+        import s3fs
+
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
+def _use_proxy(monkeypatch: pytest.MonkeyPatch, proxy: FaultProxy) -> None:
+    """Configure S3 as users do, through the proxy, with few retries."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()  # an earlier test's client points elsewhere
