@@ -535,7 +535,7 @@ def run_loop(
             if (promoted_at is not None and faults.replica_restarted_at is not None
                     and ledger.sent >= promoted_at + after_promotion):  # fmt: skip
                 break
-        traffic.feedback(via=0, wait=10)  # the last labels, once the last flush is in
+        traffic.feedback(via=0, wait=60)  # the last labels, once the last flush is in
     finally:
         killer.stop.set()
         traffic.close()
