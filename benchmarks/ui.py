@@ -236,14 +236,19 @@ def ferry_figures(url: str, data: dict[str, Any], page_of: Any, repeats: int) ->
 
 def mlflow_figures(url: str, data: dict[str, Any], page_of: Any, repeats: int) -> dict[str, float]:
     eid = data["experiment_id"]
-    runs_url = f"{url}/#/experiments/{eid}/runs?workflowType=machine_learning"
+    # The view's every setting in the URL: MLflow keeps the last sort and filter otherwise.
+    runs_url = (
+        f"{url}/#/experiments/{eid}/runs?workflowType=machine_learning&searchFilter="
+        "&startTime=ALL&lifecycleFilter=Active&modelVersionFilter=All+Runs"
+    )
+    by_start = "orderByKey=attributes.start_time&orderByAsc=false"
     newest = max(data["ids"])
     top_m1 = data["top_m1"]
     first_match = data["first_m0_match"]
     first_miss = data["first_m0_miss"]
 
     def rows(page: Any) -> None:
-        page.goto(runs_url, wait_until="commit")
+        page.goto(f"{runs_url}&{by_start}", wait_until="commit")
         page.get_by_text(newest, exact=True).first.wait_for()
 
     def resort(page: Any) -> None:
@@ -319,6 +324,7 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}"
             with server(argv, env, f"{url}/health"):
                 results["ferryml"] = ferry_figures(url, data, context.new_page, args.repeats)
+            log(f"ferryml: {results['ferryml']}")
         if "mlflow" in sides:
             folder = root / "mlflow"
             (folder / "artifacts").mkdir(parents=True)
@@ -345,6 +351,7 @@ def main() -> None:
             url = f"http://127.0.0.1:{port}"
             with server(argv, env, f"{url}/health"):
                 results["mlflow"] = mlflow_figures(url, data, context.new_page, args.repeats)
+            log(f"MLflow: {results['mlflow']}")
         browser.close()
     load = os.getloadavg()
     print(
