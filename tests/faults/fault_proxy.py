@@ -72,20 +72,20 @@ class FaultProxy:
         return self.drop_limit is None or self.drops < self.drop_limit
 
     def _answer_503(self, client: socket.socket) -> None:
+        # One answer a connection, then closed: a connection kept open would go on failing
+        # after the fault ends, which no real store does.
         try:
-            while True:
-                read = _read_head(client)
-                if read is None:
-                    return
-                head, body = read
-                if b"100-continue" not in head.lower():
-                    _discard(client, _content_length(head) - len(body))
-                client.sendall(
-                    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\n"
-                    b"Content-Length: %d\r\n\r\n%s" % (len(_ERROR_BODY), _ERROR_BODY)
-                )
-                if b"100-continue" in head.lower():
-                    return  # the body was never sent; the connection cannot be reused
+            read = _read_head(client)
+            if read is None:
+                return
+            head, body = read
+            if b"100-continue" not in head.lower():
+                _discard(client, _content_length(head) - len(body))
+            payload = b"" if head.startswith(b"HEAD ") else _ERROR_BODY  # HEAD has no body
+            client.sendall(
+                b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\n"
+                b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(_ERROR_BODY), payload)
+            )
         except OSError:
             return
         finally:
