@@ -3,6 +3,7 @@ Dask cluster, from local folders and S3 prefixes, against profiling the whole fr
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from pathlib import Path
@@ -157,3 +158,33 @@ def test_bad_input_gets_one_clear_line(
     with pytest.raises(error, match=message) as caught:
         call(tmp_path)
     assert "\n" not in str(caught.value)
+
+
+def test_ferry_data_profile_and_drift_read_a_dataset_and_say_what_drifted(
+    days: tuple[Path, pd.DataFrame], tmp_path: Path, cli: Callable[..., Any]
+) -> None:
+    root, whole = days
+    saved = tmp_path / "reference.json"
+    done = cli("data", "profile", str(root), "--where", f"date={DAYS[0]}", "--output", str(saved))
+    assert (done.code, done.out.strip()) == (
+        0,
+        f"3,000 rows, 5 columns; profile written to {saved}",
+    )
+    same = cli("data", "drift", str(saved), str(root), "--where", f"date={DAYS[0]}", "--json")
+    assert same.code == 0 and json.loads(same.out)["drift_share"] == 0
+    other = cli("data", "drift", str(saved), str(root), "--where", f"date={DAYS[1]}")
+    assert (other.code, other.out) == (
+        0,
+        "3,000 rows against 3,000: 2 of 5 columns drifted (time, date)\n",
+    )
+    shifted = whole.head(3_000).drop(columns="date").assign(x=whole["x"] + 10, n=whole["n"] + 50)
+    shifted.to_parquet(tmp_path / "shifted.parquet")
+    moved = cli("data", "drift", str(tmp_path / "shifted.parquet"), str(root))
+    assert moved.code == 1 and moved.out.endswith("; dataset drift\n")  # exit 1: it drifted
+    bad = cli("data", "profile", str(root), "--where", "date")
+    assert (bad.code, bad.err) == (
+        2,
+        "error: --where 'date' is not COLUMN=VALUE, e.g. date=2026-12-01.\n",
+    )
+    absent = cli("data", "drift", str(tmp_path / "nope.json"), str(root))
+    assert absent.code == 2 and absent.err.count("\n") == 1 and "not found" in absent.err

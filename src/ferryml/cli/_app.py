@@ -17,6 +17,7 @@ from ferryml.cli import (
     alerts,
     artifacts,
     data,
+    dataset,
     deploy,
     feedback,
     gc,
@@ -48,6 +49,8 @@ app.add_typer(tracking.experiments, name="experiments")
 app.add_typer(tracking.runs, name="runs")
 app.add_typer(artifacts.artifacts, name="artifacts")
 app.add_typer(data.data, name="data")
+data.data.command("profile")(dataset.profile)
+data.data.command("drift")(dataset.drift)
 app.add_typer(pipeline.pipelines, name="pipeline")
 app.add_typer(models.models, name="models")
 app.add_typer(deploy.deploy, name="deploy")
