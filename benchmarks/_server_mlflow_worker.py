@@ -5,7 +5,8 @@ CONFIG "phase" is "populate" (the runs searched later are written straight to th
 file CONFIG "db" that `mlflow server` then serves: through the server it would take
 minutes) or "client" (CONFIG "url" names the running `mlflow server`).
 Prints one JSON object per workload on stdout as soon as it is done. Mirrors
-_server_ferry_worker.py step for step; keep them in step.
+_server_ferry_worker.py step for step; keep them in step. benchmarks/mlflow_compat.py runs
+it against both servers, with one more workload (log_model) of its own.
 """
 
 import filecmp
@@ -127,3 +128,28 @@ if want("artifact"):
     same = filecmp.cmp(source, got, shallow=False)
     shutil.rmtree(tmp / "download")
     emit("artifact", {"upload_s": upload_s, "download_s": download_s, "same": same})
+
+# 5. (mlflow_compat.py) log_model of a fitted scikit-learn model with its signature and
+# input example, registered as a new version of one model (medians).
+if want("log_model"):
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.random.default_rng(0).normal(size=(200, 4))
+    model = LogisticRegression().fit(features, (features[:, 0] > 0).astype(int))
+    mlflow.set_experiment("models")
+    times = []
+    for _ in range(repeats):
+        with mlflow.start_run():
+            t0 = now()
+            mlflow.sklearn.log_model(
+                model,
+                name="model",
+                input_example=features[:2],
+                registered_model_name="bench-model",
+                pip_requirements=["scikit-learn"],  # no requirement inference: not what is timed
+            )
+            times.append(now() - t0)
+    versions = client.search_model_versions("name='bench-model'")
+    emit("log_model", {"s": median(times), "stored_ok": len(versions) == repeats})
