@@ -97,18 +97,18 @@ FULL = textwrap.dedent(
 )
 
 
-def _child(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    """Run ``code`` in a Python process of its own in ``cwd``, with no FERRY_ settings."""
+def _child(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run Python with ``args`` in a process of its own in ``cwd``, with no FERRY_ settings."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     return subprocess.run(
-        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
 
 
 def test_a_full_disk_loses_no_accepted_value_and_leaves_no_partial_write(
     tmp_path: Path,
 ) -> None:
-    child = _child(FULL, tmp_path)
+    child = _child(["-c", FULL], tmp_path)
     assert child.returncode == -signal.SIGKILL, child.stderr
     lines = [json.loads(line) for line in child.stdout.splitlines()]
     phases = {line.get("phase", "start"): line for line in lines}
@@ -200,7 +200,7 @@ MONITOR = textwrap.dedent(
 def test_a_monitor_pass_on_a_full_disk_is_refused_and_checks_each_window_once_with_room(
     tmp_path: Path,
 ) -> None:
-    child = _child(MONITOR, tmp_path)
+    child = _child(["-c", MONITOR], tmp_path)
     assert child.returncode == 0, child.stderr
     refused, after = (json.loads(line) for line in child.stdout.splitlines())
     assert refused["error"] == "StoreUnavailable", refused
@@ -255,3 +255,54 @@ def test_the_team_server_on_a_full_disk_refuses_an_upload_whole_and_takes_it_wit
         finally:
             store.close()
             server.stop()
+
+
+PIPELINE = textwrap.dedent(
+    """
+    import json, os, resource, signal
+    from pathlib import Path
+    from ferryml.pipelines import pipeline, step
+    from ferryml.pipelines.engine import run_pipeline
+
+    CALLS = []
+
+    @step
+    def load(n: int) -> list:
+        CALLS.append("load")
+        return list(range(n))
+
+    @step
+    def big(rows: list) -> bytes:
+        CALLS.append("big")
+        biggest = max(p.stat().st_size for p in Path(".ferry").rglob("*") if p.is_file())
+        if CALLS.count("big") == 1:  # the first run's output meets a full disk
+            resource.setrlimit(resource.RLIMIT_FSIZE, (biggest + 50_000, resource.RLIM_INFINITY))
+        return os.urandom(biggest + 100_000) + bytes(len(rows))
+
+    @pipeline
+    def making(n: int = 5):
+        return big(load(n))
+
+    if __name__ == "__main__":  # a module of its own, so its steps can be found again
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        first = run_pipeline(making)
+        print(json.dumps({"status": first.status, "error": first.steps["big"].error}), flush=True)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (resource.RLIM_INFINITY,) * 2)
+        again = run_pipeline(making, resume=first.run_id)
+        print(json.dumps({"status": again.status, "size": len(again.output()), "calls": CALLS}))
+    """
+)
+
+
+def test_a_pipeline_step_whose_output_meets_a_full_disk_fails_and_resumes_with_room(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "making.py").write_text(PIPELINE)  # a file: steps are found by their source
+    child = _child(["making.py"], tmp_path)
+    assert child.returncode == 0, child.stderr
+    first, again = (json.loads(line) for line in child.stdout.splitlines())
+    assert first["status"] == "FAILED"
+    assert "File too large" in first["error"] and "free space" in first["error"]
+    assert again["status"] == "FINISHED" and again["calls"] == ["load", "big", "big"]
+    blobs = tmp_path / ".ferry" / "artifacts" / "blobs"
+    assert [p.name for p in blobs.rglob("*.tmp")] == []  # the refused output left nothing
