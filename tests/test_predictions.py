@@ -415,4 +415,5 @@ def test_module_lists_its_public_names() -> None:
         "import_feedback",
         "load",
         "record_feedback",
+        "scan",
     ]

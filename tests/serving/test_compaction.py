@@ -79,6 +79,17 @@ def test_partitions_larger_than_half_the_target_or_alone_in_their_day_stay(
     assert len(everything(sqlite_settings, "churn")) == 240
 
 
+def test_scan_reads_a_window_a_partition_at_a_time_with_the_rows_load_gives(
+    sqlite_settings: Settings,
+) -> None:
+    log_flushes(sqlite_settings, "churn")
+    window = {"since": "2026-12-01T00:02:00Z", "until": "2026-12-02T00:09:00Z"}
+    frames = list(predictions.scan("churn", settings=sqlite_settings, **window))
+    assert len(frames) == 7 and max(len(f) for f in frames) == 25  # a partition at a time
+    whole = predictions.load("churn", with_feedback=False, settings=sqlite_settings, **window)
+    pd.testing.assert_frame_equal(pd.concat(frames, ignore_index=True), whole)
+
+
 def test_a_crash_mid_compaction_loses_nothing_and_the_next_one_finishes(
     settings: Settings,
 ) -> None:

@@ -97,13 +97,7 @@ def load(
     Example:
         >>> frame = load("churn", since="2024-06-01", until="2024-06-02")
     """
-    if not isinstance(deployment, str) or not deployment:
-        raise InvalidArgument(f"deployment must be a deployment's name; got {deployment!r:.200}.")
-    start, end = _instant(since, "since"), _instant(until, "until")
-    if start is not None and end is not None and start > end:
-        raise InvalidArgument(f"since ({start.isoformat()}) is after until ({end.isoformat()}).")
-    since_ms = None if start is None else math.floor(start.value / 1_000_000)
-    until_ms = None if end is None else math.ceil(end.value / 1_000_000)
+    start, end, since_ms, until_ms = _window(deployment, since, until)
     with _stores(settings) as (store, artifacts):
         partitions = store.list_partitions(deployment, since=since_ms, until=until_ms)
         known = [] if partitions else store.list_deployments()
@@ -125,19 +119,42 @@ def load(
             if with_feedback
             else {}
         )
-    frame = _columns(frame)
-    keep = np.ones(len(frame), dtype=bool)
-    if start is not None:
-        keep &= (frame["time"] >= start).to_numpy()
-    if end is not None:
-        keep &= (frame["time"] < end).to_numpy()
-    frame = frame[keep]
+    frame = _within(_columns(frame), start, end)
     if not frame["time"].is_monotonic_increasing:
         frame = frame.sort_values("time", kind="stable")
     frame = frame.reset_index(drop=True)
     if with_feedback:
         frame["label"] = _labels(frame["id"], labels)
     return frame
+
+
+def scan(
+    deployment: str,
+    *,
+    since: dt.datetime | str | None = None,
+    until: dt.datetime | str | None = None,
+    settings: Settings | None = None,
+) -> Iterator[pd.DataFrame]:
+    """``load``'s rows (without labels) a partition at a time, oldest partition first, for
+    windows larger than memory: one partition (at most 500,000 rows once compacted) is in
+    memory at once. Each frame has ``load``'s columns, its rows in time order.
+
+    Raises:
+        InvalidArgument, NotFound: as ``load``.
+
+    Example:
+        >>> rows = sum(len(frame) for frame in scan("churn", since="2024-06-01"))
+    """
+    start, end, since_ms, until_ms = _window(deployment, since, until)
+    with _stores(settings) as (store, artifacts):
+        partitions = store.list_partitions(deployment, since=since_ms, until=until_ms)
+        if not partitions and deployment not in store.list_deployments():
+            raise NotFound(f"No predictions logged for deployment {deployment!r}.")
+        for partition in partitions:
+            frame = read_partitions([artifacts.get_bytes(partition.digest)])
+            frame = _within(_columns(frame), start, end)
+            if len(frame):
+                yield frame.sort_values("time", kind="stable").reset_index(drop=True)
 
 
 def record_feedback(
@@ -228,6 +245,29 @@ def _stores(settings: Settings | None) -> Iterator[tuple[PredictionStore, Any]]:
         store.close()
         if hasattr(artifacts, "close"):  # a team server's: its connections
             artifacts.close()
+
+
+def _window(
+    deployment: Any, since: Any, until: Any
+) -> tuple[pd.Timestamp | None, pd.Timestamp | None, int | None, int | None]:
+    """The window's bounds as times and as ms for the index; raises on bad arguments."""
+    if not isinstance(deployment, str) or not deployment:
+        raise InvalidArgument(f"deployment must be a deployment's name; got {deployment!r:.200}.")
+    start, end = _instant(since, "since"), _instant(until, "until")
+    if start is not None and end is not None and start > end:
+        raise InvalidArgument(f"since ({start.isoformat()}) is after until ({end.isoformat()}).")
+    since_ms = None if start is None else math.floor(start.value / 1_000_000)
+    until_ms = None if end is None else math.ceil(end.value / 1_000_000)
+    return start, end, since_ms, until_ms
+
+
+def _within(frame: pd.DataFrame, start: pd.Timestamp | None, end: pd.Timestamp | None) -> Any:
+    keep = np.ones(len(frame), dtype=bool)
+    if start is not None:
+        keep &= (frame["time"] >= start).to_numpy()
+    if end is not None:
+        keep &= (frame["time"] < end).to_numpy()
+    return frame[keep]
 
 
 def _instant(value: Any, name: str) -> pd.Timestamp | None:
