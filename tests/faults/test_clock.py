@@ -5,8 +5,11 @@ machine's own clock is shared and is never touched."""
 
 from __future__ import annotations
 
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -33,10 +36,27 @@ def jump(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
     return move
 
 
+@pytest.fixture(params=["sqlite", "team server"])
+def where(
+    request: pytest.FixtureRequest, sqlite_settings: Settings, tmp_path: Path, make_store: Any
+) -> Iterator[Settings]:
+    """A store of the process's own, or a team server whose own clock stays put."""
+    if request.param == "sqlite":
+        yield sqlite_settings
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
+    from team_world import running_server
+
+    with make_store("sqlite", tmp_path, request) as store_url:
+        for server in running_server(store_url, tmp_path):
+            url, token = server.url, server.tokens["writer"]
+            yield Settings(home=tmp_path / "client", store_url=url, artifacts_url=url, token=token)
+
+
 def test_metrics_logged_across_clock_jumps_keep_their_order_and_latest_value(
-    sqlite_settings: Settings, jump: Callable[[float], None]
+    where: Settings, jump: Callable[[float], None]
 ) -> None:
-    client = FerryClient(sqlite_settings)
+    client = FerryClient(where)
     try:
         run_id = client.create_run(client.create_experiment("clock")).info.run_id
         for step in range(30):
