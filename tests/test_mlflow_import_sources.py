@@ -18,7 +18,7 @@ from ferryml.imports import import_mlflow, open_source
 from ferryml.store.sql import SqlStore
 from mlflow_world import check_imported, ferry_cli, mlflow_server, run_client
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
