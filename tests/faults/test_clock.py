@@ -1,7 +1,8 @@
 """The wall clock jumps backwards and forwards (an NTP step, a VM resumed): values logged
-across the jump keep their order by step, predictions stamped out of order are all kept and
-joined to their labels. The jump is made by shifting ``time.time`` in this process; the
-machine's own clock is shared and is never touched."""
+across the jump keep their order by step (also through a team server), predictions stamped
+out of order are all kept and joined to their labels, and a monitor's recheck checks the
+rows stamped into windows it had checked. The jump is made by shifting ``time.time`` in
+this process; the machine's own clock is shared and is never touched."""
 
 from __future__ import annotations
 
@@ -91,3 +92,31 @@ def test_predictions_stamped_out_of_order_are_all_kept_and_get_their_labels(
     logged = predictions.load("churn", settings=sqlite_settings)
     assert sorted(logged["id"]) == sorted(ids)
     assert logged["label"].tolist() == [1] * 15
+
+
+def test_rows_stamped_into_checked_windows_are_checked_by_a_recheck(
+    sqlite_settings: Settings,
+) -> None:
+    from ferryml.monitoring.monitors import MonitorSpec, add_monitor, report, run_monitor
+
+    start, rows = 1_717_200_000.0, 40
+    base = pd.DataFrame({"x": [float(i % 10) for i in range(rows)]})
+
+    def log(hour: int, shift: float, tag: str) -> None:
+        with PredictionLog(sqlite_settings) as predictions_log:
+            ids = [f"{tag}{i}" for i in range(rows)]
+            predictions_log.record("d", "primary", "m", 1, ids, base + shift, [0] * rows, 1.0,
+                                   time=start + hour * HOUR + 60)  # fmt: skip
+
+    for hour in range(3):
+        log(hour, 0.0, f"h{hour}-")
+    reference = "window:2024-06-01T00:00/2024-06-01T01:00"
+    add_monitor(sqlite_settings, MonitorSpec("watch", "d", reference, "1h"))
+    assert len(run_monitor(sqlite_settings, "watch")) == 3
+    log(1, 50.0, "late-")  # stamped by a clock stepped back into the second window
+    assert run_monitor(sqlite_settings, "watch") == []  # windows follow prediction time
+    again = run_monitor(sqlite_settings, "watch", recheck=pd.Timestamp("2024-06-01T01:00Z"))
+    assert [r.metrics["rows"] for r in again] == [2.0 * rows, rows]  # the late rows, checked
+    assert again[0].drift.drifted_columns == ("x",)
+    windows = report(sqlite_settings, "watch")["windows"]
+    assert len(windows) == 3 and len({w["start"] for w in windows}) == 3  # each once

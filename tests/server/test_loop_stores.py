@@ -91,11 +91,16 @@ def test_monitors_are_created_listed_and_removed_with_their_windows(settings: Se
         assert [r.window_end for r in store.list_results(name, ended_after=3_600_000)] == [
             7_200_000
         ]
+        assert store.remove_results(name, ended_after=3_600_000) == 1  # to check it again
+        assert store.last_window(name) == (0, 3_600_000)
+        assert store.add_result(name, 3_600_000, 7_200_000, {"rows": 13.0}, {}) is True
         assert store.remove(name) == 2
         with pytest.raises(NotFound, match="ferry monitor list"):
             store.get(name)
         with pytest.raises(NotFound, match="ferry monitor list"):
             store.remove(name)
+        with pytest.raises(NotFound, match="ferry monitor list"):
+            store.remove_results(name, ended_after=0)
     finally:
         store.close()
 
@@ -370,6 +375,10 @@ def test_monitors_alerts_and_feedback_work_through_the_server_for_the_roles_allo
     windows = json.loads(out)
     assert [w["metrics"]["dataset_drift"] for w in windows] == [0.0, 1.0]
     assert maintainer("monitor", "run", "watch", "--json")[1].strip() == "[]"  # checked once
+    code, out, _ = maintainer("monitor", "run", "watch", "--json", "--recheck", windows[1]["start"])
+    assert code == 0 and [w["start"] for w in json.loads(out)] == [windows[1]["start"]]
+    code, _, err = maintainer("monitor", "run", "watch", "--recheck", "yesterday-ish")
+    assert code == 2 and err.startswith("error: --recheck 'yesterday-ish' is not a time")
 
     code, _, err = anonymous("alerts", "list", "--monitor", "watch")
     assert code == 1 and "No token" in err

@@ -51,6 +51,18 @@ def _every(text: str) -> int:
     return int(seconds)
 
 
+def _time(text: str) -> Any:
+    import pandas as pd
+
+    try:
+        return pd.Timestamp(text)
+    except ValueError:
+        raise InvalidArgument(
+            f"--recheck {text!r} is not a time; write e.g. 2024-06-01T00:00 (UTC unless it "
+            "names its offset)."
+        ) from None
+
+
 @monitor.command("add")
 def add(
     ctx: typer.Context,
@@ -108,14 +120,23 @@ def run(
     every: Annotated[
         str | None, typer.Option(help="Run again after this long (30s, 5m, 1h) until stopped.")
     ] = None,
+    recheck: Annotated[
+        str | None,
+        typer.Option(
+            help="Check the windows ending after this time (2024-06-01T00:00) again, with the "
+            "rows logged in them since (after the clock stepped back)."
+        ),
+    ] = None,
     json: JsonFlag = False,
 ) -> None:
     """Check the windows logged since the monitor's last run."""
     from ferryml.monitoring.monitors import run_monitor
 
     pause = _every(every) if every is not None else None
+    since = _time(recheck) if recheck is not None else None
     while True:
-        _print_results(name, run_monitor(settings_of(ctx), name), json)
+        _print_results(name, run_monitor(settings_of(ctx), name, recheck=since), json)
+        since = None  # once
         if pause is None:
             return
         time.sleep(pause)

@@ -192,7 +192,11 @@ def latest_metrics(settings: Settings, deployment: str) -> dict[str, dict[str, f
 
 
 def run_monitor(
-    settings: Settings, name: str, *, now: dt.datetime | pd.Timestamp | None = None
+    settings: Settings,
+    name: str,
+    *,
+    now: dt.datetime | pd.Timestamp | None = None,
+    recheck: dt.datetime | pd.Timestamp | None = None,
 ) -> list[WindowResult]:
     """Check the complete windows logged since the monitor's last stored window.
 
@@ -200,6 +204,10 @@ def run_monitor(
         settings: where the stores are.
         name: the monitor.
         now: windows ending after it are left for a later run; default the current time.
+        recheck: check the windows ending after it again, with every row logged in them
+            by now (rows stamped into checked windows, after the clock stepped back, are
+            otherwise never checked). Alert rules count each window once, so a window
+            checked again does not alert again.
 
     Returns:
         The windows checked by this run, oldest first; empty when none is new.
@@ -211,6 +219,8 @@ def run_monitor(
     now_ts = _utc(pd.Timestamp.now(tz="UTC") if now is None else pd.Timestamp(now))
     with _store(settings) as store:
         spec = MonitorSpec.from_dict(store.get(name))
+        if recheck is not None:
+            store.remove_results(name, ended_after=_ms(_utc(pd.Timestamp(recheck))))
         last = store.last_window(name)
         by, count = _window_args(spec.window)
         since = None

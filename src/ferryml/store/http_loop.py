@@ -87,6 +87,10 @@ class HttpMonitorStore(_Part):
         )
         return _as(list[MonitorResult], found)
 
+    def remove_results(self, name: str, *, ended_after: int) -> int:
+        path, query = f"/api/v1/monitors/{name}/windows", _query(ended_after=ended_after)
+        return int(self.client.call("DELETE", path, params=query)["windows"])
+
 
 class HttpAlertStore(_Part):
     """``AlertStore`` over a team server: recording needs a maintainer (as running a

@@ -212,6 +212,11 @@ class MonitorStore(Protocol):
 
     def list_results(self, name: str, *, ended_after: int | None = None) -> list[MonitorResult]: ...
 
+    def remove_results(self, name: str, *, ended_after: int) -> int:
+        """Delete the windows ending after ``ended_after`` ms, to check them again; how many
+        went. Raises NotFound."""
+        ...
+
     def close(self) -> None: ...
 
 

@@ -53,6 +53,19 @@ class SqlMonitorStore(StorePart):
 
         return _dialect.retry_locked(write)
 
+    def remove_results(self, name: str, *, ended_after: int) -> int:
+        self.get(name)  # NotFound for a monitor that does not exist
+
+        def write() -> int:
+            r = t.monitor_results.c
+            with self._store.engine.execution_options(ferry_write=True).begin() as conn:
+                gone = delete(t.monitor_results).where(
+                    r.monitor == name, r.window_end > ended_after
+                )
+                return int(conn.execute(gone).rowcount)
+
+        return _dialect.retry_locked(write)
+
     def get(self, name: str) -> dict[str, Any]:
         with self._store.engine.connect() as conn:
             row = conn.execute(select(t.monitors.c.spec).where(t.monitors.c.name == name)).first()

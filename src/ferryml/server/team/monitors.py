@@ -100,6 +100,16 @@ def list_windows(
     return render(found, list[MonitorResult])
 
 
+@router.delete("/{name}/windows", response_model=Removed, dependencies=_MAINTAINER)
+def remove_windows(
+    name: str, request: Request, ended_after: Annotated[int, Query(ge=-(2**63), le=2**63 - 1)]
+) -> Response:
+    """Delete the windows ending after ``ended_after`` (ms), to check them again."""
+    return render(
+        Removed(windows=_store(request).remove_results(name, ended_after=ended_after)), Removed
+    )
+
+
 @router.get("/{name}/windows/last", response_model=WindowBounds | None)
 def last_window(name: str, request: Request) -> Response:
     last = _store(request).last_window(name)
