@@ -13,7 +13,7 @@ import uuid
 from typing import Any
 
 import pytest
-from loop_world import DEPLOYMENT, MODEL, build
+from ui_world import DEPLOYMENT, MODEL, build
 
 from ferryml.config import Settings
 from ferryml.serving.predlog import PredictionLog

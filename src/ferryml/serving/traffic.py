@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
 from ferryml.store.factory import open_artifact_store, open_prediction_store
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = ["Bucket", "RouteTraffic", "deployment_traffic"]
 
@@ -62,6 +63,8 @@ def deployment_traffic(
     Raises:
         InvalidArgument: the span or the number of slices is out of range.
     """
+    import pandas as pd  # here: the team server starts without the data libraries
+
     from ferryml.serving.predlog import read_partition_table
 
     if not 1 <= span_s <= MAX_SPAN_S:
@@ -112,6 +115,8 @@ def deployment_traffic(
 
 
 def _bucket(start: int, latency: np.ndarray, seconds: float) -> Bucket:
+    import numpy as np
+
     if not len(latency):
         return Bucket(start, 0, 0.0, None, None)
     p50, p99 = np.percentile(latency, [50, 99])

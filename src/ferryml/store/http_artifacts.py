@@ -14,7 +14,7 @@ import blake3
 import httpx
 
 from ferryml.errors import IntegrityError, NotFound, StoreUnavailable
-from ferryml.store.artifacts import Blob, _create_temp, digest_bytes, digest_file
+from ferryml.store._blobfiles import Blob, _create_temp, digest_bytes, digest_file
 from ferryml.store.http import ServerClient
 
 __all__ = ["HttpArtifactStore"]

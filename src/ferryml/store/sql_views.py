@@ -5,13 +5,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from sqlalchemy import select
 
 from ferryml.store import _schema as t
 from ferryml.store.sql import StorePart, _experiment_int
+
+if TYPE_CHECKING:  # numpy is loaded by the first series read, not by the server's start
+    import numpy as np
 
 __all__ = ["MetricSeries", "RunKeys", "RunOutputs", "SqlRunViews"]
 
@@ -104,6 +106,8 @@ class SqlRunViews(StorePart):
                 rows = cursor.fetchall()
             finally:
                 cursor.close()
+        import numpy as np
+
         if not rows:
             empty = np.empty(0)
             return MetricSeries(key, empty.astype(np.int64), empty.astype(np.int64), empty)

@@ -11,7 +11,6 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from ferryml._identity import current_user
-from ferryml.monitoring.review import fill_review_queue, label_text, review_queue
 from ferryml.server.team._auth import needs_maintainer_of
 from ferryml.server.team._render import render
 from ferryml.store.review import ReviewItem, ReviewQueue
@@ -79,7 +78,7 @@ def get_queue(name: str, request: Request) -> Response:
 @router.put("/{name}", response_model=ReviewQueue, dependencies=[needs_maintainer_of("deployment")])
 def set_queue(name: str, body: SetQueue, request: Request) -> Response:
     """Create or change how the deployment's predictions are chosen for review."""
-    queue = review_queue(name, body.strategy, body.size, body.lookback_s, body.choices)
+    queue = _reviewing().review_queue(name, body.strategy, body.size, body.lookback_s, body.choices)
     return render(_store(request).set_queue(queue, user=current_user()), ReviewQueue)
 
 
@@ -111,17 +110,29 @@ def add_items(name: str, body: Items, request: Request) -> Response:
 def fill(name: str, request: Request) -> Response:
     """Choose predictions by the queue's strategy until it holds its size."""
     store, settings = _store(request), request.app.state.settings
-    return render({"added": fill_review_queue(name, settings=settings, store=store)}, Added)
+    return render(
+        {"added": _reviewing().fill_review_queue(name, settings=settings, store=store)}, Added
+    )
 
 
 @router.post("/{name}/items/{prediction_id}/label", response_model=ReviewItem)
 def label(name: str, prediction_id: PredictionId, body: Label, request: Request) -> Response:
     """Label the item; the label becomes the prediction's feedback, given by the token's
     user."""
-    item = _store(request).label(name, prediction_id, label_text(body.label), user=current_user())
+    item = _store(request).label(
+        name, prediction_id, _reviewing().label_text(body.label), user=current_user()
+    )
     return render(item, ReviewItem)
 
 
 @router.post("/{name}/items/{prediction_id}/skip", response_model=ReviewItem)
 def skip(name: str, prediction_id: PredictionId, request: Request) -> Response:
     return render(_store(request).skip(name, prediction_id, user=current_user()), ReviewItem)
+
+
+def _reviewing() -> Any:
+    # Imported on use: choosing predictions needs pandas, which the team server does not
+    # load to start.
+    from ferryml.monitoring import review
+
+    return review

@@ -29,7 +29,6 @@ from ferryml.server.team._schemas import (
 )
 from ferryml.store.entities import ArtifactEntry, Experiment, Metric, Role, Run, RunInfo, ViewType
 from ferryml.store.records import records_from_batch
-from ferryml.tracking.downsample import lttb
 
 __all__ = ["router"]
 
@@ -126,6 +125,8 @@ def metric_series(
     """A metric's history downsampled to at most ``points`` points that keep its shape
     (LTTB over ``x``), as columns: what a chart draws."""
     series = request.app.state.run_views.get_metric_series(run_id, key)
+    from ferryml.tracking.downsample import lttb  # numpy: loaded on first use
+
     chosen = lttb(series.steps if x == "step" else series.timestamps, series.values, points)
     body = {
         "key": key,

@@ -4,14 +4,16 @@ diff between two versions, and validation against the project's expectations."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ferryml.data.profile import CategoricalProfile, NumericProfile
 from ferryml.errors import FerryError
 from ferryml.ui._pages import Nav, Viewer, render
+
+if TYPE_CHECKING:  # profiles need pandas, which the server does not load to start
+    from ferryml.data.profile import CategoricalProfile, NumericProfile
 
 router = APIRouter()
 NAV = Nav("Data", "/data", 20)
@@ -73,6 +75,8 @@ def dataset(request: Request, name: str, user: Viewer) -> Response:
 
 def _column(name: str, column: NumericProfile | CategoricalProfile) -> dict[str, Any]:
     """A column's summary and its histogram as bars (x, height, label) of at most 30 px."""
+    from ferryml.data.profile import NumericProfile
+
     if isinstance(column, NumericProfile):
         counts = list(column.counts)
         labels = [

@@ -1,0 +1,123 @@
+"""Blobs as files: digests, atomic writes beside their target, and the checks the artifact
+store and its HTTP client share."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import re
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+import blake3
+
+from ferryml.errors import InvalidArgument, NotFound
+
+_CHUNK = 1 << 20
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True)
+class Blob:
+    """Content as the store knows it: lowercase hex blake3 digest (64 chars) and size."""
+
+    digest: str
+    size: int
+
+
+def digest_bytes(data: bytes) -> Blob:
+    """Return the blob (blake3 digest and size) of ``data``."""
+    return Blob(blake3.blake3(data).hexdigest(), len(data))
+
+
+def digest_file(path: str | os.PathLike[str]) -> Blob:
+    """Return the blob of the file at ``path``, read in 1 MiB chunks.
+
+    Raises NotFound if there is no such file, InvalidArgument if it is a folder.
+    """
+    with _open_source(path) as src:
+        return _copy(src, None)
+
+
+def _reuse_path(path: str, size: int) -> bool:
+    """Whether the blob file at ``path`` holds ``size`` bytes; if so its mtime becomes now
+    (see ``ArtifactStore._reuse``)."""
+    try:
+        if os.stat(path).st_size != size:
+            return False
+        os.utime(path)
+    except FileNotFoundError:
+        return False  # absent, or moved aside by gc: store it again
+    except PermissionError:
+        # Another user's blob: store it again (a fresh file, ours), unless the store is
+        # read-only to us, where no gc of ours can run either.
+        return not os.access(os.path.dirname(path), os.W_OK)
+    return True
+
+
+def _write_new(target: str, data: bytes, mode: int, fsync: bool) -> None:
+    """Write ``data`` to a temp file beside ``target`` and rename it over ``target``."""
+    folder, name = os.path.split(target)
+    tmp = f"{folder}/.{name}.{secrets.token_hex(6)}.tmp"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileNotFoundError:
+        os.makedirs(folder, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+            if fsync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(tmp, target)
+    except BaseException:  # a full disk included: no half-written file is left behind
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _check_digest(digest: str) -> None:
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
+        raise InvalidArgument(f"Malformed digest {digest!r}: expected 64 lowercase hex characters.")
+
+
+def _open_source(path: str | os.PathLike[str]) -> io.BufferedReader:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError as e:
+        raise NotFound(f"File {os.fspath(path)!r} not found. Check the path.") from e
+    except IsADirectoryError as e:
+        raise InvalidArgument(f"{os.fspath(path)!r} is a folder; pass a file.") from e
+
+
+def _copy(src: io.BufferedIOBase, dst: io.BufferedIOBase | None) -> Blob:
+    hasher, size, buf = blake3.blake3(), 0, bytearray(_CHUNK)
+    view = memoryview(buf)
+    while n := src.readinto(buf):
+        hasher.update(view[:n])
+        if dst is not None:
+            dst.write(view[:n])
+        size += n
+    return Blob(hasher.hexdigest(), size)
+
+
+def _create_temp(beside: Path, mode: int) -> tuple[Path, io.BufferedWriter]:
+    # Same folder as the target, so os.replace is a rename; O_EXCL and a random name, so
+    # concurrent writers and the leftovers of crashed ones never collide.
+    tmp = beside.with_name(f".{beside.name}.{secrets.token_hex(8)}.tmp")
+    return tmp, os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb")
+
+
+def _fsync_dir(path: Path) -> None:
+    # A rename or a new folder is durable only once the folder holding its entry is.
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
