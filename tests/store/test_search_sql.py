@@ -7,7 +7,7 @@ from sqlalchemy import Engine, create_engine, insert, select
 
 from ferryml.errors import InvalidArgument
 from ferryml.store import _schema as schema
-from ferryml.store._search_sql import apply_order, where_clause
+from ferryml.store._search_sql import apply_order, ordered_page, where_clause
 from ferryml.store.filters import parse_filter, parse_order_by
 
 # run_id: (experiment, name, status, start, end, user, parent)
@@ -332,6 +332,22 @@ def test_the_same_key_may_be_ordered_and_filtered(engine: Engine) -> None:
         "r2",
         "r1",
     ]
+
+
+@pytest.mark.parametrize(
+    "order_by", [[], ["metrics.loss"], ["params.trees DESC"], ["user DESC", "metrics.acc"]]
+)
+def test_pages_with_places_follow_the_whole_order(engine: Engine, order_by: list[str]) -> None:
+    keys = parse_order_by(order_by)
+    pages = []
+    with engine.connect() as conn:
+        for offset in (0, 2, 4):
+            stmt = ordered_page(
+                select(schema.runs.c.run_id), keys, engine.dialect.name, limit=2, offset=offset
+            )
+            pages += list(conn.execute(stmt))
+    assert [row.run_id for row in pages] == search(engine, order_by=order_by)
+    assert [row.pos for row in pages] == [1, 2, 3, 4, 5]
 
 
 # --- plans and errors ------------------------------------------------------------------

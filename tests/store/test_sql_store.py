@@ -157,6 +157,9 @@ def test_search_pages_through_all_runs_in_order(store: SqlStore) -> None:
     second, offset = store.search_runs([eid], "metrics.acc >= 0.1", ["metrics.acc DESC"], 2, offset)
     assert offset is None
     assert [r.info.run_id for r in first + second] == ids[:0:-1]
+    # Each run comes with its own values, not a neighbour's in the page.
+    assert [r.data.metrics["acc"] for r in first + second] == [0.4, 0.3, 0.2, 0.1]
+    assert [r.info.run_name for r in first + second] == ["r4", "r3", "r2", "r1"]
 
 
 def test_search_rejects_out_of_range_max_results(store: SqlStore) -> None:

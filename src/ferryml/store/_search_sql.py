@@ -24,14 +24,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, or_, select
+from sqlalchemy import ColumnElement, Float, Select, and_, case, cast, func, or_, select
 from sqlalchemy.sql.elements import UnaryExpression
 
 from ferryml.errors import InvalidArgument
 from ferryml.store._schema import latest_metrics, params, runs, tags
 from ferryml.store.filters import And, Comparison, Expr, Or, OrderKey
 
-__all__ = ["DIALECTS", "apply_order", "where_clause"]
+__all__ = ["DIALECTS", "apply_order", "ordered_page", "where_clause"]
 
 DIALECTS = ("sqlite", "postgresql")
 
@@ -77,6 +77,28 @@ def apply_order(stmt: Select[Any], keys: Sequence[OrderKey], dialect: str) -> Se
     Raises:
         InvalidArgument: for a dialect other than "sqlite" or "postgresql".
     """
+    stmt, clauses = _ordering(stmt, keys, dialect)
+    return stmt.order_by(*clauses)
+
+
+def ordered_page(
+    stmt: Select[Any], keys: Sequence[OrderKey], dialect: str, *, limit: int, offset: int
+) -> Select[Any]:
+    """A page of ``stmt`` (a select of ``runs.run_id``) ordered as ``apply_order`` orders,
+    with each run's place in that order as ``pos``: a query can then fold the values of
+    the page's runs alone and keep the page's order by ``pos``.
+
+    Raises:
+        InvalidArgument: for a dialect other than "sqlite" or "postgresql".
+    """
+    stmt, clauses = _ordering(stmt, keys, dialect)
+    place = func.row_number().over(order_by=clauses).label("pos")
+    return stmt.add_columns(place).order_by(*clauses).limit(limit).offset(offset)
+
+
+def _ordering(
+    stmt: Select[Any], keys: Sequence[OrderKey], dialect: str
+) -> tuple[Select[Any], list[ColumnElement[Any]]]:
     _check_dialect(dialect)
     clauses: list[ColumnElement[Any]] = []
     for n, key in enumerate(keys):
@@ -103,7 +125,7 @@ def apply_order(stmt: Select[Any], keys: Sequence[OrderKey], dialect: str) -> Se
                 ]  # fmt: skip
             clauses.append(_direction(value, key.ascending))
     clauses += [runs.c.start_time.desc(), runs.c.run_id.asc()]
-    return stmt.order_by(*clauses)
+    return stmt, clauses
 
 
 def _check_dialect(dialect: str) -> None:

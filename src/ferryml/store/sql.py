@@ -393,30 +393,30 @@ class SqlStore:
         offset: int = 0,
         run_view_type: ViewType = ViewType.ACTIVE_ONLY,
     ) -> tuple[list[Run], int | None]:
-        from ferryml.store._search_sql import apply_order, where_clause
+        from ferryml.store._search_sql import ordered_page, where_clause
         from ferryml.store.filters import parse_filter, parse_order_by
 
         if max_results < 1 or max_results > 50_000:
             raise InvalidArgument(f"max_results must be between 1 and 50000; got {max_results}.")
         expr = parse_filter(filter_string)
-        keys = parse_order_by(order_by)
-        # The page's ids first, then their values: the database folds the values of the
-        # page's runs alone, not of every run it sorts (3 s against 70 ms at 10,000 runs).
         stmt = select(t.runs.c.run_id).where(
             t.runs.c.experiment_id.in_([_experiment_int(e) for e in experiment_ids]),
             t.runs.c.lifecycle_stage.in_(ViewType(run_view_type).stages()),
         )
         if expr is not None:
             stmt = stmt.where(where_clause(expr, self.dialect))
-        stmt = apply_order(stmt, keys, self.dialect).limit(max_results + 1).offset(offset)
-        with self.engine.connect() as conn:  # one transaction: one snapshot for both
-            ids = list(conn.execute(stmt).scalars())
-            found = []
-            for at in range(0, len(ids), _IDS_PER_QUERY):
-                chunk = t.runs.c.run_id.in_(ids[at : at + _IDS_PER_QUERY])
-                found += runs_from_rows(conn.execute(select_runs(self.dialect).where(chunk)))
-        position = {run_id: n for n, run_id in enumerate(ids)}
-        runs = sorted(found, key=lambda run: position[run.info.run_id])
+        # The page is chosen first and the values folded for its runs alone, in one
+        # statement: folding every run sorted costs 3 s at 10,000 runs, a page 70 ms.
+        page = ordered_page(
+            stmt, parse_order_by(order_by), self.dialect, limit=max_results + 1, offset=offset
+        ).subquery("page")
+        query = (
+            select_runs(self.dialect)
+            .select_from(page.join(t.runs, t.runs.c.run_id == page.c.run_id))
+            .order_by(page.c.pos)
+        )
+        with self.engine.connect() as conn:
+            runs = runs_from_rows(conn.execute(query))
         more = len(runs) > max_results
         return runs[:max_results], (offset + max_results if more else None)
 
@@ -485,9 +485,6 @@ class StorePart:
 
     def _write(self) -> Any:
         return self._store.engine.execution_options(ferry_write=True).begin()
-
-
-_IDS_PER_QUERY = 10_000  # under SQLite's 32,766 bound parameters a statement
 
 
 def _dispose_in_child(engine: Engine) -> None:
