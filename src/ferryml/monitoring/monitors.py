@@ -1,10 +1,10 @@
 """Monitors: a deployment's predictions checked window by window against a reference.
 
-A monitor names a deployment, a reference and a window. ``run_monitor`` loads the
-predictions logged since the last window it stored, splits them into complete windows
-and, for each one, tests the features (and the predictions, when the reference has them)
-for drift from the reference, computes the realised performance where labels arrived,
-stores the result and evaluates the monitor's alert rules on the window's metrics:
+A monitor names a deployment, a reference and a window. ``run_monitor`` reads the
+predictions logged since the last window it stored, a day at a time, splits them into
+complete windows and, for each one, tests the features (and the predictions, when the
+reference has them) for drift from the reference, computes the realised performance where
+labels arrived, stores the result and evaluates the monitor's alert rules on the window's metrics:
 
 - ``rows``, ``drift_share``, ``n_drifted``, ``dataset_drift`` (1 or 0) and, when the
   predictions were tested, ``prediction_drift`` (1 or 0);
@@ -42,6 +42,7 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import json
 import logging
 import math
@@ -57,10 +58,12 @@ from ferryml.data.profile import Profile
 from ferryml.errors import FerryError, InvalidArgument, NotFound
 from ferryml.monitoring import _checks
 from ferryml.monitoring._spec import MonitorSpec, _reference_parts, _utc, _window_args
+from ferryml.monitoring._window_reader import load_window as _load
+from ferryml.monitoring._window_reader import read_windows
 from ferryml.monitoring.alerts import Alert, AlertManager
 from ferryml.monitoring.channels import parse_channels
 from ferryml.monitoring.drift import ColumnDrift, DriftReport, detect_drift
-from ferryml.monitoring.performance import METRICS, Window, performance, windows
+from ferryml.monitoring.performance import METRICS, Window, performance
 from ferryml.store.factory import open_monitor_store
 from ferryml.store.loop import MonitorStore
 
@@ -228,26 +231,26 @@ def run_monitor(
             since = pd.Timestamp(last[1] + (1 if count else 0), unit="ms", tz="UTC")
             if spec.rules:
                 _count_last(settings, spec, store, last)
+        complete = (
+            w
+            for w in read_windows(settings, spec.deployment, since, now_ts, by=by, count=count)
+            if len(w.frame) and (len(w.frame) == count if count else w.end <= now_ts)
+        )
         try:
-            frame = _load(settings, spec.deployment, since, now_ts)
+            first = next(complete, None)
         except NotFound:
             return []  # the deployment has logged nothing yet
-        if frame.empty:
+        if first is None:
             return []
         reference = _load_reference(settings, spec) if "drift" in spec.checks else None
-        complete = [
-            w
-            for w in windows(frame, by=by, count=count)
-            if len(w.frame) and (len(w.frame) == count if count else w.end <= now_ts)
-        ]
         previous = None
-        if "concept" in spec.checks and last is not None and complete:
+        if "concept" in spec.checks and last is not None:
             previous = _previous(settings, spec, last, count)
         results = []
         manager = _alerts(settings, spec) if spec.rules else None
         models = _checks.ModelCache(settings)
         try:
-            for window in complete:
+            for window in itertools.chain([first], complete):
                 start, end = _ms(window.start), _ms(window.end)
                 drift, metrics, details = _check(spec, reference, window, previous, models)
                 previous = window.frame
@@ -373,20 +376,6 @@ def _load_reference(settings: Settings, spec: MonitorSpec) -> Profile | pd.DataF
             "with predictions as the reference."
         )
     return frame.drop(columns=[c for c in frame.columns if c in NOT_FEATURES])
-
-
-def _load(
-    settings: Settings, deployment: str, since: pd.Timestamp | None, until: pd.Timestamp | None
-) -> pd.DataFrame:
-    from ferryml.serving import predictions
-
-    return predictions.load(
-        deployment,
-        since=None if since is None else since.to_pydatetime(),
-        until=None if until is None else until.to_pydatetime(),
-        with_feedback=True,
-        settings=settings,
-    )
 
 
 def _drift(reference: Profile | pd.DataFrame, current: pd.DataFrame) -> DriftReport:

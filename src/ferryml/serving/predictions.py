@@ -43,7 +43,14 @@ from ferryml.serving.predlog import (
 from ferryml.store.factory import open_artifact_store, open_prediction_store
 from ferryml.store.loop import Feedback, PredictionPartition, PredictionStore
 
-__all__ = ["FeedbackReport", "find_prediction", "import_feedback", "load", "record_feedback"]
+__all__ = [
+    "FeedbackReport",
+    "find_prediction",
+    "import_feedback",
+    "load",
+    "logged_spans",
+    "record_feedback",
+]
 
 _RESERVED = {*META_COLUMNS, "prediction", "label"}
 _META_TYPES = {
@@ -155,6 +162,30 @@ def scan(
             frame = _within(_columns(frame), start, end)
             if len(frame):
                 yield frame.sort_values("time", kind="stable").reset_index(drop=True)
+
+
+def logged_spans(
+    deployment: str,
+    *,
+    since: dt.datetime | str | None = None,
+    until: dt.datetime | str | None = None,
+    settings: Settings | None = None,
+) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    """The times of the first and the last row (both included) of each stored part of
+    ``deployment``'s log that may hold rows with ``since <= time < until``, oldest first;
+    empty when it logged none there. Read from the index alone: no row is read.
+
+    Raises:
+        InvalidArgument: as ``load``.
+    """
+    _, _, since_ms, until_ms = _window(deployment, since, until)
+    with _stores(settings) as (store, _):
+        partitions = store.list_partitions(deployment, since=since_ms, until=until_ms)
+    return [(_utc_ms(p.min_time), _utc_ms(p.max_time)) for p in partitions]
+
+
+def _utc_ms(ms: int) -> pd.Timestamp:
+    return pd.Timestamp(ms, unit="ms", tz="UTC")
 
 
 def record_feedback(
