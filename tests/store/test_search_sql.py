@@ -350,7 +350,35 @@ def test_pages_with_places_follow_the_whole_order(engine: Engine, order_by: list
     assert [row.pos for row in pages] == [1, 2, 3, 4, 5]
 
 
+def test_a_key_named_again_changes_nothing(engine: Engine) -> None:
+    # r4 and r5 started together: the tie goes by run_id, not by the second start_time.
+    assert search(engine, order_by=["start_time ASC", "attributes.start_time DESC"]) == [
+        "r1", "r2", "r3", "r4", "r5"
+    ]  # fmt: skip
+    assert search(engine, order_by=["status", "status DESC", "start_time ASC"]) == search(
+        engine, order_by=["status", "start_time ASC"]
+    )
+
+
 # --- plans and errors ------------------------------------------------------------------
+
+
+def test_sqlite_plan_reads_the_newest_runs_off_the_index(sqlite_engine: Engine) -> None:
+    """The runs page's order (newest first, named twice) with a filter: the database walks
+    the (experiment_id, start_time) index and sorts only ties, so a page of a large
+    experiment does not sort every run."""
+    expr = parse_filter("metrics.acc > 0.5")
+    assert expr is not None
+    stmt = select(schema.runs.c.run_id).where(
+        schema.runs.c.experiment_id == 1, where_clause(expr, "sqlite")
+    )
+    order = parse_order_by(["attributes.start_time DESC", "attributes.start_time DESC"])
+    stmt = apply_order(stmt, order, "sqlite").limit(100)
+    compiled = str(stmt.compile(sqlite_engine, compile_kwargs={"literal_binds": True}))
+    with sqlite_engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled)]
+    assert "SEARCH runs USING INDEX ix_runs_experiment_start (experiment_id=?)" in plan
+    assert "USE TEMP B-TREE FOR ORDER BY" not in plan
 
 
 def test_sqlite_plan_uses_indexes_for_filters_and_order(sqlite_engine: Engine) -> None:

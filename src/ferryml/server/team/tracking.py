@@ -122,15 +122,16 @@ def metric_series(
     points: Annotated[int, Query(ge=3, le=20_000)] = 1000,
     x: Literal["step", "time"] = "step",
 ) -> Response:
-    """A metric's history downsampled to at most ``points`` points that keep its shape
-    (LTTB over ``x``), as columns: what a chart draws."""
-    series = request.app.state.run_views.get_metric_series(run_id, key)
+    """A metric's history downsampled to at most ``points`` points that keep its shape, as
+    columns: what a chart draws. The database keeps each of ``points`` step ranges' first,
+    last, lowest and highest point; LTTB over ``x`` picks among those."""
+    series = request.app.state.run_views.get_metric_series(run_id, key, buckets=points)
     from ferryml.tracking.downsample import lttb  # numpy: loaded on first use
 
     chosen = lttb(series.steps if x == "step" else series.timestamps, series.values, points)
     body = {
         "key": key,
-        "total": len(series.values),
+        "total": series.total,
         "step": series.steps[chosen],
         "time": series.timestamps[chosen],
         "value": series.values[chosen],

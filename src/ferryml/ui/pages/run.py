@@ -4,6 +4,7 @@ and the artifact tree by its script, ``static/run.js``."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote, urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
@@ -12,6 +13,10 @@ from starlette.concurrency import run_in_threadpool
 from ferryml.ui._pages import Viewer, render
 
 router = APIRouter()
+
+# Points per chart: more than a chart is wide, few enough to draw at once. Fixed, so the
+# page can name each chart's series URL for the browser to fetch while the scripts load.
+CHART_POINTS = 1000
 
 # Tags the environment capture writes, shown under Environment rather than Tags.
 ENVIRONMENT = {
@@ -51,6 +56,14 @@ async def run_page(request: Request, run_id: str, user: Viewer) -> Response:
             "run_id": run.info.run_id,
             "status": run.info.status.value,
             "metrics": sorted(run.data.metrics),
+            "chart_points": CHART_POINTS,
         },
+        series_urls=[_series_url(run.info.run_id, key) for key in sorted(run.data.metrics)],
         **found,
     )
+
+
+def _series_url(run_id: str, key: str) -> str:
+    """The URL run.js's fetchSeries builds for the chart by step (same order and quoting)."""
+    query = urlencode({"key": key, "x": "step", "points": CHART_POINTS}, safe="*")
+    return f"/api/v1/runs/{quote(run_id, safe='')}/series?{query}"

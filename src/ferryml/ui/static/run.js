@@ -12,11 +12,6 @@ const controls = {
 };
 const POLL_MS = 3000;
 
-function chartWidth() {
-  const grid = document.getElementById("charts");
-  return Math.max(400, Math.min(2000, Math.floor((grid?.clientWidth || 800) / 2)));
-}
-
 function draw(key) {
   const chart = charts.get(key);
   const { series } = chart;
@@ -43,7 +38,7 @@ function draw(key) {
 
 async function loadSeries(key) {
   const chart = charts.get(key);
-  chart.series = await fetchSeries(runId, key, { x: controls.x.value, points: chartWidth() });
+  chart.series = await fetchSeries(runId, key, { x: controls.x.value, points: page.chart_points });
   draw(key);
 }
 

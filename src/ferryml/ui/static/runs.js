@@ -12,6 +12,8 @@ const table = document.getElementById("runs");
 const filterInput = document.getElementById("filter");
 const selected = new Set();
 let keys = { params: [], metrics: [], tags: [] };
+let keysLoaded = false;
+let drawnColumns = "";
 let nextOffset = null;
 let lastRuns = null;
 let inflight = null;
@@ -47,10 +49,24 @@ function quoted(key) {
 function chosenColumns() {
   const { columns } = state();
   if (columns.length) return columns;
+  // Until the experiment's keys arrive, the keys of the runs on the page: the rows and
+  // their sortable columns show without waiting for a second request.
+  const known = keysLoaded ? keys : pageKeys(lastRuns ?? []);
   return [
-    ...keys.metrics.slice(0, DEFAULT_COLUMNS).map((k) => `metrics.${k}`),
-    ...keys.params.slice(0, DEFAULT_COLUMNS).map((k) => `params.${k}`),
+    ...known.metrics.slice(0, DEFAULT_COLUMNS).map((k) => `metrics.${k}`),
+    ...known.params.slice(0, DEFAULT_COLUMNS).map((k) => `params.${k}`),
   ];
+}
+
+function pageKeys(runs) {
+  const metrics = new Set();
+  const params = new Set();
+  for (const run of runs) {
+    for (const k of Object.keys(run.data.metrics)) metrics.add(k);
+    for (const k of Object.keys(run.data.params)) params.add(k);
+  }
+  const sorted = (set) => [...set].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+  return { metrics: sorted(metrics), params: sorted(params) };
 }
 
 function splitColumn(column) {
@@ -169,6 +185,7 @@ function toggleChildren(id, button) {
 
 function renderRows(runs) {
   const columns = chosenColumns();
+  drawnColumns = columns.join("\n");
   renderHead(columns);
   const onPage = new Set(runs.map((r) => r.info.run_id));
   const children = new Map();
@@ -303,7 +320,9 @@ load();
 api(`/api/v1/experiments/${encodeURIComponent(page.experiment_id)}/keys`)
   .then((found) => {
     keys = found;
+    keysLoaded = true;
     renderColumnChoice();
-    if (!state().columns.length && lastRuns !== null) renderRows(lastRuns);
+    // Drawn again only if the experiment's keys choose other columns than the page's did.
+    if (lastRuns !== null && chosenColumns().join("\n") !== drawnColumns) renderRows(lastRuns);
   })
   .catch((error) => showError("search-error", error));
