@@ -12,7 +12,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from team_world import TeamServer
+from team_world import TeamServer, running_server
 
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument
@@ -131,3 +131,24 @@ def test_a_writer_reusing_a_blob_keeps_it_from_gc_and_a_read_does_not(
         assert store.put_bytes(data).digest == digest  # stored already: reused, not sent
     assert digest not in local.list_stale_blobs(time.time() - 60)
     assert path.read_bytes() == data
+
+
+def test_a_server_with_fsync_takes_a_large_upload_resumed_half_way(
+    tmp_path: Path, store_url: str
+) -> None:
+    # Past the 64 MiB between writebacks, so the uploads written back as they arrive are
+    # resumed and checked like any other.
+    data = os.urandom(70 << 20)
+    digest = blake3.blake3(data).hexdigest()
+    for server in running_server(store_url, tmp_path, args=("--fsync",)):
+        with server.http() as http:
+            r = http.put(
+                f"/api/v1/blobs/{digest}",
+                content=data[: 66 << 20],
+                headers={"Upload-Length": str(len(data))},
+            )
+            assert r.status_code == 202 and r.json()["offset"] == 66 << 20
+        with _store(server) as store:
+            assert store.put_bytes(data).digest == digest
+        with _store(server, "reader") as reader:
+            assert reader.get_bytes(digest) == data

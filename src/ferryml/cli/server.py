@@ -39,6 +39,14 @@ def run(
             help="Over S3 artifacts, let clients move blobs straight to and from the bucket.",
         ),
     ] = False,
+    fsync: Annotated[
+        bool,
+        typer.Option(
+            "--fsync/--no-fsync",
+            help="Put each uploaded blob on disk before answering (safe against power loss; "
+            "uploads then go at the disk's speed).",
+        ),
+    ] = False,
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
@@ -64,6 +72,7 @@ def run(
         workers=workers,
         auth=auth,
         signed_urls=signed_urls,
+        fsync=fsync,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )

@@ -74,6 +74,11 @@ class ArtifactStore:
         """The URL the store was created with."""
         return self._url
 
+    @property
+    def fsync(self) -> bool:
+        """Whether a write is on disk before it returns (safe against power loss)."""
+        return self._fsync
+
     def close(self) -> None:
         """Nothing to release (fsspec keeps its own connections); the HTTP store has one."""
 
@@ -311,9 +316,10 @@ class ArtifactStore:
             return self._open_blob(digest)
 
     def adopt_file(self, path: Path, digest: str) -> None:
-        """Store the file at ``path``, whose content the caller has hashed (and synced to
-        disk) to ``digest``, moving it in when it lies on the same local filesystem (an
-        upload's temp file); the move is on disk when this returns."""
+        """Store the file at ``path``, whose content the caller has hashed (and, with
+        ``fsync``, synced to disk) to ``digest``, moving it in when it lies on the same local
+        filesystem (an upload's temp file); with ``fsync`` the move is on disk when this
+        returns."""
         _check_digest(digest)
         with self._io(f"Writing blob {digest}"):
             if self._local is None:
@@ -323,10 +329,12 @@ class ArtifactStore:
             final = self._path(digest)
             if not final.parent.is_dir():
                 final.parent.mkdir(parents=True, exist_ok=True)
-                _fsync_dir(final.parent.parent)
+                if self._fsync:
+                    _fsync_dir(final.parent.parent)
             os.chmod(path, 0o444)
             os.replace(path, final)
-            _fsync_dir(final.parent)
+            if self._fsync:
+                _fsync_dir(final.parent)
 
     def reuse(self, digest: str, size: int) -> bool:
         """Whether the blob is stored with ``size`` bytes, for a writer about to refer to it

@@ -48,10 +48,13 @@ MAX_BODY = 64 * 1024 * 1024  # JSON bodies; blobs stream without a limit
 _ENV = "FERRY_TEAM_SERVER_CONFIG"
 
 
-def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool = False) -> FastAPI:
+def create_team_app(
+    settings: Settings, *, auth: bool = True, signed_urls: bool = False, fsync: bool = False
+) -> FastAPI:
     """The team server's ASGI app over the stores ``settings`` name. The stores open when
     the app starts; ``auth=False`` lets every request act as an admin named ``local``;
-    ``signed_urls`` lets clients move blobs straight to and from an S3 artifact store."""
+    ``signed_urls`` lets clients move blobs straight to and from an S3 artifact store;
+    ``fsync`` puts an uploaded blob on disk before the server answers that it is stored."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -71,7 +74,7 @@ def create_team_app(settings: Settings, *, auth: bool = True, signed_urls: bool 
         from ferryml.store.sql_views import SqlRunViews
 
         sql = SqlStore(settings.store_url).open()
-        artifacts = ArtifactStore(settings.artifacts_url).open()
+        artifacts = ArtifactStore(settings.artifacts_url, fsync=fsync).open()
         app.state.tracking = sql
         app.state.registry = SqlRegistryStore(sql)
         app.state.run_views = SqlRunViews(sql)
@@ -207,7 +210,9 @@ def app_from_env() -> FastAPI:
     settings = Settings.resolve(
         home=config["home"], store=config["store"], artifacts=config["artifacts"]
     )
-    return create_team_app(settings, auth=config["auth"], signed_urls=config["signed_urls"])
+    return create_team_app(
+        settings, auth=config["auth"], signed_urls=config["signed_urls"], fsync=config["fsync"]
+    )
 
 
 def serve_team(
@@ -218,6 +223,7 @@ def serve_team(
     workers: int = 1,
     auth: bool = True,
     signed_urls: bool = False,
+    fsync: bool = False,
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
 ) -> None:
@@ -238,6 +244,7 @@ def serve_team(
             "artifacts": settings.artifacts_url,
             "auth": auth,
             "signed_urls": signed_urls,
+            "fsync": fsync,
         }
     )
     uvicorn.run(

@@ -222,7 +222,8 @@ async def upload(
         if upload_offset:
             await run_in_threadpool(_hash_held, fd, upload_offset, hasher)
         os.lseek(fd, upload_offset, os.SEEK_SET)
-        written = await _receive(request, _Sink(fd, hasher), upload_offset, upload_length)
+        sink = _Sink(fd, hasher, store.fsync)
+        written = await _receive(request, sink, upload_offset, upload_length)
         if written < upload_length:
             state = UploadState(digest=digest, offset=written, complete=False)
             return render(state, UploadState, 202)
@@ -258,12 +259,15 @@ async def _receive(request: Request, sink: _Sink, offset: int, length: int) -> i
 
 class _Sink:
     """Writes and hashes an upload's batches on worker threads, one batch at a time (so
-    memory stays bounded), and starts writing them back to disk as they come, so that the
-    fsync before the answer has little left to do."""
+    memory stays bounded). With ``durable`` (``ferry server --fsync``) it starts writing
+    them back to disk as they come, so that the fsync before the answer has little left to
+    do; without, the page cache holds them, as it does the local store's blobs, and the
+    upload is not held to the disk's speed."""
 
-    def __init__(self, fd: int, hasher: Any) -> None:
+    def __init__(self, fd: int, hasher: Any, durable: bool) -> None:
         self.fd = fd
         self._hasher = hasher
+        self._durable = durable
         self._loop = asyncio.get_running_loop()
         self._writing: asyncio.Future[None] | None = None
         self._syncing: asyncio.Future[None] | None = None
@@ -274,7 +278,9 @@ class _Sink:
             await self._writing
         self._writing = self._loop.run_in_executor(None, self._write, batch)
         self._unsynced += sum(map(len, batch))
-        if self._unsynced >= _SYNC_EVERY and (self._syncing is None or self._syncing.done()):
+        if not self._durable or self._unsynced < _SYNC_EVERY:
+            return
+        if self._syncing is None or self._syncing.done():
             if self._syncing is not None:
                 await self._syncing
             self._syncing = self._loop.run_in_executor(None, os.fdatasync, self.fd)
@@ -317,5 +323,6 @@ def _finish(store: Any, fd: int, part: Path, actual: str, digest: str) -> None:
             f"The uploaded bytes hash to {actual}, not {digest}; nothing was "
             "stored. Upload the blob again."
         )
-    os.fsync(fd)  # on disk before the 201 says it is stored
+    if store.fsync:
+        os.fsync(fd)  # on disk before the 201 says it is stored
     store.adopt_file(part, digest)
