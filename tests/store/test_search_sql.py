@@ -7,7 +7,7 @@ from sqlalchemy import Engine, create_engine, insert, select
 
 from ferryml.errors import InvalidArgument
 from ferryml.store import _schema as schema
-from ferryml.store._search_sql import apply_order, ordered_page, where_clause
+from ferryml.store._search_sql import apply_order, finite_lead_page, ordered_page, where_clause
 from ferryml.store.filters import parse_filter, parse_order_by
 
 # run_id: (experiment, name, status, start, end, user, parent)
@@ -379,6 +379,21 @@ def test_sqlite_plan_reads_the_newest_runs_off_the_index(sqlite_engine: Engine) 
         plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled)]
     assert "SEARCH runs USING INDEX ix_runs_experiment_start (experiment_id=?)" in plan
     assert "USE TEMP B-TREE FOR ORDER BY" not in plan
+
+
+def test_sqlite_plan_reads_a_metric_order_off_the_key_value_index(sqlite_engine: Engine) -> None:
+    stmt = select(schema.runs.c.run_id).where(schema.runs.c.experiment_id == 1)
+    keys = parse_order_by(["metrics.acc DESC", "params.lr"])
+    page = finite_lead_page(stmt, keys, "sqlite", limit=100, offset=0)
+    assert page is not None
+    compiled = str(page.compile(sqlite_engine, compile_kwargs={"literal_binds": True}))
+    with sqlite_engine.connect() as conn:
+        plan = [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + compiled)]
+    assert "SEARCH lead USING INDEX ix_latest_metrics_key_value (key=?)" in plan
+    assert "USE TEMP B-TREE FOR ORDER BY" not in plan
+    assert (
+        finite_lead_page(stmt, parse_order_by(["params.lr"]), "sqlite", limit=1, offset=0) is None
+    )
 
 
 def test_sqlite_plan_uses_indexes_for_filters_and_order(sqlite_engine: Engine) -> None:

@@ -162,6 +162,28 @@ def test_search_pages_through_all_runs_in_order(store: SqlStore) -> None:
     assert [r.info.run_name for r in first + second] == ["r4", "r3", "r2", "r1"]
 
 
+@pytest.mark.parametrize("size", [1, 2, 3, 4, 10])
+def test_search_by_a_metric_pages_on_past_the_runs_with_a_value(store: SqlStore, size: int) -> None:
+    """Pages led by the runs with a value (read off the index) and pages reaching the NaN
+    and missing ones (sorted whole) make one order together."""
+    values = {"r0": 0.3, "r1": math.nan, "r2": 0.1, "r3": 0.5, "r4": None, "r5": 0.2}
+    ids = {name: _run(store, name) for name in values}
+    store.write_records(
+        [metric_record(ids[n], "acc", v, 1, 0) for n, v in values.items() if v is not None]
+    )
+    eid = store.get_experiment_by_name("e").experiment_id  # type: ignore[union-attr]
+    for order, expected in [
+        ("metrics.acc DESC", ["r3", "r0", "r5", "r2", "r1", "r4"]),
+        ("metrics.acc", ["r2", "r5", "r0", "r3", "r1", "r4"]),
+    ]:
+        names: list[str] = []
+        offset: int | None = 0
+        while offset is not None:
+            page, offset = store.search_runs([eid], "", [order], size, offset)
+            names += [r.info.run_name for r in page]
+        assert names == expected
+
+
 def test_search_rejects_out_of_range_max_results(store: SqlStore) -> None:
     with pytest.raises(InvalidArgument, match="max_results must be between 1 and 50000"):
         store.search_runs(["1"], max_results=0)

@@ -24,21 +24,29 @@ def lttb(x: np.ndarray, y: np.ndarray, points: int) -> np.ndarray:
     finite = np.flatnonzero(np.isfinite(y))
     if len(finite) <= points:
         return finite
-    xs, ys = x[finite].astype(np.float64), y[finite]
+    xs = x[finite].astype(np.float64).tolist()
+    ys = y[finite].astype(np.float64).tolist()
     n = len(xs)
     # Bucket edges over the points between the first and the last.
-    edges = np.linspace(1, n - 1, points - 1).astype(np.int64)
-    chosen = np.empty(points, dtype=np.int64)
-    chosen[0], chosen[-1] = 0, n - 1
+    edges = np.linspace(1, n - 1, points - 1).astype(np.int64).tolist()
+    chosen = [0] * points
+    chosen[-1] = n - 1
+    # Plain floats: the buckets hold a few points each, where numpy's per-call cost was
+    # most of the time.
     a = 0
     for i in range(points - 2):
         lo, hi = edges[i], edges[i + 1]
         nxt_lo, nxt_hi = hi, edges[i + 2] if i + 2 < len(edges) else n
         if nxt_hi <= nxt_lo:
             nxt_lo, nxt_hi = n - 1, n
-        cx, cy = xs[nxt_lo:nxt_hi].mean(), ys[nxt_lo:nxt_hi].mean()
-        bx, by = xs[lo:hi], ys[lo:hi]
-        area = np.abs((xs[a] - cx) * (by - ys[a]) - (xs[a] - bx) * (cy - ys[a]))
-        a = lo + int(np.argmax(area))
+        size = nxt_hi - nxt_lo
+        cx, cy = sum(xs[nxt_lo:nxt_hi]) / size, sum(ys[nxt_lo:nxt_hi]) / size
+        ax, ay = xs[a], ys[a]
+        best, best_area = lo, -1.0
+        for j in range(lo, hi):
+            area = abs((ax - cx) * (ys[j] - ay) - (ax - xs[j]) * (cy - ay))
+            if area > best_area:
+                best, best_area = j, area
+        a = best
         chosen[i + 1] = a
-    return finite[chosen]
+    return finite[np.array(chosen, dtype=np.int64)]

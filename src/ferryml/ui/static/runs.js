@@ -315,14 +315,22 @@ document.getElementById("compare").addEventListener("click", () => {
 document.getElementById("delete")?.addEventListener("click", deleteSelected);
 window.addEventListener("popstate", load);
 
-// Rows at once; when the keys arrive, the default columns (if the URL names none).
+// The experiment's keys only when the reader opens the column choice: the first rows, a
+// re-sort or a filter do not share the server with them.
+function loadKeys() {
+  api(`/api/v1/experiments/${encodeURIComponent(page.experiment_id)}/keys`)
+    .then((found) => {
+      keys = found;
+      keysLoaded = true;
+      renderColumnChoice();
+      // Drawn again only if the experiment's keys choose other columns than the page's did.
+      if (lastRuns !== null && chosenColumns().join("\n") !== drawnColumns) renderRows(lastRuns);
+    })
+    .catch((error) => showError("search-error", error));
+}
+
+const columnChoice = document.querySelector("details.columns");
+columnChoice.addEventListener("toggle", () => {
+  if (columnChoice.open && !keysLoaded) loadKeys();
+});
 load();
-api(`/api/v1/experiments/${encodeURIComponent(page.experiment_id)}/keys`)
-  .then((found) => {
-    keys = found;
-    keysLoaded = true;
-    renderColumnChoice();
-    // Drawn again only if the experiment's keys choose other columns than the page's did.
-    if (lastRuns !== null && chosenColumns().join("\n") !== drawnColumns) renderRows(lastRuns);
-  })
-  .catch((error) => showError("search-error", error));
