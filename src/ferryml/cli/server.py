@@ -47,6 +47,10 @@ def run(
             "uploads then go at the disk's speed).",
         ),
     ] = False,
+    session_hours: Annotated[
+        float,
+        typer.Option(min=0.001, help="Hours a web UI sign-in lasts before it asks again."),
+    ] = 12.0,
     ssl_certfile: Annotated[Path | None, typer.Option(help="TLS certificate (PEM).")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option(help="TLS private key (PEM).")] = None,
 ) -> None:
@@ -73,6 +77,7 @@ def run(
         auth=auth,
         signed_urls=signed_urls,
         fsync=fsync,
+        session_hours=session_hours,
         ssl_certfile=ssl_certfile,
         ssl_keyfile=ssl_keyfile,
     )

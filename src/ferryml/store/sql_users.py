@@ -162,11 +162,13 @@ class SqlUserStore(StorePart):
             _dialect.retry_locked(write)
         return self.get_token(token_id)
 
-    def authenticate(self, token: str) -> User:
-        """The user a token belongs to.
+    def authenticate(self, token: str, *, max_age_s: float | None = None) -> User:
+        """The user a token belongs to; with ``max_age_s``, only if the token was created
+        that recently (a web UI session).
 
         Raises:
-            Unauthenticated: the token is malformed, unknown, revoked, or its user disabled.
+            Unauthenticated: the token is malformed, unknown, revoked, expired, or its user
+                disabled.
         """
         match = _TOKEN.fullmatch(token.strip())
         if match is None:
@@ -177,7 +179,10 @@ class SqlUserStore(StorePart):
         token_id, secret = match.groups()
         query = (
             select(
-                t.tokens.c.secret_hash, t.tokens.c.revoked_time, *_select_users().selected_columns
+                t.tokens.c.secret_hash,
+                t.tokens.c.revoked_time,
+                t.tokens.c.creation_time,
+                *_select_users().selected_columns,
             )
             .join(t.users, t.users.c.name == t.tokens.c.user_name)
             .where(t.tokens.c.token_id == token_id)
@@ -192,7 +197,9 @@ class SqlUserStore(StorePart):
             raise Unauthenticated(
                 f"Token {token_id} was revoked. Create another with `ferry token create`."
             )
-        user = _user(row[2:])
+        if max_age_s is not None and row[2] < _now() - max_age_s * 1000:
+            raise Unauthenticated(f"Session {token_id} has expired; sign in again.")
+        user = _user(row[3:])
         if user.disabled:
             raise Unauthenticated(f"User {user.name!r} is disabled; ask an admin.")
         return user

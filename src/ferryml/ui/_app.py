@@ -51,7 +51,8 @@ def signin_page(request: Request, next: str = "/") -> Response:
 @router.post("/signin")
 async def signin(request: Request) -> Response:
     """Check a user's name and token, and open a session: a token of its own, kept in an
-    HttpOnly cookie and revoked when the user signs out."""
+    HttpOnly cookie, revoked when the user signs out and refused once it is older than the
+    server's ``--session-hours``."""
     form = {k: v[0] for k, v in parse_qs((await request.body()).decode(errors="replace")).items()}
     name, token, next_url = form.get("user", "").strip(), form.get("token", "").strip(), "/"
     next_url = _local(form.get("next", "/"))
@@ -79,6 +80,7 @@ async def signin(request: Request) -> Response:
         samesite="strict",
         secure=request.url.scheme == "https",
         path="/",
+        max_age=request.app.state.session_seconds,
     )
     return response
 

@@ -67,8 +67,10 @@ class Auth:
         enabled: bool,
         anonymous: User,
         render: ErrorRenderer | None = None,
+        session_seconds: float | None = None,
     ) -> None:
         self.app = app
+        self.session_seconds = session_seconds  # a session cookie's token expires after
         self.state = state
         self.enabled = enabled
         self.anonymous = anonymous
@@ -89,7 +91,10 @@ class Auth:
         try:
             header = headers.get(b"authorization")
             cookie = session_token(headers) if header is None else None
-            user = await self._user(header if cookie is None else b"Bearer " + cookie.encode())
+            if cookie is None:
+                user = await self._user(header)
+            else:
+                user = await self._user(b"Bearer " + cookie.encode(), self.session_seconds)
             reads = scope["method"] in _SAFE or scope["path"] in READ_POSTS
             if cookie is not None and not reads and UI_HEADER.encode() not in headers:
                 raise PermissionDenied(
@@ -117,11 +122,13 @@ class Auth:
         if header is None and token is None:
             return None
         try:
-            return await self._user(header or b"Bearer " + str(token).encode())
-        except FerryError:  # revoked or disabled: signed out
+            if header is not None:
+                return await self._user(header)
+            return await self._user(b"Bearer " + str(token).encode(), self.session_seconds)
+        except FerryError:  # revoked, expired or disabled: signed out
             return None
 
-    async def _user(self, header: bytes | None) -> User:
+    async def _user(self, header: bytes | None, max_age_s: float | None = None) -> User:
         if not self.enabled:
             return self.anonymous
         token, name = _token_of(header)
@@ -130,7 +137,9 @@ class Auth:
         if cached is not None and cached[0] > now:
             user = cached[1]
         else:
-            user = await run_in_threadpool(self.state.users.authenticate, token)
+            user = await run_in_threadpool(
+                lambda: self.state.users.authenticate(token, max_age_s=max_age_s)
+            )
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[token] = (now + _CACHE_SECONDS, user)

@@ -46,15 +46,24 @@ log = logging.getLogger("ferryml.server")
 
 MAX_BODY = 64 * 1024 * 1024  # JSON bodies; blobs stream without a limit
 _ENV = "FERRY_TEAM_SERVER_CONFIG"
+SESSION_HOURS = 12.0  # a web UI session's life: a working day, then sign in again
 
 
 def create_team_app(
-    settings: Settings, *, auth: bool = True, signed_urls: bool = False, fsync: bool = False
+    settings: Settings,
+    *,
+    auth: bool = True,
+    signed_urls: bool = False,
+    fsync: bool = False,
+    session_hours: float = SESSION_HOURS,
 ) -> FastAPI:
     """The team server's ASGI app over the stores ``settings`` name. The stores open when
     the app starts; ``auth=False`` lets every request act as an admin named ``local``;
     ``signed_urls`` lets clients move blobs straight to and from an S3 artifact store;
-    ``fsync`` puts an uploaded blob on disk before the server answers that it is stored."""
+    ``fsync`` puts an uploaded blob on disk before the server answers that it is stored;
+    a web UI session signs out after ``session_hours``."""
+    if not session_hours > 0:
+        raise InvalidArgument(f"Session hours must be above 0; got {session_hours}.")
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -100,10 +109,16 @@ def create_team_app(
     app.state.users = None
     app.state.settings = settings
     app.state.signed_urls = signed_urls
+    app.state.session_seconds = round(session_hours * 3600)
     exempt = ("/api/v1/blobs/", "/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/")
     app.add_middleware(BodyLimit, max_body=MAX_BODY, exempt=exempt)
     app.add_middleware(
-        Auth, state=app.state, enabled=auth, anonymous=_local_admin(), render=_error_for
+        Auth,
+        state=app.state,
+        enabled=auth,
+        anonymous=_local_admin(),
+        render=_error_for,
+        session_seconds=session_hours * 3600,
     )
     for router in (
         tracking,
@@ -211,7 +226,11 @@ def app_from_env() -> FastAPI:
         home=config["home"], store=config["store"], artifacts=config["artifacts"]
     )
     return create_team_app(
-        settings, auth=config["auth"], signed_urls=config["signed_urls"], fsync=config["fsync"]
+        settings,
+        auth=config["auth"],
+        signed_urls=config["signed_urls"],
+        fsync=config["fsync"],
+        session_hours=config["session_hours"],
     )
 
 
@@ -224,6 +243,7 @@ def serve_team(
     auth: bool = True,
     signed_urls: bool = False,
     fsync: bool = False,
+    session_hours: float = SESSION_HOURS,
     ssl_certfile: Path | None = None,
     ssl_keyfile: Path | None = None,
 ) -> None:
@@ -245,6 +265,7 @@ def serve_team(
             "auth": auth,
             "signed_urls": signed_urls,
             "fsync": fsync,
+            "session_hours": session_hours,
         }
     )
     uvicorn.run(
