@@ -483,7 +483,8 @@ settings = Settings(home=args["home"], store_url=args["store_url"],
                     artifacts_url=args["artifacts_url"])
 if args["sigterm_exits"]:  # as a server does: SIGTERM starts a graceful stop
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-log = PredictionLog(settings, flush_interval=args["interval"]).open()
+log = PredictionLog(settings, flush_interval=args["interval"])
+log.open(background=args.get("background", False))
 
 def record(first, n):
     for i in range(first, first + n):
@@ -494,7 +495,8 @@ def record(first, n):
         log.record("d", "primary", "m", 1, [f"id{i:06d}"], rows, [float(i)], 1.0)
 
 record(0, args["flushed"])
-log.flush()
+if args["flushed"]:
+    log.flush()
 print("flushed", flush=True)
 record(args["flushed"], args["more"])
 print("recorded", flush=True)
@@ -602,3 +604,36 @@ def test_modules_list_their_public_names() -> None:
         assert module.__all__
         for name in module.__all__:
             assert getattr(module, name) is not None
+
+
+def test_a_log_opened_in_the_background_stores_what_it_recorded_before(
+    sqlite_settings: Settings,
+) -> None:
+    log = PredictionLog(sqlite_settings, flush_interval=3600).open(background=True)
+    log.record("d", "primary", "m", 1, ["a", "b"], features(0, 2), [1, 2], 1.0)
+    with pytest.raises(StoreUnavailable, match=r"^The prediction log's stores are not open yet"):
+        log.flush()
+    log.close()  # opens the stores to store what is pending
+    stored = predictions.load("d", with_feedback=False, settings=sqlite_settings)
+    assert stored["id"].tolist() == ["a", "b"]
+    assert stored["x"].tolist() == [0, 1]
+
+
+def test_a_log_opened_in_the_background_and_closed_unused_leaves_nothing(
+    sqlite_settings: Settings,
+) -> None:
+    PredictionLog(sqlite_settings, flush_interval=3600).open(background=True).close()
+    assert list((sqlite_settings.home / "predictions").iterdir()) == []
+
+
+@pytest.mark.e2e
+def test_sigkill_before_the_stores_opened_in_the_background_loses_nothing(
+    settings: Settings,
+) -> None:
+    options = {"interval": 3600, "flushed": 0, "more": 50, "background": True}
+    with start_child(settings, sigterm_exits=False, **options) as child:
+        child.send_signal(signal.SIGKILL)
+        child.wait(timeout=30)
+    assert logged_ids(settings) == []  # nothing stored: the stores never opened
+    PredictionLog(settings).open().close()  # the next process stores what was written ahead
+    assert logged_ids(settings) == [f"id{i:06d}" for i in range(50)]

@@ -142,3 +142,35 @@ def test_a_port_or_address_it_cannot_listen_on_is_a_one_line_error(
         code, _, err = cli("serve", "m@champion", *[port if a == "IN_USE" else a for a in args])
     assert (code, err) == (2, message.replace("IN_USE", port))
     assert not (tmp_path / ".ferry").exists()  # refused before opening anything
+
+
+def _batch_rows(url: str) -> tuple[float, float]:
+    """The count and sum of ``ferry_batch_rows`` on ``/metrics`` (0, 0 when absent)."""
+    found = {"count": 0.0, "sum": 0.0}
+    for line in httpx.get(f"{url}/metrics").text.splitlines():
+        for kind in found:
+            if line.startswith(f"ferry_batch_rows_{kind}{{"):
+                found[kind] += float(line.rsplit(" ", 1)[1])
+    return found["count"], found["sum"]
+
+
+@pytest.mark.parametrize(("args", "batched"), [((), True), (("--no-batch",), False)])
+def test_requests_are_gathered_into_batches_unless_no_batch(
+    registered: Any, args: tuple[str, ...], batched: bool
+) -> None:
+    process, url, _ = _serve(registered, "cancer@champion", "--no-log", *args)
+    try:
+        rows = registered.X.head(3).to_dict("records")
+        expected = registered.good.predict(registered.X.head(3)).tolist()
+        with httpx.Client() as client:
+            for n in (1, 2, 3):  # every request gets its own rows' answers back
+                answer = client.post(
+                    f"{url}/v1/models/cancer/predict", json={"records": rows[:n]}
+                ).json()
+                assert answer["predictions"] == expected[:n]
+        # One after another, each request is a batch of its own (of 1, 2 and 3 rows).
+        assert _batch_rows(url) == ((3.0, 6.0) if batched else (0.0, 0.0))
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
+        process.stderr.close()

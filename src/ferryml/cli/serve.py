@@ -53,9 +53,22 @@ def serve(
         ),
     ] = None,
     workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
-    batch: Annotated[bool, typer.Option(help="Gather concurrent requests into batches.")] = False,
+    batch: Annotated[
+        bool,
+        typer.Option(
+            help="Gather the requests that arrive while the model predicts into one predict "
+            "call, run off the event loop (--no-batch: each request predicts alone, on the "
+            "event loop).",
+        ),
+    ] = True,
     max_batch: Annotated[int, typer.Option(help="Rows per batch at most.")] = 64,
-    max_wait_ms: Annotated[float, typer.Option(help="Longest wait to fill a batch.")] = 2.0,
+    max_wait_ms: Annotated[
+        float,
+        typer.Option(
+            help="How long a batch waits for company when the model is free (0: it leaves at "
+            "once, and batches form only from requests that arrived meanwhile)."
+        ),
+    ] = 0.0,
     log_predictions: Annotated[
         bool,
         typer.Option("--log/--no-log", help="Log every prediction (for monitoring and feedback)."),

@@ -51,7 +51,7 @@ def build_app(
     if log_predictions:
         from ferryml.serving.predlog import PredictionLog
 
-        log = PredictionLog(settings).open()
+        log = PredictionLog(settings).open(background=True)  # not in the way of the first answer
     metrics = ServerMetrics()  # one registry: every model's series side by side
 
     def deployment_named(name: str) -> PredictionService:

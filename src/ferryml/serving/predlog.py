@@ -176,8 +176,13 @@ class PredictionLog:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def open(self) -> PredictionLog:
+    def open(self, *, background: bool = False) -> PredictionLog:
         """Open the stores and start the background flusher; return self.
+
+        With ``background``, only the write-ahead file opens here: the flusher opens the
+        stores (and stores what dead processes left) after its first interval, so a server
+        answers its first requests without that work; a store failing then is logged and
+        retried every interval, its rows kept.
 
         Raises:
             StoreUnavailable: a store cannot be reached, or the log was closed.
@@ -186,14 +191,18 @@ class PredictionLog:
             raise StoreUnavailable("This prediction log is closed; create a new PredictionLog.")
         if self._thread is not None:
             return self
-        self._open_stores()
-        try:
-            self._open_write_ahead()
-        except BaseException:
-            self._index.close()
-            raise
+        if background:
+            self._start_write_ahead()
+        else:
+            self._open_stores()
+            try:
+                self._start_write_ahead()
+                self._recover_opening()
+            except BaseException:
+                self._index.close()
+                raise
         self._thread = threading.Thread(
-            target=self._run, name="ferryml-prediction-log", daemon=True
+            target=self._run, args=(background,), name="ferryml-prediction-log", daemon=True
         )
         self._thread.start()
         ref = weakref.ref(self)
@@ -223,6 +232,15 @@ class PredictionLog:
             self._stop.set()
             self._wake.set()
             self._thread.join()
+            if self._index is None:  # opened in the background, the stores not yet
+                if not self._pending_rows and not self._segments:
+                    self._release_write_ahead(remove=True)
+                    return
+                try:
+                    self._open_stores()
+                except BaseException:
+                    self._release_write_ahead(remove=False)  # the next process stores them
+                    raise
         elif self._pending_rows:
             self._open_stores()  # recorded but never opened: still nothing is dropped
         else:
@@ -232,30 +250,33 @@ class PredictionLog:
             self._flush()
             flushed = True
         finally:
-            if self._wal is not None:  # kept on failure: the next process stores the rows
-                for segment in self._segments:
-                    segment.release(remove=flushed)
-                self._segments = []
-                self._wal.close(remove=flushed)
+            self._release_write_ahead(remove=flushed)
             self._index.close()
             if hasattr(self._blobs, "close"):  # a team server's: its connections
                 self._blobs.close()
 
     def _open_stores(self) -> None:
-        self._index = open_prediction_store(self.settings)
+        index = open_prediction_store(self.settings)
         try:
             self._blobs = open_artifact_store(self.settings)
         except BaseException:
-            self._index.close()
+            index.close()
             raise
+        self._index = index  # last: set means both are open
 
     @property
     def _wal_folder(self) -> Path:
         return Path(self.settings.home) / "predictions"
 
-    def _open_write_ahead(self) -> None:
-        """Start this process's write-ahead file (with what was recorded before ``open``),
-        then store what dead processes left in theirs."""
+    def _release_write_ahead(self, *, remove: bool) -> None:
+        if self._wal is not None:  # kept on failure: the next process stores the rows
+            for segment in self._segments:
+                segment.release(remove=remove)
+            self._segments = []
+            self._wal.close(remove=remove)
+
+    def _start_write_ahead(self) -> None:
+        """Start this process's write-ahead file, with what was recorded before ``open``."""
         wal = WriteAhead(self._wal_folder).open()
         with self._lock:
             for batch in self._pending:
@@ -263,13 +284,38 @@ class PredictionLog:
                 if payload is not None:
                     wal.append(payload)
             self._wal = wal
+
+    def _recover_opening(self) -> None:
+        """Store what dead processes left in their write-ahead files; on failure this
+        process's file is closed and kept, for the next one to store."""
         try:
             self.recover()
         except BaseException:
             with self._lock:
-                self._wal = None
-            wal.close(remove=False)
+                wal, self._wal = self._wal, None
+            if wal is not None:
+                wal.close(remove=False)
             raise
+
+    def _open_in_background(self) -> bool:
+        """The flusher's first work when opened in the background: open the stores (once
+        the first interval is up), then store what dead processes left. False when the
+        log closes first."""
+        failing = False
+        while not self._stop.wait(self.flush_interval):
+            try:
+                self._open_stores()
+            except Exception as e:  # noqa: BLE001 - the rows stay pending; retried
+                level = logging.DEBUG if failing else logging.WARNING
+                log.log(level, "Opening the prediction log's stores failed; retried: %s", e)
+                failing = True
+                continue
+            try:
+                self.recover()
+            except Exception as e:  # noqa: BLE001 - their files stay for the next start
+                log.warning("Storing the predictions a stopped server left failed: %s", e)
+            return True
+        return False
 
     def recover(self) -> int:
         """Store the rows that dead processes wrote ahead and never stored; return how many.
@@ -405,11 +451,18 @@ class PredictionLog:
             StoreUnavailable: the log is not open, or a store failed (the rows stay pending
                 and the flusher retries them).
         """
-        if self._thread is None or self._index is None:
+        if self._thread is None:
             raise StoreUnavailable("The prediction log is not open; call open() first.")
+        if self._index is None:
+            raise StoreUnavailable(
+                "The prediction log's stores are not open yet (opened in the background); "
+                "retry after its flush interval."
+            )
         return self._flush()
 
-    def _run(self) -> None:
+    def _run(self, background: bool = False) -> None:
+        if background and not self._open_in_background():
+            return
         failing = False
         while not self._stop.is_set():
             self._wake.wait(self.flush_interval)
