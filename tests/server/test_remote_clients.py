@@ -11,6 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import blake3
 import pytest
 from team_world import FERRY, TeamServer
 
@@ -151,26 +152,82 @@ def test_models_logged_through_the_server_load_and_promote_with_who(
     with team_server.http("reader") as reader:
         events = reader.get("/api/v1/models/iris/events").json()
     assert [(e["action"], e["user"]) for e in events][-1] == ("set_alias", "maintainer")
-    out = _python(
+    promote = """
+        import json
+        import ferryml as ferry
+        from sklearn.datasets import load_iris
+        data = load_iris(as_frame=True).frame
+        try:
+            print(json.dumps(ferry.promote("iris", 2, data=data, target="target").to_dict()))
+        except ferry.FerryError as e:
+            print(type(e).__name__, e)
+        """
+    out = _python(team_server, client_dir, promote)
+    assert out.startswith("PermissionDenied") and "this needs maintainer" in out
+    decision = json.loads(_python(team_server, client_dir, promote, role="maintainer"))
+    assert (decision["passed"], decision["moved"], decision["champion"]) == (False, False, 1)
+    failed = [c for c in decision["checks"] if not c["passed"]]
+    assert [c["name"] for c in failed] == ["roc_auc"]
+    assert failed[0]["detail"].startswith("candidate 0.5 vs champion 0.99")
+    with team_server.http("reader") as reader:
+        events = reader.get("/api/v1/models/iris/events").json()
+        assert reader.get("/api/v1/models/iris/aliases/champion").json()["version"] == 1
+    refusal = events[-1]
+    assert (refusal["action"], refusal["user"], refusal["version"]) == (
+        "promotion_refused",
+        "maintainer",
+        2,
+    )
+    assert refusal["from_version"] == refusal["to_version"] == 1
+    assert refusal["evidence"]["checks"] == decision["checks"]  # judged where it is recorded
+
+
+def test_the_server_judges_a_promotion_on_the_rows_sent_and_refuses_bad_ones(
+    team_server: TeamServer, client_dir: Path
+) -> None:
+    _python(
         team_server,
         client_dir,
         """
         import ferryml as ferry
         from sklearn.datasets import load_iris
-        data = load_iris(as_frame=True).frame
-        print(ferry.promote("iris", 2, data=data, target="target").passed)
+        from sklearn.dummy import DummyClassifier
+        from sklearn.linear_model import LogisticRegression
+        X, y = load_iris(return_X_y=True, as_frame=True)
+        with ferry.start_run():
+            ferry.log_model(LogisticRegression(max_iter=500).fit(X, y), name="good",
+                            registered_model_name="iris", input_example=X.head(3))
+            ferry.log_model(DummyClassifier().fit(X, y), name="worse",
+                            registered_model_name="iris", input_example=X.head(3))
         """,
     )
-    assert out.strip() == "False"
-    with team_server.http("reader") as reader:
-        events = reader.get("/api/v1/models/iris/events").json()
-    refusal = events[-1]
-    assert (refusal["action"], refusal["user"], refusal["version"]) == (
-        "promotion_refused",
-        "writer",
-        2,
-    )
-    assert refusal["from_version"] == refusal["to_version"] == 1
+    with team_server.http("maintainer") as http:
+        assert http.put("/api/v1/models/iris/aliases/champion", json={"version": 1}).is_success
+        sent = {"candidate": 2, "rows": "0" * 64, "target": "target"}
+        r = http.post("/api/v1/models/iris/promotions", json=sent)
+        assert r.status_code == 404 and "not found" in r.json()["error"]["message"]
+    not_parquet = b"not, a, parquet file"
+    with team_server.http("writer") as http:
+        digest = blake3.blake3(not_parquet).hexdigest()
+        r = http.put(
+            f"/api/v1/blobs/{digest}",
+            content=not_parquet,
+            headers={"Upload-Length": str(len(not_parquet))},
+        )
+        assert r.status_code == 201
+        sent = {"candidate": 2, "rows": digest, "target": "target"}
+        r = http.post("/api/v1/models/iris/promotions", json=sent)
+        assert r.status_code == 403 and "needs maintainer" in r.json()["error"]["message"]
+    with team_server.http("maintainer") as http:
+        r = http.post("/api/v1/models/iris/promotions", json=sent)
+        assert r.status_code == 422
+        assert r.json()["error"]["message"].startswith("The evaluation rows are not a Parquet")
+        # Calling a move a promotion, without a gate that passed it, is refused.
+        for evidence in (None, {"decision": 999, "gate": {"passed": True}}):
+            claim = {"version": 2, "action": "promote", "evidence": evidence}
+            r = http.put("/api/v1/models/iris/aliases/champion", json=claim)
+            assert r.status_code == 422 and "needs its gate to pass" in r.json()["error"]["message"]
+        assert http.get("/api/v1/models/iris/aliases/champion").json()["version"] == 1
 
 
 def test_a_model_may_name_its_own_maintainers(team_server: TeamServer, client_dir: Path) -> None:

@@ -4,6 +4,7 @@ goes into the audit trail whether it passes or not."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -25,6 +26,8 @@ __all__ = [
     "gate_from_config",
     "infer_task",
     "promote",
+    "check_gated",
+    "promote_on_rows",
     "task_of",
 ]
 
@@ -206,6 +209,27 @@ def promote(
     With ``move=False`` only judge: nothing is moved or recorded (a rollout moves the
     alias later, once the candidate proved itself in production)."""
     check_model_name(name)
+    judge = getattr(registry.store, "promote", None)
+    if judge is not None and move:
+        # A team server runs the gate itself, so that no client can skip it.
+        if business_metrics:
+            raise InvalidArgument(
+                "Business metrics are functions and cannot be sent to a team server; "
+                "promote without them, or on the server's host."
+            )
+        found = judge(
+            name,
+            int(candidate),
+            alias=alias,
+            rows=_parquet(data),
+            target=target,
+            task=task,
+            gate=asdict(gate) if gate is not None else None,
+            force=force,
+            reason=reason,
+            slices=list(slices),
+        )
+        return _decision(found)
     gate = gate or default_gate(task or task_of(registry, f"{name}/{int(candidate)}"))
     version = registry.store.get_model_version(name, int(candidate))
     champion = _holder(registry, name, alias)
@@ -262,6 +286,94 @@ def promote(
         dict(new.metrics),
         dict(old.metrics) if old else {},
     )
+
+
+def promote_on_rows(
+    registry: Registry,
+    name: str,
+    candidate: int,
+    *,
+    alias: str,
+    rows: bytes,
+    target: str,
+    task: str | None,
+    gate: Mapping[str, Any] | None,
+    force: bool,
+    reason: str,
+    slices: Sequence[str],
+) -> Decision:
+    """``promote`` as a team server runs it for a client: on the evaluation rows the client
+    sent (Parquet), with the gate it sent, else the one the server's ``ferry.yaml`` names."""
+    import io
+
+    import pandas as pd
+
+    from ferryml.registry.api import configured_gate
+
+    try:
+        data = pd.read_parquet(io.BytesIO(rows))
+    except (ValueError, OSError) as e:
+        raise InvalidArgument(f"The evaluation rows are not a Parquet file: {e}.") from e
+    task = task or task_of(registry, f"{name}/{int(candidate)}")
+    judged_by = (
+        Gate.from_config(gate, task)
+        if gate is not None
+        else configured_gate(registry.settings.root, name, task)
+    )
+    return promote(
+        registry,
+        name,
+        candidate,
+        alias=alias,
+        data=data,
+        target=target,
+        task=task,
+        gate=judged_by,
+        force=force,
+        reason=reason,
+        slices=slices,
+    )
+
+
+def check_gated(
+    decisions: Any, name: str, version: int, evidence: Mapping[str, Any] | None
+) -> None:
+    """Refuse an alias move that calls itself a promotion unless a gate passed it: the
+    retraining decision its evidence names (stored, as the agent stores them) judged this
+    version of this model and passed it.
+
+    Raises:
+        InvalidArgument: no such decision, or not for this version, or its gate failed.
+    """
+    decision_id = (evidence or {}).get("decision")
+    context: Mapping[str, Any] = {}
+    if isinstance(decision_id, int):
+        with contextlib.suppress(NotFound):
+            context = decisions.get_decision(decision_id).context
+    gate = context.get("gate") or {}
+    if (context.get("model"), context.get("candidate"), gate.get("passed")) != (
+        name,
+        version,
+        True,
+    ):
+        raise InvalidArgument(
+            f"Moving {name!r} to version {version} as a promotion needs its gate to pass: "
+            "promote through the gate (`ferry models promote`, POST "
+            f"/api/v1/models/{name}/promotions), or move the alias as such (action set_alias)."
+        )
+
+
+def _parquet(data: Any) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    data.to_parquet(buffer, index=False)
+    return buffer.getvalue()
+
+
+def _decision(found: Mapping[str, Any]) -> Decision:
+    checks = tuple(Check(**c) for c in found["checks"])
+    return Decision(**{**found, "checks": checks})
 
 
 def _holder(registry: Registry, name: str, alias: str) -> int | None:

@@ -424,6 +424,38 @@ class HttpRegistryStore(_Part):
         }
         self.client.call("POST", f"/api/v1/models/{name}/aliases/{alias}/refusals", body)
 
+    def promote(
+        self,
+        name: str,
+        candidate: int,
+        *,
+        alias: str,
+        rows: bytes,
+        target: str,
+        task: str | None,
+        gate: Mapping[str, Any] | None,
+        force: bool,
+        reason: str,
+        slices: Sequence[str],
+    ) -> dict[str, Any]:
+        """Have the server judge the promotion (gates.promote_on_rows) on ``rows``
+        (Parquet), sent first as a blob; its decision, as a mapping."""
+        from ferryml.store.http_artifacts import HttpArtifactStore
+
+        digest = HttpArtifactStore(self.client).put_bytes(rows).digest
+        body = {
+            "candidate": candidate,
+            "alias": alias,
+            "rows": digest,
+            "target": target,
+            "task": task,
+            "gate": dict(gate) if gate is not None else None,
+            "force": force,
+            "reason": reason,
+            "slices": list(slices),
+        }
+        return dict(self.client.call("POST", f"/api/v1/models/{name}/promotions", body))
+
     def set_tag(self, name: str, version: int, key: str, value: str) -> None:
         path = f"/api/v1/models/{name}/versions/{version}/tags/{key}"
         self.client.call("PUT", path, {"value": value})

@@ -57,6 +57,37 @@ class Refusal(_Body):
     evidence: dict[str, Any] | None = None
 
 
+class Promotion(_Body):
+    candidate: int = Field(ge=1, le=2**31 - 1)
+    alias: str = "champion"
+    rows: str = Field(pattern=r"^[0-9a-f]{64}$")  # the blob of the evaluation rows (Parquet)
+    target: str
+    task: str | None = Field(default=None, pattern=r"^(classification|regression)$")
+    gate: dict[str, Any] | None = None
+    force: bool = False
+    reason: str = ""
+    slices: list[str] = []
+
+
+class CheckResult(BaseModel):
+    name: str
+    passed: bool
+    detail: str
+
+
+class PromotionDecision(BaseModel):
+    name: str
+    candidate: int
+    alias: str
+    champion: int | None
+    passed: bool
+    forced: bool
+    moved: bool
+    checks: list[CheckResult]
+    candidate_metrics: dict[str, float]
+    champion_metrics: dict[str, float]
+
+
 class AliasTarget(BaseModel):
     alias: str
     version: int
@@ -163,6 +194,10 @@ def get_alias(name: str, alias: str, request: Request) -> Response:
     dependencies=[needs_maintainer_of("model")],
 )
 def set_alias(name: str, alias: str, body: SetAlias, request: Request) -> Response:
+    if body.action == "promote":  # only after a gate passed it, never on the client's word
+        from ferryml.registry.gates import check_gated
+
+        check_gated(request.app.state.automation, name, body.version, body.evidence)
     previous = _store(request).set_alias(
         name,
         alias,
@@ -173,6 +208,28 @@ def set_alias(name: str, alias: str, body: SetAlias, request: Request) -> Respon
         action=body.action,
     )
     return render(AliasTarget(alias=alias, version=body.version, previous=previous), AliasTarget)
+
+
+@router.post(
+    "/{name}/promotions",
+    response_model=PromotionDecision,
+    dependencies=[needs_maintainer_of("model")],
+)
+def promote(name: str, body: Promotion, request: Request) -> Response:
+    """Evaluate the candidate and the alias's holder on the rows sent, here on the server,
+    and move the alias only if the gate passes (or ``force``); the decision is recorded
+    either way, with the token's user."""
+    from ferryml.registry.gates import promote_on_rows
+    from ferryml.registry.models import Registry
+
+    rows = request.app.state.artifacts.get_bytes(body.rows)
+    registry = Registry(request.app.state.settings)
+    try:
+        fields = body.model_dump(exclude={"candidate", "rows"})
+        decision = promote_on_rows(registry, name, body.candidate, rows=rows, **fields)
+    finally:
+        registry.close()
+    return render(decision, PromotionDecision)
 
 
 @router.post("/{name}/aliases/{alias}/refusals", status_code=204)
