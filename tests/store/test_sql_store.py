@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -291,15 +292,57 @@ def test_metric_rows_of_a_bulk_load_are_stored_once_with_their_latest_value(
     run_id = _run(store)
     rows = [(run_id, "loss", s, 1000 + s, 1 / (s + 1), False) for s in range(2000)]
     rows += [(run_id, "odd", 0, 5, 0.0, True)]
+    rows += [(run_id, "tie", 3, 7, 2.0, False), (run_id, "tie", 3, 7, 1.0, False)]
     store.write_metric_rows(run_id, rows)
     store.write_metric_rows(run_id, rows[:10])  # again: nothing twice
     history = store.get_metric_history(run_id, "loss")
     assert [(m.step, m.value) for m in history] == [(s, 1 / (s + 1)) for s in range(2000)]
     metrics = store.get_run(run_id).data.metrics
     assert metrics["loss"] == 1 / 2000 and math.isnan(metrics["odd"])
+    assert metrics["tie"] == 2.0  # at the same step and time, the higher value, as MLflow
+    store.write_metric_rows(run_id, [(run_id, "loss", 1999, 9000, 5.0, False)])
+    assert store.get_run(run_id).data.metrics["loss"] == 5.0  # a later value in a later batch
     with pytest.raises(NotFound, match="Run '0+' not found"):
         store.write_metric_rows("0" * 32, [("0" * 32, "m", 0, 0, 1.0, False)])
     with pytest.raises(InvalidArgument, match="another run"):
         store.write_metric_rows(run_id, [("f" * 32, "m", 0, 0, 1.0, False)])
     with pytest.raises(InvalidArgument, match="NUL"):
         store.write_metric_rows(run_id, [(run_id, "a\x00b", 0, 0, 1.0, False)])
+
+
+def test_metric_values_copied_from_an_sqlite_file_are_stored_once(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    source = tmp_path / "source.db"
+    with sqlite3.connect(source) as conn:
+        conn.execute("CREATE TABLE m (run_id, key, step, timestamp, value, is_nan, x DEFAULT 0)")
+        run_id = _run(store)
+        rows = [(run_id, "loss", s, 1000 + s, 1 / (s + 1), 0) for s in range(2000)]
+        rows += [(run_id, "odd", 0, 5, 0.0, 1), (run_id, "tie", 3, 7, 2.0, 0)]
+        rows += [(run_id, "tie", 3, 7, 1.0, 0), (run_id, "a\x00b", 0, 0, 1.0, 0)]
+        rows += [("f" * 32, "other", 0, 0, 1.0, 0)]  # another run's: left out
+        conn.executemany("INSERT INTO m VALUES (?, ?, ?, ?, ?, ?, 0)", rows)
+    select = "SELECT * FROM source.m WHERE ? IS NOT NULL AND key NOT LIKE 'a%'"
+    if store.dialect != "sqlite":
+        with pytest.raises(InvalidArgument, match="from SQLite into SQLite, not postgresql"):
+            store.sqlite_copier(str(source), select).__enter__()
+        return
+    with store.sqlite_copier(str(source), select) as copy:
+        assert copy(run_id) == 2003
+        assert copy(run_id) == 0  # nothing twice
+        with pytest.raises(NotFound, match="Run '0+' not found"):
+            copy("0" * 32)
+    history = store.get_metric_history(run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, 1 / (s + 1)) for s in range(2000)]
+    metrics = store.get_run(run_id).data.metrics
+    assert metrics["loss"] == 1 / 2000 and math.isnan(metrics["odd"]) and metrics["tie"] == 2.0
+    every = "SELECT * FROM source.m WHERE ? IS NOT NULL"
+    with (
+        store.sqlite_copier(str(source), every) as copy,
+        pytest.raises(InvalidArgument, match="NUL"),
+    ):
+        copy(run_id)  # refused whole
+    assert len(store.get_metric_history(run_id, "loss")) == 2000
+    with store.engine.connect() as conn:  # the file detached, the foreign keys checked again
+        assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+        assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]

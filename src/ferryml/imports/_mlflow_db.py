@@ -3,6 +3,7 @@ tables MLflow's SQL store writes, read with plain queries, so MLflow need not be
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from ferryml.imports._mlflow_types import (
     SourceModel,
     SourceRun,
     SourceVersion,
+    latest_values,
     local_files,
     run_status,
 )
@@ -26,6 +28,9 @@ from ferryml.store.entities import Experiment, RegisteredModel, Run, RunData, Ru
 from ferryml.store.sql_mlflow import DatasetInput, LoggedModel
 
 __all__ = ["DbSource"]
+
+# A logged value in the order of ferryml's metrics table (MetricRow), NaN stored as 0.0.
+_VALUES = "run_uuid, key, step, timestamp, CASE WHEN is_nan THEN 0.0 ELSE value END, is_nan"
 
 
 class DbSource:
@@ -136,10 +141,7 @@ class DbSource:
         # The driver's own cursor: millions of rows, each a plain tuple in the order of
         # ferryml's metrics table, with no per-row objects of SQLAlchemy's.
         mark = "?" if self.engine.dialect.paramstyle == "qmark" else "%s"
-        sql = (
-            "SELECT run_uuid, key, step, timestamp, CASE WHEN is_nan THEN 0.0 ELSE value END, "
-            f"is_nan FROM metrics WHERE run_uuid = {mark}"  # noqa: S608 - no user text
-        )
+        sql = f"SELECT {_VALUES} FROM metrics WHERE run_uuid = {mark}"  # noqa: S608
         connection = self.engine.raw_connection()
         try:
             cursor = connection.cursor()
@@ -151,6 +153,31 @@ class DbSource:
         if rows and not isinstance(rows[0][5], bool):  # SQLite's booleans are integers
             return [(r, k, s, t, v, bool(n)) for r, k, s, t, v, n in rows]
         return rows
+
+    @property
+    def sqlite_file(self) -> str | None:
+        """The database's file when it is SQLite: an SQLite store copies from it directly
+        (``history_sql``)."""
+        database = self.engine.url.database
+        if self.engine.dialect.name != "sqlite" or not database or not Path(database).is_file():
+            return None
+        return database
+
+    # One run's values, from the file attached as ``source``, for SqlStore.copy_sqlite_metrics.
+    history_sql = (
+        "SELECT run_uuid AS run_id, key, step, timestamp, CASE WHEN is_nan THEN 0.0 ELSE value "
+        "END AS value, is_nan FROM source.metrics WHERE run_uuid = ?"
+    )
+
+    def latest(self, run_id: str) -> dict[str, float]:
+        # What MLflow's own searches see: its latest_metrics table, which it keeps by the
+        # same rule (highest step, timestamp, value); the history where it is missing.
+        if not self._has("latest_metrics"):
+            return latest_values(self.history(run_id))
+        rows = self._rows(
+            "SELECT key, value, is_nan FROM latest_metrics WHERE run_uuid = :r", r=run_id
+        )
+        return {r.key: math.nan if r.is_nan else r.value for r in rows}
 
     def inputs(self, run_id: str) -> list[DatasetInput]:
         if not self._has("inputs"):

@@ -21,6 +21,7 @@ from ferryml.imports._mlflow_types import (
     SourceModel,
     SourceRun,
     SourceVersion,
+    latest_values,
     local_files,
     run_status,
 )
@@ -158,6 +159,9 @@ class FileSource:
                 else:
                     rows.append((run_id, key, step, timestamp, value, False))
         return list(dict.fromkeys(rows))  # log_model appends a run's values again
+
+    def latest(self, run_id: str) -> dict[str, float]:
+        return latest_values(self.history(run_id))
 
     def inputs(self, run_id: str) -> list[DatasetInput]:
         run_folder = self._runs[run_id]

@@ -25,6 +25,7 @@ from ferryml.imports._mlflow_types import (
     SourceModel,
     SourceRun,
     SourceVersion,
+    latest_values,
     local_files,
     run_status,
 )
@@ -186,6 +187,9 @@ class RestSource:
                 else:
                     rows.append((run_id, key, step, timestamp, value, False))
         return rows
+
+    def latest(self, run_id: str) -> dict[str, float]:
+        return latest_values(self.history(run_id))
 
     def inputs(self, run_id: str) -> list[DatasetInput]:
         return self._inputs.get(run_id, [])

@@ -3,6 +3,7 @@ entities, with where the source keeps each one's files."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ __all__ = [
     "SourceModel",
     "SourceRun",
     "SourceVersion",
+    "latest_values",
     "local_files",
     "run_status",
 ]
@@ -88,6 +90,11 @@ class Source(Protocol):
         """
         ...
 
+    def latest(self, run_id: str) -> dict[str, float]:
+        """Per metric key, the value at the highest (step, timestamp, value): what a
+        search sees, and what the import's check compares."""
+        ...
+
     def inputs(self, run_id: str) -> list[DatasetInput]: ...
 
     def logged_models(self) -> list[SourceLoggedModel]: ...
@@ -104,6 +111,17 @@ class Source(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def latest_values(history: Sequence[MetricRow]) -> dict[str, float]:
+    """Per key, the value at the highest (step, timestamp, value), as ferryml's store
+    keeps it (a NaN ranks as its stored 0.0)."""
+    best: dict[str, MetricRow] = {}
+    for row in history:
+        current = best.get(row[1])
+        if current is None or row[2:] > current[2:]:
+            best[row[1]] = row
+    return {key: math.nan if row[5] else row[4] for key, row in best.items()}
 
 
 def run_status(status: str) -> RunStatus:

@@ -11,6 +11,7 @@ runs, with the same params and latest metric values, on both sides.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections import Counter
@@ -22,7 +23,14 @@ from urllib.parse import unquote, urlparse
 
 from ferryml.config import Settings
 from ferryml.errors import AlreadyExists, FerryError, InvalidArgument, NotFound
-from ferryml.imports._mlflow_types import MetricRow, Source, SourceRun, SourceVersion
+from ferryml.imports._mlflow_db import DbSource
+from ferryml.imports._mlflow_types import (
+    MetricRow,
+    Source,
+    SourceRun,
+    SourceVersion,
+    latest_values,
+)
 from ferryml.store.artifacts import ArtifactStore, Blob
 from ferryml.store.entities import Experiment, RunInfo, ViewType
 from ferryml.store.factory import open_artifact_store, open_sql_store
@@ -33,7 +41,7 @@ from ferryml.store.records import (
     Record,
     TagRecord,
 )
-from ferryml.store.sql import SqlStore
+from ferryml.store.sql import Copier, SqlStore
 from ferryml.store.sql_mlflow import SqlMlflowStore
 from ferryml.store.sql_registry import SqlRegistryStore
 
@@ -66,7 +74,6 @@ def open_source(source: str, *, artifacts_root: str | None = None) -> Source:
         NotFound: the folder does not exist.
         StoreUnavailable: the database or server cannot be reached.
     """
-    from ferryml.imports._mlflow_db import DbSource
     from ferryml.imports._mlflow_files import FileSource
     from ferryml.imports._mlflow_rest import RestSource
 
@@ -125,6 +132,8 @@ class _Importer:
         self.runs: list[SourceRun] = []
         self.latest: dict[str, dict[str, float]] = {}  # run id -> latest value per key
         self.failed: set[str] = set()  # runs reported and not imported: left out of the check
+        self.copy_from = _sqlite_file(source) if store.dialect == "sqlite" else None
+        self.copy: Copier | None = None  # while runs are imported from copy_from
 
     def run(self) -> None:
         experiments = self.source.experiments()
@@ -165,7 +174,8 @@ class _Importer:
         self.experiments[experiment.experiment_id] = ferry_id
 
     def _runs(self) -> None:
-        """Every run not yet imported whole. The next run's history is read on a thread
+        """Every run not yet imported whole. From an SQLite file into an SQLite store, SQLite
+        copies the histories itself. Otherwise the next run's history is read on a thread
         while the one before is written: both are mostly the databases' work, which lets
         go of the GIL, so they overlap on two cores."""
         todo: list[tuple[SourceRun, RunInfo | None]] = []
@@ -185,11 +195,17 @@ class _Importer:
             else:
                 todo.append((run, existing))
         done = len(self.runs) - len(todo)
-        with ThreadPoolExecutor(1, thread_name_prefix="ferry-import-read") as reader:
-            ahead = [reader.submit(self.source.history, run.run.run_id) for run, _ in todo[:1]]
+        history = self.source.history if self.copy_from is None else _nothing
+        with contextlib.ExitStack() as stack:
+            if self.copy_from is not None:
+                copier = self.store.sqlite_copier(self.copy_from, DbSource.history_sql)
+                self.copy = stack.enter_context(copier)
+                stack.callback(setattr, self, "copy", None)
+            reader = stack.enter_context(ThreadPoolExecutor(1, thread_name_prefix="ferry-read"))
+            ahead = [reader.submit(history, run.run.run_id) for run, _ in todo[:1]]
             for n, (run, existing) in enumerate(todo):
                 if n + 1 < len(todo):
-                    ahead.append(reader.submit(self.source.history, todo[n + 1][0].run.run_id))
+                    ahead.append(reader.submit(history, todo[n + 1][0].run.run_id))
                 try:
                     self._run(run, existing, ahead.pop(0).result())
                 except (FerryError, OSError) as e:
@@ -220,7 +236,10 @@ class _Importer:
                 parent_run_id=parent,
                 run_id=info.run_id,
             )
-        for start in range(0, len(history), _BATCH):  # the metrics ahead of the status
+        values = len(history)  # the metrics ahead of the status
+        if self.copy is not None:
+            values = self.copy(info.run_id)
+        for start in range(0, len(history), _BATCH):
             self.store.write_metric_rows(info.run_id, history[start : start + _BATCH])
         records: list[Record] = [ParamRecord(info.run_id, k, v) for k, v in data.params.items()]
         records += [TagRecord(info.run_id, k, v) for k, v in data.tags.items()]
@@ -234,12 +253,13 @@ class _Importer:
         self.store.write_records(records)
         if info.lifecycle_stage == "deleted":
             self.store.update_run(info.run_id, lifecycle_stage="deleted")
-        self.latest[info.run_id] = _latest(history)
+        if self.copy_from is None:
+            self.latest[info.run_id] = latest_values(history)
         counts = self.report.counts
         counts["runs"] += 1
         counts["params"] += len(data.params)
         counts["tags"] += len(data.tags)
-        counts["metric values"] += len(history)
+        counts["metric values"] += values
         counts["dataset inputs"] += len(inputs)
         counts["artifacts"] += len(artifacts)
 
@@ -417,22 +437,20 @@ class _Importer:
                 if dict(mine.data.params) != dict(source_run.run.data.params):
                     self.report.mismatches.append(f"run {run_id}: params differ")
                 expected = self.latest.get(run_id)
-                if expected is None:  # imported before; read its history again
-                    expected = _latest(self.source.history(run_id))
+                if expected is None:  # imported before, or copied by SQLite
+                    expected = self.source.latest(run_id)
                 got = {m.key: m.value for m in latest.get(run_id, [])}
                 if not _same(expected, got):
                     self.report.mismatches.append(f"run {run_id}: metrics differ")
                 self.report.checked_runs += 1
 
 
-def _latest(history: Sequence[MetricRow]) -> dict[str, float]:
-    """The value at the highest (step, timestamp) per key, as ferryml's store keeps it."""
-    best: dict[str, tuple[int, int, float]] = {}
-    for _, key, step, timestamp, value, nan in history:
-        current = best.get(key)
-        if current is None or (step, timestamp) >= current[:2]:
-            best[key] = (step, timestamp, math.nan if nan else value)
-    return {k: v[2] for k, v in best.items()}
+def _sqlite_file(source: Source) -> str | None:
+    return source.sqlite_file if isinstance(source, DbSource) else None
+
+
+def _nothing(run_id: str) -> Sequence[MetricRow]:
+    return ()
 
 
 def _same(a: dict[str, float], b: dict[str, float]) -> bool:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
@@ -32,6 +33,7 @@ from ferryml.store import _dialect, _run_writes
 from ferryml.store import _schema as t
 from ferryml.store._migrate import current_revision, unavailable, upgrade
 from ferryml.store._run_rows import run_info, runs_from_rows, select_runs
+from ferryml.store._run_writes import Copier
 from ferryml.store.entities import (
     ArtifactEntry,
     Experiment,
@@ -45,7 +47,7 @@ from ferryml.store.records import (
     Record,
 )
 
-__all__ = ["SCHEMA_HEAD", "SqlStore", "StorePart"]
+__all__ = ["SCHEMA_HEAD", "Copier", "SqlStore", "StorePart"]
 
 # The newest migration this version of ferryml knows; a test keeps it equal to Alembic's head.
 SCHEMA_HEAD = "0014"
@@ -449,6 +451,24 @@ class SqlStore:
         """
         if rows:
             _dialect.retry_locked(lambda: _run_writes.write_metric_rows(self.engine, run_id, rows))
+
+    @contextlib.contextmanager
+    def sqlite_copier(self, database: str, select_sql: str) -> Iterator[Copier]:
+        """For bulk loads into an SQLite store (an import), database to database: a
+        function copying one existing run's metric values from another SQLite file in one
+        transaction, without a value passing through Python; it returns how many were new
+        (copying again changes nothing). ``select_sql`` reads them from ``database``
+        (attached as ``source``) as the ``metrics`` table's columns, by name, given the run
+        id as its one parameter; rows of other runs are left out. The copier raises
+        NotFound for a run that does not exist, InvalidArgument for a key with a NUL.
+
+        Raises:
+            InvalidArgument: the store is not SQLite.
+        """
+        if self.dialect != "sqlite":
+            raise InvalidArgument(f"Values are copied from SQLite into SQLite, not {self.dialect}.")
+        with _run_writes.sqlite_copier(self.engine, database, select_sql) as copy:
+            yield copy
 
     def mark_killed(self, run_ids: Iterable[str]) -> None:
         """Mark runs still RUNNING as KILLED: their process died without ending them."""
