@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -157,8 +158,12 @@ def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]
     """Insert rows, skipping any whose primary key exists already (idempotent replays)."""
     if not rows:
         return
-    stmt = _insert(conn)(table).on_conflict_do_nothing()
-    conn.execute(stmt, list(rows))
+    conn.execute(_insert_ignore_statement(conn.dialect.name, table), list(rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _insert_ignore_statement(dialect: str, table: Table) -> Any:
+    return _insert_of(dialect)(table).on_conflict_do_nothing()
 
 
 def insert_ignore_fast(conn: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
@@ -188,20 +193,26 @@ def upsert(
     where: Callable[[Any, Any], Any] | None = None,
 ) -> None:
     """Insert rows or overwrite the non-key columns; ``where(table, excluded)`` may limit
-    which existing rows are overwritten."""
+    which existing rows are overwritten (a module-level function: the statement is built
+    once per table, keys and ``where``)."""
     if not rows:
         return
-    stmt = _insert(conn)(table)
+    conn.execute(_upsert_statement(conn.dialect.name, table, tuple(keys), where), list(rows))
+
+
+@functools.lru_cache(maxsize=256)
+def _upsert_statement(
+    dialect: str, table: Table, keys: tuple[str, ...], where: Callable[[Any, Any], Any] | None
+) -> Any:
+    # Building the statement costs more than running it for a row or two (a log_metric).
+    stmt = _insert_of(dialect)(table)
     updates = {c.name: stmt.excluded[c.name] for c in table.columns if c.name not in keys}
     condition = where(table, stmt.excluded) if where is not None else None
-    conn.execute(
-        stmt.on_conflict_do_update(index_elements=list(keys), set_=updates, where=condition),
-        list(rows),
-    )
+    return stmt.on_conflict_do_update(index_elements=list(keys), set_=updates, where=condition)
 
 
-def _insert(conn: Connection) -> Any:
-    if conn.dialect.name == "sqlite":
+def _insert_of(dialect: str) -> Any:
+    if dialect == "sqlite":
         from sqlalchemy.dialects import sqlite
 
         return sqlite.insert

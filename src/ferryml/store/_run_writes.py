@@ -48,10 +48,7 @@ def write_records(engine: Engine, records: Sequence[Record]) -> None:
             t.latest_metrics,
             _latest(metric_rows),
             ("run_id", "key"),
-            where=lambda tbl, new: or_(
-                new.step > tbl.c.step,
-                and_(new.step == tbl.c.step, new.timestamp >= tbl.c.timestamp),
-            ),
+            where=_newer,
         )
         _dialect.insert_ignore(conn, t.params, _rows(others[ParamRecord], known))
         _dialect.upsert(conn, t.tags, _rows(others[TagRecord], known), ("run_id", "key"))
@@ -166,6 +163,14 @@ def _refresh_latest(conn: Connection, run_id: str) -> None:
 def _refuse_nul_keys(run_id: str, keys: set[str]) -> None:
     if any("\x00" in key for key in keys):
         raise InvalidArgument(f"A metric key of run {run_id} holds a NUL character; remove it.")
+
+
+def _newer(table: Any, new: Any) -> Any:
+    """A latest value replaced only by a later one (step, then time)."""
+    return or_(
+        new.step > table.c.step,
+        and_(new.step == table.c.step, new.timestamp >= table.c.timestamp),
+    )
 
 
 def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
