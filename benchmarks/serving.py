@@ -14,8 +14,9 @@ apt-get when missing), else _serving_loadgen.py (stdlib asyncio) in its own proc
 bounded in time and in count. Every server's answers are checked against the model's own
 predictions before it is measured. Stdlib only.
 
-Workloads: 1 row per request at 32 connections; the same with micro-batching (ferryml
---batch --max-batch 64 --max-wait-ms 2; BentoML batchable=True, max_batch_size=64, its
+Workloads: 1 row per request at 32 connections (ferryml's default gathers the requests
+that arrive while it predicts, without waiting); the same with micro-batching that waits
+(ferryml --batch --max-batch 64 --max-wait-ms 2; BentoML batchable=True, max_batch_size=64, its
 default max_latency_ms); 100 rows per request at 8 connections; ferryml's prediction log
 on (the default) and off; start of the server process to its first answered prediction
 (polled every 10 ms, each server started alone); one request at a time over one keep-alive
@@ -767,11 +768,11 @@ def verdicts(res: dict[str, Any]) -> list[dict[str, Any]]:
     )
     fb = runs.get("batch", {}).get("ferryml --batch")
     r = ratio(fb and fb["rps"], f and f["rps"])
-    add(
-        "batching c32: ferryml --batch req/s / unbatched",
-        "> 1x",
+    add(  # the default batches too (without waiting): shown, no target
+        "batching c32: ferryml --max-wait-ms 2 req/s / default (no wait)",
+        "shown",
         f"{r:.2f}x" if r else "—",
-        None if r is None else r > 1,
+        None,
     )
     add(
         "batching c32: ferryml --batch errors",
