@@ -142,6 +142,37 @@ def test_data_push_through_a_failing_store_resumes_and_copies_each_blob_once(
     assert len(_keys(s3_client, "faults-push/")) == 6
 
 
+def test_a_packed_push_cut_half_way_leaves_no_index_and_resumes_whole(
+    healthy: FaultProxy,
+    s3_client: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _use_proxy(monkeypatch, healthy)
+    import s3fs
+
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for i in range(transfer.PACK_MIN + 50):
+        (folder / f"{i}.bin").write_bytes(os.urandom(4096))
+    workspace = Workspace(Settings.resolve(cwd=tmp_path, environ={}))
+    remote = "s3://ferry-test-artifacts/faults-packs"
+    try:
+        workspace.add(str(folder))
+        healthy.set("drop", drop_after=100_000)  # packs are cut, small objects pass
+        with pytest.raises(StoreUnavailable, match="faults-packs"):
+            transfer.push(workspace, remote)
+        assert not [k for k in _keys(s3_client, "faults-packs/") if k.endswith(".idx")]
+        healthy.set("pass")
+        report = transfer.push(workspace, remote)
+        assert (report.copied, report.present) == (transfer.PACK_MIN + 51, 0)
+        again = transfer.push(workspace, remote)
+        assert (again.copied, again.present) == (0, transfer.PACK_MIN + 51)
+    finally:
+        workspace.close()
+        s3fs.S3FileSystem.clear_instance_cache()
+
+
 def test_a_monitor_pass_is_refused_while_the_object_store_fails_and_checks_each_window_after(
     healthy: FaultProxy, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -39,6 +39,21 @@ def walk(folder: Path) -> Iterator[tuple[str, str, os.stat_result]]:
                     yield relative, entry.path, entry.stat()
 
 
+def pointer_files(root: Path) -> list[Path]:
+    """Every pointer file under ``root``, sorted, outside ferryml's and git's folders: one
+    scandir per folder, as a project's data folders hold many files."""
+    found, stack = [], [root]
+    while stack:
+        with os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                if entry.is_dir(follow_symlinks=False):
+                    if entry.name not in (".ferry", ".git"):
+                        stack.append(Path(entry.path))
+                elif entry.name.endswith(SUFFIX) and entry.is_file():
+                    found.append(Path(entry.path))
+    return sorted(found)
+
+
 def parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
     """``fn`` over ``items`` on a few threads, in order: each file costs a handful of
     system calls, which release the GIL, so threads overlap one file's calls with
@@ -121,10 +136,11 @@ def restore_files(
     it, with the first of ``links`` that works (see ``_links``); only a hard link shares
     its bytes with the store, and the store keeps its blobs read-only.
     """
-    cached = cache.lookup(root)
     for entry in entries:
         _check_digest(entry.digest)
     hardlinks = "hardlink" in links
+    fresh = not os.path.lexists(root)  # nothing there to compare, keep or remove
+    cached = {} if fresh else cache.lookup(root)
 
     def current(entry: FileEntry) -> tuple[FileEntry, bool, bool]:
         """(entry, whether the target is right as it is, whether it exists)."""
@@ -143,8 +159,11 @@ def restore_files(
             ok = False  # a read-only hard link of the blob: make it a file of its own
         return entry, ok, True
 
-    checked = parallel(current, entries)
-    todo = [(entry, existed) for entry, ok, existed in checked if not ok]
+    if fresh:
+        todo = [(entry, False) for entry in entries]
+    else:
+        checked = parallel(current, entries)
+        todo = [(entry, existed) for entry, ok, existed in checked if not ok]
 
     made: set[str] = set()
     placer = Placer(links) if artifacts.blob_path(_ZERO) is not None else None
@@ -172,7 +191,7 @@ def restore_files(
         return target, stat_key(os.stat(target)), entry.digest
 
     cache.update(parallel(restore, todo))
-    if root.is_dir():
+    if not fresh and root.is_dir():
         _remove_stored_extras(root, {e.path for e in entries}, cached)
     return len(todo)
 

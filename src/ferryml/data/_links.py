@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import os
 import secrets
 import shutil
@@ -60,12 +61,16 @@ class Placer:
 
     def __init__(self, links: Sequence[str]) -> None:
         self.links = list(links)
+        # Temp names: random per checkout, then counted (a random draw per file costs a
+        # system call); 12 hex digits, as a killed checkout's leftovers are recognised.
+        self._prefix = secrets.token_hex(3)
+        self._count = itertools.count()
 
     def place(self, blob: str, target: str, size: int, existed: bool = False) -> str:
         """Put the blob file ``blob`` at ``target`` (which ``existed`` or not); return the
         link type used."""
         folder, name = os.path.split(target)
-        tmp = f"{folder}/.{name}.{secrets.token_hex(6)}.tmp"
+        tmp = f"{folder}/.{name}.{self._prefix}{next(self._count) % (1 << 24):06x}.tmp"
         for link in list(self.links):
             if link == "copy" or self._linked(link, blob, tmp):
                 break

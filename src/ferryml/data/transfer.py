@@ -20,6 +20,7 @@ from ferryml.errors import InvalidArgument
 from ferryml.store.artifacts import SMALL, ArtifactStore
 from ferryml.store.entities import DatasetVersion
 from ferryml.store.factory import is_server_url, open_artifact_store
+from ferryml.store.packs import list_packed, read_packed, write_packs
 
 __all__ = ["TransferReport", "pull", "push"]
 
@@ -75,7 +76,7 @@ def push(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -
         for entry in Manifest.from_bytes(data, manifest_digest).entries:
             wanted[entry.digest] = entry.size
     with _remote(ws, url) as remote:
-        return _copy(ws.artifacts, remote, wanted, remote.url)
+        return _copy(ws.artifacts, remote, wanted, remote)
 
 
 def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -> TransferReport:
@@ -83,14 +84,14 @@ def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -
     versions = _versions(ws, refs)
     heads = {d for d, _ in versions} | {p for _, p in versions if p}
     with _remote(ws, url) as remote:
-        first = _copy(remote, ws.artifacts, dict.fromkeys(heads, 0), remote.url)
+        first = _copy(remote, ws.artifacts, dict.fromkeys(heads, 0), remote)
         wanted: dict[str, int] = {}
         for manifest_digest, _ in versions:
             data = ws.artifacts.get_bytes(manifest_digest)
             wanted.update(
                 {e.digest: e.size for e in Manifest.from_bytes(data, manifest_digest).entries}
             )
-        rest = _copy(remote, ws.artifacts, wanted, remote.url)
+        rest = _copy(remote, ws.artifacts, wanted, remote)
     return TransferReport(
         remote.url,
         first.copied + rest.copied,
@@ -100,13 +101,16 @@ def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -
 
 
 def _copy(
-    src: ArtifactStore, dst: ArtifactStore, wanted: dict[str, int], remote: str
+    src: ArtifactStore, dst: ArtifactStore, wanted: dict[str, int], remote: ArtifactStore
 ) -> TransferReport:
-    present = _present(dst, wanted)
-    missing = sorted(set(wanted) - present)
     batched = not (is_server_url(src.url) or is_server_url(dst.url))
-    small = [d for d in missing if batched and 0 < wanted[d] < SMALL]
-    large = sorted(set(missing) - set(small))
+    pushing = dst is remote
+    packed = list_packed(src if not pushing else dst) if batched else {}
+    present = _present(dst, wanted) | (set(packed) & set(wanted) if pushing else set())
+    missing = sorted(set(wanted) - present)
+    unpacked = [d for d in missing if d not in packed] if not pushing else missing
+    small = [d for d in unpacked if batched and 0 < wanted[d] < SMALL]
+    large = sorted(set(unpacked) - set(small))
 
     def one(digest: str) -> int:
         local = src.local_path(digest)
@@ -124,16 +128,25 @@ def _copy(
         dst.put_blobs(blobs)
         return sum(len(data) for data in blobs.values())
 
-    # Small blobs go in batches, each sent concurrently by the remote's client: a request
-    # per blob from a thread each would wait on the GIL and the round trips.
-    batches = [small[i : i + _BATCH] for i in range(0, len(small), _BATCH)]
     with ThreadPoolExecutor(WORKERS) as pool:
         sizes = list(pool.map(one, large))
+    if pushing and len(small) >= PACK_MIN:
+        # Many small blobs go in packs: a request per few MiB, not per blob.
+        sizes += write_packs(dst, src.get_blobs, small, wanted)
+        small = []
+    elif packed and not pushing:
+        sizes.append(read_packed(src, {d: packed[d] for d in missing if d in packed},
+                                 dst.put_blobs))  # fmt: skip
+    # Other small blobs go in batches, each sent concurrently by the remote's client: a
+    # request per blob from a thread each would wait on the GIL and the round trips.
+    batches = [small[i : i + _BATCH] for i in range(0, len(small), _BATCH)]
     with ThreadPoolExecutor(_BATCH_WORKERS) as pool:
         sizes += pool.map(batch, batches)
-    return TransferReport(remote, len(missing), len(set(wanted) & present), sum(sizes))
+    return TransferReport(remote.url, len(missing), len(set(wanted) & present), sum(sizes))
 
 
+# Fewer small blobs than this go loose: they cost few requests, and any S3 tool reads them.
+PACK_MIN = 100
 _BATCH = 256
 _BATCH_WORKERS = 4
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -138,15 +139,20 @@ class Workspace:
         absolute = self._inside(path)
         relative = absolute.relative_to(self.root).as_posix()
         dataset = check_name(name or relative)
-        if absolute.is_dir():
-            files = list(_files.walk(absolute))
-            kind = "folder"
-        else:
-            files = [("", str(absolute), absolute.stat())]
-            kind = "table" if absolute.suffix.lower() in TABLE_SUFFIXES else "file"
-        cached = self.cache.lookup(absolute)
-        entries = _files.store_files(files, self.artifacts, self.cache, cached)
-        table = self._table_facts(absolute) if kind == "table" else {}
+        with ThreadPoolExecutor(1) as pool:
+            # The metadata store opens (its first use creates it) while the files are read:
+            # that is mostly imports, the files mostly system calls.
+            opened = pool.submit(lambda: self.datasets)
+            if absolute.is_dir():
+                files = list(_files.walk(absolute))
+                kind = "folder"
+            else:
+                files = [("", str(absolute), absolute.stat())]
+                kind = "table" if absolute.suffix.lower() in TABLE_SUFFIXES else "file"
+            cached = self.cache.lookup(absolute)
+            entries = _files.store_files(files, self.artifacts, self.cache, cached)
+            table = self._table_facts(absolute) if kind == "table" else {}
+            opened.result()
         version = self._record(dataset, Manifest.build(kind, entries), relative, run_id, table)
         Pointer(
             version.name,
@@ -326,11 +332,7 @@ class Workspace:
     def pointers(self, targets: list[str] | None = None) -> list[tuple[Path, Pointer]]:
         """Pointer files named by ``targets`` (paths or pointer files), or all of them."""
         if not targets:
-            files = sorted(
-                p
-                for p in self.root.rglob(f"*{SUFFIX}")
-                if ".ferry" not in p.relative_to(self.root).parts[:-1] and p.is_file()
-            )
+            files = _files.pointer_files(self.root)
         else:
             files = []
             for target in targets:

@@ -395,6 +395,11 @@ class ArtifactStore:
             with self._io(f"Removing upload {upload_id}"):
                 fs.rm(staged)
 
+    def objects(self) -> tuple[Any, str, bool]:
+        """(fsspec filesystem, root key, whether local) for objects beside the blobs, such
+        as packs (see ``store.packs``)."""
+        return self._filesystem(), self._root, self._local is not None
+
     def _upload_key(self, upload_id: str) -> str:
         return f"{self._root}/uploads/{upload_id}"
 
