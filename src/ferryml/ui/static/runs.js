@@ -7,6 +7,7 @@ import {
 
 const PAGE = 100;
 const DEFAULT_COLUMNS = 5; // of each kind, until the reader picks
+const FIRST_ROWS = 40; // more than a screen holds
 const page = pageData();
 const table = document.getElementById("runs");
 const filterInput = document.getElementById("filter");
@@ -18,6 +19,7 @@ let nextOffset = null;
 let lastRuns = null;
 let inflight = null;
 let version = 0;
+let renders = 0;
 
 function state() {
   const q = new URLSearchParams(location.search);
@@ -196,18 +198,29 @@ function renderRows(runs) {
       children.get(parent).push(run);
     }
   }
-  const rows = [];
+  const drawn = []; // [run, options] in table order
   for (const run of runs) {
     const parent = run.info.parent_run_id;
     if (parent && onPage.has(parent)) continue; // drawn under its parent
     const kids = children.get(run.info.run_id) ?? [];
-    rows.push(runRow(run, columns, { children: kids.length }));
-    for (const kid of kids) rows.push(runRow(kid, columns, { child: true }));
+    drawn.push([run, { children: kids.length }]);
+    for (const kid of kids) drawn.push([kid, { child: true }]);
   }
-  if (!rows.length) {
-    rows.push(el("tr", {}, el("td", { colspan: 7 + columns.length }, "No runs match.")));
+  const body = table.tBodies[0];
+  const render = ++renders;
+  if (!drawn.length) {
+    body.replaceChildren(el("tr", {}, el("td", { colspan: 7 + columns.length }, "No runs match.")));
+    return;
   }
-  table.tBodies[0].replaceChildren(...rows);
+  // The rows a screen shows first; the rest in the next task, so a re-sort or a filter
+  // shows without waiting for rows below the fold.
+  const rows = (part) => part.map(([run, options]) => runRow(run, columns, options));
+  body.replaceChildren(...rows(drawn.slice(0, FIRST_ROWS)));
+  if (drawn.length > FIRST_ROWS) {
+    setTimeout(() => {
+      if (render === renders) body.append(...rows(drawn.slice(FIRST_ROWS)));
+    }, 0);
+  }
 }
 
 function updateCompare() {
