@@ -20,12 +20,14 @@ import blake3
 from ferryml.errors import FerryError, IntegrityError, InvalidArgument, NotFound, StoreUnavailable
 from ferryml.store._blobfiles import (
     _DIGEST,
+    _READ_BLOCK,
     Blob,
     _check_digest,
     _copy,
     _create_temp,
     _fsync_dir,
     _open_source,
+    _put,
     _reuse_path,
     _write_new,
     digest_bytes,
@@ -126,7 +128,7 @@ class ArtifactStore:
             if self._reuse(blob.digest, blob.size):
                 return blob
             src.seek(0)
-            return self._write(blob, src, lambda fs, key: fs.put_file(os.fspath(path), key))
+            return self._write(blob, src, lambda fs, key: _put(fs, self._protocol, path, key))
 
     def ingest_file(self, path: str | os.PathLike[str]) -> Blob:
         """``put_file`` for content that is probably new: one pass reads, hashes and writes
@@ -316,25 +318,22 @@ class ArtifactStore:
             return self._open_blob(digest)
 
     def adopt_file(self, path: Path, digest: str) -> None:
-        """Store the file at ``path``, whose content the caller has hashed (and, with
-        ``fsync``, synced to disk) to ``digest``, moving it in when it lies on the same local
-        filesystem (an upload's temp file); with ``fsync`` the move is on disk when this
-        returns."""
+        """Store the file at ``path``, whose content the caller has hashed to ``digest``,
+        moving it in when it lies on the same local filesystem (an upload's temp file); with
+        ``fsync`` the caller synced it, and the move is on disk when this returns."""
         _check_digest(digest)
         with self._io(f"Writing blob {digest}"):
             if self._local is None:
-                self._filesystem().put_file(os.fspath(path), self._key(digest))
+                _put(self._filesystem(), self._protocol, path, self._key(digest))
                 path.unlink()
                 return
             final = self._path(digest)
             if not final.parent.is_dir():
                 final.parent.mkdir(parents=True, exist_ok=True)
-                if self._fsync:
-                    _fsync_dir(final.parent.parent)
+                _fsync_dir(final.parent.parent, self._fsync)
             os.chmod(path, 0o444)
             os.replace(path, final)
-            if self._fsync:
-                _fsync_dir(final.parent)
+            _fsync_dir(final.parent, self._fsync)
 
     def reuse(self, digest: str, size: int) -> bool:
         """Whether the blob is stored with ``size`` bytes, for a writer about to refer to it
@@ -378,7 +377,7 @@ class ArtifactStore:
         staged, fs = self._upload_key(upload_id), self._filesystem()
         with self._io(f"Reading upload {upload_id}"):
             try:
-                src = fs.open(staged, "rb")
+                src = fs.open(staged, "rb", block_size=_READ_BLOCK)
             except FileNotFoundError as e:
                 raise NotFound(f"Nothing was PUT for upload {upload_id}; send the bytes.") from e
             with src:
@@ -551,7 +550,7 @@ class ArtifactStore:
         _check_digest(digest)
         if self._local is not None:
             return open(self._path(digest), "rb")
-        return self._filesystem().open(self._key(digest), "rb")
+        return self._filesystem().open(self._key(digest), "rb", block_size=_READ_BLOCK)
 
     def _stored_size(self, digest: str) -> int | None:
         _check_digest(digest)
@@ -580,8 +579,7 @@ class ArtifactStore:
             folder = self._path(blob.digest).parent
             if not folder.is_dir():
                 folder.mkdir(parents=True, exist_ok=True)
-                if self._fsync:
-                    _fsync_dir(folder.parent)
+                _fsync_dir(folder.parent, self._fsync)
             # Read-only, so a hard link to the blob cannot be edited in place by mistake.
             tmp, out = _create_temp(folder / blob.digest[2:], 0o444)
             try:
@@ -601,6 +599,5 @@ class ArtifactStore:
             except BaseException:
                 tmp.unlink(missing_ok=True)
                 raise
-            if self._fsync:
-                _fsync_dir(final.parent)
+            _fsync_dir(final.parent, self._fsync)
         return blob
