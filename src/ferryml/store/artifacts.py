@@ -85,10 +85,8 @@ class ArtifactStore:
         """Nothing to release (fsspec keeps its own connections); the HTTP store has one."""
 
     def open(self) -> ArtifactStore:
-        """Create the root folder (file) or reach the bucket (remote); return self.
-
-        Raises StoreUnavailable, naming the URL, if the store cannot be created or reached.
-        """
+        """Create the root folder (file) or reach the bucket (remote); return self. Raises
+        StoreUnavailable, naming the URL, if the store cannot be created or reached."""
         if self._local is not None:
             blobs = self._local / "blobs"
             try:
@@ -181,10 +179,9 @@ class ArtifactStore:
         _write_new(os.fspath(dest), data, 0o666, False)
 
     def get_blobs(self, digests: list[str]) -> dict[str, bytes]:
-        """The content of many small blobs at once, each checked against its digest: a
-        remote store fetches them concurrently.
-
-        Raises NotFound naming the first absent one, IntegrityError."""
+        """The content of many small blobs at once, each checked against its digest (a
+        remote store fetches them concurrently). Raises NotFound naming the first absent
+        one, IntegrityError."""
         for digest in digests:
             _check_digest(digest)
         with self._io("Reading blobs"):
