@@ -3,6 +3,7 @@ the page, and show a reader no button that changes anything."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import httpx
@@ -30,7 +31,12 @@ def ui_data(client: FerryClient) -> dict[str, Any]:
     client.log_metric(child.info.run_id, "accuracy", 0.6)
     client.set_terminated(child.info.run_id)
     runs["fold-1"] = child.info.run_id
-    return {"experiment": experiment, "runs": runs}
+    odd = client.create_experiment("odd values")
+    run = client.create_run(odd, run_name="odd")
+    client.log_metric(run.info.run_id, "score", math.nan)
+    client.log_metric(run.info.run_id, "gain", -math.inf)
+    client.set_terminated(run.info.run_id)
+    return {"experiment": experiment, "runs": runs, "odd": odd}
 
 
 def _rows(page: Any) -> list[str]:
@@ -70,6 +76,16 @@ def test_the_filter_filters_and_sorts(signed_in: Any, visit: Any, ui_server: Any
     page.wait_for_function(
         "() => document.querySelector('#runs tbody tr[data-run] a').textContent == 'run-5'"
     )
+    page.close()
+
+
+def test_nan_and_infinite_metrics_show_as_such(signed_in: Any, visit: Any, ui_server: Any) -> None:
+    page = signed_in("reader")
+    odd = ui_server.data["odd"]
+    visit(page, f"/experiments/{odd}", "runs-odd-values", ready="#runs tbody tr[data-run]")
+    cells = page.locator("#runs tbody tr[data-run] td.num").all_inner_texts()
+    assert "NaN" in cells and "-Infinity" in cells
+    assert page.locator("#search-error").is_hidden()
     page.close()
 
 

@@ -33,7 +33,7 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   if (response.status === 204) return null;
   let payload = null;
   try {
-    payload = await response.json();
+    payload = parseJson(await response.text());
   } catch {
     payload = null;
   }
@@ -42,6 +42,19 @@ export async function api(path, { method = "GET", body, signal } = {}) {
     throw new ApiError(message, response.status);
   }
   return payload;
+}
+
+/** JSON as the server writes it, where a metric may be NaN or infinite: those bare words
+ * (outside strings) become the strings "NaN", "Infinity", "-Infinity", which the pages
+ * show as they are. */
+export function parseJson(text) {
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    const spelled = text.replace(/"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)/g, (m, bare) => (bare ? `"${bare}"` : m));
+    if (spelled === text) throw error;
+    return JSON.parse(spelled);
+  }
 }
 
 /** An element: el("a", {href: "/x", class: "y"}, "text", child). */
