@@ -12,7 +12,9 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
+    Select,
     delete,
+    func,
     or_,
     select,
     update,
@@ -422,8 +424,11 @@ class SqlStore:
 
         with self.engine.connect() as conn:
             lead = finite_lead_page(stmt, keys, self.dialect, limit=limit, offset=offset)
-            runs = fold(lead) if lead is not None else []
-            if len(runs) < limit:
+            # Counted before anything is folded: a page the runs with a value do not fill
+            # (every run of a small experiment) would otherwise be folded twice.
+            if lead is not None and _count(conn, lead) == limit:
+                runs = fold(lead)
+            else:
                 runs = fold(ordered_page(stmt, keys, self.dialect, limit=limit, offset=offset))
         more = len(runs) > max_results
         return runs[:max_results], (offset + max_results if more else None)
@@ -511,6 +516,10 @@ class StorePart:
 
     def _write(self) -> Any:
         return self._store.engine.execution_options(ferry_write=True).begin()
+
+
+def _count(conn: Connection, stmt: Select[Any]) -> int:
+    return int(conn.execute(select(func.count()).select_from(stmt.subquery())).scalar_one())
 
 
 def _dispose_in_child(engine: Engine) -> None:
