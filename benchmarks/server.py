@@ -391,7 +391,9 @@ def main() -> None:
         help=f"comma-separated workloads to run, of {', '.join(WORKLOADS)}",
     )
     ap.add_argument(
-        "--fsync", action="store_true", help="run ferry server --fsync (uploads synced to disk)"
+        "--fsync",
+        action="store_true",
+        help="run ferry server at its default, --fsync (uploads synced), not --no-fsync",
     )
     ap.add_argument("--sides", default=",".join(SIDES),
                     help=f"comma-separated servers to run, of {', '.join(SIDES)}")  # fmt: skip
@@ -402,7 +404,7 @@ def main() -> None:
     if unknown:
         ap.error(f"unknown workload or server: {', '.join(unknown)}")
     cfg = {**(QUICK if args.quick else FULL), "only": [w for w in only if w != "s3"],
-           "server_flags": ["--fsync"] if args.fsync else []}  # fmt: skip
+           "server_flags": ["--fsync"] if args.fsync else ["--no-fsync"]}  # fmt: skip
     atexit.register(stop_all)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # runs atexit: servers stopped
 

@@ -157,7 +157,13 @@ def test_corrupt_packs_and_indexes_are_named_and_nothing_is_stored(
     try:
         with pytest.raises(IntegrityError, match=r"^Blob [0-9a-f]{64} in pack .* is corrupt"):
             pull(fresh, remote)
-        s3_client.put_object(Bucket=s3_bucket, Key=pack[: -len(".pack")] + ".idx", Body=b"{")
+        index = pack[: -len(".pack")] + ".idx"
+        s3_client.put_object(Bucket=s3_bucket, Key=index, Body=b"{")
+        with pytest.raises(IntegrityError, match="is not a ferryml pack index"):
+            pull(fresh, remote)
+        # An index claiming a blob larger than any pack is refused before anything is read.
+        huge = {"format": packs._FORMAT, "blobs": [["ab" * 32, 0, 1 << 40]]}
+        s3_client.put_object(Bucket=s3_bucket, Key=index, Body=json.dumps(huge).encode())
         with pytest.raises(IntegrityError, match="is not a ferryml pack index"):
             pull(fresh, remote)
     finally:

@@ -180,6 +180,10 @@ def test_models_logged_through_the_server_load_and_promote_with_who(
     )
     assert refusal["from_version"] == refusal["to_version"] == 1
     assert refusal["evidence"]["checks"] == decision["checks"]  # judged where it is recorded
+    # A looser gate sent by the client changes nothing: the server judges with its own.
+    loose = promote.replace('target="target"', 'target="target", gate={"min_delta": -1.0}')
+    decision = json.loads(_python(team_server, client_dir, loose, role="maintainer"))
+    assert (decision["passed"], decision["moved"], decision["champion"]) == (False, False, 1)
 
 
 def test_the_server_judges_a_promotion_on_the_rows_sent_and_refuses_bad_ones(

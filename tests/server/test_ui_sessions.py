@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import update
 from team_world import running_server
 
+from ferryml.server.team._auth import SESSION_COOKIE
 from ferryml.store import _schema as t
 from ferryml.store.sql import SqlStore
 
@@ -50,6 +51,13 @@ def test_an_expired_session_gets_the_sign_in_page(store_url: str, tmp_path: Path
             refused = old.get("/api/v1/experiments")
             assert refused.status_code == 401
             assert "has expired; sign in again" in refused.json()["error"]["message"]
+            # The session's token expires however it is sent, and opens no other session.
+            bearer = {"Authorization": f"Bearer {old.cookies.get(SESSION_COOKIE)}"}
+            refused = httpx.get(f"{server.url}/api/v1/experiments", headers=bearer)
+            assert refused.status_code == 401
+            assert "has expired; sign in again" in refused.json()["error"]["message"]
+            own = {**form, "token": str(new.cookies.get(SESSION_COOKIE))}
+            assert httpx.post(f"{server.url}/signin", data=own).status_code == 401
         _age_sessions(store_url, 100)
         with httpx.Client(base_url=server.url) as http:  # a script's token does not expire
             headers = {"Authorization": f"Bearer {server.tokens['writer']}"}

@@ -297,13 +297,13 @@ def promote_on_rows(
     rows: bytes,
     target: str,
     task: str | None,
-    gate: Mapping[str, Any] | None,
     force: bool,
     reason: str,
     slices: Sequence[str],
 ) -> Decision:
     """``promote`` as a team server runs it for a client: on the evaluation rows the client
-    sent (Parquet), with the gate it sent, else the one the server's ``ferry.yaml`` names."""
+    sent (Parquet), judged by the gate the server's ``ferry.yaml`` names (else the default
+    gate). A gate the client sends is not used: a client could send a looser one."""
     import io
 
     import pandas as pd
@@ -315,11 +315,7 @@ def promote_on_rows(
     except (ValueError, OSError) as e:
         raise InvalidArgument(f"The evaluation rows are not a Parquet file: {e}.") from e
     task = task or task_of(registry, f"{name}/{int(candidate)}")
-    judged_by = (
-        Gate.from_config(gate, task)
-        if gate is not None
-        else configured_gate(registry.settings.root, name, task)
-    )
+    judged_by = configured_gate(registry.settings.root, name, task)
     return promote(
         registry,
         name,

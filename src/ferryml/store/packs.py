@@ -161,7 +161,8 @@ def _parse_index(store: ArtifactStore, key: str, data: bytes) -> list[tuple[str,
         if body.get("format") != _FORMAT:
             raise ValueError(f"format {body.get('format')!r}")
         entries = [(str(d), int(o), int(s)) for d, o, s in body["blobs"]]
-        if not all(_DIGEST.fullmatch(d) and o >= 0 and s >= 0 for d, o, s in entries):
+        # A blob larger than a pack is no pack's: a reader would fetch what it claims.
+        if not all(_DIGEST.fullmatch(d) and o >= 0 and 0 <= s <= PACK_BYTES for d, o, s in entries):
             raise ValueError("a malformed entry")
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise IntegrityError(

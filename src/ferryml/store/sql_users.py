@@ -21,7 +21,10 @@ from ferryml.store import _schema as t
 from ferryml.store.entities import Role, Token, User
 from ferryml.store.sql import StorePart
 
-__all__ = ["SqlUserStore", "parse_role"]
+__all__ = ["SESSION_LABEL", "SqlUserStore", "parse_role"]
+
+# The label of the tokens the web UI opens as sessions: they expire, and open no other.
+SESSION_LABEL = "web UI session"
 
 _USER_NAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 _TOKEN = re.compile(r"ferry_([0-9a-f]{16})_([A-Za-z0-9_-]{20,100})")
@@ -162,9 +165,12 @@ class SqlUserStore(StorePart):
             _dialect.retry_locked(write)
         return self.get_token(token_id)
 
-    def authenticate(self, token: str, *, max_age_s: float | None = None) -> User:
-        """The user a token belongs to; with ``max_age_s``, only if the token was created
-        that recently (a web UI session).
+    def authenticate(
+        self, token: str, *, max_age_s: float | None = None, sessions: bool = True
+    ) -> User:
+        """The user a token belongs to. A web UI session's token (labelled
+        ``SESSION_LABEL``) counts only if created within ``max_age_s``, however it is sent,
+        and not at all with ``sessions=False`` (a session cannot open another).
 
         Raises:
             Unauthenticated: the token is malformed, unknown, revoked, expired, or its user
@@ -182,6 +188,7 @@ class SqlUserStore(StorePart):
                 t.tokens.c.secret_hash,
                 t.tokens.c.revoked_time,
                 t.tokens.c.creation_time,
+                t.tokens.c.label,
                 *_select_users().selected_columns,
             )
             .join(t.users, t.users.c.name == t.tokens.c.user_name)
@@ -197,9 +204,12 @@ class SqlUserStore(StorePart):
             raise Unauthenticated(
                 f"Token {token_id} was revoked. Create another with `ferry token create`."
             )
-        if max_age_s is not None and row[2] < _now() - max_age_s * 1000:
-            raise Unauthenticated(f"Session {token_id} has expired; sign in again.")
-        user = _user(row[3:])
+        if row[3] == SESSION_LABEL:
+            if not sessions:
+                raise Unauthenticated("A web UI session's token cannot sign in; use your own.")
+            if max_age_s is not None and row[2] < _now() - max_age_s * 1000:
+                raise Unauthenticated(f"Session {token_id} has expired; sign in again.")
+        user = _user(row[4:])
         if user.disabled:
             raise Unauthenticated(f"User {user.name!r} is disabled; ask an admin.")
         return user

@@ -17,12 +17,12 @@ from starlette.concurrency import run_in_threadpool
 from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument
 from ferryml.server.team._auth import SESSION_COOKIE, session_token
+from ferryml.store.sql_users import SESSION_LABEL
 from ferryml.ui import pages
 from ferryml.ui._pages import Nav, SignInNeeded, render
 
 __all__ = ["include_ui", "serve_ui"]
 
-SESSION_LABEL = "web UI session"
 router = APIRouter(include_in_schema=False)
 
 
@@ -60,7 +60,7 @@ async def signin(request: Request) -> Response:
     if users is None:  # no auth: everyone acts as the local admin
         return RedirectResponse(next_url, status_code=303)
     try:
-        user = await run_in_threadpool(users.authenticate, token)
+        user = await run_in_threadpool(lambda: users.authenticate(token, sessions=False))
         if user.name != name:
             raise InvalidArgument("not this user's token")
         _, secret = await run_in_threadpool(users.create_token, user.name, SESSION_LABEL)

@@ -91,10 +91,9 @@ class Auth:
         try:
             header = headers.get(b"authorization")
             cookie = session_token(headers) if header is None else None
-            if cookie is None:
-                user = await self._user(header)
-            else:
-                user = await self._user(b"Bearer " + cookie.encode(), self.session_seconds)
+            # Sessions expire however their token is sent, in the cookie or as a Bearer.
+            sent = header if cookie is None else b"Bearer " + cookie.encode()
+            user = await self._user(sent, self.session_seconds)
             reads = scope["method"] in _SAFE or scope["path"] in READ_POSTS
             if cookie is not None and not reads and UI_HEADER.encode() not in headers:
                 raise PermissionDenied(
@@ -122,9 +121,8 @@ class Auth:
         if header is None and token is None:
             return None
         try:
-            if header is not None:
-                return await self._user(header)
-            return await self._user(b"Bearer " + str(token).encode(), self.session_seconds)
+            sent = header if header is not None else b"Bearer " + str(token).encode()
+            return await self._user(sent, self.session_seconds)
         except FerryError:  # revoked, expired or disabled: signed out
             return None
 
