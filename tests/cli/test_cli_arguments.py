@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from ferryml.cli._app import app
 
 # Commands that serve or loop until stopped: they get arguments that cannot all be right.
-FOREVER = {("serve",), ("server",), ("scheduler",), ("agent",)}
+FOREVER = {("serve",), ("server",), ("scheduler",), ("agent",), ("ui",)}
 
 
 def _leaves(command: Any, path: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, ...], Any]]:

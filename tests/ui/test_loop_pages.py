@@ -113,7 +113,7 @@ def test_a_maintainer_promotes_and_rolls_back_from_the_pages(
         assert http.get(f"/api/v1/models/{MODEL}/aliases/champion").json()["version"] == other
         moved = http.get(f"/api/v1/models/{MODEL}/events").json()[-1]
         assert (moved["action"], moved["user"], moved["reason"], moved["to_version"]) == (
-            "promote", "maintainer", "better on last week's labels", other,
+            "set_alias", "maintainer", "better on last week's labels", other,
         )  # fmt: skip
         deployment = http.get(f"/api/v1/deployments/{DEPLOYMENT}").json()
         weights = [(r["role"], r["weight"]) for r in deployment["routes"]]

@@ -169,6 +169,7 @@ class PredictionLog:
         self._closed = False
         self._thread: threading.Thread | None = None
         self._index: Any = None
+        self._opening = threading.Lock()  # the stores open once, by the flusher or a flush()
         self._blobs: Any = None
         self._at_exit: Callable[[], None] | None = None
         self._wal: WriteAhead | None = None
@@ -256,13 +257,16 @@ class PredictionLog:
                 self._blobs.close()
 
     def _open_stores(self) -> None:
-        index = open_prediction_store(self.settings)
-        try:
-            self._blobs = open_artifact_store(self.settings)
-        except BaseException:
-            index.close()
-            raise
-        self._index = index  # last: set means both are open
+        with self._opening:
+            if self._index is not None:
+                return
+            index = open_prediction_store(self.settings)
+            try:
+                self._blobs = open_artifact_store(self.settings)
+            except BaseException:
+                index.close()
+                raise
+            self._index = index  # last: set means both are open
 
     @property
     def _wal_folder(self) -> Path:
@@ -453,11 +457,8 @@ class PredictionLog:
         """
         if self._thread is None:
             raise StoreUnavailable("The prediction log is not open; call open() first.")
-        if self._index is None:
-            raise StoreUnavailable(
-                "The prediction log's stores are not open yet (opened in the background); "
-                "retry after its flush interval."
-            )
+        if self._index is None:  # asked before the flusher opened them (feedback at once)
+            self._open_stores()
         return self._flush()
 
     def _run(self, background: bool = False) -> None:
