@@ -211,7 +211,7 @@ def promote(
     check_model_name(name)
     judge = getattr(registry.store, "promote", None)
     if judge is not None and move:
-        # A team server runs the gate itself, so that no client can skip it.
+        # A team server runs its own gate, so that no client can skip or loosen it.
         if business_metrics:
             raise InvalidArgument(
                 "Business metrics are functions and cannot be sent to a team server; "
@@ -224,7 +224,6 @@ def promote(
             rows=_parquet(data),
             target=target,
             task=task,
-            gate=asdict(gate) if gate is not None else None,
             force=force,
             reason=reason,
             slices=list(slices),

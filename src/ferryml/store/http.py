@@ -433,13 +433,12 @@ class HttpRegistryStore(_Part):
         rows: bytes,
         target: str,
         task: str | None,
-        gate: Mapping[str, Any] | None,
         force: bool,
         reason: str,
         slices: Sequence[str],
     ) -> dict[str, Any]:
         """Have the server judge the promotion (gates.promote_on_rows) on ``rows``
-        (Parquet), sent first as a blob; its decision, as a mapping."""
+        (Parquet), sent first as a blob, with its own gate; its decision, as a mapping."""
         from ferryml.store.http_artifacts import HttpArtifactStore
 
         digest = HttpArtifactStore(self.client).put_bytes(rows).digest
@@ -449,7 +448,6 @@ class HttpRegistryStore(_Part):
             "rows": digest,
             "target": target,
             "task": task,
-            "gate": dict(gate) if gate is not None else None,
             "force": force,
             "reason": reason,
             "slices": list(slices),

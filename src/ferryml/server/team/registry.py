@@ -63,7 +63,6 @@ class Promotion(_Body):
     rows: str = Field(pattern=r"^[0-9a-f]{64}$")  # the blob of the evaluation rows (Parquet)
     target: str
     task: str | None = Field(default=None, pattern=r"^(classification|regression)$")
-    gate: dict[str, Any] | None = None  # not used: the server judges with its own gate
     force: bool = False
     reason: str = ""
     slices: list[str] = []
@@ -225,7 +224,7 @@ def promote(name: str, body: Promotion, request: Request) -> Response:
     rows = request.app.state.artifacts.get_bytes(body.rows)
     registry = Registry(request.app.state.settings)
     try:
-        fields = body.model_dump(exclude={"candidate", "rows", "gate"})
+        fields = body.model_dump(exclude={"candidate", "rows"})
         decision = promote_on_rows(registry, name, body.candidate, rows=rows, **fields)
     finally:
         registry.close()
