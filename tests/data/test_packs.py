@@ -48,6 +48,15 @@ def _fresh(ws: Workspace) -> Workspace:
     return Workspace(ws.settings)
 
 
+def _flip_a_byte(s3_client: Any, bucket: str, prefix: str) -> str:
+    """Flip a byte in the middle of the first pack under ``prefix``; return its key."""
+    pack = next(k for k in _keys(s3_client, bucket, prefix) if k.endswith(".pack"))
+    body = bytearray(s3_client.get_object(Bucket=bucket, Key=pack)["Body"].read())
+    body[len(body) // 2] ^= 0xFF
+    s3_client.put_object(Bucket=bucket, Key=pack, Body=bytes(body))
+    return pack
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
 
@@ -149,10 +158,7 @@ def test_corrupt_packs_and_indexes_are_named_and_nothing_is_stored(
     remote = f"s3://{s3_bucket}/{tmp_path.name}"
     ws.add("data/many")
     push(ws, remote)
-    pack = next(k for k in _keys(s3_client, s3_bucket, tmp_path.name) if k.endswith(".pack"))
-    body = bytearray(s3_client.get_object(Bucket=s3_bucket, Key=pack)["Body"].read())
-    body[len(body) // 2] ^= 0xFF
-    s3_client.put_object(Bucket=s3_bucket, Key=pack, Body=bytes(body))
+    pack = _flip_a_byte(s3_client, s3_bucket, tmp_path.name)
     fresh = _fresh(ws)
     try:
         with pytest.raises(IntegrityError, match=r"^Blob [0-9a-f]{64} in pack .* is corrupt"):
@@ -168,3 +174,74 @@ def test_corrupt_packs_and_indexes_are_named_and_nothing_is_stored(
             pull(fresh, remote)
     finally:
         fresh.close()
+
+
+def _clone(ws: Workspace, dest: Path) -> Workspace:
+    """The project on another machine: its files and metadata, none of its blobs."""
+    shutil.copytree(ws.root, dest, ignore=shutil.ignore_patterns("artifacts", "cache"))
+    return Workspace(Settings.resolve(cwd=dest, environ={}))
+
+
+def _pulled(ws: Workspace, remote: str, folder: str) -> dict[str, bytes]:
+    """The folder's files as pulled from ``remote`` and checked out in ``ws``."""
+    try:
+        pull(ws, remote)
+        shutil.rmtree(ws.root / folder)
+        ws.checkout(folder)
+        return _files(ws.root / folder)
+    finally:
+        ws.close()
+
+
+def test_a_corrupt_pack_is_repaired_by_a_push_with_repair(
+    ws: Workspace, s3_bucket: str, s3_client: Any, tmp_path: Path
+) -> None:
+    remote = f"s3://{s3_bucket}/{tmp_path.name}"
+    before = _files(ws.root / "data" / "many")
+    ws.add("data/many")
+    push(ws, remote)
+    _flip_a_byte(s3_client, s3_bucket, tmp_path.name)
+    other = _clone(ws, tmp_path / "other")
+    try:
+        with pytest.raises(IntegrityError, match=r"ferry data push --repair"):
+            pull(other, remote)
+    finally:
+        other.close()
+    assert push(ws, remote).copied == 0  # packed blobs count as there: a plain push repairs none
+    report = push(ws, remote, repair=True)
+    assert report.repaired == report.copied == 1  # one blob spans the flipped byte
+    assert push(ws, remote, repair=True).repaired == 0  # whole now
+    assert _pulled(_clone(ws, tmp_path / "third"), remote, "data/many") == before
+
+
+def test_a_corrupt_or_missing_loose_blob_is_sent_again_by_a_push_with_repair(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "project"
+    (root / "data" / "few").mkdir(parents=True)
+    for i in range(5):
+        (root / "data" / "few" / f"{i}.bin").write_bytes(os.urandom(1000 + i) * (1 + 400 * i))
+    before = _files(root / "data" / "few")
+    remote_root = tmp_path / "remote"
+    remote = remote_root.as_uri()
+    workspace = Workspace(Settings.resolve(cwd=root, environ={}))
+    try:
+        workspace.add("data/few")
+        push(workspace, remote)
+        blobs = sorted(p for p in (remote_root / "blobs").rglob("*") if p.is_file())
+        large = max(blobs, key=lambda p: p.stat().st_size)
+        small = min(blobs, key=lambda p: p.stat().st_size)
+        for damaged in (small, large):  # same size, other bytes: only reading it tells
+            damaged.chmod(0o644)
+            data = bytearray(damaged.read_bytes())
+            data[0] ^= 0xFF
+            damaged.write_bytes(bytes(data))
+        gone = next(p for p in blobs if p not in (small, large))
+        gone.unlink()
+        report = push(workspace, remote, repair=True)
+        assert report.repaired == 2  # the missing one is merely missing: copied, not repaired
+        assert report.copied == 3
+        other = _clone(workspace, tmp_path / "other")
+    finally:
+        workspace.close()
+    assert _pulled(other, remote, "data/few") == before

@@ -258,12 +258,21 @@ def push(
     ctx: typer.Context,
     refs: RefsArgument = None,
     remote: RemoteOption = None,
+    repair: Annotated[
+        bool,
+        typer.Option(
+            "--repair",
+            help="Also read back the blobs the remote holds, and send again those that are "
+            "corrupt or gone (reads them all: slow).",
+        ),
+    ] = False,
     json: JsonFlag = False,
 ) -> None:
     """Upload the blobs of versions (default: all in use) missing on the remote."""
     from ferryml.data.transfer import push as push_blobs
 
-    _transferred(push_blobs(_workspace(ctx), remote, refs), "pushed", "to", "there", json)
+    report = push_blobs(_workspace(ctx), remote, refs, repair=repair)
+    _transferred(report, "pushed", "to", "there", json)
 
 
 @data.command("pull")
@@ -283,9 +292,10 @@ def _transferred(report: Any, verb: str, direction: str, place: str, json: bool)
     if json:
         render.print_json(report)
         return
+    repaired = f" ({report.repaired} corrupt or gone there, sent again)" if report.repaired else ""
     render.console.print(
         f"{verb} {report.copied} blobs ({render.size(report.bytes)}) {direction} "
-        f"{report.remote}; {report.present} were {place} already"
+        f"{report.remote}{repaired}; {report.present} were {place} already"
     )
 
 

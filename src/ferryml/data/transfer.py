@@ -9,6 +9,7 @@ them, both streamed and resumable."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -16,11 +17,11 @@ from dataclasses import dataclass
 
 from ferryml.data._manifest import Manifest
 from ferryml.data.workspace import Workspace
-from ferryml.errors import InvalidArgument
+from ferryml.errors import IntegrityError, InvalidArgument, NotFound
 from ferryml.store.artifacts import SMALL, ArtifactStore
 from ferryml.store.entities import DatasetVersion
 from ferryml.store.factory import is_server_url, open_artifact_store
-from ferryml.store.packs import list_packed, read_packed, write_packs
+from ferryml.store.packs import Packed, list_packed, read_packed, write_packs
 
 __all__ = ["TransferReport", "pull", "push"]
 
@@ -33,6 +34,7 @@ class TransferReport:
     copied: int
     present: int  # already on the receiving side
     bytes: int
+    repaired: int = 0  # held corrupt or gone on the receiving side, sent again
 
 
 @contextmanager
@@ -62,9 +64,12 @@ def _versions(ws: Workspace, refs: list[str] | None) -> list[tuple[str, str | No
     return sorted(found, key=lambda pair: pair[0])
 
 
-def push(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -> TransferReport:
+def push(
+    ws: Workspace, url: str | None = None, refs: list[str] | None = None, *, repair: bool = False
+) -> TransferReport:
     """Copy the named versions' blobs (default: all in use whose files this store holds)
-    from the local store to ``url``."""
+    from the local store to ``url``. With ``repair``, the blobs the remote holds already
+    are read back and checked too, and those that are corrupt or gone are sent again."""
     wanted: dict[str, int] = {}
     for manifest_digest, profile_digest in _versions(ws, refs):
         if not refs and not ws.artifacts.exists(manifest_digest):
@@ -76,7 +81,7 @@ def push(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -
         for entry in Manifest.from_bytes(data, manifest_digest).entries:
             wanted[entry.digest] = entry.size
     with _remote(ws, url) as remote:
-        return _copy(ws.artifacts, remote, wanted, remote)
+        return _copy(ws.artifacts, remote, wanted, remote, repair=repair)
 
 
 def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -> TransferReport:
@@ -84,14 +89,15 @@ def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -
     versions = _versions(ws, refs)
     heads = {d for d, _ in versions} | {p for _, p in versions if p}
     with _remote(ws, url) as remote:
-        first = _copy(remote, ws.artifacts, dict.fromkeys(heads, 0), remote)
+        packed = list_packed(remote) if _batched(remote, ws.artifacts) else {}  # read once
+        first = _copy(remote, ws.artifacts, dict.fromkeys(heads, 0), remote, packed)
         wanted: dict[str, int] = {}
         for manifest_digest, _ in versions:
             data = ws.artifacts.get_bytes(manifest_digest)
             wanted.update(
                 {e.digest: e.size for e in Manifest.from_bytes(data, manifest_digest).entries}
             )
-        rest = _copy(remote, ws.artifacts, wanted, remote)
+        rest = _copy(remote, ws.artifacts, wanted, remote, packed)
     return TransferReport(
         remote.url,
         first.copied + rest.copied,
@@ -100,27 +106,46 @@ def pull(ws: Workspace, url: str | None = None, refs: list[str] | None = None) -
     )
 
 
+def _batched(src: ArtifactStore, dst: ArtifactStore) -> bool:
+    return not (is_server_url(src.url) or is_server_url(dst.url))
+
+
 def _copy(
-    src: ArtifactStore, dst: ArtifactStore, wanted: dict[str, int], remote: ArtifactStore
+    src: ArtifactStore,
+    dst: ArtifactStore,
+    wanted: dict[str, int],
+    remote: ArtifactStore,
+    packed: dict[str, Packed] | None = None,
+    *,
+    repair: bool = False,
 ) -> TransferReport:
-    batched = not (is_server_url(src.url) or is_server_url(dst.url))
+    batched = _batched(src, dst)
     pushing = dst is remote
-    packed = list_packed(src if not pushing else dst) if batched else {}
+    if packed is None:
+        packed = list_packed(remote) if batched else {}
     present = _present(dst, wanted) | (set(packed) & set(wanted) if pushing else set())
+    damaged = _damaged(dst, sorted(present & set(wanted)), packed) if repair else set()
+    present -= damaged
     missing = sorted(set(wanted) - present)
     unpacked = [d for d in missing if d not in packed] if not pushing else missing
-    small = [d for d in unpacked if batched and 0 < wanted[d] < SMALL]
+    # A damaged blob goes loose, written over what is there, and a reader of its pack
+    # falls back to it.
+    small = [d for d in unpacked if batched and 0 < wanted[d] < SMALL and d not in damaged]
     large = sorted(set(unpacked) - set(small))
 
     def one(digest: str) -> int:
         local = src.local_path(digest)
         if local is not None:
-            return dst.put_file(local).size
+            return dst.put_file(local, replace=digest in damaged).size
         target = dst.local_path(digest)
         if target is not None:
             src.get_file(digest, target)  # verified on the way
             target.chmod(0o444)
             return target.stat().st_size
+        if digest in damaged:
+            data = src.get_bytes(digest)
+            dst.put_blobs({digest: data})  # written whatever is stored
+            return len(data)
         return dst.put_bytes(src.get_bytes(digest)).size
 
     def batch(digests: list[str]) -> int:
@@ -135,14 +160,51 @@ def _copy(
         sizes += write_packs(dst, src.get_blobs, small, wanted)
         small = []
     elif packed and not pushing:
-        sizes.append(read_packed(src, {d: packed[d] for d in missing if d in packed},
-                                 dst.put_blobs))  # fmt: skip
+        sizes.append(_read_packs(src, dst, {d: packed[d] for d in missing if d in packed}))
     # Other small blobs go in batches, each sent concurrently by the remote's client: a
     # request per blob from a thread each would wait on the GIL and the round trips.
     batches = [small[i : i + _BATCH] for i in range(0, len(small), _BATCH)]
     with ThreadPoolExecutor(_BATCH_WORKERS) as pool:
         sizes += pool.map(batch, batches)
-    return TransferReport(remote.url, len(missing), len(set(wanted) & present), sum(sizes))
+    return TransferReport(
+        remote.url, len(missing), len(set(wanted) & present), sum(sizes), len(damaged)
+    )
+
+
+def _read_packs(src: ArtifactStore, dst: ArtifactStore, wanted: dict[str, Packed]) -> int:
+    """Copy packed blobs; one corrupt in its pack is read from its loose copy (a repair's)."""
+    corrupt: list[str] = []
+    done = read_packed(src, wanted, dst.put_blobs, corrupt.append)
+    if not corrupt:
+        return done
+    try:
+        blobs = src.get_blobs(sorted(corrupt))
+    except (NotFound, IntegrityError) as e:
+        raise IntegrityError(
+            f"Blob {sorted(corrupt)[0]} in pack {wanted[sorted(corrupt)[0]].pack} of "
+            f"artifact store {src.url!r} is corrupt ({len(corrupt)} such blobs), and the store "
+            "holds no good copy. Run `ferry data push --repair` from a store that holds them "
+            "whole, then pull again."
+        ) from e
+    dst.put_blobs(blobs)
+    return done + sum(len(data) for data in blobs.values())
+
+
+def _damaged(store: ArtifactStore, digests: list[str], packed: dict[str, Packed]) -> set[str]:
+    """Those of ``digests`` that ``store`` holds no good copy of: each is read back whole,
+    from its pack and else loose (what a repair costs)."""
+    bad: set[str] = set()
+    lock = threading.Lock()
+
+    def corrupt(digest: str) -> None:
+        with lock:
+            bad.add(digest)
+
+    read_packed(store, {d: packed[d] for d in digests if d in packed}, lambda _: None, corrupt)
+    loose = [d for d in digests if d not in packed or d in bad]
+    with ThreadPoolExecutor(WORKERS) as pool:
+        good = dict(zip(loose, pool.map(store.verify, loose), strict=True))
+    return {d for d, whole in good.items() if not whole}
 
 
 # Fewer small blobs than this go loose: they cost few requests, and any S3 tool reads them.

@@ -115,18 +115,21 @@ class ArtifactStore:
             ) from e
         return self
 
-    def put_file(self, path: str | os.PathLike[str]) -> Blob:
+    def put_file(self, path: str | os.PathLike[str], *, replace: bool = False) -> Blob:
         """Store the file at ``path`` unless its content is stored already; return its blob.
+        With ``replace``, a stored blob of that digest is written again (it is corrupt).
 
         Raises NotFound if there is no such file, StoreUnavailable if the store fails.
         """
         with _open_source(path) as src:
             # Hash before writing: content stored already costs one read and no write.
             blob = _copy(src, None)
-            if self._reuse(blob.digest, blob.size):
+            if not replace and self._reuse(blob.digest, blob.size):
                 return blob
             src.seek(0)
-            return self._write(blob, src, lambda fs, key: _put(fs, self._protocol, path, key))
+            return self._write(
+                blob, src, lambda fs, key: _put(fs, self._protocol, path, key), replace=replace
+            )
 
     def ingest_file(self, path: str | os.PathLike[str]) -> Blob:
         """``put_file`` for content that is probably new: one pass reads, hashes and writes
@@ -301,6 +304,17 @@ class ArtifactStore:
                 tmp.unlink(missing_ok=True)
                 raise
         return dest
+
+    def verify(self, digest: str) -> bool:
+        """Whether the blob is stored and reads back whole (its bytes hash to ``digest``):
+        read in full, streamed.
+
+        Raises StoreUnavailable if the store fails."""
+        try:
+            with self._io(f"Reading blob {digest}", digest), self._open_blob(digest) as src:
+                return _copy(src, None).digest == digest
+        except NotFound:
+            return False
 
     def size(self, digest: str) -> int | None:
         """The stored blob's size in bytes, or None if it is not stored."""
@@ -567,7 +581,12 @@ class ArtifactStore:
             )
 
     def _write(
-        self, blob: Blob, src: io.BufferedIOBase, upload: Callable[[Any, str], object]
+        self,
+        blob: Blob,
+        src: io.BufferedIOBase,
+        upload: Callable[[Any, str], object],
+        *,
+        replace: bool = False,
     ) -> Blob:
         with self._io(f"Writing blob {blob.digest}"):
             if self._local is None:
@@ -589,7 +608,7 @@ class ArtifactStore:
                         os.fsync(out.fileno())
                 final = self._path(blob.digest)
                 final.parent.mkdir(exist_ok=True)
-                if self._reuse(blob.digest, blob.size):
+                if not replace and self._reuse(blob.digest, blob.size):
                     tmp.unlink()  # stored already: ingest_file learns that only now
                 else:
                     os.replace(tmp, final)

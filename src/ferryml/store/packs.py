@@ -104,13 +104,17 @@ def write_packs(
 
 
 def read_packed(
-    store: ArtifactStore, wanted: dict[str, Packed], sink: Callable[[dict[str, bytes]], None]
+    store: ArtifactStore,
+    wanted: dict[str, Packed],
+    sink: Callable[[dict[str, bytes]], None],
+    corrupt: Callable[[str], None] | None = None,
 ) -> int:
     """Hand the bytes of the packed blobs ``wanted``, checked against their digests, to
     ``sink`` a batch per range read (concurrently): neighbours in a pack come in one
     request, the rest of the pack not at all. Returns the blobs' bytes.
 
-    Raises IntegrityError if a blob's bytes hash to something else."""
+    Raises IntegrityError if a blob's bytes hash to something else, unless ``corrupt`` is
+    given: then it is told each such digest, and the rest are read."""
     fs, root = _objects(store)
     ranges: list[tuple[str, int, int, list[tuple[str, Packed]]]] = []
     by_pack: dict[str, list[tuple[str, Packed]]] = {}
@@ -137,13 +141,16 @@ def read_packed(
         for digest, where in members:
             blob = data[where.offset - start : where.offset - start + where.size]
             if blake3.blake3(blob).hexdigest() != digest:
+                if corrupt is not None:
+                    corrupt(digest)
+                    continue
                 raise IntegrityError(
                     f"Blob {digest} in pack {pack} of artifact store {store.url!r} is "
-                    "corrupt. Push it again from a store that holds it whole."
+                    "corrupt. Run `ferry data push --repair` from a store that holds it whole."
                 )
             out[digest] = blob
         sink(out)
-        return sum(where.size for _, where in members)
+        return sum(len(blob) for blob in out.values())
 
     with ThreadPoolExecutor(_WORKERS) as pool:
         return sum(pool.map(fetch, ranges))
