@@ -152,3 +152,43 @@ def test_a_server_with_fsync_takes_a_large_upload_resumed_half_way(
             assert store.put_bytes(data).digest == digest
         with _store(server, "reader") as reader:
             assert reader.get_bytes(digest) == data
+
+
+@pytest.mark.parametrize("fsync", [True, False])
+def test_an_upload_is_synced_before_it_is_acknowledged_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync: bool
+) -> None:
+    import asyncio
+
+    import httpx
+
+    from ferryml.server.team.app import create_team_app
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def watched(fd: int) -> None:  # the real call, and which file it was for
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", watched)
+    settings = Settings.resolve(home=tmp_path / ".ferry", environ={})
+    data = os.urandom(3 << 20)
+    digest = blake3.blake3(data).hexdigest()
+    app = create_team_app(settings, auth=False, fsync=fsync)
+
+    async def upload() -> httpx.Response:
+        async with app.router.lifespan_context(app):
+            synced.clear()  # opening the stores may sync folders
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                headers = {"Upload-Length": str(len(data))}
+                return await client.put(f"/api/v1/blobs/{digest}", content=data, headers=headers)
+
+    r = asyncio.run(upload())
+    assert r.status_code == 201, r.text
+    blob = ArtifactStore(settings.artifacts_url).open().local_path(digest)
+    assert blob is not None and blob.read_bytes() == data
+    files = [p for p in synced if not Path(p).is_dir()]
+    # The upload's file is synced under its temporary name, then renamed into place.
+    assert bool(files) is fsync, synced
