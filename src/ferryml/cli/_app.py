@@ -1,81 +1,95 @@
-"""The root ``ferry`` command: global options and the one place errors become exit codes."""
+"""The root ``ferry`` command: global options, the commands (each module imported when its
+command runs), and the one place errors become exit codes."""
 
 from __future__ import annotations
 
 import functools
+import importlib
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Iterator, MutableMapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
-from ferryml.cli import (
-    agent,
-    alerts,
-    artifacts,
-    data,
-    dataset,
-    deploy,
-    feedback,
-    gc,
-    importing,
-    info,
-    models,
-    monitor,
-    pipeline,
-    predict,
-    predictions,
-    schedule,
-    serve,
-    server,
-    tracking,
-    ui,
-)
 from ferryml.config import Settings
 from ferryml.errors import FerryError, InvalidArgument, ValidationFailed
 
-app = typer.Typer(
-    name="ferry",
-    help="ferryml: versioned data, tracked experiments, a model registry, serving and "
-    "monitoring, in one loop.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
-app.add_typer(tracking.experiments, name="experiments")
-app.add_typer(tracking.runs, name="runs")
-app.add_typer(artifacts.artifacts, name="artifacts")
-app.add_typer(data.data, name="data")
-data.data.command("profile")(dataset.profile)
-data.data.command("drift")(dataset.drift)
-app.add_typer(pipeline.pipelines, name="pipeline")
-app.add_typer(models.models, name="models")
-app.add_typer(deploy.deploy, name="deploy")
-app.add_typer(feedback.feedback, name="feedback")
-app.add_typer(predictions.predictions, name="predictions")
-app.add_typer(alerts.alerts, name="alerts")
-app.add_typer(monitor.monitor, name="monitor")
-app.add_typer(schedule.schedules, name="schedule")
-app.add_typer(server.server, name="server")
-app.add_typer(server.tokens, name="token")
-app.add_typer(importing.imports, name="import")
-app.command("init")(tracking.init)
-app.command("info")(info.info)
-app.command("serve")(serve.serve)
-app.command("predict")(predict.predict)
-app.command("gc")(gc.gc)
-app.command("ui")(ui.ui)
-app.command("scheduler")(schedule.scheduler)
-app.add_typer(agent.decisions, name="decisions")
-app.command("agent")(agent.agent)
-app.command("approve")(agent.approve)
-app.command("reject")(agent.reject)
+# Every command, in the order of ``ferry --help``: name -> (module of ferryml.cli, attribute:
+# a Typer of subcommands or a command function). A command's module is imported when that
+# command runs (``ferry serve`` does not import ``ferry data``'s libraries); ``ferry --help``
+# imports them all.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "init": ("tracking", "init"),
+    "info": ("info", "info"),
+    "serve": ("serve", "serve"),
+    "predict": ("predict", "predict"),
+    "gc": ("gc", "gc"),
+    "ui": ("ui", "ui"),
+    "scheduler": ("schedule", "scheduler"),
+    "agent": ("agent", "agent"),
+    "approve": ("agent", "approve"),
+    "reject": ("agent", "reject"),
+    "experiments": ("tracking", "experiments"),
+    "runs": ("tracking", "runs"),
+    "artifacts": ("artifacts", "artifacts"),
+    "data": ("data", "data"),
+    "pipeline": ("pipeline", "pipelines"),
+    "models": ("models", "models"),
+    "deploy": ("deploy", "deploy"),
+    "feedback": ("feedback", "feedback"),
+    "predictions": ("predictions", "predictions"),
+    "alerts": ("alerts", "alerts"),
+    "monitor": ("monitor", "monitor"),
+    "schedule": ("schedule", "schedules"),
+    "server": ("server", "server"),
+    "token": ("server", "tokens"),
+    "import": ("importing", "imports"),
+    "decisions": ("agent", "decisions"),
+}
+# Subcommands a group takes from another module: group -> [(name, module, function)].
+_GRAFTS: dict[str, list[tuple[str, str, str]]] = {
+    "data": [("profile", "dataset", "profile"), ("drift", "dataset", "drift")],
+}
+
+app: typer.Typer  # the whole app, every command imported: built on first use (__getattr__)
 
 
-@app.callback()
+def _typer(names: Sequence[str]) -> typer.Typer:
+    """The root app with the commands ``names`` (importing their modules)."""
+    root = typer.Typer(
+        name="ferry",
+        help="ferryml: versioned data, tracked experiments, a model registry, serving and "
+        "monitoring, in one loop.",
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+    )
+    root.callback()(_root)
+    for name in names:
+        module, attribute = COMMANDS[name]
+        found = getattr(importlib.import_module(f"ferryml.cli.{module}"), attribute)
+        if isinstance(found, typer.Typer):
+            for sub, graft_module, function in _GRAFTS.get(name, []):
+                if not any(c.name == sub for c in found.registered_commands):  # once
+                    graft = importlib.import_module(f"ferryml.cli.{graft_module}")
+                    found.command(sub)(getattr(graft, function))
+            root.add_typer(found, name=name)
+        else:
+            root.command(name)(found)
+    return root
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":
+        built = globals()["app"] = _typer(list(COMMANDS))
+        return built
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def _root(
     ctx: typer.Context,
     home: Annotated[
@@ -99,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     line, or an ``InvalidArgument`` from the core for a value the user gave); one line per
     error."""
     args = list(sys.argv[1:] if argv is None else argv)
-    command = _command(len(app.registered_commands), len(app.registered_groups))
+    command = _root_command()
     try:
         code = command.main(args=args, prog_name="ferry", standalone_mode=False)
         if isinstance(code, int) and code:
@@ -129,10 +143,47 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 @functools.cache
-def _command(commands: int, groups: int) -> Any:  # typer's own click Command
-    """The click command built from ``app``, once per shape: building it reads every
-    command's signature (most of a call's time when a process runs many commands)."""
-    return typer.main.get_command(app)
+def _root_command() -> TyperGroup:
+    """The root command as typer builds it from the whole app, each command built when first
+    looked up (and kept: building reads every parameter's signature, most of a call's time
+    when a process runs many commands)."""
+    group = typer.main.get_group(_typer([]))
+    group.commands = _Commands()
+    return group
+
+
+class _Commands(MutableMapping[str, Any]):
+    """The root's commands by name (typer's click commands), in ``COMMANDS``' order; a
+    command is built, its module imported, when it is first looked up."""
+
+    def __init__(self) -> None:
+        self._names = list(COMMANDS)
+        self._built: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        if name not in self._built:
+            if name not in self._names:
+                raise KeyError(name)
+            self._built[name] = typer.main.get_group(_typer([name])).commands[name]
+        return self._built[name]
+
+    def __setitem__(self, name: str, command: Any) -> None:
+        if name not in self._names:
+            self._names.append(name)
+        self._built[name] = command
+
+    def __delitem__(self, name: str) -> None:
+        self._names.remove(name)
+        self._built.pop(name, None)
+
+    def __contains__(self, name: object) -> bool:  # without building it
+        return name in self._names
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(list(self._names))
+
+    def __len__(self) -> int:
+        return len(self._names)
 
 
 def _fail(message: str, debug: bool, code: int = 1) -> None:
