@@ -310,6 +310,28 @@ def test_metric_rows_of_a_bulk_load_are_stored_once_with_their_latest_value(
         store.write_metric_rows(run_id, [(run_id, "a\x00b", 0, 0, 1.0, False)])
 
 
+def test_a_tie_at_the_same_step_and_time_keeps_the_higher_value_however_it_is_written(
+    store: SqlStore,
+) -> None:
+    # The latest value is the same whether the values came in one batch, in two, or in a
+    # bulk load (which reads them back): the higher value at the same step and time.
+    run_id = _run(store)
+    # First: a bulk load recomputes every key's latest value from the stored history.
+    store.write_metric_rows(run_id, [(run_id, "four", 3, 7, v, False) for v in (2.0, 1.0)])
+    store.write_records([metric_record(run_id, "one", v, 7, 3) for v in (2.0, 1.0)])
+    store.write_records([metric_record(run_id, "two", 2.0, 7, 3)])
+    store.write_records([metric_record(run_id, "two", 1.0, 7, 3)])
+    store.write_records([metric_record(run_id, "three", 1.0, 7, 3)])
+    store.write_records([metric_record(run_id, "three", 2.0, 7, 3)])
+    eid = store.get_run(run_id).info.experiment_id
+    every = "metrics.one = 2 and metrics.two = 2 and metrics.three = 2 and metrics.four = 2"
+    (found,), _ = store.search_runs([eid], every)  # searches read the latest values
+    assert found.data.metrics == {"one": 2.0, "two": 2.0, "three": 2.0, "four": 2.0}
+    store.write_records([metric_record(run_id, "one", 0.5, 8, 3)])  # later: replaces
+    (found,), _ = store.search_runs([eid], "metrics.one < 1")
+    assert found.data.metrics["one"] == 0.5
+
+
 def test_metric_values_copied_from_an_sqlite_file_are_stored_once(
     store: SqlStore, tmp_path: Path
 ) -> None:

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select, text, update
+from sqlalchemy import Connection, Engine, select, text, tuple_, update
 
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store import _dialect
@@ -166,10 +166,10 @@ def _refuse_nul_keys(run_id: str, keys: set[str]) -> None:
 
 
 def _newer(table: Any, new: Any) -> Any:
-    """A latest value replaced only by a later one (step, then time)."""
-    return or_(
-        new.step > table.c.step,
-        and_(new.step == table.c.step, new.timestamp >= table.c.timestamp),
+    """A latest value replaced only by a later one: by step, then time, then (a tie, as
+    MLflow breaks it and as ``_REFRESH_LATEST`` does) the higher value."""
+    return tuple_(new.step, new.timestamp, new.value, new.is_nan) >= tuple_(
+        table.c.step, table.c.timestamp, table.c.value, table.c.is_nan
     )
 
 
@@ -181,7 +181,7 @@ def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
 
 
 def _latest(rows: Sequence[Any]) -> list[dict[str, Any]]:
-    """Per run and key, the row with the highest (step, timestamp)."""
+    """Per run and key, the row with the highest (step, timestamp, value)."""
     return [row._asdict() for row in _latest_rows(rows)]
 
 
@@ -190,7 +190,7 @@ def _latest_rows(rows: Sequence[Any]) -> list[Any]:
     for row in rows:
         key = (row[0], row[1])
         current = best.get(key)
-        if current is None or (row[2], row[3]) >= (current[2], current[3]):
+        if current is None or row[2:6] >= current[2:6]:
             best[key] = row
     return list(best.values())
 
