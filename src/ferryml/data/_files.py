@@ -1,5 +1,5 @@
 """Walking, storing and restoring workspace files, fast: one stat per file from scandir,
-no rehash of unchanged files, and the I/O spread over threads (it releases the GIL)."""
+no rehash of unchanged files; small files on one thread, large ones on several."""
 
 from __future__ import annotations
 
@@ -54,20 +54,30 @@ def pointer_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def parallel(fn: Callable[[T], R], items: list[T]) -> list[R]:
-    """``fn`` over ``items`` on a few threads, in order: each file costs a handful of
-    system calls, which release the GIL, so threads overlap one file's calls with
-    another's Python. Work goes out in slices: a future per file would cost more than
-    the file."""
-    if len(items) < 2 * _SLICE:
+def parallel(fn: Callable[[T], R], items: list[T], sizes: Sequence[int] | None = None) -> list[R]:
+    """``fn`` over ``items``, in order: items of ``sizes`` under ``LARGE`` bytes (all of
+    them without ``sizes``) on this thread, the others on a few threads. A small file
+    costs a handful of system calls around some Python: threads would fight for the GIL
+    (at 2 cores, 4 threads took twice the CPU and wall of one), where hashing and copying
+    a large file release it for long."""
+    if sizes is None:
         return [fn(item) for item in items]
-    slices = [items[i : i + _SLICE] for i in range(0, len(items), _SLICE)]
+    large = [i for i, size in enumerate(sizes) if size >= LARGE]
+    if len(large) < 2:
+        return [fn(item) for item in items]
+    results: list[R | None] = [None] * len(items)
     with ThreadPoolExecutor(WORKERS) as pool:
-        done = pool.map(lambda part: [fn(item) for item in part], slices)
-        return [result for part in done for result in part]
+        done = pool.map(lambda i: (i, fn(items[i])), large)
+        skip = set(large)
+        for i, item in enumerate(items):
+            if i not in skip:
+                results[i] = fn(item)
+        for i, result in done:
+            results[i] = result
+    return results  # type: ignore[return-value]
 
 
-_SLICE = 256
+LARGE = 1 << 20
 
 
 def _read_digest(path: str) -> str | None:
@@ -104,7 +114,7 @@ def store_files(
             key = _linked_key(absolute, artifacts.blob_path(blob.digest), key)  # was touched
         return relative, absolute, key, blob.digest, blob.size
 
-    stored = parallel(store, todo)
+    stored = parallel(store, todo, [st.st_size for _, _, st in todo])
     entries += [FileEntry(rel, digest, size) for rel, _, _, digest, size in stored]
     cache.update((absolute, key, digest) for _, absolute, key, digest, _ in stored)
     return entries
@@ -162,7 +172,7 @@ def restore_files(
     if fresh:
         todo = [(entry, False) for entry in entries]
     else:
-        checked = parallel(current, entries)
+        checked = [current(entry) for entry in entries]
         todo = [(entry, existed) for entry, ok, existed in checked if not ok]
 
     made: set[str] = set()
@@ -190,7 +200,7 @@ def restore_files(
                 raise
         return target, stat_key(os.stat(target)), entry.digest
 
-    cache.update(parallel(restore, todo))
+    cache.update(parallel(restore, todo, [entry.size for entry, _ in todo]))
     if not fresh and root.is_dir():
         _remove_stored_extras(root, {e.path for e in entries}, cached)
     return len(todo)
@@ -252,7 +262,9 @@ def hash_files(files: list[tuple[str, str, os.stat_result]], cache: HashCache) -
         return item[0], digest_file(item[1]).digest
 
     confirmed: list[tuple[str, Stat, str]] = []
-    for (relative, absolute, st, was), (_, now) in zip(todo, parallel(digest, todo), strict=True):
+    for (relative, absolute, st, was), (_, now) in zip(
+        todo, parallel(digest, todo, [st.st_size for _, _, st, _ in todo]), strict=True
+    ):
         digests[relative] = now
         if now == was:  # a racy entry, confirmed: trusted from now on
             confirmed.append((absolute, stat_key(st), now))

@@ -18,7 +18,6 @@ import errno
 import itertools
 import os
 import secrets
-import shutil
 from collections.abc import Sequence
 
 from ferryml.errors import InvalidArgument
@@ -65,10 +64,15 @@ class Placer:
         # system call); 12 hex digits, as a killed checkout's leftovers are recognised.
         self._prefix = secrets.token_hex(3)
         self._count = itertools.count()
+        self._tmpfile = True  # O_TMPFILE works here, until it fails
 
     def place(self, blob: str, target: str, size: int, existed: bool = False) -> str:
         """Put the blob file ``blob`` at ``target`` (which ``existed`` or not); return the
         link type used."""
+        if not existed:
+            link = self._place_new(blob, target, size)
+            if link is not None:
+                return link
         folder, name = os.path.split(target)
         tmp = f"{folder}/.{name}.{self._prefix}{next(self._count) % (1 << 24):06x}.tmp"
         for link in list(self.links):
@@ -78,7 +82,15 @@ class Placer:
             link = "copy"
         try:
             if link == "copy":
-                _copy(blob, tmp, size)
+                src = os.open(blob, os.O_RDONLY)
+                try:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                    try:
+                        _copy(src, fd, size)
+                    finally:
+                        os.close(fd)
+                finally:
+                    os.close(src)
             os.replace(tmp, target)
             if existed and link == "hardlink" and os.path.lexists(tmp):
                 os.unlink(tmp)  # target was a link of the blob already: rename did nothing
@@ -88,12 +100,64 @@ class Placer:
             raise
         return link
 
-    def _linked(self, link: str, blob: str, tmp: str) -> bool:
+    def _place_new(self, blob: str, target: str, size: int) -> str | None:
+        """Place the blob at a ``target`` that is not there, whole or not at all, without
+        a temp name: a hard link is made at once, other files are written unnamed and then
+        linked (O_TMPFILE, on Linux). None if that cannot be done here, or the target
+        appeared meanwhile: the caller places it by rename."""
+        link = self.links[0] if self.links else "copy"
+        if link == "hardlink":
+            if self._linked("hardlink", blob, target, exists_ok=True):
+                return "hardlink"
+            if os.path.lexists(target):
+                return None
+            link = "copy" if "hardlink" in self.links else self.links[0] if self.links else "copy"
+        if not self._tmpfile:
+            return None
+        try:
+            fd = os.open(os.path.dirname(target), os.O_WRONLY | os.O_TMPFILE, 0o666)
+        except (AttributeError, OSError) as e:  # not Linux, or not this filesystem
+            if isinstance(e, OSError) and e.errno not in _UNSUPPORTED | {errno.EISDIR}:
+                raise
+            self._tmpfile = False
+            return None
+        try:
+            src = os.open(blob, os.O_RDONLY)
+            try:
+                if link == "reflink" and not _clone(src, fd):
+                    self.links.remove("reflink")
+                    link = "retry"
+                elif link != "reflink":
+                    link = "copy"
+                    _copy(src, fd, size)
+            finally:
+                os.close(src)
+            if link == "retry":  # the next link type, for this file and the rest
+                return None
+            # A dir fd makes CPython call linkat with AT_SYMLINK_FOLLOW (plain link(2)
+            # would link the /proc entry itself); the kernel ignores it for this path.
+            os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=fd)
+        except FileExistsError:
+            return None
+        except OSError as e:
+            if e.errno not in _UNSUPPORTED | {errno.ENOENT}:
+                raise
+            self._tmpfile = False  # no /proc here
+            return None
+        finally:
+            os.close(fd)
+        return link
+
+    def _linked(self, link: str, blob: str, tmp: str, exists_ok: bool = False) -> bool:
         try:
             if link == "hardlink":
                 os.link(blob, tmp)
             else:
                 _reflink(blob, tmp)
+        except FileExistsError:
+            if exists_ok:
+                return False
+            raise
         except OSError as e:
             if e.errno not in _UNSUPPORTED and e.errno != errno.EMLINK:
                 raise
@@ -103,31 +167,37 @@ class Placer:
         return True
 
 
-def _copy(blob: str, tmp: str, size: int) -> None:
-    if size >= (1 << 20):
-        shutil.copyfile(blob, tmp)  # sendfile, in the kernel
-        return
-    src = os.open(blob, os.O_RDONLY)
+def _copy(src: int, fd: int, size: int) -> None:
+    """Copy the open file ``src`` from its start into the empty open file ``fd``."""
+    try:  # in the kernel: no bytes through Python, and no read past the known size
+        sent = 0
+        while sent < size and (n := os.sendfile(fd, src, sent, size - sent)):
+            sent += n
+    except (AttributeError, OSError) as e:  # no sendfile between files here
+        if isinstance(e, OSError) and e.errno not in _UNSUPPORTED:
+            raise
+        os.lseek(src, 0, os.SEEK_SET)
+        os.ftruncate(fd, 0)
+        os.lseek(fd, 0, os.SEEK_SET)
+        while data := os.read(src, 1 << 20):
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+
+
+def _clone(src: int, fd: int) -> bool:
+    """Make ``fd`` a copy-on-write clone of ``src``; False where the filesystem cannot."""
     try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        try:
-            try:  # in the kernel: no bytes through Python, a system call fewer
-                while os.sendfile(fd, src, None, 1 << 20):
-                    pass
-            except (AttributeError, OSError) as e:  # no sendfile between files here
-                if isinstance(e, OSError) and e.errno not in _UNSUPPORTED:
-                    raise
-                os.lseek(src, 0, os.SEEK_SET)
-                os.ftruncate(fd, 0)
-                os.lseek(fd, 0, os.SEEK_SET)
-                while data := os.read(src, 1 << 20):
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view) :]
-        finally:
-            os.close(fd)
-    finally:
-        os.close(src)
+        import fcntl
+
+        fcntl.ioctl(fd, _FICLONE, src)
+    except ImportError:
+        return False
+    except OSError as e:
+        if e.errno not in _UNSUPPORTED:
+            raise
+        return False
+    return True
 
 
 def _reflink(blob: str, tmp: str) -> None:

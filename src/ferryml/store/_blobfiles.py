@@ -4,6 +4,7 @@ store and its HTTP client share."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import re
@@ -86,6 +87,47 @@ def _write_new(target: str, data: bytes, mode: int, fsync: bool) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _store_new(target: str, data: bytes, fsync: bool) -> None:
+    """Store ``data`` as the read-only blob file ``target`` unless it holds them already
+    (see ``_reuse_path``). Where Linux offers it, the bytes go to an unnamed file that is
+    then linked at ``target`` whole (O_TMPFILE): one change to the folder instead of a
+    temp name and a rename, and no stat first, as the link fails if the blob exists."""
+    folder = os.path.dirname(target)
+    try:
+        try:
+            fd = os.open(folder, os.O_WRONLY | os.O_TMPFILE, 0o444)
+        except FileNotFoundError:
+            os.makedirs(folder, exist_ok=True)
+            fd = os.open(folder, os.O_WRONLY | os.O_TMPFILE, 0o444)
+    except (AttributeError, OSError) as e:  # no O_TMPFILE on this system or filesystem
+        if isinstance(e, OSError) and e.errno not in _NO_TMPFILE:
+            raise
+        if not _reuse_path(target, len(data)):
+            _write_new(target, data, 0o444, fsync)
+        return
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        if fsync:
+            os.fsync(fd)
+        # A dir fd makes CPython call linkat with AT_SYMLINK_FOLLOW (plain link(2) would
+        # link the /proc entry itself); with an absolute path the kernel ignores it.
+        os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=fd)
+    except FileExistsError:
+        if not _reuse_path(target, len(data)):
+            _write_new(target, data, 0o444, fsync)  # a damaged blob is replaced
+    except OSError as e:  # no /proc, or no links on this filesystem
+        if e.errno not in _NO_TMPFILE:
+            raise
+        _write_new(target, data, 0o444, fsync)
+    finally:
+        os.close(fd)
+
+
+_NO_TMPFILE = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.ENOENT, errno.EXDEV, errno.EPERM}
 
 
 def _put(fs: Any, protocol: str, path: str | os.PathLike[str], key: str) -> None:

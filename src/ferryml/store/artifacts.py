@@ -29,6 +29,7 @@ from ferryml.store._blobfiles import (
     _open_source,
     _put,
     _reuse_path,
+    _store_new,
     _write_new,
     digest_bytes,
     digest_file,
@@ -146,16 +147,18 @@ class ArtifactStore:
         if self._local is None or size >= SMALL:
             return self.ingest_file(path)
         try:
-            with open(path, "rb", buffering=0) as src:
-                data = src.read()
+            fd = os.open(path, os.O_RDONLY)
         except FileNotFoundError as e:
             raise NotFound(f"File {os.fspath(path)!r} not found. Check the path.") from e
+        try:  # one read for a file of the size its stat said, a few more if it grew
+            data = os.read(fd, size + 1)
+            while len(data) > size and (more := os.read(fd, 1 << 16)):
+                data += more
+        finally:
+            os.close(fd)
         digest = blake3.blake3(data).hexdigest()
-        final = f"{self._blobs}/{digest[:2]}/{digest[2:]}"
         try:
-            if _reuse_path(final, len(data)):
-                return Blob(digest, len(data))
-            _write_new(final, data, 0o444, self._fsync)
+            _store_new(f"{self._blobs}/{digest[:2]}/{digest[2:]}", data, self._fsync)
         except OSError as e:
             raise StoreUnavailable(
                 f"Writing blob {digest} in artifact store {self._url!r} failed: {e}. "

@@ -1,0 +1,114 @@
+"""Adding and checking out many small files: each blob stored whole, read-only and once,
+nothing left behind under a temp name, with or without the system's unnamed files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ferryml.config import Settings
+from ferryml.data.workspace import Workspace
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    for i in range(600):  # past the size where work could go to threads
+        folder = tmp_path / "data" / f"d{i % 7}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"{i}.bin").write_bytes(os.urandom(100 + i))
+    (tmp_path / "data" / "empty.bin").write_bytes(b"")
+    (tmp_path / "data" / "twin.bin").write_bytes((tmp_path / "data" / "d0" / "0.bin").read_bytes())
+    return tmp_path
+
+
+@pytest.fixture
+def ws(project: Path) -> Iterator[Workspace]:
+    w = Workspace(Settings.resolve(cwd=project, environ={}))
+    yield w
+    w.close()
+
+
+def files_under(folder: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_each_small_file_is_stored_whole_once_and_read_only_with_no_temp_file_left(
+    ws: Workspace, project: Path
+) -> None:
+    version = ws.add("data")
+    assert version.files == 602
+    blobs = [p for p in (ws.settings.home / "artifacts" / "blobs").rglob("*") if p.is_file()]
+    assert not [p for p in blobs if p.name.endswith(".tmp")]
+    entries = ws.manifest(version).entries
+    assert len({e.digest for e in entries}) == 601  # the twin is stored once
+    for entry in entries:
+        blob = ws.artifacts.local_path(entry.digest)
+        assert blob is not None and blob.stat().st_size == entry.size
+        assert stat.S_IMODE(blob.stat().st_mode) == 0o444
+        assert blob.read_bytes() == (project / "data" / entry.path).read_bytes()
+
+
+def test_a_damaged_blob_is_written_again_when_its_content_is_added(
+    ws: Workspace, project: Path
+) -> None:
+    content = (project / "data" / "d1" / "1.bin").read_bytes()
+    version = ws.add("data")
+    blob = ws.artifacts.local_path(ws.manifest(version).by_path()["d1/1.bin"].digest)
+    assert blob is not None
+    blob.chmod(0o644)
+    blob.write_bytes(content[:10])  # cut short, as by a full disk
+    (project / "more").mkdir()
+    (project / "more" / "copy.bin").write_bytes(content)
+    ws.add("more")
+    assert blob.read_bytes() == content
+
+
+def test_a_checkout_into_a_deleted_folder_writes_every_file_and_no_temp_file(
+    ws: Workspace, project: Path
+) -> None:
+    before = files_under(project / "data")
+    ws.add("data")
+    shutil.rmtree(project / "data")
+    (restored,) = ws.checkout()
+    assert restored.written == 602
+    assert files_under(project / "data") == before
+    for file in (project / "data").rglob("*.bin"):
+        assert file.stat().st_nlink == 1 and os.access(file, os.W_OK)
+    assert ws.status()[0].clean
+
+
+def test_without_unnamed_files_add_and_checkout_work_the_same(
+    ws: Workspace, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delattr(os, "O_TMPFILE", raising=False)  # as on a system without them
+    before = files_under(project / "data")
+    ws.add("data")
+    shutil.rmtree(project / "data")
+    assert ws.checkout()[0].written == 602
+    assert files_under(project / "data") == before
+    assert not [p for p in project.rglob("*.tmp")]
+
+
+def test_hardlinked_files_of_a_fresh_checkout_are_the_read_only_blobs(
+    project: Path,
+) -> None:
+    ws = Workspace(Settings.resolve(cwd=project, environ={"FERRY_LINK": "hardlink,copy"}))
+    try:
+        version = ws.add("data")
+        shutil.rmtree(project / "data")
+        assert ws.checkout()[0].written == 602
+        for entry in ws.manifest(version).entries:
+            file = project / "data" / entry.path
+            blob = ws.artifacts.local_path(entry.digest)
+            assert blob is not None and file.stat().st_ino == blob.stat().st_ino
+            assert stat.S_IMODE(file.stat().st_mode) == 0o444
+        assert ws.status()[0].clean
+    finally:
+        ws.close()
