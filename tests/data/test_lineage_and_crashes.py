@@ -33,7 +33,8 @@ def test_add_in_a_run_records_the_producer_and_load_records_the_input(
     assert version.run_id == producer.run_id
     inputs = ferry.get_run(consumer.run_id).inputs
     assert [(i.name, i.version, i.digest) for i in inputs] == [
-        ("features", "1", version.manifest_digest)]
+        ("features", "1", version.manifest_digest)
+    ]
     ferry.configure()
 
 
@@ -58,8 +59,9 @@ def test_a_killed_add_leaves_no_version_and_no_corrupt_blob(tmp_path: Path) -> N
     for i in range(3000):
         (big / f"{i}.bin").write_bytes(os.urandom(2048))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
-    child = subprocess.Popen([sys.executable, "-c", ADD], cwd=tmp_path, env=env,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", ADD], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
     assert child.stdout is not None and child.stdout.readline() == "adding\n"
     blobs = tmp_path / ".ferry" / "artifacts" / "blobs"
     deadline = time.monotonic() + 60

@@ -29,8 +29,9 @@ def project(tmp_path: Path) -> Path:
 @pytest.fixture
 def ws(project: Path, store_url: str) -> Workspace:
     home = project / ".ferry"
-    settings = Settings(home=home, store_url=store_url, artifacts_url=(home / "artifacts").as_uri(),
-                        root=project)
+    settings = Settings(
+        home=home, store_url=store_url, artifacts_url=(home / "artifacts").as_uri(), root=project
+    )
     workspace = Workspace(settings)
     yield workspace
     workspace.close()
@@ -43,7 +44,11 @@ def blobs(ws: Workspace) -> set[str]:
 def test_adding_a_folder_makes_version_1_and_a_pointer_file(ws: Workspace, project: Path) -> None:
     version = ws.add("data/images")
     assert (version.name, version.version, version.kind, version.files) == (
-        "data/images", 1, "folder", 31)
+        "data/images",
+        1,
+        "folder",
+        31,
+    )
     pointer = (project / "data" / "images.ferry").read_text()
     assert "name: data/images" in pointer and f"manifest: {version.manifest_digest}" in pointer
     assert ws.add("data/images") == version  # unchanged content: the same version
@@ -66,8 +71,7 @@ def test_status_shows_added_removed_modified_and_missing(ws: Workspace, project:
     (images / "1.bin").unlink()
     (images / "2.bin").write_bytes(b"edited")
     (status,) = ws.status()
-    assert (status.added, status.removed, status.modified) == (("new.bin",), ("1.bin",),
-                                                               ("2.bin",))
+    assert (status.added, status.removed, status.modified) == (("new.bin",), ("1.bin",), ("2.bin",))
     assert not status.clean
     import shutil
 
