@@ -87,9 +87,12 @@ def run_client(
 FERRY = str(Path(sys.executable).with_name("ferry"))
 
 
-def ferry_cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    """The ``ferry`` command with ``home`` as FERRY_HOME and nothing else of the caller's."""
-    env = {"PATH": "/usr/bin:/bin", "FERRY_HOME": str(home), "HOME": str(home)}
+def ferry_cli(
+    home: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """The ``ferry`` command with ``home`` as FERRY_HOME and nothing else of the caller's
+    but ``env``."""
+    env = {"PATH": "/usr/bin:/bin", "FERRY_HOME": str(home), "HOME": str(home), **(env or {})}
     env["PYTHONPATH"] = os.environ.get("PYTHONPATH", "")
     return subprocess.run([FERRY, *args], env=env, capture_output=True, text=True, check=False)
 

@@ -5,6 +5,7 @@ a missing folder is one line."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -111,3 +112,39 @@ def test_an_unreachable_server_or_a_missing_folder_is_one_line(tmp_path: Path) -
         f"error: No MLflow store at {tmp_path / 'nowhere'}: name an mlruns/ folder, an MLflow "
         "database (sqlite:///mlflow.db) or an MLflow server's URL.\n",
     )
+
+
+def test_a_server_that_asks_for_credentials_is_imported_with_the_mlflow_clients_variables(
+    tmp_path: Path,
+) -> None:
+    from server.team_world import running_server
+
+    # A ferry server speaks MLflow's API with tokens on: the source here, as a team's
+    # mlflow server behind a proxy that checks tokens would be.
+    store_url = f"sqlite:///{tmp_path / 'source.db'}"
+    source = SqlStore(store_url).open()
+    experiment = source.create_experiment("guarded")
+    run_id = source.create_run(experiment, run_name="kept", start_time=1000, user="u").run_id
+    source.close()
+    for server in running_server(store_url, tmp_path):
+        home = tmp_path / "home"
+        refused = ferry_cli(home, "import", "mlflow", server.url)
+        assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
+        assert "asks for credentials (HTTP 401" in refused.stderr
+        assert "Set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and" in refused.stderr
+        token = {"MLFLOW_TRACKING_TOKEN": server.tokens["reader"]}
+        done = ferry_cli(home, "import", "mlflow", server.url, "--json", env=token)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["counts"]["runs"] == 1
+        basic = {"MLFLOW_TRACKING_USERNAME": "reader", "MLFLOW_TRACKING_PASSWORD": "wrong"}
+        wrong = ferry_cli(home, "import", "mlflow", server.url, env=basic)
+        assert "asks for credentials (HTTP 401" in wrong.stderr
+        basic["MLFLOW_TRACKING_PASSWORD"] = server.tokens["reader"]
+        again = ferry_cli(home, "import", "mlflow", server.url, env=basic)
+        assert again.returncode == 0, again.stderr
+    store = SqlStore(Settings.resolve(home=home, environ={}).store_url).open()
+    try:  # one run, though imported twice
+        (found,) = store.search_runs([store.get_experiment_by_name("guarded").experiment_id])[0]
+        assert found.info.run_name == "kept" and found.info.run_id == run_id
+    finally:
+        store.close()

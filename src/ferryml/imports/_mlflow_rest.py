@@ -4,8 +4,9 @@ histories per key, artifacts through its artifact proxy (``mlflow-artifacts:`` U
 from __future__ import annotations
 
 import math
+import os
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlparse
@@ -18,7 +19,14 @@ from tenacity import (
     wait_exponential,
 )
 
-from ferryml.errors import InvalidArgument, NotFound, StoreUnavailable
+from ferryml.errors import (
+    FerryError,
+    InvalidArgument,
+    NotFound,
+    PermissionDenied,
+    StoreUnavailable,
+    Unauthenticated,
+)
 from ferryml.imports._mlflow_types import (
     MetricRow,
     SourceLoggedModel,
@@ -45,11 +53,18 @@ class _Retry(Exception):
 class RestSource:
     """An MLflow tracking server, read only, through the API its client uses."""
 
-    def __init__(self, url: str, artifacts_root: str | None = None, timeout: float = 60) -> None:
+    def __init__(
+        self,
+        url: str,
+        artifacts_root: str | None = None,
+        timeout: float = 60,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         self.artifacts_root = artifacts_root
         self.problems: list[str] = []
-        self._http = httpx.Client(base_url=self.url, timeout=timeout)
+        auth, verify = _client_settings(os.environ if environ is None else environ)
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, auth=auth, verify=verify)
         self._metric_keys: dict[str, list[str]] = {}  # run id -> its metrics' keys
         self._inputs: dict[str, list[DatasetInput]] = {}
         self._experiment_ids: list[str] = []
@@ -90,6 +105,8 @@ class RestSource:
             ) from e
         if answer.status_code == 404 and "RESOURCE_DOES_NOT_EXIST" in answer.text:
             raise NotFound(f"{endpoint}: {_message(answer)}")
+        if answer.status_code in (401, 403):
+            raise _refused(self.url, answer)
         if answer.status_code != 200:
             raise InvalidArgument(
                 f"The MLflow server at {self.url} refused {endpoint}: HTTP {answer.status_code} "
@@ -313,12 +330,53 @@ class RestSource:
             answer = self._send(method, path, **kw)
         except _Retry as e:
             raise StoreUnavailable(f"The MLflow server at {self.url} did not answer ({e})") from e
+        if answer.status_code in (401, 403):
+            raise _refused(self.url, answer)
         if answer.status_code not in (200, 404):
             raise InvalidArgument(
                 f"The MLflow server at {self.url} refused to list {kw.get('params')}: HTTP "
                 f"{answer.status_code} {_message(answer)}"
             )
         return answer
+
+
+def _client_settings(environ: Mapping[str, str]) -> tuple[httpx.Auth | None, bool | str]:
+    """Credentials and TLS checks from the variables the mlflow client reads: a user name
+    and password (Basic) before a token (Bearer), as the mlflow client chooses."""
+    user = environ.get("MLFLOW_TRACKING_USERNAME")
+    password = environ.get("MLFLOW_TRACKING_PASSWORD")
+    token = environ.get("MLFLOW_TRACKING_TOKEN")
+    auth: httpx.Auth | None = None
+    if user and password:
+        auth = httpx.BasicAuth(user, password)
+    elif token:
+        auth = _Bearer(token)
+    verify: bool | str = environ.get("MLFLOW_TRACKING_SERVER_CERT_PATH") or True
+    if environ.get("MLFLOW_TRACKING_INSECURE_TLS", "").lower() in ("1", "true"):
+        verify = False
+    return auth, verify
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+def _refused(url: str, answer: httpx.Response) -> FerryError:
+    if answer.status_code == 401:
+        return Unauthenticated(
+            f"The MLflow server at {url} asks for credentials (HTTP 401: {_message(answer)}). "
+            "Set MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME and "
+            "MLFLOW_TRACKING_PASSWORD, as for the mlflow client."
+        )
+    return PermissionDenied(
+        f"The MLflow server at {url} does not let these credentials read its history "
+        f"(HTTP 403: {_message(answer)}). Use a user that may read every experiment."
+    )
 
 
 def _message(answer: httpx.Response) -> str:
