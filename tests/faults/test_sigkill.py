@@ -1,7 +1,8 @@
 """SIGKILL in the middle of the operation, then a restart: a pipeline run is marked KILLED
 by the next process and ``resume`` finishes it from the cache; a checkout run again
 finishes what the killed one began, and so does a pull; predictions a server answered are
-stored by the next process to open the prediction log, each once, and feedback joins them;
+stored by the next process to open the prediction log, each once, and feedback joins them,
+and so are the failed requests it counted;
 a monitor's pass killed mid-way leaves each window stored once and counted once by its
 alert rules. (The other components' SIGKILL cells are proven beside their code; the
 README's table says where.)"""
@@ -26,8 +27,10 @@ from ferryml import predictions
 from ferryml.config import Settings
 from ferryml.data.workspace import Workspace
 from ferryml.pipelines.engine import run_target
+from ferryml.serving.errorlog import RequestErrorLog
 from ferryml.serving.predlog import PredictionLog
 from ferryml.store.entities import RunStatus
+from ferryml.store.factory import open_request_error_store
 from ferryml.tracking.client import FerryClient
 
 pytestmark = pytest.mark.e2e
@@ -203,6 +206,50 @@ def test_predictions_answered_before_a_sigkill_are_stored_once_and_take_feedback
 
     report = predictions.record_feedback([(pid, 1) for pid in answered], settings=settings)
     assert (report.accepted, report.unknown_ids) == (200, [])
+
+
+FAILING = """
+import time
+from ferryml.config import Settings
+from ferryml.serving.errorlog import RequestErrorLog
+
+errors = RequestErrorLog(Settings.resolve(), flush_interval=3600).open()  # no flush
+for i in range(300):  # as a server answers failed requests
+    errors.record("churn", "v1" if i % 3 else "", i % 3, 500 if i % 2 else 422, f"e{i}", 1000.0)
+print("answered", flush=True)
+time.sleep(120)
+"""
+
+
+def test_failed_requests_answered_before_a_sigkill_are_counted_once(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
+    child = subprocess.Popen(
+        [sys.executable, "-c", FAILING], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert child.stdout is not None
+        assert child.stdout.readline() == "answered\n"
+    finally:
+        _kill(child)
+    settings = Settings.resolve(cwd=tmp_path, environ={})
+    (left,) = (settings.home / "request-errors").glob("*.predwal")
+    kept = left.read_bytes()
+
+    errors = RequestErrorLog(settings, flush_interval=3600).open()
+    try:
+        assert errors.recover() == 300
+        left.write_bytes(kept)  # as if the next process died before removing the file
+        assert errors.recover() == 300  # read again, stored once
+        assert errors.recover() == 0
+    finally:
+        errors.close()
+    store = open_request_error_store(settings)
+    try:
+        counts = store.count_request_errors("churn", since=0, until=10**7, width_ms=10**7)
+    finally:
+        store.close()
+    found = {(c.route, c.status): c.count for c in counts}
+    assert found == {("", 422): 50, ("", 500): 50, ("v1", 422): 100, ("v1", 500): 100}
 
 
 def test_a_monitor_killed_mid_pass_leaves_each_window_stored_once_and_counted_once(

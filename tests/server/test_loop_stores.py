@@ -25,8 +25,10 @@ from ferryml.store.factory import (
     open_automation_store,
     open_monitor_store,
     open_prediction_store,
+    open_request_error_store,
 )
 from ferryml.store.loop import Alert, AlertState, Delivery, Feedback, PredictionPartition
+from ferryml.store.request_errors import RequestErrorCount, RequestErrors
 
 pytestmark = pytest.mark.e2e
 
@@ -210,6 +212,36 @@ def test_compaction_swaps_partitions_at_once_and_a_lost_race_changes_nothing(
         rival = PredictionPartition(y, deployment, 2, 1, 2, "id-1", "id-2", 6)
         assert store.replace_partitions([b, c], [rival]) is False  # b was taken: no change
         assert store.list_partitions(deployment) == [merged, small[2]]
+    finally:
+        store.close()
+
+
+def test_failed_requests_are_counted_once_per_batch_and_summed_per_slot(
+    settings: Settings,
+) -> None:
+    store = open_request_error_store(settings)
+    deployment = _name("err")
+    rows = [
+        RequestErrors("seg-a", deployment, "v1", 1, 500, 10_000, 3, "model failed: boom"),
+        RequestErrors("seg-a", deployment, "v1", 1, 500, 11_000, 2, "model failed: bang"),
+        RequestErrors("seg-b", deployment, "v1", 1, 500, 11_000, 1, "model failed: bang"),
+        RequestErrors("seg-a", deployment, "", 0, 422, 19_000, 4, "The body is not JSON"),
+        RequestErrors("seg-a", deployment, "v2", 2, 503, 25_000, 5, "overloaded"),
+    ]
+    try:
+        store.create_request_errors(rows)
+        store.create_request_errors(rows[:2])  # a batch replayed: counted once
+        found = store.count_request_errors(deployment, since=10_000, until=25_000, width_ms=5_000)
+        assert found == [
+            RequestErrorCount("", 0, 422, 1, 4),
+            RequestErrorCount("v1", 1, 500, 0, 6),  # three rows of slot 0, summed
+        ]  # v2's second is the span's end: out
+        latest = store.latest_request_errors(deployment, since=11_000, limit=2)
+        assert [(e.route, e.time, e.error) for e in latest] == [
+            ("v2", 25_000, "overloaded"),
+            ("", 19_000, "The body is not JSON"),
+        ]
+        assert store.count_request_errors("nothing", since=0, until=1, width_ms=1) == []
     finally:
         store.close()
 

@@ -71,7 +71,10 @@ def serve(
     ] = 0.0,
     log_predictions: Annotated[
         bool,
-        typer.Option("--log/--no-log", help="Log every prediction (for monitoring and feedback)."),
+        typer.Option(
+            "--log/--no-log",
+            help="Log every prediction (for monitoring and feedback) and count failed requests.",
+        ),
     ] = True,
     max_queue: Annotated[
         int | None,

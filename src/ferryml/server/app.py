@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -24,13 +24,25 @@ from ferryml.server.model import feedback, ferry, health, inference, mlflow
 from ferryml.server.model import repository as repository_routes
 from ferryml.server.model._openapi import openapi_of
 from ferryml.serving.repository import ModelRepository
-from ferryml.serving.service import PredictionService
+from ferryml.serving.service import CURRENT_REQUEST, PredictionService
+
+if TYPE_CHECKING:
+    from ferryml.serving.errorlog import RequestErrorLog
 
 __all__ = ["MAX_BODY", "create_app", "protocol_error"]
 
 log = logging.getLogger("ferryml.server")
 
 MAX_BODY = 10 * 1024 * 1024
+# The routes that predict: their errors are counted per deployment and route.
+PREDICTING = frozenset(
+    {
+        "/v1/models/{name}/predict",
+        "/v2/models/{name}/infer",
+        "/v2/models/{name}/versions/{version}/infer",
+        "/invocations",
+    }
+)
 _MLFLOW_CODES = {400: "BAD_REQUEST", 404: "RESOURCE_DOES_NOT_EXIST", 413: "BAD_REQUEST"}
 
 
@@ -43,6 +55,7 @@ def create_app(
     max_queue_wait_ms: float | None = None,
     repository: ModelRepository | None = None,
     access_log: AccessLog | None = None,
+    request_errors: RequestErrorLog | None = None,
 ) -> FastAPI:
     """The ASGI app around ``service`` (or several, each under its own name, sharing one
     metrics registry), started on startup and closed on shutdown, with the gRPC service on
@@ -50,7 +63,9 @@ def create_app(
     requests in flight, or ``max_queue_wait_ms`` of waiting, a POST is answered 503 with
     Retry-After (see ``_overload``). ``repository`` loads and unloads models while it runs
     (``/v2/repository``); without one, the models given can be listed and unloaded. Every
-    request gets an ``X-Request-Id``, and a line in ``access_log`` when given."""
+    request gets an ``X-Request-Id``, and a line in ``access_log`` when given; every
+    prediction request answered with an error is counted in ``request_errors`` when given
+    (opened by the caller, closed when the app stops)."""
     given = [service] if isinstance(service, PredictionService) else list(service)
     if repository is None:
         repository = ModelRepository(given[0].settings, {})
@@ -81,11 +96,14 @@ def create_app(
                 await each.close()
             if access_log is not None:
                 access_log.close()
+            if request_errors is not None:
+                request_errors.close()
 
     app = FastAPI(title="ferryml model server", version="1", lifespan=lifespan)
     app.state.service, app.state.services = given[0], services
     app.state.repository, app.state.metrics = repository, given[0].metrics
     app.state.max_body = max_body
+    app.state.request_errors = request_errors
     service = given[0]
     app.add_middleware(BodyLimit, max_body=max_body, respond=_refuse(app, service))
     if max_queue is not None or max_queue_wait_ms is not None:  # sheds before the app
@@ -138,10 +156,30 @@ def labels_of(app: FastAPI, scope: Any, service: PredictionService) -> tuple[str
     return template, model
 
 
+def _failed(
+    app: FastAPI, scope: Any, service: PredictionService, status: int, message: str
+) -> None:
+    """Count an error answer: in the metrics, and in the failed-request log when it
+    answers a prediction request of a served name."""
+    template, model = labels_of(app, scope, service)
+    service.metrics.error(template, model, status)
+    errors: RequestErrorLog | None = app.state.request_errors
+    if errors is None or template not in PREDICTING or scope.get("method") != "POST":
+        return
+    services = app.state.services
+    name = model or next(iter(services), "")  # /invocations answers with the first
+    if name not in services:
+        return  # a name not served here: no deployment of ours failed
+    info = CURRENT_REQUEST.get()
+    routed = info is not None and bool(info.route)
+    route = info.route if routed and info is not None else ""
+    version = (info.version or 0) if routed and info is not None else 0
+    errors.record(name, route, version, status, message)
+
+
 def _refuse(app: FastAPI, service: PredictionService) -> Any:
     def respond(scope: Any, status: int, message: str, kind: str) -> Response:
-        route, model = labels_of(app, scope, service)
-        service.metrics.error(route, model, status)
+        _failed(app, scope, service, status, message)
         return protocol_error(scope["path"], status, message, kind)
 
     return respond
@@ -149,8 +187,7 @@ def _refuse(app: FastAPI, service: PredictionService) -> Any:
 
 def _handle_errors(app: FastAPI, service: PredictionService) -> None:
     def answer(request: Request, status: int, message: str, kind: str) -> Response:
-        route, model = labels_of(app, request.scope, service)
-        service.metrics.error(route, model, status)
+        _failed(app, request.scope, service, status, message)
         return protocol_error(request.url.path, status, message, kind)
 
     @app.exception_handler(FerryError)

@@ -47,11 +47,13 @@ def build_app(
     from ferryml.serving.runtime import ServedModel
     from ferryml.serving.service import RouteState
 
-    log = None
+    log = errors = None
     if log_predictions:
+        from ferryml.serving.errorlog import RequestErrorLog
         from ferryml.serving.predlog import PredictionLog
 
         log = PredictionLog(settings).open(background=True)  # not in the way of the first answer
+        errors = RequestErrorLog(settings).open()  # its stores open once a request fails
     metrics = ServerMetrics()  # one registry: every model's series side by side
 
     def deployment_named(name: str) -> PredictionService:
@@ -90,6 +92,7 @@ def build_app(
         max_queue_wait_ms=max_queue_wait_ms,
         repository=repository,
         access_log=AccessLog() if access_log == "json" else None,
+        request_errors=errors,
     )
     # Everything loaded so far lives as long as the server: keep it out of the collector's
     # full passes, which otherwise stall requests for 100 ms and more. The collector was

@@ -40,6 +40,7 @@ class RequestInfo:
     id: str
     model: str = ""
     version: int | None = None
+    route: str = ""  # set when a route failed it, for the failed-request log
 
 
 # Set by the server around each request; read (and filled in) by ``PredictionService``.
@@ -264,6 +265,10 @@ class PredictionService:
                 )
             if self.on_request is not None:
                 self.on_request(route, ok, seconds)
+            if not ok and route.role != "shadow":
+                failed = CURRENT_REQUEST.get()
+                if failed is not None:
+                    failed.route, failed.version = route.name, loaded.version
         ids = [new_prediction_id() for _ in range(len(frame))]
         request = CURRENT_REQUEST.get()
         if request is not None and route.role != "shadow":

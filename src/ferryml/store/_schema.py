@@ -539,3 +539,23 @@ review_items = Table(
     PrimaryKeyConstraint("deployment", "prediction_id", name="pk_review_items"),
     Index("ix_review_items_state", "deployment", "state", "added_time"),
 )
+
+
+# Failed prediction requests, counted per second (``store.request_errors``); kept apart
+# from the prediction log so what reads predictions never meets a failure.
+request_errors = Table(
+    "request_errors",
+    metadata,
+    Column("batch", String(64), nullable=False),  # the write-ahead segment that counted them
+    Column("deployment", String(256), nullable=False),
+    Column("route", String(256), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("status", Integer, nullable=False),
+    Column("time", BigInteger, nullable=False),  # the second's start, ms
+    Column("count", BigInteger, nullable=False),
+    Column("error", String(200), nullable=False),
+    PrimaryKeyConstraint(
+        "batch", "deployment", "route", "version", "status", "time", name="pk_request_errors"
+    ),
+    Index("ix_request_errors_deployment_time", "deployment", "time"),
+)

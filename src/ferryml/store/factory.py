@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ferryml.config import Settings
     from ferryml.store.base import DatasetStore, ScheduleStore, StepCache, TrackingStore
     from ferryml.store.loop import AlertStore, AutomationStore, MonitorStore, PredictionStore
+    from ferryml.store.request_errors import RequestErrorStore
     from ferryml.store.review import ReviewStore
     from ferryml.store.sql import SqlStore, StorePart
 
@@ -25,6 +26,7 @@ __all__ = [
     "open_monitor_store",
     "open_prediction_store",
     "open_registry_store",
+    "open_request_error_store",
     "open_review_store",
     "open_schedule_store",
     "open_sql_part",
@@ -178,6 +180,14 @@ def open_review_store(settings: Settings, *, sharing: Any = None) -> ReviewStore
     """Review queues and the predictions chosen for a person to label."""
     store: ReviewStore = _loop_part(
         settings, "sql_review.SqlReviewStore", "HttpReviewStore", sharing
+    )
+    return store
+
+
+def open_request_error_store(settings: Settings, *, sharing: Any = None) -> RequestErrorStore:
+    """Failed prediction requests, counted beside the prediction log."""
+    store: RequestErrorStore = _loop_part(
+        settings, "sql_request_errors.SqlRequestErrorStore", "HttpRequestErrorStore", sharing
     )
     return store
 

@@ -27,6 +27,7 @@ from ferryml.store.loop import (
     PredictionPartition,
     Step,
 )
+from ferryml.store.request_errors import RequestErrorCount, RequestErrors
 from ferryml.store.review import ReviewItem, ReviewQueue
 
 __all__ = [
@@ -34,6 +35,7 @@ __all__ = [
     "HttpAutomationStore",
     "HttpMonitorStore",
     "HttpPredictionStore",
+    "HttpRequestErrorStore",
     "HttpReviewStore",
 ]
 
@@ -186,6 +188,29 @@ class HttpPredictionStore(_Part):
         )
         found = self.client.call("GET", "/api/v1/predictions/feedback", params=params)
         return _as(list[Feedback], found)
+
+
+class HttpRequestErrorStore(_Part):
+    """``RequestErrorStore`` over a team server: storing counts needs a writer."""
+
+    def create_request_errors(self, rows: Sequence[RequestErrors]) -> None:
+        for start in range(0, len(rows), _CHUNK):
+            body = {"rows": [dataclasses.asdict(r) for r in rows[start : start + _CHUNK]]}
+            self.client.call("POST", "/api/v1/predictions/errors", body)
+
+    def count_request_errors(
+        self, deployment: str, *, since: int, until: int, width_ms: int
+    ) -> list[RequestErrorCount]:
+        params = _query(deployment=deployment, since=since, until=until, width_ms=width_ms)
+        found = self.client.call("GET", "/api/v1/predictions/errors/counts", params=params)
+        return _as(list[RequestErrorCount], found)
+
+    def latest_request_errors(
+        self, deployment: str, *, since: int, limit: int = 100
+    ) -> list[RequestErrors]:
+        params = _query(deployment=deployment, since=since, limit=limit)
+        found = self.client.call("GET", "/api/v1/predictions/errors/latest", params=params)
+        return _as(list[RequestErrors], found)
 
 
 def _feedback_row(row: Feedback) -> dict[str, Any]:

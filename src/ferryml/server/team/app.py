@@ -77,6 +77,7 @@ def create_team_app(
         from ferryml.store.sql_pipelines import SqlStepCache
         from ferryml.store.sql_predictions import SqlPredictionStore
         from ferryml.store.sql_registry import SqlRegistryStore
+        from ferryml.store.sql_request_errors import SqlRequestErrorStore
         from ferryml.store.sql_review import SqlReviewStore
         from ferryml.store.sql_schedules import SqlScheduleStore
         from ferryml.store.sql_users import SqlUserStore
@@ -95,6 +96,7 @@ def create_team_app(
         app.state.monitors = SqlMonitorStore(sql)
         app.state.alerts = SqlAlertStore(sql)
         app.state.predictions = SqlPredictionStore(sql)
+        app.state.request_errors = SqlRequestErrorStore(sql)
         app.state.automation = SqlAutomationStore(sql)
         app.state.review = SqlReviewStore(sql)
         app.state.artifacts = artifacts

@@ -13,7 +13,7 @@ from ferryml._identity import current_user
 from ferryml.errors import InvalidArgument
 from ferryml.server.team._auth import needs_maintainer_of
 from ferryml.server.team._render import render
-from ferryml.serving.traffic import RouteTraffic, deployment_traffic
+from ferryml.serving.traffic import deployment_traffic
 from ferryml.store.sql_deployments import DeploymentEvent
 
 __all__ = ["router"]
@@ -33,6 +33,36 @@ class DeploymentOut(BaseModel):
     model: str
     routes: list[RouteOut]
     policy: dict[str, Any]
+
+
+class TrafficBucket(BaseModel):
+    """One slice of the span."""
+
+    model_config = ConfigDict(from_attributes=True)
+    start: int = Field(description="The slice's start, ms since the epoch.")
+    requests: int = Field(description="Requests answered or failed.")
+    rate: float = Field(description="Requests per second.")
+    p50_ms: float | None = Field(description="Median latency of the answered requests.")
+    p99_ms: float | None = Field(description="99th percentile latency of the answered requests.")
+    errors: int = Field(description="Requests answered with an error (4xx or 5xx).")
+
+
+class RouteTrafficOut(BaseModel):
+    """A route's traffic over the span, from the prediction log and the failed requests."""
+
+    model_config = ConfigDict(from_attributes=True)
+    route: str = Field(description="The route; empty for requests refused before routing.")
+    version: int = Field(description="The route's model version (0: no route).")
+    requests: int = Field(description="Requests answered or failed.")
+    rate: float = Field(description="Requests per second.")
+    p50_ms: float | None = Field(description="Median latency of the answered requests.")
+    p99_ms: float | None = Field(description="99th percentile latency of the answered requests.")
+    errors: int = Field(description="Requests answered with an error.")
+    errors_4xx: int = Field(description="Errors on the client's side (bad input).")
+    errors_5xx: int = Field(description="Errors on the server's side (a failing model, overload).")
+    error_rate: float = Field(description="errors / requests, 0 without requests.")
+    last_error: str | None = Field(description="The latest error's text, cut short.")
+    buckets: list[TrafficBucket]
 
 
 class _Body(BaseModel):
@@ -110,17 +140,18 @@ def history(name: str, request: Request) -> Response:
     return render(_manager(request).history(name), list[DeploymentEvent])
 
 
-@router.get("/{name}/traffic", response_model=list[RouteTraffic])
+@router.get("/{name}/traffic", response_model=list[RouteTrafficOut])
 def traffic(
     name: str,
     request: Request,
     span_s: Annotated[int, Query(ge=1, le=24 * 3600)] = 900,
     buckets: Annotated[int, Query(ge=1, le=500)] = 30,
 ) -> Response:
-    """Each route's requests per second and latency over the last ``span_s`` seconds,
-    from the prediction log (what the deployment page polls)."""
+    """Each route's requests per second, latency and errors over the last ``span_s``
+    seconds, from the prediction log and the model servers' failed requests (what the
+    deployment page polls)."""
     found = deployment_traffic(name, span_s=span_s, buckets=buckets, settings=_settings(request))
-    return render(found, list[RouteTraffic])
+    return render([RouteTrafficOut.model_validate(r) for r in found], list[RouteTrafficOut])
 
 
 def _settings(request: Request) -> Any:

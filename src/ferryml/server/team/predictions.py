@@ -15,6 +15,7 @@ from ferryml.errors import InvalidArgument
 from ferryml.registry.lineage import LineageGraph, prediction_lineage
 from ferryml.server.team._render import render
 from ferryml.store.loop import Feedback, PredictionPartition
+from ferryml.store.request_errors import ERROR_TEXT_LIMIT, RequestErrorCount, RequestErrors
 
 __all__ = ["router"]
 
@@ -60,6 +61,21 @@ class FeedbackIn(_Body):
 
 class FeedbackRows(_Body):
     rows: list[FeedbackIn] = Field(max_length=100_000)
+
+
+class RequestErrorsIn(_Body):
+    batch: str = Field(min_length=1, max_length=64)
+    deployment: Deployment
+    route: str = Field(max_length=256)
+    version: int = Field(ge=0, le=2**31 - 1)
+    status: int = Field(ge=400, le=599)
+    time: Ms
+    count: int = Field(ge=1, le=2**62)
+    error: str = Field(max_length=ERROR_TEXT_LIMIT)
+
+
+class RequestErrorRows(_Body):
+    rows: list[RequestErrorsIn] = Field(max_length=100_000)
 
 
 def _store(request: Request) -> Any:
@@ -126,6 +142,43 @@ def list_feedback(
         deployment, since=since, until=until, recorded_after=recorded_after
     )
     return render(found, list[Feedback])
+
+
+@router.post("/errors", status_code=204)
+def create_request_errors(body: RequestErrorRows, request: Request) -> Response:
+    """Store a model server's counts of failed requests; a batch stored already is skipped."""
+    rows = [RequestErrors(**r.model_dump()) for r in body.rows]
+    request.app.state.request_errors.create_request_errors(rows)
+    return Response(status_code=204)
+
+
+@router.get("/errors/counts", response_model=list[RequestErrorCount])
+def count_request_errors(
+    deployment: str,
+    since: Annotated[int, Query(ge=-(2**62), le=2**62)],
+    until: Annotated[int, Query(ge=-(2**62), le=2**62)],
+    width_ms: Annotated[int, Query(ge=1, le=2**40)],
+    request: Request,
+) -> Response:
+    """Failed requests per route, version, status and slot of ``width_ms`` from ``since``."""
+    found = request.app.state.request_errors.count_request_errors(
+        deployment, since=since, until=until, width_ms=width_ms
+    )
+    return render(found, list[RequestErrorCount])
+
+
+@router.get("/errors/latest", response_model=list[RequestErrors])
+def latest_request_errors(
+    deployment: str,
+    since: Annotated[int, Query(ge=-(2**62), le=2**62)],
+    request: Request,
+    limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
+) -> Response:
+    """The latest counts of failed requests, newest first, with their errors' texts."""
+    found = request.app.state.request_errors.latest_request_errors(
+        deployment, since=since, limit=limit
+    )
+    return render(found, list[RequestErrors])
 
 
 @router.get("/{prediction_id}/lineage", response_model=LineageGraph)

@@ -1,0 +1,131 @@
+"""Failed prediction requests are counted per deployment, route, status and second beside
+the prediction log: bad input, a failing model and overload each reach the deployment's
+traffic figures, with the last error's text; nothing else reads them, and memory stays
+bounded when the store cannot be reached."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import ferryml as ferry
+from ferryml.config import Settings
+from ferryml.predictions import load
+from ferryml.server.main import build_app
+from ferryml.serving.errorlog import RequestErrorLog
+from ferryml.serving.traffic import deployment_traffic
+from ferryml.store.factory import open_request_error_store
+from ferryml.store.request_errors import ERROR_TEXT_LIMIT
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from failing_world import register_failing_deployment  # noqa: E402
+
+
+@pytest.fixture
+def deployed(sqlite_settings: Settings) -> Iterator[Settings]:
+    register_failing_deployment(sqlite_settings, "scoring")
+    yield sqlite_settings
+    ferry.configure(home=sqlite_settings.home)
+
+
+def test_bad_input_a_failing_model_and_overload_are_counted_per_route(
+    deployed: Settings, serve: Any
+) -> None:
+    running = serve(build_app(deployed, deployment="scoring"))
+    http = running.client
+    predict = "/v1/models/scoring/predict"
+    answered = [http.post(predict, json={"records": [{"a": 1.0, "b": 0.0}]}) for _ in range(6)]
+    assert {r.status_code for r in answered} == {200}
+    refused = [http.post(predict, json={"records": [{"a": -1.0, "b": 0.0}]}) for _ in range(3)]
+    assert {r.status_code for r in refused} == {422}
+    failed = [http.post(predict, json={"records": [{"a": -100, "b": 0.0}]}) for _ in range(4)]
+    assert {r.status_code for r in failed} == {503}
+    bad = [
+        http.post(predict, content=b"{not json"),
+        http.post("/v2/models/scoring/infer", json={"no": "inputs"}),
+        http.post("/invocations", json={"dataframe_records": [{"a": 1.0}]}),  # no b: routed
+    ]
+    assert [r.status_code for r in bad] == [422, 400, 400]
+    assert http.post("/v1/models/elsewhere/predict", json={}).status_code == 404  # not ours
+    assert http.get("/v2/models/scoring/versions/x").status_code == 404  # not a prediction
+    running.app.state.request_errors.flush()
+    running.app.state.services["scoring"].log.flush()
+
+    routes = {r.route: r for r in deployment_traffic("scoring", span_s=60, settings=deployed)}
+    assert set(routes) == {"", "v1", "v2"}
+    routed = [routes["v1"], routes["v2"]]
+    assert sum(r.requests for r in routed) == 14  # 6 answered, 4 refused, 4 failed
+    assert (sum(r.errors_4xx for r in routed), sum(r.errors_5xx for r in routed)) == (4, 4)
+    for r in routed:
+        assert r.error_rate == pytest.approx(r.errors / r.requests)
+        assert sum(b.errors for b in r.buckets) == r.errors
+        assert sum(b.requests for b in r.buckets) == r.requests
+    texts = {r.last_error for r in routed if r.errors}
+    assert texts and all(
+        t == "The feature store is unreachable." or "b" in t or "negative a" in t for t in texts
+    )
+    unrouted = routes[""]  # bodies no route could read
+    assert (unrouted.requests, unrouted.errors_4xx, unrouted.errors_5xx) == (2, 2, 0)
+    assert unrouted.error_rate == 1.0 and unrouted.p99_ms is None
+    assert unrouted.last_error == "An inference request needs 'inputs': a list of tensors."
+
+    # the prediction log holds the answered predictions alone
+    assert len(load("scoring", settings=deployed, with_feedback=False)) == 6
+
+
+def test_requests_shed_by_overload_are_counted_before_any_route(
+    deployed: Settings, serve: Any
+) -> None:
+    app = build_app(deployed, deployment="scoring", max_queue_wait_ms=0.000_001)
+    running = serve(app)
+    shed = [
+        running.client.post("/v1/models/scoring/predict", json={"records": [{"a": 1, "b": 0}]})
+        for _ in range(3)
+    ]
+    assert [r.status_code for r in shed] == [503] * 3
+    app.state.request_errors.flush()
+    (route,) = deployment_traffic("scoring", span_s=60, settings=deployed)
+    assert (route.route, route.errors_5xx, route.error_rate) == ("", 3, 1.0)
+    assert route.last_error is not None and route.last_error.startswith("The server is overloaded")
+
+
+def test_counts_are_stored_once_per_second_and_error_texts_are_cut(
+    sqlite_settings: Settings,
+) -> None:
+    errors = RequestErrorLog(sqlite_settings, flush_interval=3600).open()
+    try:
+        for i in range(1000):
+            errors.record("d", "v1", 1, 500, f"boom {i} " + "x" * 500, time=100.5)
+        errors.record("d", "v1", 1, 422, "bad", time=101.0)
+        assert errors.flush() == 1001
+        assert errors.flush() == 0
+    finally:
+        errors.close()
+    store = open_request_error_store(sqlite_settings)
+    try:
+        rows = store.latest_request_errors("d", since=0)
+    finally:
+        store.close()
+    assert [(r.status, r.time, r.count) for r in rows] == [(422, 101_000, 1), (500, 100_000, 1000)]
+    assert rows[1].error.startswith("boom 999 ") and len(rows[1].error) == ERROR_TEXT_LIMIT
+    assert not list((sqlite_settings.home / "request-errors").iterdir())  # all stored
+
+
+def test_memory_stays_bounded_while_the_store_is_unreachable(tmp_path: Any) -> None:
+    settings = Settings(
+        home=tmp_path / "home",
+        store_url="http://127.0.0.1:9/",  # nothing listens
+        server_retry=0.2,
+        artifacts_url=(tmp_path / "artifacts").as_uri(),
+    )
+    errors = RequestErrorLog(settings, flush_interval=3600, max_keys=3).open()
+    for second in range(10):
+        errors.record("d", "v1", 1, 500, "boom", time=float(second))
+    errors.record("d", "v1", 1, 500, "boom", time=0.0)  # a key held already: still counted
+    assert errors.dropped == 7
+    errors.close()  # the store is unreachable: the files stay for the next process
+    assert list((tmp_path / "home" / "request-errors").glob("*.predwal"))
