@@ -171,10 +171,10 @@ def _failed(
     if name not in services:
         return  # a name not served here: no deployment of ours failed
     info = CURRENT_REQUEST.get()
-    routed = info is not None and bool(info.route)
-    route = info.route if routed and info is not None else ""
-    version = (info.version or 0) if routed and info is not None else 0
-    errors.record(name, route, version, status, message)
+    if info is not None and info.route:  # a route failed it (see PredictionService._run)
+        errors.record(name, info.route, info.version or 0, status, message)
+    else:  # refused before a route was chosen
+        errors.record(name, "", 0, status, message)
 
 
 def _refuse(app: FastAPI, service: PredictionService) -> Any:
