@@ -25,14 +25,19 @@ def score(frame):
 """
 
 
+def script_function(source: str, name: str) -> Callable[[pd.DataFrame], list[float]]:
+    """Function ``name`` of ``source``, defined as in a script so that cloudpickle keeps
+    it by value and any process can load it."""
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(source, namespace)  # noqa: S102 - the tests' own source
+    function: Callable[[pd.DataFrame], list[float]] = namespace[name]
+    return function
+
+
 def failing_model() -> Callable[[pd.DataFrame], list[float]]:
     """A function model that refuses a negative ``a`` (the server answers 422) and fails
-    as if its store were down from -100 on (503), defined as in a script so that
-    cloudpickle keeps it by value and any process can load it."""
-    namespace: dict[str, Any] = {"__name__": "__main__"}
-    exec(FAILING, namespace)  # noqa: S102 - the test's own source
-    model: Callable[[pd.DataFrame], list[float]] = namespace["score"]
-    return model
+    as if its store were down from -100 on (503)."""
+    return script_function(FAILING, "score")
 
 
 def register_failing_deployment(settings: Settings, name: str) -> None:

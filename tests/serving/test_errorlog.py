@@ -6,23 +6,26 @@ bounded when the store cannot be reached."""
 from __future__ import annotations
 
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 import ferryml as ferry
 from ferryml.config import Settings
 from ferryml.predictions import load
 from ferryml.server.main import build_app
+from ferryml.serving.deployments import Deployments
 from ferryml.serving.errorlog import RequestErrorLog
 from ferryml.serving.traffic import deployment_traffic
 from ferryml.store.factory import open_request_error_store
 from ferryml.store.request_errors import ERROR_TEXT_LIMIT
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from failing_world import register_failing_deployment  # noqa: E402
+from failing_world import register_failing_deployment, script_function  # noqa: E402
 
 
 @pytest.fixture
@@ -91,6 +94,40 @@ def test_requests_shed_by_overload_are_counted_before_any_route(
     (route,) = deployment_traffic("scoring", span_s=60, settings=deployed)
     assert (route.route, route.errors_5xx, route.error_rate) == ("", 3, 1.0)
     assert route.last_error is not None and route.last_error.startswith("The server is overloaded")
+
+
+STRICT = """
+def strict(frame):
+    if (frame["b"] > 100).any():
+        raise ValueError("b is over 100")
+    return frame["a"].tolist()
+"""
+
+
+def test_a_shadows_failures_are_counted_on_its_route(deployed: Settings, serve: Any) -> None:
+    example = pd.DataFrame({"a": [1.0], "b": [0.5]})
+    with ferry.start_run():  # version 3: refuses what the primary takes
+        model = script_function(STRICT, "strict")
+        ferry.log_model(model, input_example=example, registered_model_name="scoring")
+    manager = Deployments(deployed)
+    try:
+        manager.create("shadowed", "scoring", 1, shadow=3)
+    finally:
+        manager.close()
+    app = build_app(deployed, deployment="shadowed")
+    running = serve(app)
+    body = {"records": [{"a": 1.0, "b": 500.0}]}
+    answers = [running.client.post("/v1/models/shadowed/predict", json=body) for _ in range(3)]
+    assert [r.status_code for r in answers] == [200] * 3  # the client never sees the shadow
+    stored, deadline = 0, time.monotonic() + 30
+    while stored < 3 and time.monotonic() < deadline:  # the shadows run after the answers
+        stored += app.state.request_errors.flush()
+        time.sleep(0.05)
+    app.state.services["shadowed"].log.flush()
+    routes = {r.route: r for r in deployment_traffic("shadowed", span_s=60, settings=deployed)}
+    assert (routes["v3"].errors_4xx, routes["v3"].errors, routes["v1"].errors) == (3, 3, 0)
+    assert routes["v1"].requests == 3
+    assert routes["v3"].last_error == "The model could not predict this input: b is over 100"
 
 
 def test_counts_are_stored_once_per_second_and_error_texts_are_cut(

@@ -15,6 +15,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from ferryml.config import Settings
+from ferryml.errors import FerryError
 from ferryml.server._http import NoDelayHttp
 from ferryml.serving.service import BatchOptions, PredictionService
 
@@ -56,11 +57,29 @@ def build_app(
         errors = RequestErrorLog(settings).open()  # its stores open once a request fails
     metrics = ServerMetrics()  # one registry: every model's series side by side
 
+    def counted(service: PredictionService) -> PredictionService:
+        """``service``, its shadows' failures counted with the answered requests' own."""
+        if errors is not None:
+            from ferryml.server._errors import status_of
+
+            def failed(route: str, version: int, error: FerryError) -> None:
+                errors.record(service.endpoint, route, version, status_of(error), str(error))
+
+            service.on_shadow_failure = failed
+        return service
+
     def deployment_named(name: str) -> PredictionService:
         from ferryml.serving.deployments import deployment_service
 
-        return deployment_service(
-            settings, name, batching=batching, log=log, metrics=metrics, poll_seconds=poll_seconds
+        return counted(
+            deployment_service(
+                settings,
+                name,
+                batching=batching,
+                log=log,
+                metrics=metrics,
+                poll_seconds=poll_seconds,
+            )
         )
 
     def model_named(ref: str | None) -> PredictionService:
@@ -69,7 +88,7 @@ def build_app(
         route = [RouteState("primary", served)]
         return PredictionService(
             settings, served.name, route, batching=batching, log=log, metrics=metrics
-        )
+        )  # one route, no shadow
 
     services = [deployment_named(name) for name in _names(deployment)]
     builders: dict[str, Callable[[], PredictionService]] = {

@@ -4,7 +4,6 @@ keys, shadows), predict (micro-batched when asked), log the prediction, count it
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import random
 import threading
@@ -108,6 +107,8 @@ class PredictionService:
         self.log = log
         self.metrics = metrics
         self.on_request: Callable[[RouteState, bool, float], None] | None = None
+        # (route, version, error) of a shadow's failure, which no client is answered
+        self.on_shadow_failure: Callable[[str, int, FerryError], None] | None = None
         self.stopped = threading.Event()  # set by ``unload``: background work ends
         self._shadow_tasks: set[asyncio.Task[Any]] = set()
 
@@ -233,8 +234,12 @@ class PredictionService:
 
     async def _shadow(self, route: RouteState, frame: pd.DataFrame, endpoint: str) -> None:
         # A copy of the traffic: logged and counted, never returned.
-        with contextlib.suppress(FerryError):
+        try:
             await self._run(route, frame, endpoint)
+        except FerryError as e:
+            loaded = route.served.current
+            if self.on_shadow_failure is not None and loaded is not None:
+                self.on_shadow_failure(route.name, loaded.version, e)
 
     async def _run(
         self, route: RouteState, frame: pd.DataFrame, endpoint: str, proba: bool = False

@@ -35,11 +35,8 @@ class DeploymentOut(BaseModel):
     policy: dict[str, Any]
 
 
-class TrafficBucket(BaseModel):
-    """One slice of the span."""
-
+class _Figures(BaseModel):
     model_config = ConfigDict(from_attributes=True)
-    start: int = Field(description="The slice's start, ms since the epoch.")
     requests: int = Field(description="Requests answered or failed.")
     rate: float = Field(description="Requests per second.")
     p50_ms: float | None = Field(description="Median latency of the answered requests.")
@@ -47,17 +44,17 @@ class TrafficBucket(BaseModel):
     errors: int = Field(description="Requests answered with an error (4xx or 5xx).")
 
 
-class RouteTrafficOut(BaseModel):
+class TrafficBucket(_Figures):
+    """One slice of the span."""
+
+    start: int = Field(description="The slice's start, ms since the epoch.")
+
+
+class RouteTrafficOut(_Figures):
     """A route's traffic over the span, from the prediction log and the failed requests."""
 
-    model_config = ConfigDict(from_attributes=True)
     route: str = Field(description="The route; empty for requests refused before routing.")
     version: int = Field(description="The route's model version (0: no route).")
-    requests: int = Field(description="Requests answered or failed.")
-    rate: float = Field(description="Requests per second.")
-    p50_ms: float | None = Field(description="Median latency of the answered requests.")
-    p99_ms: float | None = Field(description="99th percentile latency of the answered requests.")
-    errors: int = Field(description="Requests answered with an error.")
     errors_4xx: int = Field(description="Errors on the client's side (bad input).")
     errors_5xx: int = Field(description="Errors on the server's side (a failing model, overload).")
     error_rate: float = Field(description="errors / requests, 0 without requests.")
