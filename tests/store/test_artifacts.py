@@ -359,3 +359,15 @@ def test_fsync_store_round_trips_and_dedups(tmp_path: Path) -> None:
     first = store.put_bytes(b"power-loss safe")
     assert store.put_bytes(b"power-loss safe") == first
     assert store.get_bytes(first.digest) == b"power-loss safe"
+
+
+def test_a_large_file_is_stored_by_a_kernel_copy_under_the_digest_of_its_bytes(
+    local_store: ArtifactStore, tmp_path: Path
+) -> None:
+    data = bytes(range(256)) * (12 << 12) + b"tail"  # 12 MiB and a bit: copied in the kernel
+    source = _write(tmp_path / "large.bin", data)
+    expected = blake3.blake3(data).hexdigest()
+    for blob in (local_store.ingest_file(source), local_store.put_file(source)):
+        assert blob == Blob(expected, len(data))
+        local = local_store.local_path(expected)
+        assert local is not None and local.read_bytes() == data

@@ -160,6 +160,31 @@ def _copy(src: io.BufferedIOBase, dst: io.BufferedIOBase | None) -> Blob:
     return Blob(hasher.hexdigest(), size)
 
 
+def _copy_file(src: io.BufferedIOBase, out: io.BufferedWriter, written: Path) -> Blob:
+    """``_copy`` of a large file into the new file ``out`` at ``written``: the kernel
+    copies it (copy_file_range: no bytes through Python, a clone where the filesystem
+    can), then the copy is hashed on every core. Plain ``_copy`` where that cannot be."""
+    try:
+        fd_in, fd_out = src.fileno(), out.fileno()
+        start = src.tell()
+    except (AttributeError, OSError):  # io.UnsupportedOperation included: not a file
+        return _copy(src, out)
+    size = 0
+    try:
+        while n := os.copy_file_range(fd_in, fd_out, 1 << 30, start + size, size):
+            size += n
+    except (AttributeError, OSError) as e:  # older systems, or across filesystems
+        if size or (isinstance(e, OSError) and e.errno not in _NO_KERNEL_COPY):
+            raise
+        return _copy(src, out)
+    hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
+    hasher.update_mmap(written)
+    return Blob(hasher.hexdigest(), size)
+
+
+_NO_KERNEL_COPY = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EBADF}
+
+
 def _create_temp(beside: Path, mode: int) -> tuple[Path, io.BufferedWriter]:
     # Same folder as the target, so os.replace is a rename; O_EXCL and a random name, so
     # concurrent writers and the leftovers of crashed ones never collide.

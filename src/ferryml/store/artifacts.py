@@ -24,6 +24,7 @@ from ferryml.store._blobfiles import (
     Blob,
     _check_digest,
     _copy,
+    _copy_file,
     _create_temp,
     _fsync_dir,
     _open_source,
@@ -605,7 +606,7 @@ class ArtifactStore:
                 with out:
                     # Name the blob by the bytes written, not the earlier hash: if the
                     # source changed in between, the store must still never lie.
-                    blob = _copy(src, out)
+                    blob = _copy_file(src, out, tmp)
                     if self._fsync:  # durable before visible
                         out.flush()
                         os.fsync(out.fileno())
