@@ -25,6 +25,8 @@ from ferryml.store.request_errors import RequestErrorCount, RequestErrors
 if TYPE_CHECKING:
     import numpy as np
 
+    from ferryml.store.loop import PredictionStore
+
 __all__ = ["Bucket", "RouteTraffic", "deployment_traffic"]
 
 MAX_SPAN_S = 24 * 3600
@@ -86,16 +88,17 @@ def deployment_traffic(
     end = int((time.time() if now is None else now) * 1000)
     start = end - span_s * 1000
     width = span_s * 1000 / buckets
-    answered = _answered(deployment, settings, start, end)
-    errors = open_request_error_store(settings)
+    index = open_prediction_store(settings)
     try:
+        answered = _answered(deployment, index, settings, start, end)
+        errors = open_request_error_store(settings, sharing=index)  # its connections
         # slots of whole ms: an error's second lands in the slot that holds its start
         failed = errors.count_request_errors(
             deployment, since=start, until=end, width_ms=max(1, int(width))
         )
         latest = errors.latest_request_errors(deployment, since=start, limit=200)
     finally:
-        errors.close()
+        index.close()
     found = []
     for route in sorted({*answered, *(f.route for f in failed)}):
         rows = answered.get(route)
@@ -104,18 +107,19 @@ def deployment_traffic(
     return found
 
 
-def _answered(deployment: str, settings: Settings, start: int, end: int) -> dict[str, Any]:
+def _answered(
+    deployment: str, index: PredictionStore, settings: Settings, start: int, end: int
+) -> dict[str, Any]:
     """The answered requests of ``[start, end)`` per route: time (ms), version, latency."""
     import pandas as pd  # here: the team server starts without the data libraries
 
-    store, artifacts = open_prediction_store(settings), open_artifact_store(settings)
+    artifacts = open_artifact_store(settings)
     try:
         tables = [
             _requests_of(artifacts.get_bytes(p.digest))
-            for p in store.list_partitions(deployment, since=start, until=end)
+            for p in index.list_partitions(deployment, since=start, until=end)
         ]
     finally:
-        store.close()
         artifacts.close()
     frames = [t for t in tables if len(t)]
     if not frames:
