@@ -121,6 +121,25 @@ def test_nan_and_infinite_metrics_round_trip(store: SqlStore) -> None:
     assert metrics["d"] == 0.1 + 0.2  # full precision, not a 15-digit rendering
 
 
+def test_search_gives_every_metric_back_exactly(store: SqlStore) -> None:
+    # 17 digits, extremes and whole numbers; NaN and infinities beside odd keys in another run
+    exact = {"third": 1 / 3, "tiny": 5e-324, "huge": 1.7976931348623157e308,
+             "neg": -0.1 - 0.2, "big": 1e20, "whole": 2.0, 'q"u\\o': 0.1 + 0.2}  # fmt: skip
+    plain, special = _run(store, "plain"), _run(store, "special")
+    store.write_records([metric_record(plain, k, v, 1, 0) for k, v in exact.items()])
+    odd = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf, "x,[y]": 1 / 3}
+    store.write_records([metric_record(special, k, v, 1, 0) for k, v in odd.items()])
+    eid = store.get_experiment_by_name("e").experiment_id  # type: ignore[union-attr]
+    runs, _ = store.search_runs([eid], order_by=["attributes.run_name"])
+    assert [r.info.run_name for r in runs] == ["plain", "special"]
+    assert runs[0].data.metrics == exact
+    assert all(type(v) is float for v in runs[0].data.metrics.values())
+    found = runs[1].data.metrics
+    assert math.isnan(found["nan"]) and found["inf"] == math.inf and found["-inf"] == -math.inf
+    assert found["x,[y]"] == 1 / 3
+    assert store.get_run(special).data.metrics.keys() == odd.keys()
+
+
 def test_records_for_a_missing_run_are_dropped_and_the_rest_applied(store: SqlStore) -> None:
     run_id = _run(store)
     store.write_records(
@@ -368,3 +387,60 @@ def test_metric_values_copied_from_an_sqlite_file_are_stored_once(
     with store.engine.connect() as conn:  # the file detached, the foreign keys checked again
         assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
         assert [r[1] for r in conn.exec_driver_sql("PRAGMA database_list")] == ["main"]
+
+
+@pytest.mark.migrations
+def test_upgrade_keeps_a_runs_values_and_clusters_them_by_run(tmp_path: Path) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from ferryml.store._migrate import MIGRATIONS
+
+    url = f"sqlite:///{tmp_path / 'ferry.db'}"
+    store = SqlStore(url).open()
+    run_id = _run(store)
+    store.write_records(
+        [
+            ParamRecord(run_id, "lr", "0.1"),
+            TagRecord(run_id, "team", "ml"),
+            metric_record(run_id, "acc", 1 / 3, 1, 0),
+        ]
+    )
+    before = store.get_run(run_id)
+
+    def clustered() -> dict[str, bool]:
+        with sqlite3.connect(tmp_path / "ferry.db") as conn:
+            rows = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE name IN "
+                "('params', 'tags', 'latest_metrics')"
+            ).fetchall()
+        return {name: "WITHOUT ROWID" in sql for name, sql in rows}
+
+    assert clustered() == {"params": True, "tags": True, "latest_metrics": True}
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with store.engine.connect() as conn:  # back to the schema an older ferryml wrote
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0015")
+        conn.commit()
+    store.close()
+    assert clustered() == {"params": False, "tags": False, "latest_metrics": False}
+    store = SqlStore(url).open()  # upgrades it
+    assert clustered() == {"params": True, "tags": True, "latest_metrics": True}
+    assert store.get_run(run_id) == before
+    store.close()
+
+
+def test_bulk_writes_leave_a_write_ahead_log_of_bounded_size(tmp_path: Path) -> None:
+    from ferryml.store._dialect import WAL_LIMIT_BYTES
+
+    store = SqlStore(f"sqlite:///{tmp_path / 'ferry.db'}").open()
+    run_ids = [_run(store, f"r{i}") for i in range(20)]
+    # 1,000 small transactions rewrite the same pages: some 20 MB through the log
+    for step in range(50):
+        for run_id in run_ids:
+            rows = [(run_id, f"m{k}", step, step, float(step), False) for k in range(10)]
+            store.write_metric_rows(run_id, rows)
+    wal = tmp_path / "ferry.db-wal"
+    assert wal.stat().st_size <= 2 * WAL_LIMIT_BYTES
+    store.close()

@@ -4,11 +4,10 @@ into one JSON document by the database, and the ``Run`` built from each row."""
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Select, Table, case, select
+from sqlalchemy import Select, Table, select
 
 from ferryml.store import _dialect
 from ferryml.store import _schema as t
@@ -45,12 +44,11 @@ def select_runs(dialect: str) -> Select[Any]:
         return select(aggregate).where(table.c.run_id == r.run_id).scalar_subquery()
 
     p, g, m, i = t.params.c, t.tags.c, t.latest_metrics.c, t.run_inputs.c
-    metric = case((m.is_nan, None), else_=_dialect.json_float(dialect, m.value))
     return select(
         *t.runs.c,
         folded(t.params, _dialect.json_object_agg(dialect, p.key, p.value)),
         folded(t.tags, _dialect.json_object_agg(dialect, g.key, g.value)),
-        folded(t.latest_metrics, _dialect.json_object_agg(dialect, m.key, metric)),
+        folded(t.latest_metrics, _dialect.json_metrics_agg(dialect, m.key, m.value, m.is_nan)),
         folded(
             t.run_inputs, _dialect.json_rows_agg(dialect, i.name, i.version, i.digest, i.context)
         ),
@@ -64,11 +62,7 @@ def runs_from_rows(rows: Iterable[Any]) -> list[Run]:
     load = _dialect.load_json
     runs = []
     for row in rows:
-        metrics = load(row[-2]) or {}
-        for value in metrics.values():
-            if type(value) is not float:  # NaN (null), infinity (text), or a whole number
-                metrics = {k: _metric(v) for k, v in metrics.items()}
-                break
+        metrics = _dialect.load_metrics(row[-2])
         inputs = load(row[-1])
         runs.append(
             Run(
@@ -90,7 +84,3 @@ def runs_from_rows(rows: Iterable[Any]) -> list[Run]:
             )
         )
     return runs
-
-
-def _metric(value: Any) -> float:
-    return math.nan if value is None else float(value)

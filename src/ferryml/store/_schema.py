@@ -70,6 +70,7 @@ def _key_value(name: str) -> Table:
         Column("key", String(250), nullable=False),
         Column("value", Text, nullable=False),
         PrimaryKeyConstraint("run_id", "key", name=f"pk_{name}"),
+        sqlite_with_rowid=False,  # a run's rows together: a search reads them in one pass
     )
 
 
@@ -108,6 +109,7 @@ latest_metrics = Table(
     *_metric_columns(),
     PrimaryKeyConstraint("run_id", "key", name="pk_latest_metrics"),
     Index("ix_latest_metrics_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 run_artifacts = Table(
