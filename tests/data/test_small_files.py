@@ -13,6 +13,7 @@ import pytest
 
 from ferryml.config import Settings
 from ferryml.data.workspace import Workspace
+from ferryml.errors import StoreUnavailable
 
 
 @pytest.fixture
@@ -112,3 +113,18 @@ def test_hardlinked_files_of_a_fresh_checkout_are_the_read_only_blobs(
         assert ws.status()[0].clean
     finally:
         ws.close()
+
+
+def test_a_store_failure_while_storing_many_files_is_one_clear_error_and_records_nothing(
+    ws: Workspace, project: Path
+) -> None:
+    blobs = Path(ws.artifacts.url.removeprefix("file://")) / "blobs"
+    ws.artifacts.put_bytes(b"opened")
+    for prefix in range(256):  # every blob's folder is a file: no blob can be written
+        folder = blobs / f"{prefix:02x}"
+        if not folder.exists():
+            folder.write_text("not a folder")
+    with pytest.raises(StoreUnavailable, match=r"^Writing blob [0-9a-f]{64} in artifact store"):
+        ws.add("data")
+    assert not (project / "data.ferry").exists()
+    assert ws.list_datasets() == []
