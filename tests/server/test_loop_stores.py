@@ -241,6 +241,8 @@ def test_failed_requests_are_counted_once_per_batch_and_summed_per_slot(
             ("v2", 25_000, "overloaded"),
             ("", 19_000, "The body is not JSON"),
         ]
+        (only,) = store.latest_request_errors(deployment, since=0, limit=1, route="v1")
+        assert only.route == "v1"
         assert store.count_request_errors("nothing", since=0, until=1, width_ms=1) == []
     finally:
         store.close()

@@ -306,6 +306,8 @@ def test_data_travels_through_the_server_with_add_push_pull_and_checkout(
     pushed = _ok(ferry(alice, "data", "push", **local))
     assert pushed.startswith("pushed 3 blobs (") and server.url in pushed
     assert _ok(ferry(alice, "data", "push", **local)).startswith("pushed 0 blobs")
+    repair = ferry(alice, "data", "push", "--repair", **local)
+    assert repair.code == 2 and repair.err.startswith("error: --repair reads a remote store's")
     # Bob's artifacts are the server's (the default): checkout streams them from there.
     bob = _project(tmp_path / "bob")
     restored = _ok(ferry(bob, "data", "checkout", f"{folder}@1"))

@@ -16,6 +16,7 @@ import pytest
 
 import ferryml as ferry
 from ferryml.config import Settings
+from ferryml.errors import StoreUnavailable
 from ferryml.predictions import load
 from ferryml.server.main import build_app
 from ferryml.serving.deployments import Deployments
@@ -166,3 +167,70 @@ def test_memory_stays_bounded_while_the_store_is_unreachable(tmp_path: Any) -> N
     assert errors.dropped == 7
     errors.close()  # the store is unreachable: the files stay for the next process
     assert list((tmp_path / "home" / "request-errors").glob("*.predwal"))
+
+
+def _stored(settings: Settings) -> list[Any]:
+    store = open_request_error_store(settings)
+    try:
+        return store.latest_request_errors("d", since=0)
+    finally:
+        store.close()
+
+
+def test_counts_survive_a_store_that_fails_for_a_while(sqlite_settings: Settings) -> None:
+    errors = RequestErrorLog(sqlite_settings, flush_interval=3600).open()
+    try:
+        store = errors._opened()
+        working = store.create_request_errors
+
+        def down(rows: Any) -> None:
+            raise StoreUnavailable("the database is restarting")
+
+        store.create_request_errors = down
+        for _ in range(4):
+            errors.record("d", "v1", 1, 500, "boom", time=100.0)
+        with pytest.raises(StoreUnavailable):
+            errors.flush()
+        for _ in range(5):
+            errors.record("d", "v1", 1, 500, "boom", time=100.0)
+        store.create_request_errors = working  # back
+        assert errors.flush() == 9
+        for _ in range(3):  # the same second again, after the outage
+            errors.record("d", "v1", 1, 500, "boom", time=100.0)
+        assert errors.flush() == 3
+    finally:
+        errors.close()
+    assert sum(r.count for r in _stored(sqlite_settings)) == 12
+
+
+def test_an_error_text_echoing_a_nul_is_stored_and_counting_goes_on(
+    sqlite_settings: Settings,
+) -> None:
+    errors = RequestErrorLog(sqlite_settings, flush_interval=3600).open()
+    try:
+        errors.record("d", "v1", 1, 422, "Columns given: a\x00", time=100.0)
+        assert errors.flush() == 1
+        errors.record("d", "v1", 1, 422, "bad", time=101.0)
+        assert errors.flush() == 1
+    finally:
+        errors.close()
+    assert [r.error for r in _stored(sqlite_settings)] == ["bad", "Columns given: a\ufffd"]
+
+
+def test_each_route_shows_its_own_last_error_however_busy_the_others_are(
+    sqlite_settings: Settings,
+) -> None:
+    errors = RequestErrorLog(sqlite_settings, flush_interval=3600).open()
+    try:
+        errors.record("d", "quiet", 1, 422, "the quiet route's error", time=1000.0)
+        for second in range(1001, 1301):  # more newer rows than any page of them
+            errors.record("d", "busy", 2, 500, f"busy {second}", time=float(second))
+        errors.flush()
+    finally:
+        errors.close()
+    routes = {
+        r.route: r
+        for r in deployment_traffic("d", span_s=900, settings=sqlite_settings, now=1400.0)
+    }
+    assert routes["quiet"].last_error == "the quiet route's error"
+    assert routes["busy"].last_error == "busy 1300"

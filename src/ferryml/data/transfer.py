@@ -81,6 +81,12 @@ def push(
         for entry in Manifest.from_bytes(data, manifest_digest).entries:
             wanted[entry.digest] = entry.size
     with _remote(ws, url) as remote:
+        if repair and is_server_url(remote.url):
+            raise InvalidArgument(
+                "--repair reads a remote store's objects itself; a team server keeps its "
+                "blobs checked on its side. Push without --repair, or repair the server's "
+                "artifact store on its host (ferry data push --repair --remote URL there)."
+            )
         return _copy(ws.artifacts, remote, wanted, remote, repair=repair)
 
 
@@ -136,7 +142,9 @@ def _copy(
     def one(digest: str) -> int:
         local = src.local_path(digest)
         if local is not None:
-            return dst.put_file(local, replace=digest in damaged).size
+            if digest in damaged:  # only a store we read directly (not a team server's)
+                return dst.put_file(local, replace=True).size
+            return dst.put_file(local).size
         target = dst.local_path(digest)
         if target is not None:
             src.get_file(digest, target)  # verified on the way

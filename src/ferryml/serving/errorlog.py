@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from ferryml.config import Settings
-from ferryml.errors import StoreUnavailable
+from ferryml.errors import InvalidArgument, StoreUnavailable
 from ferryml.serving._predwal import Segment, WriteAhead, dead_segments
 from ferryml.store.factory import open_request_error_store
 from ferryml.store.request_errors import ERROR_TEXT_LIMIT, RequestErrors
@@ -103,7 +103,8 @@ class RequestErrorLog:
         """Count one failed request. Never raises: it runs while the server answers an
         error, which must go out whatever happens here."""
         second = int(_time.time() if time is None else time) * 1000
-        text = error[:ERROR_TEXT_LIMIT]
+        # The text may echo what the client sent; a NUL no database stores.
+        text = error[:ERROR_TEXT_LIMIT].replace("\x00", "\ufffd")
         record = [deployment, route, int(version), int(status), second, text]
         with self._lock:
             batch = self._wal.current.path.stem if self._wal and self._wal.current else ""
@@ -140,13 +141,22 @@ class RequestErrorLog:
         with self._flush_lock:
             with self._lock:
                 pending, self._pending = self._pending, {}
-                if pending and not self._segments and self._wal and self._wal.current:
+                # Every count stored comes from a segment closed to new ones: a key (its
+                # segment, second, ...) is stored once, and storing it again changes nothing.
+                if pending and self._wal and self._wal.current and self._wal.current.size:
                     self._segments.append(self._wal.rotate())
                 segments, self._segments = self._segments, []
             if not pending:
                 return 0
             try:
                 self._opened().create_request_errors(_rows(pending.items()))
+            except InvalidArgument as e:  # rows no retry will store: dropped, not a block
+                log.warning("Dropping failed requests' counts the store refuses: %s", e)
+                with self._lock:
+                    self.dropped += sum(count for count, _ in pending.values())
+                for segment in segments:
+                    segment.release(remove=True)
+                return 0
             except BaseException:
                 with self._lock:  # back for the next attempt
                     for key, (count, text) in pending.items():
@@ -173,8 +183,13 @@ class RequestErrorLog:
                 )
                 found[0] += 1
                 found[1] = text
-            if pending:
-                self._opened().create_request_errors(_rows(pending.items()))
+            try:
+                if pending:
+                    self._opened().create_request_errors(_rows(pending.items()))
+            except InvalidArgument as e:  # never storable: set aside, not retried forever
+                log.warning("Setting aside %s, whose counts the store refuses: %s", path, e)
+                path.rename(path.with_suffix(".refused"))
+                continue
             stored += sum(count for count, _ in pending.values())
             path.unlink(missing_ok=True)
         return stored

@@ -20,7 +20,7 @@ from ferryml.store.factory import (
     open_prediction_store,
     open_request_error_store,
 )
-from ferryml.store.request_errors import RequestErrorCount, RequestErrors
+from ferryml.store.request_errors import RequestErrorCount
 
 if TYPE_CHECKING:
     import numpy as np
@@ -96,14 +96,17 @@ def deployment_traffic(
         failed = errors.count_request_errors(
             deployment, since=start, until=end, width_ms=max(1, int(width))
         )
-        latest = errors.latest_request_errors(deployment, since=start, limit=200)
+        last = {}  # each route's own last error, however busy the others are
+        for route in {f.route for f in failed}:
+            newest = errors.latest_request_errors(deployment, since=start, limit=1, route=route)
+            last[route] = newest[0].error if newest else None
     finally:
         index.close()
     found = []
     for route in sorted({*answered, *(f.route for f in failed)}):
         rows = answered.get(route)
         mine = [f for f in failed if f.route == route]
-        found.append(_route(route, rows, mine, latest, start, width, buckets, span_s))
+        found.append(_route(route, rows, mine, last.get(route), start, width, buckets, span_s))
     return found
 
 
@@ -149,7 +152,7 @@ def _route(
     route: str,
     rows: Any,
     failed: list[RequestErrorCount],
-    latest: list[RequestErrors],
+    last: str | None,
     start: int,
     width: float,
     buckets: int,
@@ -174,7 +177,6 @@ def _route(
     )
     total = _bucket(start, latency, int(failures.sum()), span_s)
     client = sum(f.count for f in failed if f.status < 500)
-    last = next((e.error for e in latest if e.route == route), None)
     return RouteTraffic(
         route=route,
         version=version,

@@ -206,9 +206,9 @@ class HttpRequestErrorStore(_Part):
         return _as(list[RequestErrorCount], found)
 
     def latest_request_errors(
-        self, deployment: str, *, since: int, limit: int = 100
+        self, deployment: str, *, since: int, limit: int = 100, route: str | None = None
     ) -> list[RequestErrors]:
-        params = _query(deployment=deployment, since=since, limit=limit)
+        params = _query(deployment=deployment, since=since, limit=limit, route=route)
         found = self.client.call("GET", "/api/v1/predictions/errors/latest", params=params)
         return _as(list[RequestErrors], found)
 

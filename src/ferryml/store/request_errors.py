@@ -71,9 +71,10 @@ class RequestErrorStore(Protocol):
         ...
 
     def latest_request_errors(
-        self, deployment: str, *, since: int, limit: int = 100
+        self, deployment: str, *, since: int, limit: int = 100, route: str | None = None
     ) -> list[RequestErrors]:
-        """The latest rows since ``since`` (ms), newest first: the errors' texts."""
+        """The latest rows since ``since`` (ms), newest first, of one ``route`` or all: the
+        errors' texts."""
         ...
 
     def close(self) -> None: ...

@@ -53,12 +53,15 @@ class SqlRequestErrorStore(StorePart):
         return [RequestErrorCount(r[0], int(r[1]), int(r[2]), int(r[3]), int(r[4])) for r in rows]
 
     def latest_request_errors(
-        self, deployment: str, *, since: int, limit: int = 100
+        self, deployment: str, *, since: int, limit: int = 100, route: str | None = None
     ) -> list[RequestErrors]:
         e = t.request_errors.c
+        chosen = [e.deployment == deployment, e.time >= since]
+        if route is not None:
+            chosen.append(e.route == route)
         stmt = (
             select(t.request_errors)
-            .where(e.deployment == deployment, e.time >= since)
+            .where(*chosen)
             .order_by(e.time.desc(), e.batch.desc())
             .limit(max(0, limit))
         )

@@ -173,10 +173,12 @@ def latest_request_errors(
     since: Annotated[int, Query(ge=-(2**62), le=2**62)],
     request: Request,
     limit: Annotated[int, Query(ge=0, le=10_000)] = 100,
+    route: str | None = None,
 ) -> Response:
-    """The latest counts of failed requests, newest first, with their errors' texts."""
+    """The latest counts of failed requests, newest first, of one route or all, with their
+    errors' texts."""
     found = request.app.state.request_errors.latest_request_errors(
-        deployment, since=since, limit=limit
+        deployment, since=since, limit=limit, route=route
     )
     return render(found, list[RequestErrors])
 
