@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from ferryml.errors import Conflict, InvalidArgument
+from ferryml.serving._frames import float_columns, float_frame
 from ferryml.serving.batching import MicroBatcher
 
 
@@ -207,3 +208,83 @@ def test_predict_returning_the_wrong_number_of_outputs_is_an_error() -> None:
 def test_invalid_settings_are_rejected() -> None:
     with pytest.raises(InvalidArgument, match="max_batch_rows >= 1"):
         MicroBatcher(Model().predict, max_batch_rows=0)
+
+
+def test_after_sees_each_batch_in_predicts_thread_before_its_callers_are_answered() -> None:
+    model = Model()
+    seen: list[tuple[list[int], list[int], list[Any], str]] = []
+    answered: list[str] = []
+
+    def after(frame: pd.DataFrame, outputs: Any, tags: list[Any]) -> None:
+        assert answered == []  # no caller of this batch has its answer yet
+        name = threading.current_thread().name
+        seen.append((frame["x"].tolist(), list(outputs), tags, name))
+
+    async def main() -> list[list[Any]]:
+        batcher = MicroBatcher(model.predict, max_batch_rows=64, max_wait_ms=20, after=after)
+
+        async def one(values: tuple[int, ...], tag: str) -> list[Any]:
+            found = await batcher.submit(rows(*values), tag)
+            answered.append(tag)
+            return found
+
+        try:
+            return list(await asyncio.gather(one((1,), "a"), one((2, 3), "b"), one((4,), "c")))
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(main()) == [[10], [20, 30], [40]]
+    assert len(seen) == 1
+    values, outputs, tags, thread = seen[0]
+    assert (values, outputs, tags) == ([1, 2, 3, 4], [10, 20, 30, 40], ["a", "b", "c"])
+    assert thread != threading.current_thread().name and thread in model.threads
+
+
+def test_what_after_raises_fails_the_batch_and_each_request_is_tried_alone() -> None:
+    model = Model()
+
+    def after(frame: pd.DataFrame, outputs: Any, tags: list[Any]) -> None:
+        if "bad" in tags:
+            raise OSError("No space left on device")
+
+    async def main() -> list[Any]:
+        batcher = MicroBatcher(model.predict, max_wait_ms=20, after=after)
+        try:
+            return await asyncio.gather(
+                batcher.submit(rows(1), "ok"),
+                batcher.submit(rows(2), "bad"),
+                return_exceptions=True,
+            )
+        finally:
+            await batcher.close()
+
+    ok, bad = asyncio.run(main())
+    assert ok == [10]
+    assert isinstance(bad, OSError)
+    assert model.calls == [2, 1, 1]
+
+
+def test_float_frames_are_stacked_into_one_float_frame_for_predict() -> None:
+    frames: list[pd.DataFrame] = []
+
+    def predict(frame: pd.DataFrame) -> np.ndarray:
+        frames.append(frame)
+        return frame["a"].to_numpy()
+
+    async def main() -> list[list[Any]]:
+        batcher = MicroBatcher(predict, max_wait_ms=20)
+        try:
+            return await asyncio.gather(
+                *(
+                    batcher.submit(float_frame(np.array([[i, -i]], float), ["a", "b"]))
+                    for i in (1, 2)
+                )
+            )
+        finally:
+            await batcher.close()
+
+    assert asyncio.run(main()) == [[1.0], [2.0]]
+    (frame,) = frames
+    assert float_columns(frame) == ("a", "b")
+    assert frame.to_numpy().tolist() == [[1.0, -1.0], [2.0, -2.0]]
+    assert frame.index.tolist() == [0, 1]

@@ -391,6 +391,45 @@ def test_record_rejects_a_version_latency_or_time_that_is_not_a_number(
     assert log.pending_rows == 0
 
 
+def test_record_many_keeps_each_rows_latency_and_request_id(settings: Settings) -> None:
+    with PredictionLog(settings) as log:
+        log.record("d", "primary", "m", 1, ["a"], features(0, 1), [0], 9.0, 1.7e9, "r0")
+        log.record_many(
+            "d", "primary", "m", 2, ["b", "c", "d"], features(1, 3), [1, 2, 3],
+            np.array([1.5, 1.5, 4.0]), ["r1", "r1", None], time=1_700_000_000.5,
+        )  # fmt: skip
+    frame = predictions.load("d", with_feedback=False, settings=settings)
+    assert frame["id"].tolist() == ["a", "b", "c", "d"]
+    assert frame["x"].tolist() == [0, 1, 2, 3]
+    assert frame["prediction"].tolist() == [0, 1, 2, 3]
+    assert frame["version"].tolist() == [1, 2, 2, 2]
+    assert frame["latency_ms"].tolist() == [9.0, 1.5, 1.5, 4.0]
+    assert frame["request_id"].tolist()[:3] == ["r0", "r1", "r1"]
+    assert pd.isna(frame["request_id"][3])
+    assert frame["time"][3] == pd.Timestamp("2023-11-14T22:13:20.5Z")
+
+
+def test_record_many_rejects_latencies_or_request_ids_not_one_a_row(
+    sqlite_settings: Settings,
+) -> None:
+    log = PredictionLog(sqlite_settings)
+    with pytest.raises(
+        InvalidArgument,
+        match=r"^latency_ms and request_ids must have one value a row; got 1 and 2 for 2 rows\.$",
+    ):
+        log.record_many("d", "primary", "m", 1, ["a", "b"], features(0, 2), [1, 2], [1.0],
+                        ["r", "r"])  # fmt: skip
+    with pytest.raises(InvalidArgument, match="got 2 and 1 for 2 rows"):
+        log.record_many("d", "primary", "m", 1, ["a", "b"], features(0, 2), [1, 2], [1.0, 2.0],
+                        ["r"])  # fmt: skip
+    with pytest.raises(InvalidArgument, match=r"^version must be a whole number"):
+        fast: Any = ["fast"]
+        log.record_many("d", "primary", "m", 1, ["a"], features(0, 1), [1], fast, ["r"])
+    with pytest.raises(InvalidArgument, match=r"^ids, features and outputs must have one row"):
+        log.record_many("d", "primary", "m", 1, ["a"], features(0, 2), [1], [1.0], ["r"])
+    assert log.pending_rows == 0
+
+
 def test_record_takes_numpy_numbers(settings: Settings) -> None:
     with PredictionLog(settings) as log:
         version: Any = np.int64(3)
@@ -487,6 +526,14 @@ log = PredictionLog(settings, flush_interval=args["interval"])
 log.open(background=args.get("background", False))
 
 def record(first, n):
+    if args.get("many"):  # as a server batching its requests logs them: a batch at a time
+        for i in range(first, first + n, 4):
+            rows = range(i, min(i + 4, first + n))
+            values = np.array([[r, r / 3] for r in rows], dtype=float)
+            log.record_many("d", "primary", "m", 1, [f"id{r:06d}" for r in rows],
+                            float_frame(values, ["x", "third"]), [float(r) for r in rows],
+                            [r / 10 for r in rows], [f"req{r}" for r in rows])
+        return
     for i in range(first, first + n):
         if args.get("floats"):  # as the server builds them from JSON records
             rows = float_frame(np.array([[i, i / 3]]), ["x", "third"])
@@ -557,20 +604,33 @@ def test_sigkill_after_a_background_flush_loses_nothing(settings: Settings) -> N
     assert logged_ids(settings) == [f"id{i:06d}" for i in range(250)]
 
 
-@pytest.mark.e2e
-def test_float_frames_written_ahead_come_back_whole_after_a_sigkill(settings: Settings) -> None:
-    with start_child(
-        settings, interval=3600, flushed=3, more=40, sigterm_exits=False, floats=True
-    ) as child:
+def replayed_after_a_sigkill(settings: Settings, **options: Any) -> pd.DataFrame:
+    """The rows of a child killed with most of its records in its write-ahead file alone,
+    once the next log to open has replayed them."""
+    with start_child(settings, interval=3600, sigterm_exits=False, **options) as child:
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=30)
     with PredictionLog(settings):
         pass  # opening replays the dead process's write-ahead file
-    frame = predictions.load("d", with_feedback=False, settings=settings)
+    return predictions.load("d", with_feedback=False, settings=settings)
+
+
+@pytest.mark.e2e
+def test_float_frames_written_ahead_come_back_whole_after_a_sigkill(settings: Settings) -> None:
+    frame = replayed_after_a_sigkill(settings, flushed=3, more=40, floats=True)
     assert frame["id"].tolist() == [f"id{i:06d}" for i in range(43)]
     assert frame["x"].tolist() == [float(i) for i in range(43)]
     assert frame["third"].tolist() == [i / 3 for i in range(43)]
     assert frame["x"].dtype == np.float64
+
+
+@pytest.mark.e2e
+def test_batches_written_ahead_come_back_row_by_row_after_a_sigkill(settings: Settings) -> None:
+    frame = replayed_after_a_sigkill(settings, flushed=8, more=42, many=True)
+    assert frame["id"].tolist() == [f"id{i:06d}" for i in range(50)]
+    assert frame["third"].tolist() == [i / 3 for i in range(50)]
+    assert frame["latency_ms"].tolist() == [i / 10 for i in range(50)]
+    assert frame["request_id"].tolist() == [f"req{i}" for i in range(50)]
 
 
 @pytest.mark.e2e

@@ -275,6 +275,42 @@ def test_micro_batching_answers_every_caller_with_its_own_row(
     )
 
 
+def test_micro_batched_requests_are_each_logged_once_with_their_own_request_id(
+    registered: Any, serve: Callable[[Any], Any]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ferryml import predictions
+
+    app = build_app(
+        registered.settings, "cancer/1", batching=BatchOptions(max_rows=16, max_wait_ms=5)
+    )
+    running = serve(app)
+    X = registered.X.head(48)
+
+    def one(i: int) -> tuple[int, list[str]]:
+        rows = X.iloc[i : i + 1 + i % 2].to_dict("records")  # one row or two
+        r = running.client.post(
+            "/v1/models/cancer/predict", json={"records": rows}, headers={"X-Request-Id": f"r{i}"}
+        )
+        return r.status_code, r.json()["ids"]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(one, range(40)))
+    assert [status for status, _ in answers] == [200] * 40
+    text = running.client.get("/metrics").text
+    batches = next(ln for ln in text.splitlines() if ln.startswith("ferry_batch_rows_count"))
+    assert 0 < float(batches.split()[-1]) < 40  # requests shared predict calls
+    app.state.services["cancer"].log.flush()
+    logged = predictions.load("cancer", settings=registered.settings, with_feedback=False)
+    by_id = logged.set_index("id")
+    assert sorted(by_id.index) == sorted(i for _, ids in answers for i in ids)  # each once
+    for i, (_, ids) in enumerate(answers):
+        assert by_id.loc[ids, "request_id"].tolist() == [f"r{i}"] * len(ids)
+        assert by_id.loc[ids, "mean radius"].tolist() == X["mean radius"][i : i + len(ids)].tolist()
+    assert (logged["latency_ms"] > 0).all() and (logged["version"] == 1).all()
+
+
 def test_monitor_results_are_prometheus_gauges(server: Any, registered: Any) -> None:
     from ferryml.store.sql import SqlStore
     from ferryml.store.sql_monitors import SqlMonitorStore

@@ -14,6 +14,8 @@ import io
 import json
 import logging
 import math
+import operator
+import time as _time
 from collections.abc import Sequence
 from typing import Any, TypeAlias
 
@@ -22,7 +24,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ferryml.serving._frames import float_columns
+from ferryml.errors import InvalidArgument
+from ferryml.serving._frames import shared_float_columns
 
 __all__ = [
     "FEATURE_PREFIX",
@@ -30,6 +33,7 @@ __all__ = [
     "Batch",
     "Outputs",
     "encode",
+    "make_batch",
     "parquet_bytes",
     "read_partition_table",
     "read_partitions",
@@ -53,8 +57,89 @@ _JSON_KEY = b"ferryml.prediction"
 # One output a row: scalars, lists, or a frame of named outputs.
 Outputs: TypeAlias = Sequence[Any] | np.ndarray | pd.Series | pd.DataFrame
 # (deployment, route, model, version, ids, features, outputs, latency_ms, time, request_id);
-# write-ahead files of older servers hold the first nine alone.
-Batch = tuple[str, str, str, int, Sequence[Any], pd.DataFrame, Outputs, float, float, str | None]
+# latency_ms and request_id one for the request, or one a row (an array, a list) for the
+# requests of one predict call; write-ahead files of older servers hold the first nine alone.
+Batch = tuple[
+    str,
+    str,
+    str,
+    int,
+    Sequence[Any],
+    pd.DataFrame,
+    Outputs,
+    float | np.ndarray,
+    float,
+    str | None | list[str | None],
+]
+
+_NAME_LIMIT = 256  # deployment and model names, as the metadata store keeps them
+
+
+def make_batch(
+    deployment: str,
+    route: str,
+    model: str,
+    version: int,
+    ids: Sequence[str],
+    features: pd.DataFrame,
+    outputs: Outputs,
+    latency_ms: Any,
+    time: float | None,
+    request_id: Any,
+    *,
+    per_row: bool = False,
+) -> Batch:
+    """A request as the log keeps it (with ``per_row``, the requests of one predict call,
+    ``latency_ms`` and ``request_id`` one a row), checked and converted here, where a bad
+    value is the caller's error, so that a flush never meets one.
+
+    Raises:
+        InvalidArgument: the lengths differ, a name is empty or too long, ``features`` is
+            not a DataFrame, or a number is not one.
+    """
+    if not isinstance(features, pd.DataFrame):
+        raise InvalidArgument(
+            f"features must be a pandas DataFrame; got {type(features).__name__}."
+        )
+    n = len(ids)
+    if len(features) != n or len(outputs) != n:
+        raise InvalidArgument(
+            f"ids, features and outputs must have one row per prediction; got {n} ids, "
+            f"{len(features)} feature rows and {len(outputs)} outputs."
+        )
+    if not (
+        isinstance(deployment, str)
+        and isinstance(model, str)
+        and 0 < len(deployment) <= _NAME_LIMIT
+        and 0 < len(model) <= _NAME_LIMIT
+        and isinstance(route, str)
+    ):
+        raise InvalidArgument(
+            f"deployment and model must be names of 1 to {_NAME_LIMIT} characters and "
+            f"route a string; got deployment={deployment!r:.300}, route={route!r:.300}, "
+            f"model={model!r:.300}."
+        )
+    try:
+        at = _time.time() if time is None else float(time)
+        number = operator.index(version)
+        if per_row:
+            latency: float | np.ndarray = np.asarray(latency_ms, dtype=np.float64)
+            requests: Any = [None if r is None else str(r) for r in request_id]
+        else:
+            latency = float(latency_ms)
+            requests = None if request_id is None else str(request_id)
+    except (TypeError, ValueError) as e:
+        raise InvalidArgument(
+            f"version must be a whole number, latency_ms and time numbers (time in seconds "
+            f"since the epoch); got version={version!r:.50}, latency_ms={latency_ms!r:.50}, "
+            f"time={time!r:.50}."
+        ) from e
+    if per_row and (np.shape(latency) != (n,) or len(requests) != n):
+        raise InvalidArgument(
+            f"latency_ms and request_ids must have one value a row; got {np.size(latency)} "
+            f"and {len(requests)} for {n} rows."
+        )
+    return (deployment, route, model, number, ids, features, outputs, latency, at, requests)
 
 
 def encode(
@@ -107,13 +192,9 @@ def _partition_table(
         "route": pa.array(np.repeat(np.array([b[1] for b in batches], dtype=object), counts)),
         "model": pa.array(np.repeat(np.array([b[2] for b in batches], dtype=object), counts)),
         "version": pa.array(np.repeat(np.array([b[3] for b in batches]), counts), pa.int64()),
-        "latency_ms": pa.array(
-            np.repeat(np.array([b[7] for b in batches], dtype=np.float64), counts)
-        ),
+        "latency_ms": pa.array(_per_row([b[7] for b in batches], counts, np.float64)),
         "request_id": pa.array(
-            np.repeat(
-                np.array([b[9] if len(b) > 9 else None for b in batches], dtype=object), counts
-            ),
+            _per_row([b[9] if len(b) > 9 else None for b in batches], counts, object),
             pa.string(),
         ),
     }
@@ -124,6 +205,20 @@ def _partition_table(
     if as_json:
         table = table.replace_schema_metadata({**(table.schema.metadata or {}), _JSON_KEY: b"json"})
     return table, ids, times
+
+
+def _per_row(values: list[Any], counts: np.ndarray, dtype: Any) -> np.ndarray:
+    """A column of the batches' rows: each batch's value repeated over its rows, or its
+    values when it gave one a row (``record_many``)."""
+    rows = [isinstance(v, np.ndarray | list) for v in values]
+    if not any(rows):
+        return np.repeat(np.array(values, dtype=dtype), counts)
+    return np.concatenate(
+        [
+            np.asarray(v, dtype=dtype) if each else np.full(n, v, dtype=dtype)
+            for v, n, each in zip(values, counts, rows, strict=True)
+        ]
+    )
 
 
 def read_partitions(blobs: Sequence[bytes]) -> pd.DataFrame:
@@ -165,11 +260,9 @@ def _frame(tables: list[pa.Table], *, as_json: bool) -> pd.DataFrame:
 def _features(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """The frames one under the other; one array when all are float frames of the same
     unique columns (the server's common case: a concat of many one-row frames costs more)."""
-    names = {float_columns(f) for f in frames}
-    if len(names) == 1:
-        (same,) = names
-        if same is not None and len(set(same)) == len(same):
-            return pd.DataFrame(np.vstack([f.to_numpy() for f in frames]), columns=list(same))
+    same = shared_float_columns(frames)
+    if same is not None:
+        return pd.DataFrame(np.vstack([f.to_numpy() for f in frames]), columns=list(same))
     return pd.concat([_unique_columns(f) for f in frames], ignore_index=True)
 
 

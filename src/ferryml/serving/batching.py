@@ -20,10 +20,13 @@ import numpy as np
 import pandas as pd
 
 from ferryml.errors import Conflict, InvalidArgument
+from ferryml.serving._frames import stack
 
 __all__ = ["BatchStats", "MicroBatcher"]
 
-Predict = Callable[[pd.DataFrame], Sequence[Any] | np.ndarray]
+Outputs = Sequence[Any] | np.ndarray
+Predict = Callable[[pd.DataFrame], Outputs]
+After = Callable[[pd.DataFrame, Outputs, list[Any]], None]
 
 
 @dataclass
@@ -44,6 +47,7 @@ class _Request:
     frame: pd.DataFrame
     future: asyncio.Future[list[Any]]
     arrived: float
+    tag: Any = None
 
 
 class MicroBatcher:
@@ -57,6 +61,10 @@ class MicroBatcher:
             ``close``.
         threads: predict calls in flight at once.
         on_batch: called after each predict call with its rows and seconds (must not raise).
+        after: called in predict's thread after each predict call, before its callers are
+            answered, with the batch's frame, its outputs and each request's ``tag`` (in row
+            order): work per batch rather than per request, off the event loop. What it
+            raises fails the batch, as predict's errors do.
 
     Example:
         >>> batcher = MicroBatcher(model.predict, max_batch_rows=64, max_wait_ms=2)
@@ -72,13 +80,14 @@ class MicroBatcher:
         executor: concurrent.futures.Executor | None = None,
         threads: int = 1,
         on_batch: Callable[[int, float], None] | None = None,
+        after: After | None = None,
     ) -> None:
         if max_batch_rows < 1 or max_wait_ms < 0 or threads < 1:
             raise InvalidArgument(
                 f"MicroBatcher needs max_batch_rows >= 1, max_wait_ms >= 0 and threads >= 1; "
                 f"got {max_batch_rows}, {max_wait_ms} and {threads}."
             )
-        self._predict, self._on_batch = predict, on_batch
+        self._predict, self._on_batch, self._after = predict, on_batch, after
         self.max_batch_rows, self.max_wait = max_batch_rows, max_wait_ms / 1000
         self._owns_executor = executor is None
         self._executor = executor or concurrent.futures.ThreadPoolExecutor(
@@ -93,8 +102,9 @@ class MicroBatcher:
         self._in_flight: set[asyncio.Task[None]] = set()
         self.stats = BatchStats()
 
-    async def submit(self, frame: pd.DataFrame) -> list[Any]:
+    async def submit(self, frame: pd.DataFrame, tag: Any = None) -> list[Any]:
         """Predict ``frame`` (one or more rows) in a batch; its outputs, in row order.
+        ``tag`` goes to ``after`` beside the request's rows.
 
         Raises:
             Conflict: the batcher is closed.
@@ -105,7 +115,7 @@ class MicroBatcher:
         if len(frame) == 0:
             return []
         loop = asyncio.get_running_loop()
-        request = _Request(frame, loop.create_future(), loop.time())
+        request = _Request(frame, loop.create_future(), loop.time(), tag)
         self._pending.append(request)
         self._rows += len(frame)
         self.stats.requests += 1
@@ -172,7 +182,7 @@ class MicroBatcher:
         if not batch:
             return
         try:
-            outputs = await self._call([r.frame for r in batch])
+            outputs = await self._call(batch)
         except Exception as e:  # noqa: BLE001 - predict's error belongs to its callers
             if len(batch) == 1:
                 return self._fail(batch[0], e)
@@ -192,27 +202,34 @@ class MicroBatcher:
         if not request.future.done():
             request.future.set_exception(error)
 
-    async def _call(self, frames: list[pd.DataFrame]) -> Sequence[Any] | np.ndarray:
-        frame = frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+    async def _call(self, batch: list[_Request]) -> Outputs:
+        rows = sum(len(r.frame) for r in batch)
         loop = asyncio.get_running_loop()
         start = time.perf_counter()
         try:
-            outputs = await loop.run_in_executor(self._executor, self._predict, frame)
+            return await loop.run_in_executor(self._executor, self._predict_batch, batch)
         finally:
             seconds = time.perf_counter() - start
             self.stats.batches += 1
-            self.stats.rows += len(frame)
+            self.stats.rows += rows
             self.stats.seconds += seconds
-            self.stats.sizes[len(frame)] += 1
+            self.stats.sizes[rows] += 1
             if self._on_batch is not None:
-                self._on_batch(len(frame), seconds)
+                self._on_batch(rows, seconds)
+
+    def _predict_batch(self, batch: list[_Request]) -> Outputs:
+        """In predict's thread: the batch's frames stacked, predicted, handed to ``after``."""
+        frame = stack([r.frame for r in batch])
+        outputs = self._predict(frame)
         if len(outputs) != len(frame):
             raise InvalidArgument(
                 f"The model returned {len(outputs)} outputs for {len(frame)} rows; "
                 "predict must return one output per row."
             )
+        if self._after is not None:
+            self._after(frame, outputs, [r.tag for r in batch])
         return outputs
 
 
-def _as_list(outputs: Sequence[Any] | np.ndarray) -> list[Any]:
+def _as_list(outputs: Outputs) -> list[Any]:
     return outputs.tolist() if isinstance(outputs, np.ndarray) else list(outputs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import itertools
 import random
 import threading
 import time
@@ -12,8 +13,9 @@ from collections import deque
 from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
+import numpy as np
 import pandas as pd
 
 from ferryml.config import Settings
@@ -61,6 +63,15 @@ class Answer:
     predictions: list[Any]
     probabilities: Any = None  # an [n, k] array, when asked for
     loaded: Loaded | None = None  # what answered
+
+
+class _Logged(NamedTuple):
+    """What the prediction log needs of a request predicted in a batch (its batcher's tag)."""
+
+    loaded: Loaded
+    ids: list[str]
+    started: float  # time.perf_counter() when the request reached the service
+    request_id: str | None
 
 
 @dataclass
@@ -136,12 +147,43 @@ class PredictionService:
             if self.metrics is not None
             else None
         )
+
+        def log_batch(frame: pd.DataFrame, outputs: Any, tags: list[_Logged]) -> None:
+            self._log_batch(route, frame, outputs, tags)
+
         return MicroBatcher(
             predict,
             max_batch_rows=self.batching.max_rows,
             max_wait_ms=self.batching.max_wait_ms,
             on_batch=on_batch,
+            after=log_batch if self.log is not None else None,
         )
+
+    def _log_batch(
+        self, route: RouteState, frame: pd.DataFrame, outputs: Any, tags: list[_Logged]
+    ) -> None:
+        """Log a batch's requests at once, in predict's thread before they are answered:
+        one write-ahead record per batch (and model version) instead of one per request on
+        the event loop."""
+        now, start = time.perf_counter(), 0
+        for _, same in itertools.groupby(tags, key=lambda tag: id(tag.loaded)):
+            group = list(same)
+            loaded = group[0].loaded
+            counts = [len(tag.ids) for tag in group]
+            end = start + sum(counts)
+            whole = start == 0 and end == len(frame)
+            self.log.record_many(
+                self.endpoint,
+                route.name,
+                loaded.name,
+                loaded.version,
+                [i for tag in group for i in tag.ids],
+                frame if whole else frame.iloc[start:end],
+                outputs if whole else outputs[start:end],
+                np.repeat([(now - tag.started) * 1000 for tag in group], counts),
+                [tag.request_id for tag, n in zip(group, counts, strict=True) for _ in range(n)],
+            )
+            start = end
 
     async def unload(self) -> None:
         """Stop serving: finish the batches and shadows in flight, stop following aliases
@@ -250,12 +292,18 @@ class PredictionService:
         started = time.perf_counter()
         ok = False
         probabilities = None
+        ids = [new_prediction_id() for _ in range(len(frame))]
+        request = CURRENT_REQUEST.get()
+        request_id = None if request is None else request.id
+        logged = False  # by the batch, in predict's thread (see _log_batch)
         try:
             if proba:  # rare: once per request, beside predict, not through the batcher
                 probabilities = loaded.predict_proba(frame)
                 predictions = loaded.predict(frame)
             elif route.batcher is not None:
-                predictions = await route.batcher.submit(frame)
+                logged = self.log is not None
+                tag = _Logged(loaded, ids, started, request_id) if logged else None
+                predictions = await route.batcher.submit(frame, tag)
             else:
                 predictions = loaded.predict(frame)
             ok = True
@@ -270,15 +318,11 @@ class PredictionService:
                 )
             if self.on_request is not None:
                 self.on_request(route, ok, seconds)
-            if not ok and route.role != "shadow":
-                failed = CURRENT_REQUEST.get()
-                if failed is not None:
-                    failed.route, failed.version = route.name, loaded.version
-        ids = [new_prediction_id() for _ in range(len(frame))]
-        request = CURRENT_REQUEST.get()
+            if not ok and route.role != "shadow" and request is not None:  # for the error log
+                request.route, request.version = route.name, loaded.version
         if request is not None and route.role != "shadow":
             request.model, request.version = self.endpoint, loaded.version
-        if self.log is not None:
+        if self.log is not None and not logged:
             self.log.record(
                 self.endpoint,
                 route.name,
@@ -288,7 +332,7 @@ class PredictionService:
                 frame,
                 predictions,
                 seconds * 1000,
-                request_id=None if request is None else request.id,
+                request_id=request_id,
             )
         return Answer(
             loaded.name, loaded.version, route.name, ids, predictions, probabilities, loaded
