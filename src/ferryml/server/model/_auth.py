@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 
-import httpx
-
 from ferryml.config import Settings
 from ferryml.errors import PermissionDenied, StoreUnavailable, Unauthenticated
 from ferryml.store.entities import Role
@@ -36,6 +34,8 @@ async def writer_settings(settings: Settings, authorization: str | None) -> Sett
             "uses: send the header 'Authorization: Bearer TOKEN' (see `ferry token create`)."
         )
     token = token.strip()
+    import httpx  # here: a server over a local store never needs it, and it takes a while
+
     try:
         async with httpx.AsyncClient(base_url=server, timeout=10) as client:
             answer = await client.get(
