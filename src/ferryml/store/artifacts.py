@@ -18,6 +18,7 @@ from typing import Any
 import blake3
 
 from ferryml.errors import FerryError, IntegrityError, InvalidArgument, NotFound, StoreUnavailable
+from ferryml.store._blob_gc import BlobCollection
 from ferryml.store._blobfiles import (
     _DIGEST,
     _READ_BLOCK,
@@ -42,7 +43,7 @@ SMALL = 1 << 20  # files below this are read and written whole
 _SIGNS = ("s3", "s3a")  # stores whose URLs can be presigned
 
 
-class ArtifactStore:
+class ArtifactStore(BlobCollection):
     """Blobs addressed by digest under ``url``: ``file:///abs/path`` (or a plain absolute
     path) or any fsspec URL such as ``s3://bucket/prefix``. The constructor does no I/O.
 
@@ -421,91 +422,6 @@ class ArtifactStore:
         """Where a server keeps partial uploads for this store, beside its blobs so an
         upload moves in with a rename; None for a remote store."""
         return None if self._local is None else self._local / "uploads"
-
-    # -- garbage collection --------------------------------------------------------------
-    #
-    # A writer that finds its content stored already "reuses" the blob: it sets the blob's
-    # mtime to now before it records a reference. ``ferry gc`` deletes a blob only if it
-    # was older than the grace period when listed, is referenced by nothing at the end of
-    # the scan, and is still old once moved aside: a writer's touch lands either before
-    # the move (the blob is put back) or after it (the touch fails and the writer stores
-    # the content again).
-
-    def list_stale_blobs(self, older_than: float) -> dict[str, int]:
-        """Digest and size of every blob last written or reused before ``older_than``
-        (seconds since the epoch). A local store only.
-
-        Raises InvalidArgument for a remote store.
-        """
-        root = self._local_root("Listing blobs by age")
-        found: dict[str, int] = {}
-        with self._io("Listing blobs"):
-            for fan in os.scandir(root):
-                if not (fan.is_dir() and len(fan.name) == 2):
-                    continue
-                for entry in os.scandir(fan.path):
-                    if len(entry.name) != 62 or entry.name.startswith("."):
-                        continue
-                    try:
-                        st = entry.stat()
-                    except FileNotFoundError:
-                        continue
-                    if st.st_mtime < older_than:
-                        found[fan.name + entry.name] = st.st_size
-        return found
-
-    def delete_blob(self, digest: str, *, unless_used_after: float) -> bool:
-        """Delete a blob unless a writer reused it after ``unless_used_after``; returns
-        whether it was deleted. Only for blobs nothing references."""
-        _check_digest(digest)
-        self._local_root("Deleting blobs")
-        path = self._path(digest)
-        aside = path.with_name(f".{path.name}.{secrets.token_hex(6)}.gc")
-        with self._io(f"Deleting blob {digest}"):
-            try:
-                os.rename(path, aside)
-            except FileNotFoundError:
-                return False
-            if aside.stat().st_mtime >= unless_used_after:
-                os.replace(aside, path)  # reused meanwhile; a rewrite holds the same bytes
-                return False
-            aside.unlink()
-        return True
-
-    def delete_leftovers(self, older_than: float) -> int:
-        """Put back blobs a crashed ``gc`` left aside, and delete the temporary files of
-        crashed writers older than ``older_than``; returns how many files were touched."""
-        root = self._local_root("Cleaning blobs")
-        count = 0
-        with self._io("Cleaning blobs"):
-            for fan in os.scandir(root):
-                if not fan.is_dir():
-                    continue
-                for entry in os.scandir(fan.path):
-                    name = entry.name
-                    if name.startswith(".") and name.endswith(".gc"):
-                        blob = Path(fan.path) / name[1:].rsplit(".", 2)[0]
-                        if blob.exists():
-                            os.unlink(entry.path)
-                        else:
-                            os.replace(entry.path, blob)
-                        count += 1
-                    elif name.startswith(".") and name.endswith(".tmp"):
-                        try:
-                            if entry.stat().st_mtime < older_than:
-                                os.unlink(entry.path)
-                                count += 1
-                        except FileNotFoundError:
-                            continue
-        return count
-
-    def _local_root(self, what: str) -> Path:
-        if self._local is None:
-            raise InvalidArgument(
-                f"{what} needs a local artifact store; {self._url!r} is remote. Use the "
-                "bucket's lifecycle rules there."
-            )
-        return self._local / "blobs"
 
     def _reuse(self, digest: str, size: int) -> bool:
         """Whether the blob is stored with this size; if so its mtime becomes now, so that
