@@ -128,3 +128,21 @@ def test_a_store_failure_while_storing_many_files_is_one_clear_error_and_records
         ws.add("data")
     assert not (project / "data.ferry").exists()
     assert ws.list_datasets() == []
+
+
+def test_large_files_are_checked_out_on_threads_whatever_links_the_filesystem_refuses(
+    project: Path,
+) -> None:
+    big = {f"big/{i}.bin": os.urandom((3 << 19) + i) for i in range(4)}  # 1.5 MiB each
+    for name, data in big.items():
+        (project / name).parent.mkdir(exist_ok=True)
+        (project / name).write_bytes(data)
+    for links in ("reflink,copy", "reflink,hardlink,copy"):  # no clones on ext4 or tmpfs
+        ws = Workspace(Settings.resolve(cwd=project, environ={"FERRY_LINK": links}))
+        try:
+            ws.add("big")
+            shutil.rmtree(project / "big")
+            assert ws.checkout("big")[0].written == 4
+            assert {f"big/{k}": v for k, v in files_under(project / "big").items()} == big
+        finally:
+            ws.close()

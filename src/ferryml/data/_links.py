@@ -105,13 +105,13 @@ class Placer:
         a temp name: a hard link is made at once, other files are written unnamed and then
         linked (O_TMPFILE, on Linux). None if that cannot be done here, or the target
         appeared meanwhile: the caller places it by rename."""
-        link = self.links[0] if self.links else "copy"
+        link = next(iter(self.links), "copy")
         if link == "hardlink":
             if self._linked("hardlink", blob, target, exists_ok=True):
                 return "hardlink"
             if os.path.lexists(target):
                 return None
-            link = "copy" if "hardlink" in self.links else self.links[0] if self.links else "copy"
+            link = "copy" if "hardlink" in self.links else next(iter(self.links), "copy")
         if not self._tmpfile:
             return None
         try:
@@ -125,7 +125,7 @@ class Placer:
             src = os.open(blob, os.O_RDONLY)
             try:
                 if link == "reflink" and not _clone(src, fd):
-                    self.links.remove("reflink")
+                    self._drop("reflink")
                     link = "retry"
                 elif link != "reflink":
                     link = "copy"
@@ -148,6 +148,12 @@ class Placer:
             os.close(fd)
         return link
 
+    def _drop(self, link: str) -> None:
+        """Try ``link`` no more: the filesystem refused it (large files' threads may both
+        find that out)."""
+        with contextlib.suppress(ValueError):
+            self.links.remove(link)
+
     def _linked(self, link: str, blob: str, tmp: str, exists_ok: bool = False) -> bool:
         try:
             if link == "hardlink":
@@ -161,8 +167,8 @@ class Placer:
         except OSError as e:
             if e.errno not in _UNSUPPORTED and e.errno != errno.EMLINK:
                 raise
-            if e.errno != errno.EMLINK and link in self.links:  # EMLINK: this blob only
-                self.links.remove(link)
+            if e.errno != errno.EMLINK:  # EMLINK: this blob only
+                self._drop(link)
             return False
         return True
 
