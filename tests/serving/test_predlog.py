@@ -24,8 +24,10 @@ from ferryml import predictions
 from ferryml.config import Settings
 from ferryml.errors import InvalidArgument, NotFound, StoreUnavailable
 from ferryml.serving import predlog
+from ferryml.serving._frames import float_frame
 from ferryml.serving.predlog import PredictionLog, new_prediction_id
 from ferryml.store import sql_predictions
+from ferryml.store.factory import open_artifact_store, open_prediction_store
 
 
 def features(start: int, n: int) -> pd.DataFrame:
@@ -234,6 +236,27 @@ def test_requests_with_different_features_share_one_frame(settings: Settings) ->
     frame = predictions.load("d", settings=settings)
     assert frame["x"].tolist()[0] == 1.0 and pd.isna(frame["x"][1])
     assert pd.isna(frame["y"][0]) and frame["y"][1] == "new"
+
+
+def test_float_frames_of_many_requests_are_stored_as_typed_columns_with_missing_values(
+    settings: Settings,
+) -> None:
+    with PredictionLog(settings) as log:
+        for i, values in enumerate([[1.0, float("nan")], [2.0, 0.5], [float("nan"), -1.0]]):
+            rows = float_frame(np.array([values]), ["x", "y"])
+            log.record("d", "primary", "m", 1, [f"r{i}"], rows, [i], 1.0, 1.7e9 + i)
+    frame = predictions.load("d", settings=settings)
+    assert frame["id"].tolist() == ["r0", "r1", "r2"]
+    assert frame["x"].tolist()[:2] == [1.0, 2.0] and pd.isna(frame["x"][2])
+    assert pd.isna(frame["y"][0]) and frame["y"].tolist()[1:] == [0.5, -1.0]
+    assert (frame["x"].dtype, frame["y"].dtype) == (np.float64, np.float64)
+    index, blobs = open_prediction_store(settings), open_artifact_store(settings)
+    try:
+        (partition,) = index.search_partitions_by_id("r0", "r2")
+        table = predlog.read_partition_table(blobs.get_bytes(partition.digest))
+    finally:
+        index.close()
+    assert table.column("feature.x").null_count == 1  # missing, as pandas writes NaN
 
 
 def test_flushes_with_different_features_and_types_load_as_one_frame(

@@ -182,9 +182,7 @@ def _partition_table(
     counts = np.fromiter((len(b[4]) for b in batches), dtype=np.int64, count=len(batches))
     ids = [str(i) for b in batches for i in b[4]]
     times = np.repeat(np.array([round(b[8] * 1e6) for b in batches], dtype=np.int64), counts)
-    frame = _features([b[5] for b in batches])
-    frame.columns = [f"{FEATURE_PREFIX}{c}" for c in frame.columns]
-    table = _arrow(frame)
+    table = _features([b[5] for b in batches])
     meta = {
         "id": pa.array(ids, type=pa.string()),
         "time": pa.array(times, type=pa.timestamp("us", tz="UTC")),
@@ -257,13 +255,23 @@ def _frame(tables: list[pa.Table], *, as_json: bool) -> pd.DataFrame:
     return frame
 
 
-def _features(frames: list[pd.DataFrame]) -> pd.DataFrame:
-    """The frames one under the other; one array when all are float frames of the same
-    unique columns (the server's common case: a concat of many one-row frames costs more)."""
+def _features(frames: list[pd.DataFrame]) -> pa.Table:
+    """The frames one under the other as Arrow, their columns prefixed ``feature.``. Float
+    frames of the same unique columns (the server's common case) go straight from one
+    array to Arrow: a concat of many one-row frames, or a frame built from the array (its
+    column Index first), costs more than the rest of a flush."""
     same = shared_float_columns(frames)
     if same is not None:
-        return pd.DataFrame(np.vstack([f.to_numpy() for f in frames]), columns=list(same))
-    return pd.concat([_unique_columns(f) for f in frames], ignore_index=True)
+        columns = np.ascontiguousarray(np.vstack([f.to_numpy() for f in frames]).T)
+        return pa.table(
+            {
+                f"{FEATURE_PREFIX}{name}": pa.array(values, from_pandas=True)  # NaN as null
+                for name, values in zip(same, columns, strict=True)
+            }
+        )
+    frame = pd.concat([_unique_columns(f) for f in frames], ignore_index=True)
+    frame.columns = [f"{FEATURE_PREFIX}{c}" for c in frame.columns]
+    return _arrow(frame)
 
 
 def _unique_columns(frame: pd.DataFrame) -> pd.DataFrame:
