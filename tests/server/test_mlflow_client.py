@@ -319,3 +319,64 @@ def test_bad_requests_get_mlflow_errors_never_html_or_5xx(server: TeamServer) ->
         server, "GET", "metrics/get-history", params={"run_id": "0" * 32, "metric_key": "m"}
     )
     assert (history.status_code, history.json()) == (200, {})
+
+
+def test_values_for_a_deleted_or_missing_run_are_refused_and_none_stored(
+    server: TeamServer,
+) -> None:
+    run_id = _mlflow(server, "POST", "runs/create", json={"experiment_id": "0"}).json()["run"][
+        "info"
+    ]["run_id"]
+    metric = {"run_id": run_id, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}
+    assert _mlflow(server, "POST", "runs/log-metric", json=metric).status_code == 200
+    assert _mlflow(server, "POST", "runs/delete", json={"run_id": run_id}).status_code == 200
+    refused = [
+        ("runs/log-metric", {**metric, "step": 1}),
+        ("runs/log-batch", {"run_id": run_id, "metrics": [{**metric, "step": 2}]}),
+        ("runs/log-batch", {"run_id": run_id}),
+        ("runs/log-parameter", {"run_id": run_id, "key": "p", "value": "1"}),
+        ("runs/set-tag", {"run_id": run_id, "key": "t", "value": "1"}),
+    ]
+    for path, body in refused:
+        answer = _mlflow(server, "POST", path, json=body)
+        assert _error(answer) == (400, "INVALID_PARAMETER_VALUE"), (path, answer.text)
+        assert "must be in the 'active' state" in answer.json()["message"]
+    missing = {**metric, "run_id": "0" * 32}
+    for path, body in (("runs/log-metric", missing), ("runs/log-batch", {"run_id": "0" * 32})):
+        assert _error(_mlflow(server, "POST", path, json=body)) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+    assert _mlflow(server, "POST", "runs/restore", json={"run_id": run_id}).status_code == 200
+    assert _mlflow(server, "POST", "runs/log-metric", json={**metric, "step": 3}).status_code == 200
+    run = _mlflow(server, "GET", "runs/get", params={"run_id": run_id}).json()["run"]
+    assert "params" not in run["data"] and "t" not in {t["key"] for t in run["data"]["tags"]}
+    history = _mlflow(
+        server, "GET", "metrics/get-history", params={"run_id": run_id, "metric_key": "m"}
+    )
+    assert [m["step"] for m in history.json()["metrics"]] == [0, 3]
+
+
+def test_search_answers_each_latest_value_with_its_step_and_time(server: TeamServer) -> None:
+    experiment = _mlflow(server, "POST", "experiments/create", json={"name": "latest"}).json()
+    body = {"experiment_id": experiment["experiment_id"], "run_name": "r"}
+    run_id = _mlflow(server, "POST", "runs/create", json=body).json()["run"]["info"]["run_id"]
+    metrics = [
+        {"key": "m", "value": 0.5, "timestamp": 10, "step": 0},
+        {"key": "m", "value": 0.1 + 0.2, "timestamp": 20, "step": 7},
+        {"key": "nan", "value": "NaN", "timestamp": 30, "step": 1},
+        {"key": "inf", "value": "-Infinity", "timestamp": 40, "step": 2},
+    ]
+    batch = {"run_id": run_id, "metrics": metrics, "params": [{"key": "p", "value": "x"}]}
+    assert _mlflow(server, "POST", "runs/log-batch", json=batch).status_code == 200
+
+    search = {"experiment_ids": [experiment["experiment_id"]], "order_by": ["metrics.m DESC"]}
+    (found,) = _mlflow(server, "POST", "runs/search", json=search).json()["runs"]
+    assert sorted(found["data"]["metrics"], key=lambda m: m["key"]) == [
+        {"key": "inf", "value": "-Infinity", "timestamp": 40, "step": 2},
+        {"key": "m", "value": 0.30000000000000004, "timestamp": 20, "step": 7},
+        {"key": "nan", "value": "NaN", "timestamp": 30, "step": 1},
+    ]
+    assert found["data"]["params"] == [{"key": "p", "value": "x"}]
+    tags = {t["key"]: t["value"] for t in found["data"]["tags"]}
+    assert tags["mlflow.runName"] == "r" and tags["mlflow.user"] == "writer"
+    assert found["info"]["run_name"] == "r" and "end_time" not in found["info"]
+    assert (found["inputs"], found["outputs"]) == ({}, {})

@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Engine, select, text, tuple_, update
+from sqlalchemy import Connection, Engine, bindparam, select, text, tuple_, update
 
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.store import _dialect
@@ -28,8 +28,15 @@ __all__ = ["Copier", "sqlite_copier", "write_metric_rows", "write_records"]
 Copier = Callable[[str], int]  # run id -> how many of its values were new
 
 
-def write_records(engine: Engine, records: Sequence[Record]) -> None:
-    """Apply a batch of records in one transaction (see ``SqlStore.write_records``)."""
+def write_records(engine: Engine, records: Sequence[Record], active: str | None = None) -> None:
+    """Apply a batch of records in one transaction (see ``SqlStore.write_records``). With
+    ``active``, the run every record names, checked in the same transaction: it must exist
+    and be active, else nothing is written.
+
+    Raises:
+        NotFound: ``active`` names no run.
+        InvalidArgument: ``active`` is deleted, or a record names another run.
+    """
     metric_rows: list[Record] = []
     others: dict[type, list[Any]] = defaultdict(list)
     for record in records:
@@ -37,9 +44,15 @@ def write_records(engine: Engine, records: Sequence[Record]) -> None:
             metric_rows.append(record)
         else:
             others[type(record)].append(record)
+    run_ids = {r.run_id for r in records}
+    if active is not None and run_ids - {active}:
+        raise InvalidArgument(f"Records of another run than {active} in one batch.")
     with engine.execution_options(ferry_write=True).begin() as conn:
-        run_ids = {r.run_id for r in records}
-        known = _existing_runs(conn, run_ids)
+        if active is None:
+            known = _existing_runs(conn, run_ids)
+        else:
+            _check_active(conn, active)
+            known = {active}
         if known != run_ids:
             metric_rows = [r for r in metric_rows if r.run_id in known]
         _dialect.insert_ignore_fast(conn, t.metrics, metric_rows)
@@ -173,11 +186,29 @@ def _newer(table: Any, new: Any) -> Any:
     )
 
 
+_RUN_STAGE = select(t.runs.c.lifecycle_stage).where(t.runs.c.run_id == bindparam("run_id"))
+
+
 def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:
     if not run_ids:
         return set()
+    if len(run_ids) == 1:  # the usual batch, and an IN list costs a compile per call
+        (run_id,) = run_ids
+        found = conn.execute(_RUN_STAGE, {"run_id": run_id}).first()
+        return {run_id} if found is not None else set()
     rows = conn.execute(select(t.runs.c.run_id).where(t.runs.c.run_id.in_(run_ids)))
     return {r[0] for r in rows}
+
+
+def _check_active(conn: Connection, run_id: str) -> None:
+    found = conn.execute(_RUN_STAGE, {"run_id": run_id}).first()
+    if found is None:
+        raise NotFound(f"Run {run_id!r} not found. See `ferry runs list`.")
+    if found[0] != "active":
+        raise InvalidArgument(
+            f"The run {run_id} must be in the 'active' state. Current state is {found[0]}; "
+            "restore it to log to it."
+        )
 
 
 def _latest(rows: Sequence[Any]) -> list[dict[str, Any]]:

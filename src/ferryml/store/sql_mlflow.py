@@ -18,12 +18,16 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
 from ferryml.errors import AlreadyExists, NotFound
-from ferryml.store import _dialect
+from ferryml.store import _dialect, _run_writes
 from ferryml.store import _schema as t
 from ferryml.store.entities import Metric
+from ferryml.store.records import Record
 from ferryml.store.sql import StorePart
 
-__all__ = ["DatasetInput", "LoggedModel", "SqlMlflowStore"]
+__all__ = ["DatasetInput", "LoggedModel", "MetricRow", "SqlMlflowStore"]
+
+MetricRow = tuple[str, float, int, int]  # a latest value: key, value, timestamp, step
+_LATEST = "SELECT run_id, key, value, is_nan, timestamp, step FROM latest_metrics WHERE run_id "
 
 
 def _now() -> int:
@@ -109,6 +113,17 @@ class SqlMlflowStore(StorePart):
 
         _dialect.retry_locked(write)
 
+    def write_records(self, run_id: str, records: Sequence[Record]) -> None:
+        """Records of the run ``run_id``, written in one transaction that first checks
+        the run is active (MLflow refuses values for a deleted run).
+
+        Raises:
+            NotFound: no such run.
+            InvalidArgument: the run is deleted, or a record names another run.
+        """
+        engine = self.sql.engine
+        _dialect.retry_locked(lambda: _run_writes.write_records(engine, records, run_id))
+
     def delete_run_tag(self, run_id: str, key: str) -> None:
         self.sql.get_run_info(run_id)
         c = t.tags.c
@@ -119,16 +134,27 @@ class SqlMlflowStore(StorePart):
 
     def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[Metric]]:
         """Each run's latest value per key, with its step and time."""
-        m = t.latest_metrics.c
-        found: dict[str, list[Metric]] = defaultdict(list)
-        for chunk in _chunks(list(run_ids)):
-            stmt = select(m.run_id, m.key, m.value, m.is_nan, m.timestamp, m.step).where(
-                m.run_id.in_(chunk)
-            )
-            with self.sql.engine.connect() as conn:
-                for r in conn.execute(stmt):
-                    value = math.nan if r.is_nan else r.value
-                    found[r.run_id].append(Metric(r.key, value, r.timestamp, r.step))
+        rows = self.latest_metric_rows(run_ids)
+        return {run_id: [Metric(*row) for row in found] for run_id, found in rows.items()}
+
+    def latest_metric_rows(self, run_ids: Sequence[str]) -> dict[str, list[MetricRow]]:
+        """Each run's latest value per key as ``(key, value, timestamp, step)``, read
+        through the driver's cursor: a row object per value cost ten times the query (a
+        search's page of 1,000 runs holds 10,000 values)."""
+        found: dict[str, list[MetricRow]] = defaultdict(list)
+        nan = math.nan
+        with self.sql.engine.connect() as conn:
+            cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                for chunk in _chunks(list(run_ids)):
+                    if conn.dialect.name == "sqlite":
+                        cursor.execute(_LATEST + f"IN ({', '.join('?' * len(chunk))})", chunk)
+                    else:
+                        cursor.execute(_LATEST + "= ANY(%s)", (chunk,))
+                    for run_id, key, value, is_nan, timestamp, step in cursor.fetchall():
+                        found[run_id].append((key, nan if is_nan else value, timestamp, step))
+            finally:
+                cursor.close()
         return found
 
     # -- datasets ------------------------------------------------------------------------

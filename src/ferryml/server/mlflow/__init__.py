@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from starlette.routing import Mount, Route, Router
 
 from ferryml.server.mlflow._errors import PREFIXES, is_mlflow_path, mlflow_error, mlflow_response
 
@@ -19,17 +20,23 @@ _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 
 
 def include_mlflow(app: FastAPI) -> None:
-    """Add MLflow's routes to ``app``, with a JSON answer for the ones not served. They
-    stay out of the OpenAPI document: MLflow's client and docs define them."""
+    """Add MLflow's routes to ``app``, with a JSON answer for the ones not served. Each
+    prefix is a mount ahead of the app's own routes: a request of MLflow's client is matched
+    against MLflow's routes alone (matching it against all of the team server's took a
+    quarter of a millisecond), and the team server's requests pass six prefixes."""
     from ferryml.server.mlflow import artifacts, models, tracking
 
-    for base in ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"):
-        app.include_router(tracking.router, prefix=base, include_in_schema=False)
-        app.include_router(models.router, prefix=base, include_in_schema=False)
-    for base in ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"):
-        app.include_router(artifacts.router, prefix=base, include_in_schema=False)
-    for base in ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"):
-        app.include_router(artifacts.info_router, prefix=base, include_in_schema=False)
+    tracking_routes = [*tracking.router.routes, *models.router.routes]
+    groups = {
+        ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"): tracking_routes,
+        ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"): artifacts.router.routes,
+        ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"): artifacts.info_router.routes,
+    }
+    mounts = []
+    for bases, routes in groups.items():
+        router = Router(routes=[*routes, Route("/{rest:path}", _not_served, methods=_METHODS)])
+        mounts += [Mount(base, app=router) for base in bases]
+    app.router.routes[:0] = mounts
     for prefix in PREFIXES:
         app.add_api_route(
             f"{prefix}{{rest:path}}", _not_served, methods=_METHODS, include_in_schema=False

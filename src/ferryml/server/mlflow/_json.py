@@ -22,7 +22,7 @@ from ferryml.store.entities import (
     Run,
     RunInfo,
 )
-from ferryml.store.sql_mlflow import DatasetInput, LoggedModel
+from ferryml.store.sql_mlflow import DatasetInput, LoggedModel, MetricRow
 
 __all__ = [
     "artifact_uri",
@@ -103,35 +103,42 @@ def artifact_uri(experiment_id: str, run_id: str) -> str:
 
 
 def run_info(info: RunInfo) -> dict[str, Any]:
-    return _drop_empty(
-        {
-            "run_id": info.run_id,
-            "run_uuid": info.run_id,
-            "experiment_id": info.experiment_id,
-            "run_name": info.run_name,
-            "user_id": info.user,
-            "status": info.status.value,
-            "start_time": info.start_time,
-            "end_time": info.end_time,
-            "artifact_uri": artifact_uri(info.experiment_id, info.run_id),
-            "lifecycle_stage": info.lifecycle_stage,
-        }
-    )
+    body = {
+        "run_id": info.run_id,
+        "run_uuid": info.run_id,
+        "experiment_id": info.experiment_id,
+        "run_name": info.run_name,
+        "user_id": info.user,
+        "status": info.status.value,
+        "start_time": info.start_time,
+        "artifact_uri": f"mlflow-artifacts:/{info.experiment_id}/{info.run_id}/artifacts",
+        "lifecycle_stage": info.lifecycle_stage,
+    }
+    if info.end_time is not None:
+        body["end_time"] = info.end_time
+    return body
 
 
-def _run_tags(r: Run) -> dict[str, str]:
-    """The run's tags, with the ones MLflow keeps in tags added from ferryml's columns
-    (for runs that ferryml's own client logged)."""
-    tags = dict(r.data.tags)
+# Tags MLflow keeps in tags, added from ferryml's columns (for runs ferryml's own client
+# logged), each unless the run has it.
+_COLUMN_TAGS = (
+    ("mlflow.user", "user"),
+    ("mlflow.parentRunId", "parent_run_id"),
+    ("mlflow.note.content", "description"),
+)
+
+
+def _run_tags(r: Run) -> list[dict[str, str]]:
+    tags = r.data.tags
     info = r.info
-    tags.setdefault("mlflow.runName", info.run_name)
-    if info.user:
-        tags.setdefault("mlflow.user", info.user)
-    if info.parent_run_id:
-        tags.setdefault("mlflow.parentRunId", info.parent_run_id)
-    if info.description:
-        tags.setdefault("mlflow.note.content", info.description)
-    return tags
+    found = [{"key": k, "value": v} for k, v in tags.items()]
+    if "mlflow.runName" not in tags:
+        found.append({"key": "mlflow.runName", "value": info.run_name})
+    for tag, column in _COLUMN_TAGS:
+        value = getattr(info, column)
+        if value and tag not in tags:
+            found.append({"key": tag, "value": value})
+    return found
 
 
 def dataset_input(i: DatasetInput) -> dict[str, Any]:
@@ -148,13 +155,33 @@ def dataset_input(i: DatasetInput) -> dict[str, Any]:
 
 def run(
     r: Run,
-    metrics: Sequence[Metric] | None = None,
+    metrics: Sequence[MetricRow] | None = None,
     inputs: Sequence[DatasetInput] = (),
     models: Iterable[LoggedModel] = (),
 ) -> dict[str, Any]:
-    """``metrics``: the latest values with their steps and times (else step 0)."""
+    """``metrics``: the latest values as (key, value, timestamp, step) (else step 0). Built
+    for a search's thousand runs: no more than a dict per value."""
     if metrics is None:
-        metrics = [Metric(k, v, r.info.start_time, 0) for k, v in r.data.metrics.items()]
+        metrics = [(k, v, r.info.start_time, 0) for k, v in r.data.metrics.items()]
+    data: dict[str, Any] = {}
+    if metrics:
+        isfinite = math.isfinite
+        data["metrics"] = [
+            {"key": k, "value": v if isfinite(v) else _number(v), "timestamp": t, "step": s}
+            for k, v, t, s in metrics
+        ]
+    if r.data.params:
+        data["params"] = [{"key": k, "value": v} for k, v in r.data.params.items()]
+    data["tags"] = _run_tags(r)
+    body: dict[str, Any] = {"info": run_info(r.info), "data": data, "inputs": {}, "outputs": {}}
+    if inputs or r.inputs:
+        body["inputs"] = _inputs(r, inputs)
+    if models:
+        body["outputs"] = {"model_outputs": [{"model_id": m.model_id, "step": 0} for m in models]}
+    return body
+
+
+def _inputs(r: Run, inputs: Sequence[DatasetInput]) -> dict[str, Any]:
     listed = {(i.name, i.digest) for i in inputs}
     # Inputs that ferryml's own client logged (dataset versions), after MLflow's.
     extra = [
@@ -170,19 +197,7 @@ def run(
         for x in r.inputs
         if (x.name, x.version) not in listed and (x.name, x.digest) not in listed
     ]
-    data = {
-        "metrics": [metric(m) for m in metrics],
-        "params": tag_list(r.data.params),
-        "tags": tag_list(_run_tags(r)),
-    }
-    return {
-        "info": run_info(r.info),
-        "data": _drop_empty(data),
-        "inputs": _drop_empty({"dataset_inputs": [dataset_input(i) for i in [*inputs, *extra]]}),
-        "outputs": _drop_empty(
-            {"model_outputs": [{"model_id": m.model_id, "step": 0} for m in models]}
-        ),
-    }
+    return _drop_empty({"dataset_inputs": [dataset_input(i) for i in [*inputs, *extra]]})
 
 
 def logged_model(m: LoggedModel) -> dict[str, Any]:

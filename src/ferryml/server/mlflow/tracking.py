@@ -304,8 +304,7 @@ class LogMetric(RunRef):
 
 @router.post("/runs/log-metric")
 def log_metric(body: LogMetric, request: Request) -> Response:
-    run_id = _active_run(request, body.id)
-    _store(request).write_records([_metric(run_id, body)])
+    mlflow_part(request).write_records(body.id, [_metric(body.id, body)])
     return j.ok()
 
 
@@ -316,17 +315,15 @@ class LogParam(RunRef):
 
 @router.post("/runs/log-parameter")
 def log_param(body: LogParam, request: Request) -> Response:
-    run_id = _active_run(request, body.id)
-    _store(request).write_records(_params(request, run_id, [body]))
+    mlflow_part(request).write_records(body.id, _params(request, body.id, [body]))
     return j.ok()
 
 
 @router.post("/runs/set-tag")
 def set_tag(body: LogParam, request: Request) -> Response:
-    run_id = _active_run(request, body.id)
+    mlflow_part(request).write_records(body.id, [_tag(body.id, body)])
     if body.key == "mlflow.runName":
-        mlflow_part(request).rename_run(run_id, body.value)
-    _store(request).write_records([_tag(run_id, body)])
+        mlflow_part(request).rename_run(body.id, body.value)
     return j.ok()
 
 
@@ -357,11 +354,11 @@ class LogBatch(RunRef):
 def log_batch(body: LogBatch, request: Request) -> Response:
     """Metrics, params and tags in one transaction (the client sends up to 1,000 metrics
     and 100 params a call, and with ``synchronous=False`` in any order)."""
-    run_id = _active_run(request, body.id)
+    run_id = body.id
     records: list[Record] = [_metric(run_id, m) for m in body.metrics]
     records += _params(request, run_id, body.params)
     records += [_tag(run_id, t) for t in body.tags]
-    _store(request).write_records(records)
+    mlflow_part(request).write_records(run_id, records)
     if any(t.key == "mlflow.runName" for t in body.tags):
         name = next(t.value for t in reversed(body.tags) if t.key == "mlflow.runName")
         mlflow_part(request).rename_run(run_id, name)
@@ -534,7 +531,7 @@ def _run_json(request: Request, run: Run) -> dict[str, Any]:
 def _runs_json(request: Request, runs: list[Run]) -> list[dict[str, Any]]:
     part = mlflow_part(request)
     ids = [r.run_id for r in runs]
-    metrics = part.latest_metrics(ids) if ids else {}
+    metrics = part.latest_metric_rows(ids) if ids else {}
     inputs = part.list_inputs(ids) if ids else {}
     models = part.models_of_runs(ids) if ids else {}
     return [
