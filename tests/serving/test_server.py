@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import ferryml as ferry
-from ferryml.errors import InvalidArgument
+from ferryml.errors import InvalidArgument, NotFound
 from ferryml.server.main import build_app
 from ferryml.serving.service import BatchOptions
 
@@ -309,6 +309,15 @@ def test_micro_batched_requests_are_each_logged_once_with_their_own_request_id(
         assert by_id.loc[ids, "request_id"].tolist() == [f"r{i}"] * len(ids)
         assert by_id.loc[ids, "mean radius"].tolist() == X["mean radius"][i : i + len(ids)].tolist()
     assert (logged["latency_ms"] > 0).all() and (logged["version"] == 1).all()
+
+
+def test_a_server_whose_model_cannot_load_leaves_no_prediction_log_behind(
+    registered: Any,
+) -> None:
+    with pytest.raises(NotFound, match="nope"):
+        build_app(registered.settings, "nope@champion")
+    assert list((registered.settings.home / "predictions").glob("*")) == []
+    assert "ferryml-prediction-log" not in {t.name for t in threading.enumerate()}
 
 
 def test_monitor_results_are_prometheus_gauges(server: Any, registered: Any) -> None:

@@ -53,7 +53,7 @@ def build_app(
         from ferryml.serving.errorlog import RequestErrorLog
         from ferryml.serving.predlog import PredictionLog
 
-        log = PredictionLog(settings).open(background=True)  # not in the way of the first answer
+        log = PredictionLog(settings)  # opened below, once the models are loaded
         errors = RequestErrorLog(settings).open()  # its stores open once a request fails
     metrics = ServerMetrics()  # one registry: every model's series side by side
 
@@ -113,6 +113,10 @@ def build_app(
         access_log=AccessLog() if access_log == "json" else None,
         request_errors=errors,
     )
+    if log is not None:
+        # Here, not before loading: its stores open a flush interval after this, so that
+        # opening them is not in the way of the first answer; nothing is recorded before.
+        log.open(background=True)
     # Everything loaded so far lives as long as the server: keep it out of the collector's
     # full passes, which otherwise stall requests for 100 ms and more. The collector was
     # off while loading (see ``serve``); a pass over the whole heap first would cost a
