@@ -105,8 +105,9 @@ def test_a_canary_the_server_rolled_back_ends_the_decision(world: World) -> None
         agent.tick()
     story = world.story(decision)
     assert story["outcome"] == "rolled_back"
-    assert "rolled back (ferryml): canary p99 40 ms over the primary's" in (
-        story["events"][-1]["message"]
+    assert (
+        "rolled back (ferryml): canary p99 40 ms over the primary's"
+        in (story["events"][-1]["message"])
     )
     assert world.routes() == [(1, 100.0, "primary"), (2, 0.0, "canary")]
     assert world.champion() == 1

@@ -127,8 +127,7 @@ def test_without_river_detection_names_the_extra(
     with pytest.raises(MissingExtra) as raised:
         detect_change([0, 1, 0, 1], method=method)  # type: ignore[arg-type]
     assert str(raised.value) == (
-        "Concept-drift detection needs river, which is not installed: "
-        "pip install 'ferryml[river]'."
+        "Concept-drift detection needs river, which is not installed: pip install 'ferryml[river]'."
     )
 
 
