@@ -177,23 +177,29 @@ def _stored(settings: Settings) -> list[Any]:
         store.close()
 
 
+def _store_down(errors: RequestErrorLog) -> Any:
+    """Make the log's store refuse every write until the returned function is called."""
+    store = errors._opened()
+    working = store.create_request_errors
+
+    def down(rows: Any) -> None:
+        raise StoreUnavailable("the database is restarting")
+
+    store.create_request_errors = down
+    return lambda: setattr(store, "create_request_errors", working)
+
+
 def test_counts_survive_a_store_that_fails_for_a_while(sqlite_settings: Settings) -> None:
     errors = RequestErrorLog(sqlite_settings, flush_interval=3600).open()
     try:
-        store = errors._opened()
-        working = store.create_request_errors
-
-        def down(rows: Any) -> None:
-            raise StoreUnavailable("the database is restarting")
-
-        store.create_request_errors = down
+        back = _store_down(errors)
         for _ in range(4):
             errors.record("d", "v1", 1, 500, "boom", time=100.0)
         with pytest.raises(StoreUnavailable):
             errors.flush()
         for _ in range(5):
             errors.record("d", "v1", 1, 500, "boom", time=100.0)
-        store.create_request_errors = working  # back
+        back()
         assert errors.flush() == 9
         for _ in range(3):  # the same second again, after the outage
             errors.record("d", "v1", 1, 500, "boom", time=100.0)
@@ -234,3 +240,21 @@ def test_each_route_shows_its_own_last_error_however_busy_the_others_are(
     }
     assert routes["quiet"].last_error == "the quiet route's error"
     assert routes["busy"].last_error == "busy 1300"
+
+
+def test_an_outage_holds_two_files_open_whatever_its_length(sqlite_settings: Settings) -> None:
+    errors = RequestErrorLog(sqlite_settings, flush_interval=3600).open()
+    folder = sqlite_settings.home / "request-errors"
+    try:
+        back = _store_down(errors)
+        for second in range(50):  # a failure a second, a flush a second
+            errors.record("d", "v1", 1, 500, "boom", time=float(second))
+            with pytest.raises(StoreUnavailable):
+                errors.flush()
+        assert len(list(folder.glob("*.predwal"))) == 2
+        back()
+        assert errors.flush() == 50
+    finally:
+        errors.close()
+    assert sum(r.count for r in _stored(sqlite_settings)) == 50
+    assert not list(folder.glob("*.predwal"))

@@ -311,6 +311,43 @@ def test_micro_batched_requests_are_each_logged_once_with_their_own_request_id(
     assert (logged["latency_ms"] > 0).all() and (logged["version"] == 1).all()
 
 
+def test_a_batch_whose_logging_fails_once_is_answered_and_logged_once(
+    registered: Any, serve: Callable[[Any], Any]
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ferryml import predictions
+    from ferryml.errors import StoreUnavailable
+
+    app = build_app(
+        registered.settings, "cancer/1", batching=BatchOptions(max_rows=16, max_wait_ms=20)
+    )
+    running = serve(app)
+    log = app.state.services["cancer"].log
+    record_many, failed = log.record_many, []
+
+    def failing_once(*args: Any, **kwargs: Any) -> None:
+        if not failed and len(args[4]) > 1:  # the first batch of several requests
+            failed.append(len(args[4]))
+            raise StoreUnavailable("the write-ahead file is full")
+        record_many(*args, **kwargs)
+
+    log.record_many = failing_once
+    rows = registered.X.head(24).to_dict("records")
+
+    def one(i: int) -> tuple[int, list[str]]:
+        r = running.client.post("/v1/models/cancer/predict", json={"records": rows[i : i + 1]})
+        return r.status_code, r.json()["ids"]
+
+    with ThreadPoolExecutor(12) as pool:
+        answers = list(pool.map(one, range(24)))
+    assert failed, "no batch of several requests formed"
+    assert [status for status, _ in answers] == [200] * 24  # predicted again alone
+    log.flush()
+    logged = predictions.load("cancer", settings=registered.settings, with_feedback=False)
+    assert sorted(logged["id"]) == sorted(i for _, ids in answers for i in ids)  # each once
+
+
 def test_a_server_whose_model_cannot_load_leaves_no_prediction_log_behind(
     registered: Any,
 ) -> None:

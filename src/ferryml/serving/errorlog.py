@@ -13,7 +13,7 @@ routes and statuses that fail, not with the requests (an error's text is cut to
 Durability as the prediction log's: ``record`` appends the failure to a write-ahead file
 of this process (one ``write``, see ``_predwal``) before the server answers, so a SIGKILL
 loses no count; the next process stores what a dead one left, once (each row names the
-segment that counted it, and storing a segment's rows again changes nothing). Stores open
+segment and the flush that took it, and storing those rows again changes nothing). Stores open
 only when there is something to store: a server that answers no error costs nothing here
 but one idle thread.
 """
@@ -65,6 +65,7 @@ class RequestErrorLog:
         self._lock = threading.Lock()  # guards _pending, _segments, _wal
         self._flush_lock = threading.Lock()
         self._pending: dict[Key, list[Any]] = {}  # key -> [count, last error]
+        self._flushes = 0  # flushes begun: part of a batch's name
         self._segments: list[Segment] = []  # written ahead, counts not stored yet
         self._wal: WriteAhead | None = None
         self._store: Any = None
@@ -105,9 +106,12 @@ class RequestErrorLog:
         second = int(_time.time() if time is None else time) * 1000
         # The text may echo what the client sent; a NUL no database stores.
         text = error[:ERROR_TEXT_LIMIT].replace("\x00", "\ufffd")
-        record = [deployment, route, int(version), int(status), second, text]
         with self._lock:
-            batch = self._wal.current.path.stem if self._wal and self._wal.current else ""
+            # A batch is this segment's counts taken by one flush: a flush stores each key
+            # once, and a replay of the segment groups its records the same way.
+            stem = self._wal.current.path.stem if self._wal and self._wal.current else ""
+            batch = f"{stem}.{self._flushes}"
+            record = [deployment, route, int(version), int(status), second, text, batch]
             key: Key = (batch, deployment, route, int(version), int(status), second)
             found = self._pending.get(key)
             if found is None and len(self._pending) >= self.max_keys:
@@ -140,11 +144,12 @@ class RequestErrorLog:
         """
         with self._flush_lock:
             with self._lock:
-                pending, self._pending = self._pending, {}
-                # Every count stored comes from a segment closed to new ones: a key (its
-                # segment, second, ...) is stored once, and storing it again changes nothing.
-                if pending and self._wal and self._wal.current and self._wal.current.size:
+                # After a failed flush the current segment is not rotated, so an outage
+                # keeps two files open, not one a flush; its later counts are new batches.
+                if self._pending and not self._segments and self._wal and self._wal.current:
                     self._segments.append(self._wal.rotate())
+                pending, self._pending = self._pending, {}
+                self._flushes += 1
                 segments, self._segments = self._segments, []
             if not pending:
                 return 0
@@ -175,11 +180,14 @@ class RequestErrorLog:
             pending: dict[Key, list[Any]] = {}
             for payload in payloads:
                 try:
-                    deployment, route, version, status, second, text = orjson.loads(payload)
+                    deployment, route, version, status, second, text, *batch = orjson.loads(
+                        payload
+                    )
                 except (orjson.JSONDecodeError, ValueError, TypeError):
                     continue
                 found = pending.setdefault(
-                    (path.stem, deployment, route, version, status, second), [0, text]
+                    (batch[0] if batch else path.stem, deployment, route, version, status, second),
+                    [0, text],
                 )
                 found[0] += 1
                 found[1] = text

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import itertools
 import random
 import threading
 import time
@@ -136,9 +135,12 @@ class PredictionService:
     def _batcher(self, route: RouteState) -> Any:
         from ferryml.serving.batching import MicroBatcher
 
+        used = threading.local()  # the model a batch was predicted with: its rows' version
+
         def predict(frame: pd.DataFrame) -> list[Any]:
             loaded = route.served.current
             assert loaded is not None
+            used.loaded = loaded
             return loaded.predict(frame)
 
         assert self.batching is not None
@@ -149,7 +151,7 @@ class PredictionService:
         )
 
         def log_batch(frame: pd.DataFrame, outputs: Any, tags: list[_Logged]) -> None:
-            self._log_batch(route, frame, outputs, tags)
+            self._log_batch(route, used.loaded, frame, outputs, tags)
 
         return MicroBatcher(
             predict,
@@ -160,30 +162,30 @@ class PredictionService:
         )
 
     def _log_batch(
-        self, route: RouteState, frame: pd.DataFrame, outputs: Any, tags: list[_Logged]
+        self,
+        route: RouteState,
+        loaded: Any,
+        frame: pd.DataFrame,
+        outputs: Any,
+        tags: list[_Logged],
     ) -> None:
         """Log a batch's requests at once, in predict's thread before they are answered:
-        one write-ahead record per batch (and model version) instead of one per request on
-        the event loop."""
-        now, start = time.perf_counter(), 0
-        for _, same in itertools.groupby(tags, key=lambda tag: id(tag.loaded)):
-            group = list(same)
-            loaded = group[0].loaded
-            counts = [len(tag.ids) for tag in group]
-            end = start + sum(counts)
-            whole = start == 0 and end == len(frame)
-            self.log.record_many(
-                self.endpoint,
-                route.name,
-                loaded.name,
-                loaded.version,
-                [i for tag in group for i in tag.ids],
-                frame if whole else frame.iloc[start:end],
-                outputs if whole else outputs[start:end],
-                np.repeat([(now - tag.started) * 1000 for tag in group], counts),
-                [tag.request_id for tag, n in zip(group, counts, strict=True) for _ in range(n)],
-            )
-            start = end
+        one write-ahead record per batch instead of one per request on the event loop,
+        under the model version that predicted it, and whole or not at all (a batch that
+        fails here is predicted and logged again request by request)."""
+        now = time.perf_counter()
+        counts = [len(tag.ids) for tag in tags]
+        self.log.record_many(
+            self.endpoint,
+            route.name,
+            loaded.name,
+            loaded.version,
+            [i for tag in tags for i in tag.ids],
+            frame,
+            outputs,
+            np.repeat([(now - tag.started) * 1000 for tag in tags], counts),
+            [tag.request_id for tag, n in zip(tags, counts, strict=True) for _ in range(n)],
+        )
 
     async def unload(self) -> None:
         """Stop serving: finish the batches and shadows in flight, stop following aliases
