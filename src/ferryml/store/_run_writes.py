@@ -186,7 +186,13 @@ def _newer(table: Any, new: Any) -> Any:
     )
 
 
-_RUN_STAGE = select(t.runs.c.lifecycle_stage).where(t.runs.c.run_id == bindparam("run_id"))
+# FOR SHARE on PostgreSQL: a run deleted meanwhile waits for the write, not the other way
+# (SQLite's write transaction already holds the whole database).
+_RUN_STAGE = (
+    select(t.runs.c.lifecycle_stage)
+    .where(t.runs.c.run_id == bindparam("run_id"))
+    .with_for_update(read=True)
+)
 
 
 def _existing_runs(conn: Connection, run_ids: set[str]) -> set[str]:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError as SAIntegrityError
 
-from ferryml.errors import AlreadyExists, NotFound
+from ferryml.errors import AlreadyExists, NotFound, StoreUnavailable
 from ferryml.store import _dialect, _run_writes
 from ferryml.store import _schema as t
 from ferryml.store.entities import Metric
@@ -153,6 +153,11 @@ class SqlMlflowStore(StorePart):
                         cursor.execute(_LATEST + "= ANY(%s)", (chunk,))
                     for run_id, key, value, is_nan, timestamp, step in cursor.fetchall():
                         found[run_id].append((key, nan if is_nan else value, timestamp, step))
+            except _driver_errors(conn.dialect.name) as e:  # the engine's mapping is bypassed
+                raise StoreUnavailable(
+                    f"Reading the runs' latest metrics failed: {e}. Check the database is "
+                    "running; the search can be sent again."
+                ) from e
             finally:
                 cursor.close()
         return found
@@ -446,3 +451,14 @@ class SqlMlflowStore(StorePart):
 def _chunks(items: list[str], size: int = 500) -> Iterable[list[str]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _driver_errors(dialect: str) -> tuple[type[BaseException], ...]:
+    """The database driver's own errors, for statements sent through its cursor."""
+    if dialect == "sqlite":
+        import sqlite3
+
+        return (sqlite3.Error,)
+    import psycopg
+
+    return (psycopg.Error,)
