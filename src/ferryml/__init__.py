@@ -46,6 +46,7 @@ _EXPORTS = {
     "delete_experiment": "ferryml.tracking.fluent",
     "restore_experiment": "ferryml.tracking.fluent",
     "search_runs": "ferryml.tracking.fluent",
+    "autolog": "ferryml.tracking.autolog",
     # models
     "log_model": "ferryml.registry.api",
     "load_model": "ferryml.registry.api",
@@ -111,6 +112,7 @@ if TYPE_CHECKING:
     )
     from ferryml.serving.explain import explain
     from ferryml.store.entities import Experiment, Metric, Run, RunInfo, RunStatus, ViewType
+    from ferryml.tracking.autolog import autolog
     from ferryml.tracking.client import FerryClient, Param, RunTag
     from ferryml.tracking.fluent import (
         ActiveRun,

@@ -1,0 +1,87 @@
+"""Autolog benchmark: the time ferryml.autolog() adds to a scikit-learn fit, beside
+mlflow.sklearn.autolog() on the same fits.
+
+    python benchmarks/autolog.py [--quick] [--json]
+
+Workloads (make_classification, 20 features): LogisticRegression on 10,000 rows; a Pipeline
+(StandardScaler, LogisticRegression) on the same rows; GridSearchCV of LogisticRegression
+over 3 values of C, 3 folds, on 2,000 rows. Each fit is outside a run, so autolog starts and
+ends one, logging params, training metrics, the model with signature and input example, and
+the training data as an input (MLflow's defaults; MLflow also infers the model's pip
+requirements). Added time = median autologged fit - median plain fit (plain fits before and
+after the autologged ones), in the same process, wall and CPU (user+sys, children included).
+Target: ferryml's added time at most a tenth of MLflow's, on each workload.
+
+Each side runs in a fresh interpreter on its own temp folder (SQLite stores): ferryml from
+this venv, MLflow 3.17.2 from benchmarks/.cache/mlflow-venv (made on first use, as
+tracking.py does). Stdlib only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from tracking import FERRY_PY, MLFLOW_ENV, MLFLOW_PY, ensure_mlflow, log, run_worker
+
+FULL = {"rows": 10_000, "search_rows": 2_000, "repeats": 3}
+QUICK = {"rows": 2_000, "search_rows": 500, "repeats": 1}
+TARGET = 10  # MLflow's added time over ferryml's, at least
+WORKLOADS = [
+    ("logreg", "LogisticRegression, 10,000 rows"),
+    ("pipeline", "Pipeline(StandardScaler, LogisticRegression)"),
+    ("grid", "GridSearchCV, 3 C x 3 folds, 2,000 rows"),
+]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller data, one repeat")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args()
+    cfg = QUICK if args.quick else FULL
+    version = ensure_mlflow()
+    results = {}
+    for side, py, env in (
+        ("ferryml", FERRY_PY, {"FERRY_HOME": "{tmp}"}),
+        ("mlflow", MLFLOW_PY, MLFLOW_ENV),
+    ):
+        log(f"{side} ...")
+        results[side] = run_worker(
+            py, "_autolog_worker.py", cfg, {**env, "AUTOLOG_BENCH_SIDE": side}
+        )
+    if args.json:
+        print(json.dumps({"mlflow_version": version, "load": os.getloadavg(), **results}))
+        return
+    f, m = results["ferryml"], results["mlflow"]
+    print(f"autolog, added time per fit (ms; mlflow {version}; load {os.getloadavg()[0]:.2f})")
+    print(f"{'workload':48} {'ferryml':>9} {'MLflow':>9} {'ratio':>7} {'cpu f/M':>13}  target")
+    ok = True
+    for key, label in WORKLOADS:
+        if key not in f or key not in m:
+            print(f"{label:48} missing: {f.get('error') or m.get('error')}")
+            ok = False
+            continue
+        fa = (f[key]["auto"] - f[key]["plain"]) * 1000
+        ma = (m[key]["auto"] - m[key]["plain"]) * 1000
+        fc = (f[key]["cpu_auto"] - f[key]["cpu_plain"]) * 1000
+        mc = (m[key]["cpu_auto"] - m[key]["cpu_plain"]) * 1000
+        ratio = ma / fa if fa > 0 else float("inf")
+        hit = ratio >= TARGET
+        ok &= hit
+        cpu = f"{fc:.0f}/{mc:.0f}"
+        print(
+            f"{label:48} {fa:9.1f} {ma:9.1f} {ratio:6.1f}x {cpu:>13}  {'met' if hit else 'MISSED'}"
+        )
+    print(f"{'first autologged fit of a process (imports)':48} "
+          f"{f.get('first', 0) * 1000:9.0f} {m.get('first', 0) * 1000:9.0f}")  # fmt: skip
+    print(
+        f"target: ferryml's added time at most 1/{TARGET} of MLflow's: {'met' if ok else 'MISSED'}"
+    )
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
