@@ -24,6 +24,7 @@ import json
 import os
 import sys
 
+from registry import ensure_sklearn
 from tracking import FERRY_PY, MLFLOW_ENV, MLFLOW_PY, ensure_mlflow, log, run_worker
 
 FULL = {"rows": 10_000, "search_rows": 2_000, "repeats": 3}
@@ -43,6 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     cfg = QUICK if args.quick else FULL
     version = ensure_mlflow()
+    ensure_sklearn()
     results = {}
     for side, py, env in (
         ("ferryml", FERRY_PY, {"FERRY_HOME": "{tmp}"}),

@@ -151,7 +151,9 @@ def test_a_regressor_logs_the_regression_metrics(auto: Settings) -> None:
     assert metrics["training_root_mean_squared_error"] == pytest.approx(math.sqrt(mse))
     assert metrics["training_r2_score"] == pytest.approx(r2_score(y, reg.predict(X)))
     loaded = ferry.load_model(f"runs:/{run.info.run_id}/model")
-    np.testing.assert_allclose(loaded.predict(X), reg.predict(X))  # an array: named 0..3
+    assert loaded.signature is not None and loaded.signature.columns == ["0", "1", "2", "3"]
+    # the raw model: a frame's column names would make scikit-learn warn (fitted on an array)
+    np.testing.assert_allclose(loaded.raw.predict(X), reg.predict(X))
 
 
 def test_disable_restores_every_original_fit(auto: Settings) -> None:
