@@ -77,7 +77,7 @@ def main() -> None:
         print(
             f"{label:48} {fa:9.1f} {ma:9.1f} {ratio:6.1f}x {cpu:>13}  {'met' if hit else 'MISSED'}"
         )
-    print(f"{'first autologged fit of a process (imports)':48} "
+    print(f"{'first autologged fit of a process, whole (imports)':48} "
           f"{f.get('first', 0) * 1000:9.0f} {m.get('first', 0) * 1000:9.0f}")  # fmt: skip
     print(
         f"target: ferryml's added time at most 1/{TARGET} of MLflow's: {'met' if ok else 'MISSED'}"
