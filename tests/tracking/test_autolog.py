@@ -18,6 +18,7 @@ from sklearn.datasets import make_classification, make_regression
 from sklearn.linear_model import LogisticRegression, Ridge
 from sklearn.metrics import accuracy_score, mean_squared_error, r2_score
 from sklearn.model_selection import GridSearchCV
+from sklearn.model_selection._search import BaseSearchCV
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -119,6 +120,7 @@ def test_a_pipeline_logs_once_with_its_steps_params(auto: Settings) -> None:
     run = _only_run()  # the steps' own fits made no runs
     assert run.data.params["logisticregression__C"] == "2.0"
     assert "standardscaler__with_mean" in run.data.params
+    assert "C" not in run.data.params  # the steps' own fits logged nothing
     assert set(run.data.metrics) >= CLASSIFIER_METRICS
     loaded = ferry.load_model(f"runs:/{run.info.run_id}/model")
     assert isinstance(loaded.raw, Pipeline)
@@ -158,7 +160,7 @@ def test_a_regressor_logs_the_regression_metrics(auto: Settings) -> None:
 
 def test_disable_restores_every_original_fit(auto: Settings) -> None:
     ferry.autolog(disable=True)
-    originals = {c: c.__dict__["fit"] for c in (LogisticRegression, Pipeline, GridSearchCV)}
+    originals = {c: c.__dict__["fit"] for c in (LogisticRegression, Pipeline, BaseSearchCV)}
     ferry.autolog()
     assert all(c.__dict__["fit"] is not f for c, f in originals.items())
     ferry.autolog(disable=True)
