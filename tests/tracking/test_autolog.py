@@ -3,7 +3,9 @@ a fit."""
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -215,30 +217,52 @@ class _Unpicklable(_Majority):
         return self
 
 
-def test_a_logging_failure_warns_once_and_the_fit_stands(auto: Settings) -> None:
+def _failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "could not log a fit" in r.getMessage()]
+
+
+def test_a_logging_failure_is_logged_once_and_the_fit_stands(
+    auto: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     X, y = _classification()
-    with pytest.warns(RuntimeWarning, match="could not log a fit.*the fit's result stands"):
+    caplog.set_level(logging.WARNING, logger="ferryml.tracking.autolog")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # code run with warnings as errors still fits
         model = _Unpicklable().fit(X, y)
     assert model.label_ in (0, 1)
+    (failure,) = _failures(caplog)
+    assert "the fit's result stands" in failure
     run = _only_run()
     assert run.info.status is RunStatus.FINISHED
     assert "training_accuracy_score" in run.data.metrics  # what could be logged was
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a second failure is not shown again
-        _Unpicklable().fit(X, y)
+    caplog.clear()
+    _Unpicklable().fit(X, y)
+    assert _failures(caplog) == []  # a second failure is not shown again
     assert len(_runs()) == 2
 
 
-def test_a_param_conflict_in_the_active_run_does_not_break_the_fit(auto: Settings) -> None:
+def test_a_param_conflict_in_the_active_run_does_not_break_the_fit(
+    auto: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
     X, y = _classification()
+    caplog.set_level(logging.WARNING, logger="ferryml.tracking.autolog")
     with ferry.start_run() as active:
         ferry.log_param("C", "other")
-        with pytest.warns(RuntimeWarning, match="Conflict"):
-            clf = LogisticRegression().fit(X, y)
+        clf = LogisticRegression().fit(X, y)
+    assert "Conflict" in _failures(caplog)[0]
     assert clf.coef_.shape == (1, 6)
     run = ferry.get_run(active.run_id)
     assert run.data.params["C"] == "other"
     assert set(run.data.metrics) >= CLASSIFIER_METRICS
+
+
+def test_the_trees_a_forest_fits_on_worker_threads_log_nothing(auto: Settings) -> None:
+    from sklearn.ensemble import IsolationForest
+
+    X, _ = _classification()
+    IsolationForest(n_estimators=6, n_jobs=2, random_state=0).fit(X)  # trees on threads
+    (run,) = _runs()  # one run: the trees' fits are the forest's own
+    assert run.data.params["n_estimators"] == "6" and "splitter" not in run.data.params
 
 
 def test_the_digest_follows_the_data() -> None:
@@ -248,3 +272,33 @@ def test_the_digest_follows_the_data() -> None:
     changed.iloc[3, 2] += 1.0
     assert data_digest(changed, y) != data_digest(X, y)
     assert data_digest(X.to_numpy(), y) != data_digest(X, y)  # column names count
+
+
+NOTEBOOK_CLASS = """
+import cloudpickle
+import ferryml as ferry
+from sklearn.base import BaseEstimator
+
+ferry.autolog()
+
+
+class Mine(BaseEstimator):  # defined in __main__, as in a notebook
+    def fit(self, X, y=None):
+        return self
+
+
+copied = cloudpickle.loads(cloudpickle.dumps(Mine()))  # what loky and Dask send
+print(type(copied).__name__)
+"""
+
+
+def test_an_estimator_defined_in_a_notebook_still_travels_to_workers(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    env = {**os.environ, "FERRY_HOME": str(tmp_path / ".ferry")}
+    done = subprocess.run(
+        [sys.executable, "-c", NOTEBOOK_CLASS], capture_output=True, text=True, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "Mine"

@@ -21,9 +21,7 @@ import hashlib
 import logging
 import threading
 import traceback
-import warnings
 from collections.abc import Callable
-from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,8 +54,11 @@ class _State:
 
 
 _state = _State()
-# True while this context runs an autologged fit: the fits nested in it log nothing.
-_in_fit: ContextVar[bool] = ContextVar("ferryml_autolog_in_fit", default=False)
+# Autologged fits in progress, in any thread: the fits nested in one log nothing, also
+# those scikit-learn runs on worker threads (a forest's trees, a search's candidates), which
+# a context variable would not reach. A fit another thread starts meanwhile is not logged.
+_fitting = 0
+_fitting_lock = threading.Lock()
 
 
 def autolog(
@@ -158,18 +159,29 @@ def _unpatch(base: type) -> None:
 
 
 def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+    # The wrapper names nothing but ``_fit``: cloudpickle, which copies the methods of a
+    # class defined in a notebook (loky, Dask), then refers to this module, not its locks.
     @functools.wraps(original)  # keeps the signature scikit-learn's metadata routing reads
     def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
-        config = _state.config
-        if config is None or _in_fit.get():
-            return original(self, *args, **kwargs)
-        token = _in_fit.set(True)
-        try:
-            return _autologged_fit(config, original, self, args, kwargs)
-        finally:
-            _in_fit.reset(token)
+        return _fit(original, self, args, kwargs)
 
     return fit
+
+
+def _fit(original: Callable[..., Any], estimator: Any, args: Any, kwargs: Any) -> Any:
+    global _fitting
+    config = _state.config
+    with _fitting_lock:
+        outermost = config is not None and _fitting == 0
+        if outermost:
+            _fitting += 1
+    if not outermost or config is None:
+        return original(estimator, *args, **kwargs)
+    try:
+        return _autologged_fit(config, original, estimator, args, kwargs)
+    finally:
+        with _fitting_lock:
+            _fitting -= 1
 
 
 # -- one fit -----------------------------------------------------------------------------
@@ -229,11 +241,12 @@ def _warn(config: _Config, error: Exception) -> None:
     if _state.warned or config.silent:
         return
     _state.warned = True
-    warnings.warn(
-        f"ferryml.autolog could not log a fit ({type(error).__name__}: {error}); the fit's "
-        "result stands. Further failures are not shown until autolog() is called again.",
-        RuntimeWarning,
-        stacklevel=4,
+    # A log line, not a warning: code run with warnings as errors would have the fit fail.
+    _log.warning(
+        "ferryml.autolog could not log a fit (%s: %s); the fit's result stands. Further "
+        "failures are not shown until autolog() is called again.",
+        type(error).__name__,
+        error,
     )
 
 
@@ -444,18 +457,23 @@ def _training_metrics(estimator: Any, x: Any, y: Any, sample_weight: Any) -> dic
 
 
 def data_digest(x: Any, y: Any = None) -> str:
-    """A SHA-256 of the training data's shape, columns and values (in full up to 64 MiB;
-    above that its first and last rows), without copying it into the store."""
+    """A SHA-256 of the training data's shape, columns and values (in full up to 64 MiB in
+    all; past that, each array's first and last rows), without copying it into the store."""
     import numpy as np
 
     h = hashlib.sha256()
+    budget = [_HASH_LIMIT]  # bytes left to hash in full, across every column
     for part in (x, y):
         if part is None:
             h.update(b"none")
             continue
         if hasattr(part, "columns"):
             h.update(repr([(str(c), str(t)) for c, t in part.dtypes.items()]).encode())
-        if hasattr(part, "toarray"):  # sparse: its three arrays
+        if hasattr(part, "indptr"):  # sparse, CSR or CSC: its three arrays, not a copy
+            arrays = [part.data, part.indices, part.indptr]
+        elif hasattr(part, "row"):  # sparse, COO
+            arrays = [part.data, part.row, part.col]
+        elif hasattr(part, "toarray"):  # other sparse formats
             csr = part.tocsr()
             arrays = [csr.data, csr.indices, csr.indptr]
         elif hasattr(part, "columns"):  # column by column: a mixed frame is not copied whole
@@ -464,21 +482,40 @@ def data_digest(x: Any, y: Any = None) -> str:
             arrays = [np.asarray(part.to_numpy() if hasattr(part, "to_numpy") else part)]
         for array in arrays:
             h.update(repr((array.shape, str(array.dtype))).encode())
-            if array.dtype == object:
-                h.update(repr(array.tolist()).encode())
-                continue
-            if array.nbytes <= _HASH_LIMIT or array.ndim == 0 or len(array) < 2:
+            if array.ndim == 0:
                 _update(h, array)
-            else:
-                rows = max(1, (_HASH_LIMIT // 2) // max(1, array.nbytes // len(array)))
-                _update(h, array[:rows])
-                _update(h, array[-rows:])
+                continue
+            row = max(1, array.nbytes // max(1, len(array)) if array.dtype != object else 8)
+            if len(array) * row <= budget[0] or len(array) < 2:
+                budget[0] -= len(array) * row
+                _update(h, _hashable(array))
+            else:  # its ends, in what is left of the budget (a row each at least)
+                rows = max(1, max(budget[0], 0) // 2 // row)
+                budget[0] -= 2 * rows * row
+                _update(h, _hashable(array[:rows]))
+                _update(h, _hashable(array[-rows:]))
     return h.hexdigest()
+
+
+def _hashable(array: Any) -> Any:
+    """Object values (strings, mixed) as one 64-bit hash each, computed by pandas without a
+    Python object per value; other arrays as they are."""
+    if array.dtype != object:
+        return array
+    from pandas.util import hash_array
+
+    try:
+        return hash_array(array.ravel())
+    except TypeError:  # values pandas cannot hash (lists, dicts): their text, bounded
+        return repr(array.ravel()[:10_000].tolist()).encode()
 
 
 def _update(h: Any, array: Any) -> None:
     import numpy as np
 
+    if isinstance(array, bytes):
+        h.update(array)
+        return
     array = np.ascontiguousarray(array)
     try:
         h.update(memoryview(array).cast("B"))  # no copy
