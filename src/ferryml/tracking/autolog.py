@@ -420,18 +420,6 @@ def _training_metrics(estimator: Any, x: Any, y: Any, sample_weight: Any) -> dic
                             y, proba, multi_class="ovr", sample_weight=sw, labels=labels
                         ),
                     )
-        default_score = type(estimator).score is base.ClassifierMixin.score
-        if default_score and "training_accuracy_score" in out:
-            out["training_score"] = out["training_accuracy_score"]
-        else:
-            put(
-                "training_score",
-                lambda: (
-                    estimator.score(x, y, sample_weight=sw)
-                    if sw is not None
-                    else estimator.score(x, y)
-                ),
-            )
     else:
         mse = metrics.mean_squared_error(y, predicted, sample_weight=sw)
         out["training_mean_squared_error"] = float(mse)
@@ -441,18 +429,21 @@ def _training_metrics(estimator: Any, x: Any, y: Any, sample_weight: Any) -> dic
             lambda: metrics.mean_absolute_error(y, predicted, sample_weight=sw),
         )
         put("training_r2_score", lambda: metrics.r2_score(y, predicted, sample_weight=sw))
-        default_score = type(estimator).score is base.RegressorMixin.score
-        if default_score and "training_r2_score" in out:
-            out["training_score"] = out["training_r2_score"]
-        else:
-            put(
-                "training_score",
-                lambda: (
-                    estimator.score(x, y, sample_weight=sw)
-                    if sw is not None
-                    else estimator.score(x, y)
-                ),
-            )
+    # The mixins' own score is accuracy or R²: computed above, not predicted again.
+    mixin, same = (
+        (base.ClassifierMixin, "training_accuracy_score")
+        if classifier
+        else (base.RegressorMixin, "training_r2_score")
+    )
+    if type(estimator).score is mixin.score and same in out:
+        out["training_score"] = out[same]
+    else:
+        put(
+            "training_score",
+            lambda: (
+                estimator.score(x, y, sample_weight=sw) if sw is not None else estimator.score(x, y)
+            ),
+        )
     return out
 
 
