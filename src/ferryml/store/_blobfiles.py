@@ -75,11 +75,7 @@ def _write_new(target: str, data: bytes, mode: int, fsync: bool) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
     try:
         try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            if fsync:
-                os.fsync(fd)
+            _write_all(fd, data, fsync)
         finally:
             os.close(fd)
         os.replace(tmp, target)
@@ -87,6 +83,15 @@ def _write_new(target: str, data: bytes, mode: int, fsync: bool) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _write_all(fd: int, data: bytes, fsync: bool) -> None:
+    """Write ``data`` whole to ``fd`` (a write may take less than asked), synced if asked."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    if fsync:
+        os.fsync(fd)
 
 
 def _store_new(target: str, data: bytes, fsync: bool) -> None:
@@ -108,11 +113,7 @@ def _store_new(target: str, data: bytes, fsync: bool) -> None:
             _write_new(target, data, 0o444, fsync)
         return
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if fsync:
-            os.fsync(fd)
+        _write_all(fd, data, fsync)
         # A dir fd makes CPython call linkat with AT_SYMLINK_FOLLOW (plain link(2) would
         # link the /proc entry itself); with an absolute path the kernel ignores it.
         os.link(f"/proc/self/fd/{fd}", target, src_dir_fd=fd)
