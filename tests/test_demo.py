@@ -59,14 +59,15 @@ def _the_loop_closed(project: Path) -> None:
     rolled out and promoted, and it does better than v1 in the changed world."""
     settings = Settings.resolve(cwd=project, environ={})
     figures = json.loads((settings.home / "reports" / "churn-loop.json").read_text())
-    assert figures["outcome"] == "promoted" and figures["new_version"] == 2
+    story = decision_story(settings, 1)
+    told = [e["message"] for e in story["events"]]
+    assert figures["outcome"] == "promoted" and figures["new_version"] == 2, told
     assert figures["false_alerts"] == 0
     assert 0 < figures["detection_delay"] <= 200
     assert figures["webhook_messages"] >= 1
     assert figures["accuracy_before"] > 0.85
     assert figures["accuracy_drifted_old_model"] < 0.65
     assert figures["accuracy_after_promotion"] > figures["accuracy_drifted_old_model"] + 0.2
-    story = decision_story(settings, 1)
     assert [e["kind"] for e in story["events"]] == [
         "trigger", "data", "trained", "gate", "rollout", "rollout", "promoted",
     ]  # fmt: skip

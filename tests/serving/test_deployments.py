@@ -19,6 +19,11 @@ from ferryml.serving.deployments import Deployments, RollbackPolicy
 pytestmark = pytest.mark.e2e
 
 
+def _routes_taken(running: Any, deployment: str, body: Any, requests: int) -> Counter[str]:
+    url = f"/v1/models/{deployment}/predict"
+    return Counter(running.client.post(url, json=body).json()["route"] for _ in range(requests))
+
+
 def _failing(frame: Any) -> Any:
     raise ValueError("this version is broken")
 
@@ -153,10 +158,7 @@ def test_traffic_splits_by_weight_and_sticks_to_a_key(
     manager.create("split", "cancer", 1, canary=2, canary_weight=30)
     running = serve(build_app(registered.settings, deployment="split", log_predictions=False))
     body = {"records": registered.X.head(1).to_dict("records")}
-    routes = Counter(
-        running.client.post("/v1/models/split/predict", json=body).json()["route"]
-        for _ in range(300)
-    )
+    routes = _routes_taken(running, "split", body, 300)
     assert set(routes) == {"v1", "v2"}
     assert 0.18 < routes["v2"] / 300 < 0.42
     sticky = {
@@ -215,6 +217,45 @@ def test_a_failing_canary_is_rolled_back_automatically(
     assert events[-1].action == "auto_rollback" and events[-1].user == "ferryml"
     assert "error rate" in events[-1].reason
     assert manager.get("guarded").route("canary").weight == 0.0
+
+
+def _slow(frame: Any) -> Any:
+    time.sleep(0.05)
+    return [1] * len(frame)
+
+
+def _two_hiccups(frame: Any, calls: list[int] = [0]) -> Any:  # noqa: B006 - the model's own count
+    calls[0] += 1
+    if calls[0] in (3, 4):  # a pause of the machine's, not of the model's
+        time.sleep(0.3)
+    return [1] * len(frame)
+
+
+@pytest.mark.parametrize(("model", "rolled_back"), [(_slow, True), (_two_hiccups, False)])
+def test_a_slower_canary_is_rolled_back_and_a_hiccup_is_not(
+    registered: Any, serve: Callable[[Any], Any], model: Any, rolled_back: bool
+) -> None:
+    with ferry.start_run():
+        ferry.log_model(model, input_example=registered.X.head(), registered_model_name="timed")
+        ferry.log_model(
+            registered.good, input_example=registered.X.head(), registered_model_name="timed"
+        )
+    manager = Deployments(registered.settings)
+    manager.create("timed", "timed", 2, canary=1, canary_weight=50)
+    running = serve(build_app(registered.settings, deployment="timed", log_predictions=False))
+    body = {"records": registered.X.head(1).to_dict("records")}
+    routes = _routes_taken(running, "timed", body, 140)
+    deadline = time.monotonic() + (10 if rolled_back else 1)
+    while time.monotonic() < deadline and manager.history("timed")[-1].action != "auto_rollback":
+        time.sleep(0.05)
+    last = manager.history("timed")[-1]
+    manager.close()
+    if rolled_back:
+        assert last.action == "auto_rollback" and "over their latest" in last.reason, last.reason
+        assert routes["v1"] < 70  # it lost its traffic on the way
+    else:
+        assert last.action != "auto_rollback", last.reason
+        assert routes["v1"] > 40
 
 
 def test_the_model_server_changes_no_deployment(

@@ -55,8 +55,9 @@ class Route:
 @dataclass(frozen=True)
 class RollbackPolicy:
     """The canary is rolled back when, over at least ``min_requests`` of its requests, its
-    error rate exceeds the primary's by ``error_margin``, or its p99 latency exceeds the
-    primary's by ``latency_margin`` (a fraction: 0.5 is 50% slower)."""
+    error rate exceeds the primary's by ``error_margin``, or its tail latency (p99 when the
+    requests are enough to tell, p90 at 50) exceeds the primary's over the same recent
+    requests by ``latency_margin`` (a fraction: 0.5 is 50% slower)."""
 
     error_margin: float = 0.05
     latency_margin: float = 1.0
@@ -452,11 +453,19 @@ class _Watcher:
                 f"canary {route.name} error rate {route.error_rate:.1%} exceeds the primary's "
                 f"{primary.error_rate:.1%} by more than {policy.error_margin:.1%}"
             )
-        elif primary.p99() and route.p99() > primary.p99() * (1 + policy.latency_margin):
-            why = (
-                f"canary {route.name} p99 {route.p99() * 1000:.1f} ms exceeds the primary's "
-                f"{primary.p99() * 1000:.1f} ms by more than {policy.latency_margin:.0%}"
-            )
+        else:
+            # The same recent stretch of both routes, so load on the machine weighs on both,
+            # at the highest percentile that five or more requests lie above: a p99 of 50
+            # requests is their slowest one, and one hiccup would roll a good canary back.
+            last = min(len(route.latencies), len(primary.latencies))
+            quantile = max(0.5, min(0.99, 1 - 5 / last)) if last else 0.5
+            canary_s, primary_s = route.latency(quantile, last), primary.latency(quantile, last)
+            if primary_s and canary_s > primary_s * (1 + policy.latency_margin):
+                why = (
+                    f"canary {route.name} p{quantile * 100:.0f} {canary_s * 1000:.1f} ms exceeds "
+                    f"the primary's {primary_s * 1000:.1f} ms over their latest {last} requests "
+                    f"by more than {policy.latency_margin:.0%}"
+                )
         if why is None:
             return
         with self._lock:

@@ -180,9 +180,7 @@ class RequestErrorLog:
             pending: dict[Key, list[Any]] = {}
             for payload in payloads:
                 try:
-                    deployment, route, version, status, second, text, *batch = orjson.loads(
-                        payload
-                    )
+                    deployment, route, version, status, second, text, *batch = orjson.loads(payload)
                 except (orjson.JSONDecodeError, ValueError, TypeError):
                     continue
                 found = pending.setdefault(

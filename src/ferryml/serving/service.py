@@ -86,11 +86,12 @@ class RouteState:
     errors: int = 0
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
 
-    def p99(self) -> float:
-        if not self.latencies:
+    def latency(self, quantile: float, last: int) -> float:
+        """The ``quantile`` of the latest ``last`` latencies, in seconds (0 with none)."""
+        recent = sorted(list(self.latencies)[-last:]) if last > 0 else []
+        if not recent:
             return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+        return recent[min(len(recent) - 1, int(len(recent) * quantile))]
 
     @property
     def error_rate(self) -> float:
