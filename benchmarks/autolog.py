@@ -12,9 +12,18 @@ requirements). Added time = median autologged fit - median plain fit (plain fits
 after the autologged ones), in the same process, wall and CPU (user+sys, children included).
 Target: ferryml's added time at most a tenth of MLflow's, on each workload.
 
+PyTorch: the same plain training loop (2,000 steps of an MLP on batches of 32) plainly and
+logged: with ``ferryml.autolog_torch`` (``log.step(loss)`` per step, the module at the end),
+and with MLflow's recipe for a plain loop (``mlflow.pytorch.autolog()`` covers Lightning
+only): ``mlflow.log_params``, ``mlflow.log_metric("loss", loss.item(), step=n)`` per step,
+``mlflow.pytorch.log_model`` at the end; ferryml's ``log_metric`` per step as a reference.
+Added time = median logged loop - median plain loop (they alternate), for the loop alone and
+for the whole run (start, params, model, end), and the time inside the per-step calls. See
+_autolog_torch_worker.py.
+
 Each side runs in a fresh interpreter on its own temp folder (SQLite stores): ferryml from
 this venv, MLflow 3.17.2 from benchmarks/.cache/mlflow-venv (made on first use, as
-tracking.py does). Stdlib only.
+tracking.py does; torch is installed into it at the lock's version). Stdlib only.
 """
 
 from __future__ import annotations
@@ -22,13 +31,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import subprocess
 import sys
+from pathlib import Path
 
 from registry import ensure_sklearn
 from tracking import FERRY_PY, MLFLOW_ENV, MLFLOW_PY, ensure_mlflow, log, run_worker
 
-FULL = {"rows": 10_000, "search_rows": 2_000, "repeats": 3}
-QUICK = {"rows": 2_000, "search_rows": 500, "repeats": 1}
+FULL = {"rows": 10_000, "search_rows": 2_000, "repeats": 3, "steps": 2_000}
+QUICK = {"rows": 2_000, "search_rows": 500, "repeats": 1, "steps": 500}
 TARGET = 10  # MLflow's added time over ferryml's, at least
 WORKLOADS = [
     ("logreg", "LogisticRegression, 10,000 rows"),
@@ -45,6 +57,7 @@ def main() -> None:
     cfg = QUICK if args.quick else FULL
     version = ensure_mlflow()
     ensure_sklearn()
+    ensure_torch()
     results = {}
     for side, py, env in (
         ("ferryml", FERRY_PY, {"FERRY_HOME": "{tmp}"}),
@@ -54,6 +67,8 @@ def main() -> None:
         results[side] = run_worker(
             py, "_autolog_worker.py", cfg, {**env, "AUTOLOG_BENCH_SIDE": side}
         )
+        env = {**env, "AUTOLOG_BENCH_SIDE": side}
+        results[side].update(run_worker(py, "_autolog_torch_worker.py", cfg, env))
     if args.json:
         print(json.dumps({"mlflow_version": version, "load": os.getloadavg(), **results}))
         return
@@ -79,10 +94,53 @@ def main() -> None:
         )
     print(f"{'first autologged fit of a process, whole (imports)':48} "
           f"{f.get('first', 0) * 1000:9.0f} {m.get('first', 0) * 1000:9.0f}")  # fmt: skip
+    ok &= print_torch(f, m, cfg["steps"])
     print(
         f"target: ferryml's added time at most 1/{TARGET} of MLflow's: {'met' if ok else 'MISSED'}"
     )
     sys.exit(0 if ok else 1)
+
+
+def print_torch(f: dict, m: dict, steps: int) -> bool:
+    """The PyTorch rows; whether ferryml's hook met the target on the whole run."""
+    print(f"\nPyTorch loop of {steps:,} steps, added time (ms): loop alone, whole run, cpu")
+    print(f"{'':48} {'loop':>9} {'whole':>9} {'cpu':>9} {'in calls':>9}")
+    rows = [
+        ("ferryml.autolog_torch, log.step(loss)", f, "torch_hook"),
+        ("ferryml.log_metric(loss.item()) per step", f, "torch_manual"),
+        ("MLflow log_metric(loss.item()) per step", m, "torch_manual"),
+    ]
+    added = {}
+    for label, side, key in rows:
+        r = side.get(key)
+        if r is None:
+            print(f"{label:48} missing: {side.get('error')}")
+            continue
+        loop, whole = (r["loop"] - r["loop_plain"]) * 1000, (r["whole"] - r["whole_plain"]) * 1000
+        cpu = (r["cpu"] - r["cpu_plain"]) * 1000
+        added[label] = whole
+        print(f"{label:48} {loop:9.1f} {whole:9.1f} {cpu:9.1f} {r['calls'] * 1000:9.1f}")
+    hook, peer = added.get(rows[0][0]), added.get(rows[2][0])
+    if hook is None or peer is None:
+        return False
+    hit = peer >= TARGET * max(hook, 0.0)
+    print(f"{'hook vs MLflow, whole run':48} {'':9} {peer / max(hook, 1.0):8.0f}x  "
+          f"{'met' if hit else 'MISSED'}")  # fmt: skip
+    return hit
+
+
+def ensure_torch() -> None:
+    """torch in the MLflow venv, at the version of this repo's lock (the CPU build)."""
+    check = [MLFLOW_PY, "-c", "import torch"]
+    if subprocess.run(check, capture_output=True, check=False).returncode == 0:
+        return
+    lock = (Path(__file__).resolve().parent.parent / "requirements" / "lock.txt").read_text()
+    pin = re.search(r"^(torch==\S+)", lock, flags=re.M)
+    spec = pin.group(1) if pin else "torch"
+    log(f"pip install {spec} (into the MLflow venv; large)")
+    subprocess.run(
+        [MLFLOW_PY, "-m", "pip", "install", "--quiet", spec], check=True, stdout=sys.stderr
+    )
 
 
 if __name__ == "__main__":
