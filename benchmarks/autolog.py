@@ -1,14 +1,20 @@
-"""Autolog benchmark: the time ferryml.autolog() adds to a scikit-learn fit, beside
-mlflow.sklearn.autolog() on the same fits.
+"""Autolog benchmark: the time ferryml.autolog() adds to a scikit-learn, an XGBoost and a
+LightGBM fit, beside mlflow.sklearn.autolog(), mlflow.xgboost.autolog() and
+mlflow.lightgbm.autolog() on the same fits; and a PyTorch loop's logging (below).
 
-    python benchmarks/autolog.py [--quick] [--json]
+    python benchmarks/autolog.py [--quick] [--json] [--only xgb,lgb]
 
 Workloads (make_classification, 20 features): LogisticRegression on 10,000 rows; a Pipeline
 (StandardScaler, LogisticRegression) on the same rows; GridSearchCV of LogisticRegression
-over 3 values of C, 3 folds, on 2,000 rows. Each fit is outside a run, so autolog starts and
-ends one, logging params, training metrics, the model with signature and input example, and
-the training data as an input (MLflow's defaults; MLflow also infers the model's pip
-requirements). Added time = median autologged fit - median plain fit (plain fits before and
+over 3 values of C, 3 folds, on 2,000 rows; xgboost.train, XGBClassifier, lightgbm.train and
+LGBMClassifier, 100 rounds on 8,000 of the rows (one thread), scored each round on the other
+2,000. Each fit is outside a run, so autolog starts and ends one, logging params, training
+metrics (scikit-learn estimators, the boosters' wrappers too), each round's eval metric and
+the feature importances (the boosters), the model with signature and input example, and the
+training data of a scikit-learn fit as an input (MLflow's defaults; MLflow also logs the
+boosters' datasets, infers the model's pip requirements and plots the importances).
+--only runs the workloads whose names start so (and no PyTorch loop).
+Added time = median autologged fit - median plain fit (plain fits before and
 after the autologged ones), in the same process, wall and CPU (user+sys, children included).
 Target: ferryml's added time at most a tenth of MLflow's, on each workload.
 
@@ -23,7 +29,8 @@ _autolog_torch_worker.py.
 
 Each side runs in a fresh interpreter on its own temp folder (SQLite stores): ferryml from
 this venv, MLflow 3.17.2 from benchmarks/.cache/mlflow-venv (made on first use, as
-tracking.py does; torch is installed into it at the lock's version). Stdlib only.
+tracking.py does; torch, XGBoost and LightGBM are installed into it at the lock's versions).
+Stdlib only.
 """
 
 from __future__ import annotations
@@ -39,13 +46,17 @@ from pathlib import Path
 from registry import ensure_sklearn
 from tracking import FERRY_PY, MLFLOW_ENV, MLFLOW_PY, ensure_mlflow, log, run_worker
 
-FULL = {"rows": 10_000, "search_rows": 2_000, "repeats": 3, "steps": 2_000}
-QUICK = {"rows": 2_000, "search_rows": 500, "repeats": 1, "steps": 500}
+FULL = {"rows": 10_000, "search_rows": 2_000, "rounds": 100, "repeats": 3, "steps": 2_000}
+QUICK = {"rows": 2_000, "search_rows": 500, "rounds": 20, "repeats": 1, "steps": 500}
 TARGET = 10  # MLflow's added time over ferryml's, at least
 WORKLOADS = [
     ("logreg", "LogisticRegression, 10,000 rows"),
     ("pipeline", "Pipeline(StandardScaler, LogisticRegression)"),
     ("grid", "GridSearchCV, 3 C x 3 folds, 2,000 rows"),
+    ("xgb_train", "xgboost.train, 100 rounds, eval set"),
+    ("xgb_sklearn", "XGBClassifier, 100 rounds, eval set"),
+    ("lgb_train", "lightgbm.train, 100 rounds, eval set"),
+    ("lgb_sklearn", "LGBMClassifier, 100 rounds, eval set"),
 ]
 
 
@@ -53,11 +64,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller data, one repeat")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.add_argument("--only", default="", help="workloads whose names start so: xgb,lgb")
     args = parser.parse_args()
-    cfg = QUICK if args.quick else FULL
+    cfg = {**(QUICK if args.quick else FULL), "only": [w for w in args.only.split(",") if w]}
     version = ensure_mlflow()
     ensure_sklearn()
-    ensure_torch()
+    ensure_locked("torch", "torch")
+    ensure_locked("xgboost, lightgbm", "xgboost-cpu", "lightgbm")
     results = {}
     for side, py, env in (
         ("ferryml", FERRY_PY, {"FERRY_HOME": "{tmp}"}),
@@ -68,7 +81,8 @@ def main() -> None:
             py, "_autolog_worker.py", cfg, {**env, "AUTOLOG_BENCH_SIDE": side}
         )
         env = {**env, "AUTOLOG_BENCH_SIDE": side}
-        results[side].update(run_worker(py, "_autolog_torch_worker.py", cfg, env))
+        if not cfg["only"]:
+            results[side].update(run_worker(py, "_autolog_torch_worker.py", cfg, env))
     if args.json:
         print(json.dumps({"mlflow_version": version, "load": os.getloadavg(), **results}))
         return
@@ -77,6 +91,8 @@ def main() -> None:
     print(f"{'workload':48} {'ferryml':>9} {'MLflow':>9} {'ratio':>7} {'cpu f/M':>13}  target")
     ok = True
     for key, label in WORKLOADS:
+        if cfg["only"] and not key.startswith(tuple(cfg["only"])):
+            continue
         if key not in f or key not in m:
             print(f"{label:48} missing: {f.get('error') or m.get('error')}")
             ok = False
@@ -94,7 +110,8 @@ def main() -> None:
         )
     print(f"{'first autologged fit of a process, whole (imports)':48} "
           f"{f.get('first', 0) * 1000:9.0f} {m.get('first', 0) * 1000:9.0f}")  # fmt: skip
-    ok &= print_torch(f, m, cfg["steps"])
+    if not cfg["only"]:
+        ok &= print_torch(f, m, cfg["steps"])
     print(
         f"target: ferryml's added time at most 1/{TARGET} of MLflow's: {'met' if ok else 'MISSED'}"
     )
@@ -129,17 +146,20 @@ def print_torch(f: dict, m: dict, steps: int) -> bool:
     return hit
 
 
-def ensure_torch() -> None:
-    """torch in the MLflow venv, at the version of this repo's lock (the CPU build)."""
-    check = [MLFLOW_PY, "-c", "import torch"]
+def ensure_locked(modules: str, *distributions: str) -> None:
+    """``modules`` importable in the MLflow venv, else ``distributions`` installed into it at
+    the versions of this repo's lock (torch's CPU build, xgboost-cpu)."""
+    check = [MLFLOW_PY, "-c", f"import {modules}"]
     if subprocess.run(check, capture_output=True, check=False).returncode == 0:
         return
     lock = (Path(__file__).resolve().parent.parent / "requirements" / "lock.txt").read_text()
-    pin = re.search(r"^(torch==\S+)", lock, flags=re.M)
-    spec = pin.group(1) if pin else "torch"
-    log(f"pip install {spec} (into the MLflow venv; large)")
+    specs = []
+    for name in distributions:
+        pin = re.search(rf"^({re.escape(name)}==\S+)", lock, flags=re.M)
+        specs.append(pin.group(1) if pin else name)
+    log(f"pip install {' '.join(specs)} (into the MLflow venv)")
     subprocess.run(
-        [MLFLOW_PY, "-m", "pip", "install", "--quiet", spec], check=True, stdout=sys.stderr
+        [MLFLOW_PY, "-m", "pip", "install", "--quiet", *specs], check=True, stdout=sys.stderr
     )
 
 

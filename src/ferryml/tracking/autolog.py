@@ -22,6 +22,7 @@ import logging
 import threading
 import traceback
 from collections.abc import Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,6 +60,9 @@ _state = _State()
 # a context variable would not reach. A fit another thread starts meanwhile is not logged.
 _fitting = 0
 _fitting_lock = threading.Lock()
+# The estimator whose fit is being logged, in this thread: XGBoost's and LightGBM's train,
+# called by their wrappers' fit, then logs into that fit's run (_autolog_boosting.py).
+_outer_fit: ContextVar[Any] = ContextVar("ferryml_autolog_fit", default=None)
 
 
 def autolog(
@@ -82,11 +86,16 @@ def autolog(
     signature and five rows as input example, and the training data's digest as input
     ``dataset``. Searches also log ``best_<param>`` params, ``best_cv_score`` and the best
     estimator as ``best_estimator``. ``registered_model_name`` registers each logged model.
+    XGBoost's and LightGBM's ``train`` and wrappers also log each round's eval metrics, early
+    stopping and feature importances (``_autolog_boosting.py``); neither is imported here.
     """
     from sklearn.base import BaseEstimator
 
+    from ferryml.tracking import _autolog_boosting as boosting
+
     with _state.lock:
         _unpatch(BaseEstimator)
+        boosting.unpatch()
         if disable:
             _state.config = None
             return
@@ -101,6 +110,7 @@ def autolog(
         )
         _state.warned = False
         _patch(BaseEstimator)
+        boosting.patch()
 
 
 # -- patching ----------------------------------------------------------------------------
@@ -177,9 +187,11 @@ def _fit(original: Callable[..., Any], estimator: Any, args: Any, kwargs: Any) -
             _fitting += 1
     if not outermost or config is None:
         return original(estimator, *args, **kwargs)
+    token = _outer_fit.set(estimator)
     try:
         return _autologged_fit(config, original, estimator, args, kwargs)
     finally:
+        _outer_fit.reset(token)
         with _fitting_lock:
             _fitting -= 1
 
