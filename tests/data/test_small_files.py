@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from ferryml.config import Settings
+from ferryml.data._files import parallel
 from ferryml.data.workspace import Workspace
-from ferryml.errors import StoreUnavailable
+from ferryml.errors import FerryError, NotFound, StoreUnavailable
 
 
 @pytest.fixture
@@ -146,3 +147,37 @@ def test_large_files_are_checked_out_on_threads_whatever_links_the_filesystem_re
             assert {f"big/{k}": v for k, v in files_under(project / "big").items()} == big
         finally:
             ws.close()
+
+
+def test_many_small_files_are_shared_with_other_processes_and_come_back_in_order() -> None:
+    items = list(range(2000))
+    done = parallel(lambda i: (i, os.getpid()), items, [4096] * len(items), processes=True)
+    assert [i for i, _ in done] == items
+    pids = {pid for _, pid in done}
+    assert os.getpid() in pids
+    assert len(pids) == min(4, len(os.sched_getaffinity(0)))  # one process per core
+
+
+def test_an_error_in_another_process_is_raised_here_as_it_was() -> None:
+    def fail_last(i: int) -> int:
+        if i == 1999:  # in the last process's share
+            raise NotFound(f"File {i}.bin not found. Check the path.")
+        return i
+
+    with pytest.raises(NotFound, match=r"^File 1999\.bin not found\. Check the path\.$"):
+        parallel(fail_last, list(range(2000)), [4096] * 2000, processes=True)
+
+
+def test_an_error_that_cannot_cross_processes_arrives_as_its_text() -> None:
+    class Unpicklable(Exception):
+        def __init__(self, a: int, b: int) -> None:
+            super().__init__(f"{a}/{b}")
+
+    def fail_last(i: int) -> int:
+        if i == 1999:
+            raise Unpicklable(i, 0)
+        return i
+
+    expected = FerryError if len(os.sched_getaffinity(0)) > 1 else Unpicklable
+    with pytest.raises(expected, match=r"1999/0"):
+        parallel(fail_last, list(range(2000)), [4096] * 2000, processes=True)

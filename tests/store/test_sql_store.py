@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -257,15 +259,85 @@ def test_malformed_store_url_is_invalid_argument() -> None:
 
 
 @pytest.mark.migrations
-def test_migrations_build_exactly_the_tables_the_code_uses(store: SqlStore) -> None:
+def test_migrations_build_exactly_the_tables_the_code_uses(store_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.migration import MigrationContext
 
+    from ferryml.store import _dialect
+    from ferryml.store._migrate import upgrade
     from ferryml.store._schema import metadata
 
-    with store.engine.connect() as conn:
+    engine = _dialect.make_engine(store_url)
+    upgrade(engine)  # every migration, as an old store's upgrade runs them
+    with engine.connect() as conn:
         differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
     assert differences == []
+
+
+def _schema_of(url: str) -> dict[str, Any]:
+    """Everything the inspector tells of each table, and on SQLite each object's SQL (which
+    alone shows WITHOUT ROWID), whitespace and quotes aside (a migration's rebuilt table is
+    named "quoted", the same name to SQLite)."""
+    from sqlalchemy import inspect
+
+    from ferryml.store import _dialect
+
+    engine = _dialect.make_engine(url)
+    with engine.connect() as conn:
+        found = inspect(conn)
+        schema: dict[str, Any] = {
+            name: {
+                "columns": [{**c, "type": repr(c["type"])} for c in found.get_columns(name)],
+                "primary_key": found.get_pk_constraint(name),
+                "foreign_keys": sorted(map(repr, found.get_foreign_keys(name))),
+                "indexes": sorted(map(repr, found.get_indexes(name))),
+                "unique": sorted(map(repr, found.get_unique_constraints(name))),
+                "checks": sorted(map(repr, found.get_check_constraints(name))),
+            }
+            for name in found.get_table_names()
+        }
+        if _dialect.is_sqlite(engine):
+            rows = conn.exec_driver_sql("SELECT type, name, sql FROM sqlite_master")
+            schema["sqlite_master"] = sorted((kind, name, _flat(sql)) for kind, name, sql in rows)
+        version = conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    engine.dispose()
+    return {"tables": schema, "version": version}
+
+
+def _flat(sql: str | None) -> str:
+    return re.sub(r"\s*([(),])\s*", r"\1", " ".join((sql or "").replace('"', "").split()))
+
+
+@pytest.mark.migrations
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def test_a_new_store_made_in_one_step_is_the_schema_the_migrations_build(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest, make_store: Any
+) -> None:
+    from ferryml.store import _dialect
+    from ferryml.store._migrate import upgrade
+
+    with (
+        make_store(kind, tmp_path / "migrated", request) as migrated_url,
+        make_store(kind, tmp_path / "created", request) as created_url,
+    ):
+        engine = _dialect.make_engine(migrated_url)
+        upgrade(engine)
+        engine.dispose()
+        SqlStore(created_url).open().close()  # empty: made from the tables in one step
+        migrated, created = _schema_of(migrated_url), _schema_of(created_url)
+    assert len(migrated["tables"]) > 30
+    assert created == migrated
+
+
+def test_a_new_store_is_made_without_running_the_migrations(tmp_path: Path) -> None:
+    code = (
+        "import sys; from ferryml.store.sql import SqlStore; "
+        f"SqlStore('sqlite:///{tmp_path / 'ferry.db'}').open().close(); "
+        "print('alembic' in sys.modules)"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert (done.returncode, done.stderr, done.stdout) == (0, "", "False\n")
 
 
 def test_stores_opened_one_after_another_share_one_fork_hook(tmp_path: Path) -> None:

@@ -1,14 +1,19 @@
 """Walking, storing and restoring workspace files, fast: one stat per file from scandir,
-no rehash of unchanged files; small files on one thread, large ones on several."""
+no rehash of unchanged files; small files on one thread (thousands of them: one process per
+core), large ones on several threads."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import pickle
 import re
+import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ferryml.data._hashcache import Entry, HashCache, Stat, stat_key
 from ferryml.data._links import DEFAULT_LINKS, Placer
@@ -54,30 +59,131 @@ def pointer_files(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def parallel(fn: Callable[[T], R], items: list[T], sizes: Sequence[int] | None = None) -> list[R]:
+def parallel(
+    fn: Callable[[T], R],
+    items: list[T],
+    sizes: Sequence[int] | None = None,
+    *,
+    processes: bool = False,
+    meanwhile: Callable[[], object] | None = None,
+) -> list[R]:
     """``fn`` over ``items``, in order: items of ``sizes`` under ``LARGE`` bytes (all of
     them without ``sizes``) on this thread, the others on a few threads. A small file
     costs a handful of system calls around some Python: threads would fight for the GIL
     (at 2 cores, 4 threads took twice the CPU and wall of one), where hashing and copying
-    a large file release it for long."""
-    if sizes is None:
-        return [fn(item) for item in items]
+    a large file release it for long. With ``processes`` (``fn`` touches only local files),
+    many small items go to forked processes instead, one per core, while this one runs
+    ``meanwhile`` (see ``_in_processes``); otherwise ``meanwhile`` runs after the items."""
+    todo = [meanwhile] if meanwhile is not None else []
+    sizes = sizes if sizes is not None else [0] * len(items)
     large = [i for i, size in enumerate(sizes) if size >= LARGE]
-    if len(large) < 2:
-        return [fn(item) for item in items]
+    # one large file stays on this thread, and forked children hash none (see _serial)
+    threaded = large if len(large) >= 2 else []
+    small = [(i, item) for i, item in enumerate(items) if sizes[i] < LARGE]
     results: list[R | None] = [None] * len(items)
-    with ThreadPoolExecutor(WORKERS) as pool:
-        done = pool.map(lambda i: (i, fn(items[i])), large)
-        skip = set(large)
-        for i, item in enumerate(items):
-            if i not in skip:
-                results[i] = fn(item)
+    with ThreadPoolExecutor(WORKERS) if threaded else contextlib.nullcontext() as pool:
+        done = pool.map(lambda i: (i, fn(items[i])), threaded) if pool is not None else []
+        indexes = [i for i, _ in small]
+        for i, result in zip(indexes, _serial(fn, small, processes, todo), strict=True):
+            results[i] = result
+        for i in [] if threaded else large:
+            results[i] = fn(items[i])
         for i, result in done:
             results[i] = result
+    for then in todo:  # not run beside the items
+        then()
     return results  # type: ignore[return-value]
 
 
 LARGE = 1 << 20
+# Below this many small items a fork costs more than it saves (~40 us an item, ~2 ms a
+# fork); a data folder of thousands of files goes to every core.
+FORK_MIN = 512
+
+
+def _serial(
+    fn: Callable[[T], R], items: list[tuple[int, T]], processes: bool, meanwhile: list[Any]
+) -> list[R]:
+    """``fn`` over the items (index, item) on this thread, or in forked processes while this
+    one runs the callable in ``meanwhile`` (taken out of the list). Forked only while this
+    process has one thread: a fork copies no other thread, nor frees their locks (the
+    large files' threads, blake3's own for a large file, a client's connection pool)."""
+    count = _cores() if processes and len(items) >= FORK_MIN else 1
+    if count > 1 and sys.platform.startswith("linux") and threading.active_count() == 1:
+        then = meanwhile.pop() if meanwhile else None
+        return _in_processes(fn, [item for _, item in items], count, then)
+    return [fn(item) for _, item in items]
+
+
+def _cores() -> int:
+    try:
+        return min(4, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return 1
+
+
+def _in_processes(
+    fn: Callable[[T], R], items: list[T], count: int, meanwhile: Callable[[], object] | None
+) -> list[R]:
+    """``fn`` over ``items`` in forked processes, each taking a run of consecutive items
+    (a folder's files stay together); results and errors come back pickled through a pipe.
+    This process takes the first run, or runs ``meanwhile`` instead, as the children work.
+    At 2 cores, 20,000 files of 4 KiB were stored in 0.6-0.9 s instead of 0.9-1.3 s: a
+    file is a few system calls and some Python, and processes share no GIL. Children exit
+    at once: no finalizer, no flush of buffers they share with this process."""
+    step = -(-len(items) // count)
+    children: list[tuple[int, int]] = []
+    for start in range(0 if meanwhile is not None else step, len(items), step):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child's coverage is not collected
+            try:
+                os.close(read)
+                with os.fdopen(write, "wb") as out:
+                    out.write(_outcome(fn, items[start : start + step]))
+            finally:
+                os._exit(0)
+        os.close(write)
+        children.append((pid, read))
+    results: list[R] = []
+    failure: BaseException | None = None
+    try:
+        if meanwhile is not None:
+            meanwhile()
+        else:
+            results = [fn(item) for item in items[:step]]
+    except BaseException as e:  # noqa: BLE001 - raised below, once the children are reaped
+        failure = e
+    for pid, read in children:  # every child is collected, also after a failure here
+        with os.fdopen(read, "rb") as pipe:
+            data = pipe.read()
+        os.waitpid(pid, 0)
+        outcome: tuple[bool, Any] = pickle.loads(data) if data else (False, _lost(pid))
+        ok, value = outcome
+        if ok:
+            results += value
+        elif failure is None:
+            failure = value
+    if failure is not None:
+        raise failure
+    return results
+
+
+def _outcome(fn: Callable[[T], R], items: list[T]) -> bytes:
+    """A child's share, pickled: (True, results) or (False, the error)."""
+    try:
+        return pickle.dumps((True, [fn(item) for item in items]))
+    except BaseException as e:  # noqa: BLE001 - any failure is the parent's to raise
+        try:
+            data = pickle.dumps((False, e))
+            pickle.loads(data)  # some errors pickle but cannot be rebuilt
+            return data
+        except Exception:  # noqa: BLE001 - then its text crosses over
+            return pickle.dumps((False, FerryError(f"{type(e).__name__}: {e}")))
+
+
+def _lost(pid: int) -> FerryError:
+    return FerryError(f"A worker process ({pid}) ended without a result; run the command again.")
 
 
 def _read_digest(path: str) -> str | None:
@@ -95,8 +201,10 @@ def store_files(
     artifacts: ArtifactStore,
     cache: HashCache,
     cached: dict[str, Entry],
+    meanwhile: Callable[[], object] | None = None,
 ) -> list[FileEntry]:
-    """Store what changed since the cache last saw it; return every file's entry."""
+    """Store what changed since the cache last saw it; return every file's entry. Calls
+    ``meanwhile`` once, while other processes store the files or after."""
     entries: list[FileEntry] = []
     todo: list[tuple[str, str, os.stat_result]] = []
     for relative, absolute, st in files:
@@ -114,7 +222,9 @@ def store_files(
             key = _linked_key(absolute, artifacts.blob_path(blob.digest), key)  # was touched
         return relative, absolute, key, blob.digest, blob.size
 
-    stored = parallel(store, todo, [st.st_size for _, _, st in todo])
+    local = artifacts.blob_path(_ZERO) is not None  # a remote store's client is not forked
+    sizes = [st.st_size for _, _, st in todo]
+    stored = parallel(store, todo, sizes, processes=local, meanwhile=meanwhile)
     entries += [FileEntry(rel, digest, size) for rel, _, _, digest, size in stored]
     cache.update((absolute, key, digest) for _, absolute, key, digest, _ in stored)
     return entries
@@ -200,7 +310,8 @@ def restore_files(
                 raise
         return target, stat_key(os.stat(target)), entry.digest
 
-    cache.update(parallel(restore, todo, [entry.size for entry, _ in todo]))
+    sizes = [entry.size for entry, _ in todo]
+    cache.update(parallel(restore, todo, sizes, processes=placer is not None))
     if not fresh and root.is_dir():
         _remove_stored_extras(root, {e.path for e in entries}, cached)
     return len(todo)
@@ -263,7 +374,9 @@ def hash_files(files: list[tuple[str, str, os.stat_result]], cache: HashCache) -
 
     confirmed: list[tuple[str, Stat, str]] = []
     for (relative, absolute, st, was), (_, now) in zip(
-        todo, parallel(digest, todo, [st.st_size for _, _, st, _ in todo]), strict=True
+        todo,
+        parallel(digest, todo, [st.st_size for _, _, st, _ in todo], processes=True),
+        strict=True,
     ):
         digests[relative] = now
         if now == was:  # a racy entry, confirmed: trusted from now on

@@ -138,9 +138,9 @@ class Workspace:
         absolute = self._inside(path)
         relative = absolute.relative_to(self.root).as_posix()
         dataset = check_name(name or relative)
-        # The metadata store opens after the files are read, not beside them: opening it is
-        # mostly imports, which hold the GIL and starved the file reads (at 2 cores, a
-        # first add took 1.5x as long).
+        # The metadata store opens while other processes store the files, or after them, never
+        # on a thread beside them: opening it is mostly imports, which hold the GIL and
+        # starved the file reads (at 2 cores, a first add took 1.5x as long).
         if absolute.is_dir():
             files = list(_files.walk(absolute))
             kind = "folder"
@@ -148,7 +148,9 @@ class Workspace:
             files = [("", str(absolute), absolute.stat())]
             kind = "table" if absolute.suffix.lower() in TABLE_SUFFIXES else "file"
         cached = self.cache.lookup(absolute)
-        entries = _files.store_files(files, self.artifacts, self.cache, cached)
+        entries = _files.store_files(
+            files, self.artifacts, self.cache, cached, meanwhile=lambda: self.datasets
+        )
         table = self._table_facts(absolute) if kind == "table" else {}
         version = self._record(dataset, Manifest.build(kind, entries), relative, run_id, table)
         Pointer(

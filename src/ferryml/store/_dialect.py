@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
-from filelock import FileLock
 from sqlalchemy import (
     Connection,
     Engine,
@@ -24,7 +23,6 @@ from sqlalchemy import (
     literal,
     text,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import OperationalError
 
@@ -159,6 +157,8 @@ def migration_lock(engine: Engine) -> Iterator[None]:
         if not database or database == ":memory:":
             yield
             return
+        from filelock import FileLock  # only when the schema changes: a costly import
+
         with FileLock(f"{database}.lock"):
             yield
         return
@@ -296,6 +296,8 @@ def json_metrics_agg(dialect: str, key: Any, value: Any, is_nan: Any) -> Any:
         number = case((is_nan, literal("NaN")), else_=func.printf("%!.17e", value))
         keys = func.json_group_array(key)
         return literal("[", String) + keys + ",[" + func.group_concat(number) + "]]"
+    from sqlalchemy.dialects.postgresql import aggregate_order_by  # not for SQLite's stores
+
     nan = cast(literal("NaN"), Float)
     return func.json_build_array(
         func.json_agg(aggregate_order_by(key, key)),

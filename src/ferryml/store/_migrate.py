@@ -1,17 +1,17 @@
-"""Opening a database as a store: which schema revision it holds, upgrading it with
-Alembic, and the one-line error when it cannot be opened."""
+"""Opening a database as a store: which schema revision it holds, creating it or
+upgrading it with Alembic, and the one-line error when it cannot be opened."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import DatabaseError, OperationalError, ProgrammingError
 
 from ferryml.errors import StoreUnavailable
 from ferryml.store import _dialect
 
-__all__ = ["MIGRATIONS", "current_revision", "unavailable", "upgrade"]
+__all__ = ["MIGRATIONS", "create", "current_revision", "is_empty", "unavailable", "upgrade"]
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -52,3 +52,29 @@ def upgrade(engine: Engine) -> None:
         config.attributes["connection"] = conn
         command.upgrade(config, "head")
         conn.commit()
+
+
+def is_empty(engine: Engine) -> bool:
+    """Whether the database (its default schema) holds none of the store's tables."""
+    from ferryml.store._schema import metadata
+
+    with engine.connect() as conn:
+        return not set(inspect(conn).get_table_names()) & set(metadata.tables)
+
+
+def create(engine: Engine, head: str) -> None:
+    """Build the newest schema in an empty database in one transaction, stamped at ``head``
+    as Alembic's ``stamp`` would (Alembic's advice for new databases): a fraction of the
+    time of running every migration, and without importing Alembic. A test keeps the
+    result identical to what the migrations build."""
+    from ferryml.store._schema import metadata
+
+    with engine.execution_options(ferry_write=True).begin() as conn:
+        metadata.create_all(conn, checkfirst=False)
+        conn.execute(
+            text(
+                "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, "
+                "CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))"
+            )
+        )
+        conn.execute(text("INSERT INTO alembic_version (version_num) VALUES (:v)"), {"v": head})

@@ -33,7 +33,7 @@ from ferryml.errors import (
 )
 from ferryml.store import _dialect, _run_writes
 from ferryml.store import _schema as t
-from ferryml.store._migrate import current_revision, unavailable, upgrade
+from ferryml.store._migrate import create, current_revision, is_empty, unavailable, upgrade
 from ferryml.store._run_rows import run_info, runs_from_rows, select_runs
 from ferryml.store._run_writes import Copier
 from ferryml.store.entities import (
@@ -82,17 +82,10 @@ class SqlStore:
         """
         engine = _dialect.make_engine(self.url)
         try:
-            with _dialect.migration_lock(engine):
-                revision = current_revision(engine)
-                if revision != SCHEMA_HEAD:
-                    if revision is not None and revision not in _KNOWN_REVISIONS:
-                        raise IncompatibleStore(
-                            f"The store at {engine.url.render_as_string()} has schema "
-                            f"revision {revision!r}, written by a newer version of ferryml "
-                            f"(this one knows up to {SCHEMA_HEAD!r}). Upgrade ferryml: "
-                            "pip install -U ferryml."
-                        )
-                    upgrade(engine)
+            # A store at the newest schema stays there: the lock is taken only to change it.
+            if current_revision(engine) != SCHEMA_HEAD:
+                with _dialect.migration_lock(engine):
+                    self._migrate(engine)
         except DatabaseError as e:  # OperationalError included
             engine.dispose()
             raise unavailable(engine, e) from e
@@ -103,6 +96,25 @@ class SqlStore:
         # A forked child must not use the parent's pooled connections; it opens its own.
         renew_after_fork(engine, _dispose_in_child)
         return self
+
+    @staticmethod
+    def _migrate(engine: Engine) -> None:
+        """Under the migration lock: make a new store at the newest schema in one step, or
+        upgrade an older one with the migrations."""
+        revision = current_revision(engine)
+        if revision == SCHEMA_HEAD:  # another process got there first
+            return
+        if revision is not None and revision not in _KNOWN_REVISIONS:
+            raise IncompatibleStore(
+                f"The store at {engine.url.render_as_string()} has schema "
+                f"revision {revision!r}, written by a newer version of ferryml "
+                f"(this one knows up to {SCHEMA_HEAD!r}). Upgrade ferryml: "
+                "pip install -U ferryml."
+            )
+        if revision is None and is_empty(engine):
+            create(engine, SCHEMA_HEAD)
+        else:
+            upgrade(engine)
 
     def close(self) -> None:
         if self._engine is not None:
