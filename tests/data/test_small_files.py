@@ -3,6 +3,7 @@ nothing left behind under a temp name, with or without the system's unnamed file
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 import stat
@@ -181,3 +182,19 @@ def test_an_error_that_cannot_cross_processes_arrives_as_its_text() -> None:
     expected = FerryError if len(os.sched_getaffinity(0)) > 1 else Unpicklable
     with pytest.raises(expected, match=r"1999/0"):
         parallel(fail_last, list(range(2000)), [4096] * 2000, processes=True)
+
+
+def test_the_garbage_collector_is_on_again_after_an_add_a_failure_and_a_checkout(
+    ws: Workspace, project: Path
+) -> None:
+    ws.add("data")
+    assert gc.isenabled()
+    with pytest.raises(NotFound):
+        ws.add("missing")
+    assert gc.isenabled()
+    gc.disable()  # as a caller may have it
+    try:
+        ws.checkout()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

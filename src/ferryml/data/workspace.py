@@ -123,6 +123,7 @@ class Workspace:
 
     # -- adding ------------------------------------------------------------------------
 
+    @_files.bulk
     def add(
         self, path: str | os.PathLike[str], name: str | None = None, *, run_id: str | None = None
     ) -> DatasetVersion:
@@ -345,6 +346,7 @@ class Workspace:
                 files.append(file)
         return [(f, Pointer.read(f)) for f in files]
 
+    @_files.bulk
     def status(self, targets: list[str] | None = None) -> list[DataStatus]:
         """What changed under each tracked path since its pointer file was written."""
         results = []
@@ -373,6 +375,7 @@ class Workspace:
             )
         return results
 
+    @_files.bulk
     def checkout(
         self,
         target: str | None = None,
