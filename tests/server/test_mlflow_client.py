@@ -303,6 +303,16 @@ def test_bad_requests_get_mlflow_errors_never_html_or_5xx(server: TeamServer) ->
             {"json": {"run_id": run_id, "status": "DANCING"}},
             (400, "INVALID_PARAMETER_VALUE"),
         ),
+        # Found by the fuzz test: '²' passes str.isdigit() and int() refuses it; an id past
+        # the INTEGER column overflowed the driver.
+        *[
+            (
+                ("POST", "runs/search"),
+                {"json": {"experiment_ids": ["0"], "filter": f"attributes.experiment_id = '{e}'"}},
+                (400, "INVALID_PARAMETER_VALUE"),
+            )
+            for e in ("²", "9" * 20)
+        ],
         (("POST", "no-such-route"), {"json": {}}, (404, "ENDPOINT_NOT_FOUND")),
         (("DELETE", "runs/get"), {}, (404, "ENDPOINT_NOT_FOUND")),
     ]
@@ -319,6 +329,11 @@ def test_bad_requests_get_mlflow_errors_never_html_or_5xx(server: TeamServer) ->
         server, "GET", "metrics/get-history", params={"run_id": "0" * 32, "metric_key": "m"}
     )
     assert (history.status_code, history.json()) == (200, {})
+    # Ids that name no experiment find no logged models (the fuzz test's find, as above).
+    models = _mlflow(
+        server, "POST", "logged-models/search", json={"experiment_ids": ["¹", "9" * 20]}
+    )
+    assert (models.status_code, models.json()) == (200, {"models": []})
 
 
 def test_values_for_a_deleted_or_missing_run_are_refused_and_none_stored(

@@ -335,7 +335,7 @@ def test_unknown_status_is_reported() -> None:
     )
 
 
-@pytest.mark.parametrize("value", ["'abc'", "1.5", "-1"])
+@pytest.mark.parametrize("value", ["'abc'", "1.5", "-1", "'²'", "'99999999999999999999'"])
 def test_experiment_id_must_be_digits(value: str) -> None:
     fails(f"experiment_id = {value}", "at column 17; expected an experiment id such as '1'.")
 

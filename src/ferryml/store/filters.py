@@ -362,7 +362,8 @@ class _Parser:
             return number
         if value_type == "experiment_id":
             text = str(token.value).strip() if token.kind == "STRING" else token.text
-            if not text.isdigit():
+            # isdigit() alone takes '²', which int() refuses; ids fit the INTEGER column.
+            if not (text.isascii() and text.isdigit()) or int(text) >= 2**31:
                 self.fail(token, "an experiment id such as '1'")
             return str(int(text))
         if token.kind != "STRING":

@@ -5,6 +5,7 @@ by the team server's MLflow routes and by ``ferry import mlflow``."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import time
@@ -22,7 +23,7 @@ from ferryml.store import _dialect, _run_writes
 from ferryml.store import _schema as t
 from ferryml.store.entities import Metric
 from ferryml.store.records import Record
-from ferryml.store.sql import StorePart
+from ferryml.store.sql import StorePart, _experiment_int
 
 __all__ = ["DatasetInput", "LoggedModel", "MetricRow", "SqlMlflowStore"]
 
@@ -282,7 +283,10 @@ class SqlMlflowStore(StorePart):
         source_run_id: str | None = None,
     ) -> list[LoggedModel]:
         c = t.logged_models.c
-        ids = [int(e) for e in experiment_ids if str(e).isdigit()]
+        ids = []
+        for experiment_id in experiment_ids:
+            with contextlib.suppress(NotFound):  # not an id ('abc', '²', 10**20): no models
+                ids.append(_experiment_int(experiment_id))
         conditions: list[Any] = [c.experiment_id.in_(ids)]
         if name is not None:
             conditions.append(c.name == name)

@@ -8,7 +8,11 @@ Every failure answers MLflow's JSON error; a route not served answers 404
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+import itertools
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from starlette.routing import Mount, Route, Router
 
@@ -23,17 +27,18 @@ def include_mlflow(app: FastAPI) -> None:
     """Add MLflow's routes to ``app``, with a JSON answer for the ones not served. Each
     prefix is a mount ahead of the app's own routes: a request of MLflow's client is matched
     against MLflow's routes alone (matching it against all of the team server's took a
-    quarter of a millisecond), and the team server's requests pass six prefixes."""
+    quarter of a millisecond), and the team server's requests pass six prefixes. The app's
+    OpenAPI document lists the mounted routes under their prefixes."""
     from ferryml.server.mlflow import artifacts, models, tracking
 
-    tracking_routes = [*tracking.router.routes, *models.router.routes]
     groups = {
-        ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"): tracking_routes,
-        ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"): artifacts.router.routes,
-        ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"): artifacts.info_router.routes,
+        ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow"): [tracking.router, models.router],
+        ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"): [artifacts.router],
+        ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow"): [artifacts.info_router],
     }
     mounts = []
-    for bases, routes in groups.items():
+    for bases, routers in groups.items():
+        routes = [route for router in routers for route in router.routes]
         router = Router(routes=[*routes, Route("/{rest:path}", _not_served, methods=_METHODS)])
         mounts += [Mount(base, app=router) for base in bases]
     app.router.routes[:0] = mounts
@@ -41,6 +46,21 @@ def include_mlflow(app: FastAPI) -> None:
         app.add_api_route(
             f"{prefix}{{rest:path}}", _not_served, methods=_METHODS, include_in_schema=False
         )
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            # Copies of the mounted routes under their full paths, made when first asked
+            # for: the document's alone (the server's start does not pay for them).
+            documented = APIRouter()
+            for bases, routers in groups.items():
+                for base, served in itertools.product(bases, routers):
+                    documented.include_router(served, prefix=base)
+            app.openapi_schema = get_openapi(
+                title=app.title, version=app.version, routes=[*app.routes, *documented.routes]
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _not_served(request: Request) -> Response:

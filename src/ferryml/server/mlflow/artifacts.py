@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.server.mlflow import _json as j
+from ferryml.server.mlflow import _schemas as schemas
 from ferryml.server.mlflow._errors import MlflowRoute
 from ferryml.store.records import ArtifactRecord
 from ferryml.store.sql_mlflow import SqlMlflowStore
@@ -27,11 +28,12 @@ from ferryml.tracking._validation import check_artifact_path
 
 __all__ = ["children", "info_router", "locate", "router"]
 
-router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
-info_router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
+router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], responses=schemas.ERRORS)
+info_router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], responses=schemas.ERRORS)
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _CHUNK = 1 << 20
+_BYTES = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 _HELP = "ferry server keeps artifacts at EXP/RUN_ID/artifacts/PATH or EXP/models/ID/artifacts/PATH"
 
 
@@ -77,7 +79,7 @@ def _entries(request: Request, kind: str, owner: str, prefix: str) -> list[tuple
     return part.list_model_files(owner, prefix)
 
 
-@router.get("/artifacts")
+@router.get("/artifacts", response_model=schemas.ArtifactList)
 def list_artifacts(request: Request, path: str = "") -> Response:
     """``{"files": [...]}`` for a folder; ``{}`` for a file or nothing (the client tells
     files from folders this way)."""
@@ -89,7 +91,11 @@ def list_artifacts(request: Request, path: str = "") -> Response:
     return j.ok({"files": children([(p, s) for p, _, s in entries], prefix)})
 
 
-@router.get("/artifacts/{path:path}")
+@router.get(
+    "/artifacts/{path:path}",
+    response_class=StreamingResponse,
+    responses={200: {"description": "The file's bytes", "content": _BYTES}},
+)
 def download(path: str, request: Request) -> Response:
     kind, owner, relative = locate(path)
     found = [e for e in _entries(request, kind, owner, relative) if e[0] == relative]
@@ -109,7 +115,12 @@ def _chunks(source: Any) -> Iterator[bytes]:
             yield chunk
 
 
-@router.put("/artifacts/{path:path}")
+@router.put(
+    "/artifacts/{path:path}",
+    response_class=Response,
+    responses={200: {"description": "Stored; the body is empty"}},
+    openapi_extra={"requestBody": {"required": True, "content": _BYTES}},
+)
 async def upload(path: str, request: Request) -> Response:
     """Store the body as the file at ``path``; the bytes stream to the artifact store."""
     kind, owner, relative = locate(path)
@@ -147,7 +158,7 @@ async def upload(path: str, request: Request) -> Response:
     return Response(status_code=200)
 
 
-@router.delete("/artifacts/{path:path}")
+@router.delete("/artifacts/{path:path}", response_model=schemas.Empty)
 def delete(path: str, request: Request) -> Response:
     raise InvalidArgument(
         f"ferry server keeps what was logged: artifact {path!r} is not deleted. Delete the "
@@ -155,7 +166,7 @@ def delete(path: str, request: Request) -> Response:
     )
 
 
-@info_router.get("/server-info")
+@info_router.get("/server-info", response_model=schemas.ServerInfo)
 def server_info() -> Response:
     """What the client probes before large transfers: plain PUT and GET here."""
     return j.ok(

@@ -6,9 +6,9 @@ on ferryml's own routes."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -16,6 +16,7 @@ from ferryml._identity import current_user
 from ferryml.errors import InvalidArgument, NotFound
 from ferryml.server.mlflow import _filters
 from ferryml.server.mlflow import _json as j
+from ferryml.server.mlflow import _schemas as schemas
 from ferryml.server.mlflow._errors import MlflowRoute
 from ferryml.server.mlflow.artifacts import locate
 from ferryml.server.team._auth import maintainer_of
@@ -24,14 +25,14 @@ from ferryml.store.sql_mlflow import SqlMlflowStore
 
 __all__ = ["router"]
 
-router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
+router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], responses=schemas.ERRORS)
 
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class KeyValue(_Body):
+class RegistryKeyValue(_Body):
     key: str = Field(min_length=1, max_length=250)
     value: str = Field(default="", max_length=8000)
 
@@ -59,11 +60,11 @@ class CreateLoggedModel(_Body):
     name: str = Field(default="model", min_length=1, max_length=250)
     source_run_id: str | None = None
     model_type: str = ""
-    params: list[KeyValue] = []
-    tags: list[KeyValue] = []
+    params: list[RegistryKeyValue] = []
+    tags: list[RegistryKeyValue] = []
 
 
-@router.post("/logged-models")
+@router.post("/logged-models", response_model=schemas.LoggedModelAnswer)
 def create_logged_model(body: CreateLoggedModel, request: Request) -> Response:
     from ferryml.server.mlflow.tracking import resolve_experiment
 
@@ -78,7 +79,7 @@ def create_logged_model(body: CreateLoggedModel, request: Request) -> Response:
     return j.ok({"model": j.logged_model(model)})
 
 
-@router.get("/logged-models/{model_id}")
+@router.get("/logged-models/{model_id}", response_model=schemas.LoggedModelAnswer)
 def get_logged_model(model_id: str, request: Request) -> Response:
     return j.ok({"model": j.logged_model(_part(request).get_logged_model(model_id))})
 
@@ -87,46 +88,53 @@ class FinalizeModel(_Body):
     status: str = Field(pattern=r"^LOGGED_MODEL_(PENDING|READY|UPLOAD_FAILED)$")
 
 
-@router.patch("/logged-models/{model_id}")
+@router.patch("/logged-models/{model_id}", response_model=schemas.LoggedModelAnswer)
 def finalize_logged_model(model_id: str, body: FinalizeModel, request: Request) -> Response:
     model = _part(request).update_logged_model(model_id, status=body.status)
     return j.ok({"model": j.logged_model(model)})
 
 
-@router.delete("/logged-models/{model_id}")
+@router.delete("/logged-models/{model_id}", response_model=schemas.Empty)
 def delete_logged_model(model_id: str, request: Request) -> Response:
     _part(request).delete_logged_model(model_id)
     return j.ok()
 
 
 class ModelTags(_Body):
-    tags: list[KeyValue] = []
+    tags: list[RegistryKeyValue] = []
 
 
-@router.patch("/logged-models/{model_id}/tags")
+@router.patch("/logged-models/{model_id}/tags", response_model=schemas.Empty)
 def set_logged_model_tags(model_id: str, body: ModelTags, request: Request) -> Response:
     _part(request).set_logged_model_tags(model_id, {t.key: t.value for t in body.tags})
     return j.ok()
 
 
-@router.delete("/logged-models/{model_id}/tags/{key:path}")
+@router.delete("/logged-models/{model_id}/tags/{key:path}", response_model=schemas.Empty)
 def delete_logged_model_tag(model_id: str, key: str, request: Request) -> Response:
     _part(request).set_logged_model_tags(model_id, {}, remove=[key])
     return j.ok()
+
+
+class LoggedModelOrder(_Body):
+    field_name: str = ""
+    ascending: bool = True
+    dataset_name: str | None = None
+    dataset_digest: str | None = None
 
 
 class SearchLoggedModels(_Body):
     experiment_ids: list[str] = []
     filter: str | None = None
     max_results: int = Field(default=1000, ge=1, le=50_000)
-    order_by: list[dict[str, Any]] = []
+    order_by: list[LoggedModelOrder] = []  # accepted; models come newest first
     page_token: str | None = None
 
 
 _MODEL_FIELDS = ("name", "model_id", "source_run_id", "status", "model_type", "creation_time")
 
 
-@router.post("/logged-models/search")
+@router.post("/logged-models/search", response_model=schemas.LoggedModelsPage)
 def search_logged_models(body: SearchLoggedModels, request: Request) -> Response:
     from ferryml.server.mlflow.tracking import resolve_experiment
 
@@ -146,11 +154,11 @@ def search_logged_models(body: SearchLoggedModels, request: Request) -> Response
 
 class CreateModel(_Body):
     name: str = Field(min_length=1, max_length=256)
-    tags: list[KeyValue] = []
+    tags: list[RegistryKeyValue] = []
     description: str = ""
 
 
-@router.post("/registered-models/create")
+@router.post("/registered-models/create", response_model=schemas.RegisteredModelAnswer)
 def create_registered_model(body: CreateModel, request: Request) -> Response:
     from ferryml.registry.models import check_model_name
 
@@ -160,17 +168,17 @@ def create_registered_model(body: CreateModel, request: Request) -> Response:
     return j.ok({"registered_model": _model_json(request, body.name)})
 
 
-@router.get("/registered-models/get")
+@router.get("/registered-models/get", response_model=schemas.RegisteredModelAnswer)
 def get_registered_model(name: str, request: Request) -> Response:
     return j.ok({"registered_model": _model_json(request, name)})
 
 
-@router.get("/registered-models/search")
+@router.get("/registered-models/search", response_model=schemas.RegisteredModelsPage)
 def search_registered_models(
     request: Request,
     filter: str | None = None,
     max_results: int = 100,
-    order_by: list[str] | None = None,
+    order_by: Annotated[list[str] | None, Query()] = None,
     page_token: str | None = None,
 ) -> Response:
     clauses = _filters.parse(filter, ("name", "creation_timestamp", "last_updated_timestamp"))
@@ -194,7 +202,7 @@ class UpdateModel(_Body):
     description: str = ""
 
 
-@router.patch("/registered-models/update")
+@router.patch("/registered-models/update", response_model=schemas.RegisteredModelAnswer)
 def update_registered_model(body: UpdateModel, request: Request) -> Response:
     _registry(request).get_registered_model(body.name)
     _part(request).update_registered_model(body.name, description=body.description)
@@ -205,7 +213,7 @@ class ModelName(_Body):
     name: str
 
 
-@router.delete("/registered-models/delete")
+@router.delete("/registered-models/delete", response_model=schemas.Empty)
 def delete_registered_model(body: ModelName, request: Request) -> Response:
     maintainer_of(request, "model", body.name)
     _registry(request).delete_registered_model(body.name, user=current_user())
@@ -218,7 +226,7 @@ class ModelTag(_Body):
     value: str = Field(default="", max_length=8000)
 
 
-@router.post("/registered-models/set-tag")
+@router.post("/registered-models/set-tag", response_model=schemas.Empty)
 def set_registered_model_tag(body: ModelTag, request: Request) -> Response:
     _registry(request).get_registered_model(body.name)
     _registry(request).set_tag(body.name, 0, body.key, body.value)
@@ -230,26 +238,26 @@ class ModelTagKey(_Body):
     key: str
 
 
-@router.delete("/registered-models/delete-tag")
+@router.delete("/registered-models/delete-tag", response_model=schemas.Empty)
 def delete_registered_model_tag(body: ModelTagKey, request: Request) -> Response:
     _part(request).delete_model_tag(body.name, 0, body.key)
     return j.ok()
 
 
-class SetAlias(_Body):
+class MlflowSetAlias(_Body):
     name: str
     alias: str = Field(min_length=1, max_length=250)
     version: str
 
 
-@router.post("/registered-models/alias")
-def set_alias(body: SetAlias, request: Request) -> Response:
+@router.post("/registered-models/alias", response_model=schemas.Empty)
+def set_alias(body: MlflowSetAlias, request: Request) -> Response:
     maintainer_of(request, "model", body.name)
     _registry(request).set_alias(body.name, body.alias, _number(body.version), user=current_user())
     return j.ok()
 
 
-@router.get("/registered-models/alias")
+@router.get("/registered-models/alias", response_model=schemas.ModelVersionAnswer)
 def get_alias(name: str, alias: str, request: Request) -> Response:
     registry = _registry(request)
     try:
@@ -264,7 +272,7 @@ class AliasRef(_Body):
     alias: str
 
 
-@router.delete("/registered-models/alias")
+@router.delete("/registered-models/alias", response_model=schemas.Empty)
 def delete_alias(body: AliasRef, request: Request) -> Response:
     maintainer_of(request, "model", body.name)
     _registry(request).delete_alias(body.name, body.alias, user=current_user())
@@ -276,14 +284,14 @@ class LatestVersions(_Body):
     stages: list[str] = []
 
 
-@router.post("/registered-models/get-latest-versions")
+@router.post("/registered-models/get-latest-versions", response_model=schemas.ModelVersionsList)
 def get_latest_versions(body: LatestVersions, request: Request) -> Response:
     versions = _registry(request).list_model_versions(body.name)
     latest = [max(versions, key=lambda v: v.version)] if versions else []
     return j.ok({"model_versions": [j.model_version(v) for v in latest]})
 
 
-@router.get("/registered-models/get-latest-versions")
+@router.get("/registered-models/get-latest-versions", response_model=schemas.ModelVersionsList)
 def get_latest_versions_get(name: str, request: Request) -> Response:
     return get_latest_versions(LatestVersions(name=name), request)
 
@@ -291,17 +299,17 @@ def get_latest_versions_get(name: str, request: Request) -> Response:
 # -- model versions ------------------------------------------------------------------------
 
 
-class CreateVersion(_Body):
+class MlflowCreateVersion(_Body):
     name: str = Field(min_length=1, max_length=256)
     source: str = Field(min_length=1, max_length=4000)
     run_id: str | None = None
     model_id: str | None = None
-    tags: list[KeyValue] = []
+    tags: list[RegistryKeyValue] = []
     description: str = ""
 
 
-@router.post("/model-versions/create")
-def create_model_version(body: CreateVersion, request: Request) -> Response:
+@router.post("/model-versions/create", response_model=schemas.ModelVersionAnswer)
+def create_model_version(body: MlflowCreateVersion, request: Request) -> Response:
     from ferryml.registry.models import check_model_name
 
     check_model_name(body.name)
@@ -323,20 +331,20 @@ def create_model_version(body: CreateVersion, request: Request) -> Response:
     return j.ok({"model_version": j.model_version(version)})
 
 
-@router.get("/model-versions/get")
+@router.get("/model-versions/get", response_model=schemas.ModelVersionAnswer)
 def get_model_version(name: str, version: str, request: Request) -> Response:
     found = _registry(request).get_model_version(name, _number(version))
     return j.ok({"model_version": j.model_version(found)})
 
 
-class UpdateVersion(_Body):
+class MlflowUpdateVersion(_Body):
     name: str
     version: str
     description: str | None = None
 
 
-@router.patch("/model-versions/update")
-def update_model_version(body: UpdateVersion, request: Request) -> Response:
+@router.patch("/model-versions/update", response_model=schemas.ModelVersionAnswer)
+def update_model_version(body: MlflowUpdateVersion, request: Request) -> Response:
     registry = _registry(request)
     number = _number(body.version)
     if body.description is not None:
@@ -351,7 +359,7 @@ class VersionRef(_Body):
     version: str
 
 
-@router.delete("/model-versions/delete")
+@router.delete("/model-versions/delete", response_model=schemas.Empty)
 def delete_model_version(body: VersionRef, request: Request) -> Response:
     maintainer_of(request, "model", body.name)
     _registry(request).delete_model_version(body.name, _number(body.version), user=current_user())
@@ -361,12 +369,12 @@ def delete_model_version(body: VersionRef, request: Request) -> Response:
 _VERSION_FIELDS = ("name", "version_number", "run_id", "source_path", "source")
 
 
-@router.get("/model-versions/search")
+@router.get("/model-versions/search", response_model=schemas.ModelVersionsPage)
 def search_model_versions(
     request: Request,
     filter: str | None = None,
     max_results: int = 10_000,
-    order_by: list[str] | None = None,
+    order_by: Annotated[list[str] | None, Query()] = None,
     page_token: str | None = None,
 ) -> Response:
     clauses = _filters.parse(filter, _VERSION_FIELDS)
@@ -385,7 +393,7 @@ def search_model_versions(
     return j.ok({"model_versions": [j.model_version(v) for v in page], "next_page_token": token})
 
 
-@router.get("/model-versions/get-download-uri")
+@router.get("/model-versions/get-download-uri", response_model=schemas.DownloadUri)
 def get_download_uri(name: str, version: str, request: Request) -> Response:
     found = _registry(request).get_model_version(name, _number(version))
     uri = found.source
@@ -402,7 +410,7 @@ class VersionTag(_Body):
     value: str = Field(default="", max_length=8000)
 
 
-@router.post("/model-versions/set-tag")
+@router.post("/model-versions/set-tag", response_model=schemas.Empty)
 def set_model_version_tag(body: VersionTag, request: Request) -> Response:
     registry = _registry(request)
     number = _number(body.version)
@@ -417,7 +425,7 @@ class VersionTagKey(_Body):
     key: str
 
 
-@router.delete("/model-versions/delete-tag")
+@router.delete("/model-versions/delete-tag", response_model=schemas.Empty)
 def delete_model_version_tag(body: VersionTagKey, request: Request) -> Response:
     _part(request).delete_model_tag(body.name, _number(body.version), body.key)
     return j.ok()
@@ -455,7 +463,9 @@ def _model_json(request: Request, name: str, model: Any = None) -> dict[str, Any
     return j.registered_model(model, latest)
 
 
-def _package(request: Request, body: CreateVersion) -> tuple[str, str, str | None, str | None]:
+def _package(
+    request: Request, body: MlflowCreateVersion
+) -> tuple[str, str, str | None, str | None]:
     """The package digest, flavor, signature JSON and run of what ``source`` names: a
     logged model (``models:/m-...``), a run's folder (``runs:/RUN/PATH``), or an
     ``mlflow-artifacts:`` URI this server handed out."""
@@ -479,7 +489,8 @@ def _package(request: Request, body: CreateVersion) -> tuple[str, str, str | Non
         else:
             kind, owner, folder = locate(source.split(":", 1)[1].lstrip("/"))
             if kind != "run":
-                return _package(request, CreateVersion(name=body.name, source=f"models:/{owner}"))
+                logged = MlflowCreateVersion(name=body.name, source=f"models:/{owner}")
+                return _package(request, logged)
             run_id = owner
         folder = folder.strip("/")
         listed = request.app.state.tracking.list_artifacts(run_id, folder)

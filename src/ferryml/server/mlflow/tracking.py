@@ -15,6 +15,7 @@ from ferryml._identity import current_user
 from ferryml.errors import AlreadyExists, InvalidArgument, NotFound
 from ferryml.server.mlflow import _filters
 from ferryml.server.mlflow import _json as j
+from ferryml.server.mlflow import _schemas as schemas
 from ferryml.server.mlflow._errors import MlflowRoute
 from ferryml.store.entities import Run, RunStatus, ViewType
 from ferryml.store.records import (
@@ -30,7 +31,7 @@ from ferryml.tracking import _validation as check
 
 __all__ = ["router"]
 
-router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
+router = APIRouter(route_class=MlflowRoute, tags=["mlflow"], responses=schemas.ERRORS)
 
 _VIEWS = {
     "ACTIVE_ONLY": ViewType.ACTIVE_ONLY,
@@ -46,7 +47,7 @@ class _Body(BaseModel):
 
 
 class KeyValue(_Body):
-    key: str
+    key: schemas.KeyIn
     value: str = ""
 
 
@@ -100,25 +101,25 @@ def _view(value: str | None) -> ViewType:
 # -- experiments ---------------------------------------------------------------------------
 
 
-class CreateExperiment(_Body):
+class MlflowCreateExperiment(_Body):
     name: str = Field(min_length=1, max_length=256)
     artifact_location: str | None = None  # ignored: ferry server keeps every artifact
     tags: list[KeyValue] = []
 
 
-@router.post("/experiments/create")
-def create_experiment(body: CreateExperiment, request: Request) -> Response:
+@router.post("/experiments/create", response_model=schemas.ExperimentCreated)
+def create_experiment(body: MlflowCreateExperiment, request: Request) -> Response:
     tags = {t.key: t.value for t in body.tags}
     return j.ok({"experiment_id": _store(request).create_experiment(body.name, tags)})
 
 
-@router.get("/experiments/get")
+@router.get("/experiments/get", response_model=schemas.ExperimentAnswer)
 def get_experiment(experiment_id: str, request: Request) -> Response:
     found = _store(request).get_experiment(resolve_experiment(request, experiment_id))
     return j.ok({"experiment": j.experiment(found)})
 
 
-@router.get("/experiments/get-by-name")
+@router.get("/experiments/get-by-name", response_model=schemas.ExperimentAnswer)
 def get_experiment_by_name(experiment_name: str, request: Request) -> Response:
     found = _store(request).get_experiment_by_name(experiment_name)
     if found is None:
@@ -137,7 +138,7 @@ class SearchExperiments(_Body):
 _EXPERIMENT_FIELDS = ("name", "experiment_id", "creation_time", "last_update_time")
 
 
-@router.post("/experiments/search")
+@router.post("/experiments/search", response_model=schemas.ExperimentsPage)
 def search_experiments(body: SearchExperiments, request: Request) -> Response:
     clauses = _filters.parse(body.filter, _EXPERIMENT_FIELDS)
     found = [
@@ -161,7 +162,7 @@ def search_experiments(body: SearchExperiments, request: Request) -> Response:
     )
 
 
-@router.get("/experiments/search")
+@router.get("/experiments/search", response_model=schemas.ExperimentsPage)
 def search_experiments_get(
     request: Request,
     max_results: int = 1000,
@@ -175,13 +176,13 @@ def search_experiments_get(
     return search_experiments(body, request)
 
 
-@router.post("/experiments/delete")
+@router.post("/experiments/delete", response_model=schemas.Empty)
 def delete_experiment(body: ExperimentRef, request: Request) -> Response:
     _store(request).update_experiment(body.experiment_id, lifecycle_stage="deleted")
     return j.ok()
 
 
-@router.post("/experiments/restore")
+@router.post("/experiments/restore", response_model=schemas.Empty)
 def restore_experiment(body: ExperimentRef, request: Request) -> Response:
     _store(request).update_experiment(body.experiment_id, lifecycle_stage="active")
     return j.ok()
@@ -191,7 +192,7 @@ class RenameExperiment(ExperimentRef):
     new_name: str = Field(min_length=1, max_length=256)
 
 
-@router.post("/experiments/update")
+@router.post("/experiments/update", response_model=schemas.Empty)
 def update_experiment(body: RenameExperiment, request: Request) -> Response:
     mlflow_part(request).rename_experiment(body.experiment_id, body.new_name)
     return j.ok()
@@ -202,7 +203,7 @@ class ExperimentTag(ExperimentRef):
     value: str = Field(default="", max_length=check.MAX_TAG_VALUE)
 
 
-@router.post("/experiments/set-experiment-tag")
+@router.post("/experiments/set-experiment-tag", response_model=schemas.Empty)
 def set_experiment_tag(body: ExperimentTag, request: Request) -> Response:
     mlflow_part(request).set_experiment_tag(body.experiment_id, body.key, body.value)
     return j.ok()
@@ -212,7 +213,7 @@ class ExperimentTagKey(ExperimentRef):
     key: str
 
 
-@router.post("/experiments/delete-experiment-tag")
+@router.post("/experiments/delete-experiment-tag", response_model=schemas.Empty)
 def delete_experiment_tag(body: ExperimentTagKey, request: Request) -> Response:
     mlflow_part(request).delete_experiment_tag(body.experiment_id, body.key)
     return j.ok()
@@ -221,7 +222,7 @@ def delete_experiment_tag(body: ExperimentTagKey, request: Request) -> Response:
 # -- runs ----------------------------------------------------------------------------------
 
 
-class CreateRun(_Body):
+class MlflowCreateRun(_Body):
     experiment_id: str = "0"
     user_id: str | None = None  # the token's user is recorded, never the client's word
     start_time: int | None = None
@@ -229,8 +230,8 @@ class CreateRun(_Body):
     tags: list[KeyValue] = []
 
 
-@router.post("/runs/create")
-def create_run(body: CreateRun, request: Request) -> Response:
+@router.post("/runs/create", response_model=schemas.RunAnswer)
+def create_run(body: MlflowCreateRun, request: Request) -> Response:
     from ferryml.tracking._names import random_name
 
     tags = {t.key: t.value for t in body.tags}
@@ -252,7 +253,7 @@ def create_run(body: CreateRun, request: Request) -> Response:
     return j.ok({"run": _run_json(request, _store(request).get_run(info.run_id))})
 
 
-@router.get("/runs/get")
+@router.get("/runs/get", response_model=schemas.RunAnswer)
 def get_run(request: Request, run_id: str | None = None, run_uuid: str | None = None) -> Response:
     run = _store(request).get_run(RunRef(run_id=run_id, run_uuid=run_uuid).id)
     return j.ok({"run": _run_json(request, run)})
@@ -264,7 +265,7 @@ class UpdateRun(RunRef):
     run_name: str | None = Field(default=None, max_length=250)
 
 
-@router.post("/runs/update")
+@router.post("/runs/update", response_model=schemas.RunInfoAnswer)
 def update_run(body: UpdateRun, request: Request) -> Response:
     run_id = body.id
     store = _store(request)
@@ -283,43 +284,43 @@ def update_run(body: UpdateRun, request: Request) -> Response:
     return j.ok({"run_info": j.run_info(store.get_run_info(run_id))})
 
 
-@router.post("/runs/delete")
+@router.post("/runs/delete", response_model=schemas.Empty)
 def delete_run(body: RunRef, request: Request) -> Response:
     _store(request).update_run(body.id, lifecycle_stage="deleted")
     return j.ok()
 
 
-@router.post("/runs/restore")
+@router.post("/runs/restore", response_model=schemas.Empty)
 def restore_run(body: RunRef, request: Request) -> Response:
     _store(request).update_run(body.id, lifecycle_stage="active")
     return j.ok()
 
 
 class LogMetric(RunRef):
-    key: str
-    value: Any
+    key: schemas.KeyIn
+    value: schemas.MetricValueIn
     timestamp: int | None = None
     step: int = 0
 
 
-@router.post("/runs/log-metric")
+@router.post("/runs/log-metric", response_model=schemas.Empty)
 def log_metric(body: LogMetric, request: Request) -> Response:
     mlflow_part(request).write_records(body.id, [_metric(body.id, body)])
     return j.ok()
 
 
 class LogParam(RunRef):
-    key: str
+    key: schemas.KeyIn
     value: str = ""
 
 
-@router.post("/runs/log-parameter")
+@router.post("/runs/log-parameter", response_model=schemas.Empty)
 def log_param(body: LogParam, request: Request) -> Response:
     mlflow_part(request).write_records(body.id, _params(request, body.id, [body]))
     return j.ok()
 
 
-@router.post("/runs/set-tag")
+@router.post("/runs/set-tag", response_model=schemas.Empty)
 def set_tag(body: LogParam, request: Request) -> Response:
     mlflow_part(request).write_records(body.id, [_tag(body.id, body)])
     if body.key == "mlflow.runName":
@@ -328,18 +329,18 @@ def set_tag(body: LogParam, request: Request) -> Response:
 
 
 class DeleteTag(RunRef):
-    key: str
+    key: schemas.KeyIn
 
 
-@router.post("/runs/delete-tag")
+@router.post("/runs/delete-tag", response_model=schemas.Empty)
 def delete_tag(body: DeleteTag, request: Request) -> Response:
     mlflow_part(request).delete_run_tag(_active_run(request, body.id), body.key)
     return j.ok()
 
 
 class MetricItem(_Body):
-    key: str
-    value: Any
+    key: schemas.KeyIn
+    value: schemas.MetricValueIn
     timestamp: int | None = None
     step: int = 0
 
@@ -350,7 +351,7 @@ class LogBatch(RunRef):
     tags: list[KeyValue] = Field(default=[], max_length=100)
 
 
-@router.post("/runs/log-batch")
+@router.post("/runs/log-batch", response_model=schemas.Empty)
 def log_batch(body: LogBatch, request: Request) -> Response:
     """Metrics, params and tags in one transaction (the client sends up to 1,000 metrics
     and 100 params a call, and with ``synchronous=False`` in any order)."""
@@ -383,7 +384,7 @@ class LogInputs(RunRef):
     datasets: list[DatasetInputBody] = Field(default=[], max_length=1000)
 
 
-@router.post("/runs/log-inputs")
+@router.post("/runs/log-inputs", response_model=schemas.Empty)
 def log_inputs(body: LogInputs, request: Request) -> Response:
     run_id = _active_run(request, body.id)
     inputs = [
@@ -402,14 +403,14 @@ def log_inputs(body: LogInputs, request: Request) -> Response:
     return j.ok()
 
 
-@router.post("/runs/outputs")
+@router.post("/runs/outputs", response_model=schemas.Empty)
 def log_outputs(body: RunRef, request: Request) -> Response:
     """Accepted: a run's logged models are found by the run that made them."""
     _store(request).get_run_info(body.id)
     return j.ok()
 
 
-class SearchRuns(_Body):
+class MlflowSearchRuns(_Body):
     experiment_ids: list[str] = Field(default=[], max_length=1000)
     filter: str | None = None
     run_view_type: str | None = None
@@ -418,8 +419,8 @@ class SearchRuns(_Body):
     page_token: str | None = None
 
 
-@router.post("/runs/search")
-def search_runs(body: SearchRuns, request: Request) -> Response:
+@router.post("/runs/search", response_model=schemas.RunsPage)
+def search_runs(body: MlflowSearchRuns, request: Request) -> Response:
     runs, next_offset = _store(request).search_runs(
         [resolve_experiment(request, e) for e in body.experiment_ids],
         body.filter or "",
@@ -431,7 +432,7 @@ def search_runs(body: SearchRuns, request: Request) -> Response:
     return j.ok({"runs": _runs_json(request, runs), "next_page_token": j.page_token(next_offset)})
 
 
-@router.get("/metrics/get-history")
+@router.get("/metrics/get-history", response_model=schemas.MetricsPage)
 def metric_history(
     request: Request,
     metric_key: str,
@@ -458,7 +459,7 @@ def metric_history(
     )
 
 
-@router.get("/artifacts/list")
+@router.get("/artifacts/list", response_model=schemas.RunArtifactList)
 def list_artifacts(
     request: Request,
     run_id: str | None = None,
