@@ -56,12 +56,35 @@ class Route:
 class RollbackPolicy:
     """The canary is rolled back when, over at least ``min_requests`` of its requests, its
     error rate exceeds the primary's by ``error_margin``, or its tail latency (p99 when the
-    requests are enough to tell, p90 at 50) exceeds the primary's over the same recent
-    requests by ``latency_margin`` (a fraction: 0.5 is 50% slower)."""
+    requests are enough to tell, p90 at 50) exceeds the primary's over the same stretch of
+    time by ``latency_margin`` (a fraction: 0.5 is 50% slower)."""
 
     error_margin: float = 0.05
     latency_margin: float = 1.0
     min_requests: int = 50
+
+    def slower(self, canary: RouteState, primary: RouteState) -> str | None:
+        """Why the canary is slower than the primary, over the stretch of time both routes'
+        latest requests cover (so a burst of load on the machine weighs on both alike), at the
+        highest percentile five or more of the canary's requests lie above: a p99 of 50
+        requests is their slowest one, and one pause of a busy machine would roll a good
+        canary back. None while it is not, or while the stretch holds too few requests."""
+        if not canary.latencies or not primary.latencies:
+            return None
+        since = max(canary.latencies[0][0], primary.latencies[0][0])
+        ours, theirs = canary.latencies_since(since), primary.latencies_since(since)
+        if len(ours) < self.min_requests or not theirs:
+            return None
+        quantile = max(0.5, min(0.99, 1 - 5 / len(ours)))
+        mine = ours[min(len(ours) - 1, int(len(ours) * quantile))]
+        other = theirs[min(len(theirs) - 1, int(len(theirs) * quantile))]
+        if not other or mine <= other * (1 + self.latency_margin):
+            return None
+        return (
+            f"canary {canary.name} p{quantile * 100:.0f} {mine * 1000:.1f} ms exceeds the "
+            f"primary's {other * 1000:.1f} ms over the same stretch ({len(ours)} and "
+            f"{len(theirs)} requests) by more than {self.latency_margin:.0%}"
+        )
 
 
 @dataclass(frozen=True)
@@ -453,19 +476,8 @@ class _Watcher:
                 f"canary {route.name} error rate {route.error_rate:.1%} exceeds the primary's "
                 f"{primary.error_rate:.1%} by more than {policy.error_margin:.1%}"
             )
-        else:
-            # The same recent stretch of both routes, so load on the machine weighs on both,
-            # at the highest percentile that five or more requests lie above: a p99 of 50
-            # requests is their slowest one, and one hiccup would roll a good canary back.
-            last = min(len(route.latencies), len(primary.latencies))
-            quantile = max(0.5, min(0.99, 1 - 5 / last)) if last else 0.5
-            canary_s, primary_s = route.latency(quantile, last), primary.latency(quantile, last)
-            if primary_s and canary_s > primary_s * (1 + policy.latency_margin):
-                why = (
-                    f"canary {route.name} p{quantile * 100:.0f} {canary_s * 1000:.1f} ms exceeds "
-                    f"the primary's {primary_s * 1000:.1f} ms over their latest {last} requests "
-                    f"by more than {policy.latency_margin:.0%}"
-                )
+        elif route.requests % 10 == 0:  # a sort of both routes' latest: not every request
+            why = policy.slower(route, primary)
         if why is None:
             return
         with self._lock:

@@ -84,14 +84,12 @@ class RouteState:
     batcher: Any = None
     requests: int = 0
     errors: int = 0
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=2000))
+    # (time.perf_counter() when answered, seconds taken) of the latest requests
+    latencies: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=2000))
 
-    def latency(self, quantile: float, last: int) -> float:
-        """The ``quantile`` of the latest ``last`` latencies, in seconds (0 with none)."""
-        recent = sorted(list(self.latencies)[-last:]) if last > 0 else []
-        if not recent:
-            return 0.0
-        return recent[min(len(recent) - 1, int(len(recent) * quantile))]
+    def latencies_since(self, since: float) -> list[float]:
+        """The seconds taken by the requests answered at ``since`` or later, sorted."""
+        return sorted(seconds for at, seconds in self.latencies if at >= since)
 
     @property
     def error_rate(self) -> float:
@@ -314,7 +312,7 @@ class PredictionService:
             seconds = time.perf_counter() - started
             route.requests += 1
             route.errors += 0 if ok else 1
-            route.latencies.append(seconds)
+            route.latencies.append((started + seconds, seconds))
             if self.metrics is not None:
                 self.metrics.observe(
                     self.endpoint, route.name, loaded.version, endpoint, ok, seconds, len(frame)

@@ -1,0 +1,47 @@
+"""The automatic rollback's latency judgement: the canary against the primary over the same
+stretch of time, at a percentile its requests can tell."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from ferryml.serving.deployments import RollbackPolicy
+from ferryml.serving.service import RouteState
+
+
+def _replay(seconds_at: Callable[[int], float], canary_every: int, total: int) -> list[RouteState]:
+    """Requests answered one per second of a clock, every ``canary_every``-th by the canary."""
+    primary = RouteState("v1", None, 100 - 100 / canary_every, "primary")  # type: ignore[arg-type]
+    canary = RouteState("v2", None, 100 / canary_every, "canary")  # type: ignore[arg-type]
+    for i in range(total):
+        route = canary if i % canary_every == 0 else primary
+        route.requests += 1
+        route.latencies.append((float(i), seconds_at(i)))
+    return [canary, primary]
+
+
+def test_a_burst_of_load_before_the_primarys_latest_requests_rolls_no_canary_back() -> None:
+    # The same model on both routes; the machine was three times slower for the first fifth
+    # of the time. The canary's 10% of the traffic reaches further back than the primary's
+    # deque of latest requests: only the stretch both cover is compared.
+    canary, primary = _replay(lambda i: 0.030 if i < 2400 else 0.010, 10, 12_000)
+    assert RollbackPolicy().slower(canary, primary) is None
+
+
+def test_a_canary_slower_on_most_requests_is_named_with_both_figures() -> None:
+    canary, primary = _replay(lambda i: 0.035 if i % 10 == 0 else 0.010, 10, 1_000)
+    why = RollbackPolicy().slower(canary, primary)
+    assert why is not None
+    assert why.startswith("canary v2 p") and "35.0 ms exceeds the primary's 10.0 ms" in why
+
+
+def test_two_pauses_among_sixty_canary_requests_are_not_its_tail() -> None:
+    canary, primary = _replay(lambda i: 0.300 if i in (20, 40) else 0.010, 2, 120)
+    assert RollbackPolicy().slower(canary, primary) is None
+
+
+def test_too_few_canary_requests_in_the_shared_stretch_are_not_judged() -> None:
+    canary, primary = _replay(lambda i: 0.050 if i % 50 == 0 else 0.010, 50, 2_000)
+    assert len(canary.latencies) == 40
+    assert RollbackPolicy().slower(canary, primary) is None
+    assert RollbackPolicy(min_requests=20).slower(canary, primary) is not None
