@@ -48,6 +48,7 @@ _EXPORTS = {
     "search_runs": "ferryml.tracking.fluent",
     "autolog": "ferryml.tracking.autolog",
     "autolog_torch": "ferryml.tracking._autolog_torch",
+    "TorchAutolog": "ferryml.tracking._autolog_torch",
     # models
     "log_model": "ferryml.registry.api",
     "load_model": "ferryml.registry.api",
@@ -113,7 +114,7 @@ if TYPE_CHECKING:
     )
     from ferryml.serving.explain import explain
     from ferryml.store.entities import Experiment, Metric, Run, RunInfo, RunStatus, ViewType
-    from ferryml.tracking._autolog_torch import autolog_torch
+    from ferryml.tracking._autolog_torch import TorchAutolog, autolog_torch
     from ferryml.tracking.autolog import autolog
     from ferryml.tracking.client import FerryClient, Param, RunTag
     from ferryml.tracking.fluent import (

@@ -14,11 +14,13 @@ _EXPORTS = {
     "ActiveRun": "ferryml.tracking.fluent",
     "Comparison": "ferryml.tracking.compare",
     "compare_runs": "ferryml.tracking.compare",
+    "TorchAutolog": "ferryml.tracking._autolog_torch",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 if TYPE_CHECKING:
+    from ferryml.tracking._autolog_torch import TorchAutolog
     from ferryml.tracking.client import FerryClient, Param, RunTag, SearchPage
     from ferryml.tracking.compare import Comparison, compare_runs
     from ferryml.tracking.fluent import ActiveRun

@@ -20,15 +20,19 @@ Example:
 from __future__ import annotations
 
 import logging
+import re
 import time
 import traceback
 from types import TracebackType
 from typing import Any
 
+from ferryml.errors import Conflict, InvalidArgument, MissingExtra
+
 __all__ = ["TorchAutolog", "autolog_torch"]
 
 _log = logging.getLogger("ferryml.tracking.autolog")
-FLUSH_EVERY = 200  # values held before one write (and one device sync) for all of them
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")  # no "/" or "..": it names a folder
+FLUSH_EVERY = 200  # steps held before one write (and one device sync) for all their values
 FLUSH_AFTER_MS = 5_000  # ... or once this old, so a slow loop's curve shows up as it trains
 
 
@@ -38,6 +42,7 @@ def autolog_torch(
     *,
     log_model: bool = True,
     registered_model_name: str | None = None,
+    name: str | None = None,
 ) -> TorchAutolog:
     """Log a PyTorch training loop: call ``.step(loss)`` once per training step.
 
@@ -50,13 +55,26 @@ def autolog_torch(
     ``<key>_epoch``. At the end the module is logged as ``model`` (pytorch flavor) unless
     ``log_model`` is false, and registered as ``registered_model_name`` if given.
 
+    ``name`` prefixes all of these, ``<name>/loss``, ``<name>/lr``, ``<name>/model``, so
+    two loops (a GAN's generator and discriminator) can log into one run: each handle on
+    a run needs a name of its own. A module wrapped by ``torch.compile``,
+    ``DistributedDataParallel`` or ``DataParallel`` is logged unwrapped. When
+    ``torch.distributed`` is initialized, only rank 0 logs (its own loss); the other
+    ranks' handles do nothing and their ``run_id`` is None, so one training is one run.
+
     Inside an active run it logs there; otherwise it starts a run, which the ``with`` block
     ends: FINISHED, or FAILED when the loop raises (the error reaches the caller). Values
     are written every 200 steps or 5 seconds (a crash loses at most those), and a logging
     failure never stops the training: it is logged once (logger
-    ``ferryml.tracking.autolog``) and the loop goes on.
+    ``ferryml.tracking.autolog``) and the loop goes on. Steps and epochs after the end are
+    left out, also logged once.
+
+    Raises:
+        MissingExtra: PyTorch is not installed.
+        InvalidArgument: ``name`` is not a valid name.
+        Conflict: a handle with the same ``name`` (or none) logs into the active run.
     """
-    log = TorchAutolog(module, optimizer, log_model, registered_model_name)
+    log = TorchAutolog(module, optimizer, log_model, registered_model_name, name)
     log.start()
     return log
 
@@ -70,11 +88,20 @@ class TorchAutolog:
         optimizer: Any = None,
         log_model: bool = True,
         registered_model_name: str | None = None,
+        name: str | None = None,
     ) -> None:
+        if name is not None and not (isinstance(name, str) and _NAME.fullmatch(name)):
+            raise InvalidArgument(
+                f"autolog_torch name {name!r} is invalid: use up to 100 letters, digits, "
+                "'_', '-' and '.', starting with a letter or digit (it prefixes the metric "
+                "keys, params and the model's artifact path)."
+            )
         self.module = module
         self.optimizer = optimizer
         self.log_model = log_model
         self.registered_model_name = registered_model_name
+        self.name = name
+        self._prefix = f"{name}/" if name else ""
         self.run_id: str | None = None  # None: not started, or the run could not be had
         self.steps = 0  # steps taken; the next one is logged at this step number
         self.epochs = 0
@@ -82,11 +109,16 @@ class TorchAutolog:
         self._started = False  # the run is ours to end
         self._ended = False
         self._warned = False
+        self._warned_ended = False
+        self._active: Any = None  # the fluent run this handle is registered with
+        self._counts_due = False  # lazy parameters: their counts are logged at the end
         # (key, value, step, timestamp): values stay tensors until a flush reads them all
         # in one go, so a GPU loop does not wait for each step's loss.
         self._pending: list[tuple[str, Any, int, int]] = []
+        self._held_steps = 0  # steps in _pending
         self._due = 0  # when, in ms since the epoch, the pending values are written
-        self._keys: set[str] = {"loss"}  # keys known to be valid
+        self._loss_key = f"{self._prefix}loss"
+        self._keys: set[str] = {self._loss_key}  # keys known to be valid
         self._sums: dict[str, list[float]] = {}  # this epoch's [sum, count] per key
         self._tensor: Any = None
 
@@ -94,26 +126,38 @@ class TorchAutolog:
 
     def step(self, loss: Any, **metrics: Any) -> None:
         """Record this step's ``loss`` (a tensor or a number), and any ``metrics``."""
+        if self._ended:
+            self._after_end("step")
+            return
         n = self.steps
         self.steps = n + 1
         if self.run_id is None:
             return
         try:
             now = time.time_ns() // 1_000_000
-            pending, tensor = self._pending, self._tensor
-            pending.append(("loss", loss.detach() if isinstance(loss, tensor) else loss, n, now))
+            pending, tensor, prefix = self._pending, self._tensor, self._prefix
+            # Copies: a view would keep its whole source tensor alive until the flush, and
+            # a tensor changed in place later (``correct += ...``) would be read as it is
+            # then, not at this step. A copy costs no device sync.
+            held = loss.detach().clone() if isinstance(loss, tensor) else loss
+            pending.append((self._loss_key, held, n, now))
             for key, value in metrics.items():
+                key = prefix + key
                 if key not in self._keys and not self._valid_key(key):
                     continue
-                held = value.detach() if isinstance(value, tensor) else value
+                held = value.detach().clone() if isinstance(value, tensor) else value
                 pending.append((key, held, n, now))
-            if len(pending) >= FLUSH_EVERY or now >= self._due:
+            self._held_steps += 1
+            if self._held_steps >= FLUSH_EVERY or now >= self._due:
                 self.flush()
         except Exception as e:  # noqa: BLE001 - logging never stops the training
             self._warn(e)
 
     def epoch(self) -> None:
         """Mark the end of an epoch: log each metric's mean over it as ``<key>_epoch``."""
+        if self._ended:
+            self._after_end("epoch")
+            return
         n = self.epochs
         self.epochs = n + 1
         if self.run_id is None:
@@ -135,6 +179,7 @@ class TorchAutolog:
     def flush(self) -> None:
         """Write the values held so far (``step`` does it every 200 steps or 5 s)."""
         pending, self._pending = self._pending, []
+        self._held_steps = 0
         self._due = time.time_ns() // 1_000_000 + FLUSH_AFTER_MS
         if not pending or self.run_id is None:
             return
@@ -177,19 +222,39 @@ class TorchAutolog:
     # -- start and end -----------------------------------------------------------------
 
     def start(self) -> None:
-        """Join the active run or start one, and log the params."""
-        from torch import Tensor
+        """Join the active run or start one, and log the params.
+
+        Raises:
+            MissingExtra: PyTorch is not installed.
+            Conflict: a handle of the same name (or none) logs into the active run.
+        """
+        try:
+            import torch
+        except ModuleNotFoundError as e:
+            if e.name != "torch":  # an installed torch that is broken: show why
+                raise
+            # from None: the message says it all, a second traceback would bury it
+            raise MissingExtra(
+                "ferry.autolog_torch needs PyTorch, which is not installed: "
+                "pip install 'ferryml[pytorch]' (or torch)."
+            ) from None
 
         from ferryml.tracking import fluent
 
-        self._tensor = Tensor
+        dist = torch.distributed
+        if dist.is_available() and dist.is_initialized() and dist.get_rank() != 0:
+            return  # rank 0 logs the training; a run per process would split it
+        self._tensor = torch.Tensor
         self._due = time.time_ns() // 1_000_000 + FLUSH_AFTER_MS
+        active = fluent.active_run()
+        if active is not None:
+            self._register(active)
         try:
             self._client = fluent._fluent.get_client()
-            active = fluent.active_run()
             if active is None:
                 active = fluent.start_run(tags={"ferryml.autolog": "pytorch"})
                 self._started = True
+                self._register(active)
             self.run_id = active.run_id
         except Exception as e:  # noqa: BLE001 - logging never stops the training
             self._warn(e)
@@ -204,15 +269,24 @@ class TorchAutolog:
             return
         self._ended = True
         self.flush()
+        if self._active is not None and self._active._autologs.get(self._prefix) is self:
+            del self._active._autologs[self._prefix]
         if self.run_id is None:
             return
+        if self._counts_due:  # the lazy parameters are known by now, after a forward pass
+            try:
+                counts = _counts(_unwrapped(self.module))
+                if counts is not None:
+                    self._client.log_batch(self.run_id, params=self._prefixed(counts))
+            except Exception as e:  # noqa: BLE001 - the training's result stands
+                self._warn(e)
         if error is None and self.log_model:
             try:
                 from ferryml.registry.api import log_model
 
                 log_model(
                     _unwrapped(self.module),
-                    "model",
+                    f"{self._prefix}model",
                     registered_model_name=self.registered_model_name,
                 )
             except Exception as e:  # noqa: BLE001 - the training's result stands
@@ -235,18 +309,33 @@ class TorchAutolog:
 
     # -- helpers -----------------------------------------------------------------------
 
-    def _params(self) -> dict[str, str]:
-        from ferryml.tracking._validation import _KEY, MAX_KEY, MAX_PARAM_VALUE
+    def _register(self, active: Any) -> None:
+        """Claim this handle's name on the fluent run ``active``, or refuse it."""
+        other = active._autologs.get(self._prefix)
+        if other is not None and not other._ended:
+            if self.name is None:
+                raise Conflict(
+                    f"Run {active.run_id} has a ferry.autolog_torch handle already; a second "
+                    "one would log its loss, params and model under the same names. Give "
+                    "each its own name, e.g. autolog_torch(discriminator, optimizer, "
+                    "name='discriminator')."
+                )
+            raise Conflict(
+                f"Run {active.run_id} has a ferry.autolog_torch handle named {self.name!r} "
+                "already; give this one another name."
+            )
+        active._autologs[self._prefix] = self
+        self._active = active
 
+    def _params(self) -> dict[str, str]:
         module = _unwrapped(self.module)
         kind = type(module)
-        params: dict[str, Any] = {
-            "module_class": f"{kind.__module__}.{kind.__qualname__}",
-            "module_parameters": sum(p.numel() for p in module.parameters()),
-            "module_trainable_parameters": sum(
-                p.numel() for p in module.parameters() if p.requires_grad
-            ),
-        }
+        params: dict[str, Any] = {"module_class": f"{kind.__module__}.{kind.__qualname__}"}
+        counts = _counts(module)
+        if counts is None:
+            self._counts_due = True
+        else:
+            params.update(counts)
         optimizer = self.optimizer
         if optimizer is not None:
             params["optimizer_name"] = type(optimizer).__name__
@@ -256,10 +345,18 @@ class TorchAutolog:
                 for key, value in group.items():
                     if key in defaults and str(value) != str(defaults[key]):
                         params[f"param_group_{i}_{key}"] = value
+        return self._prefixed(params)
+
+    def _prefixed(self, params: dict[str, Any]) -> dict[str, str]:
+        """``params`` under this handle's keys, as strings; keys a run cannot take are
+        left out (an optimizer's own hyperparameter names)."""
+        from ferryml.tracking._validation import _KEY, MAX_KEY, MAX_PARAM_VALUE
+
+        prefix = self._prefix
         return {
-            key: str(value)[:MAX_PARAM_VALUE]
+            prefix + key: str(value)[:MAX_PARAM_VALUE]
             for key, value in params.items()
-            if len(key) <= MAX_KEY and _KEY.fullmatch(key)
+            if len(prefix + key) <= MAX_KEY and _KEY.fullmatch(key)
         }
 
     def _floats(self, values: list[Any]) -> list[float | None]:
@@ -301,6 +398,18 @@ class TorchAutolog:
         self._keys.add(key)
         return True
 
+    def _after_end(self, call: str) -> None:
+        if self._warned_ended:
+            return
+        self._warned_ended = True
+        # A log line, not an error: the training itself is fine.
+        _log.warning(
+            "ferry.autolog_torch: %s() after the handle ended (its with block or end()) is "
+            "not logged, nor are later ones. Call it inside the with block, or start a new "
+            "handle.",
+            call,
+        )
+
     def _warn(self, error: BaseException) -> None:
         """Once per handle; later failures go to the debug log only."""
         _log.debug("ferryml.autolog_torch could not log", exc_info=error)
@@ -317,5 +426,29 @@ class TorchAutolog:
 
 
 def _unwrapped(module: Any) -> Any:
-    """The module itself, not the wrapper ``torch.compile`` puts around it."""
-    return getattr(module, "_orig_mod", module)
+    """The module itself, not a wrapper around it: ``torch.compile``'s, ``DataParallel``'s
+    or ``DistributedDataParallel``'s (which cannot be loaded without its process group)."""
+    import torch
+
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    while True:
+        if isinstance(module, wrappers):
+            module = module.module
+        elif hasattr(module, "_orig_mod"):
+            module = module._orig_mod
+        else:
+            return module
+
+
+def _counts(module: Any) -> dict[str, int] | None:
+    """The module's parameter counts; None while a lazy layer (``nn.LazyLinear``) has not
+    seen its first batch, as its parameters have no size yet."""
+    from torch.nn.parameter import is_lazy
+
+    parameters = list(module.parameters())
+    if any(is_lazy(p) for p in parameters):
+        return None
+    return {
+        "module_parameters": sum(p.numel() for p in parameters),
+        "module_trainable_parameters": sum(p.numel() for p in parameters if p.requires_grad),
+    }

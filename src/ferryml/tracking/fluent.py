@@ -12,6 +12,7 @@ import functools
 import os
 import threading
 import traceback
+import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
@@ -91,6 +92,8 @@ class ActiveRun:
         self._run = run
         self._client = client
         self.run_id = run.info.run_id
+        # the ferry.autolog_torch handles logging here, by name: two must not share one
+        self._autologs: weakref.WeakValueDictionary[str, Any] = weakref.WeakValueDictionary()
 
     @property
     def info(self) -> RunInfo:
