@@ -3,11 +3,14 @@ scikit-learn wrappers: what it logs, where, once per fit, and that it never brea
 
 from __future__ import annotations
 
+import functools
+import gc
 import json
 import logging
 import os
 import subprocess
 import sys
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -23,9 +26,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 import ferryml as ferry
+from ferryml.config import Settings
 from ferryml.store.entities import Run, RunStatus
-from ferryml.tracking import fluent
-from ferryml.tracking.client import FerryClient
 
 LGB_QUIET = {"objective": "binary", "verbose": -1, "seed": 0}
 
@@ -33,23 +35,23 @@ LGB_QUIET = {"objective": "binary", "verbose": -1, "seed": 0}
 @pytest.fixture
 def auto(
     tmp_path: Path, request: pytest.FixtureRequest, make_store: Callable[..., Any]
-) -> Iterator[None]:
-    """autolog() on a fresh SQLite store; ``_client`` reads what it logged."""
+) -> Iterator[ferry.FerryClient]:
+    """autolog() on a fresh SQLite store, and a client reading that store."""
     with make_store("sqlite", tmp_path, request) as url:
-        artifacts = (tmp_path / "art").as_uri()
-        ferry.configure(home=tmp_path / "home", store=url, artifacts=artifacts)
+        settings = Settings(
+            home=tmp_path / "home", store_url=url, artifacts_url=(tmp_path / "art").as_uri()
+        )
+        ferry.configure(home=settings.home, store=url, artifacts=settings.artifacts_url)
+        client = ferry.FerryClient(settings)
         ferry.autolog()
         try:
-            yield
+            yield client
         finally:
             ferry.autolog(disable=True)
+            client.close()
             while ferry.active_run() is not None:
                 ferry.end_run()
-            ferry.configure(home=tmp_path / "home", store=url, artifacts=artifacts)
-
-
-def _client() -> FerryClient:
-    return fluent._fluent.get_client()  # the one ferry.configure set up
+            ferry.configure(home=settings.home, store=url, artifacts=settings.artifacts_url)
 
 
 def _data() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:
@@ -64,17 +66,17 @@ def _only_run() -> Run:
     return ferry.get_run(runs[0].info.run_id)
 
 
-def _history(run: Run, key: str) -> list[tuple[int, float]]:
-    return [(m.step, m.value) for m in _client().get_metric_history(run.info.run_id, key)]
+def _history(client: ferry.FerryClient, run: Run, key: str) -> list[tuple[int, float]]:
+    return [(m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)]
 
 
-def _artifact(run: Run, path: str, tmp_path: Path) -> Any:
-    local = _client().download_artifacts(run.info.run_id, path, tmp_path / "dl")
+def _artifact(client: ferry.FerryClient, run: Run, path: str, tmp_path: Path) -> Any:
+    local = client.download_artifacts(run.info.run_id, path, tmp_path / "dl")
     return json.loads(local.read_text())
 
 
 def test_xgboost_train_logs_params_each_rounds_metrics_importances_and_the_booster(
-    auto: None, tmp_path: Path
+    auto: ferry.FerryClient, tmp_path: Path
 ) -> None:
     X, y, Xv, yv = _data()
     train, valid = xgb.DMatrix(X, y), xgb.DMatrix(Xv, yv)
@@ -100,14 +102,14 @@ def test_xgboost_train_logs_params_each_rounds_metrics_importances_and_the_boost
     assert "dtrain" not in params and "evals" not in params
     for data in ("train", "validation_0"):
         for metric in ("logloss", "auc"):
-            history = _history(run, f"{data}-{metric}")
+            history = _history(auto, run, f"{data}-{metric}")
             assert [s for s, _ in history] == list(range(12))  # one value per round
             np.testing.assert_allclose([v for _, v in history], seen[data][metric])
     assert "best_iteration" not in run.data.metrics  # no early stopping asked for
-    assert _artifact(run, "feature_importance_weight.json", tmp_path) == booster.get_score(
+    assert _artifact(auto, run, "feature_importance_weight.json", tmp_path) == booster.get_score(
         importance_type="weight"
     )
-    assert _artifact(run, "feature_importance_gain.json", tmp_path) == pytest.approx(
+    assert _artifact(auto, run, "feature_importance_gain.json", tmp_path) == pytest.approx(
         booster.get_score(importance_type="gain")
     )
     model = ferry.load_model(f"runs:/{run.info.run_id}/model")
@@ -116,7 +118,7 @@ def test_xgboost_train_logs_params_each_rounds_metrics_importances_and_the_boost
 
 
 def test_xgboost_early_stopping_logs_best_and_stopped_iteration_as_mlflow_does(
-    auto: None,
+    auto: ferry.FerryClient,
 ) -> None:
     X, y, Xv, yv = _data()
     valid = xgb.DMatrix(Xv, yv)
@@ -135,13 +137,96 @@ def test_xgboost_early_stopping_logs_best_and_stopped_iteration_as_mlflow_does(
     run = _only_run()
     assert run.data.metrics["best_iteration"] == booster.best_iteration
     assert run.data.metrics["stopped_iteration"] == rounds - 1
-    history = _history(run, "validation_0-logloss")
+    history = _history(auto, run, "validation_0-logloss")
     assert [s for s, _ in history] == list(range(rounds + 1))  # the best one past the last
     assert history[-1][1] == pytest.approx(seen["validation_0"]["logloss"][booster.best_iteration])
 
 
+def test_xgboost_train_with_evals_given_positionally_is_logged_as_xgboost_takes_it(
+    auto: ferry.FerryClient,
+) -> None:
+    X, y, Xv, yv = _data()
+    seen: dict[str, Any] = {}
+    train, valid = xgb.DMatrix(X, y), xgb.DMatrix(Xv, yv)
+    with pytest.warns(FutureWarning, match="evals"):  # XGBoost's own, as without autolog
+        xgb.train({"max_depth": 2}, train, 6, [(valid, "v")], evals_result=seen)  # its tutorial
+    run = _only_run()
+    assert run.data.params["num_boost_round"] == "6" and "evals" not in run.data.params
+    np.testing.assert_allclose([v for _, v in _history(auto, run, "v-rmse")], seen["v"]["rmse"])
+
+
+def test_resumed_trainings_count_best_and_stopped_iteration_from_the_models_first_round(
+    auto: ferry.FerryClient,
+) -> None:
+    X, y, Xv, yv = _data()
+    xgb_params = {"objective": "binary:logistic", "eta": 0.9}
+    first = xgb.train(xgb_params, xgb.DMatrix(X, y), 20)
+    seen: dict[str, Any] = {}
+    with ferry.start_run() as xgb_run:
+        booster = xgb.train(
+            xgb_params,
+            xgb.DMatrix(X, y),
+            200,
+            evals=[(xgb.DMatrix(Xv, yv), "v")],
+            evals_result=seen,
+            early_stopping_rounds=3,
+            xgb_model=first,
+            verbose_eval=False,
+        )
+    new = len(seen["v"]["logloss"])
+    assert booster.best_iteration >= 20 and new < 180  # counted from round 0; stopped early
+    run = ferry.get_run(xgb_run.info.run_id)
+    assert run.data.metrics["best_iteration"] == booster.best_iteration
+    assert run.data.metrics["stopped_iteration"] == booster.num_boosted_rounds() - 1 == 20 + new - 1
+    history = _history(auto, run, "v-logloss")
+    assert [s for s, _ in history] == list(range(new + 1))  # the best round's one past the last
+    assert history[-1][1] == pytest.approx(seen["v"]["logloss"][booster.best_iteration - 20])
+
+    first_lgb = lgb.train(LGB_QUIET, lgb.Dataset(X, y), 20)
+    seen = {}
+    with ferry.start_run() as lgb_run:
+        resumed = lgb.train(
+            {**LGB_QUIET, "learning_rate": 0.5},
+            lgb.Dataset(X, y),
+            200,
+            valid_sets=[lgb.Dataset(Xv, yv)],
+            init_model=first_lgb,
+            callbacks=[lgb.early_stopping(3, verbose=False), lgb.record_evaluation(seen)],
+        )
+    losses = seen["valid_0"]["binary_logloss"]
+    run = ferry.get_run(lgb_run.info.run_id)
+    assert run.data.metrics["best_iteration"] == resumed.best_iteration > 20
+    assert run.data.metrics["stopped_iteration"] == 20 + len(losses)
+    history = _history(auto, run, "valid_0-binary_logloss")
+    assert [s for s, _ in history] == list(range(20, 20 + len(losses) + 1))
+    assert history[-1][1] == pytest.approx(losses[resumed.best_iteration - 1 - 20])
+
+
+@pytest.mark.parametrize("kind", ["array", "frame"])
+def test_lightgbm_frees_the_raw_training_data_and_the_model_keeps_its_first_rows(
+    auto: ferry.FerryClient, kind: str
+) -> None:
+    X, y, _, _ = _data()
+    data = X.to_numpy().copy() if kind == "array" else X.copy()
+    first_rows = data[:5].copy() if kind == "array" else data.iloc[:5].to_numpy()
+    raw = weakref.ref(data)
+    train = lgb.Dataset(data, y, free_raw_data=True)
+    del data
+    alive: list[bool] = []
+
+    def check(env: Any) -> None:
+        gc.collect()
+        alive.append(raw() is not None)
+
+    lgb.train(LGB_QUIET, train, 3, callbacks=[check])
+    assert alive == [False] * 3  # freed once LightGBM built its Dataset, as without autolog
+    model = ferry.load_model(f"runs:/{_only_run().info.run_id}/model")
+    example = pd.DataFrame(model.metadata.input_example)
+    np.testing.assert_allclose(example.to_numpy(dtype=float), first_rows)
+
+
 def test_lightgbm_train_logs_params_each_rounds_metrics_early_stopping_and_importances(
-    auto: None, tmp_path: Path
+    auto: ferry.FerryClient, tmp_path: Path
 ) -> None:
     X, y, Xv, yv = _data()
     train = lgb.Dataset(X, y)
@@ -159,63 +244,65 @@ def test_lightgbm_train_logs_params_each_rounds_metrics_early_stopping_and_impor
     assert run.data.params["num_boost_round"] == "300"
     losses = seen["valid_0"]["binary_logloss"]
     assert len(losses) < 300  # it did stop early
-    history = _history(run, "valid_0-binary_logloss")
+    history = _history(auto, run, "valid_0-binary_logloss")
     assert [s for s, _ in history] == list(range(len(losses) + 1))
     np.testing.assert_allclose([v for _, v in history[:-1]], losses)
     assert run.data.metrics["best_iteration"] == booster.best_iteration  # counted from 1
     assert run.data.metrics["stopped_iteration"] == len(losses)
     assert history[-1][1] == pytest.approx(losses[booster.best_iteration - 1])
     split = booster.feature_importance(importance_type="split").tolist()
-    assert _artifact(run, "feature_importance_split.json", tmp_path) == dict(
+    assert _artifact(auto, run, "feature_importance_split.json", tmp_path) == dict(
         zip(X.columns, split, strict=True)
     )
-    assert set(_artifact(run, "feature_importance_gain.json", tmp_path)) == set(X.columns)
+    assert set(_artifact(auto, run, "feature_importance_gain.json", tmp_path)) == set(X.columns)
     model = ferry.load_model(f"runs:/{run.info.run_id}/model")
     assert model.signature is not None and model.signature.columns == list(X.columns)
     np.testing.assert_allclose(model.predict(Xv), booster.predict(Xv))
 
 
 def test_an_xgbclassifier_fit_is_one_run_with_the_wrapper_and_each_rounds_metrics(
-    auto: None, tmp_path: Path
+    auto: ferry.FerryClient, tmp_path: Path
 ) -> None:
     X, y, Xv, yv = _data()
     clf = xgb.XGBClassifier(n_estimators=15, max_depth=2, early_stopping_rounds=50)
     clf.fit(X, y, eval_set=[(X, y), (Xv, yv)], verbose=False)
     run = _only_run()  # the train inside the fit made no run of its own
+    assert run.data.tags["ferryml.autolog"] == "xgboost"
     assert run.data.params["n_estimators"] == "15" and run.data.params["max_depth"] == "2"
     assert "num_boost_round" not in run.data.params  # the fit's params, not train's
     for key in ("validation_0-logloss", "validation_1-logloss"):
-        assert [s for s, _ in _history(run, key)] == list(range(16))  # 15 rounds + the best
+        assert [s for s, _ in _history(auto, run, key)] == list(range(16))  # 15 rounds + the best
     np.testing.assert_allclose(
-        [v for _, v in _history(run, "validation_1-logloss")][:15],
+        [v for _, v in _history(auto, run, "validation_1-logloss")][:15],
         clf.evals_result()["validation_1"]["logloss"],
     )
     assert run.data.metrics["best_iteration"] == clf.best_iteration
     assert "training_accuracy_score" in run.data.metrics  # the scikit-learn part too
     weights = clf.get_booster().get_score(importance_type="weight")
-    assert _artifact(run, "feature_importance_weight.json", tmp_path) == weights
+    assert _artifact(auto, run, "feature_importance_weight.json", tmp_path) == weights
     model = ferry.load_model(f"runs:/{run.info.run_id}/model")
     assert isinstance(model.raw, xgb.XGBClassifier)  # the wrapper, not its booster
     np.testing.assert_array_equal(model.predict_proba(Xv), clf.predict_proba(Xv))
 
 
 def test_an_lgbmclassifier_fit_is_one_run_with_each_rounds_metrics_and_early_stopping(
-    auto: None,
+    auto: ferry.FerryClient,
 ) -> None:
     X, y, Xv, yv = _data()
     clf = lgb.LGBMClassifier(n_estimators=200, learning_rate=0.5, verbose=-1)
     clf.fit(X, y, eval_X=(Xv,), eval_y=(yv,), callbacks=[lgb.early_stopping(3, verbose=False)])
     run = _only_run()
+    assert run.data.tags["ferryml.autolog"] == "lightgbm"
     assert run.data.params["n_estimators"] == "200"
     losses = clf.evals_result_["valid_0"]["binary_logloss"]
-    history = _history(run, "valid_0-binary_logloss")
+    history = _history(auto, run, "valid_0-binary_logloss")
     assert len(history) == len(losses) + 1 and len(losses) < 200
     assert run.data.metrics["best_iteration"] == clf.best_iteration_
     model = ferry.load_model(f"runs:/{run.info.run_id}/model")
     np.testing.assert_allclose(model.predict_proba(Xv), clf.predict_proba(Xv))
 
 
-def test_inside_an_active_run_both_log_there_and_leave_it_running(auto: None) -> None:
+def test_inside_an_active_run_both_log_there_and_leave_it_running(auto: ferry.FerryClient) -> None:
     X, y, Xv, yv = _data()
     with ferry.start_run() as active:
         xgb.train({"max_depth": 2}, xgb.DMatrix(X, y), 5, evals=[(xgb.DMatrix(Xv, yv), "v")])
@@ -224,11 +311,11 @@ def test_inside_an_active_run_both_log_there_and_leave_it_running(auto: None) ->
         assert ferry.get_run(active.run_id).info.status is RunStatus.RUNNING
     run = _only_run()
     assert run.info.run_id == active.run_id
-    assert len(_history(run, "v-rmse")) == 5
-    assert len(_history(run, "valid_0-binary_logloss")) == 5
+    assert len(_history(auto, run, "v-rmse")) == 5
+    assert len(_history(auto, run, "valid_0-binary_logloss")) == 5
 
 
-def test_a_search_over_a_wrapper_logs_its_candidates_nothing(auto: None) -> None:
+def test_a_search_over_a_wrapper_logs_its_candidates_nothing(auto: ferry.FerryClient) -> None:
     X, y, _, _ = _data()
     model = xgb.XGBClassifier(n_estimators=5)
     GridSearchCV(model, {"max_depth": [2, 3]}, cv=2).fit(X, y, eval_set=[(X, y)], verbose=False)
@@ -237,13 +324,13 @@ def test_a_search_over_a_wrapper_logs_its_candidates_nothing(auto: None) -> None
     assert "validation_0-logloss" not in run.data.metrics
 
 
-def test_a_pipeline_ending_in_a_wrapper_logs_its_rounds(auto: None) -> None:
+def test_a_pipeline_ending_in_a_wrapper_logs_its_rounds(auto: ferry.FerryClient) -> None:
     X, y, _, _ = _data()
     make_pipeline(StandardScaler(), lgb.LGBMClassifier(n_estimators=6, verbose=-1)).fit(
         X, y, lgbmclassifier__eval_X=(X.to_numpy(),), lgbmclassifier__eval_y=(y,)
     )
     run = _only_run()
-    assert len(_history(run, "valid_0-binary_logloss")) == 6
+    assert len(_history(auto, run, "valid_0-binary_logloss")) == 6
 
 
 def _failures(caplog: pytest.LogCaptureFixture) -> list[str]:
@@ -251,7 +338,7 @@ def _failures(caplog: pytest.LogCaptureFixture) -> list[str]:
 
 
 def test_a_logging_failure_leaves_the_trainings_result_intact(
-    auto: None, caplog: pytest.LogCaptureFixture
+    auto: ferry.FerryClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     X, y, Xv, yv = _data()
     caplog.set_level(logging.WARNING, logger="ferryml.tracking.autolog")
@@ -265,11 +352,11 @@ def test_a_logging_failure_leaves_the_trainings_result_intact(
     np.testing.assert_array_equal(booster.predict(xgb.DMatrix(Xv)), plain.predict(xgb.DMatrix(Xv)))
     run = ferry.get_run(active.run_id)
     assert run.data.params["max_depth"] == "other"
-    assert len(_history(run, "v-logloss")) == 8  # what could be logged was
+    assert len(_history(auto, run, "v-logloss")) == 8  # what could be logged was
 
 
 def test_a_model_that_cannot_be_saved_still_fits_and_logs_its_metrics(
-    auto: None, caplog: pytest.LogCaptureFixture
+    auto: ferry.FerryClient, caplog: pytest.LogCaptureFixture
 ) -> None:
     def logistic(y_true: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p = 1.0 / (1.0 + np.exp(-raw))
@@ -283,11 +370,11 @@ def test_a_model_that_cannot_be_saved_still_fits_and_logs_its_metrics(
     assert _failures(caplog)
     run = _only_run()
     assert run.info.status is RunStatus.FINISHED
-    assert [a.path for a in _client().list_artifacts(run.info.run_id, "model")] == []
-    assert len(_history(run, "valid_0-binary_logloss")) == 5
+    assert [a.path for a in auto.list_artifacts(run.info.run_id, "model")] == []
+    assert len(_history(auto, run, "valid_0-binary_logloss")) == 5
 
 
-def test_a_failing_train_leaves_a_failed_run_and_raises(auto: None) -> None:
+def test_a_failing_train_leaves_a_failed_run_and_raises(auto: ferry.FerryClient) -> None:
     X, y, _, _ = _data()
     with pytest.raises(xgb.core.XGBoostError, match="objective"):
         xgb.train({"objective": "no:such"}, xgb.DMatrix(X, y), 3)
@@ -296,7 +383,7 @@ def test_a_failing_train_leaves_a_failed_run_and_raises(auto: None) -> None:
     assert run.data.params["objective"] == "no:such"  # logged before the training
 
 
-def test_disable_restores_every_original_train(auto: None) -> None:
+def test_disable_restores_every_original_train(auto: ferry.FerryClient) -> None:
     ferry.autolog(disable=True)
     originals = [xgb.train, xgb.sklearn.train, lgb.train, lgb.sklearn.train]
     assert originals == [xgb.training.train, xgb.training.train, lgb.engine.train] * 1 + [
@@ -311,6 +398,105 @@ def test_disable_restores_every_original_train(auto: None) -> None:
     xgb.train({}, xgb.DMatrix(X, y), 2)
     lgb.LGBMClassifier(n_estimators=2, verbose=-1).fit(X, y)
     assert list(ferry.search_runs()) == []
+
+
+def test_disable_leaves_a_train_another_autolog_put_around_ferrymls(
+    auto: ferry.FerryClient,
+) -> None:
+    ferrys = xgb.train
+
+    @functools.wraps(ferrys)  # as MLflow's autolog patches: it copies ferryml's marker too
+    def theirs(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return ferrys(*args, **kwargs)
+
+    calls: list[int] = []
+    xgb.train = theirs
+    try:
+        ferry.autolog(disable=True)
+        assert xgb.train is theirs
+        X, y, _, _ = _data()
+        xgb.train({"max_depth": 2}, xgb.DMatrix(X, y), 2)
+        assert calls == [1] and list(ferry.search_runs()) == []  # theirs, ferryml's off
+    finally:
+        xgb.train = xgb.training.train
+
+
+UNDER_ANOTHER_HOOK = """
+import importlib.util, sys
+import ferryml as ferry
+
+class Chained:  # the loader MLflow's import hooks return: the legacy load_module alone
+    def __init__(self, loader):
+        self.loader = loader
+    def load_module(self, fullname):
+        frame, around = sys._getframe(1), 0  # ferryml's loaders running around this one
+        while frame is not None:
+            around += frame.f_globals["__name__"].startswith("ferryml")
+            frame = frame.f_back
+        module = self.loader.load_module(fullname)
+        inside = type(self.loader).__module__.startswith("ferryml")
+        loaded.append(f"{fullname}:{around}:{inside:d}")
+        return module
+
+class Finder:  # MLflow's: asks every finder again for the module from inside find_spec
+    in_progress = set()
+    def find_spec(self, name, path, target=None):
+        if name not in ("xgboost", "lightgbm") or name in self.in_progress:
+            return None
+        self.in_progress.add(name)
+        try:
+            spec = importlib.util.find_spec(name)
+        finally:
+            self.in_progress.discard(name)
+        spec.loader = Chained(spec.loader)
+        return spec
+
+loaded = []
+if sys.argv[1] == "first":
+    sys.meta_path.insert(0, Finder())
+    ferry.autolog()
+else:
+    ferry.autolog()
+    sys.meta_path.insert(0, Finder())
+import numpy as np
+import lightgbm as lgb
+import xgboost as xgb
+
+print(" ".join(loaded))
+assert xgb.__spec__.submodule_search_locations and lgb.__spec__.submodule_search_locations
+d = xgb.DMatrix(np.arange(20.0).reshape(10, 2), np.arange(10) % 2)
+xgb.train({"objective": "binary:logistic"}, d, 2, evals=[(d, "t")], verbose_eval=False)
+print(len(ferry.FerryClient().get_metric_history(ferry.search_runs()[0].info.run_id, "t-logloss")))
+print(hasattr(lgb.train, "_ferryml_autolog_original"))
+"""
+
+
+def _python(tmp_path: Path, script: str, *args: str) -> list[str]:
+    """What ``script`` prints, run in a fresh interpreter."""
+    env = {**os.environ, "FERRY_HOME": str(tmp_path / ".ferry")}
+    done = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+@pytest.mark.parametrize("order", ["first", "after"])
+def test_both_libraries_import_and_are_patched_under_another_import_hook(
+    tmp_path: Path, order: str
+) -> None:
+    """MLflow's autolog, on with ferryml's in either order, loads the libraries through
+    a chained loader calling the legacy ``load_module``."""
+    # each import seen once by the other hook, its loader around ferryml's and ferryml's
+    # around none (patched before the other hook's code runs); ferryml logged each round
+    loaded = ["lightgbm:0:1", "xgboost:0:1"]
+    assert _python(tmp_path, UNDER_ANOTHER_HOOK, order) == [*loaded, "2", "True"]
 
 
 IMPORT_LATER = """
@@ -338,14 +524,5 @@ print(sum(type(f).__module__.startswith("ferryml") for f in sys.meta_path))
 
 
 def test_autolog_imports_neither_library_and_patches_one_imported_later(tmp_path: Path) -> None:
-    env = {**os.environ, "FERRY_HOME": str(tmp_path / ".ferry")}
-    done = subprocess.run(
-        [sys.executable, "-c", IMPORT_LATER],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["3", "4", "0"]  # each round logged; the import hook gone
+    # each round logged; the import hook gone
+    assert _python(tmp_path, IMPORT_LATER) == ["3", "4", "0"]

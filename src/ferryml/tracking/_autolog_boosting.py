@@ -10,7 +10,8 @@ A ``train`` the user calls logs, in the active run or a run of its own, its para
 booster params and ``train``'s other arguments), each eval set's metrics per iteration
 (``validation_0-logloss``, ``valid_0-binary_logloss``: MLflow's names), ``best_iteration``,
 ``stopped_iteration`` and the best iteration's metrics one step past the last when training
-could stop early, feature importances as ``feature_importance_<type>.json``, and the Booster
+could stop early (both counted as the booster counts its rounds: a resumed training's from
+its model's first), feature importances as ``feature_importance_<type>.json``, and the Booster
 as ``model``. Called by a wrapper's autologged ``fit`` (the fit is the run's, see
 ``autolog.py``), it adds the metrics, early stopping figures and importances to that fit's
 run; the fit logs the params and the wrapper as the model. Called from any other fit (a
@@ -25,6 +26,7 @@ import importlib.machinery
 import inspect
 import logging
 import numbers
+import os
 import sys
 import time
 import traceback
@@ -55,12 +57,7 @@ class _Library:
     def callback(self, series: _Series) -> Any:
         raise NotImplementedError
 
-    def add_callback(self, arguments: dict[str, Any], callback: Any) -> None:
-        # a new list (it may be the user's), ours first: XGBoost calls no callback after
-        # one that asks to stop, and the last round's metrics would be lost
-        arguments["callbacks"] = [callback, *(arguments.get("callbacks") or [])]
-
-    def early_stopping(self, booster: Any, arguments: dict[str, Any], steps: int) -> Any:
+    def early_stopping(self, booster: Any, arguments: dict[str, Any], series: _Series) -> Any:
         """(best_iteration, stopped_iteration, index of the best step) or None."""
         raise NotImplementedError
 
@@ -84,6 +81,13 @@ class _XGBoost(_Library):
         from xgboost.callback import TrainingCallback
 
         class Recorder(TrainingCallback):
+            def before_training(self, model: Any) -> Any:
+                try:  # a resumed model's rounds: early stopping counts from its first
+                    series.start = int(model.num_boosted_rounds())
+                except Exception as e:  # noqa: BLE001 - autolog never breaks a training
+                    _log.debug("autolog: rounds before training unknown: %s", e)
+                return model
+
             def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
                 series.record(
                     epoch,
@@ -97,7 +101,7 @@ class _XGBoost(_Library):
 
         return Recorder()
 
-    def early_stopping(self, booster: Any, arguments: dict[str, Any], steps: int) -> Any:
+    def early_stopping(self, booster: Any, arguments: dict[str, Any], series: _Series) -> Any:
         from xgboost.callback import EarlyStopping
 
         callbacks = arguments.get("callbacks") or []
@@ -106,7 +110,7 @@ class _XGBoost(_Library):
         ):
             return None
         best = int(booster.best_iteration)  # counted from 0, as MLflow logs it
-        return best, steps - 1, best
+        return best, series.start + len(series.results) - 1, best - series.start
 
     def importances(self, booster: Any) -> dict[str, dict[str, Any]]:
         out = {}
@@ -146,9 +150,11 @@ class _LightGBM(_Library):
     def callback(self, series: _Series) -> Any:
         return _LightGBMRecorder(series)
 
-    def early_stopping(self, booster: Any, arguments: dict[str, Any], steps: int) -> Any:
+    def early_stopping(self, booster: Any, arguments: dict[str, Any], series: _Series) -> Any:
         best = int(booster.best_iteration)  # counted from 1; 0 without early stopping
-        return (best, steps, best - 1) if best > 0 else None
+        if best <= 0:
+            return None
+        return best, series.start + len(series.results), best - 1 - series.start
 
     def importances(self, booster: Any) -> dict[str, dict[str, Any]]:
         names = booster.feature_name()
@@ -160,8 +166,15 @@ class _LightGBM(_Library):
         }
 
     def example(self, train_set: Any) -> Any:
-        data = train_set.data  # gone once LightGBM has built the Dataset: read it before
-        return None if data is None or isinstance(data, (str, bytes)) else data
+        """A copy of the first rows, read before training: LightGBM frees the data once it
+        has built the Dataset (``free_raw_data``), and a slice would keep it alive."""
+        data = train_set.data
+        if data is None or isinstance(data, (str, bytes, os.PathLike)):
+            return None
+        head = _sk._head(data, _EXAMPLE_ROWS)
+        if hasattr(head, "to_pandas"):  # a pyarrow Table
+            head = head.to_pandas()
+        return head.copy()  # numpy and pandas: a deep copy, also under copy-on-write
 
 
 class _LightGBMRecorder:
@@ -172,6 +185,7 @@ class _LightGBMRecorder:
         self.before_iteration = False
 
     def __call__(self, env: Any) -> None:
+        self.series.start = env.begin_iteration  # an init_model's rounds
         self.series.record(
             env.iteration,
             lambda: {f"{d}-{m}": value for d, m, value, *_ in env.evaluation_result_list},
@@ -186,7 +200,7 @@ _LIBRARIES: dict[str, _Library] = {"xgboost": _XGBoost(), "lightgbm": _LightGBM(
 
 class _Patches:
     def __init__(self) -> None:
-        self.done: list[tuple[ModuleType, Any]] = []  # (module, original train)
+        self.done: list[tuple[ModuleType, Any, Any]] = []  # (module, original, ours)
         self.finder: _ImportHook | None = None
 
 
@@ -209,8 +223,8 @@ def patch() -> None:
 
 def unpatch() -> None:
     """Put every original ``train`` back and stop watching imports."""
-    for module, original in reversed(_patches.done):
-        if hasattr(getattr(module, "train", None), _sk._ORIGINAL):
+    for module, original, wrapped in reversed(_patches.done):
+        if getattr(module, "train", None) is wrapped:  # not another autolog's put around it
             module.train = original
     _patches.done.clear()
     _remove_finder()
@@ -232,7 +246,7 @@ def _patch_library(library: _Library) -> None:
         module = sys.modules.get(name)
         if module is not None and getattr(module, "train", None) is original:
             module.train = wrapped  # type: ignore[attr-defined]
-            _patches.done.append((module, original))
+            _patches.done.append((module, original, wrapped))
 
 
 def _patch_after_import(name: str) -> None:
@@ -265,15 +279,49 @@ class _ImportHook(importlib.abc.MetaPathFinder):
                 break
         else:
             return None
-        if spec.loader is not None and hasattr(spec.loader, "exec_module"):
+        # Another import hook (MLflow's) asks every finder again from inside its find_spec
+        # and puts its loader around the one it gets back: ours when this was asked again,
+        # not to be wrapped twice. Ours inside, the library is patched before the other
+        # hook's code runs, which then wraps ferryml's train: both log.
+        if _wraps_ours(spec.loader):
+            return spec
+        if hasattr(spec.loader, "exec_module"):
             spec.loader = _PatchingLoader(spec.loader, fullname)
+        elif hasattr(spec.loader, "load_module"):  # MLflow's hooks wrap loaders in one
+            spec.loader = _LegacyPatchingLoader(spec.loader, fullname)
         return spec
 
 
-class _PatchingLoader(importlib.abc.Loader):
+def _wraps_ours(loader: Any) -> bool:
+    for _ in range(8):  # loaders around loaders, each its ``loader``, as MLflow's and ours
+        if isinstance(loader, _LegacyPatchingLoader):
+            return True
+        loader = getattr(loader, "loader", None)
+    return False
+
+
+class _LegacyPatchingLoader(importlib.abc.Loader):
+    """Runs the loader found, then patches. Without ``exec_module`` the import system
+    calls ``load_module``, as MLflow's import hooks do on the loader they wrap."""
+
     def __init__(self, loader: Any, name: str) -> None:
         self.loader, self.name = loader, name
 
+    def load_module(self, fullname: str) -> ModuleType:
+        # the loader's own: importlib.abc.Loader's makes a spec without the package's
+        # search path, and the library's relative imports fail
+        module: ModuleType = self.loader.load_module(fullname)
+        self.patch()
+        return module
+
+    def patch(self) -> None:
+        try:
+            _patch_after_import(self.name)
+        except Exception as e:  # noqa: BLE001 - an import never fails because of autolog
+            _log.warning("ferryml.autolog could not patch %s: %s", self.name, e)
+
+
+class _PatchingLoader(_LegacyPatchingLoader):
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> Any:
         return self.loader.create_module(spec)
 
@@ -283,10 +331,7 @@ class _PatchingLoader(importlib.abc.Loader):
         if module.__spec__ is not None:
             module.__spec__.loader = self.loader
         self.loader.exec_module(module)
-        try:
-            _patch_after_import(self.name)
-        except Exception as e:  # noqa: BLE001 - an import never fails because of autolog
-            _log.warning("ferryml.autolog could not patch %s: %s", self.name, e)
+        self.patch()
 
 
 def _wrap(library: _Library, original: Callable[..., Any]) -> Callable[..., Any]:
@@ -323,13 +368,21 @@ def _train(
 
 def _wrapper_fit(library: _Library, outer: Any) -> bool:
     """Is the fit being logged this library's wrapper, alone or ending a pipeline?"""
-    wrapper = getattr(sys.modules.get(f"{library.name}.sklearn"), library.wrapper, None)
-    if outer is None or wrapper is None:
-        return False
     steps = getattr(outer, "steps", None)
     if isinstance(steps, list) and steps and isinstance(steps[-1], tuple):
         outer = steps[-1][-1]
-    return isinstance(outer, wrapper)
+    return _is_wrapper(library, outer)
+
+
+def _is_wrapper(library: _Library, estimator: Any) -> bool:
+    wrapper = getattr(sys.modules.get(f"{library.name}.sklearn"), library.wrapper, None)
+    return wrapper is not None and isinstance(estimator, wrapper)
+
+
+def flavor(estimator: Any) -> str:
+    """The ``ferryml.autolog`` tag of a run ``estimator.fit`` starts: ``xgboost`` or
+    ``lightgbm`` for their wrappers, else ``sklearn``."""
+    return next((n for n, lib in _LIBRARIES.items() if _is_wrapper(lib, estimator)), "sklearn")
 
 
 def _logged_train(
@@ -346,10 +399,12 @@ def _logged_train(
     from ferryml.tracking import fluent
 
     try:
-        bound = _bind(original, args, kwargs)
-    except TypeError:
-        return original(*args, **kwargs)  # the library's own error, nothing logged
-    arguments = bound.arguments
+        arguments = _arguments(original, args, kwargs)
+    except TypeError as e:
+        trained = original(*args, **kwargs)  # the library's own error, if it has one
+        _sk._warn(config, e)  # a call it takes and autolog cannot read: not logged
+        return trained
+    call_args, call_kwargs = args, kwargs
     started, series, example = False, None, None
     try:
         active = fluent.active_run()
@@ -358,11 +413,13 @@ def _logged_train(
             started = True
         if active is not None:
             series = _Series(config, active.run_id)
-            library.add_callback(arguments, library.callback(series))
+            # a new list (it may be the user's), ours first: XGBoost calls no callback
+            # after one that asks to stop, and the last round's metrics would be lost
+            callbacks = [library.callback(series), *(arguments.get("callbacks") or [])]
+            call_args, call_kwargs = _with_callbacks(original, args, kwargs, callbacks)
     except Exception as e:  # noqa: BLE001 - autolog never breaks a training
         _sk._warn(config, e)
-        bound = _bind(original, args, kwargs)  # as called: no callback of ours half added
-        arguments, series = bound.arguments, None
+        call_args, call_kwargs, series = args, kwargs, None
     if own and series is not None:
         try:
             _log_params(library, series.run_id, arguments)
@@ -371,7 +428,7 @@ def _logged_train(
     if own and series is not None and config.log_models and config.log_input_example:
         example = _example(library, arguments)
     try:
-        booster = original(*bound.args, **bound.kwargs)
+        booster = original(*call_args, **call_kwargs)
     except BaseException as e:
         if started:
             status = RunStatus.KILLED if isinstance(e, KeyboardInterrupt) else RunStatus.FAILED
@@ -385,10 +442,45 @@ def _logged_train(
     return booster
 
 
-def _bind(original: Callable[..., Any], args: Any, kwargs: Any) -> inspect.BoundArguments:
-    bound = inspect.signature(original).bind(*args, **kwargs)
+def _arguments(original: Callable[..., Any], args: Any, kwargs: Any) -> dict[str, Any]:
+    """Every argument of the call by name, defaults included; TypeError if ``train`` would
+    not take it."""
+    bound = _signature(original, args).bind(*args, **kwargs)
     bound.apply_defaults()
-    return bound
+    return bound.arguments
+
+
+def _signature(original: Callable[..., Any], args: Any) -> inspect.Signature:
+    """``train``'s signature as it reads ``args``: XGBoost's takes its keyword-only
+    arguments positionally too, in their order (with a warning), as its tutorial passes
+    ``evals``."""
+    signature = inspect.signature(original)
+    params = list(signature.parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if len(args) <= sum(p.kind in positional for p in params) or any(
+        p.kind is p.VAR_POSITIONAL for p in params
+    ):
+        return signature
+    try:
+        return signature.replace(
+            parameters=[
+                p.replace(kind=p.POSITIONAL_OR_KEYWORD) if p.kind is p.KEYWORD_ONLY else p
+                for p in params
+            ]
+        )
+    except ValueError:  # a keyword-only argument without a default: none to take
+        return signature
+
+
+def _with_callbacks(
+    original: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], callbacks: Any
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """The call as made, ``callbacks`` replaced where it was given (the library warns as
+    it would have)."""
+    position = list(_signature(original, args).parameters).index("callbacks")
+    if position < len(args):
+        return (*args[:position], callbacks, *args[position + 1 :]), kwargs
+    return args, {**kwargs, "callbacks": callbacks}
 
 
 def _example(library: _Library, arguments: dict[str, Any]) -> Any:
@@ -434,16 +526,16 @@ def _log_trained(
     def log_early_stopping() -> None:
         from ferryml.store.entities import Metric
 
-        stopping = library.early_stopping(booster, arguments, len(series.results))
+        stopping = library.early_stopping(booster, arguments, series)
         if stopping is None:
             return
         best, stopped, index = stopping
-        now, after = int(time.time() * 1000), len(series.results)
+        now, after = int(time.time() * 1000), series.last_step + 1
         rows = [
             Metric("stopped_iteration", stopped, now, 0),
             Metric("best_iteration", best, now, 0),
         ]
-        if 0 <= index < after:  # the best round's metrics, one step past the last, as MLflow
+        if 0 <= index < len(series.results):  # the best round's metrics, one step past
             rows += [Metric(k, v, now, after) for k, v in series.results[index].items()]
         client.log_batch(run_id, metrics=rows)
 
@@ -467,6 +559,8 @@ class _Series:
     def __init__(self, config: Any, run_id: str) -> None:
         self.config, self.run_id = config, run_id
         self.results: list[dict[str, float]] = []
+        self.start = 0  # the model's rounds before this training (a resumed one's)
+        self.last_step = -1
         self.broken = False
 
     def record(self, step: int, read: Callable[[], dict[str, Any]]) -> None:
@@ -476,6 +570,7 @@ class _Series:
         try:
             metrics = {_metric_key(k): float(v) for k, v in read().items() if _is_number(v)}
             self.results.append(metrics)
+            self.last_step = step
             if self.broken:
                 return
             now = int(time.time() * 1000)

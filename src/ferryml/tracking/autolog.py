@@ -208,13 +208,14 @@ def _autologged_fit(
 ) -> Any:
     from ferryml.store.entities import RunStatus
     from ferryml.tracking import fluent
+    from ferryml.tracking._autolog_boosting import flavor
 
     started = False
     run_id: str | None = None
     try:
         active = fluent.active_run()
         if active is None:
-            active = fluent.start_run(tags={"ferryml.autolog": "sklearn"})
+            active = fluent.start_run(tags={"ferryml.autolog": flavor(estimator)})
             started = True
         run_id = active.run_id
         _log_params(run_id, estimator)
