@@ -45,3 +45,10 @@ def test_too_few_canary_requests_in_the_shared_stretch_are_not_judged() -> None:
     assert len(canary.latencies) == 40
     assert RollbackPolicy().slower(canary, primary) is None
     assert RollbackPolicy(min_requests=20).slower(canary, primary) is not None
+
+
+def test_a_slow_canary_with_one_percent_of_the_traffic_is_named() -> None:
+    # Its 50 latest requests reach 5,000 requests back; the primary keeps its latest 2,000.
+    canary, primary = _replay(lambda i: 0.200 if i % 100 == 0 else 0.010, 100, 200_000)
+    why = RollbackPolicy().slower(canary, primary)
+    assert why is not None and "200.0 ms exceeds the primary's 10.0 ms" in why

@@ -68,12 +68,17 @@ class RollbackPolicy:
         latest requests cover (so a burst of load on the machine weighs on both alike), at the
         highest percentile five or more of the canary's requests lie above: a p99 of 50
         requests is their slowest one, and one pause of a busy machine would roll a good
-        canary back. None while it is not, or while the stretch holds too few requests."""
-        if not canary.latencies or not primary.latencies:
+        canary back. None while it is not, or while the canary has too few requests."""
+        if len(canary.latencies) < self.min_requests or not primary.latencies:
             return None
-        since = max(canary.latencies[0][0], primary.latencies[0][0])
+        # A small canary's latest ``min_requests`` may reach back past the primary's latest
+        # (a count, not a time): then its stretch is theirs, against what the primary has.
+        since = min(
+            max(canary.latencies[0][0], primary.latencies[0][0]),
+            canary.latencies[-self.min_requests][0],
+        )
         ours, theirs = canary.latencies_since(since), primary.latencies_since(since)
-        if len(ours) < self.min_requests or not theirs:
+        if not theirs:
             return None
         quantile = max(0.5, min(0.99, 1 - 5 / len(ours)))
         mine = ours[min(len(ours) - 1, int(len(ours) * quantile))]
