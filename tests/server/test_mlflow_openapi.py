@@ -4,6 +4,7 @@ they answer is what the document says."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -255,3 +256,15 @@ def _walk_every_route(api: _Checked) -> None:
     api("POST", f"{base}/experiments/update", json={"experiment_id": exp, "new_name": "doc2"})
     api("POST", f"{base}/experiments/delete", json={"experiment_id": exp})
     api("POST", f"{base}/experiments/restore", json={"experiment_id": exp})
+
+
+def test_the_document_keeps_the_apps_own_settings(tmp_path: Path) -> None:
+    app = create_team_app(Settings.resolve(home=tmp_path / ".ferry", environ={}), auth=False)
+    app.description = "The team server."
+    app.openapi_tags = [{"name": "mlflow", "description": "MLflow's REST API."}]
+    app.servers = [{"url": "/"}]
+    doc = app.openapi()
+    assert doc["info"]["description"] == "The team server."
+    assert doc["tags"] == [{"name": "mlflow", "description": "MLflow's REST API."}]
+    assert doc["servers"] == [{"url": "/"}]
+    assert "/api/2.0/mlflow/runs/log-batch" in doc["paths"]

@@ -545,16 +545,14 @@ def _dispose_in_child(engine: Engine) -> None:
 
 
 def _experiment_int(experiment_id: str | int) -> int:
-    try:
-        number = int(experiment_id)
-        if not 0 <= number < 2**31:  # the INTEGER column's range
-            raise ValueError(number)
-        return number
-    except (TypeError, ValueError) as e:
+    text = str(experiment_id)
+    # int() alone takes '1_0', ' 3 ' and '+3'; ids fit the INTEGER column.
+    if not (text.isascii() and text.isdigit()) or int(text) >= 2**31:
         raise NotFound(
             f"Experiment id {experiment_id!r} not found: ids are whole numbers. "
             "See `ferry experiments list`."
-        ) from e
+        )
+    return int(text)
 
 
 def _stage(lifecycle_stage: str) -> str:

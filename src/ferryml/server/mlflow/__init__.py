@@ -55,8 +55,24 @@ def include_mlflow(app: FastAPI) -> None:
             for bases, routers in groups.items():
                 for base, served in itertools.product(bases, routers):
                     documented.include_router(served, prefix=base)
+            # All that FastAPI.openapi() passes, so none of the app's settings drop out.
+            # External docs are newer than fastapi's oldest version ferryml allows.
+            external = getattr(app, "openapi_external_docs", None)
             app.openapi_schema = get_openapi(
-                title=app.title, version=app.version, routes=[*app.routes, *documented.routes]
+                title=app.title,
+                version=app.version,
+                openapi_version=app.openapi_version,
+                summary=app.summary,
+                description=app.description,
+                terms_of_service=app.terms_of_service,
+                contact=app.contact,
+                license_info=app.license_info,
+                routes=[*app.routes, *documented.routes],
+                webhooks=app.webhooks.routes,
+                tags=app.openapi_tags,
+                servers=app.servers,
+                separate_input_output_schemas=app.separate_input_output_schemas,
+                **({"external_docs": external} if external else {}),
             )
         return app.openapi_schema
 

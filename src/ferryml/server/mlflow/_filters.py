@@ -130,15 +130,36 @@ def matches(
 
 
 def order(
-    items: list[Any], order_by: Sequence[str] | None, key_of: Callable[[Any, str], Any]
+    items: list[Any],
+    order_by: Sequence[str] | None,
+    key_of: Callable[[Any, str], Any],
+    fields: Mapping[str, str] | None = None,
 ) -> list[Any]:
-    """Sort ``items`` by ``order_by`` ("FIELD [ASC|DESC]", the last the least significant)."""
-    for item in reversed(list(order_by or ())):
-        field, _, direction = item.strip().partition(" ")
-        field = field.split(".", 1)[-1].strip("`")
-        descending = direction.strip().upper() == "DESC"
+    """Sort ``items`` by ``order_by`` ("FIELD [ASC|DESC]", the last the least significant).
+    ``fields`` maps the names MLflow takes to those ``key_of`` knows; others are refused.
+
+    Raises:
+        InvalidArgument: a direction other than ASC or DESC, or a field not in ``fields``.
+    """
+    keys = [_order_key(item, fields) for item in order_by or ()]
+    for field, descending in reversed(keys):
         items = sorted(items, key=lambda x: _sort_key(key_of(x, field)), reverse=descending)
     return items
+
+
+def _order_key(item: str, fields: Mapping[str, str] | None) -> tuple[str, bool]:
+    field, _, direction = item.strip().partition(" ")
+    field = field.split(".", 1)[-1].strip("`")
+    direction = direction.strip().upper()
+    if direction not in ("", "ASC", "DESC"):
+        raise InvalidArgument(f"Invalid order_by {item!r}: the direction is ASC or DESC.")
+    if fields is not None:
+        if field not in fields:
+            raise InvalidArgument(
+                f"Invalid order_by key {field!r}: order by one of {', '.join(fields)}."
+            )
+        field = fields[field]
+    return field, direction == "DESC"
 
 
 def _sort_key(value: Any) -> tuple[int, Any]:

@@ -173,6 +173,15 @@ def get_registered_model(name: str, request: Request) -> Response:
     return j.ok({"registered_model": _model_json(request, name)})
 
 
+# MLflow's order_by names; its SQL store takes timestamp for last_updated_timestamp.
+_MODEL_ORDER = {
+    "name": "name",
+    "timestamp": "last_update_time",
+    "last_updated_timestamp": "last_update_time",
+    "creation_timestamp": "creation_time",
+}
+
+
 @router.get("/registered-models/search", response_model=schemas.RegisteredModelsPage)
 def search_registered_models(
     request: Request,
@@ -187,7 +196,7 @@ def search_registered_models(
         for m in _registry(request).list_registered_models()
         if _filters.matches(clauses, {"name": m.name}, m.tags)
     ]
-    models = _filters.order(models, order_by, lambda m, field: getattr(m, field, None))
+    models = _filters.order(models, order_by, getattr, _MODEL_ORDER)
     page, token = _page(models, max_results, page_token)
     return j.ok(
         {
@@ -367,6 +376,13 @@ def delete_model_version(body: VersionRef, request: Request) -> Response:
 
 
 _VERSION_FIELDS = ("name", "version_number", "run_id", "source_path", "source")
+# ferryml keeps no update time for a version; answers give creation_time for both.
+_VERSION_ORDER = {
+    "name": "name",
+    "version_number": "version",
+    "creation_timestamp": "creation_time",
+    "last_updated_timestamp": "creation_time",
+}
 
 
 @router.get("/model-versions/search", response_model=schemas.ModelVersionsPage)
@@ -388,7 +404,8 @@ def search_model_versions(
         except NotFound:
             continue
     found = [v for v in versions if _filters.matches(clauses, _version_fields(v), v.tags)]
-    found.sort(key=lambda v: (v.name, -v.version))
+    found.sort(key=lambda v: (v.name, -v.version))  # MLflow's order where order_by ties
+    found = _filters.order(found, order_by, getattr, _VERSION_ORDER)
     page, token = _page(found, max_results, page_token)
     return j.ok({"model_versions": [j.model_version(v) for v in page], "next_page_token": token})
 
