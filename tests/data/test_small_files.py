@@ -5,15 +5,18 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import shutil
+import signal
 import stat
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from ferryml.config import Settings
-from ferryml.data._files import parallel
+from ferryml.data._files import _in_processes, parallel
 from ferryml.data.workspace import Workspace
 from ferryml.errors import FerryError, NotFound, StoreUnavailable
 
@@ -182,6 +185,100 @@ def test_an_error_that_cannot_cross_processes_arrives_as_its_text() -> None:
     expected = FerryError if len(os.sched_getaffinity(0)) > 1 else Unpicklable
     with pytest.raises(expected, match=r"1999/0"):
         parallel(fail_last, list(range(2000)), [4096] * 2000, processes=True)
+
+
+def blocked_in(pid: int, call: str) -> None:
+    """Wait until process ``pid`` sleeps in the kernel's ``call`` (pipe_read, pipe_write)."""
+    deadline = time.monotonic() + 30
+    while not Path(f"/proc/{pid}/wchan").read_text().endswith(call):
+        assert time.monotonic() < deadline, f"process {pid} never blocked in {call}"
+        time.sleep(0.005)
+
+
+def reaped(pids: list[int]) -> bool:
+    """Whether none of ``pids`` is left, not even as a zombie."""
+    for pid in pids:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            continue
+        return False
+    return True
+
+
+def test_a_worker_killed_while_writing_its_result_is_one_clear_error_and_all_are_reaped(
+    tmp_path: Path,
+) -> None:
+    def big(i: int) -> str:
+        (tmp_path / str(os.getpid())).touch()
+        return "x" * 100_000  # a share's result fills the pipe many times over
+
+    def kill_the_first_mid_write() -> None:
+        while len(pids := sorted(int(p.name) for p in tmp_path.iterdir())) < 3:
+            time.sleep(0.005)
+        blocked_in(pids[0], "pipe_write")  # as the OOM killer or Ctrl-C may catch it
+        os.kill(pids[0], signal.SIGKILL)
+
+    with pytest.raises(FerryError) as caught:
+        _in_processes(big, list(range(30)), 3, kill_the_first_mid_write)
+    pids = sorted(int(p.name) for p in tmp_path.iterdir())
+    assert str(caught.value) == (
+        f"A worker process ({pids[0]}) ended without a result; run the command again."
+    )
+    assert reaped(pids)  # the later ones too
+
+
+def test_with_sigchld_ignored_as_daemons_leave_it_the_workers_results_come_back() -> None:
+    was = signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # the kernel reaps the children
+    try:
+        done = _in_processes(lambda i: (i, os.getpid()), list(range(1000)), 2, None)
+    finally:
+        signal.signal(signal.SIGCHLD, was)
+    assert [i for i, _ in done] == list(range(1000))
+    assert len({pid for _, pid in done}) == 2
+
+
+def test_what_no_worker_could_be_started_for_is_done_here_in_order() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    read, write = os.pipe()
+    os.close(read)
+    os.close(write)
+    # room for one more pipe: the first worker starts, the next finds no file descriptor
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(read, write) + 1, hard))
+    try:
+        done = _in_processes(lambda i: (i, os.getpid()), list(range(40)), 4, None)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    assert [i for i, _ in done] == list(range(40))
+    here = [i for i, pid in done if pid == os.getpid()]
+    assert here == list(range(10)) + list(range(20, 40))  # the second run was the worker's
+    assert len({pid for _, pid in done}) == 2
+
+
+def test_an_interrupt_while_collecting_kills_and_reaps_the_workers_and_closes_their_pipes(
+    tmp_path: Path,
+) -> None:
+    def interrupt_the_parent_then_hang(i: int) -> int:
+        (tmp_path / str(os.getpid())).touch()
+        if i == 0:
+            blocked_in(os.getppid(), "pipe_read")  # waiting for this worker's result
+            os.kill(os.getppid(), signal.SIGINT)
+        time.sleep(60)
+        return i
+
+    def all_started() -> None:
+        while len(list(tmp_path.iterdir())) < 3:
+            time.sleep(0.005)
+
+    fds = len(os.listdir("/proc/self/fd"))
+    was = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _in_processes(interrupt_the_parent_then_hang, list(range(3)), 3, all_started)
+    finally:
+        signal.signal(signal.SIGINT, was)
+    assert reaped([int(p.name) for p in tmp_path.iterdir()])
+    assert len(os.listdir("/proc/self/fd")) == fds
 
 
 def test_the_garbage_collector_is_on_again_after_an_add_a_failure_and_a_checkout(

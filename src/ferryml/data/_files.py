@@ -10,12 +10,13 @@ import gc
 import os
 import pickle
 import re
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, BinaryIO, ParamSpec, TypeVar
 
 from ferryml.data._hashcache import Entry, HashCache, Stat, stat_key
 from ferryml.data._links import DEFAULT_LINKS, Placer
@@ -148,46 +149,86 @@ def _in_processes(
 ) -> list[R]:
     """``fn`` over ``items`` in forked processes, each taking a run of consecutive items
     (a folder's files stay together); results and errors come back pickled through a pipe.
-    This process takes the first run, or runs ``meanwhile`` instead, as the children work.
-    At 2 cores, 20,000 files of 4 KiB were stored in 0.6-0.9 s instead of 0.9-1.3 s: a
-    file is a few system calls and some Python, and processes share no GIL. Children exit
-    at once: no finalizer, no flush of buffers they share with this process."""
+    This process takes the first run, or runs ``meanwhile`` instead, as the children work,
+    and any run no process could be forked for (at a process or file limit). At 2 cores,
+    20,000 files of 4 KiB were stored in 0.6-0.9 s instead of 0.9-1.3 s: a file is a few
+    system calls and some Python, and processes share no GIL. Children exit at once: no
+    finalizer, no flush of buffers they share with this process. Interrupted, this process
+    kills and reaps the children it has not collected and closes their pipes."""
     step = -(-len(items) // count)
-    children: list[tuple[int, int]] = []
-    for start in range(0 if meanwhile is not None else step, len(items), step):
-        read, write = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child's coverage is not collected
-            try:
-                os.close(read)
-                with os.fdopen(write, "wb") as out:
-                    out.write(_outcome(fn, items[start : start + step]))
-            finally:
-                os._exit(0)
-        os.close(write)
-        children.append((pid, read))
-    results: list[R] = []
+    runs = [items[start : start + step] for start in range(0, len(items), step)]
+    children: dict[int, tuple[int, BinaryIO]] = {}  # run -> (pid, read end), until collected
+    results: dict[int, list[R]] = {}
     failure: BaseException | None = None
     try:
-        if meanwhile is not None:
-            meanwhile()
-        else:
-            results = [fn(item) for item in items[:step]]
-    except BaseException as e:  # noqa: BLE001 - raised below, once the children are reaped
-        failure = e
-    for pid, read in children:  # every child is collected, also after a failure here
-        with os.fdopen(read, "rb") as pipe:
+        for run in range(0 if meanwhile is not None else 1, len(runs)):
+            try:
+                children[run] = _fork(fn, runs[run])
+            except OSError:  # EAGAIN at a process limit, EMFILE: the rest is done here
+                break
+        try:
+            if meanwhile is not None:
+                meanwhile()
+            for run in range(len(runs)):
+                if run not in children:
+                    results[run] = [fn(item) for item in runs[run]]
+        except Exception as e:  # noqa: BLE001 - raised below, once the children are collected
+            failure = e
+        for run, (pid, pipe) in list(children.items()):
             data = pipe.read()
-        os.waitpid(pid, 0)
-        outcome: tuple[bool, Any] = pickle.loads(data) if data else (False, _lost(pid))
-        ok, value = outcome
-        if ok:
-            results += value
-        elif failure is None:
-            failure = value
+            pipe.close()
+            _reap(pid)
+            del children[run]
+            ok, value = _unpickle(data, pid)
+            if ok:
+                results[run] = value
+            elif failure is None:
+                failure = value
+    finally:
+        for pid, pipe in children.values():  # interrupted (Ctrl-C): stop the rest
+            pipe.close()
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            _reap(pid)
     if failure is not None:
         raise failure
-    return results
+    return [result for run in range(len(runs)) for result in results[run]]
+
+
+def _fork(fn: Callable[[T], R], items: list[T]) -> tuple[int, BinaryIO]:
+    """A child working on ``items``: its pid and the read end of its result's pipe."""
+    read, write = os.pipe()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(read)
+        os.close(write)
+        raise
+    if pid == 0:  # pragma: no cover - the child's coverage is not collected
+        try:
+            os.close(read)
+            with os.fdopen(write, "wb") as out:
+                out.write(_outcome(fn, items))
+        finally:
+            os._exit(0)
+    os.close(write)
+    return pid, os.fdopen(read, "rb")
+
+
+def _reap(pid: int) -> None:
+    # with SIGCHLD ignored (as daemons leave it, and children inherit) the kernel reaps them
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+
+
+def _unpickle(data: bytes, pid: int) -> tuple[bool, Any]:
+    """A child's (ok, results or error); lost if it ended before writing all of it (killed
+    by the OOM killer, or by Ctrl-C inside its write)."""
+    try:
+        outcome: tuple[bool, Any] = pickle.loads(data)
+    except (pickle.UnpicklingError, EOFError, ValueError):
+        return False, _lost(pid)
+    return outcome
 
 
 def _outcome(fn: Callable[[T], R], items: list[T]) -> bytes:
