@@ -56,7 +56,7 @@ Workspace().add("big")
 def test_a_killed_add_leaves_no_version_and_no_corrupt_blob(tmp_path: Path) -> None:
     big = tmp_path / "big"
     big.mkdir()
-    for i in range(3000):
+    for i in range(20_000):  # enough that the kill comes early, with a process per core
         (big / f"{i}.bin").write_bytes(os.urandom(2048))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FERRY_")}
     child = subprocess.Popen(
@@ -79,6 +79,6 @@ def test_a_killed_add_leaves_no_version_and_no_corrupt_blob(tmp_path: Path) -> N
         if blob.is_file() and not blob.name.startswith("."):
             assert digest_file(blob).digest == blob.parent.name + blob.name
     version = ws.add("big")
-    assert (version.version, version.files) == (1, 3000)
+    assert (version.version, version.files) == (1, 20_000)
     assert (tmp_path / "big.ferry").exists()
     ws.close()

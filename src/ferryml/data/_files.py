@@ -195,9 +195,21 @@ def _in_processes(
     return [result for run in range(len(runs)) for result in results[run]]
 
 
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this child when ``parent`` dies: a `kill -9` of `ferry data
+    add` stops its workers too, instead of leaving them to store their share."""
+    import ctypes
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before the request was made
+        os._exit(1)
+
+
 def _fork(fn: Callable[[T], R], items: list[T]) -> tuple[int, BinaryIO]:
     """A child working on ``items``: its pid and the read end of its result's pipe."""
     read, write = os.pipe()
+    parent = os.getpid()
     try:
         pid = os.fork()
     except OSError:
@@ -206,6 +218,7 @@ def _fork(fn: Callable[[T], R], items: list[T]) -> tuple[int, BinaryIO]:
         raise
     if pid == 0:  # pragma: no cover - the child's coverage is not collected
         try:
+            _die_with(parent)
             os.close(read)
             with os.fdopen(write, "wb") as out:
                 out.write(_outcome(fn, items))
