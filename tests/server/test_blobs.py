@@ -4,11 +4,6 @@ not hash to their digest are never stored."""
 from __future__ import annotations
 
 import os
-import socket
-import struct
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 from collections.abc import Iterator
@@ -107,99 +102,6 @@ def test_files_stream_both_ways(shared_team_server: TeamServer, tmp_path: Path) 
         back = store.get_file(blob.digest, tmp_path / "back" / "big.bin")
         assert store.exists(blob.digest) and store.size(blob.digest) == 24 << 20
     assert back.read_bytes() == source.read_bytes()
-
-
-class _CuttingProxy:
-    """127.0.0.1 in front of the server; the first connection whose answer passes
-    ``cut_after`` bytes is reset there, as a dropped network connection is."""
-
-    def __init__(self, port: int, cut_after: int) -> None:
-        self.port, self.cut_after, self.cuts = port, cut_after, 0
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self._listener.getsockname()[1]}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self._listener.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.port))
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, answers: bool) -> None:
-        passed = 0
-        try:
-            while chunk := src.recv(65536):
-                if answers and not self.cuts and passed + len(chunk) > self.cut_after:
-                    self.cuts += 1
-                    for conn in (src, dst):  # SO_LINGER 0: closed with a RST
-                        conn.setsockopt(
-                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-                        )
-                        conn.close()
-                    return
-                passed += len(chunk)
-                dst.sendall(chunk)
-        except OSError:
-            pass
-        for conn in (src, dst):
-            conn.close()
-
-    def close(self) -> None:
-        self._listener.close()
-
-
-def test_a_download_cut_short_resumes_where_it_stopped_and_matches_its_digest(
-    shared_team_server: TeamServer, tmp_path: Path
-) -> None:
-    data = os.urandom(24 * 1024 * 1024 + 5)
-    with _store(shared_team_server) as store:
-        digest = store.put_bytes(data).digest
-    proxy = _CuttingProxy(shared_team_server.port, cut_after=7 * 1024 * 1024 + 3)
-    store = HttpArtifactStore(ServerClient(proxy.url, shared_team_server.tokens["reader"]))
-    try:
-        back = store.get_file(digest, tmp_path / "back.bin")
-    finally:
-        store.close()
-        proxy.close()
-    assert proxy.cuts == 1
-    assert back.read_bytes() == data
-    assert os.listdir(tmp_path) == ["back.bin"]  # no temporary file left
-
-
-def test_a_download_onto_a_full_disk_fails_at_once_with_the_disk_error_and_leaves_nothing(
-    shared_team_server: TeamServer, tmp_path: Path
-) -> None:
-    # RLIMIT_FSIZE stands in for a full disk: writes past it fail with EFBIG.
-    with _store(shared_team_server) as store:
-        digest = store.put_bytes(os.urandom(8 * 1024 * 1024)).digest
-    child = textwrap.dedent(
-        f"""
-        import errno, os, resource, signal, sys
-        from ferryml.store.http import ServerClient
-        from ferryml.store.http_artifacts import HttpArtifactStore
-        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-        resource.setrlimit(resource.RLIMIT_FSIZE, (3 << 20, 3 << 20))
-        store = HttpArtifactStore(ServerClient(sys.argv[1], sys.argv[2]))
-        try:
-            store.get_file({digest!r}, sys.argv[3])
-        except OSError as e:
-            print(errno.errorcode[e.errno])
-        """
-    )
-    out = subprocess.run(
-        [sys.executable, "-c", child, shared_team_server.url,
-         shared_team_server.tokens["reader"], str(tmp_path / "back.bin")],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    assert out.stdout.strip() == "EFBIG", out.stderr
-    assert os.listdir(tmp_path) == []
 
 
 def test_an_unknown_server_setting_is_refused() -> None:

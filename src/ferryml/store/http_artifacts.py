@@ -7,8 +7,6 @@ from __future__ import annotations
 import http.client
 import io
 import os
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +21,6 @@ __all__ = ["HttpArtifactStore"]
 
 _CHUNK = 1 << 20
 _ATTEMPTS = 5
-_RING = 3  # download buffers: one filling, the rest written
 _THREADED_HASH = 16 << 20  # files from this size are hashed on every core, through mmap
 
 
@@ -154,43 +151,34 @@ class HttpArtifactStore:
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp, out = _create_temp(dest, 0o666)
         hasher = blake3.blake3()
+        buffer = bytearray(_CHUNK)
+        view = memoryview(buffer)
         try:
-            with out, ThreadPoolExecutor(1, "ferryml-download") as writer:
+            with out:
                 fd = out.fileno()
-                received = 0
-                # A ring of reused buffers: the next one fills from the socket and is
-                # hashed while the disk takes the one before (both release the GIL).
-                views = deque(memoryview(bytearray(_CHUNK)) for _ in range(_RING))
-                pending: deque[Future[None]] = deque()
+                written = 0
                 source, signed = self._source(digest)
                 for attempt in range(_ATTEMPTS):
-                    headers = {"Range": f"bytes={received}-"} if received else {}
+                    headers = {"Range": f"bytes={written}-"} if written else {}
                     try:
                         with self._client.stream(source, headers, signed=signed) as response:
-                            while True:
-                                if len(pending) == _RING:  # the oldest write frees views[0]
-                                    pending.popleft().result()
-                                if not (n := response.readinto(views[0])):
-                                    break
-                                hasher.update(views[0][:n])
-                                pending.append(writer.submit(_write_out, fd, views[0][:n]))
-                                views.rotate(-1)
-                                received += n
+                            # Read into one buffer, written and hashed from there: no copy
+                            # of the bytes but the kernel's.
+                            while n := response.readinto(view):
+                                _write_all(fd, view[:n])
+                                hasher.update(view[:n])
+                                written += n
                         break
                     except (OSError, http.client.HTTPException) as e:
                         if attempt == _ATTEMPTS - 1:
                             raise StoreUnavailable(
                                 f"Downloading blob {digest} from {self.url} failed: {e}."
                             ) from e
-                while pending:
-                    pending.popleft().result()
             if verify and hasher.hexdigest() != digest:
                 raise IntegrityError(f"Blob {digest} from {self.url} does not match its digest.")
             os.replace(tmp, dest)
-        except BaseException as e:
+        except BaseException:
             tmp.unlink(missing_ok=True)
-            if isinstance(e, _WriteFailed):
-                raise e.error from None  # the disk's error, not retried as a connection's
             raise
         return dest
 
@@ -229,18 +217,6 @@ def _digest_file(path: str | os.PathLike[str]) -> Blob:
 def _write_all(fd: int, data: memoryview) -> None:
     while data:
         data = data[os.write(fd, data) :]
-
-
-class _WriteFailed(Exception):
-    def __init__(self, error: OSError) -> None:
-        self.error = error
-
-
-def _write_out(fd: int, data: memoryview) -> None:
-    try:
-        _write_all(fd, data)
-    except OSError as e:
-        raise _WriteFailed(e) from e
 
 
 def _read(f: Any) -> Any:
