@@ -103,3 +103,11 @@ def test_logged_models_search_takes_ascii_digit_experiment_ids_only(client: http
     for other in (f"{exp[0]}_{exp[1:]}", f" {exp} ", f"+{exp}", f"{exp}\n"):
         # int() reads each as the id; MLflow's ids are ASCII digits alone.
         assert _post(client, "logged-models/search", {"experiment_ids": [other]})["models"] == []
+
+
+def test_an_experiment_id_of_thousands_of_digits_finds_nothing(client: httpx.Client) -> None:
+    # int() refuses strings of more than 4,300 digits: that was an HTTP 500.
+    huge = "1" * 5000
+    assert _post(client, "logged-models/search", {"experiment_ids": [huge]})["models"] == []
+    answer = client.get("/api/2.0/mlflow/experiments/get", params={"experiment_id": huge})
+    assert answer.status_code == 404 and answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"

@@ -352,10 +352,10 @@ def test_a_second_handle_on_a_run_needs_a_name_of_its_own(store: ferry.FerryClie
     model, _ = _setup()
     with ferry.start_run() as active:
         with ferry.autolog_torch(model, log_model=False) as first:
-            with pytest.raises(ferry.Conflict, match="its own name, e.g. autolog_torch"):
+            with pytest.raises(ferry.Conflict, match=r"\.end\(\) or use `with`; for two"):
                 ferry.autolog_torch(model)
             named = ferry.autolog_torch(model, log_model=False, name="d")
-            with pytest.raises(ferry.Conflict, match="named 'd' already; give this one"):
+            with pytest.raises(ferry.Conflict, match=r"named .d. already: call its \.end\(\)"):
                 ferry.autolog_torch(model, name="d")
             named.end()
             first.step(torch.tensor(1.0))

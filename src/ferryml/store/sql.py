@@ -547,7 +547,8 @@ def _dispose_in_child(engine: Engine) -> None:
 def _experiment_int(experiment_id: str | int) -> int:
     text = str(experiment_id)
     # int() alone takes '1_0', ' 3 ' and '+3'; ids fit the INTEGER column.
-    if not (text.isascii() and text.isdigit()) or int(text) >= 2**31:
+    # Past 10 digits it is no id (and int() refuses 4,300 digits and more).
+    if not (text.isascii() and text.isdigit()) or len(text) > 10 or int(text) >= 2**31:
         raise NotFound(
             f"Experiment id {experiment_id!r} not found: ids are whole numbers. "
             "See `ferry experiments list`."

@@ -316,13 +316,15 @@ class TorchAutolog:
             if self.name is None:
                 raise Conflict(
                     f"Run {active.run_id} has a ferry.autolog_torch handle already; a second "
-                    "one would log its loss, params and model under the same names. Give "
-                    "each its own name, e.g. autolog_torch(discriminator, optimizer, "
-                    "name='discriminator')."
+                    "one would log its loss, params and model under the same names. If the "
+                    "first is done (a cell run again), call its .end() or use `with`; for two "
+                    "loops at once give each its own name, e.g. autolog_torch(discriminator, "
+                    "optimizer, name='discriminator')."
                 )
             raise Conflict(
                 f"Run {active.run_id} has a ferry.autolog_torch handle named {self.name!r} "
-                "already; give this one another name."
+                "already: call its .end() (or use `with`) if it is done, or give this one "
+                "another name."
             )
         active._autologs[self._prefix] = self
         self._active = active
