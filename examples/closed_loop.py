@@ -48,7 +48,7 @@ from ferryml.monitoring import MonitorSpec, add_monitor
 from ferryml.monitoring.alerts import list_alerts
 from ferryml.pipelines import run_target
 from ferryml.predictions import load as load_predictions
-from ferryml.serving.deployments import Deployments
+from ferryml.serving.deployments import Deployments, RollbackPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # churn_pipeline, like `python -m`
 
@@ -133,7 +133,16 @@ def main(console: Console | None = None) -> dict[str, Any]:
     v1 = int(result.output())
     ferry.set_registered_model_alias(names.model, "champion", v1, reason="first model")
     manager = Deployments(settings)
-    manager.create(names.deployment, names.model, v1, reason="demo: the first champion")
+    # The policy judges the canary on accuracy; the model server's own guard rolls it back
+    # on latency only when it is several times slower, as the tour shares its machine with
+    # whatever else runs there.
+    manager.create(
+        names.deployment,
+        names.model,
+        v1,
+        reason="demo: the first champion",
+        policy=RollbackPolicy(latency_margin=3.0),
+    )
     manager.close()
     console.print(
         f"[bold]data[/bold] {first.ref} ({first.rows} rows) -> [bold]pipeline[/bold] run "

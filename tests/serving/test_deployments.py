@@ -226,7 +226,7 @@ def _slow(frame: Any) -> Any:
 
 def _two_hiccups(frame: Any, calls: list[int] = [0]) -> Any:  # noqa: B006 - the model's own count
     calls[0] += 1
-    if calls[0] in (3, 4):  # a pause of the machine's, not of the model's
+    if calls[0] in (23, 34):  # a pause of the machine's, not of the model's
         time.sleep(0.3)
     return [1] * len(frame)
 

@@ -53,6 +53,11 @@ class BatchOptions:
     max_wait_ms: float = 2.0
 
 
+# Requests a route answers before its latencies count towards rolling a canary back: the
+# first predictions of a model just loaded run cold (caches, lazy imports, a new thread).
+WARM_UP = 10
+
+
 @dataclass(frozen=True)
 class Answer:
     model: str
@@ -312,7 +317,8 @@ class PredictionService:
             seconds = time.perf_counter() - started
             route.requests += 1
             route.errors += 0 if ok else 1
-            route.latencies.append((started + seconds, seconds))
+            if route.requests > WARM_UP:  # a route's first answers pay for warming it up
+                route.latencies.append((started + seconds, seconds))
             if self.metrics is not None:
                 self.metrics.observe(
                     self.endpoint, route.name, loaded.version, endpoint, ok, seconds, len(frame)
