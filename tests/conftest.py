@@ -179,6 +179,16 @@ def client(settings: Settings) -> Iterator[FerryClient]:
 @pytest.fixture
 def fluent(settings: Settings) -> Iterator[Settings]:
     """The fluent API pointed at this test's store."""
+    yield from _fluent(settings)
+
+
+@pytest.fixture
+def sqlite_fluent(sqlite_settings: Settings) -> Iterator[Settings]:
+    """The fluent API pointed at a fresh SQLite store, for what is tested on one kind."""
+    yield from _fluent(sqlite_settings)
+
+
+def _fluent(settings: Settings) -> Iterator[Settings]:
     ferry.configure(home=settings.home, store=settings.store_url, artifacts=settings.artifacts_url)
     yield settings
     while ferry.active_run() is not None:

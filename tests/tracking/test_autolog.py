@@ -8,7 +8,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -48,23 +48,13 @@ REGRESSOR_METRICS = {
 
 
 @pytest.fixture
-def auto(
-    tmp_path: Path, request: pytest.FixtureRequest, make_store: Callable[..., Any]
-) -> Iterator[Settings]:
-    """autolog() on a fresh SQLite store (the fluent API it calls is tested on both kinds)."""
-    with make_store("sqlite", tmp_path, request) as url:
-        settings = Settings(
-            home=tmp_path / "home", store_url=url, artifacts_url=(tmp_path / "art").as_uri()
-        )
-        ferry.configure(home=settings.home, store=url, artifacts=settings.artifacts_url)
-        ferry.autolog()
-        try:
-            yield settings
-        finally:
-            ferry.autolog(disable=True)
-            while ferry.active_run() is not None:
-                ferry.end_run()
-            ferry.configure(home=settings.home, store=url, artifacts=settings.artifacts_url)
+def auto(sqlite_fluent: Settings) -> Iterator[Settings]:
+    """autolog() on a fresh SQLite store."""
+    ferry.autolog()
+    try:
+        yield sqlite_fluent
+    finally:
+        ferry.autolog(disable=True)
 
 
 def _classification(rows: int = 300) -> tuple[pd.DataFrame, np.ndarray]:

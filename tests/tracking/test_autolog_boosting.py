@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,25 +33,15 @@ LGB_QUIET = {"objective": "binary", "verbose": -1, "seed": 0}
 
 
 @pytest.fixture
-def auto(
-    tmp_path: Path, request: pytest.FixtureRequest, make_store: Callable[..., Any]
-) -> Iterator[ferry.FerryClient]:
+def auto(sqlite_fluent: Settings) -> Iterator[ferry.FerryClient]:
     """autolog() on a fresh SQLite store, and a client reading that store."""
-    with make_store("sqlite", tmp_path, request) as url:
-        settings = Settings(
-            home=tmp_path / "home", store_url=url, artifacts_url=(tmp_path / "art").as_uri()
-        )
-        ferry.configure(home=settings.home, store=url, artifacts=settings.artifacts_url)
-        client = ferry.FerryClient(settings)
-        ferry.autolog()
-        try:
-            yield client
-        finally:
-            ferry.autolog(disable=True)
-            client.close()
-            while ferry.active_run() is not None:
-                ferry.end_run()
-            ferry.configure(home=settings.home, store=url, artifacts=settings.artifacts_url)
+    client = ferry.FerryClient(sqlite_fluent)
+    ferry.autolog()
+    try:
+        yield client
+    finally:
+        ferry.autolog(disable=True)
+        client.close()
 
 
 def _data() -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray]:

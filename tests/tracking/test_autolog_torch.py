@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,23 +40,13 @@ class LockedNet(TinyNet):
 
 
 @pytest.fixture
-def store(
-    tmp_path: Path, request: pytest.FixtureRequest, make_store: Callable[..., Any]
-) -> Iterator[ferry.FerryClient]:
-    """The fluent API pointed at a fresh SQLite store, and a client reading that store."""
-    with make_store("sqlite", tmp_path, request) as url:
-        settings = Settings(
-            home=tmp_path / "home", store_url=url, artifacts_url=(tmp_path / "art").as_uri()
-        )
-        ferry.configure(home=settings.home, store=url, artifacts=settings.artifacts_url)
-        client = ferry.FerryClient(settings)
-        try:
-            yield client
-        finally:
-            client.close()
-            while ferry.active_run() is not None:
-                ferry.end_run()
-            ferry.configure(home=settings.home, store=url, artifacts=settings.artifacts_url)
+def store(sqlite_fluent: Settings) -> Iterator[ferry.FerryClient]:
+    """A client reading the fresh store the fluent API writes to."""
+    client = ferry.FerryClient(sqlite_fluent)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:
