@@ -8,17 +8,14 @@ Prints one JSON object per workload on stdout as soon as it is done. Mirrors
 _server_mlflow_worker.py step for step; keep them in step.
 """
 
-import filecmp
 import json
-import os
-import shutil
-import subprocess
 import sys
 import time
 from functools import partial
 from pathlib import Path
 from statistics import median
 
+from _artifact_rounds import MODES, transfer_rounds
 from _search_workload import seeded_runs, time_queries
 
 import ferryml as ferry
@@ -102,43 +99,20 @@ if want("search"):
     search = partial(ferry.search_runs, experiment_names=["bench"])
     time_queries({"ferry.search_runs": search}, cfg["search_repeats"], emit)
 
-# 4. One large artifact up and down through the server, beside `cp` of the same file
-# (before, between and after: the median is the local copy's figure). Each copy is kept
-# until the end, as the uploaded blob and the downloaded file are: on a virtual machine
-# that hands freed memory back to its host, a file written into memory freed a moment
-# before (a copy deleted at once) skips the host's page faults and goes several times
-# faster. That copy is measured too, last, for scale. Each step starts with no dirty
-# pages (os.sync, untimed), so none is throttled by the writeback of the one before.
+# 4. One large artifact up and down through the server, beside `cp` of the same file, each
+# step facing the same memory state (_artifact_rounds.py says why and how).
 if want("artifact"):
 
-    def cp_s(source: Path, dest: Path) -> float:
-        os.sync()
-        t = now()
-        subprocess.run(["cp", str(source), str(dest)], check=True)
-        return now() - t
+    def upload(source: Path) -> str:
+        with ferry.start_run() as run:
+            ferry.log_artifact(str(source))
+        return run.info.run_id
 
-    source = Path(cfg["artifact"])
-    copies = [tmp / f"copy-{i}.bin" for i in range(3)]
-    cps = [cp_s(source, copies[0])]
+    def download(run_id: str, folder: Path) -> Path:
+        return Path(client.download_artifacts(run_id, Path(cfg["artifact"]).name, folder))
+
     ferry.set_experiment("artifacts")
-    with ferry.start_run() as run:
-        os.sync()
-        t0 = now()
-        ferry.log_artifact(str(source))
-        upload_s = now() - t0
-    cps.append(cp_s(source, copies[1]))
-    os.sync()
-    t0 = now()
-    got = client.download_artifacts(run.info.run_id, source.name, tmp / "download")
-    download_s = now() - t0
-    same = filecmp.cmp(source, got, shallow=False)
-    cps.append(cp_s(source, copies[2]))
-    shutil.rmtree(tmp / "download")
-    for copy in copies[1:]:
-        copy.unlink()
-    reused_s = cp_s(source, copies[0])  # overwrites a kept copy, into memory just freed
-    copies[0].unlink()
-    emit("artifact", {"upload_s": upload_s, "download_s": download_s, "cp_s": median(cps),
-                      "cps": cps, "cp_reused_s": reused_s, "same": same})  # fmt: skip
+    modes = tuple(cfg.get("artifact_modes", MODES))
+    emit("artifact", transfer_rounds(Path(cfg["artifact"]), tmp, upload, download, repeats, modes))
 
 client.close()

@@ -9,9 +9,7 @@ _server_ferry_worker.py step for step; keep them in step. benchmarks/mlflow_comp
 it against both servers, with one more workload (log_model) of its own.
 """
 
-import filecmp
 import json
-import shutil
 import sys
 import time
 from functools import partial
@@ -19,6 +17,7 @@ from pathlib import Path
 from statistics import median
 
 import mlflow
+from _artifact_rounds import MODES, transfer_rounds
 from _search_workload import seeded_runs, time_queries
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
@@ -112,22 +111,24 @@ if want("search"):
     time_queries(paths, cfg["search_repeats"], emit)
 
 # 4. One large artifact up and down through the server's artifact proxy
-# (--serve-artifacts, the default).
+# (--serve-artifacts, the default), timed as ferryml's (_artifact_rounds.py).
 if want("artifact"):
-    source = Path(cfg["artifact"])
+
+    def upload(source: Path) -> str:
+        with mlflow.start_run() as run:
+            mlflow.log_artifact(str(source))
+        return run.info.run_id
+
+    def download(run_id: str, folder: Path) -> Path:
+        name = Path(cfg["artifact"]).name
+        got = mlflow.artifacts.download_artifacts(
+            run_id=run_id, artifact_path=name, dst_path=str(folder)
+        )
+        return Path(got)
+
     mlflow.set_experiment("artifacts")
-    with mlflow.start_run() as run:
-        t0 = now()
-        mlflow.log_artifact(str(source))
-        upload_s = now() - t0
-    t0 = now()
-    got = mlflow.artifacts.download_artifacts(
-        run_id=run.info.run_id, artifact_path=source.name, dst_path=str(tmp / "download")
-    )
-    download_s = now() - t0
-    same = filecmp.cmp(source, got, shallow=False)
-    shutil.rmtree(tmp / "download")
-    emit("artifact", {"upload_s": upload_s, "download_s": download_s, "same": same})
+    modes = tuple(cfg.get("artifact_modes", MODES))
+    emit("artifact", transfer_rounds(Path(cfg["artifact"]), tmp, upload, download, repeats, modes))
 
 # 5. (mlflow_compat.py) log_model of a fitted scikit-learn model with its signature and
 # input example, registered as a new version of one model (medians).

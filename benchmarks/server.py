@@ -17,9 +17,11 @@ from benchmarks/.cache/mlflow-venv, made on first use) and reads back what it wr
 - search of the 1,000 runs (10 params and 10 metrics each) with a metric filter, and
   ordered by a metric. Target: 10x.
 - a 1 GiB file of random bytes as a run's artifact, uploaded and downloaded through the
-  server, beside `cp` of the same file to a copy kept, as the blob and the download are
-  (and, for scale, a copy written into memory just freed). Target: at least half the
-  kept copy's speed each way.
+  server, beside `cp` of the same file, in rounds where cp and the transfers face the same
+  memory state: every output kept (each step writes into memory never used) and every
+  output freed (each step writes into memory just freed), the cp's place rotating
+  (_artifact_rounds.py). Target: each way at least half the speed of the cp in the same
+  mode, both modes; medians of three rounds.
 - the server's peak memory (VmHWM of its largest process, from /proc). Target: ferryml
   under 200 MB.
 
@@ -42,6 +44,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +64,9 @@ from tracking import (  # noqa: E402
 )
 
 FERRY_BIN = str(Path(FERRY_PY).parent / "ferry")
+# The venv's `ferry` script, or the package run as a module where it is not installed (a
+# checkout on PYTHONPATH).
+FERRY_CMD = [FERRY_BIN] if Path(FERRY_BIN).exists() else [FERRY_PY, "-m", "ferryml"]
 MOTO_BIN = str(Path(FERRY_PY).parent / "moto_server")
 WORKLOADS = ("log_metric", "log_batch", "search", "artifact", "s3")
 MLFLOW_BIN = str(Path(MLFLOW_PY).parent / "mlflow")
@@ -79,7 +85,8 @@ SIDES = {
     "mlflow1": "mlflow server --workers 1",
 }
 # key, label, unit, higher is better, target: ("x", n) ferryml n times the default MLflow
-# server; ("copy", share) of the local copy's speed; ("max", mb) an absolute ceiling
+# server; ("copy", share, row) of the speed of the local copy in that row (measured alike);
+# ("max", mb) an absolute ceiling
 ROWS = [
     ("log_metric", "log_metric x{n_log_metric:,}, until stored", "calls/s", True, ("x", 1000)),
     ("log_metric_calls", "  the calls alone, until they return", "calls/s", True, None),
@@ -87,10 +94,15 @@ ROWS = [
      ("x", 20)),
     ("filter", "search {n_runs:,} runs: metrics.m0 > 0.5", "ms", False, ("x", 10)),
     ("order", "search {n_runs:,} runs: order by metrics.m1 DESC", "ms", False, ("x", 10)),
-    ("upload", "upload a {artifact_mib:,} MiB artifact", "MB/s", True, ("copy", COPY_SHARE)),
-    ("download", "download it", "MB/s", True, ("copy", COPY_SHARE)),
-    ("copy", "  cp of the same file, each copy kept", "MB/s", True, None),
-    ("copy_reused", "  cp into memory just freed (a copy deleted)", "MB/s", True, None),
+    ("upload", "upload a {artifact_mib:,} MiB artifact, outputs kept", "MB/s", True,
+     ("copy", COPY_SHARE, "copy")),
+    ("download", "download it, outputs kept", "MB/s", True, ("copy", COPY_SHARE, "copy")),
+    ("copy", "  cp of the same file, outputs kept", "MB/s", True, None),
+    ("upload_freed", "upload it, into memory just freed", "MB/s", True,
+     ("copy", COPY_SHARE, "copy_freed")),
+    ("download_freed", "download it, into memory just freed", "MB/s", True,
+     ("copy", COPY_SHARE, "copy_freed")),
+    ("copy_freed", "  cp of the same file, into memory just freed", "MB/s", True, None),
     ("rss_peak", "server peak RSS, largest process", "MB", False, ("max", RSS_LIMIT_MB)),
     ("rss_ready", "  server RSS when ready", "MB", False, None),
     ("start", "server start to first /health answer", "s", False, None),
@@ -164,7 +176,7 @@ def server_env(home: Path) -> dict[str, str]:
 
 def add_writer(home: Path) -> str:
     """A writer on the server's store; its token, which the command prints last."""
-    argv = [FERRY_BIN, "server", "user", "add", "bench", "--role", "writer"]
+    argv = [*FERRY_CMD, "server", "user", "add", "bench", "--role", "writer"]
     out = subprocess.run(argv, env=server_env(home), capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
@@ -196,7 +208,7 @@ def run_all(root: Path, cfg: dict[str, Any], sides: list[str]) -> dict[str, Any]
         if key not in sides:
             continue
         if key == "ferryml":
-            argv = [FERRY_BIN, "server", "--host", HOST, "--port", "{port}", *cfg["server_flags"]]
+            argv = [*FERRY_CMD, "server", "--host", HOST, "--port", "{port}", *cfg["server_flags"]]
             server = HttpServer(key, name, argv, server_env(ferry_home), root)
             artifacts = ferry_home / "artifacts"
         else:
@@ -255,13 +267,14 @@ def run_s3(root: Path, cfg: dict[str, Any]) -> dict[str, Any]:
             home = root / f"s3-{key}"
             env = {**server_env(home), **aws, "FERRY_ARTIFACTS": f"s3://bench/{key}"}
             token = add_writer(home)
-            argv = [FERRY_BIN, "server", "--host", HOST, "--port", "{port}", *flags,
+            argv = [*FERRY_CMD, "server", "--host", HOST, "--port", "{port}", *flags,
                     *cfg["server_flags"]]  # fmt: skip
             server = HttpServer(key, f"ferry server over S3 ({key})", argv, env, root)
             try:
                 server.start()
                 job = {**cfg, "phase": "client", "only": ["artifact"], "artifact": str(source),
-                       "url": server.base_url}  # fmt: skip
+                       "url": server.base_url, "repeats": 1,
+                       "artifact_modes": ["kept"]}  # fmt: skip
                 client = {"FERRY_TRACKING_URI": server.base_url, "FERRY_TOKEN": token}
                 got = run_worker(FERRY_PY, "_server_ferry_worker.py", job,
                                  ferry_env("{tmp}", **client))  # fmt: skip
@@ -288,7 +301,8 @@ def print_s3(s3: dict[str, Any], cfg: dict[str, Any]) -> None:
         if art is None:
             table.append((label, "failed", got.get("error", s3.get("error", "?"))[:60], "", ""))
             continue
-        table.append((label, fmt(size_mb / art["upload_s"]), fmt(size_mb / art["download_s"]),
+        kept = art["kept"]
+        table.append((label, fmt(size_mb / kept["upload_s"]), fmt(size_mb / kept["download_s"]),
                       fmt(got["memory"]["peak"]), str(art["same"])))  # fmt: skip
     print()
     print(f"A {cfg['s3_mib']:,} MiB artifact over S3 (moto's server on 127.0.0.1):")
@@ -304,10 +318,11 @@ def figures(res: dict[str, Any], cfg: dict[str, Any]) -> dict[str, float]:
         "log_batch": lambda: cfg["n_batch_values"] / res["log_batch"]["s"],
         "filter": lambda: res["filter"]["s"] * 1e3,
         "order": lambda: res["order"]["s"] * 1e3,
-        "upload": lambda: size_mb / res["artifact"]["upload_s"],
-        "download": lambda: size_mb / res["artifact"]["download_s"],
-        "copy": lambda: size_mb / res["artifact"]["cp_s"],
-        "copy_reused": lambda: size_mb / res["artifact"]["cp_reused_s"],
+        **{
+            f"{step}{suffix}": partial(lambda s, m: size_mb / res["artifact"][m][s], s, mode)
+            for mode, suffix in (("kept", ""), ("freed", "_freed"))
+            for step, s in (("upload", "upload_s"), ("download", "download_s"), ("copy", "cp_s"))
+        },
         "rss_peak": lambda: res["memory"]["peak"],
         "rss_ready": lambda: res["memory_ready"]["now"],
         "start": lambda: res["start_s"],
@@ -333,7 +348,8 @@ def problems(res: dict[str, Any], cfg: dict[str, Any]) -> dict[str, str]:
     if order and (order["count"] != cfg["n_runs"] or not order["sorted_ok"]):
         found["order"] = f"{order['count']} runs, sorted: {order['sorted_ok']}"
     if res.get("artifact", {}).get("same") is False:
-        found["upload"] = found["download"] = "the file downloaded differs"
+        for key in ("upload", "download", "upload_freed", "download_freed"):
+            found[key] = "a file downloaded differs"
     return found
 
 
@@ -351,12 +367,12 @@ def report(res: dict[str, Any], cfg: dict[str, Any]) -> list[dict[str, Any]]:
             ratios[peer] = (f / p if higher else p / f) if ok else None
         shown, verdicts = "", {}
         if target is not None:
-            kind, n = target
+            kind, n = target[:2]
             if kind == "x":
                 shown = f">={n:,}x"
                 verdicts = {peer: None if r is None else r >= n for peer, r in ratios.items()}
             elif kind == "copy":
-                copy = figs["ferryml"].get("copy")
+                copy = figs["ferryml"].get(target[2])
                 shown = f">={n}x cp" + (f" ({n * copy:,.0f})" if copy else "")
                 verdicts["mlflow"] = None if f is None or not copy else f >= n * copy
             else:

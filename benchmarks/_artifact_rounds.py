@@ -1,0 +1,92 @@
+"""The large-artifact workload of the server benchmark's workers: a file uploaded and
+downloaded through a server, beside `cp` of the same file, the three steps facing the same
+memory state. Stdlib only, so MLflow's venv imports it.
+
+Why the memory state: on a virtual machine whose host backs guest memory only once it is
+touched (and takes back what the guest frees), writing 1 GiB into pages never used costs
+about 2.7 s here in the kernel alone, while writing it into pages freed a moment before
+costs 0.2-0.3 s. A `cp` and a download timed in different states measure the host, not the
+copy. So both are measured alike, in two modes:
+
+- kept: every step's output (the copy, the uploaded blob, the downloaded file) stays until
+  the end, so each step writes into memory never used;
+- freed: right before each step a file of the same size is deleted (the previous step's
+  output, or a copy made untimed after an upload, whose blob the download needs), so each
+  step writes into memory just freed.
+
+Each round changes the source's first bytes (a new blob, not a reused one), then times a cp,
+the upload and the download; the cp's place among them rotates from round to round so no
+step always follows the same one. os.sync() (untimed) before each step: no step is throttled
+by the writeback of the one before. Figures are medians of the rounds.
+"""
+
+import filecmp
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from statistics import median
+from time import perf_counter
+from typing import Any
+
+MODES = ("kept", "freed")
+
+
+def transfer_rounds(
+    source: Path,
+    tmp: Path,
+    upload: Callable[[Path], Any],
+    download: Callable[[Any, Path], Path],
+    rounds: int,
+    modes: tuple[str, ...] = MODES,
+) -> dict[str, Any]:
+    """Per mode, the medians (s) and every round's time of cp, upload and download, and
+    whether every download equals what was uploaded. ``upload(source)`` returns what
+    ``download(handle, folder)`` needs to fetch it back into ``folder``."""
+    out: dict[str, Any] = {"same": True}
+    for mode in modes:
+        work = tmp / f"rounds-{mode}"
+        work.mkdir()
+        times: dict[str, list[float]] = {"cp": [], "upload": [], "download": []}
+        ballast = work / "ballast.bin"
+        if mode == "freed":
+            _cp(source, ballast)
+        for r in range(rounds):
+            with open(source, "r+b") as f:  # a new blob each round
+                f.write(os.urandom(16))
+            steps = ["upload", "download"]
+            steps.insert(r % 3, "cp")
+            handle = None
+            for step in steps:
+                dest = work / f"{step}-{r}"
+                os.sync()
+                if mode == "freed":
+                    ballast.unlink()
+                t = perf_counter()
+                if step == "cp":
+                    _cp(source, dest)
+                elif step == "upload":
+                    handle = upload(source)
+                else:
+                    dest.mkdir()
+                    got = download(handle, dest)
+                times[step].append(perf_counter() - t)
+                if step == "download":
+                    out["same"] = out["same"] and filecmp.cmp(source, got, shallow=False)
+                if mode != "freed":
+                    continue
+                if step == "upload":  # its output is on the server: free a copy instead
+                    _cp(source, ballast)
+                else:
+                    os.replace(got if step == "download" else dest, ballast)
+        shutil.rmtree(work)
+        out[mode] = {
+            **{f"{step}_s": median(ts) for step, ts in times.items()},
+            **{f"{step}s": ts for step, ts in times.items()},
+        }
+    return out
+
+
+def _cp(source: Path, dest: Path) -> None:
+    subprocess.run(["cp", str(source), str(dest)], check=True)
