@@ -31,7 +31,7 @@ t = now()
 ferry.set_experiment("log")
 emit("first_use_s", now() - t)
 
-if not cfg.get("search_only"):  # --search-only: the search workload alone
+if not cfg.get("search_only") and not cfg.get("search_round"):  # the searches alone
     # 1. log_metric one call at a time in one run, repeated in fresh runs (medians). total_s
     # adds the `with` exit, which flushes everything to the store.
     n, repeats = cfg["n_log_metric"], cfg["repeats"]
@@ -77,16 +77,19 @@ if not cfg.get("search_only"):  # --search-only: the search workload alone
     emit("log_batch_s", median(times))
     emit("log_batch_call_s", median(calls))
 
-# 3. Search. Its own experiment holds exactly the seeded runs, so counts compare.
+# 3. Search. Its own experiment holds exactly the seeded runs, so counts compare. A later
+# round (search_round) times the searches again over the runs the first one made.
 ferry.set_experiment("bench")
 expected = 0
 t0 = now()
 for params, metrics in seeded_runs(cfg["n_runs"]):
     expected += metrics["m0"] > 0.5
-    with ferry.start_run():
-        ferry.log_params(params)
-        ferry.log_metrics(metrics)
-emit("populate_s", now() - t0)
+    if not cfg.get("search_round"):
+        with ferry.start_run():
+            ferry.log_params(params)
+            ferry.log_metrics(metrics)
+if not cfg.get("search_round"):
+    emit("populate_s", now() - t0)
 emit("filter_expected", expected)
 
 search = partial(ferry.search_runs, experiment_names=["bench"])

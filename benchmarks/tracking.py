@@ -10,6 +10,12 @@ calls alone next to MLflow's own asynchronous logging (``synchronous=False``).
 MLflow gets its own venv (benchmarks/.cache/mlflow-venv, made on first use) so it never
 touches the project's dependencies. Each side runs in a fresh interpreter (_ferry_worker.py,
 _mlflow_worker.py) with a fresh temp folder holding a SQLite store. Stdlib only.
+
+The searches are timed in rounds that alternate the sides (``search_rounds``): after each
+side has made its runs and timed its first round, each further round starts a fresh
+interpreter per side over the same store, the sides taking turns going first, so a change
+in the machine's load weighs on both. The figure is the median of the rounds' medians, and
+each round's ratio is printed, so "in every run" can be read off one run.
 """
 
 from __future__ import annotations
@@ -34,12 +40,14 @@ MLFLOW_PY = str(VENV / "bin" / "python")
 FERRY_PY = sys.executable  # this script runs from the repo's .venv
 MLFLOW_PIN = "3.17.2"  # the version PEERS.md measured
 FULL = {"n_log_metric": 2000, "n_batch_values": 20000, "batch_chunk": 1000, "n_runs": 1000,
-        "repeats": 3, "search_repeats": 5, "import_repeats": 5}  # fmt: skip
+        "repeats": 3, "search_repeats": 5, "search_rounds": 5, "import_repeats": 5}  # fmt: skip
 QUICK = {"n_log_metric": 200, "n_batch_values": 2000, "batch_chunk": 1000, "n_runs": 100,
-         "repeats": 1, "search_repeats": 3, "import_repeats": 3}  # fmt: skip
+         "repeats": 1, "search_repeats": 3, "search_rounds": 2, "import_repeats": 3}  # fmt: skip
 # MLflow's telemetry would reach for a network this machine lacks; turning it off can only
 # make MLflow faster (measured: no difference here).
 MLFLOW_ENV = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true"}
+FERRY_ENV = {"FERRY_HOME": "{tmp}"}
+SEARCHES = ("filter", "order")
 IMPORT_TARGET_MS = 150
 # key, label, unit, higher is better, target: ferryml this many times faster (None: shown only)
 ROWS = [
@@ -86,29 +94,50 @@ def ensure_mlflow() -> str:
     return version
 
 
-def run_worker(py: str, script: str, cfg: dict, env: dict) -> dict[str, Any]:
-    """Run one side in a fresh interpreter and temp folder; merge the JSON lines it prints.
-    A worker that fails part way still gives the figures it printed before failing."""
+def run_worker(py: str, script: str, cfg: dict, env: dict, tmp: str) -> dict[str, Any]:
+    """Run one side in a fresh interpreter over the store in ``tmp``; merge the JSON lines
+    it prints. A worker that fails part way still gives the figures it printed before."""
     res: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
-        env = {**os.environ, **{k: v.format(tmp=tmp) for k, v in env.items()}}
-        p = subprocess.Popen(
-            [py, str(HERE / script), tmp, json.dumps(cfg)],
-            cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        assert p.stdout and p.stderr
-        tail: collections.deque[str] = collections.deque(maxlen=20)
-        for line in p.stderr:  # echo the worker's progress, keep the rest in case it fails
-            tail.append(line)
-            if line.startswith(("[ferryml] ", "[mlflow] ")):
-                sys.stderr.write(line)
-        for line in p.stdout:  # small, so reading it after stderr cannot deadlock
-            res.update(json.loads(line))
-        if p.wait() != 0:
-            err = "".join(tail).strip()
-            log(f"{script} failed (exit {p.returncode}):\n{err}")
-            res["error"] = err.splitlines()[-1] if err else f"exit {p.returncode}"
+    env = {**os.environ, **{k: v.format(tmp=tmp) for k, v in env.items()}}
+    p = subprocess.Popen(
+        [py, str(HERE / script), tmp, json.dumps(cfg)],
+        cwd=tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert p.stdout and p.stderr
+    tail: collections.deque[str] = collections.deque(maxlen=20)
+    for line in p.stderr:  # echo the worker's progress, keep the rest in case it fails
+        tail.append(line)
+        if line.startswith(("[ferryml] ", "[mlflow] ")):
+            sys.stderr.write(line)
+    for line in p.stdout:  # small, so reading it after stderr cannot deadlock
+        res.update(json.loads(line))
+    if p.wait() != 0:
+        err = "".join(tail).strip()
+        log(f"{script} failed (exit {p.returncode}):\n{err}")
+        res["error"] = err.splitlines()[-1] if err else f"exit {p.returncode}"
     return res
+
+
+def search_rounds(f: dict, m: dict, cfg: dict, sides: dict[str, Path]) -> None:
+    """Time the searches again in ``search_rounds - 1`` more rounds over each side's store,
+    the sides taking turns going first; each side's figures become the medians of its
+    rounds', and ``rounds`` keeps every round's."""
+    workers = {"ferryml": (f, FERRY_PY, "_ferry_worker.py", FERRY_ENV),
+               "mlflow": (m, MLFLOW_PY, "_mlflow_worker.py", MLFLOW_ENV)}  # fmt: skip
+    for res, *_ in workers.values():
+        res["rounds"] = [{k: res[k]["s"] for k in SEARCHES if k in res}]
+    order = ["ferryml", "mlflow"]
+    for n in range(1, cfg["search_rounds"]):
+        log(f"search round {n + 1} of {cfg['search_rounds']} ...")
+        for side in order if n % 2 else order[::-1]:
+            res, py, script, env = workers[side]
+            again = run_worker(py, script, {**cfg, "search_round": True}, env, str(sides[side]))
+            res["rounds"].append({k: again[k]["s"] for k in SEARCHES if k in again})
+    for res, *_ in workers.values():
+        for key in SEARCHES:
+            times = [r[key] for r in res["rounds"] if key in r]
+            if key in res and times:
+                res[key]["s"] = statistics.median(times)
 
 
 def import_ms(py: str, code: str, repeats: int, env: dict) -> float | None:
@@ -206,10 +235,14 @@ def report(f: dict, m: dict, cfg: dict) -> list[dict]:
             ok = ratio is not None and target is not None and ratio >= target
         if key.startswith(("log_metric", "async")) and fv and mv:
             notes.append(f"{1e6 / fv:.1f} vs {1e6 / mv:.0f} µs/call")
-        if key in ("filter", "order") and key in f and key in m:
+        if key in SEARCHES and key in f and key in m:
             notes.append(
                 f"{f[key]['count']} vs {m[key]['count']} runs; MLflow via {m[key]['path']}"
             )
+            pairs = zip(f.get("rounds", []), m.get("rounds", []), strict=False)
+            each = [f"{mr[key] / fr[key]:.1f}x" for fr, mr in pairs if key in fr and key in mr]
+            if len(each) > 1:
+                notes.append(f"rounds: {' '.join(each)}")
         for side, probs in (("ferryml", fp), ("MLflow", mp)):
             if key in probs:
                 ok = False
@@ -236,10 +269,15 @@ def main() -> None:
     cfg = {**(QUICK if args.quick else FULL), "search_only": args.search_only}
 
     version = ensure_mlflow()
-    log(f"running MLflow {version} side ...")
-    m = run_worker(MLFLOW_PY, "_mlflow_worker.py", cfg, MLFLOW_ENV)
-    log("running ferryml side ...")
-    f = run_worker(FERRY_PY, "_ferry_worker.py", cfg, {"FERRY_HOME": "{tmp}"})
+    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
+        sides = {side: Path(tmp, side) for side in ("mlflow", "ferryml")}
+        for folder in sides.values():
+            folder.mkdir()
+        log(f"running MLflow {version} side ...")
+        m = run_worker(MLFLOW_PY, "_mlflow_worker.py", cfg, MLFLOW_ENV, str(sides["mlflow"]))
+        log("running ferryml side ...")
+        f = run_worker(FERRY_PY, "_ferry_worker.py", cfg, FERRY_ENV, str(sides["ferryml"]))
+        search_rounds(f, m, cfg, sides)
     if not args.search_only:
         time_imports(f, m, cfg)
     rows = report(f, m, cfg)
