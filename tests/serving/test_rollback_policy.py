@@ -5,7 +5,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ferryml.serving.deployments import RollbackPolicy
+import pytest
+
+from ferryml.errors import InvalidArgument
+from ferryml.serving.deployments import LATENCIES_KEPT, RollbackPolicy
 from ferryml.serving.service import RouteState
 
 
@@ -52,3 +55,25 @@ def test_a_slow_canary_with_one_percent_of_the_traffic_is_named() -> None:
     canary, primary = _replay(lambda i: 0.200 if i % 100 == 0 else 0.010, 100, 200_000)
     why = RollbackPolicy().slower(canary, primary)
     assert why is not None and "200.0 ms exceeds the primary's 10.0 ms" in why
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("min_requests", LATENCIES_KEPT + 1, "between 1 and 2000"),
+        ("min_requests", 0, "between 1 and 2000"),
+        ("latency_margin", -0.5, "latency_margin must be"),
+        ("error_margin", float("nan"), "error_margin must be"),
+    ],
+)
+def test_a_policy_that_could_never_judge_is_refused_with_what_to_give(
+    field: str, value: float, named: str
+) -> None:
+    with pytest.raises(InvalidArgument, match=named):
+        RollbackPolicy(**{field: value})
+
+
+def test_a_policy_asking_for_every_latency_a_route_keeps_still_judges() -> None:
+    canary, primary = _replay(lambda i: 0.050 if i % 2 == 0 else 0.010, 2, 2 * LATENCIES_KEPT)
+    assert canary.latencies.maxlen == LATENCIES_KEPT
+    assert RollbackPolicy(min_requests=LATENCIES_KEPT).slower(canary, primary) is not None

@@ -52,6 +52,9 @@ class Route:
         return f"v{self.version}"
 
 
+LATENCIES_KEPT = 2000  # per route, by the model server (RouteState.latencies)
+
+
 @dataclass(frozen=True)
 class RollbackPolicy:
     """The canary is rolled back when, over at least ``min_requests`` of its requests, its
@@ -62,6 +65,19 @@ class RollbackPolicy:
     error_margin: float = 0.05
     latency_margin: float = 1.0
     min_requests: int = 50
+
+    def __post_init__(self) -> None:
+        # a route keeps its latest LATENCIES_KEPT latencies: a policy asking for more
+        # would never judge latency, silently
+        if not 1 <= self.min_requests <= LATENCIES_KEPT:
+            raise InvalidArgument(
+                f"min_requests must be between 1 and {LATENCIES_KEPT} (the latencies a "
+                f"route keeps), got {self.min_requests}."
+            )
+        for name in ("error_margin", "latency_margin"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value < 0:
+                raise InvalidArgument(f"{name} must be a number of 0 or more, got {value}.")
 
     def slower(self, canary: RouteState, primary: RouteState) -> str | None:
         """Why the canary is slower than the primary, over the stretch of time both routes'

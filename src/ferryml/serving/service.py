@@ -89,7 +89,9 @@ class RouteState:
     batcher: Any = None
     requests: int = 0
     errors: int = 0
-    # (time.perf_counter() when answered, seconds taken) of the latest requests
+    # (time.perf_counter() when answered, seconds taken) of the latest requests, as many
+    # as deployments.LATENCIES_KEPT (not imported: the model server loads it only for a
+    # deployment)
     latencies: deque[tuple[float, float]] = field(default_factory=lambda: deque(maxlen=2000))
 
     def latencies_since(self, since: float) -> list[float]:
