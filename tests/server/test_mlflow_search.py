@@ -1,4 +1,5 @@
-"""MLflow's registry searches order as MLflow's server does, and refuse what it refuses."""
+"""MLflow's experiment and registry searches order as MLflow's server does, and refuse what it
+refuses."""
 
 from __future__ import annotations
 
@@ -111,3 +112,28 @@ def test_an_experiment_id_of_thousands_of_digits_finds_nothing(client: httpx.Cli
     assert _post(client, "logged-models/search", {"experiment_ids": [huge]})["models"] == []
     answer = client.get("/api/2.0/mlflow/experiments/get", params={"experiment_id": huge})
     assert answer.status_code == 404 and answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _experiments(client: httpx.Client, *order_by: str) -> httpx.Response:
+    body = {"filter": "name LIKE 'ex-%'", "order_by": list(order_by), "max_results": 10}
+    return client.post(f"{BASE}/experiments/search", json=body)
+
+
+def test_experiments_order_by_mlflow_names_and_refuse_others(client: httpx.Client) -> None:
+    for name in ("ex-b-older", "ex-a-newer"):
+        _post(client, "experiments/create", {"name": name})
+        time.sleep(0.01)  # timestamps are in milliseconds
+
+    def names(*order_by: str) -> list[str]:
+        answer = _experiments(client, *order_by)
+        assert answer.status_code == 200, answer.text
+        return [e["name"] for e in answer.json()["experiments"]]
+
+    assert names("name ASC") == ["ex-a-newer", "ex-b-older"]
+    assert names("attribute.creation_time ASC") == ["ex-b-older", "ex-a-newer"]
+    assert names("last_update_time DESC") == ["ex-a-newer", "ex-b-older"]
+    for unknown in ("tags DESC", "__class__", "lifecycle_stage ASC"):
+        answer = _experiments(client, unknown)
+        assert answer.status_code == 400, (unknown, answer.text)
+        assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert "order by one of name, experiment_id" in answer.json()["message"]

@@ -149,7 +149,8 @@ def search_experiments(body: SearchExperiments, request: Request) -> Response:
     ordered = _filters.order(
         sorted(found, key=lambda e: -e.creation_time),
         body.order_by,
-        lambda e, field: getattr(e, field, None),
+        lambda e, field: getattr(e, field),
+        {field: field for field in _EXPERIMENT_FIELDS},  # MLflow's server orders by these
     )
     start = j.offset_of(body.page_token)
     page = ordered[start : start + body.max_results]
