@@ -5,8 +5,8 @@ Each figure comes with the ratio (how many times faster ferryml is) and its targ
     python benchmarks/data.py [--quick] [--json] [--api] [--rm] [--no-s3] [--small-files]
 
 Both sides are driven through their command lines as a user would (`ferry data add PATH`,
-`ferry data checkout`; `dvc add PATH`, `dvc checkout`) in fresh project folders (git repos;
-`dvc init` for DVC, off the clock; ferryml sets itself up inside its first add), timed from
+`ferry data checkout`; `dvc add PATH`, `dvc checkout`) in fresh project folders (git repos,
+set up with `ferry init` and `dvc init` off the adds' clocks, timed apart), timed from
 outside: the wall clock of the subprocess, median of the repeats; the CPU time (user+sys)
 is shown beside it, as it suffers less from other work on the machine. DVC gets its own
 venv (benchmarks/.cache/dvc-venv, made on first use). Every file the run makes lives under
@@ -135,8 +135,8 @@ class Side:
     """One tool: how to set a project up, add a path and check everything out."""
 
     def __init__(self, name: str, env: dict[str, str], add: list[str], checkout: list[str],
-                 init: list[str], init_first: bool, pointer_suffix: str) -> None:  # fmt: skip
-        self.name, self.env, self.init_cmd, self.init_first = name, env, init, init_first
+                 init: list[str], pointer_suffix: str) -> None:  # fmt: skip
+        self.name, self.env, self.init_cmd = name, env, init
         self.add_cmd, self.checkout_cmd, self.pointer_suffix = add, checkout, pointer_suffix
         self.status_cmd: list[str] = []
         self.push_cmd: list[str] = []
@@ -145,24 +145,16 @@ class Side:
         self.caches: list[str] = []  # folders holding the local copies of the data
 
     def project(self, parent: Path, label: str, res: dict | None) -> Path:
-        """A fresh git repo with a data/ folder, initialised for the tool if it needs that
-        (`dvc init`, timed into ``res["init"]`` if given: the adds' clocks exclude it)."""
+        """A fresh git repo with a data/ folder, set up by the tool's init command
+        (`ferry init`, `dvc init`; timed into ``res["init"]`` if given: the adds' clocks
+        exclude it)."""
         folder = Path(tempfile.mkdtemp(prefix=f"{self.name}-{label}-", dir=parent))
         (folder / "data").mkdir()
         self.run(["git", "init", "-q"], folder)
-        if self.init_first:
-            took = self.run(self.init_cmd, folder)
-            if res is not None:
-                record(res, "init", took)
+        took = self.run(self.init_cmd, folder)
+        if res is not None:
+            record(res, "init", took)
         return folder
-
-    def time_init(self, parent: Path, res: dict) -> None:
-        """For a tool that sets itself up on first use: time its init command in a
-        throwaway folder, to show what its first adds carry that the other's do not."""
-        if not self.init_first:
-            scratch = Path(tempfile.mkdtemp(prefix=f"{self.name}-init-", dir=parent))
-            record(res, "init", self.run(self.init_cmd, scratch))
-            discard(scratch, parent)
 
     def run(self, cmd: list[str], cwd: Path) -> tuple[float, float]:
         """Run a command in the project: its wall clock and CPU time (user + system, its
@@ -211,7 +203,7 @@ def make_sides(tmp: Path, api: bool) -> tuple[Side, Side]:
                "DVC_GLOBAL_CONFIG_DIR": str(tmp / "dvc-global"),
                "DVC_SYSTEM_CONFIG_DIR": str(tmp / "dvc-system")}  # fmt: skip
     dvc = Side("dvc", dvc_env, [DVC, "add", "-q"], [DVC, "checkout", "-q"], [DVC, "init", "-q"],
-               True, ".dvc")  # fmt: skip
+               ".dvc")  # fmt: skip
     if api:
         add, checkout = [FERRY_PY, "-c", API_DRIVER, "add"], [FERRY_PY, "-c", API_DRIVER, "co"]
     else:
@@ -221,8 +213,9 @@ def make_sides(tmp: Path, api: bool) -> tuple[Side, Side]:
     dvc.remote_cmds = [[DVC, "remote", "add", "-f", "-d", "bench", "{url}"],
                        [DVC, "remote", "modify", "bench", "endpointurl", "{endpoint}"]]  # fmt: skip
     dvc.caches = [".dvc/cache"]
-    # ferryml needs no init: its first add creates .ferry/ (timed apart with `ferry init`).
-    ferry = Side("ferryml", base, add, checkout, [FERRY, "init"], False, ".ferry")
+    # `ferry init` creates the store in .ferry/, as `dvc init` makes .dvc/ (a first add
+    # without it creates the store itself).
+    ferry = Side("ferryml", base, add, checkout, [FERRY, "init"], ".ferry")
     ferry.status_cmd = [FERRY, "data", "status"]
     ferry.push_cmd, ferry.pull_cmds = [FERRY, "data", "push"], [[FERRY, "data", "pull"], checkout]
     ferry.remote_cmds = [["{set FERRY_REMOTE}"]]
@@ -342,7 +335,6 @@ def tree_round(
     side: Side, tmp: Path, tree: Path, digests: dict[str, str], cfg: dict, rep: int, res: dict
 ) -> None:
     """First add, add after a one-file change, delete and checkout: one fresh project."""
-    side.time_init(tmp, res)
     project = side.project(tmp, "tree", res)
     try:
         folder = project / "data" / "files"
@@ -493,8 +485,8 @@ def report(f: dict, d: dict, cfg: dict) -> list[dict]:
             shown, missing = (f">={target}x" if target else ""), ratio is None
             ok = ratio is not None and target is not None and ratio >= target
         if key == "init":
-            notes.append("ferryml: `ferry init`, which its first adds above do themselves; "
-                         "DVC: `dvc init`, run before its adds, off their clocks")  # fmt: skip
+            notes.append("`ferry init` and `dvc init`, each run in the fresh project before "
+                         "its first add, off the adds' clocks")  # fmt: skip
         if key in ("checkout", "pull"):
             notes.append(
                 f"bytes of all files checked: ferryml {f.get(f'{key}_verified', 0)}/"
