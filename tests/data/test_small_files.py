@@ -13,6 +13,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from ferryml.config import Settings
+from ferryml.data import _files
 from ferryml.data._files import _in_processes
 from ferryml.data.workspace import Workspace
 from ferryml.errors import FerryError, NotFound, StoreUnavailable
@@ -335,3 +337,38 @@ def test_the_garbage_collector_is_on_again_after_an_add_a_failure_and_a_checkout
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_folder_is_walked_in_another_process_while_the_metadata_store_opens_here(
+    ws: Workspace, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    walked = project / "walked-by"
+    real_walk = _files.walk
+
+    def walk(folder: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+        walked.write_text(str(os.getpid()))
+        return real_walk(folder)
+
+    opened: list[int] = []
+    monkeypatch.setattr(_files, "walk", walk)
+    ws.add("data")
+    (project / "data" / "d3" / "3.bin").write_bytes(b"changed")
+    entries, todo = _files.scan(project / "data", ws.cache, lambda: opened.append(os.getpid()))
+    assert int(walked.read_text()) != os.getpid() and opened == [os.getpid()]
+    assert [t[0] for t in todo] == ["d3/3.bin"]  # only the changed file is read again
+    assert len(entries) == 601 and all(e.digest for e in entries)
+
+
+def test_with_other_threads_running_the_folder_is_walked_here_then_the_store_opens(
+    ws: Workspace, project: Path
+) -> None:
+    calls: list[str] = []
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()  # a fork would copy none of it, nor free its locks
+    try:
+        entries, todo = _files.scan(project / "data", ws.cache, lambda: calls.append("opened"))
+    finally:
+        stop.set()
+        other.join()
+    assert calls == ["opened"] and entries == [] and len(todo) == 602

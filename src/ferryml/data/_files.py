@@ -14,7 +14,6 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, ParamSpec, TypeVar
 
@@ -87,33 +86,30 @@ def parallel(
     sizes: Sequence[int] | None = None,
     *,
     processes: bool = False,
-    meanwhile: Callable[[], object] | None = None,
 ) -> list[R]:
     """``fn`` over ``items``, in order: items of ``sizes`` under ``LARGE`` bytes (all of
     them without ``sizes``) on this thread, the others on a few threads. A small file
     costs a handful of system calls around some Python: threads would fight for the GIL
     (at 2 cores, 4 threads took twice the CPU and wall of one), where hashing and copying
     a large file release it for long. With ``processes`` (``fn`` touches only local files),
-    many small items go to forked processes instead, one per core, while this one runs
-    ``meanwhile`` (see ``_in_processes``); otherwise ``meanwhile`` runs after the items."""
-    todo = [meanwhile] if meanwhile is not None else []
+    many small items go to forked processes instead, one per core (see ``_in_processes``)."""
     sizes = sizes if sizes is not None else [0] * len(items)
     large = [i for i, size in enumerate(sizes) if size >= LARGE]
     # one large file stays on this thread, and forked children hash none (see _serial)
     threaded = large if len(large) >= 2 else []
     small = [(i, item) for i, item in enumerate(items) if sizes[i] < LARGE]
     results: list[R | None] = [None] * len(items)
+    if threaded:  # imported for large files only: 7 ms of every command's start
+        from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(WORKERS) if threaded else contextlib.nullcontext() as pool:
         done = pool.map(lambda i: (i, fn(items[i])), threaded) if pool is not None else []
         indexes = [i for i, _ in small]
-        for i, result in zip(indexes, _serial(fn, small, processes, todo), strict=True):
+        for i, result in zip(indexes, _serial(fn, small, processes), strict=True):
             results[i] = result
         for i in [] if threaded else large:
             results[i] = fn(items[i])
         for i, result in done:
             results[i] = result
-    for then in todo:  # not run beside the items
-        then()
     return results  # type: ignore[return-value]
 
 
@@ -123,18 +119,19 @@ LARGE = 1 << 20
 FORK_MIN = 512
 
 
-def _serial(
-    fn: Callable[[T], R], items: list[tuple[int, T]], processes: bool, meanwhile: list[Any]
-) -> list[R]:
-    """``fn`` over the items (index, item) on this thread, or in forked processes while this
-    one runs the callable in ``meanwhile`` (taken out of the list). Forked only while this
-    process has one thread: a fork copies no other thread, nor frees their locks (the
-    large files' threads, blake3's own for a large file, a client's connection pool)."""
+def _serial(fn: Callable[[T], R], items: list[tuple[int, T]], processes: bool) -> list[R]:
+    """``fn`` over the items (index, item) on this thread, or in forked processes."""
     count = _cores() if processes and len(items) >= FORK_MIN else 1
-    if count > 1 and sys.platform.startswith("linux") and threading.active_count() == 1:
-        then = meanwhile.pop() if meanwhile else None
-        return _in_processes(fn, [item for _, item in items], count, then)
+    if count > 1 and _can_fork():
+        return _in_processes(fn, [item for _, item in items], count, None)
     return [fn(item) for _, item in items]
+
+
+def _can_fork() -> bool:
+    """Whether work may go to forked processes: on Linux, while this process has one
+    thread (a fork copies no other thread, nor frees their locks: the large files'
+    threads, blake3's own for a large file, a client's connection pool)."""
+    return sys.platform.startswith("linux") and threading.active_count() == 1
 
 
 def _cores() -> int:
@@ -271,38 +268,53 @@ def _read_digest(path: str) -> str | None:
         return None
 
 
-def store_files(
-    files: list[tuple[str, str, os.stat_result]],
-    artifacts: ArtifactStore,
-    cache: HashCache,
-    cached: dict[str, Entry],
-    meanwhile: Callable[[], object] | None = None,
-) -> list[FileEntry]:
-    """Store what changed since the cache last saw it; return every file's entry. Calls
-    ``meanwhile`` once, while other processes store the files or after."""
-    entries: list[FileEntry] = []
-    todo: list[tuple[str, str, os.stat_result]] = []
-    for relative, absolute, st in files:
-        hit = cached.get(absolute)
-        if hit is not None and hit.vouches(st):
-            entries.append(FileEntry(relative, hit.digest, st.st_size))
-        else:
-            todo.append((relative, absolute, st))  # new, changed or racy: read it
+Todo = tuple[str, str, int, Stat, int]  # relative path, absolute path, size, stat, links
 
-    def store(item: tuple[str, str, os.stat_result]) -> tuple[str, str, Stat, str, int]:
-        relative, absolute, st = item
-        blob = artifacts.ingest_small(absolute, st.st_size)
-        key = stat_key(st)
-        if st.st_nlink > 1:  # maybe the blob's own file (a hardlink checkout), which
-            key = _linked_key(absolute, artifacts.blob_path(blob.digest), key)  # was touched
+
+def scan(
+    path: Path, cache: HashCache, meanwhile: Callable[[], object]
+) -> tuple[list[FileEntry], list[Todo]]:
+    """The file or folder's files: the entries of those the hash cache vouches for, and
+    the others, to read. Calls ``meanwhile`` once: beside the walk, which a forked process
+    does (opening the metadata store is mostly imports, and took as long as stating
+    20,000 files: on two cores they overlap), or after it."""
+    folder = path.is_dir()
+
+    def look(_: object) -> tuple[list[tuple[str, str, int]], list[Todo]]:
+        files = list(walk(path)) if folder else [("", str(path), path.stat())]
+        cached = cache.unopened().lookup(path)  # a fork must not share its parent's
+        known, todo = [], []
+        for relative, absolute, st in files:
+            hit = cached.get(absolute)
+            if hit is not None and hit.vouches(st):
+                known.append((relative, hit.digest, st.st_size))
+            else:  # new, changed or racy: read it
+                todo.append((relative, absolute, st.st_size, stat_key(st), st.st_nlink))
+        return known, todo
+
+    if folder and _can_fork():  # plain tuples cross the pipe: a fifth of a dataclass's cost
+        known, todo = _in_processes(look, [None], 1, meanwhile)[0]
+    else:
+        known, todo = look(None)
+        meanwhile()
+    return [FileEntry(*entry) for entry in known], todo
+
+
+def store_files(todo: list[Todo], artifacts: ArtifactStore, cache: HashCache) -> list[FileEntry]:
+    """Store the files ``scan`` found to read and remember their digests; their entries."""
+
+    def store(item: Todo) -> tuple[str, str, Stat, str, int]:
+        relative, absolute, size, key, links = item
+        blob = artifacts.ingest_small(absolute, size)
+        if links > 1:  # maybe the blob's own file (a hardlink checkout), which was touched
+            key = _linked_key(absolute, artifacts.blob_path(blob.digest), key)
         return relative, absolute, key, blob.digest, blob.size
 
     local = artifacts.blob_path(_ZERO) is not None  # a remote store's client is not forked
-    sizes = [st.st_size for _, _, st in todo]
-    stored = parallel(store, todo, sizes, processes=local, meanwhile=meanwhile)
-    entries += [FileEntry(rel, digest, size) for rel, _, _, digest, size in stored]
+    sizes = [size for _, _, size, _, _ in todo]
+    stored = parallel(store, todo, sizes, processes=local)
     cache.update((absolute, key, digest) for _, absolute, key, digest, _ in stored)
-    return entries
+    return [FileEntry(relative, digest, size) for relative, _, _, digest, size in stored]
 
 
 def _linked_key(path: str, blob: str | None, key: Stat) -> Stat:

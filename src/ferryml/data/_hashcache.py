@@ -14,6 +14,7 @@ only after its content is hashed again.
 
 from __future__ import annotations
 
+import copy
 import os
 import sqlite3
 from collections.abc import Iterable
@@ -69,6 +70,13 @@ class HashCache:
             )
             self._db = db
         return self._db
+
+    def unopened(self) -> HashCache:
+        """This cache over a connection of its own, opened on first use: a forked process
+        must not use one its parent opened (SQLite's rule)."""
+        twin = copy.copy(self)
+        twin._db = None
+        return twin
 
     def lookup(self, folder: Path) -> dict[str, Entry]:
         """Cached entries for files at or under ``folder``, by absolute path."""
