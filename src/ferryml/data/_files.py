@@ -192,19 +192,31 @@ def _in_processes(
     return [result for run in range(len(runs)) for result in results[run]]
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl, looked up by the parent before it forks: a child would import ctypes
+    for each fork, and could find no file descriptor left to do it."""
+    import ctypes
+
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
 def _die_with(parent: int) -> None:
     """Have the kernel kill this child when ``parent`` dies: a `kill -9` of `ferry data
     add` stops its workers too, instead of leaving them to store their share."""
-    import ctypes
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    prctl = _prctl()
+    if prctl is not None:
+        prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     if os.getppid() != parent:  # it died before the request was made
         os._exit(1)
 
 
 def _fork(fn: Callable[[T], R], items: list[T]) -> tuple[int, BinaryIO]:
     """A child working on ``items``: its pid and the read end of its result's pipe."""
+    _prctl()
     read, write = os.pipe()
     parent = os.getpid()
     try:
