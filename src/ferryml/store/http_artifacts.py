@@ -162,12 +162,21 @@ class HttpArtifactStore:
                     headers = {"Range": f"bytes={written}-"} if written else {}
                     try:
                         with self._client.stream(source, headers, signed=signed) as response:
+                            if attempt:  # on from what is held, a write cut short redone
+                                if response.status != 206:  # the range ignored: all again
+                                    written, hasher = 0, blake3.blake3()
+                                os.ftruncate(fd, written)
+                                os.lseek(fd, written, os.SEEK_SET)
                             # Read into one buffer, written and hashed from there: no copy
                             # of the bytes but the kernel's.
                             while n := response.readinto(view):
                                 _write_all(fd, view[:n])
                                 hasher.update(view[:n])
                                 written += n
+                            # http.client's readinto answers 0 when the connection
+                            # closes early, as at the end.
+                            if response.length:
+                                raise http.client.IncompleteRead(b"", response.length)
                         break
                     except (OSError, http.client.HTTPException) as e:
                         if attempt == _ATTEMPTS - 1:
