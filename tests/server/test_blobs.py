@@ -192,3 +192,40 @@ def test_an_upload_is_synced_before_it_is_acknowledged_only_when_asked(
     files = [p for p in synced if not Path(p).is_dir()]
     # The upload's file is synced under its temporary name, then renamed into place.
     assert bool(files) is fsync, synced
+
+
+@pytest.mark.parametrize("size", [(4 << 20) - 1, 4 << 20, (12 << 20) + 7])
+def test_an_upload_hashed_while_it_is_written_is_stored_whole_and_checked(
+    tmp_path: Path, size: int
+) -> None:
+    # Around the 4 MiB batch the server writes at once: a full batch is hashed on one
+    # thread while another writes it; a smaller one on a single thread.
+    import asyncio
+
+    import httpx
+
+    from ferryml.server.team.app import create_team_app
+
+    settings = Settings.resolve(home=tmp_path / ".ferry", environ={})
+    data = os.urandom(size)
+    digest = blake3.blake3(data).hexdigest()
+    wrong = blake3.blake3(data[:-1] + b"?").hexdigest()
+    app = create_team_app(settings, auth=False, fsync=False)
+
+    async def upload() -> list[httpx.Response]:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                headers = {"Upload-Length": str(size)}
+                return [
+                    await client.put(f"/api/v1/blobs/{d}", content=data, headers=headers)
+                    for d in (wrong, digest)
+                ]
+
+    refused, stored = asyncio.run(upload())
+    assert refused.status_code == 422 and "nothing was stored" in refused.text
+    assert stored.status_code == 201, stored.text
+    store = ArtifactStore(settings.artifacts_url).open()
+    blob = store.local_path(digest)
+    assert blob is not None and blob.read_bytes() == data
+    assert store.size(wrong) is None
