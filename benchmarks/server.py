@@ -21,7 +21,7 @@ from benchmarks/.cache/mlflow-venv, made on first use) and reads back what it wr
   memory state: every output kept (each step writes into memory never used) and every
   output freed (each step writes into memory just freed), the cp's place rotating
   (_artifact_rounds.py). Target: each way at least half the speed of the cp in the same
-  mode, both modes; medians of three rounds.
+  mode, both modes; medians of three rounds (kept: after an untimed one).
 - the server's peak memory (VmHWM of its largest process, from /proc). Target: ferryml
   under 200 MB.
 
