@@ -60,8 +60,8 @@ from tracking import (  # noqa: E402
     fmt,
     log,
     print_table,
+    run_worker,
 )
-from tracking import run_worker as run_in  # noqa: E402
 
 FERRY_BIN = str(Path(FERRY_PY).parent / "ferry")
 # The venv's `ferry` script, or the package run as a module where it is not installed (a
@@ -160,12 +160,6 @@ class HttpServer(Server):
                     kb = int(status[field].split()[0])
                     found[key] = max(found[key], kb * 1024 / 1e6)
         return found
-
-
-def run_worker(py: str, script: str, cfg: dict[str, Any], env: dict[str, str]) -> dict[str, Any]:
-    """A worker run in a fresh temp folder of its own, removed after it."""
-    with tempfile.TemporaryDirectory(prefix="ferry-bench-") as tmp:
-        return run_in(py, script, cfg, env, tmp)
 
 
 def ferry_env(home: Path | str, **extra: str) -> dict[str, str]:

@@ -94,9 +94,15 @@ def ensure_mlflow() -> str:
     return version
 
 
-def run_worker(py: str, script: str, cfg: dict, env: dict, tmp: str) -> dict[str, Any]:
-    """Run one side in a fresh interpreter over the store in ``tmp``; merge the JSON lines
-    it prints. A worker that fails part way still gives the figures it printed before."""
+def run_worker(
+    py: str, script: str, cfg: dict, env: dict, tmp: str | None = None
+) -> dict[str, Any]:
+    """Run one side in a fresh interpreter over the store in ``tmp`` (by default a fresh
+    temp folder, removed after); merge the JSON lines it prints. A worker that fails part
+    way still gives the figures it printed before."""
+    if tmp is None:
+        with tempfile.TemporaryDirectory(prefix="ferry-bench-") as fresh:
+            return run_worker(py, script, cfg, env, fresh)
     res: dict[str, Any] = {}
     env = {**os.environ, **{k: v.format(tmp=tmp) for k, v in env.items()}}
     p = subprocess.Popen(
