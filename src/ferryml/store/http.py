@@ -141,8 +141,13 @@ class ServerClient:
                 error = _error_of(response)
             if time.monotonic() >= deadline:
                 raise self._unreachable(error) from error
-            time.sleep(min(0.1 * 2**attempt, 2.0))
+            time.sleep(self.backoff(attempt))
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def backoff(attempt: int) -> float:
+        """Seconds to wait before retrying after ``attempt`` failures in a row (from 0)."""
+        return min(0.1 * 2**attempt, 2.0)
 
     def _unreachable(self, e: Exception) -> StoreUnavailable:
         if isinstance(e, StoreUnavailable):

@@ -7,6 +7,9 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import re
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +148,22 @@ class HttpArtifactStore:
             raise IntegrityError(f"Blob {digest} from {self.url} does not match its digest.")
         return data
 
-    def get_file(self, digest: str, dest: str | os.PathLike[str], *, verify: bool = True) -> Path:
-        """Stream the blob to ``dest`` atomically; a download cut short resumes."""
+    def get_file(
+        self,
+        digest: str,
+        dest: str | os.PathLike[str],
+        *,
+        verify: bool = True,
+        size: int | None = None,
+    ) -> Path:
+        """Stream the blob to ``dest`` atomically; a download cut short resumes, for as long
+        as the client retries a request (``retry_seconds`` without a byte arriving). With
+        ``size``, a file of another size never lands under ``dest``, verified or not.
+
+        Raises:
+            StoreUnavailable: the server stopped answering, or ``dest``'s disk is full.
+            IntegrityError: the bytes do not match ``digest`` (or ``size``).
+        """
         dest = Path(dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         tmp, out = _create_temp(dest, 0o666)
@@ -158,31 +175,52 @@ class HttpArtifactStore:
                 fd = out.fileno()
                 written = 0
                 source, signed = self._source(digest)
-                for attempt in range(_ATTEMPTS):
+                deadline, failures = time.monotonic() + self._client.retry_seconds, 0
+                while True:
                     headers = {"Range": f"bytes={written}-"} if written else {}
+                    before = written
                     try:
                         with self._client.stream(source, headers, signed=signed) as response:
-                            if attempt:  # on from what is held, a write cut short redone
-                                if response.status != 206:  # the range ignored: all again
-                                    written, hasher = 0, blake3.blake3()
-                                os.ftruncate(fd, written)
-                                os.lseek(fd, written, os.SEEK_SET)
+                            at = _resumed_at(response)
+                            if written and at != written:  # all again, from this body if whole
+                                written, hasher = 0, blake3.blake3()
+                                if at is not None:
+                                    raise http.client.HTTPException(
+                                        f"asked from byte {before}, answered from byte {at}"
+                                    )
+                            _local(os.ftruncate, dest, fd, written)
+                            _local(os.lseek, dest, fd, written, os.SEEK_SET)
+                            total = _total(response)
+                            if size is not None and total is not None and total != size:
+                                raise IntegrityError(
+                                    f"Blob {digest} from {self.url} has {total} bytes, not {size}."
+                                )
+                            size = total if size is None else size
                             # Read into one buffer, written and hashed from there: no copy
                             # of the bytes but the kernel's.
                             while n := response.readinto(view):
-                                _write_all(fd, view[:n])
+                                _local(_write_all, dest, fd, view[:n])
                                 hasher.update(view[:n])
                                 written += n
-                            # http.client's readinto answers 0 when the connection
-                            # closes early, as at the end.
-                            if response.length:
+                            # http.client's readinto answers 0 when the connection closes
+                            # early, as at the end; with no Content-Length, only the size
+                            # known tells the two apart.
+                            if response.length or size is not None and written < size:
                                 raise http.client.IncompleteRead(b"", response.length)
                         break
                     except (OSError, http.client.HTTPException) as e:
-                        if attempt == _ATTEMPTS - 1:
+                        if written > before:  # progress: a new deadline, a short wait
+                            deadline, failures = time.monotonic() + self._client.retry_seconds, 0
+                        if time.monotonic() >= deadline:
                             raise StoreUnavailable(
                                 f"Downloading blob {digest} from {self.url} failed: {e}."
                             ) from e
+                        time.sleep(self._client.backoff(failures))
+                        failures += 1
+            if size is not None and written != size:
+                raise IntegrityError(
+                    f"Blob {digest} from {self.url} has {written} bytes, not {size}."
+                )
             if verify and hasher.hexdigest() != digest:
                 raise IntegrityError(f"Blob {digest} from {self.url} does not match its digest.")
             os.replace(tmp, dest)
@@ -201,7 +239,7 @@ class HttpArtifactStore:
         return f"/api/v1/blobs/{digest}", False
 
     def restore_small(self, digest: str, dest: Path, size: int) -> None:
-        self.get_file(digest, dest, verify=False)
+        self.get_file(digest, dest, verify=False, size=size)
 
     def list_digests(self) -> set[str]:
         raise StoreUnavailable(
@@ -221,6 +259,32 @@ def _digest_file(path: str | os.PathLike[str]) -> Blob:
     hasher = blake3.blake3(max_threads=blake3.blake3.AUTO)
     hasher.update_mmap(os.fspath(path))
     return Blob(hasher.hexdigest(), size)
+
+
+def _resumed_at(response: http.client.HTTPResponse) -> int | None:
+    """Where a 206 answer's body starts (its Content-Range), or None for a whole one."""
+    match = re.match(r"bytes (\d+)-", response.getheader("Content-Range") or "")
+    return int(match.group(1)) if response.status == 206 and match else None
+
+
+def _total(response: http.client.HTTPResponse) -> int | None:
+    """The blob's size as the answer gives it, if it does."""
+    if response.status != 206:
+        return response.length
+    match = re.match(r"bytes \d+-\d+/(\d+)$", response.getheader("Content-Range") or "")
+    return int(match.group(1)) if match else None
+
+
+def _local(op: Callable[..., Any], dest: Path, *args: Any) -> Any:
+    """``op`` on the file being downloaded: its failure (a full disk) is not the server's,
+    and trying again would not help."""
+    try:
+        return op(*args)
+    except OSError as e:
+        raise StoreUnavailable(
+            f"Cannot write {dest}: {e.strerror or e}. Free space on its disk (or raise its "
+            "file-size limit) and download again."
+        ) from e
 
 
 def _write_all(fd: int, data: memoryview) -> None:
