@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -194,12 +194,14 @@ def test_an_upload_is_synced_before_it_is_acknowledged_only_when_asked(
     assert bool(files) is fsync, synced
 
 
-@pytest.mark.parametrize("size", [(4 << 20) - 1, 4 << 20, (12 << 20) + 7])
+@pytest.mark.parametrize("size", [(4 << 20) - 1, 4 << 20, (12 << 20) + 7, (32 << 20) + 7])
 def test_an_upload_hashed_while_it_is_written_is_stored_whole_and_checked(
     tmp_path: Path, size: int
 ) -> None:
     # Around the 4 MiB batch the server writes at once: a full batch is hashed on one
-    # thread while another writes it; a smaller one on a single thread.
+    # thread while another writes it; a smaller one on a single thread. The body comes in
+    # 64 KiB chunks, as from a socket (in one piece, there would be one batch): batches
+    # follow one another, each written and hashed only after the one before.
     import asyncio
 
     import httpx
@@ -218,9 +220,13 @@ def test_an_upload_hashed_while_it_is_written_is_stored_whole_and_checked(
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 headers = {"Upload-Length": str(size)}
                 return [
-                    await client.put(f"/api/v1/blobs/{d}", content=data, headers=headers)
+                    await client.put(f"/api/v1/blobs/{d}", content=chunks(), headers=headers)
                     for d in (wrong, digest)
                 ]
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for start in range(0, size, 64 << 10):
+            yield data[start : start + (64 << 10)]
 
     refused, stored = asyncio.run(upload())
     assert refused.status_code == 422 and "nothing was stored" in refused.text
