@@ -8,7 +8,7 @@ from collections.abc import Callable
 import pytest
 
 from ferryml.errors import InvalidArgument
-from ferryml.serving.deployments import LATENCIES_KEPT, RollbackPolicy
+from ferryml.serving.deployments import LATENCIES_KEPT, RollbackPolicy, Spec
 from ferryml.serving.service import RouteState
 
 
@@ -64,6 +64,9 @@ def test_a_slow_canary_with_one_percent_of_the_traffic_is_named() -> None:
         ("min_requests", 0, "between 1 and 2000"),
         ("latency_margin", -0.5, "latency_margin must be"),
         ("error_margin", float("nan"), "error_margin must be"),
+        ("min_requests", 60.0, "whole number"),
+        ("min_requests", True, "whole number"),
+        ("latency_margin", "0.5", "latency_margin must be"),
     ],
 )
 def test_a_policy_that_could_never_judge_is_refused_with_what_to_give(
@@ -77,3 +80,14 @@ def test_a_policy_asking_for_every_latency_a_route_keeps_still_judges() -> None:
     canary, primary = _replay(lambda i: 0.050 if i % 2 == 0 else 0.010, 2, 2 * LATENCIES_KEPT)
     assert canary.latencies.maxlen == LATENCIES_KEPT
     assert RollbackPolicy(min_requests=LATENCIES_KEPT).slower(canary, primary) is not None
+
+
+def test_a_stored_policy_from_before_the_checks_is_read_as_the_nearest_it_may_be() -> None:
+    # A deployment stored with a policy the checks now refuse must not stop every
+    # deployment from being read: its values are brought into range, the rest kept.
+    old = {"model": "m", "routes": [{"version": 1, "weight": 100.0, "role": "primary"}]}
+    policy = {"min_requests": 5000, "latency_margin": -1.0, "error_margin": 0.2}
+    with pytest.raises(InvalidArgument):
+        Spec.from_dict({**old, "policy": policy})
+    read = Spec.from_dict({**old, "policy": policy}, stored=True).policy
+    assert read == RollbackPolicy(min_requests=LATENCIES_KEPT, error_margin=0.2)

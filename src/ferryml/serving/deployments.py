@@ -69,15 +69,42 @@ class RollbackPolicy:
     def __post_init__(self) -> None:
         # a route keeps its latest LATENCIES_KEPT latencies: a policy asking for more
         # would never judge latency, silently
-        if not 1 <= self.min_requests <= LATENCIES_KEPT:
+        count = self.min_requests
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise InvalidArgument(f"min_requests must be a whole number, got {count!r}.")
+        if not 1 <= count <= LATENCIES_KEPT:
             raise InvalidArgument(
                 f"min_requests must be between 1 and {LATENCIES_KEPT} (the latencies a "
-                f"route keeps), got {self.min_requests}."
+                f"route keeps), got {count}."
             )
         for name in ("error_margin", "latency_margin"):
             value = getattr(self, name)
-            if not math.isfinite(value) or value < 0:
-                raise InvalidArgument(f"{name} must be a number of 0 or more, got {value}.")
+            number = isinstance(value, int | float) and not isinstance(value, bool)
+            if not number or not math.isfinite(value) or value < 0:
+                raise InvalidArgument(
+                    f"{name} must be a finite number of 0 or more, got {value!r}."
+                )
+
+    @classmethod
+    def stored(cls, data: dict[str, Any]) -> RollbackPolicy:
+        """The policy of a stored spec, which may predate the checks above: a value they
+        refuse is read as the nearest they take (or the default), with a warning, so one
+        old deployment does not stop every deployment from being read."""
+        try:
+            return cls(**data)
+        except InvalidArgument as e:
+            log.warning("a stored rollback policy is out of range (%s): read as the nearest", e)
+        default = asdict(cls())
+        values = {**default, **data}
+        count = values["min_requests"]
+        if isinstance(count, int | float) and math.isfinite(count):
+            values["min_requests"] = int(min(max(count, 1), LATENCIES_KEPT))
+        for name, value in values.items():
+            try:
+                cls(**{name: value})
+            except InvalidArgument:
+                values[name] = default[name]
+        return cls(**values)
 
     def slower(self, canary: RouteState, primary: RouteState) -> str | None:
         """Why the canary is slower than the primary, over the stretch of time both routes'
@@ -122,11 +149,14 @@ class Spec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Spec:
+    def from_dict(cls, data: dict[str, Any], *, stored: bool = False) -> Spec:
+        """A spec from its dict: checked whole when it is about to be written; read
+        leniently (``stored``) when it was written before the checks it would now fail."""
+        policy = data.get("policy", {})
         return cls(
             data["model"],
             tuple(Route(**r) for r in data["routes"]),
-            RollbackPolicy(**data.get("policy", {})),
+            RollbackPolicy.stored(policy) if stored else RollbackPolicy(**policy),
         )
 
     def route(self, role: str) -> Route | None:
@@ -174,7 +204,7 @@ class Deployments:
                 make it a deployment.
         """
         try:
-            return Spec.from_dict(self.store.get(name))
+            return Spec.from_dict(self.store.get(name), stored=True)
         except NotFound as e:
             listed = {d.name: d for d in self.list_deployments()}
             if name not in listed:
@@ -192,7 +222,7 @@ class Deployments:
     def list_deployments(self) -> list[Listed]:
         """Every deployment by name: those created, and the implicit ones of models served
         by name (``ferry serve NAME@ALIAS``) that logged predictions."""
-        created = {n: Spec.from_dict(s) for n, s in self.store.list_deployments()}
+        created = {n: Spec.from_dict(s, stored=True) for n, s in self.store.list_deployments()}
         predictions = open_prediction_store(self.settings, sharing=self.store)
         logged = predictions.list_deployments()
         names = sorted(set(created) | set(logged))
@@ -356,7 +386,7 @@ class Deployments:
             )
             if previous is None:
                 raise InvalidArgument(f"Deployment {name!r} has nothing to roll back to.")
-            new = Spec.from_dict(previous)
+            new = Spec.from_dict(previous, stored=True)
         self.store.update(
             name,
             new.to_dict(),

@@ -147,9 +147,9 @@ def search_experiments(body: SearchExperiments, request: Request) -> Response:
         if _filters.matches(clauses, e.__dict__, e.tags)
     ]
     ordered = _filters.order(
-        sorted(found, key=lambda e: -e.creation_time),
+        sorted(found, key=lambda e: (-e.creation_time, int(e.experiment_id))),
         body.order_by,
-        lambda e, field: getattr(e, field),
+        lambda e, field: int(e.experiment_id) if field == "experiment_id" else getattr(e, field),
         {field: field for field in _EXPERIMENT_FIELDS},  # MLflow's server orders by these
     )
     start = j.offset_of(body.page_token)
