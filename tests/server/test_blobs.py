@@ -235,3 +235,42 @@ def test_an_upload_hashed_while_it_is_written_is_stored_whole_and_checked(
     blob = store.local_path(digest)
     assert blob is not None and blob.read_bytes() == data
     assert store.size(wrong) is None
+
+
+def test_an_upload_whose_hash_fails_is_failed_only_once_its_write_ended(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The upload's file is closed once the error is raised: a write still running then
+    # would go to a closed file descriptor, or to another file that reused its number.
+    import asyncio
+
+    from ferryml.server.team.blobs import _BATCH, _Sink
+
+    writes: list[str] = []
+    real_writev = os.writev
+
+    def slow_writev(fd: int, views: list[memoryview]) -> int:
+        time.sleep(0.2)  # slower than the failing hash, to be still writing when it fails
+        written = real_writev(fd, views)
+        writes.append("ended")
+        return written
+
+    class FailingHasher:
+        def update(self, chunk: bytes) -> None:
+            raise RuntimeError("the hash failed")
+
+    monkeypatch.setattr(os, "writev", slow_writev)
+    fd = os.open(tmp_path / "upload", os.O_WRONLY | os.O_CREAT)
+
+    async def receive() -> list[str]:
+        sink = _Sink(fd, FailingHasher(), durable=False)
+        await sink.put([b"x" * _BATCH])
+        with pytest.raises(RuntimeError, match="the hash failed"):
+            await sink.drain()
+        return list(writes)  # the writes ended when the error reached the caller
+
+    try:
+        assert asyncio.run(receive()) == ["ended"]
+    finally:
+        os.close(fd)
+    assert (tmp_path / "upload").stat().st_size == _BATCH

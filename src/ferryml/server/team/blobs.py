@@ -282,13 +282,11 @@ class _Sink:
         if self._writing is not None:
             await self._writing
         size = sum(map(len, batch))
-        if size < _BATCH:  # a small upload's only batch: one thread, as before
+        if size < _BATCH:  # a small upload's only batch, or a large one's last: so few
+            # bytes that a second thread saves less than handing them over costs
             self._writing = self._loop.run_in_executor(None, self._write_and_hash, batch)
         else:
-            self._writing = asyncio.gather(
-                self._loop.run_in_executor(None, self._write, batch),
-                self._loop.run_in_executor(None, self._hash, batch),
-            )
+            self._writing = self._loop.create_task(self._write_beside_hash(batch))
         self._unsynced += size
         if not self._durable or self._unsynced < _SYNC_EVERY:
             return
@@ -307,6 +305,18 @@ class _Sink:
                     await future
         if self._writing is not None:
             self._writing.result()  # a failed write (disk full) fails the upload
+
+    async def _write_beside_hash(self, batch: list[bytes]) -> None:
+        # Both ended before the first error is raised: the file is closed after a failure,
+        # never while the other thread still writes to it.
+        results = await asyncio.gather(
+            self._loop.run_in_executor(None, self._write, batch),
+            self._loop.run_in_executor(None, self._hash, batch),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
 
     def _write_and_hash(self, batch: list[bytes]) -> None:
         self._write(batch)
