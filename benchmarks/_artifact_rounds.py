@@ -20,6 +20,9 @@ Each round changes the source's first bytes (a new blob, not a reused one), then
 the upload and the download; the cp's place among them rotates from round to round so no
 step always follows the same one. os.sync() (untimed) before each step: no step is throttled
 by the writeback of the one before. Figures are medians of the rounds.
+
+With ``server_pids``, each upload and download also has the server's CPU time: utime+stime
+of those processes (from /proc/PID/stat) after the step less before it.
 """
 
 import filecmp
@@ -42,15 +45,19 @@ def transfer_rounds(
     download: Callable[[Any, Path], Path],
     rounds: int,
     modes: tuple[str, ...] = MODES,
+    server_pids: tuple[int, ...] = (),
 ) -> dict[str, Any]:
-    """Per mode, the medians (s) and every round's time of cp, upload and download, and
-    whether every download equals what was uploaded. ``upload(source)`` returns what
-    ``download(handle, folder)`` needs to fetch it back into ``folder``."""
+    """Per mode, the medians (s) and every round's time of cp, upload and download (and
+    the server's CPU time for the last two), and whether every download equals what was
+    uploaded. ``upload(source)`` returns what ``download(handle, folder)`` needs to fetch
+    it back into ``folder``."""
     out: dict[str, Any] = {"same": True}
     for mode in modes:
         work = tmp / f"rounds-{mode}"
         work.mkdir()
         times: dict[str, list[float]] = {"cp": [], "upload": [], "download": []}
+        if server_pids:
+            times.update(upload_cpu=[], download_cpu=[])
         ballast = work / "ballast.bin"
         if mode == "freed":
             _cp(source, ballast)
@@ -65,7 +72,7 @@ def transfer_rounds(
                 os.sync()
                 if mode == "freed":
                     ballast.unlink()
-                t = perf_counter()
+                cpu, t = _cpu_s(server_pids), perf_counter()
                 if step == "cp":
                     _cp(source, dest)
                 elif step == "upload":
@@ -75,6 +82,8 @@ def transfer_rounds(
                     got = download(handle, dest)
                 if r >= 0:
                     times[step].append(perf_counter() - t)
+                    if server_pids and step != "cp":
+                        times[f"{step}_cpu"].append(_cpu_s(server_pids) - cpu)
                 if step == "download":
                     out["same"] = out["same"] and filecmp.cmp(source, got, shallow=False)
                 if mode != "freed":
@@ -89,6 +98,19 @@ def transfer_rounds(
             **{f"{step}s": ts for step, ts in times.items()},
         }
     return out
+
+
+def _cpu_s(pids: tuple[int, ...]) -> float:
+    """User and system CPU seconds used so far by ``pids`` (those still running)."""
+    ticks = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def _cp(source: Path, dest: Path) -> None:

@@ -113,6 +113,8 @@ if want("artifact"):
 
     ferry.set_experiment("artifacts")
     modes = tuple(cfg.get("artifact_modes", MODES))
-    emit("artifact", transfer_rounds(Path(cfg["artifact"]), tmp, upload, download, repeats, modes))
+    pids = tuple(cfg.get("server_pids", ()))
+    rounds = transfer_rounds(Path(cfg["artifact"]), tmp, upload, download, repeats, modes, pids)
+    emit("artifact", rounds)
 
 client.close()

@@ -128,7 +128,9 @@ if want("artifact"):
 
     mlflow.set_experiment("artifacts")
     modes = tuple(cfg.get("artifact_modes", MODES))
-    emit("artifact", transfer_rounds(Path(cfg["artifact"]), tmp, upload, download, repeats, modes))
+    pids = tuple(cfg.get("server_pids", ()))
+    rounds = transfer_rounds(Path(cfg["artifact"]), tmp, upload, download, repeats, modes, pids)
+    emit("artifact", rounds)
 
 # 5. (mlflow_compat.py) log_model of a fitted scikit-learn model with its signature and
 # input example, registered as a new version of one model (medians).

@@ -22,6 +22,8 @@ from benchmarks/.cache/mlflow-venv, made on first use) and reads back what it wr
   output freed (each step writes into memory just freed), the cp's place rotating
   (_artifact_rounds.py). Target: each way at least half the speed of the cp in the same
   mode, both modes; medians of three rounds (kept: after an untimed one).
+  The server's CPU time (utime+stime of its processes, /proc/PID/stat) for each upload and
+  download is shown beside them.
 - the server's peak memory (VmHWM of its largest process, from /proc). Target: ferryml
   under 200 MB.
 
@@ -98,11 +100,16 @@ ROWS = [
      ("copy", COPY_SHARE, "copy")),
     ("download", "download it, outputs kept", "MB/s", True, ("copy", COPY_SHARE, "copy")),
     ("copy", "  cp of the same file, outputs kept", "MB/s", True, None),
+    ("upload_cpu", "  server CPU for the upload, outputs kept", "s", False, None),
+    ("download_cpu", "  server CPU for the download, outputs kept", "s", False, None),
     ("upload_freed", "upload it, into memory just freed", "MB/s", True,
      ("copy", COPY_SHARE, "copy_freed")),
     ("download_freed", "download it, into memory just freed", "MB/s", True,
      ("copy", COPY_SHARE, "copy_freed")),
     ("copy_freed", "  cp of the same file, into memory just freed", "MB/s", True, None),
+    ("upload_cpu_freed", "  server CPU for the upload, memory just freed", "s", False, None),
+    ("download_cpu_freed", "  server CPU for the download, memory just freed", "s", False,
+     None),
     ("rss_peak", "server peak RSS, largest process", "MB", False, ("max", RSS_LIMIT_MB)),
     ("rss_ready", "  server RSS when ready", "MB", False, None),
     ("start", "server start to first /health answer", "s", False, None),
@@ -224,6 +231,7 @@ def run_all(root: Path, cfg: dict[str, Any], sides: list[str]) -> dict[str, Any]
             out["start_s"] = server.start()
             out["memory_ready"] = server.memory_mb()
             job = {**cfg, "phase": "client", "artifact": str(source), "url": server.base_url}
+            job["server_pids"] = [server.proc.pid, *descendants(server.proc.pid)]
             log(f"running the client of {name} ...")
             if key == "ferryml":
                 env = {"FERRY_TRACKING_URI": server.base_url, "FERRY_TOKEN": token}
@@ -322,6 +330,13 @@ def figures(res: dict[str, Any], cfg: dict[str, Any]) -> dict[str, float]:
             f"{step}{suffix}": partial(lambda s, m: size_mb / res["artifact"][m][s], s, mode)
             for mode, suffix in (("kept", ""), ("freed", "_freed"))
             for step, s in (("upload", "upload_s"), ("download", "download_s"), ("copy", "cp_s"))
+        },
+        **{
+            f"{step}_cpu{suffix}": partial(
+                lambda s, m: res["artifact"][m][s], f"{step}_cpu_s", mode
+            )
+            for mode, suffix in (("kept", ""), ("freed", "_freed"))
+            for step in ("upload", "download")
         },
         "rss_peak": lambda: res["memory"]["peak"],
         "rss_ready": lambda: res["memory_ready"]["now"],
