@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import marshal
 import shutil
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -188,3 +190,21 @@ def test_a_diff_of_two_datasets_says_so_and_shows_no_unknown_row_counts(
         "contents."
     )
     assert "rows" not in out and "None" not in out
+
+
+def test_a_damaged_hash_cache_or_row_of_it_costs_a_reread_not_the_commands(
+    cli: Callable[..., tuple[int, str, str]], project: Path
+) -> None:
+    assert cli("data", "add", "data")[0] == 0
+    (db,) = project.glob(".ferry/cache/hashes-v3-*.db")
+    with sqlite3.connect(db) as conn:  # a row that loads, of the wrong shape
+        conn.execute("UPDATE folders SET files = ?", (marshal.dumps({"0.txt": (1, 2)}),))
+    conn.close()
+    code, out, _ = cli("data", "status", "--json")
+    assert (code, json.loads(out)[0]["modified"]) == (0, [])
+    db.write_bytes(b"not a database" * 1000)
+    code, out, _ = cli("data", "status", "--json")
+    assert (code, json.loads(out)[0]["modified"]) == (0, [])
+    (project / "data" / "0.txt").write_text("changed")
+    code, out, _ = cli("data", "add", "data")
+    assert (code, out) == (0, "data@2: 5 files, 11 B -> data.ferry\n")
