@@ -92,6 +92,7 @@ def stub() -> Iterator[tuple[Stub, HttpArtifactStore]]:
             self.wfile.write(body)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.handle_error = lambda *args: None  # a client that hung up early: no traceback
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     state.url = f"http://127.0.0.1:{server.server_port}"
