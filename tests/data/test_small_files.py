@@ -8,6 +8,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import stat
 import subprocess
 import sys
@@ -370,8 +371,16 @@ def test_a_folder_is_walked_in_another_process_while_the_metadata_store_opens_he
 
 
 def test_with_other_threads_running_the_folder_is_walked_here_then_the_store_opens(
-    ws: Workspace, project: Path
+    ws: Workspace, project: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    walked: list[int] = []
+    real_walk = _files.walk
+
+    def walk(folder: Path) -> Iterator[tuple[str, str, os.stat_result]]:
+        walked.append(os.getpid())  # a list: a fork's appends would not show here
+        return real_walk(folder)
+
+    monkeypatch.setattr(_files, "walk", walk)
     calls: list[str] = []
     stop = threading.Event()
     other = threading.Thread(target=stop.wait)
@@ -381,4 +390,77 @@ def test_with_other_threads_running_the_folder_is_walked_here_then_the_store_ope
     finally:
         stop.set()
         other.join()
-    assert calls == ["opened"] and entries == [] and len(todo) == 602
+    assert walked == [os.getpid()] and calls == ["opened"]
+    assert entries == [] and len(todo) == 602
+
+
+def test_walked_here_a_folder_or_file_is_looked_up_in_the_open_hash_cache_not_another(
+    ws: Workspace, project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ws.add("data")  # opens the cache
+    opened: list[object] = []
+    real_connect = sqlite3.connect
+    monkeypatch.setattr(
+        sqlite3, "connect", lambda *a, **k: opened.append(a) or real_connect(*a, **k)
+    )
+    entries, todo = _files.scan(project / "data" / "twin.bin", ws.cache, lambda: None)
+    assert (len(entries), todo) == (1, [])
+    stop = threading.Event()
+    other = threading.Thread(target=stop.wait)
+    other.start()  # no fork: the walk is done here
+    try:
+        entries, todo = _files.scan(project / "data", ws.cache, lambda: None)
+    finally:
+        stop.set()
+        other.join()
+    assert (len(entries), todo, opened) == (602, [], [])
+
+
+def test_a_forked_walk_inherits_no_open_hash_cache(tmp_path: Path) -> None:
+    (tmp_path / "data").mkdir()
+    for i in range(20):
+        (tmp_path / "data" / f"{i}.bin").write_bytes(os.urandom(10 + i))
+    found = _fresh_python(
+        f"""
+        import contextlib, json, os
+        from pathlib import Path
+        from ferryml.config import Settings
+        from ferryml.data import _files
+        from ferryml.data.workspace import Workspace
+
+        root = Path({str(tmp_path)!r})
+        ws = Workspace(Settings.resolve(cwd=root, environ={{}}))
+        ws.add("data")  # the cache is open now
+        real_walk = _files.walk
+
+        def walk(folder):
+            held = []
+            for fd in os.listdir("/proc/self/fd"):
+                with contextlib.suppress(OSError):  # the listing's own descriptor is gone
+                    held.append(os.readlink(f"/proc/self/fd/{{fd}}"))
+            seen = [os.getpid(), [h for h in held if "hashes-v3" in h]]
+            (root / "seen.json").write_text(json.dumps(seen))
+            return real_walk(folder)
+
+        _files.walk = walk
+        entries, todo = _files.scan(root / "data", ws.cache, lambda: None)
+        pid, held = json.loads((root / "seen.json").read_text())
+        ws.close()
+        print(json.dumps([pid != os.getpid(), held, len(entries), len(todo)]))
+        """
+    )
+    assert json.loads(found) == [True, [], 20, 0]
+
+
+def test_without_ctypes_small_files_still_go_to_other_processes() -> None:
+    found = _fresh_python(
+        """
+        import os, sys
+        sys.modules["ctypes"] = None  # as in a Python built without _ctypes
+        from ferryml.data._files import parallel
+        items = list(range(2000))
+        done = parallel(lambda i: (i, os.getpid()), items, [4096] * 2000, processes=True)
+        print([i for i, _ in done] == items, len({pid for _, pid in done}) > 1)
+        """
+    )
+    assert found == "True True\n"

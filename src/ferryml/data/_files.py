@@ -196,11 +196,11 @@ def _in_processes(
 def _prctl() -> Callable[..., int] | None:
     """libc's prctl, looked up by the parent before it forks: a child would import ctypes
     for each fork, and could find no file descriptor left to do it."""
-    import ctypes
-
     try:
+        import ctypes  # a Python built without _ctypes: best effort, no request
+
         return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):
         return None
 
 
@@ -291,10 +291,16 @@ def scan(
     does (opening the metadata store is mostly imports, and took as long as stating
     20,000 files: on two cores they overlap), or after it."""
     folder = path.is_dir()
+    here = os.getpid()
 
     def look(_: object) -> tuple[list[tuple[str, str, int]], list[Todo]]:
         files = list(walk(path)) if folder else [("", str(path), path.stat())]
-        cached = cache.unopened().lookup(path)  # a fork must not share its parent's
+        own = cache if os.getpid() == here else cache.unopened()  # SQLite's rule for forks
+        try:
+            cached = own.lookup(path)
+        finally:
+            if own is not cache:
+                own.close()
         known, todo = [], []
         for relative, absolute, st in files:
             hit = cached.get(absolute)
@@ -305,6 +311,7 @@ def scan(
         return known, todo
 
     if folder and _can_fork():  # plain tuples cross the pipe: a fifth of a dataclass's cost
+        cache.close()  # the child inherits no SQLite state (its locks); reopened on next use
         known, todo = _in_processes(look, [None], 1, meanwhile)[0]
     else:
         known, todo = look(None)
