@@ -351,23 +351,46 @@ def test_the_garbage_collector_is_on_again_after_an_add_a_failure_and_a_checkout
 
 
 def test_a_folder_is_walked_in_another_process_while_the_metadata_store_opens_here(
-    ws: Workspace, project: Path, monkeypatch: pytest.MonkeyPatch
+    project: Path,
 ) -> None:
-    walked = project / "walked-by"
-    real_walk = _files.walk
+    # In a fresh interpreter: the walk goes to another process only from a process of one
+    # thread, and a test worker has more.
+    walked_by, here, opened, todo, entries = json.loads(
+        _fresh_python(
+            f"""
+            import json, os
+            from pathlib import Path
+            from ferryml.config import Settings
+            from ferryml.data import _files
+            from ferryml.data.workspace import Workspace
 
-    def walk(folder: Path) -> Iterator[tuple[str, str, os.stat_result]]:
-        walked.write_text(str(os.getpid()))
-        return real_walk(folder)
+            project = Path({str(project)!r})
+            walked = project / "walked-by"
+            real_walk = _files.walk
 
-    opened: list[int] = []
-    monkeypatch.setattr(_files, "walk", walk)
-    ws.add("data")
-    (project / "data" / "d3" / "3.bin").write_bytes(b"changed")
-    entries, todo = _files.scan(project / "data", ws.cache, lambda: opened.append(os.getpid()))
-    assert int(walked.read_text()) != os.getpid() and opened == [os.getpid()]
-    assert [t[0] for t in todo] == ["d3/3.bin"]  # only the changed file is read again
-    assert len(entries) == 601 and all(e.digest for e in entries)
+            def walk(folder):
+                walked.write_text(str(os.getpid()))
+                return real_walk(folder)
+
+            _files.walk = walk
+            ws = Workspace(Settings.resolve(cwd=project, environ={{}}))
+            ws.add("data")
+            (project / "data" / "d3" / "3.bin").write_bytes(b"changed")
+            opened = []
+            entries, todo = _files.scan(
+                project / "data", ws.cache, lambda: opened.append(os.getpid())
+            )
+            ws.close()
+            print(json.dumps([
+                int(walked.read_text()), os.getpid(), opened, [t[0] for t in todo],
+                [bool(e.digest) for e in entries],
+            ]))
+            """
+        )
+    )
+    assert walked_by != here and opened == [here]
+    assert todo == ["d3/3.bin"]  # only the changed file is read again
+    assert len(entries) == 601 and all(entries)
 
 
 def test_with_other_threads_running_the_folder_is_walked_here_then_the_store_opens(
