@@ -67,6 +67,7 @@ def test_a_slow_canary_with_one_percent_of_the_traffic_is_named() -> None:
         ("min_requests", 60.0, "whole number"),
         ("min_requests", True, "whole number"),
         ("latency_margin", "0.5", "latency_margin must be"),
+        ("min_requests", 10**400, "between 1 and 2000"),
     ],
 )
 def test_a_policy_that_could_never_judge_is_refused_with_what_to_give(
@@ -86,7 +87,7 @@ def test_a_stored_policy_from_before_the_checks_is_read_as_the_nearest_it_may_be
     # A deployment stored with a policy the checks now refuse must not stop every
     # deployment from being read: its values are brought into range, the rest kept.
     old = {"model": "m", "routes": [{"version": 1, "weight": 100.0, "role": "primary"}]}
-    policy = {"min_requests": 5000, "latency_margin": -1.0, "error_margin": 0.2}
+    policy = {"min_requests": 10**400, "latency_margin": -1.0, "error_margin": 0.2}
     with pytest.raises(InvalidArgument):
         Spec.from_dict({**old, "policy": policy})
     read = Spec.from_dict({**old, "policy": policy}, stored=True).policy

@@ -33,6 +33,7 @@ class Stub:
     honours_range: bool = True
     shift: int = 0  # a resumed answer starts this many bytes before the offset asked
     length: bool = True  # whether an answer announces its Content-Length
+    content_range: bool = True  # whether a part says where it starts
     down_for: float = 0.0  # after a cut, requests are hung up on for this long (a restart)
     down_until: float = 0.0
     ranges: list[str | None] = field(default_factory=list)
@@ -62,7 +63,7 @@ def stub() -> Iterator[tuple[Stub, HttpArtifactStore]]:
             match = re.fullmatch(r"bytes=(\d+)-", asked or "")
             start = int(match.group(1)) - state.shift if match and state.honours_range else 0
             headers = {"Content-Type": "application/octet-stream"}
-            if start:
+            if start and state.content_range:
                 headers["Content-Range"] = f"bytes {start}-{len(state.data) - 1}/{len(state.data)}"
             body = state.data[start:]
             if state.cut_at:  # announce the whole rest, send part, hang up
@@ -186,6 +187,16 @@ def test_a_resumed_answer_from_another_offset_starts_the_file_over(
     state.cut_at, state.shift = [1_500_003], 1000  # resumes 1000 bytes early, and says so
     got = store.get_file(_digest(DATA), tmp_path / "blob.bin", verify=False)
     assert got.read_bytes() == DATA
+    assert state.ranges == [None, "bytes=1500003-", None]
+
+
+def test_a_part_that_does_not_say_where_it_starts_is_never_written_as_the_rest(
+    stub: tuple[Stub, HttpArtifactStore], tmp_path: Path
+) -> None:
+    state, store = stub
+    state.cut_at, state.shift, state.content_range = [1_500_003], 1000, False
+    store.restore_small(_digest(DATA), tmp_path / "blob.bin", len(DATA))  # unverified
+    assert (tmp_path / "blob.bin").read_bytes() == DATA
     assert state.ranges == [None, "bytes=1500003-", None]
 
 

@@ -94,7 +94,8 @@ class HashCache:
     def _set_aside(self, e: sqlite3.DatabaseError) -> None:
         """Move a damaged cache file aside (re-raise any other error): it only saves reading
         files, so the command goes on with an empty one and reads its files again."""
-        if e.sqlite_errorcode & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
+        code = getattr(e, "sqlite_errorcode", 0)  # the module's own errors carry none
+        if code & 0xFF not in (sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB):
             raise e  # locked, disk full, I/O error: the file may be sound
         import logging  # only here: most commands never log
 

@@ -80,7 +80,8 @@ class RollbackPolicy:
         for name in ("error_margin", "latency_margin"):
             value = getattr(self, name)
             number = isinstance(value, int | float) and not isinstance(value, bool)
-            if not number or not math.isfinite(value) or value < 0:
+            finite = isinstance(value, int) or number and math.isfinite(value)  # 10**400 too
+            if not number or not finite or value < 0:
                 raise InvalidArgument(
                     f"{name} must be a finite number of 0 or more, got {value!r}."
                 )
@@ -93,11 +94,15 @@ class RollbackPolicy:
         try:
             return cls(**data)
         except InvalidArgument as e:
-            log.warning("a stored rollback policy is out of range (%s): read as the nearest", e)
+            log.warning(
+                "a stored rollback policy is out of range (%s): read as the nearest it may "
+                "be until the deployment's next change stores it so",
+                e,
+            )
         default = asdict(cls())
         values = {**default, **data}
         count = values["min_requests"]
-        if isinstance(count, int | float) and math.isfinite(count):
+        if isinstance(count, int) or isinstance(count, float) and math.isfinite(count):
             values["min_requests"] = int(min(max(count, 1), LATENCIES_KEPT))
         for name, value in values.items():
             try:

@@ -182,11 +182,12 @@ class HttpArtifactStore:
                     try:
                         with self._client.stream(source, headers, signed=signed) as response:
                             at = _resumed_at(response)
-                            if written and at != written:  # all again, from this body if whole
-                                written, hasher = 0, blake3.blake3()
-                                if at is not None:
+                            if at is None and written or at is not None and at != written:
+                                written, hasher = 0, blake3.blake3()  # all again: this body
+                                if at is not None:  # if whole, else the next answer's
                                     raise http.client.HTTPException(
-                                        f"asked from byte {before}, answered from byte {at}"
+                                        f"asked from byte {before}, answered from byte "
+                                        f"{at if at >= 0 else 'unknown'}"
                                     )
                             _local(os.ftruncate, dest, fd, written)
                             _local(os.lseek, dest, fd, written, os.SEEK_SET)
@@ -262,9 +263,12 @@ def _digest_file(path: str | os.PathLike[str]) -> Blob:
 
 
 def _resumed_at(response: http.client.HTTPResponse) -> int | None:
-    """Where a 206 answer's body starts (its Content-Range), or None for a whole one."""
+    """Where a 206 answer's body starts (its Content-Range), None for a whole one, -1 for
+    a part whose Content-Range does not say (never to be written as any offset)."""
+    if response.status != 206:
+        return None
     match = re.match(r"bytes (\d+)-", response.getheader("Content-Range") or "")
-    return int(match.group(1)) if response.status == 206 and match else None
+    return int(match.group(1)) if match else -1
 
 
 def _total(response: http.client.HTTPResponse) -> int | None:

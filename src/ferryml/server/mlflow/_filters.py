@@ -151,12 +151,12 @@ def _order_key(item: str, fields: Mapping[str, str] | None) -> tuple[str, bool]:
     field, _, direction = item.strip().partition(" ")
     entity, dot, name = field.partition(".")
     if dot:  # MLflow takes an attribute's prefix here, and refuses tags' and metrics'
-        if entity.lower() not in ("attribute", "attributes", "attr", "run"):
+        if entity.strip('`"').lower() not in ("attribute", "attributes", "attr", "run"):
             raise InvalidArgument(
                 f"Invalid order_by {item!r}: only attributes order these results."
             )
         field = name
-    field = field.strip("`")
+    field = field.strip('`"')
     direction = direction.strip().upper()
     if direction not in ("", "ASC", "DESC"):
         raise InvalidArgument(f"Invalid order_by {item!r}: the direction is ASC or DESC.")
