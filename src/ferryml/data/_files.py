@@ -295,12 +295,11 @@ def scan(
 
     def look(_: object) -> tuple[list[tuple[str, str, int]], list[Todo]]:
         files = list(walk(path)) if folder else [("", str(path), path.stat())]
-        own = cache if os.getpid() == here else cache.unopened()  # SQLite's rule for forks
         try:
-            cached = own.lookup(path)
+            cached = cache.lookup(path)
         finally:
-            if own is not cache:
-                own.close()
+            if os.getpid() != here:  # a forked child's own connection: its parent closed its
+                cache.close()
         known, todo = [], []
         for relative, absolute, st in files:
             hit = cached.get(absolute)

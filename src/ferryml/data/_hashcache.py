@@ -15,7 +15,6 @@ only after its content is hashed again.
 from __future__ import annotations
 
 import contextlib
-import copy
 import marshal
 import os
 import sqlite3
@@ -112,13 +111,6 @@ class HashCache:
             e,
             aside.name,
         )
-
-    def unopened(self) -> HashCache:
-        """This cache over a connection of its own, opened on first use: a forked process
-        must not use one its parent opened (SQLite's rule)."""
-        twin = copy.copy(self)
-        twin._db = None
-        return twin
 
     def lookup(self, folder: Path) -> dict[str, Entry]:
         """Cached entries for files at or under ``folder``, by absolute path."""
