@@ -244,7 +244,9 @@ def test_a_slower_canary_is_rolled_back_and_a_hiccup_is_not(
     manager.create("timed", "timed", 2, canary=1, canary_weight=50)
     running = serve(build_app(registered.settings, deployment="timed", log_predictions=False))
     body = {"records": registered.X.head(1).to_dict("records")}
-    routes = _routes_taken(running, "timed", body, 140)
+    # enough that the canary's half is judged whatever the split's luck: its latencies count
+    # after its first WARM_UP answers, and are judged every tenth request from min_requests
+    routes = _routes_taken(running, "timed", body, 200)
     deadline = time.monotonic() + (10 if rolled_back else 1)
     while time.monotonic() < deadline and manager.history("timed")[-1].action != "auto_rollback":
         time.sleep(0.05)
@@ -253,10 +255,10 @@ def test_a_slower_canary_is_rolled_back_and_a_hiccup_is_not(
     if rolled_back:
         assert last.action == "auto_rollback", last.reason
         assert "over the same stretch" in last.reason
-        assert routes["v1"] < 70  # it lost its traffic on the way
+        assert routes["v1"] < 90  # it lost its traffic on the way (its half is 100)
     else:
         assert last.action != "auto_rollback", last.reason
-        assert routes["v1"] > 40
+        assert routes["v1"] > 70
 
 
 def test_the_model_server_changes_no_deployment(
